@@ -1,0 +1,36 @@
+// Typed errors thrown by library code; only tools/ catches and prints them.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace epsim {
+
+// A scenario value breaks a rule. `path` is the JSON path ("network.nic_gbps"), `value` the offending
+// value as written (JSON text), `rule` what it must satisfy.
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string path, std::string value, std::string rule)
+      : std::runtime_error(path + " = " + value + ": " + rule),
+        path_(std::move(path)), value_(std::move(value)), rule_(std::move(rule)) {}
+  const std::string& path() const { return path_; }
+  const std::string& value() const { return value_; }
+  const std::string& rule() const { return rule_; }
+
+ private:
+  std::string path_, value_, rule_;
+};
+
+// A file could not be read or parsed.
+class InputError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The simulation reached a state its invariants forbid (a bug, not bad input).
+class SimulationError : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+}  // namespace epsim

@@ -1,0 +1,70 @@
+#include "models/gpu_spec.h"
+
+#include <stdexcept>
+
+namespace epsim {
+
+namespace {
+// Datasheet figures (dense BF16, no sparsity). Memory in GB (1e9 bytes) as sold.
+GpuSpec make(std::string name, double tflops, double mfu, double hbm_tbps, double hbm_eff, double mem_gb,
+             double nvlink_gbps_each_way) {
+  GpuSpec g;
+  g.name = std::move(name);
+  g.peak_bf16 = FlopRate::tflops(tflops);
+  g.mfu = mfu;
+  g.hbm = Bandwidth::gb_per_s(hbm_tbps * 1000.0);
+  g.hbm_efficiency = hbm_eff;
+  g.memory = Bytes::gb(mem_gb);
+  g.nvlink = Bandwidth::gb_per_s(nvlink_gbps_each_way);
+  return g;
+}
+}  // namespace
+
+std::vector<std::string> GpuSpec::preset_names() { return {"h100-seed", "h100-sxm", "h800", "h200"}; }
+
+GpuSpec GpuSpec::preset(const std::string& name) {
+  // h100-seed: SEED.md's card: 400 TFLOPS at 60% MFU, 1.8 TB/s at 80%, 64 GB; NVLink 4 (900 GB/s
+  // both ways). The others: NVIDIA datasheets (H100 SXM5 989 TFLOPS BF16, 3.35 TB/s, 80 GB;
+  // H800 SXM: H100 compute with NVLink cut to 400 GB/s both ways; H200 SXM: 4.8 TB/s, 141 GB).
+  if (name == "h100-seed") return make(name, 400, 0.6, 1.8, 0.8, 64, 450);
+  if (name == "h100-sxm") return make(name, 989, 0.6, 3.35, 0.8, 80, 450);
+  if (name == "h800") return make(name, 989, 0.6, 3.35, 0.8, 80, 200);
+  if (name == "h200") return make(name, 989, 0.6, 4.8, 0.8, 141, 450);
+  throw std::out_of_range(name);
+}
+
+const Schema& GpuSpec::schema() {
+  static const Schema s{"gpu", {
+      {"preset", "string", "h100-seed", "", "h100-seed | h100-sxm | h800 | h200; the keys below override it"},
+      {"peak_tflops", "number", nullptr, "TFLOPS", "dense BF16 peak (default: preset)"},
+      {"mfu", "number", nullptr, "", "fraction of peak a GEMM reaches, in (0,1] (default: preset, 0.6)"},
+      {"hbm_tbps", "number", nullptr, "TB/s", "HBM bandwidth (default: preset)"},
+      {"hbm_efficiency", "number", nullptr, "", "fraction of HBM bandwidth reached, in (0,1] (default: preset, 0.8)"},
+      {"memory_gb", "number", nullptr, "GB", "device memory, 1e9 bytes (default: preset)"},
+      {"nvlink_gbps", "number", nullptr, "GB/s", "NVLink per GPU each way (default: preset)"},
+      {"sms", "integer", 132, "", "streaming multiprocessors"},
+  }};
+  return s;
+}
+
+GpuSpec GpuSpec::from_json(const nlohmann::json& j, const std::string& path) {
+  const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
+  ConfigObject c(obj, path, schema());
+  const std::string name = c.string("preset");
+  GpuSpec g;
+  try {
+    g = preset(name);
+  } catch (const std::out_of_range&) {
+    c.fail("preset", "unknown GPU preset (known: h100-seed, h100-sxm, h800, h200)");
+  }
+  if (c.has("peak_tflops")) g.peak_bf16 = FlopRate::tflops(c.positive("peak_tflops"));
+  if (c.has("mfu")) g.mfu = c.fraction("mfu");
+  if (c.has("hbm_tbps")) g.hbm = Bandwidth::gb_per_s(c.positive("hbm_tbps") * 1000.0);
+  if (c.has("hbm_efficiency")) g.hbm_efficiency = c.fraction("hbm_efficiency");
+  if (c.has("memory_gb")) g.memory = Bytes::gb(c.positive("memory_gb"));
+  if (c.has("nvlink_gbps")) g.nvlink = Bandwidth::gb_per_s(c.positive("nvlink_gbps"));
+  g.sms = static_cast<int>(c.integer("sms", 1));
+  return g;
+}
+
+}  // namespace epsim

@@ -1,0 +1,33 @@
+// One GPU's capabilities and the efficiency factors the nominal cost model applies to them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/config.h"
+#include "models/units.h"
+
+namespace epsim {
+
+struct GpuSpec {
+  std::string name;
+  FlopRate peak_bf16;            // dense BF16 tensor-core peak
+  double mfu = 0.6;              // fraction of peak a GEMM reaches (nominal cost model)
+  Bandwidth hbm;                 // HBM bandwidth (read + write)
+  double hbm_efficiency = 0.8;   // fraction of HBM bandwidth a memory-bound kernel reaches
+  Bytes memory;                  // usable device memory
+  Bandwidth nvlink;              // NVLink per GPU, each way
+  int sms = 132;                 // streaming multiprocessors
+
+  FlopRate effective_flops() const { return peak_bf16 * mfu; }
+  Bandwidth effective_hbm() const { return hbm * hbm_efficiency; }
+
+  static const Schema& schema();
+  static std::vector<std::string> preset_names();
+  static GpuSpec preset(const std::string& name);  // throws std::out_of_range for unknown names
+  static GpuSpec from_json(const nlohmann::json& j, const std::string& path);
+};
+
+}  // namespace epsim

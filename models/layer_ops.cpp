@@ -1,0 +1,105 @@
+#include "models/layer_ops.h"
+
+namespace epsim {
+
+const char* to_string(OpClass c) {
+  switch (c) {
+    case OpClass::AttentionProj: return "attention_proj";
+    case OpClass::AttentionCore: return "attention_core";
+    case OpClass::Gate: return "gate";
+    case OpClass::DenseMlp: return "dense_mlp";
+    case OpClass::ExpertMlp: return "expert_mlp";
+    case OpClass::SharedExpert: return "shared_expert";
+    case OpClass::LmHead: return "lm_head";
+  }
+  return "?";
+}
+
+std::int64_t LayerOps::attention_proj_params() const {
+  const std::int64_t h = m_.hidden, H = m_.heads;
+  if (m_.attention == AttentionKind::Mha) return 4 * h * H * m_.head_dim;  // q, k, v, o
+  const std::int64_t dqk = m_.qk_head_dim();
+  const std::int64_t q = m_.q_lora_rank > 0 ? h * m_.q_lora_rank + m_.q_lora_rank * H * dqk : h * H * dqk;
+  const std::int64_t kv_a = h * (m_.kv_lora_rank + m_.qk_rope_head_dim);
+  const std::int64_t kv_b = static_cast<std::int64_t>(m_.kv_lora_rank) * H * (m_.qk_nope_head_dim + m_.v_head_dim);
+  const std::int64_t o = H * m_.v_head_dim * h;
+  return q + kv_a + kv_b + o;
+}
+
+Bytes LayerOps::kv_bytes_per_token() const {
+  if (m_.attention == AttentionKind::Mha)
+    return elems(2.0 * static_cast<double>(m_.heads) * static_cast<double>(m_.head_dim));
+  return elems(static_cast<double>(m_.kv_lora_rank + m_.qk_rope_head_dim) * tp_);
+}
+
+OpWork LayerOps::attention_proj(std::int64_t tokens) const {
+  const double params = static_cast<double>(attention_proj_params()) / tp_;
+  const double group_tokens = static_cast<double>(tokens) * tp_;
+  const double flops = 2.0 * group_tokens * params;
+  // Reads the group's hidden states, writes q/k/v; reads the attention output, writes hidden.
+  const double width = static_cast<double>(m_.heads * (2 * m_.qk_head_dim() + m_.v_dim())) / tp_;
+  const double acts = group_tokens * (2.0 * static_cast<double>(m_.hidden) + width + static_cast<double>(m_.heads * m_.v_dim()) / tp_);
+  return {OpClass::AttentionProj, Flops(flops), elems(params + acts), tokens};
+}
+
+OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len) const {
+  // Causal: query i attends to keys 0..i, so seq_len*(seq_len+1)/2 (query, key) pairs per sequence;
+  // each pair costs 2*dqk (scores) + 2*dv (weighted values) FLOPs per head.
+  const double group_seqs = static_cast<double>(seqs) * tp_;
+  const double heads = static_cast<double>(m_.heads) / tp_;
+  const double pairs = static_cast<double>(seq_len) * static_cast<double>(seq_len + 1) / 2.0;
+  const double flops = group_seqs * heads * pairs * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
+  const double tok = group_seqs * static_cast<double>(seq_len);
+  const double io = tok * heads * static_cast<double>(2 * m_.qk_head_dim() + 2 * m_.v_dim());  // q,k,v in; o out
+  return {OpClass::AttentionCore, Flops(flops), elems(io), seqs * seq_len};
+}
+
+OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len) const {
+  const double group_seqs = static_cast<double>(seqs) * tp_;
+  const double heads = static_cast<double>(m_.heads) / tp_;
+  const double flops = group_seqs * heads * static_cast<double>(kv_len) * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
+  // Memory-bound: the whole KV cache of every sequence is read once.
+  const double kv = group_seqs * static_cast<double>(kv_len) * static_cast<double>(kv_bytes_per_token().count()) / tp_;
+  return {OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs};
+}
+
+OpWork LayerOps::gate(std::int64_t tokens) const {
+  const double t = static_cast<double>(tokens);
+  const double flops = 2.0 * t * static_cast<double>(gate_params());
+  return {OpClass::Gate, Flops(flops), elems(static_cast<double>(gate_params()) + t * static_cast<double>(m_.hidden + m_.routed_experts)), tokens};
+}
+
+OpWork LayerOps::mlp(OpClass op, std::int64_t tokens, std::int64_t intermediate, int copies, double weight_share) const {
+  // gate+up: h -> 2I, SiLU*mul, down: I -> h. Three h x I GEMMs per token.
+  const double t = static_cast<double>(tokens);
+  const double params = 3.0 * static_cast<double>(m_.hidden * intermediate) * copies * weight_share;
+  const double flops = 2.0 * t * params;
+  const double inter = static_cast<double>(intermediate) * copies * weight_share;
+  const double acts = t * (2.0 * static_cast<double>(m_.hidden) + 3.0 * inter);  // x in, y out, 2I out + I in
+  return {op, Flops(flops), elems(params + acts), tokens, copies};
+}
+
+OpWork LayerOps::dense_mlp(std::int64_t tokens) const {
+  return mlp(OpClass::DenseMlp, tokens * tp_, m_.dense_intermediate, 1, 1.0 / tp_);
+}
+
+OpWork LayerOps::expert_mlp(std::int64_t tokens, int experts) const {
+  // Each token passes through one expert; weights of all `experts` are read.
+  OpWork w = mlp(OpClass::ExpertMlp, tokens, m_.expert_intermediate, 1, 1.0);
+  const double extra = 3.0 * static_cast<double>(m_.hidden * m_.expert_intermediate) * (experts - 1);
+  w.bytes += elems(extra);
+  w.experts = experts;
+  return w;
+}
+
+OpWork LayerOps::shared_expert(std::int64_t tokens) const {
+  return mlp(OpClass::SharedExpert, tokens * tp_, m_.expert_intermediate, m_.shared_experts, 1.0 / tp_);
+}
+
+OpWork LayerOps::lm_head(std::int64_t tokens) const {
+  const double t = static_cast<double>(tokens) * tp_;
+  const double params = static_cast<double>(m_.vocab * m_.hidden) / tp_;
+  return {OpClass::LmHead, Flops(2.0 * t * params), elems(params + t * (static_cast<double>(m_.hidden) + static_cast<double>(m_.vocab) / tp_)), tokens};
+}
+
+}  // namespace epsim

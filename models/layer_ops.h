@@ -1,0 +1,72 @@
+// FLOPs and bytes of every op of a transformer layer, as functions of token counts.
+//
+// Conventions: a GEMM of M x K by K x N costs 2*M*N*K FLOPs. Bytes count each weight read once and
+// each activation read once and written once, at the model's bytes per element (BF16: 2). With
+// attention tensor parallelism of degree tp, a TP group of tp GPUs processes the tokens of all its
+// GPUs with 1/tp of the heads (and of the dense MLP) on each GPU.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "models/moe_model.h"
+#include "models/units.h"
+
+namespace epsim {
+
+enum class OpClass {
+  AttentionProj,
+  AttentionCore,
+  Gate,
+  DenseMlp,
+  ExpertMlp,
+  SharedExpert,
+  LmHead,
+};
+const char* to_string(OpClass c);
+
+struct OpWork {
+  OpClass op;
+  Flops flops;
+  Bytes bytes;
+  std::int64_t tokens = 0;  // tokens the op processes on this GPU (for calibrated costs)
+  int experts = 1;          // experts whose weights the op reads (ExpertMlp)
+};
+
+class LayerOps {
+ public:
+  LayerOps(const MoeModelSpec& model, int tp) : m_(model), tp_(tp) {}
+
+  // Parameters (elements) of one layer's attention projections, whole (not divided by tp).
+  std::int64_t attention_proj_params() const;
+  std::int64_t expert_params() const { return 3 * m_.hidden * m_.expert_intermediate; }
+  std::int64_t dense_mlp_params() const { return 3 * m_.hidden * m_.dense_intermediate; }
+  std::int64_t gate_params() const { return m_.hidden * m_.routed_experts; }
+  // KV-cache bytes per token per layer, on one GPU of a TP group (MHA: heads split over tp;
+  // MLA: the compressed latent is replicated).
+  Bytes kv_bytes_per_token() const;
+
+  // `tokens` is the tokens of this GPU (T); the TP group processes tp*T with 1/tp of the weights.
+  OpWork attention_proj(std::int64_t tokens) const;
+  // Causal prefill of `seqs` sequences of `seq_len` tokens on this GPU (heads split over tp).
+  OpWork attention_core_prefill(std::int64_t seqs, std::int64_t seq_len) const;
+  // One decode token for each of `seqs` sequences at KV length `kv_len`.
+  OpWork attention_core_decode(std::int64_t seqs, std::int64_t kv_len) const;
+  OpWork gate(std::int64_t tokens) const;
+  OpWork dense_mlp(std::int64_t tokens) const;
+  // `tokens` routed tokens spread over `experts` experts held by this GPU.
+  OpWork expert_mlp(std::int64_t tokens, int experts) const;
+  OpWork shared_expert(std::int64_t tokens) const;
+  OpWork lm_head(std::int64_t tokens) const;
+
+  const MoeModelSpec& model() const { return m_; }
+  int tp() const { return tp_; }
+
+ private:
+  Bytes elems(double n) const { return Bytes(static_cast<std::int64_t>(n) * m_.bytes_per_param); }
+  OpWork mlp(OpClass op, std::int64_t tokens, std::int64_t intermediate, int copies, double weight_share) const;
+  const MoeModelSpec& m_;
+  int tp_;
+};
+
+}  // namespace epsim

@@ -1,0 +1,53 @@
+// The Mixture-of-Experts architecture being simulated.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/config.h"
+
+namespace epsim {
+
+enum class AttentionKind { Mha, Mla };
+
+struct MoeModelSpec {
+  std::string name;
+  int layers = 61;
+  int dense_layers = 3;             // the first layers have a dense MLP instead of experts
+  std::int64_t hidden = 7168;
+  std::int64_t dense_intermediate = 18432;
+  std::int64_t expert_intermediate = 2048;
+  int routed_experts = 256;
+  int shared_experts = 1;
+  int top_k = 8;
+  int groups = 1;                   // expert groups (n_group); 1 = no group limit
+  int topk_groups = 1;              // groups a token may use (topk_group)
+  AttentionKind attention = AttentionKind::Mha;
+  int heads = 128;
+  int head_dim = 128;               // MHA
+  int q_lora_rank = 0;              // MLA (0: queries projected directly)
+  int kv_lora_rank = 512;           // MLA
+  int qk_nope_head_dim = 128;       // MLA
+  int qk_rope_head_dim = 64;        // MLA
+  int v_head_dim = 128;             // MLA
+  std::int64_t vocab = 129280;
+  int bytes_per_param = 2;          // BF16 weights and activations
+
+  int moe_layers() const { return layers - dense_layers; }
+  bool is_moe(int layer) const { return layer >= dense_layers; }
+  std::int64_t qk_head_dim() const;   // per-head query/key width
+  std::int64_t v_dim() const;         // per-head value width
+
+  static const Schema& schema();
+  static std::vector<std::string> preset_names();
+  static MoeModelSpec preset(const std::string& name);  // throws std::out_of_range
+  // DeepSeek-V3-style Hugging Face config.json keys; `path` names the file in errors.
+  static MoeModelSpec from_hf_config(const nlohmann::json& cfg, const std::string& path);
+  static MoeModelSpec from_json(const nlohmann::json& j, const std::string& path);
+  void validate(const std::string& path) const;
+};
+
+}  // namespace epsim

@@ -1,0 +1,32 @@
+#include "models/parallelism.h"
+
+namespace epsim {
+
+const Schema& Parallelism::schema() {
+  static const Schema s{"parallelism", {
+      {"attention_tp", "integer", 1, "GPUs", "attention tensor-parallel degree (within a node); 1 = pure data parallel"},
+      {"ep", "integer", 0, "GPUs", "expert-parallel degree: GPUs holding one copy of all routed experts (0 = all GPUs)"},
+  }};
+  return s;
+}
+
+Parallelism Parallelism::from_json(const nlohmann::json& j, const std::string& path, const MoeModelSpec& model,
+                                   int gpus, int gpus_per_node) {
+  const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
+  ConfigObject c(obj, path, schema());
+  Parallelism p;
+  p.attention_tp = static_cast<int>(c.integer("attention_tp", 1));
+  if (gpus_per_node % p.attention_tp != 0)
+    c.fail("attention_tp", "must divide cluster.gpus_per_node = " + std::to_string(gpus_per_node));
+  p.ep = static_cast<int>(c.integer("ep", 0));
+  if (p.ep == 0) p.ep = gpus;
+  if (p.ep > gpus || gpus % p.ep != 0)
+    c.fail("ep", "must divide the GPU count (nodes x gpus_per_node = " + std::to_string(gpus) + ")");
+  if (model.routed_experts % p.ep != 0)
+    c.fail("ep", "must divide model.routed_experts = " + std::to_string(model.routed_experts) +
+                     " (at most one expert per GPU needs ep = routed_experts)");
+  p.experts_per_gpu = model.routed_experts / p.ep;
+  return p;
+}
+
+}  // namespace epsim

@@ -1,0 +1,29 @@
+#include "models/workload.h"
+
+namespace epsim {
+
+const Schema& Workload::schema() {
+  static const Schema s{"workload", {
+      {"mode", "string", "prefill", "", "prefill | decode"},
+      {"tokens_per_gpu", "integer", 4096, "tokens", "prefill: tokens per GPU per step"},
+      {"seq_len", "integer", nullptr, "tokens", "prefill: sequence length; must divide tokens_per_gpu (default: tokens_per_gpu)"},
+      {"batch_per_gpu", "integer", 128, "sequences", "decode: sequences per GPU, one new token each"},
+      {"kv_len", "integer", 4096, "tokens", "decode: KV-cache length per sequence"},
+  }};
+  return s;
+}
+
+Workload Workload::from_json(const nlohmann::json& j, const std::string& path) {
+  const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
+  ConfigObject c(obj, path, schema());
+  Workload w;
+  w.mode = c.choice("mode", {"prefill", "decode"}) == "prefill" ? Mode::Prefill : Mode::Decode;
+  w.tokens_per_gpu = c.integer("tokens_per_gpu", 1);
+  w.seq_len = c.has("seq_len") ? c.integer("seq_len", 1) : w.tokens_per_gpu;
+  if (w.tokens_per_gpu % w.seq_len != 0) c.fail("seq_len", "must divide tokens_per_gpu = " + std::to_string(w.tokens_per_gpu));
+  w.batch_per_gpu = c.integer("batch_per_gpu", 1);
+  w.kv_len = c.integer("kv_len", 1);
+  return w;
+}
+
+}  // namespace epsim

@@ -1,0 +1,32 @@
+// Token traffic of one MoE dispatch: from a routing sample and a placement, what every GPU sends
+// to every other GPU.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "models/gate_model.h"
+#include "placement/placement.h"
+
+namespace epsim {
+
+struct DispatchMatrix {
+  int gpus = 0;
+  int gpus_per_node = 1;
+  std::vector<std::int64_t> copies;       // [src*gpus+dst]: (token, expert) pairs src routes to dst's experts
+  std::vector<std::int64_t> unique;       // [src*gpus+dst]: distinct tokens src sends to dst
+  std::vector<std::int64_t> node_unique;  // [src*nodes+node]: distinct tokens src sends to that node
+
+  int nodes() const { return gpus / gpus_per_node; }
+  std::int64_t copies_at(int s, int d) const { return copies[idx(s, d)]; }
+  std::int64_t unique_at(int s, int d) const { return unique[idx(s, d)]; }
+  std::int64_t received(int d) const;     // (token, expert) pairs GPU d computes
+  std::size_t idx(int s, int d) const { return static_cast<std::size_t>(s) * static_cast<std::size_t>(gpus) + static_cast<std::size_t>(d); }
+};
+
+// Sources are all GPUs; GPU s belongs to EP group s / ep and sends to that group's experts.
+// Distinct-token counts assume a token's expert choices are independent given the per-expert
+// probabilities counts/tokens (exact for one expert per GPU).
+DispatchMatrix build_dispatch(const RoutingSample& routing, const Placement& placement, int gpus_per_node);
+
+}  // namespace epsim

@@ -1,0 +1,114 @@
+#include "sim/report.h"
+
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "models/errors.h"
+
+namespace epsim {
+
+namespace {
+double ms(Time t) { return t.to_ms(); }
+}  // namespace
+
+nlohmann::json report_json(const Simulation& sim) {
+  const StepResult& r = sim.result();
+  const Cluster& cl = sim.cluster();
+  nlohmann::json j;
+  j["scenario"] = r.scenario;
+  j["network"] = r.network;
+  j["cost_model"] = r.cost_model;
+  j["gpus"] = r.gpus;
+  j["nodes"] = cl.node_count();
+  j["step_time_ms"] = ms(r.step_time);
+  j["tokens_per_gpu"] = r.tokens_per_gpu;
+  j["tokens_per_s_per_gpu"] = r.tokens_per_s_per_gpu();
+  j["tokens_per_s_per_node"] = r.tokens_per_s_per_node();
+  j["events"] = r.events;
+  const MemoryReport& m = r.memory;
+  j["memory"] = {
+      {"per_gpu_gb", m.total().to_gb()},     {"capacity_gb", m.capacity.to_gb()},
+      {"fits", m.fits()},                    {"weights_gb", m.weights().to_gb()},
+      {"attention_weights_gb", m.attention_weights.to_gb()}, {"dense_weights_gb", m.dense_weights.to_gb()},
+      {"expert_weights_gb", m.expert_weights.to_gb()},       {"shared_weights_gb", m.shared_weights.to_gb()},
+      {"other_weights_gb", m.other_weights.to_gb()},         {"kv_cache_gb", m.kv_cache.to_gb()},
+      {"activations_gb", m.activations.to_gb()},
+  };
+  nlohmann::json layers = nlohmann::json::array();
+  for (const LayerResult& l : r.layers) {
+    nlohmann::json lj = {
+        {"layer", l.layer}, {"moe", l.moe}, {"time_ms", ms(l.end - l.start)},
+        {"compute_ms", ms(l.compute_max)}, {"compute_mean_ms", ms(l.compute_mean)},
+        {"dispatch_ms", ms(l.dispatch)}, {"combine_ms", ms(l.combine)}, {"tp_comm_ms", ms(l.tp_comm)},
+        {"exposed_comm_ms", ms(l.exposed_comm_max)}, {"exposed_comm_mean_ms", ms(l.exposed_comm_mean)},
+    };
+    if (l.moe) {
+      lj["expert_tokens_max"] = l.expert_tokens_max;
+      lj["expert_tokens_mean"] = l.expert_tokens_mean;
+      lj["expert_tokens_max_gpu"] = l.expert_tokens_max_gpu;
+      if (l.busiest_link >= 0) {
+        lj["busiest_link"] = cl.link(l.busiest_link).name;
+        lj["busiest_link_mb"] = l.busiest_link_bytes.to_mb();
+      }
+    }
+    layers.push_back(lj);
+  }
+  j["layers"] = layers;
+  nlohmann::json gpus = nlohmann::json::array();
+  for (const GpuResult& g : r.per_gpu)
+    gpus.push_back({{"compute_ms", ms(g.compute_busy)}, {"comm_ms", ms(g.comm_busy)}, {"exposed_comm_ms", ms(g.exposed_comm)}});
+  j["per_gpu"] = gpus;
+  // The busiest links of the whole step, by bytes (ties: lower link id first).
+  std::vector<std::size_t> order(r.links.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return r.links[a].bytes > r.links[b].bytes; });
+  nlohmann::json links = nlohmann::json::array();
+  for (std::size_t k = 0; k < std::min<std::size_t>(order.size(), 16); ++k) {
+    const auto& c = r.links[order[k]];
+    const Link& l = cl.link(static_cast<LinkId>(order[k]));
+    links.push_back({{"link", l.name}, {"kind", to_string(l.kind)}, {"gb", c.bytes.to_gb()}, {"busy_ms", ms(c.busy)},
+                     {"utilisation", c.busy.to_seconds() / r.step_time.to_seconds()}, {"peak_flows", c.peak_flows}});
+  }
+  j["top_links"] = links;
+  return j;
+}
+
+std::string chrome_trace(const Simulation& sim) {
+  const TaskGraph& g = sim.graph();
+  const int G = sim.cluster().gpu_count();
+  fmt::memory_buffer out;
+  fmt::format_to(std::back_inserter(out), "{{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
+  bool first = true;
+  auto sep = [&] { if (!first) fmt::format_to(std::back_inserter(out), ",\n"); first = false; };
+  for (int gpu = 0; gpu < G; ++gpu) {
+    sep();
+    fmt::format_to(std::back_inserter(out), R"({{"ph":"M","pid":{},"name":"process_name","args":{{"name":"GPU {}"}}}})", gpu, gpu);
+    sep();
+    fmt::format_to(std::back_inserter(out), R"({{"ph":"M","pid":{},"tid":0,"name":"thread_name","args":{{"name":"compute"}}}})", gpu);
+    sep();
+    fmt::format_to(std::back_inserter(out), R"({{"ph":"M","pid":{},"tid":1,"name":"thread_name","args":{{"name":"comm"}}}})", gpu);
+  }
+  for (const Task& t : g.tasks()) {
+    if (t.kind == TaskKind::Collective || t.end <= t.start) continue;
+    const int tid = t.kind == TaskKind::Compute ? 0 : 1;
+    sep();
+    // Times in microseconds with 6 decimals: picosecond resolution, exact and deterministic.
+    fmt::format_to(std::back_inserter(out),
+                   R"({{"ph":"X","pid":{},"tid":{},"ts":{}.{:06},"dur":{}.{:06},"name":"{} L{}","cat":"mb{}","args":{{"layer":{},"micro_batch":{}}}}})",
+                   t.gpu, tid, t.start.picoseconds() / 1000000, t.start.picoseconds() % 1000000,
+                   (t.end - t.start).picoseconds() / 1000000, (t.end - t.start).picoseconds() % 1000000,
+                   to_string(t.phase), t.layer, t.micro_batch, t.layer, t.micro_batch);
+  }
+  fmt::format_to(std::back_inserter(out), "\n]}}\n");
+  return fmt::to_string(out);
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  if (!f) throw InputError(path + ": cannot write file");
+  f << text;
+  if (!f) throw InputError(path + ": write failed");
+}
+
+}  // namespace epsim

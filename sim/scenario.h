@@ -1,0 +1,50 @@
+// A what-if scenario: every section of the JSON document, parsed and cross-checked.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "models/gate_model.h"
+#include "models/gpu_spec.h"
+#include "models/moe_model.h"
+#include "models/parallelism.h"
+#include "models/workload.h"
+#include "placement/placement.h"
+#include "topology/cluster_spec.h"
+
+namespace epsim {
+
+struct NetworkSpec {
+  std::string model = "analytical";  // analytical | flow
+  std::string scheme = "direct";
+  static const Schema& schema();
+  static NetworkSpec from_json(const nlohmann::json& j, const std::string& path);
+};
+
+struct ScheduleSpec {
+  std::string overlap = "serial";
+  static const Schema& schema();
+  static ScheduleSpec from_json(const nlohmann::json& j, const std::string& path);
+};
+
+struct Scenario {
+  std::string name;
+  std::string description;
+  MoeModelSpec model;
+  GpuSpec gpu;
+  ClusterSpec cluster;
+  Parallelism parallelism;
+  Workload workload;
+  RoutingSpec routing;
+  PlacementSpec placement;
+  NetworkSpec network;
+  ScheduleSpec schedule;
+
+  static const Schema& schema();
+  static Scenario from_json(const nlohmann::json& doc);
+  // Every schema, top level first, for `epsim keys` and the documentation test.
+  static std::vector<const Schema*> all_schemas();
+};
+
+}  // namespace epsim

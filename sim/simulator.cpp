@@ -1,0 +1,24 @@
+#include "sim/simulator.h"
+
+#include "models/errors.h"
+
+namespace epsim {
+
+void Simulator::at(Time t, Action action) {
+  if (t < now_) throw SimulationError("event scheduled in the past");
+  queue_.push(Event{t, next_seq_++, std::move(action)});
+}
+
+std::uint64_t Simulator::run() {
+  const std::uint64_t before = executed_;
+  while (!queue_.empty()) {
+    Event e = std::move(const_cast<Event&>(queue_.top()));
+    queue_.pop();
+    now_ = e.time;
+    ++executed_;
+    e.action();
+  }
+  return executed_ - before;
+}
+
+}  // namespace epsim

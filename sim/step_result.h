@@ -1,0 +1,52 @@
+// What one simulated step produced: its time and where the time went.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "models/memory_model.h"
+#include "sim/network.h"
+#include "topology/link.h"
+
+namespace epsim {
+
+struct LayerResult {
+  int layer = 0;
+  bool moe = false;
+  Time start, end;          // first task start, last task end over all GPUs
+  Time compute_max;         // the GPU with the most compute busy time in this layer
+  Time compute_mean;
+  Time dispatch, combine;   // collective start to its last arrival
+  Time tp_comm;             // attention TP collectives, summed
+  Time exposed_comm_max;    // communication not hidden behind compute, worst GPU
+  Time exposed_comm_mean;
+  std::int64_t expert_tokens_max = 0;   // routed tokens on the busiest GPU
+  double expert_tokens_mean = 0;
+  int expert_tokens_max_gpu = -1;
+  LinkId busiest_link = -1;             // link that carried the most bytes in this layer's dispatch
+  Bytes busiest_link_bytes;
+};
+
+struct GpuResult {
+  Time compute_busy, comm_busy, exposed_comm;
+};
+
+struct StepResult {
+  std::string scenario;
+  std::string network;
+  std::string cost_model;
+  Time step_time;
+  std::int64_t tokens_per_gpu = 0;   // tokens each GPU finished in the step
+  int gpus = 0, gpus_per_node = 0;
+  std::vector<LayerResult> layers;
+  std::vector<GpuResult> per_gpu;
+  std::vector<LinkCounters> links;
+  MemoryReport memory;
+  std::uint64_t events = 0;
+
+  double tokens_per_s_per_gpu() const { return static_cast<double>(tokens_per_gpu) / step_time.to_seconds(); }
+  double tokens_per_s_per_node() const { return tokens_per_s_per_gpu() * gpus_per_node; }
+};
+
+}  // namespace epsim

@@ -1,0 +1,74 @@
+// The program of one simulated step: compute tasks on GPUs, collectives on the network, and the
+// dependencies between them. Built by the step builder, run by the Executor, read by the metrics.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "models/units.h"
+#include "sim/comm_scheme.h"
+
+namespace epsim {
+
+using TaskId = std::int32_t;
+
+enum class Phase : std::uint8_t {
+  AttentionProj, AttentionCore, TpComm, Gate, Dispatch, Experts, SharedExpert, Combine, DenseMlp, LmHead,
+};
+const char* to_string(Phase p);
+bool is_comm(Phase p);
+
+enum class TaskKind : std::uint8_t {
+  Compute,     // runs `duration` on its GPU's compute stream
+  Collective,  // starts its CommPlan on the network; its per-GPU parts are Arrival tasks
+  Arrival,     // one GPU's part of a collective: done when all flows from and to it have arrived
+};
+
+struct Task {
+  TaskKind kind;
+  Phase phase;
+  int gpu;          // -1 for a collective
+  int layer;
+  int micro_batch;
+  Time duration;    // Compute only
+  int collective = -1;  // Collective and Arrival: index into TaskGraph::plans
+  std::vector<TaskId> next;
+  int waiting = 0;  // unfinished predecessors
+  Time start = Time::infinity();
+  Time end = Time::infinity();
+};
+
+// What a collective carried, filled in when it starts.
+struct CollectiveInfo {
+  std::function<CommPlan()> make_plan;  // emptied once called
+  std::int64_t flows = 0;
+  Bytes bytes;              // all flows
+  LinkId busiest_link = -1; // the link that carried the most bytes of this collective
+  Bytes busiest_bytes;
+};
+
+class TaskGraph {
+ public:
+  TaskId compute(int gpu, Phase phase, int layer, int mb, Time duration);
+  // Adds a collective and one Arrival task per GPU; returns the collective. The plan is made when
+  // the collective starts and dropped when it ends, so a step never holds all its flows at once.
+  TaskId collective(int gpus, Phase phase, int layer, int mb, std::function<CommPlan()> make_plan);
+  void depend(TaskId before, TaskId after);
+
+  std::vector<Task>& tasks() { return tasks_; }
+  const std::vector<Task>& tasks() const { return tasks_; }
+  const Task& task(TaskId id) const { return tasks_[static_cast<std::size_t>(id)]; }
+  TaskId arrival(TaskId collective_task, int gpu) const;
+  const std::vector<TaskId>& arrivals(int collective) const { return arrivals_[static_cast<std::size_t>(collective)]; }
+  int collective_count() const { return static_cast<int>(collectives_.size()); }
+  CollectiveInfo& info(int collective) { return collectives_[static_cast<std::size_t>(collective)]; }
+  const CollectiveInfo& info(int collective) const { return collectives_[static_cast<std::size_t>(collective)]; }
+
+ private:
+  std::vector<Task> tasks_;
+  std::vector<CollectiveInfo> collectives_;
+  std::vector<std::vector<TaskId>> arrivals_;
+};
+
+}  // namespace epsim

@@ -1,0 +1,55 @@
+#include <doctest/doctest.h>
+
+#include "models/cost_model.h"
+#include "sim/report.h"
+#include "sim/simulation.h"
+#include "sim/step_metrics.h"
+
+using namespace epsim;
+using nlohmann::json;
+
+// 2 nodes x 2 GPUs, one expert per GPU, 2 layers (1 dense, 1 MoE), 256 tokens per GPU, top-2 of 4.
+static json tiny() {
+  return json{{"model", {{"layers", 2}, {"dense_layers", 1}, {"hidden", 1024}, {"dense_intermediate", 2048},
+                         {"expert_intermediate", 512}, {"routed_experts", 4}, {"top_k", 2}, {"heads", 8},
+                         {"head_dim", 128}, {"vocab", 1000}}},
+              {"cluster", {{"nodes", 2}, {"gpus_per_node", 2}}},
+              {"workload", {{"tokens_per_gpu", 256}}}};
+}
+
+TEST_CASE("serial schedule: the step time is the sum of its phases") {
+  Simulation sim(Scenario::from_json(tiny()));
+  const StepResult& r = sim.run();
+  const Scenario& sc = sim.scenario();
+  const NominalCostModel cost(sc.gpu);
+  const LayerOps ops(sc.model, 1);
+  const Time attention = cost.time(ops.attention_proj(256)) + cost.time(ops.attention_core_prefill(1, 256));
+  // Every source sends 256 x 2 / 4 = 128 tokens of 2 KiB to each expert's GPU: each NIC carries two
+  // such flows (262,144 B each) at 50 GB/s = 10.48576 us, + 3 us of cross-rail latency.
+  const Time all_to_all = Time::ps(10485760) + Time::us(3);
+  const Time expected = attention + cost.time(ops.dense_mlp(256)) + attention + cost.time(ops.gate(256)) +
+                        all_to_all + cost.time(ops.expert_mlp(512, 1)) + cost.time(ops.shared_expert(256)) +
+                        all_to_all + cost.time(ops.lm_head(1));
+  CHECK(r.step_time == expected);
+  REQUIRE(r.layers.size() == 2);
+  CHECK(r.layers[1].dispatch == all_to_all);
+  CHECK(r.layers[1].combine == all_to_all);
+  CHECK(r.layers[1].exposed_comm_max == all_to_all + all_to_all);
+  CHECK(r.layers[1].expert_tokens_max == 512);
+  CHECK(r.layers[0].exposed_comm_max == Time::zero());
+}
+
+TEST_CASE("the same scenario gives byte-identical reports") {
+  Simulation a(Scenario::from_json(tiny()));
+  Simulation b(Scenario::from_json(tiny()));
+  a.run();
+  b.run();
+  CHECK(report_json(a).dump(2) == report_json(b).dump(2));
+  CHECK(chrome_trace(a) == chrome_trace(b));
+}
+
+TEST_CASE("exposed time: what one interval set covers and another does not") {
+  CHECK(uncovered({{Time::us(0), Time::us(10)}}, {{Time::us(2), Time::us(4)}, {Time::us(6), Time::us(7)}}) == Time::us(7));
+  CHECK(uncovered({{Time::us(0), Time::us(4)}, {Time::us(2), Time::us(6)}}, {}) == Time::us(6));
+  CHECK(uncovered({{Time::us(0), Time::us(4)}}, {{Time::us(0), Time::us(5)}}) == Time::zero());
+}

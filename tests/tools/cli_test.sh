@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The epsim binary end to end: exit status 2 and one message naming path, value and rule for bad
+# input; byte-identical reports; every scenario runs; every declared key is documented.
+set -u
+: "${EPSIM:?set EPSIM to the epsim binary}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0; passes=0
+ok() { passes=$((passes + 1)); }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# expect_error NAME EXPECTED_SUBSTRING epsim-args...
+expect_error() {
+  local name=$1 want=$2; shift 2
+  "$EPSIM" "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  if [[ $rc -ne 2 ]]; then bad "$name: exit $rc, want 2"; return; fi
+  if [[ $(wc -l <"$tmp/err") -ne 1 ]]; then bad "$name: want one line, got: $(cat "$tmp/err")"; return; fi
+  grep -qF -- "$want" "$tmp/err" && ok || bad "$name: message '$(cat "$tmp/err")' lacks '$want'"
+}
+
+printf '{"model": {"layers": 3,}}' >"$tmp/malformed.json"
+expect_error malformed "malformed JSON" run "$tmp/malformed.json" --out "$tmp/o"
+expect_error missing-file "cannot open file" run "$tmp/nope.json" --out "$tmp/o"
+echo '{"modle": {}}' >"$tmp/unknown.json"
+expect_error unknown-key 'modle = {}: unknown key' run "$tmp/unknown.json" --out "$tmp/o"
+expect_error wrong-type 'workload.tokens_per_gpu = "many": must be an integer' run scenarios/seed.json --set workload.tokens_per_gpu=many --out "$tmp/o"
+expect_error zero-size 'workload.tokens_per_gpu = 0: must be >= 1' run scenarios/seed.json --set workload.tokens_per_gpu=0 --out "$tmp/o"
+expect_error negative 'cluster.nic_gbps = -5: must be > 0' run scenarios/seed.json --set cluster.nic_gbps=-5 --out "$tmp/o"
+expect_error topk 'model.top_k = 300: must be in [1, routed_experts = 256]' run scenarios/seed.json --set model.top_k=300 --out "$tmp/o"
+expect_error ep 'parallelism.ep = 48: must divide the GPU count' run scenarios/seed.json --set parallelism.ep=48 --out "$tmp/o"
+expect_error ep-experts 'parallelism.ep = 256: must divide model.routed_experts = 96' run scenarios/seed.json --set model.routed_experts=96 --out "$tmp/o"
+expect_error gpus-nodes 'cluster.gpus = 20: must be a multiple of cluster.gpus_per_node = 8' run scenarios/seed.json --set cluster.gpus=20 --out "$tmp/o"
+expect_error tp 'parallelism.attention_tp = 3: must divide cluster.gpus_per_node = 8' run scenarios/seed.json --set parallelism.attention_tp=3 --out "$tmp/o"
+echo '{"num_hidden_layers": 61}' >"$tmp/config.json"
+expect_error missing-hf 'config.json:hidden_size = (missing)' run scenarios/seed.json --set model.hf_config="$tmp/config.json" --out "$tmp/o"
+expect_error bad-command "unknown command 'rnu'" rnu
+
+# Determinism: the same scenario twice gives byte-identical report.json.
+"$EPSIM" run scenarios/seed.json --out "$tmp/a" >/dev/null && "$EPSIM" run scenarios/seed.json --out "$tmp/b" >/dev/null \
+  && cmp -s "$tmp/a/report.json" "$tmp/b/report.json" && ok || bad "seed report.json differs between two runs"
+python3 -c "import json,sys; t=json.load(open(sys.argv[1])); assert len(t['traceEvents'])>1000" "$tmp/a/trace.json" 2>/dev/null \
+  && ok || bad "trace.json is not valid Chrome trace JSON"
+for k in step_time_ms tokens_per_s_per_gpu '"per_gpu_gb"' '"fits"' compute_ms dispatch_ms combine_ms exposed_comm_ms; do
+  grep -q "$k" "$tmp/a/report.json" && ok || bad "report.json lacks $k"
+done
+
+# Every shipped scenario runs.
+for s in scenarios/*.json; do
+  "$EPSIM" run "$s" --out "$tmp/s" --no-trace >/dev/null 2>"$tmp/err" && ok || bad "$s: $(cat "$tmp/err")"
+done
+
+# Every declared key is documented in scenarios/README.md.
+"$EPSIM" keys | grep -o '^| `[^`]*`' | tr -d '|` ' >"$tmp/keys"
+while read -r key; do
+  grep -qF "\`$key\`" scenarios/README.md && ok || bad "scenarios/README.md does not document $key"
+done <"$tmp/keys"
+
+# --help documents every subcommand.
+"$EPSIM" run --help >"$tmp/help"
+for c in run keys; do grep -q "^  $c" "$tmp/help" && ok || bad "--help lacks $c"; done
+
+echo "$passes passed, $fails failed"
+[[ $fails -eq 0 ]]

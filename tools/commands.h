@@ -1,0 +1,24 @@
+// The epsim subcommands. Each takes the arguments after its name and returns the exit status;
+// errors are thrown (ConfigError, InputError, UsageError) and printed by main.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace epsim::cli {
+
+using Args = std::vector<std::string>;
+
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+int run_command(const Args& args);
+int keys_command(const Args& args);
+
+// The whole command reference (every subcommand and option), printed by --help anywhere.
+std::string usage();
+
+}  // namespace epsim::cli

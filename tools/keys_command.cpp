@@ -1,0 +1,22 @@
+#include <fmt/format.h>
+
+#include "sim/scenario.h"
+#include "tools/commands.h"
+
+namespace epsim::cli {
+
+int keys_command(const Args& args) {
+  if (!args.empty()) throw UsageError("keys takes no arguments");
+  for (const Schema* s : Scenario::all_schemas()) {
+    fmt::print("\n### {}\n\n| key | type | default | unit | meaning |\n|---|---|---|---|---|\n",
+               s->section.empty() ? "top level" : s->section);
+    for (const KeyDoc& k : s->keys) {
+      const std::string path = s->section.empty() ? k.key : s->section + "." + k.key;
+      const std::string def = k.default_value.is_null() ? "(see meaning)" : k.default_value.dump();
+      fmt::print("| `{}` | {} | `{}` | {} | {} |\n", path, k.type, def, k.unit, k.meaning);
+    }
+  }
+  return 0;
+}
+
+}  // namespace epsim::cli

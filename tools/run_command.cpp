@@ -1,0 +1,106 @@
+// epsim run: scenario -> simulation -> summary table, report.json, trace.json.
+#include <chrono>
+#include <filesystem>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "models/config.h"
+#include "sim/report.h"
+#include "sim/simulation.h"
+#include "tools/commands.h"
+
+namespace po = boost::program_options;
+
+namespace epsim::cli {
+
+namespace {
+
+struct RunOptions {
+  std::string scenario = "scenarios/seed.json";
+  std::vector<std::string> sets;
+  std::string out = "out";
+  bool trace = true;
+};
+
+RunOptions parse(const Args& args) {
+  RunOptions o;
+  po::options_description desc;
+  desc.add_options()("scenario", po::value(&o.scenario))("set", po::value(&o.sets)->composing())(
+      "out", po::value(&o.out))("no-trace", po::bool_switch());
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+  po::notify(vm);
+  o.trace = !vm["no-trace"].as<bool>();
+  return o;
+}
+
+std::string fmt_ms(Time t) { return fmt::format("{:.3f}", t.to_ms()); }
+
+// Consecutive layers with identical figures print as one row ("3-60").
+void print_layers(const StepResult& r) {
+  fmt::print("\n{:>7} {:>5} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>9}\n", "layer", "kind", "time ms",
+             "compute", "dispatch", "combine", "tp comm", "exposed comm", "max/mean");
+  auto row = [](const LayerResult& l) {
+    const double imb = l.moe && l.expert_tokens_mean > 0 ? static_cast<double>(l.expert_tokens_max) / l.expert_tokens_mean : 0.0;
+    return fmt::format("{:>5} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>9}", l.moe ? "moe" : "dense",
+                       fmt_ms(l.end - l.start), fmt_ms(l.compute_max), fmt_ms(l.dispatch), fmt_ms(l.combine),
+                       fmt_ms(l.tp_comm), fmt_ms(l.exposed_comm_max), l.moe ? fmt::format("{:.3f}", imb) : "-");
+  };
+  std::size_t i = 0;
+  while (i < r.layers.size()) {
+    std::size_t j = i + 1;
+    while (j < r.layers.size() && row(r.layers[j]) == row(r.layers[i])) ++j;
+    const std::string name = j - i == 1 ? fmt::format("{}", i) : fmt::format("{}-{}", i, j - 1);
+    fmt::print("{:>7} {}\n", name, row(r.layers[i]));
+    i = j;
+  }
+}
+
+void print_summary(const Simulation& sim, double wall_s) {
+  const StepResult& r = sim.result();
+  const Scenario& sc = sim.scenario();
+  const MemoryReport& m = r.memory;
+  fmt::print("epsim: {}{}\n", sc.name.empty() ? "(unnamed scenario)" : sc.name,
+             sc.description.empty() ? "" : " -- " + sc.description);
+  fmt::print("  model {} ({} layers, {} routed experts, top-{}), GPU {}, {} nodes x {} GPUs, EP {}, attention TP {}\n",
+             sc.model.name, sc.model.layers, sc.model.routed_experts, sc.model.top_k, sc.gpu.name, sc.cluster.nodes,
+             sc.cluster.gpus_per_node, sc.parallelism.ep, sc.parallelism.attention_tp);
+  fmt::print("  {} of {} tokens per GPU; network {}; cost model {}; schedule {}\n",
+             sc.workload.mode == Mode::Prefill ? "prefill" : "decode", r.tokens_per_gpu, r.network, r.cost_model,
+             sc.schedule.overlap);
+  fmt::print("\n  step time           {:>12.3f} ms\n", r.step_time.to_ms());
+  fmt::print("  tokens/s per GPU    {:>12.1f}\n", r.tokens_per_s_per_gpu());
+  fmt::print("  tokens/s per node   {:>12.1f}\n", r.tokens_per_s_per_node());
+  fmt::print("  memory per GPU      {:>12.2f} GB of {:.2f} GB: {}\n", m.total().to_gb(), m.capacity.to_gb(),
+             m.fits() ? "fits" : "DOES NOT FIT");
+  fmt::print("    weights {:.2f} (attention {:.2f}, dense {:.2f}, experts {:.2f}, shared {:.2f}, other {:.2f}), "
+             "KV cache {:.2f}, activations {:.2f}\n",
+             m.weights().to_gb(), m.attention_weights.to_gb(), m.dense_weights.to_gb(), m.expert_weights.to_gb(),
+             m.shared_weights.to_gb(), m.other_weights.to_gb(), m.kv_cache.to_gb(), m.activations.to_gb());
+  print_layers(r);
+  fmt::print("\n  (times in ms; compute and exposed comm: worst GPU; max/mean: routed tokens per GPU)\n");
+  fmt::print("  simulated {} events in {:.3f} s wall time\n", r.events, wall_s);
+}
+
+}  // namespace
+
+int run_command(const Args& args) {
+  const RunOptions o = parse(args);
+  nlohmann::json doc = read_json_file(o.scenario);
+  for (const auto& s : o.sets) apply_override(doc, s);
+  const auto t0 = std::chrono::steady_clock::now();
+  Simulation sim(Scenario::from_json(doc));
+  sim.run();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::filesystem::create_directories(o.out);
+  write_file(o.out + "/report.json", report_json(sim).dump(2) + "\n");
+  if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim));
+  print_summary(sim, wall);
+  fmt::print("  wrote {}/report.json{}\n", o.out, o.trace ? " and " + o.out + "/trace.json" : "");
+  return 0;
+}
+
+}  // namespace epsim::cli

@@ -1,0 +1,141 @@
+#include "topology/cluster.h"
+
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/breadth_first_search.hpp>
+#include <boost/graph/filtered_graph.hpp>
+
+namespace epsim {
+
+const char* to_string(LinkKind kind) {
+  switch (kind) {
+    case LinkKind::NvlinkUp: return "nvlink-up";
+    case LinkKind::NvlinkDown: return "nvlink-down";
+    case LinkKind::NicUp: return "nic-up";
+    case LinkKind::NicDown: return "nic-down";
+    case LinkKind::LeafUp: return "leaf-up";
+    case LinkKind::SpineDown: return "spine-down";
+  }
+  return "?";
+}
+
+bool is_nvlink(LinkKind kind) { return kind == LinkKind::NvlinkUp || kind == LinkKind::NvlinkDown; }
+
+namespace {
+
+// Vertices: GPUs [0, G), NVSwitches, leaves, one spine vertex (the spine layer, ideal ECMP).
+// Edge property: the LinkId of the directed link the edge stands for.
+using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, boost::no_property,
+                                    boost::property<boost::edge_index_t, LinkId>>;
+using Vertex = boost::graph_traits<Graph>::vertex_descriptor;
+using Edge = boost::graph_traits<Graph>::edge_descriptor;
+
+struct Layout {
+  int gpus, nodes, gpn, leaves_per_rail;
+  Vertex nvswitch(int node) const { return static_cast<Vertex>(gpus + node); }
+  Vertex leaf(int index) const { return static_cast<Vertex>(gpus + nodes + index); }
+  Vertex spine() const { return static_cast<Vertex>(gpus + nodes + gpn * leaves_per_rail); }
+  int vertex_count() const { return gpus + nodes + gpn * leaves_per_rail + 1; }
+  int leaf_index(int gpu) const { return (gpu % gpn) * leaves_per_rail + (gpu / gpn) / nodes_per_leaf_; }
+  int nodes_per_leaf_;
+};
+
+// Only the source GPU may send onward: every edge leaving another GPU is filtered out.
+struct NoTransitGpu {
+  const Graph* g = nullptr;
+  Vertex source = 0;
+  int gpus = 0;
+  bool operator()(const Edge& e) const {
+    const Vertex u = boost::source(e, *g);
+    return static_cast<int>(u) >= gpus || u == source;
+  }
+};
+
+// Records, for every vertex the search reaches, the tree edge that reached it.
+struct TreeRecorder : boost::default_bfs_visitor {
+  std::vector<Edge>* pred;
+  std::vector<char>* reached;
+  TreeRecorder(std::vector<Edge>* p, std::vector<char>* r) : pred(p), reached(r) {}
+  template <class E, class FG>
+  void tree_edge(E e, const FG& fg) const {
+    const auto t = boost::target(e, fg);
+    (*pred)[t] = e;
+    (*reached)[t] = 1;
+  }
+};
+
+}  // namespace
+
+int Cluster::leaf_of(GpuId g) const {
+  const int leaves_per_rail = (spec_.nodes + spec_.nodes_per_leaf - 1) / spec_.nodes_per_leaf;
+  return rail_of(g) * leaves_per_rail + node_of(g) / spec_.nodes_per_leaf;
+}
+
+Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
+  const int leaves_per_rail = (spec.nodes + spec.nodes_per_leaf - 1) / spec.nodes_per_leaf;
+  const Layout lay{spec.gpu_count(), spec.nodes, spec.gpus_per_node, leaves_per_rail, spec.nodes_per_leaf};
+  Graph g(static_cast<std::size_t>(lay.vertex_count()));
+  auto add = [&](Vertex u, Vertex v, LinkKind kind, Bandwidth bw, Time lat, int owner, std::string name) {
+    const auto id = static_cast<LinkId>(links_.size());
+    links_.push_back(Link{kind, bw, lat, owner, std::move(name)});
+    boost::add_edge(u, v, id, g);
+  };
+  for (GpuId gpu = 0; gpu < lay.gpus; ++gpu) {
+    const auto v = static_cast<Vertex>(gpu);
+    const std::string n = "gpu" + std::to_string(gpu);
+    add(v, lay.nvswitch(node_of(gpu)), LinkKind::NvlinkUp, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.up");
+    add(lay.nvswitch(node_of(gpu)), v, LinkKind::NvlinkDown, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.down");
+    add(v, lay.leaf(leaf_of(gpu)), LinkKind::NicUp, spec.nic, spec.nic_latency, gpu, n + ".nic.up");
+    add(lay.leaf(leaf_of(gpu)), v, LinkKind::NicDown, spec.nic, spec.nic_latency, gpu, n + ".nic.down");
+  }
+  if (leaves_per_rail * spec.gpus_per_node > 1) {
+    for (int leaf = 0; leaf < spec.gpus_per_node * leaves_per_rail; ++leaf) {
+      const int nodes_here = std::min(spec.nodes_per_leaf, spec.nodes - (leaf % leaves_per_rail) * spec.nodes_per_leaf);
+      const Bandwidth up = spec.nic * (nodes_here / spec.oversubscription);
+      const std::string n = "leaf" + std::to_string(leaf);
+      add(lay.leaf(leaf), lay.spine(), LinkKind::LeafUp, up, spec.spine_latency, leaf, n + ".up");
+      add(lay.spine(), lay.leaf(leaf), LinkKind::SpineDown, up, spec.spine_latency, leaf, n + ".down");
+    }
+  }
+
+  // One breadth-first search per source GPU over the graph without GPU transit; the BFS tree gives
+  // the fewest-hop route, which is unique in this topology.
+  const auto G = static_cast<std::size_t>(lay.gpus);
+  routes_.assign(G * G, Route{});
+  auto edge_id = boost::get(boost::edge_index, g);
+  std::vector<Edge> pred(static_cast<std::size_t>(lay.vertex_count()));
+  std::vector<char> reached(pred.size());
+  for (GpuId src = 0; src < lay.gpus; ++src) {
+    NoTransitGpu keep{&g, static_cast<Vertex>(src), lay.gpus};
+    boost::filtered_graph<Graph, NoTransitGpu> fg(g, keep);
+    std::fill(reached.begin(), reached.end(), 0);
+    reached[static_cast<std::size_t>(src)] = 1;
+    TreeRecorder vis{&pred, &reached};
+    boost::breadth_first_search(fg, static_cast<Vertex>(src), boost::visitor(vis));
+    for (GpuId dst = 0; dst < lay.gpus; ++dst) {
+      if (dst == src) continue;
+      if (!reached[static_cast<std::size_t>(dst)]) throw SimulationError("cluster graph: GPU unreachable");
+      std::array<LinkId, Route::kMaxHops> rev{};
+      int n = 0;
+      for (Vertex v = static_cast<Vertex>(dst); v != static_cast<Vertex>(src); v = boost::source(pred[v], g)) {
+        if (n == Route::kMaxHops) throw SimulationError("cluster graph: route too long");
+        rev[static_cast<std::size_t>(n++)] = edge_id[pred[v]];
+      }
+      Route& r = routes_[static_cast<std::size_t>(src) * G + static_cast<std::size_t>(dst)];
+      for (int i = n - 1; i >= 0; --i) {
+        const LinkId id = rev[static_cast<std::size_t>(i)];
+        r.append(id, link(id).latency);
+      }
+    }
+  }
+}
+
+Cluster::~Cluster() = default;
+Cluster::Cluster(Cluster&&) noexcept = default;
+Cluster& Cluster::operator=(Cluster&&) noexcept = default;
+
+const Route& Cluster::route(GpuId src, GpuId dst) const {
+  const auto G = static_cast<std::size_t>(gpu_count());
+  return routes_[static_cast<std::size_t>(src) * G + static_cast<std::size_t>(dst)];
+}
+
+}  // namespace epsim

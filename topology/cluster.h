@@ -1,0 +1,45 @@
+// The cluster as a graph of GPUs, NVSwitches, leaf and spine switches and directed links, with the
+// route between any two GPUs.
+//
+// Routing ("direct", as NCCL's all-to-all without PXN): same node -> NVLink through the NVSwitch;
+// other node -> out of the source GPU's own NIC to its rail's leaf, across the spine when the
+// destination's NIC hangs off another leaf, into the destination GPU's NIC. GPUs never forward.
+// Boost.Graph stays inside cluster.cpp.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "topology/cluster_spec.h"
+#include "topology/link.h"
+
+namespace epsim {
+
+class Cluster {
+ public:
+  explicit Cluster(const ClusterSpec& spec);
+  ~Cluster();
+  Cluster(Cluster&&) noexcept;
+  Cluster& operator=(Cluster&&) noexcept;
+
+  const ClusterSpec& spec() const { return spec_; }
+  int gpu_count() const { return spec_.gpu_count(); }
+  int node_count() const { return spec_.nodes; }
+  int gpus_per_node() const { return spec_.gpus_per_node; }
+  int node_of(GpuId g) const { return g / spec_.gpus_per_node; }
+  int rail_of(GpuId g) const { return g % spec_.gpus_per_node; }
+  int leaf_of(GpuId g) const;
+  GpuId gpu(int node, int rail) const { return node * spec_.gpus_per_node + rail; }
+
+  const std::vector<Link>& links() const { return links_; }
+  const Link& link(LinkId id) const { return links_[static_cast<std::size_t>(id)]; }
+  // The direct route src -> dst (src != dst); empty route for src == dst.
+  const Route& route(GpuId src, GpuId dst) const;
+
+ private:
+  ClusterSpec spec_;
+  std::vector<Link> links_;
+  std::vector<Route> routes_;  // routes_[src * gpu_count + dst]
+};
+
+}  // namespace epsim

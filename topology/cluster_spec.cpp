@@ -1,0 +1,49 @@
+#include "topology/cluster_spec.h"
+
+namespace epsim {
+
+const Schema& ClusterSpec::schema() {
+  static const Schema s{"cluster", {
+      {"nodes", "integer", 32, "", "number of nodes"},
+      {"gpus", "integer", nullptr, "", "total GPUs, instead of nodes: must be a multiple of gpus_per_node"},
+      {"gpus_per_node", "integer", 8, "", "GPUs per node, all on one NVSwitch; also the number of rails"},
+      {"nvlink_gbps", "number", nullptr, "GB/s", "NVLink bandwidth per GPU, each way (default: the GPU preset's)"},
+      {"nic_gbps", "number", 400, "Gb/s", "NIC (InfiniBand) bandwidth per GPU, each way; one NIC per GPU"},
+      {"nodes_per_leaf", "integer", 32, "", "nodes under one rail leaf switch; more nodes add leaves per rail"},
+      {"oversubscription", "number", 1.0, "", "leaf downlink:uplink bandwidth ratio (1 = non-blocking)"},
+      {"nvlink_latency_us", "number", 0.5, "us", "latency of one NVLink link (a GPU-to-GPU message crosses two)"},
+      {"nic_latency_us", "number", 1.0, "us", "latency of one NIC link (GPU<->leaf)"},
+      {"spine_latency_us", "number", 0.5, "us", "latency of one leaf<->spine link"},
+  }};
+  return s;
+}
+
+ClusterSpec ClusterSpec::from_json(const nlohmann::json& j, const std::string& path, Bandwidth default_nvlink) {
+  // nvlink_gbps has no fixed default: it comes from the GPU preset, so read it by hand.
+  nlohmann::json copy = j.is_null() ? nlohmann::json::object() : j;
+  const bool nvlink_given = copy.is_object() && copy.contains("nvlink_gbps");
+  ConfigObject c(copy, path, schema());
+  ClusterSpec s;
+  s.nodes = static_cast<int>(c.integer("nodes", 1));
+  s.gpus_per_node = static_cast<int>(c.integer("gpus_per_node", 1));
+  if (c.has("gpus")) {
+    const std::int64_t gpus = c.integer("gpus", 1);
+    if (gpus % s.gpus_per_node != 0)
+      c.fail("gpus", "must be a multiple of cluster.gpus_per_node = " + std::to_string(s.gpus_per_node));
+    if (c.has("nodes") && gpus != static_cast<std::int64_t>(s.nodes) * s.gpus_per_node)
+      c.fail("gpus", "must equal nodes x gpus_per_node = " + std::to_string(s.nodes * s.gpus_per_node) + " when both are given");
+    s.nodes = static_cast<int>(gpus / s.gpus_per_node);
+  }
+  s.nvlink = nvlink_given ? Bandwidth::gb_per_s(c.positive("nvlink_gbps")) : default_nvlink;
+  s.nic = Bandwidth::gbit_per_s(c.positive("nic_gbps"));
+  s.nodes_per_leaf = static_cast<int>(c.integer("nodes_per_leaf", 1));
+  s.oversubscription = c.number("oversubscription");
+  if (s.oversubscription < 1.0) c.fail("oversubscription", "must be >= 1 (1 = non-blocking)");
+  s.nvlink_latency = Time::us(c.non_negative("nvlink_latency_us"));
+  s.nic_latency = Time::us(c.non_negative("nic_latency_us"));
+  s.spine_latency = Time::us(c.non_negative("spine_latency_us"));
+  if (s.gpu_count() > 65536) c.fail("nodes", "nodes x gpus_per_node must be <= 65536");
+  return s;
+}
+
+}  // namespace epsim

@@ -1,0 +1,31 @@
+// What the cluster is made of: nodes of G GPUs on an NVSwitch, one NIC per GPU, a rail-optimised
+// two-tier fat-tree (one leaf per rail per group of `nodes_per_leaf` nodes; leaves joined through a
+// spine layer whose uplinks are thinned by `oversubscription`).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "models/config.h"
+#include "models/units.h"
+
+namespace epsim {
+
+struct ClusterSpec {
+  int nodes = 32;
+  int gpus_per_node = 8;
+  Bandwidth nvlink = Bandwidth::gb_per_s(450);  // per GPU, each way
+  Bandwidth nic = Bandwidth::gbit_per_s(400);   // per GPU, each way
+  int nodes_per_leaf = 32;                      // nodes under one rail leaf switch
+  double oversubscription = 1.0;                // leaf downlink : uplink bandwidth
+  Time nvlink_latency = Time::us(0.5);          // per NVLink link (GPU->NVSwitch, NVSwitch->GPU)
+  Time nic_latency = Time::us(1.0);             // per NIC link (GPU<->leaf)
+  Time spine_latency = Time::us(0.5);           // per leaf<->spine link
+
+  int gpu_count() const { return nodes * gpus_per_node; }
+
+  static const Schema& schema();
+  // `default_nvlink` comes from the GPU preset when the scenario gives no cluster.nvlink_gbps.
+  static ClusterSpec from_json(const nlohmann::json& j, const std::string& path, Bandwidth default_nvlink);
+};
+
+}  // namespace epsim
