@@ -156,7 +156,8 @@ struct LtFp8 {
   struct Plan {
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-    cublasLtMatmulAlgo_t algo{};
+    cublasLtMatmulAlgo_t algos[8];  // heuristic order; the first that runs is moved first
+    int nalgo = 0;
   };
   std::map<std::tuple<int, int, int>, Plan> plans;
   Blas* blas = nullptr;
@@ -192,12 +193,13 @@ struct LtFp8 {
     size_t wsz = blas->ws.bytes();
     CB(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsz,
                                             sizeof wsz));
-    cublasLtMatmulHeuristicResult_t res{};
+    cublasLtMatmulHeuristicResult_t res[8]{};
     int found = 0;
-    CB(cublasLtMatmulAlgoGetHeuristic(blas->lt, p.op, p.a, p.b, p.c, p.c, pref, 1, &res, &found));
+    CB(cublasLtMatmulAlgoGetHeuristic(blas->lt, p.op, p.a, p.b, p.c, p.c, pref, 8, res, &found));
     cublasLtMatmulPreferenceDestroy(pref);
     if (!found) fail("cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__, "no fp8 algorithm");
-    p.algo = res.algo;
+    for (int i = 0; i < found; ++i)
+      if (res[i].state == CUBLAS_STATUS_SUCCESS) p.algos[p.nalgo++] = res[i].algo;
     return plans.emplace(key, p).first->second;
   }
   // C[M,N] (bf16) = (sa*sb) X8[M,K] W8[N,K]^T
@@ -207,8 +209,23 @@ struct LtFp8 {
     CB(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sb, sizeof sb));
     CB(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sa, sizeof sa));
     const float one = 1.f, zero = 0.f;
-    CB(cublasLtMatmul(blas->lt, p.op, &one, W, p.a, X, p.b, &zero, C, p.c, C, p.c, &p.algo,
-                      blas->ws.get(), blas->ws.bytes(), blas->s));
+    cublasStatus_t st = CUBLAS_STATUS_NOT_SUPPORTED;
+    for (int i = 0; i < p.nalgo; ++i) {
+      st = cublasLtMatmul(blas->lt, p.op, &one, W, p.a, X, p.b, &zero, C, p.c, C, p.c, &p.algos[i],
+                          blas->ws.get(), blas->ws.bytes(), blas->s);
+      if (st == CUBLAS_STATUS_SUCCESS) {
+        if (i) {
+          cublasLtMatmulAlgo_t tmp = p.algos[0];
+          p.algos[0] = p.algos[i];
+          p.algos[i] = tmp;
+        }
+        return;
+      }
+      if (st != CUBLAS_STATUS_NOT_SUPPORTED) break;
+    }
+    fail("cublasLtMatmul(fp8)", __FILE__, __LINE__,
+         std::string(cublas_err(st)) + " for m=" + std::to_string(M) + " n=" + std::to_string(N) +
+             " k=" + std::to_string(K) + " after " + std::to_string(p.nalgo) + " algorithms");
   }
 };
 

@@ -257,10 +257,21 @@ void bench_nccl(Pair& P, Report& rep, const Options& opt) {
 // ---------------------------------------------------------------- own peer-pointer dispatch
 // Block b copies rows b, b + nb, ... : out_peer[row] = x[idx[row]] with 16-byte loads/stores,
 // then every thread fences (system scope), and thread 0 adds 1 to the peer's counter.
+__device__ __forceinline__ unsigned long long ld_acquire_sys(const unsigned long long* p) {
+  unsigned long long v;
+  asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  return v;
+}
+
+// After signalling, block 0 waits until counter wa reaches ta and wb (may be null) reaches tb, so
+// the kernel ends only when the data this GPU waits for has landed (all blocks are co-resident:
+// the grid is at most 2 blocks per SM).
 __global__ void __launch_bounds__(256) dispatch_kernel(const uint4* __restrict__ x,
                                                        const int* __restrict__ idx, int rows, int nvec,
                                                        uint4* __restrict__ peer_out,
-                                                       unsigned long long* peer_counter) {
+                                                       unsigned long long* peer_counter,
+                                                       const unsigned long long* wa, unsigned long long ta,
+                                                       const unsigned long long* wb, unsigned long long tb) {
   for (int row = blockIdx.x; row < rows; row += gridDim.x) {
     const uint4* src = x + (long long)__ldg(idx + row) * nvec;
     uint4* dst = peer_out + (long long)row * nvec;
@@ -276,13 +287,15 @@ __global__ void __launch_bounds__(256) dispatch_kernel(const uint4* __restrict__
   }
   __threadfence_system();
   __syncthreads();
-  if (threadIdx.x == 0) atomicAdd_system(peer_counter, 1ull);
-}
-
-__device__ __forceinline__ unsigned long long ld_acquire_sys(const unsigned long long* p) {
-  unsigned long long v;
-  asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
-  return v;
+  if (threadIdx.x == 0) {
+    atomicAdd_system(peer_counter, 1ull);
+    if (blockIdx.x == 0) {
+      if (wa)
+        while (ld_acquire_sys(wa) < ta) __nanosleep(32);
+      if (wb)
+        while (ld_acquire_sys(wb) < tb) __nanosleep(32);
+    }
+  }
 }
 
 // Wait until counter a reaches ta and counter b (may be null; may be the peer's) reaches tb.
@@ -331,7 +344,7 @@ void bench_dispatch(Pair& P, Report& rep, const Options& opt) {
     }
     const double bytes = (double)T * H * 2;  // per direction
     for (int bidir = 1; bidir >= 0; --bidir) {
-      for (int nb : {sms, 32}) {
+      for (int nb : {2 * sms, 32}) {
         if (nb == 32 && bytes < (16 << 20)) continue;
         const int blocks = std::min(nb, T);
         auto one = [&](cudaEvent_t* start, cudaEvent_t* stop) {
@@ -343,24 +356,26 @@ void bench_dispatch(Pair& P, Report& rep, const Options& opt) {
           }
           CK(cudaSetDevice(0));
           if (start) CK(cudaEventRecord(*start, P.s[0]));
-          for (int d = 0; d < 2; ++d) {
-            if (d == 1 && !bidir) break;
-            CK(cudaSetDevice(d));
-            dispatch_kernel<<<blocks, 256, 0, P.s[d]>>>(reinterpret_cast<const uint4*>(x[d].get()), idx[d].get(),
-                                                        T, nvec, reinterpret_cast<uint4*>(recv[1 - d].get()),
-                                                        cnt[1 - d].get());
-            CK_LAST();
-            epoch_cnt[1 - d] += blocks;
-          }
-          // GPU1 waits for what GPU0 sent it; GPU0 waits for what it received (bidir) and for
-          // GPU1's counter (read through the peer pointer), so GPU0's stop event marks the
-          // moment both directions have landed.
+          // Targets after this round: each dispatching GPU adds `blocks` to its peer's counter.
+          epoch_cnt[1] += blocks;
+          if (bidir) epoch_cnt[0] += blocks;
+          // GPU0 (whose events time the round) ends when what it sent has landed on GPU1 (GPU1's
+          // counter, read through the peer pointer) and, bidir, what GPU1 sent has landed on it.
+          CK(cudaSetDevice(0));
+          dispatch_kernel<<<blocks, 256, 0, P.s[0]>>>(reinterpret_cast<const uint4*>(x[0].get()), idx[0].get(), T,
+                                                      nvec, reinterpret_cast<uint4*>(recv[1].get()), cnt[1].get(),
+                                                      cnt[1].get(), epoch_cnt[1],
+                                                      bidir ? cnt[0].get() : nullptr, epoch_cnt[0]);
+          CK_LAST();
           CK(cudaSetDevice(1));
-          wait_kernel<<<1, 1, 0, P.s[1]>>>(cnt[1].get(), epoch_cnt[1], nullptr, 0);
+          if (bidir)
+            dispatch_kernel<<<blocks, 256, 0, P.s[1]>>>(reinterpret_cast<const uint4*>(x[1].get()), idx[1].get(), T,
+                                                        nvec, reinterpret_cast<uint4*>(recv[0].get()), cnt[0].get(),
+                                                        cnt[1].get(), epoch_cnt[1], nullptr, 0);
+          else
+            wait_kernel<<<1, 1, 0, P.s[1]>>>(cnt[1].get(), epoch_cnt[1], nullptr, 0);
           CK_LAST();
           CK(cudaSetDevice(0));
-          wait_kernel<<<1, 1, 0, P.s[0]>>>(cnt[0].get(), epoch_cnt[0], cnt[1].get(), epoch_cnt[1]);
-          CK_LAST();
           if (stop) CK(cudaEventRecord(*stop, P.s[0]));
         };
         // check

@@ -144,22 +144,32 @@ int grid_for(size_t n) { return (int)std::min<size_t>(std::max<size_t>(ceil_div(
 void fill_random(bf16* p, size_t n, uint64_t seed, float lo, float hi, cudaStream_t s) {
   fill_kernel<<<grid_for(n), 256, 0, s>>>(p, n, seed, lo, hi);
   CK_LAST();
+  // On the legacy stream, finish before returning: benchmarks run on non-blocking streams.
+  if (s == 0) CK(cudaDeviceSynchronize());
 }
 void fill_random(float* p, size_t n, uint64_t seed, float lo, float hi, cudaStream_t s) {
   fill_kernel<<<grid_for(n), 256, 0, s>>>(p, n, seed, lo, hi);
   CK_LAST();
+  // On the legacy stream, finish before returning: benchmarks run on non-blocking streams.
+  if (s == 0) CK(cudaDeviceSynchronize());
 }
 void fill_random(fp8* p, size_t n, uint64_t seed, float lo, float hi, cudaStream_t s) {
   fill_kernel<<<grid_for(n), 256, 0, s>>>(p, n, seed, lo, hi);
   CK_LAST();
+  // On the legacy stream, finish before returning: benchmarks run on non-blocking streams.
+  if (s == 0) CK(cudaDeviceSynchronize());
 }
 void poison(bf16* p, size_t n, cudaStream_t s) {
   poison_bf16<<<grid_for(n), 256, 0, s>>>(p, n);
   CK_LAST();
+  // On the legacy stream, finish before returning: benchmarks run on non-blocking streams.
+  if (s == 0) CK(cudaDeviceSynchronize());
 }
 void poison(float* p, size_t n, cudaStream_t s) {
   poison_f32<<<grid_for(n), 256, 0, s>>>(p, n);
   CK_LAST();
+  // On the legacy stream, finish before returning: benchmarks run on non-blocking streams.
+  if (s == 0) CK(cudaDeviceSynchronize());
 }
 
 template <class T>

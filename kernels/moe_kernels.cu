@@ -83,7 +83,19 @@ __global__ void __launch_bounds__(1024) route_index_kernel(const int* __restrict
   const int beg = min(n, warp * chunk), end = min(n, beg + chunk);
   for (int i = threadIdx.x; i < 32 * E; i += blockDim.x) cnt[i] = 0;
   __syncthreads();
-  for (int i = beg + lane; i < end; i += 32) atomicAdd(&cnt[warp * E + ids[i]], 1);
+  // ids are read in batches of 32 per lane, all loads in flight at once
+  constexpr int kB = 32;
+  for (int b0 = beg; b0 < end; b0 += 32 * kB) {
+    int ev[kB];
+#pragma unroll
+    for (int u = 0; u < kB; ++u) {
+      int i = b0 + u * 32 + lane;
+      ev[u] = i < end ? __ldg(ids + i) : -1;
+    }
+#pragma unroll
+    for (int u = 0; u < kB; ++u)
+      if (ev[u] >= 0) atomicAdd(&cnt[warp * E + ev[u]], 1);
+  }
   __syncthreads();
   // per-expert exclusive scan over warps, and per-expert totals
   for (int e = threadIdx.x; e < E; e += blockDim.x) {
@@ -116,18 +128,27 @@ __global__ void __launch_bounds__(1024) route_index_kernel(const int* __restrict
   __syncthreads();
   // stable ranks within each warp's chunk
   const unsigned lt = (1u << lane) - 1;
-  for (int base = beg; base < end; base += 32) {
-    int i = base + lane;
-    bool valid = i < end;
-    int e = valid ? ids[i] : -1;
-    unsigned active = __ballot_sync(0xffffffffu, valid);
-    unsigned peers = __match_any_sync(0xffffffffu, e);
-    int pos = 0;
-    if (valid) pos = cnt[warp * E + e] + __popc(peers & lt);
-    __syncwarp();
-    if (valid && (peers & lt) == 0) cnt[warp * E + e] += __popc(peers & active);
-    __syncwarp();
-    if (valid) dest[i] = pos;
+  for (int b0 = beg; b0 < end; b0 += 32 * kB) {
+    int ev[kB];
+#pragma unroll
+    for (int u = 0; u < kB; ++u) {
+      int i = b0 + u * 32 + lane;
+      ev[u] = i < end ? __ldg(ids + i) : -1;
+    }
+#pragma unroll
+    for (int u = 0; u < kB; ++u) {
+      const int i = b0 + u * 32 + lane;
+      const bool valid = ev[u] >= 0;
+      const int e = ev[u];
+      unsigned active = __ballot_sync(0xffffffffu, valid);
+      unsigned peers = __match_any_sync(0xffffffffu, e);
+      int pos = 0;
+      if (valid) pos = cnt[warp * E + e] + __popc(peers & lt);
+      __syncwarp();
+      if (valid && (peers & lt) == 0) cnt[warp * E + e] += __popc(peers & active);
+      __syncwarp();
+      if (valid) dest[i] = pos;
+    }
   }
 }
 
@@ -158,6 +179,69 @@ __global__ void __launch_bounds__(128) permute_kernel(const uint4* __restrict__ 
       }
     }
   }
+}
+
+// Copy-engine style variant: one thread per block moves whole rows with the bulk copy engine
+// (cp.async.bulk): global -> shared (completing on an mbarrier), then shared -> global once per
+// destination. Two shared-memory stages per block, several blocks per SM.
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+template <int TOPK>
+__global__ void __launch_bounds__(32) permute_bulk_kernel(const char* __restrict__ x,
+                                                          const int* __restrict__ dest, int tokens,
+                                                          int row_bytes, char* __restrict__ out) {
+  extern __shared__ __align__(128) unsigned char buf[];  // 2 stages of row_bytes
+  __shared__ __align__(8) unsigned long long bar[2];
+  if (threadIdx.x != 0 || blockIdx.x >= tokens) return;
+  const uint32_t bars[2] = {smem_addr(&bar[0]), smem_addr(&bar[1])};
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bars[0]) : "memory");
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(bars[1]) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  auto load = [&](int t, int s) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bars[s]), "r"(row_bytes)
+                 : "memory");
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+            smem_addr(buf + s * row_bytes)),
+        "l"(x + (long long)t * row_bytes), "r"(row_bytes), "r"(bars[s])
+        : "memory");
+  };
+  int d[TOPK], dn[TOPK];
+  const int first = blockIdx.x;
+#pragma unroll
+  for (int j = 0; j < TOPK; ++j) d[j] = __ldg(dest + (long long)first * TOPK + j);
+  load(first, 0);
+  int i = 0;
+  for (int t = first; t < tokens; t += gridDim.x, ++i) {
+    const int s = i & 1;
+    const int tn = t + gridDim.x;
+    if (tn < tokens) {
+      // the stores of the previous token (other stage) must have finished reading it
+      asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");
+      load(tn, s ^ 1);
+#pragma unroll
+      for (int j = 0; j < TOPK; ++j) dn[j] = __ldg(dest + (long long)tn * TOPK + j);
+    }
+    const uint32_t parity = (i >> 1) & 1;
+    asm volatile(
+        "{\n .reg .pred p;\n WAIT_%=:\n mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n @!p bra WAIT_%=;\n}" ::"r"(
+            bars[s]),
+        "r"(parity)
+        : "memory");
+    const uint32_t src = smem_addr(buf + s * row_bytes);
+#pragma unroll
+    for (int j = 0; j < TOPK; ++j)
+      asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(
+                       out + (long long)d[j] * row_bytes),
+                   "r"(src), "r"(row_bytes)
+                   : "memory");
+    asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+#pragma unroll
+    for (int j = 0; j < TOPK; ++j) d[j] = dn[j];
+  }
+  asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
 }
 
 template <int TOPK>
@@ -296,6 +380,16 @@ void permute_tokens(const bf16* x, const int* dest, int tokens, int topk, int hi
   CK_LAST();
 }
 
+void permute_tokens_bulk(const bf16* x, const int* dest, int tokens, int topk, int hidden, bf16* out,
+                         cudaStream_t s) {
+  if (topk != 8 || hidden % 8) fail("permute_tokens_bulk", __FILE__, __LINE__, "topk must be 8, hidden % 8 == 0");
+  const int row_bytes = hidden * 2;
+  const int grid = std::min(tokens, sm_count() * 8);
+  permute_bulk_kernel<8><<<grid, 32, 2 * row_bytes, s>>>(reinterpret_cast<const char*>(x), dest, tokens,
+                                                         row_bytes, reinterpret_cast<char*>(out));
+  CK_LAST();
+}
+
 void unpermute_combine(const bf16* y, const int* dest, const float* w, int tokens, int topk,
                        int hidden, bf16* out, cudaStream_t s) {
   if (topk != 8 || hidden % 8) fail("unpermute_combine", __FILE__, __LINE__, "topk must be 8, hidden % 8 == 0");
@@ -431,21 +525,42 @@ void bench_permute_combine(Report& rep, const Options& opt) {
     double frac = (double)(idx_bad + (long long)hb + nonfin) / (double)(rows * nvec);
     Check pchk = check_of(frac, 0.0, "exact: index vs host stable sort, every output vector compared");
     const double pbytes = (double)T * kH * 2 + (double)rows * kH * 2 + (double)rows * 4 * 2;
-    for (int fused = 1; fused >= 0; --fused) {
-      for (int r = 1; r < rot; ++r)  // indices for the other slots
-        build_route_index(ids[r].get(), T, kTopk, kE, offs[r].get(), dest[r].get(), s);
+    // the bulk-copy variant must produce the same buffer
+    poison(P[0].get(), P[0].size());
+    permute_tokens_bulk(X[0].get(), dest[0].get(), T, kTopk, kH, P[0].get(), s);
+    CK(cudaStreamSynchronize(s));
+    CK(cudaMemset(bad.get(), 0, 8));
+    verify_permute_kernel<<<sm_count() * 8, 256, 0, s>>>(reinterpret_cast<const uint4*>(X[0].get()),
+                                                         reinterpret_cast<const uint4*>(P[0].get()),
+                                                         dest[0].get(), T, nvec, bad.get());
+    CK_LAST();
+    CK(cudaStreamSynchronize(s));
+    unsigned long long hb2 = 0;
+    CK(cudaMemcpy(&hb2, bad.get(), 8, cudaMemcpyDeviceToHost));
+    long long nonfin2 = count_nonfinite(P[0].get(), P[0].size());
+    Check pchk2 = check_of((double)(idx_bad + (long long)hb2 + nonfin2) / (double)(rows * nvec), 0.0,
+                           "exact: index vs host stable sort, every output vector compared");
+    for (int r = 1; r < rot; ++r)  // indices for the other slots
+      build_route_index(ids[r].get(), T, kTopk, kE, offs[r].get(), dest[r].get(), s);
+    for (int variant = 0; variant < 5; ++variant) {
+      const bool fused = variant < 2 || variant == 4;
+      const bool bulk = variant % 2 == 1;
       auto t = time_it(s, [&](int i) {
         int r = i % rot;
         if (fused) build_route_index(ids[r].get(), T, kTopk, kE, offs[r].get(), dest[r].get(), s);
-        permute_tokens(X[r].get(), dest[r].get(), T, kTopk, kH, P[r].get(), s);
+        if (variant == 4) return;
+        if (bulk) permute_tokens_bulk(X[r].get(), dest[r].get(), T, kTopk, kH, P[r].get(), s);
+        else permute_tokens(X[r].get(), dest[r].get(), T, kTopk, kH, P[r].get(), s);
       }, opt);
       Result res;
       res.kernel = "permute";
-      res.variant = fused ? "index+gather" : "gather_only";
+      const char* names[5] = {"index+gather_simt", "index+gather_bulk", "gather_only_simt", "gather_only_bulk",
+                              "index_only"};
+      res.variant = names[variant];
       res.shape = {{"tokens", T}, {"topk", kTopk}, {"experts", kE}, {"hidden", kH}};
       res.us_median = t.med; res.us_min = t.min; res.us_max = t.max; res.iters = t.iters;
-      res.bytes = pbytes;
-      res.check = pchk;
+      res.bytes = variant == 4 ? (double)rows * 4 * 2 : pbytes;
+      res.check = bulk ? pchk2 : pchk;
       rep.add(res);
     }
     // ---- combine: Y = permuted rows of fresh random data (as expert outputs), weights random

@@ -19,6 +19,9 @@ void build_route_index(const int* topk_ids, int tokens, int topk, int experts, i
 // out[dest[t*topk + j], :] = x[t, :]; hidden*2 bytes must be a multiple of 16.
 void permute_tokens(const bf16* x, const int* dest, int tokens, int topk, int hidden, bf16* out,
                     cudaStream_t s);
+// Same result through the bulk copy engine (cp.async.bulk, sm_90): one thread per block.
+void permute_tokens_bulk(const bf16* x, const int* dest, int tokens, int topk, int hidden, bf16* out,
+                         cudaStream_t s);
 // out[t, :] = sum_j w[t*topk + j] * y[dest[t*topk + j], :] (fp32 accumulation).
 void unpermute_combine(const bf16* y, const int* dest, const float* w, int tokens, int topk,
                        int hidden, bf16* out, cudaStream_t s);
