@@ -248,7 +248,7 @@ __global__ void __launch_bounds__(D) decode_combine_kernel(const float* __restri
 }
 
 int decode_splits(int BH, int L) {
-  int want = (int)ceil_div(4LL * sm_count(), BH);
+  int want = (int)ceil_div(8LL * sm_count(), BH);
   return (int)std::clamp<long long>(std::min<long long>(want, ceil_div(L, 256)), 1, 1024);
 }
 

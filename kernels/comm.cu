@@ -255,8 +255,8 @@ void bench_nccl(Pair& P, Report& rep, const Options& opt) {
 #endif
 
 // ---------------------------------------------------------------- own peer-pointer dispatch
-// Block b copies rows b, b + nb, ... : out_peer[row] = x[idx[row]] with 16-byte loads/stores,
-// then every thread fences (system scope), and thread 0 adds 1 to the peer's counter.
+// out_peer[row] = x[idx[row]] with 16-byte loads and remote stores through the peer pointer; then
+// every thread fences (system scope), and thread 0 of each block adds 1 to the peer's counter.
 __device__ __forceinline__ unsigned long long ld_acquire_sys(const unsigned long long* p) {
   unsigned long long v;
   asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
@@ -266,23 +266,32 @@ __device__ __forceinline__ unsigned long long ld_acquire_sys(const unsigned long
 // After signalling, block 0 waits until counter wa reaches ta and wb (may be null) reaches tb, so
 // the kernel ends only when the data this GPU waits for has landed (all blocks are co-resident:
 // the grid is at most 2 blocks per SM).
-__global__ void __launch_bounds__(256) dispatch_kernel(const uint4* __restrict__ x,
+__global__ void __launch_bounds__(512) dispatch_kernel(const uint4* __restrict__ x,
                                                        const int* __restrict__ idx, int rows, int nvec,
                                                        uint4* __restrict__ peer_out,
                                                        unsigned long long* peer_counter,
                                                        const unsigned long long* wa, unsigned long long ta,
                                                        const unsigned long long* wb, unsigned long long tb) {
-  for (int row = blockIdx.x; row < rows; row += gridDim.x) {
-    const uint4* src = x + (long long)__ldg(idx + row) * nvec;
-    uint4* dst = peer_out + (long long)row * nvec;
-    for (int base = threadIdx.x; base < nvec; base += 4 * blockDim.x) {
-      uint4 v[4];
+  // The rows*nvec 16-byte vectors are spread evenly over every thread of the grid (no tail of
+  // whole rows): vector v is column v % nvec of destination row v / nvec, read from source row
+  // idx[v / nvec]. Four loads are in flight per thread before the four remote stores.
+  const long long total = (long long)rows * nvec;
+  const long long stride = (long long)gridDim.x * blockDim.x;
+  long long v = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+  for (; v < total; v += 4 * stride) {
+    uint4 val[4];
 #pragma unroll
-      for (int u = 0; u < 4; ++u)
-        if (base + u * (int)blockDim.x < nvec) v[u] = __ldg(src + base + u * blockDim.x);
+    for (int u = 0; u < 4; ++u) {
+      long long w = v + u * stride;
+      if (w < total) {
+        int row = (int)(w / nvec), col = (int)(w - (long long)row * nvec);
+        val[u] = __ldg(x + (long long)__ldg(idx + row) * nvec + col);
+      }
+    }
 #pragma unroll
-      for (int u = 0; u < 4; ++u)
-        if (base + u * (int)blockDim.x < nvec) dst[base + u * blockDim.x] = v[u];
+    for (int u = 0; u < 4; ++u) {
+      long long w = v + u * stride;
+      if (w < total) peer_out[w] = val[u];
     }
   }
   __threadfence_system();
@@ -344,7 +353,7 @@ void bench_dispatch(Pair& P, Report& rep, const Options& opt) {
     }
     const double bytes = (double)T * H * 2;  // per direction
     for (int bidir = 1; bidir >= 0; --bidir) {
-      for (int nb : {2 * sms, 32}) {
+      for (int nb : {2 * sms, 32}) {  // 512 threads per block
         if (nb == 32 && bytes < (16 << 20)) continue;
         const int blocks = std::min(nb, T);
         auto one = [&](cudaEvent_t* start, cudaEvent_t* stop) {
@@ -362,14 +371,14 @@ void bench_dispatch(Pair& P, Report& rep, const Options& opt) {
           // GPU0 (whose events time the round) ends when what it sent has landed on GPU1 (GPU1's
           // counter, read through the peer pointer) and, bidir, what GPU1 sent has landed on it.
           CK(cudaSetDevice(0));
-          dispatch_kernel<<<blocks, 256, 0, P.s[0]>>>(reinterpret_cast<const uint4*>(x[0].get()), idx[0].get(), T,
+          dispatch_kernel<<<blocks, 512, 0, P.s[0]>>>(reinterpret_cast<const uint4*>(x[0].get()), idx[0].get(), T,
                                                       nvec, reinterpret_cast<uint4*>(recv[1].get()), cnt[1].get(),
                                                       cnt[1].get(), epoch_cnt[1],
                                                       bidir ? cnt[0].get() : nullptr, epoch_cnt[0]);
           CK_LAST();
           CK(cudaSetDevice(1));
           if (bidir)
-            dispatch_kernel<<<blocks, 256, 0, P.s[1]>>>(reinterpret_cast<const uint4*>(x[1].get()), idx[1].get(), T,
+            dispatch_kernel<<<blocks, 512, 0, P.s[1]>>>(reinterpret_cast<const uint4*>(x[1].get()), idx[1].get(), T,
                                                         nvec, reinterpret_cast<uint4*>(recv[0].get()), cnt[0].get(),
                                                         cnt[1].get(), epoch_cnt[1], nullptr, 0);
           else

@@ -153,16 +153,11 @@ __global__ void __launch_bounds__(1024) route_index_kernel(const int* __restrict
 }
 
 // ---------------------------------------------------------------- permute / combine
-// One block per token; each thread moves 16-byte vectors: one read, topk writes.
-template <int TOPK>
-__global__ void __launch_bounds__(128) permute_kernel(const uint4* __restrict__ x,
-                                                      const int* __restrict__ dest, int nvec,
-                                                      uint4* __restrict__ out) {
-  const int t = blockIdx.x;
-  int d[TOPK];
-#pragma unroll
-  for (int j = 0; j < TOPK; ++j) d[j] = __ldg(dest + (long long)t * TOPK + j);
-  const uint4* src = x + (long long)t * nvec;
+// One block per token; each thread moves 16-byte vectors: one read, topk writes (streaming
+// stores with kCs, default write-back otherwise).
+template <int TOPK, bool kCs>
+__device__ __forceinline__ void copy_row(const uint4* __restrict__ src, const int (&d)[TOPK], int nvec,
+                                         uint4* __restrict__ out) {
   for (int base = threadIdx.x; base < nvec; base += 4 * blockDim.x) {
     uint4 v[4];
 #pragma unroll
@@ -175,10 +170,84 @@ __global__ void __launch_bounds__(128) permute_kernel(const uint4* __restrict__ 
       int idx = base + u * blockDim.x;
       if (idx < nvec) {
 #pragma unroll
-        for (int j = 0; j < TOPK; ++j) st_cs(out + (long long)d[j] * nvec + idx, v[u]);
+        for (int j = 0; j < TOPK; ++j) {
+          if constexpr (kCs) st_cs(out + (long long)d[j] * nvec + idx, v[u]);
+          else out[(long long)d[j] * nvec + idx] = v[u];
+        }
       }
     }
   }
+}
+
+template <int TOPK, bool kCs>
+__global__ void __launch_bounds__(128) permute_kernel(const uint4* __restrict__ x,
+                                                      const int* __restrict__ dest, int nvec,
+                                                      uint4* __restrict__ out) {
+  const int t = blockIdx.x;
+  int d[TOPK];
+#pragma unroll
+  for (int j = 0; j < TOPK; ++j) d[j] = __ldg(dest + (long long)t * TOPK + j);
+  copy_row<TOPK, kCs>(x + (long long)t * nvec, d, nvec, out);
+}
+
+// Non-stable variant, two kernels: (1) one block counts tokens per expert and writes offsets and
+// per-expert cursors; (2) per token, TOPK threads claim rows with atomicAdd on the cursors, then
+// the block copies the row. Row order inside an expert depends on scheduling.
+__global__ void __launch_bounds__(1024) count_offsets_kernel(const int* __restrict__ ids, int n, int E,
+                                                             int* __restrict__ offsets,
+                                                             int* __restrict__ cursor) {
+  __shared__ int hist[1024], scan[1024];
+  const int t = threadIdx.x;
+  hist[t] = 0;
+  __syncthreads();
+  constexpr int kB = 8;
+  for (int b = 0; b < n; b += 1024 * kB) {
+    int ev[kB];
+#pragma unroll
+    for (int u = 0; u < kB; ++u) {
+      int i = b + u * 1024 + t;
+      ev[u] = i < n ? __ldg(ids + i) : -1;
+    }
+#pragma unroll
+    for (int u = 0; u < kB; ++u)
+      if (ev[u] >= 0) atomicAdd(&hist[ev[u]], 1);
+  }
+  __syncthreads();
+  const int v = t < E ? hist[t] : 0;
+  scan[t] = v;
+  __syncthreads();
+  for (int o = 1; o < 1024; o <<= 1) {
+    int add = t >= o ? scan[t - o] : 0;
+    __syncthreads();
+    scan[t] += add;
+    __syncthreads();
+  }
+  if (t < E) {
+    offsets[t] = scan[t] - v;
+    cursor[t] = scan[t] - v;
+  }
+  if (t == E - 1) offsets[E] = scan[t];
+}
+
+template <int TOPK>
+__global__ void __launch_bounds__(128) permute_atomic_kernel(const uint4* __restrict__ x,
+                                                             const int* __restrict__ ids,
+                                                             int* __restrict__ cursor, int nvec,
+                                                             int* __restrict__ dest,
+                                                             uint4* __restrict__ out) {
+  __shared__ int sd[TOPK];
+  const int t = blockIdx.x;
+  if (threadIdx.x < TOPK) {
+    const long long i = (long long)t * TOPK + threadIdx.x;
+    const int pos = atomicAdd(cursor + __ldg(ids + i), 1);
+    sd[threadIdx.x] = pos;
+    dest[i] = pos;
+  }
+  __syncthreads();
+  int d[TOPK];
+#pragma unroll
+  for (int j = 0; j < TOPK; ++j) d[j] = sd[j];
+  copy_row<TOPK, true>(x + (long long)t * nvec, d, nvec, out);
 }
 
 // Copy-engine style variant: one thread per block moves whole rows with the bulk copy engine
@@ -375,8 +444,27 @@ void build_route_index(const int* ids, int tokens, int topk, int experts, int* o
 void permute_tokens(const bf16* x, const int* dest, int tokens, int topk, int hidden, bf16* out,
                     cudaStream_t s) {
   if (topk != 8 || hidden % 8) fail("permute_tokens", __FILE__, __LINE__, "topk must be 8, hidden % 8 == 0");
-  permute_kernel<8><<<tokens, 128, 0, s>>>(reinterpret_cast<const uint4*>(x), dest, hidden / 8,
-                                           reinterpret_cast<uint4*>(out));
+  permute_kernel<8, true><<<tokens, 128, 0, s>>>(reinterpret_cast<const uint4*>(x), dest, hidden / 8,
+                                                 reinterpret_cast<uint4*>(out));
+  CK_LAST();
+}
+
+void permute_tokens_wb(const bf16* x, const int* dest, int tokens, int topk, int hidden, bf16* out,
+                       cudaStream_t s) {
+  if (topk != 8 || hidden % 8) fail("permute_tokens_wb", __FILE__, __LINE__, "topk must be 8, hidden % 8 == 0");
+  permute_kernel<8, false><<<tokens, 128, 0, s>>>(reinterpret_cast<const uint4*>(x), dest, hidden / 8,
+                                                  reinterpret_cast<uint4*>(out));
+  CK_LAST();
+}
+
+void permute_tokens_atomic(const bf16* x, const int* ids, int tokens, int topk, int experts, int hidden,
+                           int* offsets, int* cursor, int* dest, bf16* out, cudaStream_t s) {
+  if (topk != 8 || hidden % 8 || experts > 1024)
+    fail("permute_tokens_atomic", __FILE__, __LINE__, "topk must be 8, hidden % 8 == 0, experts <= 1024");
+  count_offsets_kernel<<<1, 1024, 0, s>>>(ids, tokens * topk, experts, offsets, cursor);
+  CK_LAST();
+  permute_atomic_kernel<8><<<tokens, 128, 0, s>>>(reinterpret_cast<const uint4*>(x), ids, cursor, hidden / 8,
+                                                  dest, reinterpret_cast<uint4*>(out));
   CK_LAST();
 }
 
@@ -525,44 +613,91 @@ void bench_permute_combine(Report& rep, const Options& opt) {
     double frac = (double)(idx_bad + (long long)hb + nonfin) / (double)(rows * nvec);
     Check pchk = check_of(frac, 0.0, "exact: index vs host stable sort, every output vector compared");
     const double pbytes = (double)T * kH * 2 + (double)rows * kH * 2 + (double)rows * 4 * 2;
-    // the bulk-copy variant must produce the same buffer
-    poison(P[0].get(), P[0].size());
-    permute_tokens_bulk(X[0].get(), dest[0].get(), T, kTopk, kH, P[0].get(), s);
-    CK(cudaStreamSynchronize(s));
-    CK(cudaMemset(bad.get(), 0, 8));
-    verify_permute_kernel<<<sm_count() * 8, 256, 0, s>>>(reinterpret_cast<const uint4*>(X[0].get()),
-                                                         reinterpret_cast<const uint4*>(P[0].get()),
-                                                         dest[0].get(), T, nvec, bad.get());
-    CK_LAST();
-    CK(cudaStreamSynchronize(s));
-    unsigned long long hb2 = 0;
-    CK(cudaMemcpy(&hb2, bad.get(), 8, cudaMemcpyDeviceToHost));
-    long long nonfin2 = count_nonfinite(P[0].get(), P[0].size());
-    Check pchk2 = check_of((double)(idx_bad + (long long)hb2 + nonfin2) / (double)(rows * nvec), 0.0,
-                           "exact: index vs host stable sort, every output vector compared");
+    // The other variants must produce the same buffer (atomic: any valid in-expert order).
+    auto verify = [&](const int* d_dest) {
+      CK(cudaMemset(bad.get(), 0, 8));
+      verify_permute_kernel<<<sm_count() * 8, 256, 0, s>>>(reinterpret_cast<const uint4*>(X[0].get()),
+                                                           reinterpret_cast<const uint4*>(P[0].get()),
+                                                           d_dest, T, nvec, bad.get());
+      CK_LAST();
+      CK(cudaStreamSynchronize(s));
+      unsigned long long h = 0;
+      CK(cudaMemcpy(&h, bad.get(), 8, cudaMemcpyDeviceToHost));
+      return (long long)h + count_nonfinite(P[0].get(), P[0].size());
+    };
+    Check vchk[4];
+    vchk[0] = pchk;
+    for (int k = 1; k <= 3; ++k) {
+      poison(P[0].get(), P[0].size());
+      long long idx_bad2 = idx_bad;
+      DevBuf<int> adest(rows), aoffs(kE + 1), acur(kE);
+      if (k == 1) {
+        permute_tokens_bulk(X[0].get(), dest[0].get(), T, kTopk, kH, P[0].get(), s);
+      } else if (k == 2) {
+        permute_tokens_wb(X[0].get(), dest[0].get(), T, kTopk, kH, P[0].get(), s);
+      } else {
+        permute_tokens_atomic(X[0].get(), ids[0].get(), T, kTopk, kE, kH, aoffs.get(), acur.get(), adest.get(),
+                              P[0].get(), s);
+        CK(cudaStreamSynchronize(s));
+        auto ad = download(adest.get(), rows);
+        auto ao = download(aoffs.get(), kE + 1);
+        idx_bad2 = 0;
+        for (int e = 0; e <= kE; ++e) idx_bad2 += ao[e] != ho[e];
+        std::vector<char> seen(rows, 0);
+        for (size_t i = 0; i < rows; ++i) {
+          int e = hids[0][i], d = ad[i];
+          bool ok = d >= ho[e] && d < ho[e + 1] && !seen[(size_t)d];
+          if (ok) seen[(size_t)d] = 1;
+          idx_bad2 += ok ? 0 : 1;
+        }
+      }
+      CK(cudaStreamSynchronize(s));
+      long long b2 = verify(k == 3 ? adest.get() : dest[0].get());
+      vchk[k] = check_of((double)(idx_bad2 + b2) / (double)(rows * nvec), 0.0,
+                         k == 3 ? "exact: offsets vs host, every row in its expert's segment exactly once, every output vector compared"
+                                : "exact: index vs host stable sort, every output vector compared");
+    }
     for (int r = 1; r < rot; ++r)  // indices for the other slots
       build_route_index(ids[r].get(), T, kTopk, kE, offs[r].get(), dest[r].get(), s);
-    for (int variant = 0; variant < 5; ++variant) {
-      const bool fused = variant < 2 || variant == 4;
-      const bool bulk = variant % 2 == 1;
+    std::vector<DevBuf<int>> cur(rot), adst(rot);
+    for (int r = 0; r < rot; ++r) {
+      cur[r].alloc(kE);
+      adst[r].alloc(rows);
+    }
+    const char* names[6] = {"full_stable_index+gather", "full_atomic_count+gather", "gather_only_simt_cs",
+                            "gather_only_bulk", "gather_only_simt_wb", "index_only_stable"};
+    const int which_check[6] = {0, 3, 0, 1, 2, 0};
+    for (int variant = 0; variant < 6; ++variant) {
       auto t = time_it(s, [&](int i) {
         int r = i % rot;
-        if (fused) build_route_index(ids[r].get(), T, kTopk, kE, offs[r].get(), dest[r].get(), s);
-        if (variant == 4) return;
-        if (bulk) permute_tokens_bulk(X[r].get(), dest[r].get(), T, kTopk, kH, P[r].get(), s);
-        else permute_tokens(X[r].get(), dest[r].get(), T, kTopk, kH, P[r].get(), s);
+        switch (variant) {
+          case 0:
+            build_route_index(ids[r].get(), T, kTopk, kE, offs[r].get(), dest[r].get(), s);
+            permute_tokens(X[r].get(), dest[r].get(), T, kTopk, kH, P[r].get(), s);
+            break;
+          case 1:
+            permute_tokens_atomic(X[r].get(), ids[r].get(), T, kTopk, kE, kH, offs[r].get(), cur[r].get(),
+                                  adst[r].get(), P[r].get(), s);
+            break;
+          case 2: permute_tokens(X[r].get(), dest[r].get(), T, kTopk, kH, P[r].get(), s); break;
+          case 3: permute_tokens_bulk(X[r].get(), dest[r].get(), T, kTopk, kH, P[r].get(), s); break;
+          case 4: permute_tokens_wb(X[r].get(), dest[r].get(), T, kTopk, kH, P[r].get(), s); break;
+          default: build_route_index(ids[r].get(), T, kTopk, kE, offs[r].get(), dest[r].get(), s);
+        }
       }, opt);
       Result res;
       res.kernel = "permute";
-      const char* names[5] = {"index+gather_simt", "index+gather_bulk", "gather_only_simt", "gather_only_bulk",
-                              "index_only"};
       res.variant = names[variant];
       res.shape = {{"tokens", T}, {"topk", kTopk}, {"experts", kE}, {"hidden", kH}};
       res.us_median = t.med; res.us_min = t.min; res.us_max = t.max; res.iters = t.iters;
-      res.bytes = variant == 4 ? (double)rows * 4 * 2 : pbytes;
-      res.check = bulk ? pchk2 : pchk;
+      res.bytes = variant == 5 ? (double)rows * 4 * 2 : pbytes;
+      res.check = vchk[which_check[variant]];
       rep.add(res);
     }
+    // the combine below uses the stable index of slot r: rebuild it (the atomic variant wrote offs)
+    for (int r = 0; r < rot; ++r)
+      build_route_index(ids[r].get(), T, kTopk, kE, offs[r].get(), dest[r].get(), s);
+    CK(cudaStreamSynchronize(s));
     // ---- combine: Y = permuted rows of fresh random data (as expert outputs), weights random
     for (int r = 0; r < rot; ++r) {
       Y[r] = std::move(P[r]);

@@ -22,6 +22,14 @@ void permute_tokens(const bf16* x, const int* dest, int tokens, int topk, int hi
 // Same result through the bulk copy engine (cp.async.bulk, sm_90): one thread per block.
 void permute_tokens_bulk(const bf16* x, const int* dest, int tokens, int topk, int hidden, bf16* out,
                          cudaStream_t s);
+// Same, default write-back stores instead of streaming stores.
+void permute_tokens_wb(const bf16* x, const int* dest, int tokens, int topk, int hidden, bf16* out,
+                       cudaStream_t s);
+// Non-stable permute without a precomputed index: counts + offsets (one block), then each token
+// claims its rows with atomicAdd on per-expert cursors and copies itself. Writes offsets[E+1] and
+// dest[tokens*topk] (for the combine); cursor is scratch of E ints.
+void permute_tokens_atomic(const bf16* x, const int* ids, int tokens, int topk, int experts, int hidden,
+                           int* offsets, int* cursor, int* dest, bf16* out, cudaStream_t s);
 // out[t, :] = sum_j w[t*topk + j] * y[dest[t*topk + j], :] (fp32 accumulation).
 void unpermute_combine(const bf16* y, const int* dest, const float* w, int tokens, int topk,
                        int hidden, bf16* out, cudaStream_t s);
