@@ -153,6 +153,15 @@ struct Grouped {
 
 // ------------------------------------------------------------------ FP8 via cuBLASLt
 struct LtFp8 {
+  // Ways to call cuBLASLt, tried in this order until one runs (some library builds reject some):
+  //   0: per-tensor scales through A/B scale pointers, in place (C == D), fast accumulation
+  //   1: scales folded into alpha (same maths for per-tensor scales), in place, fast accumulation
+  //   2: scales folded into alpha, separate C buffer, fast accumulation
+  //   3: scales folded into alpha, separate C buffer, full accumulation
+  static constexpr const char* kModes[4] = {"scale pointers, in-place, fast-accum",
+                                            "alpha-folded scales, in-place, fast-accum",
+                                            "alpha-folded scales, separate C, fast-accum",
+                                            "alpha-folded scales, separate C, full-accum"};
   struct Plan {
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
@@ -161,16 +170,19 @@ struct LtFp8 {
   };
   std::map<std::tuple<int, int, int>, Plan> plans;
   Blas* blas = nullptr;
-  bool fast_accum = true;
-  ~LtFp8() {
-    for (auto& [k, p] : plans) {
-      cublasLtMatmulDescDestroy(p.op);
-      cublasLtMatrixLayoutDestroy(p.a);
-      cublasLtMatrixLayoutDestroy(p.b);
-      cublasLtMatrixLayoutDestroy(p.c);
+  int mode = 0;
+  DevBuf<bf16> cscratch;
+  ~LtFp8() { clear(); }
+  void clear() {
+    for (auto& kv : plans) {
+      cublasLtMatmulDescDestroy(kv.second.op);
+      cublasLtMatrixLayoutDestroy(kv.second.a);
+      cublasLtMatrixLayoutDestroy(kv.second.b);
+      cublasLtMatrixLayoutDestroy(kv.second.c);
     }
+    plans.clear();
   }
-  Plan& plan(int M, int N, int K) {
+  Plan& plan(int M, int N, int K, const float* sa, const float* sb) {
     auto key = std::make_tuple(M, N, K);
     auto it = plans.find(key);
     if (it != plans.end()) return it->second;
@@ -179,16 +191,15 @@ struct LtFp8 {
     cublasOperation_t t = CUBLAS_OP_T, nn = CUBLAS_OP_N;
     CB(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t));
     CB(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &nn, sizeof nn));
-    int8_t fast = fast_accum ? 1 : 0;
+    int8_t fast = mode < 3 ? 1 : 0;
     CB(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast));
     CB(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, K, N, K));
     CB(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, K, M, K));
     CB(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_16BF, N, M, N));
-    // Scale pointers must be set before the heuristic query (they select fp8 kernels).
-    static float* dummy = nullptr;
-    if (!dummy) CK(cudaMalloc(&dummy, sizeof(float)));
-    CB(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &dummy, sizeof dummy));
-    CB(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &dummy, sizeof dummy));
+    if (mode == 0) {  // A is the weight (scale sb), B the activations (scale sa)
+      CB(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sb, sizeof sb));
+      CB(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sa, sizeof sa));
+    }
     cublasLtMatmulPreference_t pref;
     CB(cublasLtMatmulPreferenceCreate(&pref));
     size_t wsz = blas->ws.bytes();
@@ -196,50 +207,51 @@ struct LtFp8 {
                                             sizeof wsz));
     cublasLtMatmulHeuristicResult_t res[8]{};
     int found = 0;
-    CB(cublasLtMatmulAlgoGetHeuristic(blas->lt, p.op, p.a, p.b, p.c, p.c, pref, 8, res, &found));
+    cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(blas->lt, p.op, p.a, p.b, p.c, p.c, pref, 8, res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (!found) fail("cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__, "no fp8 algorithm");
-    for (int i = 0; i < found; ++i)
-      if (res[i].state == CUBLAS_STATUS_SUCCESS) p.algos[p.nalgo++] = res[i].algo;
+    if (hs == CUBLAS_STATUS_SUCCESS)
+      for (int i = 0; i < found; ++i)
+        if (res[i].state == CUBLAS_STATUS_SUCCESS) p.algos[p.nalgo++] = res[i].algo;
     return plans.emplace(key, p).first->second;
   }
-  // C[M,N] (bf16) = (sa*sb) X8[M,K] W8[N,K]^T
-  void run(const fp8* X, const fp8* W, bf16* C, int M, int N, int K, const float* sa,
-           const float* sb) {
-    Plan& p = plan(M, N, K);
-    CB(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sb, sizeof sb));
-    CB(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sa, sizeof sa));
-    const float one = 1.f, zero = 0.f;
-    cublasStatus_t st = CUBLAS_STATUS_NOT_SUPPORTED;
-    for (int i = 0; i < p.nalgo; ++i) {
-      st = cublasLtMatmul(blas->lt, p.op, &one, W, p.a, X, p.b, &zero, C, p.c, C, p.c, &p.algos[i],
-                          blas->ws.get(), blas->ws.bytes(), blas->s);
-      if (st == CUBLAS_STATUS_SUCCESS) {
-        if (i) {
-          cublasLtMatmulAlgo_t tmp = p.algos[0];
-          p.algos[0] = p.algos[i];
-          p.algos[i] = tmp;
+  // C[M,N] (bf16) = (sa*sb) X8[M,K] W8[N,K]^T; sa/sb on the device, ha/hb the same on the host.
+  void run(const fp8* X, const fp8* W, bf16* C, int M, int N, int K, const float* sa, const float* sb,
+           float ha, float hb) {
+    for (;;) {
+      Plan& p = plan(M, N, K, sa, sb);
+      if (mode == 0) {
+        CB(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sb, sizeof sb));
+        CB(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sa, sizeof sa));
+      }
+      const float alpha = mode == 0 ? 1.f : ha * hb, zero = 0.f;
+      bf16* cin = C;
+      if (mode >= 2) {
+        if (cscratch.size() < (size_t)M * N) cscratch.alloc((size_t)M * N);
+        cin = cscratch.get();
+      }
+      cublasStatus_t st = CUBLAS_STATUS_NOT_SUPPORTED;
+      for (int i = 0; i < p.nalgo; ++i) {
+        st = cublasLtMatmul(blas->lt, p.op, &alpha, W, p.a, X, p.b, &zero, cin, p.c, C, p.c, &p.algos[i],
+                            blas->ws.get(), blas->ws.bytes(), blas->s);
+        if (st == CUBLAS_STATUS_SUCCESS) {
+          if (i) {
+            cublasLtMatmulAlgo_t tmp = p.algos[0];
+            p.algos[0] = p.algos[i];
+            p.algos[i] = tmp;
+          }
+          return;
         }
-        return;
+        if (st != CUBLAS_STATUS_NOT_SUPPORTED) break;
       }
-      if (st != CUBLAS_STATUS_NOT_SUPPORTED) break;
+      if (st != CUBLAS_STATUS_NOT_SUPPORTED || mode == 3)
+        fail("cublasLtMatmul(fp8)", __FILE__, __LINE__,
+             std::string(cublas_err(st)) + " for m=" + std::to_string(M) + " n=" + std::to_string(N) + " k=" +
+                 std::to_string(K) + " in every mode");
+      log("fp8: cublasLtMatmul %s in mode '%s' (m=%d n=%d k=%d, %d algorithms); trying '%s'\n", cublas_err(st),
+          kModes[mode], M, N, K, p.nalgo, kModes[mode + 1]);
+      ++mode;
+      clear();
     }
-    if (fast_accum) {  // some library builds reject fast accumulation: retry once without it
-      log("fp8: cublasLtMatmul %s with fast accumulation (m=%d n=%d k=%d); retrying without\n", cublas_err(st), M, N, K);
-      fast_accum = false;
-      for (auto& kv : plans) {
-        cublasLtMatmulDescDestroy(kv.second.op);
-        cublasLtMatrixLayoutDestroy(kv.second.a);
-        cublasLtMatrixLayoutDestroy(kv.second.b);
-        cublasLtMatrixLayoutDestroy(kv.second.c);
-      }
-      plans.clear();
-      run(X, W, C, M, N, K, sa, sb);
-      return;
-    }
-    fail("cublasLtMatmul(fp8)", __FILE__, __LINE__,
-         std::string(cublas_err(st)) + " for m=" + std::to_string(M) + " n=" + std::to_string(N) +
-             " k=" + std::to_string(K) + " after " + std::to_string(p.nalgo) + " algorithms");
   }
 };
 
@@ -598,11 +610,11 @@ void bench_expert_mlp(Blas& b, Report& rep, const Options& opt, bool fp8_variant
         S8& s = S[r];
         for (int e = 0; e < E; ++e)
           lt.run(s.X.get() + (size_t)offsets[e] * K1, s.W1.get() + (size_t)e * N1 * K1,
-                 s.H.get() + (size_t)offsets[e] * N1, counts[e], N1, K1, dsx, dsw1);
+                 s.H.get() + (size_t)offsets[e] * N1, counts[e], N1, K1, dsx, dsw1, sx, sw1);
         silu_mul_fp8(s.H.get(), s.A.get(), M, kInter, 1.f / s_act, b.s);
         for (int e = 0; e < E; ++e)
           lt.run(s.A.get() + (size_t)offsets[e] * K2, s.W2.get() + (size_t)e * N2 * K2,
-                 s.Y.get() + (size_t)offsets[e] * N2, counts[e], N2, K2, dsa, dsw2);
+                 s.Y.get() + (size_t)offsets[e] * N2, counts[e], N2, K2, dsa, dsw2, s_act, sw2);
       };
       auto ref = ref_mlp<fp8>(S[0].X.get(), S[0].W1.get(), S[0].W2.get(), rows, rexp, kInter,
                               (double)sx * sw1, (double)sw2);
@@ -611,7 +623,7 @@ void bench_expert_mlp(Blas& b, Report& rep, const Options& opt, bool fp8_variant
       CK(cudaStreamSynchronize(b.s));
       long long bad = count_nonfinite(S[0].Y.get(), S[0].Y.size());
       res.check = make_check(rel_err(ref, gather_rows(S[0].Y.get(), rows, kHidden)), kTolFp8, bad,
-                             std::string(lt.fast_accum ? "fast-accum" : "full-accum") + " fp8; activations re-quantised to e4m3 (scale 1/64)");
+                             std::string("cuBLASLt mode: ") + LtFp8::kModes[lt.mode] + "; activations re-quantised to e4m3 (scale 1/64)");
       auto t = time_it(b.s, [&](int i) { run(i % rot); }, opt);
       res.variant = "cublaslt_loop";
       res.us_median = t.med; res.us_min = t.min; res.us_max = t.max; res.iters = t.iters;

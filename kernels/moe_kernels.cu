@@ -198,6 +198,8 @@ __global__ void __launch_bounds__(1024) count_offsets_kernel(const int* __restri
                                                              int* __restrict__ cursor) {
   __shared__ int hist[1024], scan[1024];
   const int t = threadIdx.x;
+  // let the dependent permute kernel start now: it prefetches its rows, then waits for us
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
   hist[t] = 0;
   __syncthreads();
   constexpr int kB = 8;
@@ -229,6 +231,9 @@ __global__ void __launch_bounds__(1024) count_offsets_kernel(const int* __restri
   if (t == E - 1) offsets[E] = scan[t];
 }
 
+// Launched as a programmatic dependent of count_offsets_kernel: each block first loads its token's
+// row into registers (independent of the counts), then waits for the count kernel's results
+// (griddepcontrol.wait), claims its rows and stores. nvec <= 8 * 128.
 template <int TOPK>
 __global__ void __launch_bounds__(128) permute_atomic_kernel(const uint4* __restrict__ x,
                                                              const int* __restrict__ ids,
@@ -237,17 +242,33 @@ __global__ void __launch_bounds__(128) permute_atomic_kernel(const uint4* __rest
                                                              uint4* __restrict__ out) {
   __shared__ int sd[TOPK];
   const int t = blockIdx.x;
+  const uint4* src = x + (long long)t * nvec;
+  uint4 v[8];
+#pragma unroll
+  for (int u = 0; u < 8; ++u) {
+    int idx = threadIdx.x + u * 128;
+    if (idx < nvec) v[u] = ld_nc(src + idx);
+  }
+  int e = 0;
+  if (threadIdx.x < TOPK) e = __ldg(ids + (long long)t * TOPK + threadIdx.x);
+  asm volatile("griddepcontrol.wait;" ::: "memory");
   if (threadIdx.x < TOPK) {
-    const long long i = (long long)t * TOPK + threadIdx.x;
-    const int pos = atomicAdd(cursor + __ldg(ids + i), 1);
+    const int pos = atomicAdd(cursor + e, 1);
     sd[threadIdx.x] = pos;
-    dest[i] = pos;
+    dest[(long long)t * TOPK + threadIdx.x] = pos;
   }
   __syncthreads();
   int d[TOPK];
 #pragma unroll
   for (int j = 0; j < TOPK; ++j) d[j] = sd[j];
-  copy_row<TOPK, true>(x + (long long)t * nvec, d, nvec, out);
+#pragma unroll
+  for (int u = 0; u < 8; ++u) {
+    int idx = threadIdx.x + u * 128;
+    if (idx < nvec) {
+#pragma unroll
+      for (int j = 0; j < TOPK; ++j) st_cs(out + (long long)d[j] * nvec + idx, v[u]);
+    }
+  }
 }
 
 // Copy-engine style variant: one thread per block moves whole rows with the bulk copy engine
@@ -461,11 +482,21 @@ void permute_tokens_atomic(const bf16* x, const int* ids, int tokens, int topk, 
                            int* offsets, int* cursor, int* dest, bf16* out, cudaStream_t s) {
   if (topk != 8 || hidden % 8 || experts > 1024)
     fail("permute_tokens_atomic", __FILE__, __LINE__, "topk must be 8, hidden % 8 == 0, experts <= 1024");
+  if (hidden / 8 > 8 * 128) fail("permute_tokens_atomic", __FILE__, __LINE__, "hidden > 8192");
   count_offsets_kernel<<<1, 1024, 0, s>>>(ids, tokens * topk, experts, offsets, cursor);
   CK_LAST();
-  permute_atomic_kernel<8><<<tokens, 128, 0, s>>>(reinterpret_cast<const uint4*>(x), ids, cursor, hidden / 8,
-                                                  dest, reinterpret_cast<uint4*>(out));
-  CK_LAST();
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(tokens);
+  cfg.blockDim = dim3(128);
+  cfg.dynamicSmemBytes = 0;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  CK(cudaLaunchKernelEx(&cfg, permute_atomic_kernel<8>, reinterpret_cast<const uint4*>(x), ids, cursor,
+                        hidden / 8, dest, reinterpret_cast<uint4*>(out)));
 }
 
 void permute_tokens_bulk(const bf16* x, const int* dest, int tokens, int topk, int hidden, bf16* out,
@@ -664,7 +695,7 @@ void bench_permute_combine(Report& rep, const Options& opt) {
       cur[r].alloc(kE);
       adst[r].alloc(rows);
     }
-    const char* names[6] = {"full_stable_index+gather", "full_atomic_count+gather", "gather_only_simt_cs",
+    const char* names[6] = {"full_stable_index+gather", "full_atomic_count+gather_pdl", "gather_only_simt_cs",
                             "gather_only_bulk", "gather_only_simt_wb", "index_only_stable"};
     const int which_check[6] = {0, 3, 0, 1, 2, 0};
     for (int variant = 0; variant < 6; ++variant) {
