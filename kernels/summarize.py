@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Roofline summary of an epsim-bench JSON: for chosen shapes, the floor
+max(flops / peak_flops, bytes / peak_bw) against the measured median, using the ceilings measured
+in the same file (best BF16 GEMM TFLOPS, best HBM copy GB/s, best one-way P2P GB/s).
+
+Usage: summarize.py RESULT.json  (prints a Markdown table)
+"""
+import json
+import sys
+
+
+def main():
+    d = json.load(open(sys.argv[1]))
+    rs = [r for r in d["results"] if r["check"]["pass"]]
+
+    def best(kernel, key, pred=lambda r: True):
+        v = [r[key] for r in rs if r["kernel"] == kernel and pred(r)]
+        return max(v) if v else 0.0
+
+    bf16 = best("gemm_bf16", "tflops") * 1e12
+    fp8 = 2 * bf16  # Hopper's fp8 tensor rate is twice bf16
+    hbm = best("hbm_copy", "gbps", lambda r: r["shape"]["bytes"] >= 256 << 20) * 1e9
+    p2p = best("p2p_copy", "gbps", lambda r: r["variant"] == "ce_0to1") * 1e9
+    print(f"Ceilings measured in this file: BF16 GEMM {bf16/1e12:.0f} TFLOPS (FP8 taken as 2x = {fp8/1e12:.0f}), "
+          f"HBM copy {hbm/1e9:.0f} GB/s, P2P {p2p/1e9:.1f} GB/s one way.\n")
+    print("| kernel | variant | shape | measured us | floor us | floor/measured | bound by |")
+    print("|---|---|---|---:|---:|---:|---|")
+
+    picks = [
+        ("gemm_bf16", "cublas", {"m": 1, "n": 4096}), ("gemm_bf16", "cublas", {"m": 128, "n": 4096}),
+        ("gemm_bf16", "cublas", {"m": 1024, "n": 4096}), ("gemm_bf16", "cublas", {"m": 4096, "n": 4096}),
+        ("gemm_bf16", "cublas", {"m": 16384, "n": 4096}), ("gemm_bf16", "cublas", {"m": 4096, "n": 36864}),
+        ("grouped_gemm_bf16", "cublas_loop", {"experts": 8, "tokens_per_expert": 16}),
+        ("grouped_gemm_bf16", "cublas_strided", {"experts": 8, "tokens_per_expert": 256}),
+        ("grouped_gemm_bf16", "cublas_loop", {"experts": 8, "tokens_per_expert": 1024}),
+        ("grouped_gemm_bf16", "cublas_grouped", {"experts": 8, "tokens_per_expert": 1024, "balanced": 1}),
+        ("expert_mlp_bf16", "cublas_loop", {"experts": 1, "tokens_per_expert": 128}),
+        ("expert_mlp_bf16", "cublas_loop", {"experts": 8, "tokens_per_expert": 512}),
+        ("expert_mlp_bf16", "cublas_loop", {"experts": 32, "tokens_per_expert": 2048}),
+        ("expert_mlp_fp8", "cublaslt_loop", {"experts": 1, "tokens_per_expert": 128}),
+        ("expert_mlp_fp8", "cublaslt_loop", {"experts": 8, "tokens_per_expert": 512}),
+        ("expert_mlp_fp8", "cublaslt_loop", {"experts": 32, "tokens_per_expert": 2048}),
+        ("dense_mlp_bf16", "cublas", {"tokens": 16}), ("dense_mlp_bf16", "cublas", {"tokens": 4096}),
+        ("permute", "full_atomic_count+gather_pdl", {"tokens": 128}),
+        ("permute", "full_atomic_count+gather_pdl", {"tokens": 4096}),
+        ("permute", "full_stable_index+gather", {"tokens": 4096}),
+        ("permute", "gather_only_simt_wb", {"tokens": 4096}),
+        ("unpermute_combine", "own", {"tokens": 128}), ("unpermute_combine", "own", {"tokens": 4096}),
+        ("gate_topk", "cublas+own_topk", {"tokens": 16}), ("gate_topk", "cublas+own_topk", {"tokens": 4096}),
+        ("attention_prefill", "own_wmma_flash", {"seq": 4096}),
+        ("sdpa_prefill_torch", "torch2.11.0_cudnn", {"seq": 4096}),
+        ("attention_decode", "own_split_kv", {"batch": 1, "kv_len": 8192}),
+        ("attention_decode", "own_split_kv", {"batch": 32, "kv_len": 2048}),
+        ("sdpa_decode_torch", "torch2.11.0_cudnn", {"batch": 32, "kv_len": 2048}),
+        ("hbm_copy", "cudaMemcpy", {"bytes": 1 << 30}),
+        ("p2p_copy", "ce_0to1", {"bytes": 16 << 20}), ("p2p_copy", "ce_0to1", {"bytes": 1 << 30}),
+        ("nccl_alltoall", "nccl", {"bytes": 4096}), ("nccl_alltoall", "nccl", {"bytes": 1 << 30}),
+        ("peer_dispatch", "own_0to1", {"tokens": 1, "blocks": 1}),
+        ("peer_dispatch", "own_bidir", {"tokens": 1171, "blocks": 264}),
+        ("peer_dispatch", "own_bidir", {"tokens": 4682, "blocks": 264}),
+        ("peer_dispatch", "own_bidir", {"tokens": 75000, "blocks": 264}),
+    ]
+    for kernel, variant, shape in picks:
+        m = [r for r in rs if r["kernel"] == kernel and r["variant"] == variant
+             and all(r["shape"].get(k) == v for k, v in shape.items())]
+        if not m:
+            continue
+        r = m[0]
+        link = r["kernel"] in ("p2p_copy", "peer_dispatch", "nccl_alltoall")
+        peak_f = fp8 if "fp8" in kernel else bf16
+        t_f = r["flops"] / peak_f if r["flops"] else 0.0
+        bw = p2p if link else hbm
+        if kernel == "nccl_alltoall":
+            t_b = r["bytes"] / 2 / p2p  # half of each rank's buffer crosses the link
+        else:
+            t_b = r["bytes"] / bw
+        floor = max(t_f, t_b) * 1e6
+        by = ("NVLink" if link else "HBM") if t_b >= t_f else "tensor cores"
+        sh = " ".join(f"{k}={v}" for k, v in r["shape"].items())
+        print(f"| {kernel} | {variant} | {sh} | {r['us_median']:.1f} | {floor:.1f} | "
+              f"{floor / r['us_median']:.2f} | {by} |")
+
+
+if __name__ == "__main__":
+    main()
