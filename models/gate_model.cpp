@@ -1,33 +1,85 @@
 #include "models/gate_model.h"
 
+#include <cmath>
+#include <string>
+
+#include "models/capacity_limit.h"
+#include "models/count_sampler.h"
+#include "models/errors.h"
+#include "models/expert_popularity.h"
+#include "models/random_stream.h"
+
 namespace epsim {
 
-std::vector<std::int64_t> RoutingSample::expert_load() const {
-  std::vector<std::int64_t> load(static_cast<std::size_t>(experts), 0);
-  for (int s = 0; s < sources; ++s)
-    for (int e = 0; e < experts; ++e) load[static_cast<std::size_t>(e)] += at(s, e);
-  return load;
+GateModel::GateModel(RoutingSpec spec, const MoeModelSpec& model)
+    : spec_(std::move(spec)), model_(model), bias_(model.layers, model.routed_experts, spec_.bias_step) {
+  const int E = model_.routed_experts;
+  if (spec_.distribution == "hot" && spec_.hot_experts >= E)
+    throw ConfigError("routing.hot_experts", std::to_string(spec_.hot_experts),
+                      "must be < model.routed_experts = " + std::to_string(E));
+  if (spec_.distribution == "trace")
+    trace_ = RoutingTrace::read(spec_.trace, "routing.trace", TraceShape{E, model_.top_k, model_.dense_layers});
+  popularity_.resize(static_cast<std::size_t>(model_.layers));
+  for (int l = 0; l < model_.layers; ++l)
+    if (model_.is_moe(l)) popularity_[static_cast<std::size_t>(l)] = expert_popularity(spec_, E, l);
 }
 
-const Schema& RoutingSpec::schema() {
-  static const Schema s{"routing", {
-      {"distribution", "string", "uniform", "", "uniform: every expert gets exactly tokens x top_k / experts from every source (remainders spread evenly)"},
-      {"seed", "integer", 1, "", "seed of every random choice in the run"},
-  }};
-  return s;
+void GateModel::begin_step(int step) {
+  if (step < 0) throw SimulationError("GateModel::begin_step: negative step " + std::to_string(step));
+  step_ = step;
 }
 
-RoutingSpec RoutingSpec::from_json(const nlohmann::json& j, const std::string& path) {
-  const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
-  ConfigObject c(obj, path, schema());
-  RoutingSpec r;
-  r.distribution = c.choice("distribution", {"uniform"});
-  r.seed = static_cast<std::uint64_t>(c.integer("seed", 0));
+void GateModel::observe(int layer, const std::vector<std::int64_t>& expert_load) {
+  if (spec_.balance == Balance::Bias) bias_.update(layer, expert_load);
+}
+
+bool GateModel::group_limited() const {
+  return spec_.group_limited && model_.groups > 1 && model_.topk_groups < model_.groups;
+}
+
+SelectionMarginals GateModel::marginals(int layer) const {
+  if (!model_.is_moe(layer) || layer >= model_.layers)
+    throw SimulationError("GateModel: layer " + std::to_string(layer) + " is not a MoE layer");
+  const int E = model_.routed_experts;
+  if (trace_) return SelectionMarginals{trace_->probabilities(layer - model_.dense_layers, model_.top_k), {1.0}};
+  std::vector<double> w = popularity_[static_cast<std::size_t>(layer)];
+  const std::vector<double>& b = bias_.at(layer);
+  for (std::size_t e = 0; e < w.size(); ++e) w[e] *= std::exp(b[e]);
+  if (spec_.distribution == "uniform" && bias_.is_zero(layer))
+    return SelectionMarginals{std::vector<double>(static_cast<std::size_t>(E), static_cast<double>(model_.top_k) / E), {1.0}};
+  return group_limited() ? selection_marginals(w, model_.top_k, model_.groups, model_.topk_groups)
+                         : selection_marginals(w, model_.top_k, 1, 1);
+}
+
+std::vector<double> GateModel::selection_probabilities(int layer) const { return marginals(layer).expert; }
+
+RoutingSample GateModel::sample(int layer, int micro_batch, int sources, std::int64_t tokens_per_source) const {
+  if (sources < 1 || tokens_per_source < 0)
+    throw SimulationError("GateModel::sample: " + std::to_string(sources) + " sources of " +
+                          std::to_string(tokens_per_source) + " tokens");
+  const int E = model_.routed_experts;
+  RoutingSample r;
+  if (spec_.distribution == "uniform") {
+    r = uniform(layer, sources, tokens_per_source);
+  } else {
+    r.sources = sources;
+    r.experts = E;
+    r.tokens.assign(static_cast<std::size_t>(sources), tokens_per_source);
+    if (trace_) {
+      r.counts = trace_->counts(layer - model_.dense_layers, sources, tokens_per_source, model_.top_k);
+    } else {
+      const std::vector<double> p = selection_probabilities(layer);
+      r.counts.assign(static_cast<std::size_t>(sources) * static_cast<std::size_t>(E), 0);
+      RandomStream rng(derive_seed(spec_.seed, {step_, layer, micro_batch}));
+      for (int s = 0; s < sources; ++s)
+        sample_counts(rng, p, tokens_per_source, model_.top_k,
+                      std::span<std::int64_t>(r.counts).subspan(static_cast<std::size_t>(s) * static_cast<std::size_t>(E),
+                                                                static_cast<std::size_t>(E)));
+    }
+  }
+  r.step = step_;
+  if (spec_.capacity_factor > 0) apply_capacity(r, spec_.capacity_factor);
   return r;
-}
-
-RoutingSample GateModel::sample(int layer, int /*micro_batch*/, int sources, std::int64_t tokens_per_source) const {
-  return uniform(layer, sources, tokens_per_source);
 }
 
 RoutingSample GateModel::uniform(int layer, int sources, std::int64_t tokens_per_source) const {

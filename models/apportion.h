@@ -1,0 +1,14 @@
+// Rounding real shares to integers that keep their exact total (largest-remainder method).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace epsim {
+
+// Integers n_i with sum n_i = total and |n_i - targets_i| < 1: every n_i is floor(targets_i), plus
+// one for the largest fractional parts (ties: lower index). Requires targets_i >= 0 and
+// sum targets_i = total up to rounding.
+std::vector<std::int64_t> apportion(const std::vector<double>& targets, std::int64_t total);
+
+}  // namespace epsim

@@ -1,0 +1,69 @@
+// Routing traces: measured per-layer expert loads, replayed by the gate (`routing.distribution =
+// "trace"`). Two formats, chosen by the file name (".json", else CSV):
+//
+// JSON
+//   {"experts": 16,                                  // must equal model.routed_experts
+//    "layers": [                                     // entry i is the i-th MoE layer
+//      {"layer": 1, "load": [812, 790, ...]},        // per-expert selections summed over sources
+//      {"sources": [[52, 49, ...], [47, 50, ...]]}   // or per source GPU, one row each
+//    ]}
+//   Every row (or load) needs at least top_k nonzero entries: a token selects top_k distinct experts.
+//   "layer" is optional; when present it must be the i-th MoE layer's index (dense_layers + i).
+// CSV (a header line, then one row per nonzero load; blank lines and lines starting with # skipped)
+//   layer,expert,tokens            per-expert loads
+//   layer,source,expert,tokens     per-source loads
+//   `layer` is the layer index; the layers present must be dense_layers, dense_layers + 1, ... .
+//
+// Replay: a model with more MoE layers than the trace reuses the entries cyclically. Per-source
+// rows: source GPU s replays row s mod rows. A row (or the per-expert load) is scaled to the step's
+// selections (tokens x top_k per source, times the sources for per-expert loads), capped at one
+// selection per token, and rounded by largest remainder; per-expert loads are then dealt to the
+// sources evenly (+-1). When the totals match, the file's numbers come back exactly.
+#pragma once
+
+#include <cstdint>
+#include <istream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace epsim {
+
+// What a trace must fit: the model's routed experts, top-k and first MoE layer.
+struct TraceShape {
+  int experts = 0;
+  int top_k = 1;
+  int first_moe_layer = 0;
+};
+
+struct TraceEntry {
+  int rows = 0;                     // 0: per-expert loads only; else per-source rows
+  std::vector<std::int64_t> load;   // rows == 0: [expert]; else [row * experts + expert]
+};
+
+class RoutingTrace {
+ public:
+  // Errors throw ConfigError with path "<file>:<where>" (a JSON path or "line N"), the value and the
+  // rule; a missing file is a ConfigError on `key` (the routing.trace path).
+  static RoutingTrace read(const std::string& file, const std::string& key, const TraceShape& shape);
+  static RoutingTrace from_json(const nlohmann::json& j, const std::string& file, const TraceShape& shape);
+  static RoutingTrace from_csv(std::istream& in, const std::string& file, const TraceShape& shape);
+
+  int experts() const { return experts_; }
+  int entries() const { return static_cast<int>(entries_.size()); }
+  const TraceEntry& entry(int i) const { return entries_[static_cast<std::size_t>(i)]; }
+  // The entry replayed at `moe_index` (0 = first MoE layer), cyclic.
+  const TraceEntry& for_moe_layer(int moe_index) const { return entry(moe_index % entries()); }
+
+  // Selection counts for `sources` GPUs of `tokens` tokens each: counts[s * experts + e].
+  std::vector<std::int64_t> counts(int moe_index, int sources, std::int64_t tokens, int top_k) const;
+  // Per-token selection probability of each expert (sums to top_k), averaged over sources.
+  std::vector<double> probabilities(int moe_index, int top_k) const;
+
+ private:
+  int experts_ = 0;
+  std::vector<TraceEntry> entries_;
+};
+
+}  // namespace epsim
