@@ -13,7 +13,9 @@ MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const 
   r.shared_weights = Bytes(moe * m.shared_experts * ops.expert_params() / tp * b);
   r.other_weights = Bytes((moe * ops.gate_params() + 2 * m.vocab * m.hidden / tp) * b);
 
-  const std::int64_t cached_tokens = work.mode == Mode::Prefill ? work.tokens_per_gpu : work.batch_per_gpu * work.kv_len;
+  const std::int64_t cached_tokens = work.mode == Mode::Prefill  ? work.tokens_per_gpu
+                                     : work.mode == Mode::Decode ? work.batch_per_gpu * work.kv_len
+                                                                 : 0;
   r.kv_cache = Bytes(cached_tokens * m.layers * ops.kv_bytes_per_token().count());
 
   // One layer's peak: residual stream in and out, the TP group's q/k/v/o, and the MoE buffers:
@@ -24,6 +26,10 @@ MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const 
   const std::int64_t attn = T * tp * m.heads / tp * (2 * m.qk_head_dim() + 2 * m.v_dim());
   const std::int64_t moe_buf = R * (2 * m.hidden + 3 * m.expert_intermediate) + R * m.hidden;
   r.activations = Bytes((2 * T * m.hidden + attn + moe_buf) * b);
+  if (work.mode == Mode::Training) {
+    r.optimizer = Bytes(r.weights().count() / b * 14);
+    r.activations = r.activations * m.layers;
+  }
   r.capacity = gpu.memory;
   return r;
 }

@@ -14,12 +14,13 @@ struct MemoryReport {
   Bytes expert_weights;     // this GPU's routed experts, all MoE layers
   Bytes shared_weights;     // shared experts, 1/tp each
   Bytes other_weights;      // gates, embedding and LM head (1/tp)
-  Bytes kv_cache;           // prefill: the cache the step writes; decode: batch x kv_len
-  Bytes activations;        // peak working set of one layer (expected routed tokens)
+  Bytes optimizer;          // training: gradients (2 B) + Adam master weights, m and v (3 x 4 B) per parameter
+  Bytes kv_cache;           // prefill: the cache the step writes; decode: batch x kv_len; training: none
+  Bytes activations;        // peak working set of one layer (expected routed tokens); training: all layers kept
   Bytes capacity;
 
   Bytes weights() const { return attention_weights + dense_weights + expert_weights + shared_weights + other_weights; }
-  Bytes total() const { return weights() + kv_cache + activations; }
+  Bytes total() const { return weights() + optimizer + kv_cache + activations; }
   bool fits() const { return total() <= capacity; }
 };
 

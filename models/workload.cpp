@@ -4,8 +4,8 @@ namespace epsim {
 
 const Schema& Workload::schema() {
   static const Schema s{"workload", {
-      {"mode", "string", "prefill", "", "prefill | decode"},
-      {"tokens_per_gpu", "integer", 4096, "tokens", "prefill: tokens per GPU per step"},
+      {"mode", "string", "prefill", "", "prefill | decode | training (forward + backward: backward GEMMs at twice the forward FLOPs, dispatch and combine reversed)"},
+      {"tokens_per_gpu", "integer", 4096, "tokens", "prefill and training: tokens per GPU per step"},
       {"seq_len", "integer", nullptr, "tokens", "prefill: sequence length; must divide tokens_per_gpu (default: tokens_per_gpu)"},
       {"batch_per_gpu", "integer", 128, "sequences", "decode: sequences per GPU, one new token each"},
       {"kv_len", "integer", 4096, "tokens", "decode: KV-cache length per sequence"},
@@ -17,7 +17,8 @@ Workload Workload::from_json(const nlohmann::json& j, const std::string& path) {
   const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
   ConfigObject c(obj, path, schema());
   Workload w;
-  w.mode = c.choice("mode", {"prefill", "decode"}) == "prefill" ? Mode::Prefill : Mode::Decode;
+  const std::string mode = c.choice("mode", {"prefill", "decode", "training"});
+  w.mode = mode == "prefill" ? Mode::Prefill : mode == "decode" ? Mode::Decode : Mode::Training;
   w.tokens_per_gpu = c.integer("tokens_per_gpu", 1);
   w.seq_len = c.has("seq_len") ? c.integer("seq_len", 1) : w.tokens_per_gpu;
   if (w.tokens_per_gpu % w.seq_len != 0) c.fail("seq_len", "must divide tokens_per_gpu = " + std::to_string(w.tokens_per_gpu));

@@ -35,25 +35,36 @@ void AnalyticalNetwork::start(Transfer transfer) {
   }
   for (LinkId l : touched) load_[static_cast<std::size_t>(l)] = count_[static_cast<std::size_t>(l)] = 0;
 
-  // One event per distinct arrival time, flows in index order within it: deterministic and cheap.
-  std::vector<std::size_t> order(flows.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return arrive[a] < arrive[b]; });
-  auto shared_order = std::make_shared<std::vector<std::size_t>>(std::move(order));
-  std::size_t i = 0;
-  const std::size_t n = flows.size();
-  while (i < n) {
-    std::size_t j = i;
-    const Time at = arrive[(*shared_order)[i]];
-    while (j < n && arrive[(*shared_order)[j]] == at) ++j;
-    const bool last = j == n;
-    sim_.at(at, [t, shared_order, i, j, last] {
-      if (t->on_flow_done)
-        for (std::size_t k = i; k < j; ++k) t->on_flow_done((*shared_order)[k]);
-      if (last && t->on_done) t->on_done();
-    });
-    i = j;
+  // One event per distinct arrival time, flows in index order within it: deterministic and cheap
+  // (an all-to-all has few distinct arrival times, so buckets are found by a short linear scan).
+  std::vector<Time> times;
+  std::vector<std::vector<std::size_t>> buckets;
+  std::size_t last = 0;
+  for (std::size_t f = 0; f < flows.size(); ++f) {
+    if (last < times.size() && times[last] == arrive[f]) {
+      buckets[last].push_back(f);
+      continue;
+    }
+    last = std::find(times.begin(), times.end(), arrive[f]) - times.begin();
+    if (last == times.size()) {
+      times.push_back(arrive[f]);
+      buckets.emplace_back();
+    }
+    buckets[last].push_back(f);
   }
+  std::vector<std::size_t> order(times.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return times[a] < times[b]; });
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const bool final_bucket = k + 1 == order.size();
+    auto bucket = std::make_shared<std::vector<std::size_t>>(std::move(buckets[order[k]]));
+    sim_.at(times[order[k]], [t, bucket, final_bucket] {
+      if (t->on_flow_done)
+        for (std::size_t f : *bucket) t->on_flow_done(f);
+      if (final_bucket && t->on_done) t->on_done();
+    });
+  }
+  const std::size_t n = flows.size();
   if (n == 0 && t->on_done) sim_.at(sim_.now(), [t] { t->on_done(); });
 }
 

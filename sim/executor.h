@@ -1,7 +1,15 @@
 // Runs a TaskGraph on the event engine: a task starts when its last predecessor ends; compute tasks
 // take their duration, collectives hand their flows to the Network and finish each GPU's Arrival
 // when every flow from and to that GPU has arrived. Start and end times are written into the graph.
+//
+// SM sharing: while a GPU takes part in a collective (from its start to that GPU's arrival), its
+// communication kernels hold `comm_sms` of its `sms` SMs, and a compute task running meanwhile
+// progresses at (sms - comm_sms) / sms of its full speed. Its finish is re-planned whenever that
+// rate changes; stale finish events are recognised by a per-task version and ignored.
 #pragma once
+
+#include <cstdint>
+#include <vector>
 
 #include "sim/network.h"
 #include "sim/simulator.h"
@@ -9,20 +17,40 @@
 
 namespace epsim {
 
+struct SmSharing {
+  int sms = 132;
+  int comm_sms = 0;  // 0: communication never slows compute
+  double compute_rate() const { return static_cast<double>(sms - comm_sms) / sms; }
+};
+
 class Executor {
  public:
-  Executor(Simulator& sim, Network& net, TaskGraph& graph) : sim_(sim), net_(net), graph_(graph) {}
+  Executor(Simulator& sim, Network& net, TaskGraph& graph, SmSharing sm = {});
   // Runs to completion; returns the time the last task ended. Throws SimulationError if some task
   // never ran (a dependency cycle).
   Time run();
 
  private:
+  struct GpuState {
+    int comm_active = 0;          // collectives this GPU is part of right now
+    TaskId running = -1;          // compute task in flight
+    double remaining_ps = 0;      // its work left, in picoseconds at full speed
+    Time since;                   // when remaining_ps was last brought up to date
+    std::uint64_t version = 0;    // bumps on every re-plan
+  };
   void ready(TaskId id);
   void finish(TaskId id);
   void start_collective(TaskId id);
+  void start_compute(TaskId id);
+  void set_comm(int gpu, int delta);
+  void replan(int gpu);
+  double rate(const GpuState& s) const { return s.comm_active > 0 ? sm_.compute_rate() : 1.0; }
+
   Simulator& sim_;
   Network& net_;
   TaskGraph& graph_;
+  SmSharing sm_;
+  std::vector<GpuState> gpus_;
 };
 
 }  // namespace epsim

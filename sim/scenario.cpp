@@ -6,8 +6,8 @@ namespace epsim {
 
 const Schema& NetworkSpec::schema() {
   static const Schema s{"network", {
-      {"model", "string", "analytical", "", "analytical: each all-to-all priced by its most loaded link"},
-      {"scheme", "string", "direct", "", "direct: one flow per GPU pair through the source GPU's NIC (NCCL all-to-all)"},
+      {"model", "string", "analytical", "", "analytical: each all-to-all priced by its most loaded link | flow: every flow drains at its max-min fair share of every link, re-solved as flows start and end, plus route latency (concurrent transfers contend)"},
+      {"scheme", "string", "direct", "", "direct: one flow per GPU pair through the source GPU's NIC (NCCL all-to-all) | hierarchical: a token crosses InfiniBand once per remote node, to the same-rail GPU, which fans it out over NVLink (DeepEP normal kernels) | per-token: one message per (token, expert) pair, no deduplication (low-latency kernels)"},
   }};
   return s;
 }
@@ -16,14 +16,16 @@ NetworkSpec NetworkSpec::from_json(const nlohmann::json& j, const std::string& p
   const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
   ConfigObject c(obj, path, schema());
   NetworkSpec n;
-  n.model = c.choice("model", {"analytical"});
+  n.model = c.choice("model", {"analytical", "flow"});
   n.scheme = c.choice("scheme", comm_scheme_names());
   return n;
 }
 
 const Schema& ScheduleSpec::schema() {
   static const Schema s{"schedule", {
-      {"overlap", "string", "serial", "", "serial: every phase of every layer one after another"},
+      {"overlap", "string", "serial", "", "serial: one micro-batch, compute waits for each all-to-all (expert chunks still pipeline with later dispatch chunks) | dual-microbatch: two micro-batches of half the tokens, one computing while the other communicates; a micro-batch's next-layer attention starts once its combine is done (cross-layer pipelining) | decode-5stage: dual-microbatch with attention split around dispatch and combine and communication on 0 SMs"},
+      {"chunks", "integer", 1, "", "token batches per dispatch and combine: an expert computes a batch as soon as it has arrived"},
+      {"comm_sms", "integer", 24, "SMs", "SMs held by communication kernels while they run; concurrent compute runs at (gpu.sms - comm_sms) / gpu.sms speed (decode-5stage: 0)"},
   }};
   return s;
 }
@@ -32,7 +34,11 @@ ScheduleSpec ScheduleSpec::from_json(const nlohmann::json& j, const std::string&
   const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
   ConfigObject c(obj, path, schema());
   ScheduleSpec s;
-  s.overlap = c.choice("overlap", {"serial"});
+  s.overlap = c.choice("overlap", {"serial", "dual-microbatch", "decode-5stage"});
+  s.chunks = static_cast<int>(c.integer("chunks", 1));
+  if (s.chunks > 64) c.fail("chunks", "must be <= 64");
+  s.comm_sms = static_cast<int>(c.integer("comm_sms", 0));
+  if (s.overlap == "decode-5stage") s.comm_sms = 0;
   return s;
 }
 
@@ -49,6 +55,7 @@ const Schema& Scenario::schema() {
       {"placement", "object", nlohmann::json::object(), "", "expert placement (see placement.*)"},
       {"network", "object", nlohmann::json::object(), "", "network model and communication scheme (see network.*)"},
       {"schedule", "object", nlohmann::json::object(), "", "overlap schedule (see schedule.*)"},
+      {"cost_model", "object", nlohmann::json::object(), "", "nominal or calibrated op costs (see cost_model.*)"},
   }};
   return s;
 }
@@ -56,7 +63,7 @@ const Schema& Scenario::schema() {
 std::vector<const Schema*> Scenario::all_schemas() {
   return {&schema(), &MoeModelSpec::schema(), &GpuSpec::schema(), &ClusterSpec::schema(),
           &Parallelism::schema(), &Workload::schema(), &RoutingSpec::schema(), &PlacementSpec::schema(),
-          &NetworkSpec::schema(), &ScheduleSpec::schema()};
+          &NetworkSpec::schema(), &ScheduleSpec::schema(), &CostModelSpec::schema()};
 }
 
 Scenario Scenario::from_json(const nlohmann::json& doc) {
@@ -74,6 +81,13 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
   s.placement = PlacementSpec::from_json(top.raw("placement"), "placement");
   s.network = NetworkSpec::from_json(top.raw("network"), "network");
   s.schedule = ScheduleSpec::from_json(top.raw("schedule"), "schedule");
+  s.cost_model = CostModelSpec::from_json(top.raw("cost_model"), "cost_model");
+  if (s.schedule.comm_sms >= s.gpu.sms)
+    throw ConfigError("schedule.comm_sms", std::to_string(s.schedule.comm_sms),
+                      "must be < gpu.sms = " + std::to_string(s.gpu.sms));
+  if (s.workload.tokens() < s.schedule.micro_batches() * s.schedule.chunks)
+    throw ConfigError("schedule.chunks", std::to_string(s.schedule.chunks),
+                      "micro-batches x chunks must not exceed the tokens per GPU (" + std::to_string(s.workload.tokens()) + ")");
   return s;
 }
 

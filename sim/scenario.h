@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/cost_model_spec.h"
 #include "models/gate_model.h"
 #include "models/gpu_spec.h"
 #include "models/moe_model.h"
@@ -23,7 +24,10 @@ struct NetworkSpec {
 };
 
 struct ScheduleSpec {
-  std::string overlap = "serial";
+  std::string overlap = "serial";  // serial | dual-microbatch | decode-5stage
+  int chunks = 1;                  // token batches per dispatch (and combine)
+  int comm_sms = 24;               // SMs communication kernels hold while they run
+  int micro_batches() const { return overlap == "serial" ? 1 : 2; }
   static const Schema& schema();
   static ScheduleSpec from_json(const nlohmann::json& j, const std::string& path);
 };
@@ -40,6 +44,7 @@ struct Scenario {
   PlacementSpec placement;
   NetworkSpec network;
   ScheduleSpec schedule;
+  CostModelSpec cost_model;
 
   static const Schema& schema();
   static Scenario from_json(const nlohmann::json& doc);

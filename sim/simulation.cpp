@@ -16,7 +16,7 @@ std::unique_ptr<Network> make_network(const std::string& model, Simulator& sim, 
 
 Simulation::Simulation(Scenario scenario)
     : scenario_(std::move(scenario)), cluster_(scenario_.cluster),
-      cost_(std::make_unique<NominalCostModel>(scenario_.gpu)) {}
+      cost_(make_cost_model(scenario_.cost_model, scenario_.gpu)) {}
 
 const StepResult& Simulation::run() {
   const Scenario& sc = scenario_;
@@ -27,7 +27,7 @@ const StepResult& Simulation::run() {
 
   Simulator sim;
   auto net = make_network(sc.network.model, sim, cluster_);
-  Executor exec(sim, *net, graph_);
+  Executor exec(sim, *net, graph_, SmSharing{sc.gpu.sms, sc.schedule.comm_sms});
   StepResult& r = result_;
   r = StepResult{};
   r.scenario = sc.name;

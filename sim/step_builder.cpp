@@ -1,6 +1,7 @@
 #include "sim/step_builder.h"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 #include "placement/dispatch_matrix.h"
@@ -16,121 +17,224 @@ double LayerLoad::mean() const {
          static_cast<double>(per_gpu.size());
 }
 
-// Re-derives a layer's dispatch matrix on demand (deterministic), keeping only the latest, so a
-// step's memory does not grow with layers x GPUs^2.
+namespace {
+// Chunk c of `chunks` of a count: the remainder goes to the first chunks.
+std::int64_t share(std::int64_t n, int c, int chunks) { return n / chunks + (c < n % chunks ? 1 : 0); }
+
+DispatchMatrix chunk_of(const DispatchMatrix& m, int c, int chunks) {
+  if (chunks == 1) return m;
+  DispatchMatrix out = m;
+  for (auto& v : out.copies) v = share(v, c, chunks);
+  for (auto& v : out.unique) v = share(v, c, chunks);
+  for (auto& v : out.node_unique) v = share(v, c, chunks);
+  return out;
+}
+}  // namespace
+
+// Re-derives dispatch matrices on demand (deterministic), keeping only those not yet fully used,
+// so a step's memory does not grow with layers x GPUs^2.
 struct StepBuilder::Traffic {
   const GateModel& gate;
   const Placement& placement;
   const Cluster& cluster;
-  std::int64_t tokens;
-  int cached_layer = -1;
-  std::shared_ptr<const DispatchMatrix> cached;
+  std::map<std::pair<int, int>, std::shared_ptr<const DispatchMatrix>> cache;
 
-  std::shared_ptr<const DispatchMatrix> at(int layer) {
-    if (layer != cached_layer) {
-      const RoutingSample r = gate.sample(layer, 0, cluster.gpu_count(), tokens);
-      cached = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement, cluster.gpus_per_node()));
-      cached_layer = layer;
-    }
-    return cached;
+  std::shared_ptr<const DispatchMatrix> at(int layer, int mb, std::int64_t tokens) {
+    auto key = std::make_pair(layer, mb);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+    if (cache.size() > 8) cache.erase(cache.begin());
+    const RoutingSample r = gate.sample(layer, mb, cluster.gpu_count(), tokens);
+    auto m = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement, cluster.gpus_per_node()));
+    cache.emplace(key, m);
+    return m;
   }
 };
 
 StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const CostModel& cost,
                          const GateModel& gate, const Placement& placement)
     : sc_(scenario), cluster_(cluster), cost_(cost), ops_(scenario.model, scenario.parallelism.attention_tp),
-      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, scenario.workload.tokens(), -1, nullptr})),
-      gpus_(cluster.gpu_count()) {}
+      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}})), gpus_(cluster.gpu_count()) {}
 
-void StepBuilder::chain(TaskGraph& g, std::vector<TaskId>& last, int gpu, TaskId next) {
-  TaskId& prev = last[static_cast<std::size_t>(gpu)];
-  if (prev >= 0) g.depend(prev, next);
-  prev = next;
+std::int64_t StepBuilder::mb_tokens(int mb) const {
+  return share(sc_.workload.tokens(), mb, sc_.schedule.micro_batches());
 }
 
-TaskGraph StepBuilder::build() {
-  TaskGraph g;
-  loads_.assign(static_cast<std::size_t>(sc_.model.layers), LayerLoad{});
-  std::vector<TaskId> last(static_cast<std::size_t>(gpus_), -1);
-  for (int l = 0; l < sc_.model.layers; ++l) layer(g, l, last);
-  const Workload& w = sc_.workload;
-  const std::int64_t logits = w.mode == Mode::Prefill ? w.sequences() : w.batch_per_gpu;
-  const Time head = cost_.time(ops_.lm_head(logits));
-  for (int gpu = 0; gpu < gpus_; ++gpu) chain(g, last, gpu, g.compute(gpu, Phase::LmHead, sc_.model.layers, 0, head));
-  return g;
+Time StepBuilder::scaled(const OpWork& w, Pass pass) const {
+  const Time t = cost_.time(w);
+  return pass == Pass::Forward ? t : t + t;
 }
 
-TaskId StepBuilder::tp_collective(TaskGraph& g, int l, std::vector<TaskId>& last) {
-  // All-gather or reduce-scatter inside each TP group: every GPU exchanges its T tokens of hidden
+TaskId StepBuilder::compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after) {
+  const TaskId id = g_.compute(gpu, phase, l, mb, duration);
+  TaskId& tail = compute_tail_[static_cast<std::size_t>(gpu)];
+  if (tail >= 0) g_.depend(tail, id);
+  for (TaskId a : after)
+    if (a != tail) g_.depend(a, id);
+  tail = id;
+  return id;
+}
+
+TaskId StepBuilder::collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after,
+                               TaskId& tail) {
+  const TaskId c = g_.collective(gpus_, phase, l, mb, std::move(plan));
+  if (tail >= 0) g_.depend(tail, c);
+  for (const auto& per_gpu : after)
+    for (TaskId a : per_gpu) g_.depend(a, c);
+  tail = c;
+  return c;
+}
+
+TaskId StepBuilder::tp_collective(int l, int mb, const Deps& after) {
+  // All-gather or reduce-scatter inside each TP group: every GPU exchanges its tokens of hidden
   // state with each other member (ring and direct move the same bytes per GPU).
   const int tp = sc_.parallelism.attention_tp;
-  const Bytes per_peer = Bytes(sc_.workload.tokens() * sc_.model.hidden * sc_.model.bytes_per_param);
+  const Bytes per_peer = Bytes(mb_tokens(mb) * sc_.model.hidden * sc_.model.bytes_per_param);
   const Cluster* cl = &cluster_;
   const int gpus = gpus_;
-  TaskId c = g.collective(gpus_, Phase::TpComm, l, 0, [cl, tp, gpus, per_peer] {
+  return collective(Phase::TpComm, l, mb, [cl, tp, gpus, per_peer] {
     CommPlan plan;
     for (int s = 0; s < gpus; ++s)
       for (int d = (s / tp) * tp; d < (s / tp + 1) * tp; ++d) plan.add(*cl, s, d, per_peer);
     return plan;
-  });
-  for (int gpu = 0; gpu < gpus_; ++gpu) {
-    g.depend(last[static_cast<std::size_t>(gpu)], c);
-    last[static_cast<std::size_t>(gpu)] = g.arrival(c, gpu);
-  }
-  return c;
+  }, after, tp_tail_);
 }
 
-TaskId StepBuilder::moe_collective(TaskGraph& g, int l, Phase phase, std::vector<TaskId>& last) {
-  const CommScheme scheme = comm_scheme_from_string(sc_.network.scheme);
-  const Bytes token_bytes = Bytes(sc_.model.hidden * sc_.model.bytes_per_param);
-  auto traffic = traffic_;
-  const Cluster* cl = &cluster_;
-  TaskId c = g.collective(gpus_, phase, l, 0, [traffic, cl, l, phase, scheme, token_bytes] {
-    const auto m = traffic->at(l);
-    return phase == Phase::Dispatch ? dispatch_plan(scheme, *cl, *m, token_bytes)
-                                    : combine_plan(scheme, *cl, *m, token_bytes);
-  });
-  for (int gpu = 0; gpu < gpus_; ++gpu) {
-    g.depend(last[static_cast<std::size_t>(gpu)], c);
-    last[static_cast<std::size_t>(gpu)] = g.arrival(c, gpu);
-  }
-  return c;
-}
-
-void StepBuilder::layer(TaskGraph& g, int l, std::vector<TaskId>& last) {
+void StepBuilder::attention_block(int l, int mb, Pass pass) {
   const Workload& w = sc_.workload;
-  const std::int64_t T = w.tokens();
+  const std::int64_t T = mb_tokens(mb);
   const bool tp = sc_.parallelism.attention_tp > 1;
-  const Time proj = cost_.time(ops_.attention_proj(T));
-  const Time core = cost_.time(w.mode == Mode::Prefill ? ops_.attention_core_prefill(w.sequences(), w.seq_len)
-                                                        : ops_.attention_core_decode(w.batch_per_gpu, w.kv_len));
-  if (tp && l > 0) tp_collective(g, l, last);  // all-gather the group's tokens
-  for (int gpu = 0; gpu < gpus_; ++gpu) {
-    chain(g, last, gpu, g.compute(gpu, Phase::AttentionProj, l, 0, proj));
-    chain(g, last, gpu, g.compute(gpu, Phase::AttentionCore, l, 0, core));
+  const bool moe = sc_.model.is_moe(l);
+  const bool serial = sc_.schedule.micro_batches() == 1;
+  const std::int64_t seqs = std::max<std::int64_t>(1, w.sequences() * T / w.tokens());
+  const Time proj = scaled(ops_.attention_proj(T), pass);
+  const Time core = scaled(w.mode == Mode::Decode ? ops_.attention_core_decode(T, w.kv_len)
+                                                  : ops_.attention_core_prefill(seqs, w.seq_len), pass);
+  Deps& ready = ready_[static_cast<std::size_t>(mb)];
+  if (tp && (l > 0 || pass == Pass::Backward)) {
+    const TaskId c = tp_collective(l, mb, ready);
+    for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
   }
-  if (tp) tp_collective(g, l, last);  // reduce-scatter back to each GPU's tokens
-  if (!sc_.model.is_moe(l)) {
-    const Time mlp = cost_.time(ops_.dense_mlp(T));
-    for (int gpu = 0; gpu < gpus_; ++gpu) chain(g, last, gpu, g.compute(gpu, Phase::DenseMlp, l, 0, mlp));
+  std::vector<TaskId> core_done(static_cast<std::size_t>(gpus_));
+  for (int gpu = 0; gpu < gpus_; ++gpu) {
+    compute(gpu, Phase::AttentionProj, l, mb, proj, ready[static_cast<std::size_t>(gpu)]);
+    core_done[static_cast<std::size_t>(gpu)] = compute(gpu, Phase::AttentionCore, l, mb, core, {});
+    ready[static_cast<std::size_t>(gpu)] = {core_done[static_cast<std::size_t>(gpu)]};
+  }
+  if (tp) {
+    const TaskId c = tp_collective(l, mb, ready);
+    for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
+  }
+  if (!moe) {
+    const Time mlp = scaled(ops_.dense_mlp(T), pass);
+    for (int gpu = 0; gpu < gpus_; ++gpu)
+      ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::DenseMlp, l, mb, mlp, ready[static_cast<std::size_t>(gpu)])};
     return;
   }
-  const auto m = traffic_->at(l);
-  LayerLoad& load = loads_[static_cast<std::size_t>(l)];
-  load.per_gpu.resize(static_cast<std::size_t>(gpus_));
-  for (int gpu = 0; gpu < gpus_; ++gpu) load.per_gpu[static_cast<std::size_t>(gpu)] = m->received(gpu);
-
-  const Time gate = cost_.time(ops_.gate(T));
-  const Time shared = sc_.model.shared_experts > 0 ? cost_.time(ops_.shared_expert(T)) : Time::zero();
-  for (int gpu = 0; gpu < gpus_; ++gpu) chain(g, last, gpu, g.compute(gpu, Phase::Gate, l, 0, gate));
-  moe_collective(g, l, Phase::Dispatch, last);
+  const Time gate = scaled(ops_.gate(T), pass);
+  const Time shared = sc_.model.shared_experts > 0 ? scaled(ops_.shared_expert(T), pass) : Time::zero();
   for (int gpu = 0; gpu < gpus_; ++gpu) {
-    const std::int64_t tokens = load.per_gpu[static_cast<std::size_t>(gpu)];
-    const Time experts = tokens > 0 ? cost_.time(ops_.expert_mlp(tokens, sc_.parallelism.experts_per_gpu)) : Time::zero();
-    chain(g, last, gpu, g.compute(gpu, Phase::Experts, l, 0, experts));
-    if (sc_.model.shared_experts > 0) chain(g, last, gpu, g.compute(gpu, Phase::SharedExpert, l, 0, shared));
+    auto& r = ready[static_cast<std::size_t>(gpu)];
+    const TaskId gt = compute(gpu, Phase::Gate, l, mb, gate, r);
+    r = {gt};
+    if (sc_.model.shared_experts > 0) {
+      const TaskId st = compute(gpu, Phase::SharedExpert, l, mb, shared, {});
+      if (serial) r = {st};  // serial: the dispatch waits for the shared expert
+    }
   }
-  moe_collective(g, l, Phase::Combine, last);
+}
+
+void StepBuilder::dispatch_half(int l, int mb) {
+  const CommScheme scheme = comm_scheme_from_string(sc_.network.scheme);
+  const Bytes token_bytes = Bytes(sc_.model.hidden * sc_.model.bytes_per_param);
+  const int chunks = sc_.schedule.chunks;
+  const std::int64_t T = mb_tokens(mb);
+  auto traffic = traffic_;
+  const Cluster* cl = &cluster_;
+  Deps& ready = ready_[static_cast<std::size_t>(mb)];
+  auto& out = dispatches_[static_cast<std::size_t>(mb)];
+  out.clear();
+  for (int c = 0; c < chunks; ++c) {
+    auto plan = [traffic, cl, l, mb, T, scheme, token_bytes, chunks, c] {
+      return dispatch_plan(scheme, *cl, chunk_of(*traffic->at(l, mb, T), c, chunks), token_bytes);
+    };
+    out.push_back(collective(Phase::Dispatch, l, mb, plan, c == 0 ? ready : Deps{}, moe_tail_));
+  }
+}
+
+// Forward: tokens go out in the dispatch and back in the combine. Backward: output gradients go
+// out the dispatch way and input gradients come back the combine way, so the program is the same.
+void StepBuilder::expert_half(int l, int mb, Pass pass) {
+  const CommScheme scheme = comm_scheme_from_string(sc_.network.scheme);
+  const Bytes token_bytes = Bytes(sc_.model.hidden * sc_.model.bytes_per_param);
+  const int chunks = sc_.schedule.chunks;
+  const std::int64_t T = mb_tokens(mb);
+  const auto m = traffic_->at(l, mb, T);
+  LayerLoad& load = loads_[static_cast<std::size_t>(l)];
+  load.per_gpu.resize(static_cast<std::size_t>(gpus_), 0);
+  if (pass == Pass::Forward)
+    for (int gpu = 0; gpu < gpus_; ++gpu) load.per_gpu[static_cast<std::size_t>(gpu)] += m->received(gpu);
+
+  const auto& dispatches = dispatches_[static_cast<std::size_t>(mb)];
+  std::vector<Deps> per_chunk(static_cast<std::size_t>(chunks), Deps(static_cast<std::size_t>(gpus_)));
+  for (int gpu = 0; gpu < gpus_; ++gpu) {
+    const std::int64_t received = m->received(gpu);
+    for (int c = 0; c < chunks; ++c) {
+      const std::int64_t tokens = share(received, c, chunks);
+      const Time t = tokens > 0 ? scaled(ops_.expert_mlp(tokens, sc_.parallelism.experts_per_gpu), pass) : Time::zero();
+      const TaskId e = compute(gpu, Phase::Experts, l, mb, t, {g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu)});
+      per_chunk[static_cast<std::size_t>(c)][static_cast<std::size_t>(gpu)] = {e};
+    }
+  }
+  auto traffic = traffic_;
+  const Cluster* cl = &cluster_;
+  Deps& ready = ready_[static_cast<std::size_t>(mb)];
+  for (auto& r : ready) r.clear();
+  for (int c = 0; c < chunks; ++c) {
+    auto plan = [traffic, cl, l, mb, T, scheme, token_bytes, chunks, c] {
+      return combine_plan(scheme, *cl, chunk_of(*traffic->at(l, mb, T), c, chunks), token_bytes);
+    };
+    const TaskId comb = collective(Phase::Combine, l, mb, plan, per_chunk[static_cast<std::size_t>(c)], moe_tail_);
+    for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)].push_back(g_.arrival(comb, gpu));
+  }
+}
+
+void StepBuilder::lm_head(int mb, Pass pass) {
+  const Workload& w = sc_.workload;
+  // Prefill needs logits of each sequence's last token; decode and training of every token.
+  const std::int64_t T = mb_tokens(mb);
+  const std::int64_t logits = w.mode == Mode::Prefill ? std::max<std::int64_t>(1, w.sequences() * T / w.tokens()) : T;
+  const Time head = scaled(ops_.lm_head(logits), pass);
+  Deps& ready = ready_[static_cast<std::size_t>(mb)];
+  for (int gpu = 0; gpu < gpus_; ++gpu)
+    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::LmHead, sc_.model.layers, mb, head, ready[static_cast<std::size_t>(gpu)])};
+}
+
+TaskGraph StepBuilder::build() {
+  g_ = TaskGraph{};
+  const int mbs = sc_.schedule.micro_batches();
+  loads_.assign(static_cast<std::size_t>(sc_.model.layers), LayerLoad{});
+  compute_tail_.assign(static_cast<std::size_t>(gpus_), -1);
+  moe_tail_ = tp_tail_ = -1;
+  ready_.assign(static_cast<std::size_t>(mbs), Deps(static_cast<std::size_t>(gpus_)));
+  dispatches_.assign(static_cast<std::size_t>(mbs), {});
+  auto moe = [&](int l, Pass pass) {
+    for (int mb = 0; mb < mbs; ++mb) dispatch_half(l, mb);
+    for (int mb = 0; mb < mbs; ++mb) expert_half(l, mb, pass);
+  };
+  for (int l = 0; l < sc_.model.layers; ++l) {
+    for (int mb = 0; mb < mbs; ++mb) attention_block(l, mb, Pass::Forward);
+    if (sc_.model.is_moe(l)) moe(l, Pass::Forward);
+  }
+  for (int mb = 0; mb < mbs; ++mb) lm_head(mb, Pass::Forward);
+  if (sc_.workload.mode == Mode::Training) {
+    for (int mb = 0; mb < mbs; ++mb) lm_head(mb, Pass::Backward);
+    for (int l = sc_.model.layers - 1; l >= 0; --l) {
+      if (sc_.model.is_moe(l)) moe(l, Pass::Backward);
+      for (int mb = 0; mb < mbs; ++mb) attention_block(l, mb, Pass::Backward);
+    }
+  }
+  return std::move(g_);
 }
 
 }  // namespace epsim

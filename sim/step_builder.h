@@ -1,6 +1,23 @@
-// Builds the task graph of one forward step from a scenario: per GPU and layer, attention (with
-// its TP collectives), gate, dispatch, experts, shared expert, combine or the dense MLP, then the
-// LM head, in the scenario's overlap schedule.
+// Builds the task graph of one step from a scenario, in its overlap schedule.
+//
+// Per layer and micro-batch the builder emits two blocks:
+//   attention block: [TP all-gather] attention projections, attention core, [TP reduce-scatter],
+//                    gate and shared expert (MoE layers) or the dense MLP;
+//   MoE block:       dispatch in `chunks` collectives; the experts compute chunk c as soon as it has
+//                    arrived; combine chunk c leaves when every GPU's chunk c is computed.
+// Emission order per layer: attention blocks of all micro-batches, their dispatches, then their
+// expert halves (experts and combines): compute A0 A1 E0 E1, communication D0 D1 C0 C1.
+// Compute tasks of a GPU run one at a time in emission order (its compute stream); collectives run
+// one at a time in emission order (the communication stream). Data dependencies do the rest:
+//   serial           one micro-batch; the dispatch waits for the shared expert, so nothing overlaps
+//                    except expert chunk c with dispatch chunks > c and combine chunks < c;
+//   dual-microbatch  two micro-batches of half the tokens: one micro-batch
+//                    computes while the other communicates; a micro-batch's next-layer attention
+//                    starts once its own combine is done (cross-layer pipelining);
+//   decode-5stage    the same program with communication on 0 SMs (set by the scenario).
+// Training appends the backward pass: layers in reverse, the MoE block first (its dispatch carries
+// output gradients to the experts, its combine brings input gradients back), every compute op at
+// twice its forward cost.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +35,7 @@
 
 namespace epsim {
 
-// Routed tokens each GPU computes in one MoE layer (all micro-batches).
+// Routed (token, expert) pairs each GPU computes in one MoE layer, all micro-batches together.
 struct LayerLoad {
   std::vector<std::int64_t> per_gpu;
   std::int64_t max() const;
@@ -34,11 +51,23 @@ class StepBuilder {
   const std::vector<LayerLoad>& loads() const { return loads_; }
 
  private:
-  struct Traffic;  // routing sample -> dispatch matrix, cached per layer
-  void layer(TaskGraph& g, int l, std::vector<TaskId>& last);
-  TaskId tp_collective(TaskGraph& g, int l, std::vector<TaskId>& last);
-  TaskId moe_collective(TaskGraph& g, int l, Phase phase, std::vector<TaskId>& last);
-  void chain(TaskGraph& g, std::vector<TaskId>& last, int gpu, TaskId next);
+  struct Traffic;  // routing sample -> dispatch matrix, cached per (layer, micro-batch)
+  enum class Pass { Forward, Backward };
+  using Deps = std::vector<std::vector<TaskId>>;  // per GPU: tasks the next block must wait for
+
+  void attention_block(int l, int mb, Pass pass);
+  // The MoE block in two halves, so that a schedule can issue every micro-batch's dispatch before
+  // any combine on the communication stream.
+  void dispatch_half(int l, int mb);
+  void expert_half(int l, int mb, Pass pass);
+  void lm_head(int mb, Pass pass);
+  TaskId compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after);
+  // `tail` is the communication stream the collective is issued on (MoE all-to-alls and TP
+  // collectives use separate communicators, as NCCL does).
+  TaskId collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after, TaskId& tail);
+  TaskId tp_collective(int l, int mb, const Deps& after);
+  Time scaled(const OpWork& w, Pass pass) const;
+  std::int64_t mb_tokens(int mb) const;
 
   const Scenario& sc_;
   const Cluster& cluster_;
@@ -47,6 +76,12 @@ class StepBuilder {
   std::shared_ptr<Traffic> traffic_;
   std::vector<LayerLoad> loads_;
   int gpus_;
+  TaskGraph g_;
+  std::vector<TaskId> compute_tail_;  // per GPU: last compute task emitted
+  TaskId moe_tail_ = -1;              // last dispatch/combine emitted
+  TaskId tp_tail_ = -1;               // last TP collective emitted
+  std::vector<Deps> ready_;           // per micro-batch: what its next block waits for
+  std::vector<std::vector<TaskId>> dispatches_;  // per micro-batch: the dispatch chunks in flight
 };
 
 }  // namespace epsim

@@ -5,6 +5,18 @@
 
 namespace epsim::cli {
 
+namespace {
+// A '|' inside a markdown table cell must be escaped.
+std::string cell(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    if (ch == '|') out += '\\';
+    out += ch;
+  }
+  return out;
+}
+}  // namespace
+
 int keys_command(const Args& args) {
   if (!args.empty()) throw UsageError("keys takes no arguments");
   for (const Schema* s : Scenario::all_schemas()) {
@@ -13,7 +25,7 @@ int keys_command(const Args& args) {
     for (const KeyDoc& k : s->keys) {
       const std::string path = s->section.empty() ? k.key : s->section + "." + k.key;
       const std::string def = k.default_value.is_null() ? "(see meaning)" : k.default_value.dump();
-      fmt::print("| `{}` | {} | `{}` | {} | {} |\n", path, k.type, def, k.unit, k.meaning);
+      fmt::print("| `{}` | {} | `{}` | {} | {} |\n", path, k.type, cell(def), k.unit, cell(k.meaning));
     }
   }
   return 0;

@@ -69,7 +69,7 @@ void print_summary(const Simulation& sim, double wall_s) {
              sc.model.name, sc.model.layers, sc.model.routed_experts, sc.model.top_k, sc.gpu.name, sc.cluster.nodes,
              sc.cluster.gpus_per_node, sc.parallelism.ep, sc.parallelism.attention_tp);
   fmt::print("  {} of {} tokens per GPU; network {}; cost model {}; schedule {}\n",
-             sc.workload.mode == Mode::Prefill ? "prefill" : "decode", r.tokens_per_gpu, r.network, r.cost_model,
+             sc.workload.mode == Mode::Prefill ? "prefill" : sc.workload.mode == Mode::Decode ? "decode" : "training step", r.tokens_per_gpu, r.network, r.cost_model,
              sc.schedule.overlap);
   fmt::print("\n  step time           {:>12.3f} ms\n", r.step_time.to_ms());
   fmt::print("  tokens/s per GPU    {:>12.1f}\n", r.tokens_per_s_per_gpu());

@@ -1,0 +1,54 @@
+#include <doctest/doctest.h>
+
+#include "models/errors.h"
+#include "sim/analytical_network.h"
+#include "sim/executor.h"
+
+using namespace epsim;
+
+// Two GPUs of one node. GPU 0 computes 100 us; at time 0 a collective sends 4.5 MB from GPU 0 to
+// GPU 1 over NVLink (450 GB/s: 10 us, + 2 x 0.5 us latency = 11 us). While it runs, communication
+// holds 66 of 132 SMs, so the compute runs at half speed: 5.5 us of work done in the first 11 us,
+// 94.5 us left at full speed -> it ends at 105.5 us.
+TEST_CASE("compute slows down while a collective holds SMs") {
+  ClusterSpec spec;
+  spec.nodes = 1;
+  spec.gpus_per_node = 2;
+  const Cluster cluster(spec);
+  auto run = [&](int comm_sms) {
+    TaskGraph g;
+    const TaskId work = g.compute(0, Phase::Experts, 0, 0, Time::us(100));
+    const TaskId other = g.compute(1, Phase::Experts, 0, 0, Time::us(1));
+    const Cluster* cl = &cluster;
+    const TaskId c = g.collective(2, Phase::Dispatch, 0, 0, [cl] {
+      CommPlan p;
+      p.add(*cl, 0, 1, Bytes(4500000));
+      return p;
+    });
+    Simulator sim;
+    AnalyticalNetwork net(sim, cluster);
+    Executor exec(sim, net, g, SmSharing{132, comm_sms});
+    exec.run();
+    CHECK(g.task(g.arrival(c, 1)).end == Time::us(11));
+    (void)other;
+    return g.task(work).end;
+  };
+  CHECK(run(66) == Time::us(105.5));
+  CHECK(run(0) == Time::us(100));
+}
+
+TEST_CASE("a dependency cycle is reported, not hung") {
+  TaskGraph g;
+  const TaskId a = g.compute(0, Phase::Gate, 0, 0, Time::us(1));
+  const TaskId b = g.compute(0, Phase::Gate, 0, 0, Time::us(1));
+  g.depend(a, b);
+  g.depend(b, a);
+  ClusterSpec spec;
+  spec.nodes = 1;
+  spec.gpus_per_node = 1;
+  const Cluster cluster(spec);
+  Simulator sim;
+  AnalyticalNetwork net(sim, cluster);
+  Executor exec(sim, net, g);
+  CHECK_THROWS_AS(exec.run(), SimulationError);
+}
