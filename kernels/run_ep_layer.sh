@@ -6,7 +6,8 @@
 # every run), env.txt, build.log. Prints the per-case table last.
 # Env: EP_BIN (use this binary if it runs here; otherwise build), GIT_COMMIT, LABEL (file name),
 #      EXPERTS (default 32), TOKENS (default "256 1024 4096 16384"), DISPATCH (default "nccl peer"),
-#      LAYERS2_TOKENS (tokens per GPU of the extra 2-layer cases, default 4096; empty: none).
+#      LAYERS2_TOKENS (tokens per GPU of the extra 2-layer cases, default 4096; empty: none),
+#      EXTRA (more epsim-ep-layer arguments for every run, e.g. "--gpus 1").
 set -u -o pipefail
 # Never use NVLink multicast on shared hosts.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -51,7 +52,7 @@ if [ -z "$BIN" ]; then
 fi
 echo "== binary: $BIN"
 SMI=$(nvidia-smi --query-gpu=index,name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,power.limit --format=csv,noheader 2>/dev/null | tr '\n' ';')
-COMMON=(--experts "$EXPERTS" --git "${GIT_COMMIT:-unknown}" --smi "$SMI")
+COMMON=(--experts "$EXPERTS" --git "${GIT_COMMIT:-unknown}" --smi "$SMI" ${EXTRA:-})
 rc=0
 parts=()
 run() {  # name, time limit (s), args...
