@@ -24,28 +24,40 @@ static std::size_t pick(RandomStream& rng, const std::vector<double>& cumulative
   throw SimulationError("sample_counts: no expert can take the correction");
 }
 
-void sample_counts(RandomStream& rng, const std::vector<double>& p, std::int64_t tokens, int top_k,
-                   std::span<std::int64_t> counts) {
-  const std::size_t E = p.size();
-  if (counts.size() != E) throw SimulationError("sample_counts: counts and probabilities differ in size");
+CountSampler::CountSampler(const std::vector<double>& p, std::int64_t tokens, int top_k)
+    : p_(p), tokens_(tokens), top_k_(top_k) {
+  binomials_.reserve(p.size());
+  for (const double x : p) binomials_.emplace_back(tokens, x);
+  double V = 0.0;
+  for (const double x : p) V += x * (1.0 - x);
+  if (V > 0.0) {
+    double running = 0.0;
+    for (const double x : p) {
+      running += x * (1.0 - x);
+      share_.push_back(running / V);
+    }
+  }
+}
+
+void CountSampler::draw(RandomStream& rng, std::span<std::int64_t> counts) const {
+  const std::size_t E = p_.size();
+  const std::int64_t tokens = tokens_;
+  if (counts.size() != E) throw SimulationError("CountSampler: counts and probabilities differ in size");
   std::int64_t sum = 0;
   for (std::size_t e = 0; e < E; ++e) {
-    counts[e] = rng.binomial(tokens, p[e]);
+    counts[e] = binomials_[e](rng);
     sum += counts[e];
   }
-  std::int64_t deficit = tokens * top_k - sum;
+  std::int64_t deficit = tokens * top_k_ - sum;
   if (deficit == 0) return;
   // For independent normals X_e of variances v_e, X conditioned on sum X = s is distributed as
   // X_e + v_e / V x (s - sum X): shift every count by its variance share of the deficit, rounded
   // systematically (running sum) so the shifts are integers that add up to the deficit exactly.
-  double V = 0.0;
-  for (std::size_t e = 0; e < E; ++e) V += p[e] * (1.0 - p[e]);
-  if (V > 0.0) {
-    double running = 0.0;
+  if (!share_.empty()) {
     std::int64_t given = 0;
+    const double d = static_cast<double>(deficit);
     for (std::size_t e = 0; e < E; ++e) {
-      running += p[e] * (1.0 - p[e]);
-      const std::int64_t upto = static_cast<std::int64_t>(std::llround(static_cast<double>(deficit) * running / V));
+      const std::int64_t upto = static_cast<std::int64_t>(std::llround(d * share_[e]));
       const std::int64_t shift = std::clamp(counts[e] + upto - given, std::int64_t{0}, tokens) - counts[e];
       counts[e] += shift;
       given += shift;
@@ -57,7 +69,7 @@ void sample_counts(RandomStream& rng, const std::vector<double>& p, std::int64_t
   std::vector<double> cumulative(E);
   double acc = 0.0;
   for (std::size_t e = 0; e < E; ++e) {
-    acc += p[e] * (1.0 - p[e]);
+    acc += p_[e] * (1.0 - p_[e]);
     cumulative[e] = acc;
   }
   if (!(acc > 0.0))
@@ -72,6 +84,11 @@ void sample_counts(RandomStream& rng, const std::vector<double>& p, std::int64_t
     --counts[e];
     ++deficit;
   }
+}
+
+void sample_counts(RandomStream& rng, const std::vector<double>& p, std::int64_t tokens, int top_k,
+                   std::span<std::int64_t> counts) {
+  CountSampler(p, tokens, top_k).draw(rng, counts);
 }
 
 }  // namespace epsim

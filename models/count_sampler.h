@@ -19,7 +19,23 @@
 
 namespace epsim {
 
-// Writes counts[e] for every expert: 0 <= counts[e] <= tokens, sum = tokens x top_k. Requires
+// The sampler of one probability vector and token count, set up once and drawn for every source.
+class CountSampler {
+ public:
+  // Requires sum(p) = top_k (to 1e-9 relative) and 0 <= p_e <= 1.
+  CountSampler(const std::vector<double>& p, std::int64_t tokens, int top_k);
+  // Writes counts[e] for every expert: 0 <= counts[e] <= tokens, sum = tokens x top_k.
+  void draw(RandomStream& rng, std::span<std::int64_t> counts) const;
+
+ private:
+  std::vector<double> p_;
+  std::vector<Binomial> binomials_;
+  std::vector<double> share_;  // running sum of variances / total variance, per expert
+  std::int64_t tokens_;
+  int top_k_;
+};
+
+// One draw with a fresh CountSampler. Writes counts[e] for every expert: 0 <= counts[e] <= tokens, sum = tokens x top_k. Requires
 // sum(p) = top_k (to 1e-9 relative) and 0 <= p_e <= 1.
 void sample_counts(RandomStream& rng, const std::vector<double>& p, std::int64_t tokens, int top_k,
                    std::span<std::int64_t> counts);

@@ -30,7 +30,8 @@ void GateModel::begin_step(int step) {
 }
 
 void GateModel::observe(int layer, const std::vector<std::int64_t>& expert_load) {
-  if (spec_.balance == Balance::Bias) bias_.update(layer, expert_load);
+  // Exact uniform counts do not depend on the bias: nothing to learn.
+  if (spec_.balance == Balance::Bias && spec_.distribution != "uniform") bias_.update(layer, expert_load);
 }
 
 bool GateModel::group_limited() const {
@@ -70,11 +71,11 @@ RoutingSample GateModel::sample(int layer, int micro_batch, int sources, std::in
     } else {
       const std::vector<double> p = selection_probabilities(layer);
       r.counts.assign(static_cast<std::size_t>(sources) * static_cast<std::size_t>(E), 0);
+      const CountSampler sampler(p, tokens_per_source, model_.top_k);
       RandomStream rng(derive_seed(spec_.seed, {step_, layer, micro_batch}));
       for (int s = 0; s < sources; ++s)
-        sample_counts(rng, p, tokens_per_source, model_.top_k,
-                      std::span<std::int64_t>(r.counts).subspan(static_cast<std::size_t>(s) * static_cast<std::size_t>(E),
-                                                                static_cast<std::size_t>(E)));
+        sampler.draw(rng, std::span<std::int64_t>(r.counts).subspan(static_cast<std::size_t>(s) * static_cast<std::size_t>(E),
+                                                                    static_cast<std::size_t>(E)));
     }
   }
   r.step = step_;

@@ -58,7 +58,7 @@ class GateModel {
 
   // After a step: the per-expert load of MoE layer `layer` in that step (expert_load() of its
   // samples, summed over micro-batches). With balance = bias, one sign-rule update of the layer's
-  // bias; otherwise nothing.
+  // bias; otherwise (and for the exact `uniform` distribution) nothing.
   void observe(int layer, const std::vector<std::int64_t>& expert_load);
 
   // Per-token selection probability of each expert in `layer` under the current bias (sums to

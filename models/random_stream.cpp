@@ -50,30 +50,51 @@ double RandomStream::normal() {
   return x * f;
 }
 
-std::int64_t RandomStream::binomial_inversion(std::int64_t n, double p) {
-  // Sequential search of the CDF from 0; p <= 1/2 and n p < 32, so a few dozen steps at most.
-  const double q = 1.0 - p;
-  const double ratio = p / q;
-  double pmf = std::exp(static_cast<double>(n) * std::log1p(-p));
-  double u = uniform();
-  std::int64_t k = 0;
-  while (u >= pmf && k < n) {
-    u -= pmf;
-    pmf *= ratio * static_cast<double>(n - k) / static_cast<double>(k + 1);
-    ++k;
+Binomial::Binomial(std::int64_t n, double p) : n_(n) {
+  if (n <= 0 || p <= 0.0) return;  // Zero
+  if (p >= 1.0) {
+    kind_ = Kind::All;
+    return;
   }
-  return k;
+  if (p > 0.5) {
+    flip_ = true;
+    p = 1.0 - p;
+  }
+  mean_ = static_cast<double>(n) * p;
+  const double variance = mean_ * (1.0 - p);
+  if (variance < 16.0) {
+    kind_ = Kind::Inversion;
+    pmf0_ = std::exp(static_cast<double>(n) * std::log1p(-p));
+    ratio_ = p / (1.0 - p);
+  } else {
+    kind_ = Kind::Normal;
+    sd_ = std::sqrt(variance);
+  }
 }
 
-std::int64_t RandomStream::binomial(std::int64_t n, double p) {
-  if (n <= 0 || p <= 0.0) return 0;
-  if (p >= 1.0) return n;
-  if (p > 0.5) return n - binomial(n, 1.0 - p);
-  const double mean = static_cast<double>(n) * p;
-  const double variance = mean * (1.0 - p);
-  if (variance < 16.0) return binomial_inversion(n, p);
-  const double x = std::floor(mean + std::sqrt(variance) * normal() + 0.5);
-  return std::clamp(static_cast<std::int64_t>(x), std::int64_t{0}, n);
+std::int64_t Binomial::operator()(RandomStream& rng) const {
+  std::int64_t k = 0;
+  switch (kind_) {
+    case Kind::Zero: return 0;
+    case Kind::All: return n_;
+    case Kind::Inversion: {
+      // Sequential search of the CDF from 0; p <= 1/2 and n p < 32, so a few dozen steps at most.
+      double pmf = pmf0_;
+      double u = rng.uniform();
+      while (u >= pmf && k < n_) {
+        u -= pmf;
+        pmf *= ratio_ * static_cast<double>(n_ - k) / static_cast<double>(k + 1);
+        ++k;
+      }
+      break;
+    }
+    case Kind::Normal:
+      k = std::clamp(static_cast<std::int64_t>(std::floor(mean_ + sd_ * rng.normal() + 0.5)), std::int64_t{0}, n_);
+      break;
+  }
+  return flip_ ? n_ - k : k;
 }
+
+std::int64_t RandomStream::binomial(std::int64_t n, double p) { return Binomial(n, p)(*this); }
 
 }  // namespace epsim

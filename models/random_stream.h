@@ -27,10 +27,24 @@ class RandomStream {
   std::int64_t binomial(std::int64_t n, double p);
 
  private:
-  std::int64_t binomial_inversion(std::int64_t n, double p);
   std::mt19937_64 engine_;
   double spare_normal_ = 0.0;
   bool has_spare_ = false;
+};
+
+// Binomial(n, p) with its set-up done once, for drawing many times (RandomStream::binomial's
+// algorithm: inversion below variance 16, rounded normal above).
+class Binomial {
+ public:
+  Binomial(std::int64_t n, double p);
+  std::int64_t operator()(RandomStream& rng) const;
+
+ private:
+  enum class Kind { Zero, All, Inversion, Normal };
+  Kind kind_ = Kind::Zero;
+  bool flip_ = false;  // drawn as n - Binomial(n, 1 - p)
+  std::int64_t n_ = 0;
+  double mean_ = 0, sd_ = 0, pmf0_ = 0, ratio_ = 0;
 };
 
 }  // namespace epsim

@@ -9,7 +9,7 @@ const Schema& RoutingSpec::schema() {
       {"distribution", "string", "uniform", "",
        "uniform: every expert gets exactly tokens x top_k / experts from every source (remainders spread evenly) | "
        "uniform-sampled: equal probabilities, random counts | zipf: the r-th most popular expert has weight 1/r^zipf_s "
-       "(a random expert order per layer) | hot: hot_experts experts take hot_fraction of the selections | "
+       "(a random expert order per layer) | hot: hot_experts experts take hot_fraction of the selections (each at most one per token) | "
        "trace: per-layer loads from the file `trace`"},
       {"seed", "integer", 1, "", "seed of every random choice in the run"},
       {"zipf_s", "number", 1.0, "", "zipf: exponent s >= 0 (0 = uniform)"},

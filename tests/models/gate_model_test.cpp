@@ -238,8 +238,13 @@ TEST_CASE("bias balancing brings a zipf(1.0) gate under 1.1 max/mean within 50 s
   CHECK(std::all_of(gate.bias(2).begin(), gate.bias(2).end(), [](double b) { return b == 0.0; }));
   // balance = none: observe does nothing.
   GateModel plain(routing({{"distribution", "zipf"}}), model(256, 8));
-  plain.observe(1, std::vector<std::int64_t>(256, 1));
+  std::vector<std::int64_t> skewed(256, 1);
+  skewed[0] = 100;
+  plain.observe(1, skewed);
   CHECK(plain.bias(1)[0] == 0.0);
+  GateModel uniform(routing({{"balance", "bias"}}), model(256, 8));
+  uniform.observe(1, skewed);
+  CHECK(uniform.bias(1)[0] == 0.0);
 }
 
 TEST_CASE("the sign rule by hand") {
