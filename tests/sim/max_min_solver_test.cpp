@@ -1,0 +1,232 @@
+// The max-min solver against systems solved by hand, and its incremental solves against a plain
+// progressive filling written out here on random systems.
+#include "sim/max_min_solver.h"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "models/errors.h"
+
+using epsim::MaxMinSolver;
+using Ix = MaxMinSolver::Index;
+
+namespace {
+
+Ix add(MaxMinSolver& s, std::vector<Ix> links, double weight = 1.0, double cap = MaxMinSolver::kNoCap) {
+  return s.add_flow(links, weight, cap);
+}
+
+// Textbook progressive filling: O(L) scan per level, no heap, no incrementality.
+std::vector<double> reference_rates(const std::vector<double>& cap, const std::vector<std::vector<Ix>>& route,
+                                    const std::vector<double>& weight, const std::vector<double>& flow_cap) {
+  const std::size_t n = cap.size(), m = route.size();
+  std::vector<double> rem = cap, rate(m, 0.0);
+  std::vector<char> frozen(m, 0);
+  for (;;) {
+    double best = INFINITY;
+    for (std::size_t l = 0; l < n; ++l) {
+      double w = 0;
+      for (std::size_t f = 0; f < m; ++f)
+        if (!frozen[f])
+          for (Ix x : route[f])
+            if (static_cast<std::size_t>(x) == l) w += weight[f];
+      if (w > 0) best = std::min(best, std::max(0.0, rem[l]) / w);
+    }
+    for (std::size_t f = 0; f < m; ++f)
+      if (!frozen[f]) best = std::min(best, flow_cap[f] / weight[f]);
+    if (best == INFINITY) break;
+    // Freeze every flow on a link whose share is `best`, and every flow whose cap is reached.
+    std::vector<char> sat(n, 0);
+    for (std::size_t l = 0; l < n; ++l) {
+      double w = 0;
+      for (std::size_t f = 0; f < m; ++f)
+        if (!frozen[f])
+          for (Ix x : route[f])
+            if (static_cast<std::size_t>(x) == l) w += weight[f];
+      if (w > 0 && std::max(0.0, rem[l]) / w <= best * (1 + 1e-12)) sat[l] = 1;
+    }
+    for (std::size_t f = 0; f < m; ++f) {
+      if (frozen[f]) continue;
+      bool hit = flow_cap[f] / weight[f] <= best * (1 + 1e-12);
+      for (Ix x : route[f]) hit = hit || sat[static_cast<std::size_t>(x)];
+      if (!hit) continue;
+      frozen[f] = 1;
+      rate[f] = std::min(flow_cap[f], weight[f] * best);
+      for (Ix x : route[f]) rem[static_cast<std::size_t>(x)] -= rate[f];
+    }
+  }
+  return rate;
+}
+
+}  // namespace
+
+TEST_CASE("one link shared by n flows, then one leaves") {
+  MaxMinSolver s({12.0});
+  const Ix a = add(s, {0}), b = add(s, {0}), c = add(s, {0});
+  const auto& changes = s.solve();
+  CHECK(changes.moved.size() == 3);  // new flows
+  CHECK(changes.levels == std::vector<Ix>{0});
+  CHECK(s.level(0) == 4.0);
+  CHECK(s.rate(a) == 4.0);
+  CHECK(s.rate(b) == 4.0);
+  CHECK(s.rate(c) == 4.0);
+  CHECK(s.bottleneck(a) == 0);
+  CHECK(s.load(0) == 12.0);
+  s.remove_flow(b);
+  s.solve();
+  CHECK(s.rate(a) == 6.0);
+  CHECK(s.rate(c) == 6.0);
+  CHECK(s.active_flow_count() == 2);
+}
+
+TEST_CASE("parking lot: a long flow over three links, one short flow on each") {
+  // Capacities 10, 20, 30. The long flow is bottlenecked on link 0 with its short neighbour: 5 each;
+  // the other short flows take what the long flow leaves: 15 and 25.
+  MaxMinSolver s({10.0, 20.0, 30.0});
+  const Ix lng = add(s, {0, 1, 2});
+  const Ix s0 = add(s, {0}), s1 = add(s, {1}), s2 = add(s, {2});
+  s.solve();
+  CHECK(s.rate(lng) == 5.0);
+  CHECK(s.rate(s0) == 5.0);
+  CHECK(s.rate(s1) == 15.0);
+  CHECK(s.rate(s2) == 25.0);
+  CHECK(s.bottleneck(lng) == 0);
+  CHECK(s.bottleneck(s2) == 2);
+
+  // Without s0 the long flow moves to link 1 (10 each; link 0 ties at 10 and is saturated too).
+  s.remove_flow(s0);
+  s.solve();
+  CHECK(s.rate(lng) == 10.0);
+  CHECK(s.rate(s1) == 10.0);
+  CHECK(s.rate(s2) == 20.0);
+}
+
+TEST_CASE("two bottleneck levels") {
+  // Link A (10) carries f1, f2, f3; link B (30) carries f3, f4. A saturates first at 10/3;
+  // f4 then gets what f3 leaves on B: 30 - 10/3 = 80/3.
+  MaxMinSolver s({10.0, 30.0});
+  const Ix f1 = add(s, {0}), f2 = add(s, {0}), f3 = add(s, {0, 1}), f4 = add(s, {1});
+  s.solve();
+  CHECK(s.rate(f1) == doctest::Approx(10.0 / 3).epsilon(1e-15));
+  CHECK(s.rate(f2) == doctest::Approx(10.0 / 3).epsilon(1e-15));
+  CHECK(s.rate(f3) == doctest::Approx(10.0 / 3).epsilon(1e-15));
+  CHECK(s.rate(f4) == doctest::Approx(80.0 / 3).epsilon(1e-15));
+  CHECK(s.bottleneck(f3) == 0);
+  CHECK(s.bottleneck(f4) == 1);
+  CHECK(s.load(1) == doctest::Approx(30.0).epsilon(1e-15));
+}
+
+TEST_CASE("a flow limited by its own cap") {
+  // Link of 10 with three flows; one is capped at 2: the other two share the remaining 8.
+  MaxMinSolver s({10.0});
+  const Ix capped = add(s, {0}, 1.0, 2.0), a = add(s, {0}), b = add(s, {0});
+  s.solve();
+  CHECK(s.rate(capped) == 2.0);
+  CHECK(s.rate(a) == 4.0);
+  CHECK(s.rate(b) == 4.0);
+  CHECK(s.bottleneck(capped) == -1);
+  CHECK(s.bottleneck(a) == 0);
+  // A cap above the fair share does not bind.
+  MaxMinSolver t({10.0});
+  const Ix loose = add(t, {0}, 1.0, 7.0), c = add(t, {0});
+  t.solve();
+  CHECK(t.rate(loose) == 5.0);
+  CHECK(t.rate(c) == 5.0);
+}
+
+TEST_CASE("weights share a link in proportion") {
+  // Weights 1 and 2 on a link of 12: 4 and 8. With a second link of 6 under the weight-2 flow
+  // alone, it is capped there at 6 and the weight-1 flow takes the remaining 6.
+  MaxMinSolver s({12.0});
+  const Ix a = add(s, {0}, 1.0), b = add(s, {0}, 2.0);
+  s.solve();
+  CHECK(s.rate(a) == 4.0);
+  CHECK(s.rate(b) == 8.0);
+  MaxMinSolver t({12.0, 6.0});
+  const Ix c = add(t, {0}, 1.0), d = add(t, {0, 1}, 2.0);
+  t.solve();
+  CHECK(t.rate(d) == 6.0);
+  CHECK(t.rate(c) == 6.0);
+  CHECK(t.bottleneck(d) == 1);
+}
+
+TEST_CASE("a removal that touches no bottleneck changes nothing and fills nothing") {
+  // Link 0 (10) has f1, f2 bottlenecked there; f3 crosses links 0 and 1 (100) with f4. Link 0 is
+  // the bottleneck of all three of its flows; link 1 is f4's. Removing f4 frees link 1, where f3
+  // is not bottlenecked: no rate moves and no filling runs.
+  MaxMinSolver s({10.0, 100.0});
+  const Ix f1 = add(s, {0}), f2 = add(s, {0}), f3 = add(s, {0, 1}), f4 = add(s, {1});
+  s.solve();
+  CHECK(s.rate(f4) == doctest::Approx(100.0 - 10.0 / 3).epsilon(1e-15));
+  const auto fills = s.stats().fills;
+  s.remove_flow(f4);
+  CHECK(s.solve().moved.empty());
+  CHECK(s.stats().fills == fills);
+  CHECK(s.rate(f1) == s.rate(f3));
+  CHECK(s.rate(f2) == doctest::Approx(10.0 / 3).epsilon(1e-15));
+}
+
+TEST_CASE("bad input is refused") {
+  CHECK_THROWS_AS(MaxMinSolver({0.0}), epsim::SimulationError);
+  MaxMinSolver s({1.0, 1.0});
+  CHECK_THROWS_AS(add(s, {0, 0}), epsim::SimulationError);
+  CHECK_THROWS_AS(add(s, {2}), epsim::SimulationError);
+  CHECK_THROWS_AS(add(s, {0}, 0.0), epsim::SimulationError);
+  const Ix f = add(s, {0});
+  s.remove_flow(f);
+  CHECK_THROWS_AS(s.remove_flow(f), epsim::SimulationError);
+}
+
+TEST_CASE("incremental solves equal a plain progressive filling on random systems") {
+  std::mt19937_64 rng(12345);
+  auto uniform = [&](double lo, double hi) {
+    return lo + (hi - lo) * static_cast<double>(rng() >> 11) * 0x1.0p-53;
+  };
+  for (int trial = 0; trial < 40; ++trial) {
+    const int links = 3 + static_cast<int>(rng() % 10);
+    std::vector<double> cap(static_cast<std::size_t>(links));
+    for (auto& c : cap) c = (rng() % 3 == 0) ? 10.0 : uniform(1.0, 20.0);  // some ties on purpose
+    MaxMinSolver s(cap);
+    std::vector<Ix> ids;
+    std::vector<std::vector<Ix>> route;
+    std::vector<double> weight, fcap;
+    for (int step = 0; step < 60; ++step) {
+      const bool remove = !ids.empty() && rng() % 3 == 0;
+      if (remove) {
+        const std::size_t k = static_cast<std::size_t>(rng() % ids.size());
+        s.remove_flow(ids[k]);
+        ids.erase(ids.begin() + static_cast<long>(k));
+        route.erase(route.begin() + static_cast<long>(k));
+        weight.erase(weight.begin() + static_cast<long>(k));
+        fcap.erase(fcap.begin() + static_cast<long>(k));
+      } else {
+        const int batch = 1 + static_cast<int>(rng() % 3);
+        for (int b = 0; b < batch; ++b) {
+          std::vector<Ix> r;
+          const int hops = 1 + static_cast<int>(rng() % 4);
+          for (int h = 0; h < hops; ++h) {
+            const Ix l = static_cast<Ix>(rng() % static_cast<std::uint64_t>(links));
+            if (std::find(r.begin(), r.end(), l) == r.end()) r.push_back(l);
+          }
+          const double w = rng() % 4 == 0 ? uniform(0.5, 3.0) : 1.0;
+          const double c = rng() % 5 == 0 ? uniform(0.2, 5.0) : MaxMinSolver::kNoCap;
+          ids.push_back(s.add_flow(r, w, c));
+          route.push_back(r);
+          weight.push_back(w);
+          fcap.push_back(c);
+        }
+      }
+      s.solve();
+      const auto want = reference_rates(cap, route, weight, fcap);
+      for (std::size_t k = 0; k < ids.size(); ++k) {
+        INFO("trial " << trial << " step " << step << " flow " << k);
+        REQUIRE(s.rate(ids[k]) == doctest::Approx(want[k]).epsilon(1e-9));
+      }
+    }
+  }
+}
