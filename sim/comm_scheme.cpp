@@ -2,14 +2,18 @@
 
 #include <stdexcept>
 
+#include "models/errors.h"
+
 namespace epsim {
 
 CommScheme comm_scheme_from_string(const std::string& name) {
   if (name == "direct") return CommScheme::Direct;
+  if (name == "hierarchical") return CommScheme::Hierarchical;
+  if (name == "per-token") return CommScheme::PerToken;
   throw std::out_of_range(name);
 }
 
-std::vector<std::string> comm_scheme_names() { return {"direct"}; }
+std::vector<std::string> comm_scheme_names() { return {"direct", "hierarchical", "per-token"}; }
 
 void CommPlan::add(const Cluster& cluster, GpuId from, GpuId to, Bytes bytes) {
   if (bytes.count() <= 0 || from == to) return;
@@ -33,11 +37,68 @@ CommPlan direct(const Cluster& cluster, const DispatchMatrix& m, Bytes token_byt
     }
   return plan;
 }
+// One flow per (src, dst) pair carrying every (token, expert) copy: no deduplication.
+CommPlan per_token(const Cluster& cluster, const DispatchMatrix& m, Bytes token_bytes, bool reverse) {
+  CommPlan plan;
+  for (int s = 0; s < m.gpus; ++s)
+    for (int d = 0; d < m.gpus; ++d) {
+      const Bytes b = token_bytes * m.copies_at(s, d);
+      if (reverse) plan.add(cluster, d, s, b);
+      else plan.add(cluster, s, d, b);
+    }
+  return plan;
+}
+
+// IB once per (source, remote node) to the same-rail relay, then NVLink from the relay.
+CommPlan hierarchical(const Cluster& cluster, const DispatchMatrix& m, Bytes token_bytes, bool reverse) {
+  const int G = m.gpus;
+  const int gpn = m.gpus_per_node;
+  if (gpn != cluster.gpus_per_node() || G != cluster.gpu_count())
+    throw SimulationError("hierarchical scheme: dispatch matrix and cluster disagree on the GPU layout");
+  const int nodes = m.nodes();
+  // NVLink tokens per (from, to) pair on one node: own intra-node traffic plus what is forwarded.
+  std::vector<std::int64_t> nvlink(static_cast<std::size_t>(G) * static_cast<std::size_t>(gpn), 0);
+  auto nv = [&](GpuId from, GpuId to) -> std::int64_t& {
+    return nvlink[static_cast<std::size_t>(from) * static_cast<std::size_t>(gpn) + static_cast<std::size_t>(to % gpn)];
+  };
+  CommPlan plan;
+  auto add = [&](GpuId from, GpuId to, std::int64_t tokens) {
+    if (reverse) plan.add(cluster, to, from, token_bytes * tokens);
+    else plan.add(cluster, from, to, token_bytes * tokens);
+  };
+  for (GpuId s = 0; s < G; ++s) {
+    const int home = s / gpn;
+    for (int node = 0; node < nodes; ++node) {
+      if (node == home) {
+        for (int r = 0; r < gpn; ++r) {
+          const GpuId d = node * gpn + r;
+          if (d != s) nv(s, d) += m.unique_at(s, d);
+        }
+        continue;
+      }
+      const GpuId relay = node * gpn + s % gpn;
+      add(s, relay, m.node_unique[static_cast<std::size_t>(s) * static_cast<std::size_t>(nodes) + static_cast<std::size_t>(node)]);
+      for (int r = 0; r < gpn; ++r) {
+        const GpuId d = node * gpn + r;
+        if (d != relay) nv(relay, d) += m.unique_at(s, d);
+      }
+    }
+  }
+  for (GpuId from = 0; from < G; ++from)
+    for (int r = 0; r < gpn; ++r) {
+      const GpuId to = (from / gpn) * gpn + r;
+      if (to != from) add(from, to, nv(from, to));
+    }
+  return plan;
+}
+
 }  // namespace
 
 CommPlan dispatch_plan(CommScheme scheme, const Cluster& cluster, const DispatchMatrix& m, Bytes token_bytes) {
   switch (scheme) {
     case CommScheme::Direct: return direct(cluster, m, token_bytes, false);
+    case CommScheme::Hierarchical: return hierarchical(cluster, m, token_bytes, false);
+    case CommScheme::PerToken: return per_token(cluster, m, token_bytes, false);
   }
   return {};
 }
@@ -45,6 +106,8 @@ CommPlan dispatch_plan(CommScheme scheme, const Cluster& cluster, const Dispatch
 CommPlan combine_plan(CommScheme scheme, const Cluster& cluster, const DispatchMatrix& m, Bytes token_bytes) {
   switch (scheme) {
     case CommScheme::Direct: return direct(cluster, m, token_bytes, true);
+    case CommScheme::Hierarchical: return hierarchical(cluster, m, token_bytes, true);
+    case CommScheme::PerToken: return per_token(cluster, m, token_bytes, true);
   }
   return {};
 }

@@ -26,6 +26,13 @@ nlohmann::json report_json(const Simulation& sim) {
   j["tokens_per_s_per_gpu"] = r.tokens_per_s_per_gpu();
   j["tokens_per_s_per_node"] = r.tokens_per_s_per_node();
   j["events"] = r.events;
+  nlohmann::json bound = {{"layer", r.bound_layer}, {"layer_ms", ms(r.bound_layer_time)}, {"gpu", r.bound_gpu},
+                          {"gpu_straggle_ms", ms(r.bound_gpu_straggle)}};
+  if (r.bound_link >= 0) {
+    bound["link"] = cl.link(r.bound_link).name;
+    bound["link_mb"] = r.bound_link_bytes.to_mb();
+  }
+  j["bound_by"] = bound;
   const MemoryReport& m = r.memory;
   j["memory"] = {
       {"per_gpu_gb", m.total().to_gb()},     {"capacity_gb", m.capacity.to_gb()},
@@ -47,6 +54,7 @@ nlohmann::json report_json(const Simulation& sim) {
       lj["expert_tokens_max"] = l.expert_tokens_max;
       lj["expert_tokens_mean"] = l.expert_tokens_mean;
       lj["expert_tokens_max_gpu"] = l.expert_tokens_max_gpu;
+      lj["straggler_gpu"] = l.straggler_gpu;
       if (l.busiest_link >= 0) {
         lj["busiest_link"] = cl.link(l.busiest_link).name;
         lj["busiest_link_mb"] = l.busiest_link_bytes.to_mb();
@@ -89,16 +97,38 @@ std::string chrome_trace(const Simulation& sim) {
     sep();
     fmt::format_to(std::back_inserter(out), R"({{"ph":"M","pid":{},"tid":1,"name":"thread_name","args":{{"name":"comm"}}}})", gpu);
   }
+  // Perfetto colours slices by name, so the micro-batch is in the name; chrome://tracing also
+  // reads cname. Times in microseconds with 6 decimals: picosecond resolution, exact.
+  static constexpr const char* kColour[] = {"thread_state_running", "rail_response", "rail_animation", "good"};
+  auto us = [](Time t) { return fmt::format("{}.{:06}", t.picoseconds() / 1000000, t.picoseconds() % 1000000); };
   for (const Task& t : g.tasks()) {
     if (t.kind == TaskKind::Collective || t.end <= t.start) continue;
     const int tid = t.kind == TaskKind::Compute ? 0 : 1;
     sep();
-    // Times in microseconds with 6 decimals: picosecond resolution, exact and deterministic.
     fmt::format_to(std::back_inserter(out),
-                   R"({{"ph":"X","pid":{},"tid":{},"ts":{}.{:06},"dur":{}.{:06},"name":"{} L{}","cat":"mb{}","args":{{"layer":{},"micro_batch":{}}}}})",
-                   t.gpu, tid, t.start.picoseconds() / 1000000, t.start.picoseconds() % 1000000,
-                   (t.end - t.start).picoseconds() / 1000000, (t.end - t.start).picoseconds() % 1000000,
-                   to_string(t.phase), t.layer, t.micro_batch, t.layer, t.micro_batch);
+                   R"({{"ph":"X","pid":{},"tid":{},"ts":{},"dur":{},"name":"{} L{} mb{}","cat":"mb{}","cname":"{}","args":{{"layer":{},"micro_batch":{}}}}})",
+                   t.gpu, tid, us(t.start), us(t.end - t.start), to_string(t.phase), t.layer, t.micro_batch,
+                   t.micro_batch, kColour[t.micro_batch % 4], t.layer, t.micro_batch);
+  }
+  // Counter tracks, in a "network" process: the utilisation of each collective's busiest link over
+  // the collective's lifetime (its bytes / (bandwidth x duration)).
+  const int net_pid = G;
+  sep();
+  fmt::format_to(std::back_inserter(out), R"({{"ph":"M","pid":{},"name":"process_name","args":{{"name":"network: busiest link of each all-to-all"}}}})", net_pid);
+  for (int c = 0; c < g.collective_count(); ++c) {
+    const CollectiveInfo& info = g.info(c);
+    const Task& t = g.task(g.collective_task(c));
+    if (info.busiest_link < 0 || t.end <= t.start) continue;
+    const Link& link = sim.cluster().link(info.busiest_link);
+    const double util = static_cast<double>(info.busiest_bytes.count()) /
+                        (link.bandwidth.bytes_per_second() * (t.end - t.start).to_seconds());
+    const std::string kind = to_string(link.kind);
+    sep();
+    fmt::format_to(std::back_inserter(out), R"({{"ph":"C","pid":{},"ts":{},"name":"{} utilisation","args":{{"{}":{:.4f}}}}})",
+                   net_pid, us(t.start), kind, link.name, util);
+    sep();
+    fmt::format_to(std::back_inserter(out), R"({{"ph":"C","pid":{},"ts":{},"name":"{} utilisation","args":{{"{}":0}}}})",
+                   net_pid, us(t.end), kind, link.name);
   }
   fmt::format_to(std::back_inserter(out), "\n]}}\n");
   return fmt::to_string(out);

@@ -2,7 +2,9 @@
 
 #include "models/errors.h"
 #include "sim/analytical_network.h"
+#include "sim/critical_path.h"
 #include "sim/executor.h"
+#include "sim/flow_network.h"
 #include "sim/simulator.h"
 #include "sim/step_builder.h"
 #include "sim/step_metrics.h"
@@ -11,16 +13,40 @@ namespace epsim {
 
 std::unique_ptr<Network> make_network(const std::string& model, Simulator& sim, const Cluster& cluster) {
   if (model == "analytical") return std::make_unique<AnalyticalNetwork>(sim, cluster);
+  if (model == "flow") return std::make_unique<FlowNetwork>(sim, cluster.links());
   throw ConfigError("network.model", "\"" + model + "\"", "unknown network model");
 }
 
 Simulation::Simulation(Scenario scenario)
     : scenario_(std::move(scenario)), cluster_(scenario_.cluster),
-      cost_(make_cost_model(scenario_.cost_model, scenario_.gpu)) {}
+      cost_(make_cost_model(scenario_.cost_model, scenario_.gpu)), gate_(scenario_.routing, scenario_.model) {}
+
+std::vector<StepSummary> Simulation::run_steps(int steps) {
+  std::vector<StepSummary> out;
+  for (int step = 0; step < steps; ++step) {
+    gate_.begin_step(step);
+    const StepResult& r = run();
+    StepSummary s{step, r.step_time, 1.0, 0.0, 0};
+    int moe = 0;
+    for (int l = 0; l < scenario_.model.layers; ++l) {
+      const LayerLoad& load = loads_[static_cast<std::size_t>(l)];
+      if (load.per_expert.empty()) continue;
+      const double imb = max_over_mean(load.per_expert);
+      s.imbalance_worst = std::max(s.imbalance_worst, imb);
+      s.imbalance_mean += imb;
+      s.dropped += load.dropped;
+      ++moe;
+      gate_.observe(l, load.per_expert);
+    }
+    s.imbalance_mean = moe > 0 ? s.imbalance_mean / moe : 1.0;
+    out.push_back(s);
+  }
+  return out;
+}
 
 const StepResult& Simulation::run() {
   const Scenario& sc = scenario_;
-  const GateModel gate(sc.routing, sc.model);
+  const GateModel& gate = gate_;
   const Placement placement = Placement::make(sc.placement, sc.model.routed_experts, sc.parallelism.ep);
   StepBuilder builder(sc, cluster_, *cost_, gate, placement);
   graph_ = builder.build();
@@ -40,7 +66,18 @@ const StepResult& Simulation::run() {
   r.tokens_per_gpu = sc.workload.tokens();
   r.links = net->counters();
   r.memory = estimate_memory(LayerOps(sc.model, sc.parallelism.attention_tp), sc.parallelism, sc.workload, sc.gpu);
-  collect_metrics(graph_, builder.loads(), sc.model.layers, r);
+  loads_ = builder.loads();
+  collect_metrics(graph_, loads_, sc.model.layers, r);
+  const CriticalPath cp = critical_path(graph_, r.gpus, sc.model.layers);
+  r.bound_layer = cp.layer;
+  r.bound_layer_time = cp.layer_time;
+  r.bound_gpu = cp.gpu;
+  r.bound_gpu_straggle = cp.gpu_straggle;
+  if (cp.collective >= 0) {
+    r.bound_link = graph_.info(cp.collective).busiest_link;
+    r.bound_link_bytes = graph_.info(cp.collective).busiest_bytes;
+  }
+  for (std::size_t l = 0; l < r.layers.size(); ++l) r.layers[l].straggler_gpu = cp.straggler_by_layer[l];
   return r;
 }
 

@@ -5,7 +5,9 @@
 #include <memory>
 
 #include "models/cost_model.h"
+#include "models/gate_model.h"
 #include "sim/scenario.h"
+#include "sim/step_builder.h"
 #include "sim/step_result.h"
 #include "sim/task_graph.h"
 #include "topology/cluster.h"
@@ -18,11 +20,23 @@ class Simulator;
 // Makes the network a scenario asks for.
 std::unique_ptr<Network> make_network(const std::string& model, Simulator& sim, const Cluster& cluster);
 
+// One line per simulated step of `epsim run --steps N`.
+struct StepSummary {
+  int step = 0;
+  Time step_time;
+  double imbalance_worst = 1.0;  // max / mean routed tokens per expert, worst MoE layer
+  double imbalance_mean = 1.0;   // the same, averaged over MoE layers
+  std::int64_t dropped = 0;      // selections dropped by the capacity factor, all layers
+};
+
 class Simulation {
  public:
   explicit Simulation(Scenario scenario);
   // Runs one step; the task graph stays available for the trace.
   const StepResult& run();
+  // Runs `steps` steps; after each, the gate observes every layer's expert loads (the bias rule
+  // rebalances when routing.balance = bias). result() and graph() hold the last step.
+  std::vector<StepSummary> run_steps(int steps);
   const Scenario& scenario() const { return scenario_; }
   const Cluster& cluster() const { return cluster_; }
   const TaskGraph& graph() const { return graph_; }
@@ -32,8 +46,10 @@ class Simulation {
   Scenario scenario_;
   Cluster cluster_;
   std::unique_ptr<CostModel> cost_;
+  GateModel gate_;
   TaskGraph graph_;
   StepResult result_;
+  std::vector<LayerLoad> loads_;  // of the last step
 };
 
 }  // namespace epsim

@@ -31,24 +31,30 @@ DispatchMatrix chunk_of(const DispatchMatrix& m, int c, int chunks) {
 }
 }  // namespace
 
-// Re-derives dispatch matrices on demand (deterministic), keeping only those not yet fully used,
-// so a step's memory does not grow with layers x GPUs^2.
+// Re-derives dispatch matrices on demand (deterministic), keeping only the latest few, so a step's
+// memory does not grow with layers x GPUs^2.
 struct StepBuilder::Traffic {
+  struct Entry {
+    std::shared_ptr<const DispatchMatrix> matrix;
+    std::vector<std::int64_t> expert_load;
+    std::int64_t dropped = 0;
+  };
   const GateModel& gate;
   const Placement& placement;
   const Cluster& cluster;
-  std::map<std::pair<int, int>, std::shared_ptr<const DispatchMatrix>> cache;
+  std::map<std::pair<int, int>, Entry> cache;
 
-  std::shared_ptr<const DispatchMatrix> at(int layer, int mb, std::int64_t tokens) {
+  const Entry& entry(int layer, int mb, std::int64_t tokens) {
     auto key = std::make_pair(layer, mb);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
     if (cache.size() > 8) cache.erase(cache.begin());
     const RoutingSample r = gate.sample(layer, mb, cluster.gpu_count(), tokens);
-    auto m = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement, cluster.gpus_per_node()));
-    cache.emplace(key, m);
-    return m;
+    Entry e{std::make_shared<const DispatchMatrix>(build_dispatch(r, placement, cluster.gpus_per_node())),
+            r.expert_load(), r.dropped};
+    return cache.emplace(key, std::move(e)).first->second;
   }
+  std::shared_ptr<const DispatchMatrix> at(int layer, int mb, std::int64_t tokens) { return entry(layer, mb, tokens).matrix; }
 };
 
 StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const CostModel& cost,
@@ -169,11 +175,16 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
   const Bytes token_bytes = Bytes(sc_.model.hidden * sc_.model.bytes_per_param);
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
-  const auto m = traffic_->at(l, mb, T);
+  const auto& entry = traffic_->entry(l, mb, T);
+  const auto m = entry.matrix;
   LayerLoad& load = loads_[static_cast<std::size_t>(l)];
   load.per_gpu.resize(static_cast<std::size_t>(gpus_), 0);
-  if (pass == Pass::Forward)
+  load.per_expert.resize(entry.expert_load.size(), 0);
+  if (pass == Pass::Forward) {
     for (int gpu = 0; gpu < gpus_; ++gpu) load.per_gpu[static_cast<std::size_t>(gpu)] += m->received(gpu);
+    for (std::size_t e = 0; e < entry.expert_load.size(); ++e) load.per_expert[e] += entry.expert_load[e];
+    load.dropped += entry.dropped;
+  }
 
   const auto& dispatches = dispatches_[static_cast<std::size_t>(mb)];
   std::vector<Deps> per_chunk(static_cast<std::size_t>(chunks), Deps(static_cast<std::size_t>(gpus_)));

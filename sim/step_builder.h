@@ -38,6 +38,8 @@ namespace epsim {
 // Routed (token, expert) pairs each GPU computes in one MoE layer, all micro-batches together.
 struct LayerLoad {
   std::vector<std::int64_t> per_gpu;
+  std::vector<std::int64_t> per_expert;  // routed tokens per expert
+  std::int64_t dropped = 0;              // selections a capacity factor dropped
   std::int64_t max() const;
   double mean() const;
 };

@@ -24,6 +24,7 @@ struct LayerResult {
   std::int64_t expert_tokens_max = 0;   // routed tokens on the busiest GPU
   double expert_tokens_mean = 0;
   int expert_tokens_max_gpu = -1;
+  int straggler_gpu = -1;               // the GPU that released this layer's last barrier on the critical path
   LinkId busiest_link = -1;             // link that carried the most bytes in this layer's dispatch
   Bytes busiest_link_bytes;
 };
@@ -44,6 +45,13 @@ struct StepResult {
   std::vector<LinkCounters> links;
   MemoryReport memory;
   std::uint64_t events = 0;
+  // What bound the step (sim/critical_path.h).
+  int bound_layer = -1;
+  Time bound_layer_time;           // that layer's time on the critical path
+  int bound_gpu = -1;
+  Time bound_gpu_straggle;         // how long the others waited for it at barriers
+  LinkId bound_link = -1;          // busiest link of the longest all-to-all on the critical path
+  Bytes bound_link_bytes;
 
   double tokens_per_s_per_gpu() const { return static_cast<double>(tokens_per_gpu) / step_time.to_seconds(); }
   double tokens_per_s_per_node() const { return tokens_per_s_per_gpu() * gpus_per_node; }

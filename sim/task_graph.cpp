@@ -32,6 +32,7 @@ TaskId TaskGraph::collective(int gpus, Phase phase, int layer, int mb, std::func
   collectives_.push_back(CollectiveInfo{std::move(make_plan), 0, Bytes(0), -1, Bytes(0)});
   tasks_.push_back(Task{TaskKind::Collective, phase, -1, layer, mb, Time::zero(), c, {}, 0});
   const auto id = static_cast<TaskId>(tasks_.size() - 1);
+  collective_tasks_.push_back(id);
   std::vector<TaskId> arr(static_cast<std::size_t>(gpus));
   for (int g = 0; g < gpus; ++g) {
     tasks_.push_back(Task{TaskKind::Arrival, phase, g, layer, mb, Time::zero(), c, {}, 1});

@@ -62,12 +62,14 @@ class TaskGraph {
   TaskId arrival(TaskId collective_task, int gpu) const;
   const std::vector<TaskId>& arrivals(int collective) const { return arrivals_[static_cast<std::size_t>(collective)]; }
   int collective_count() const { return static_cast<int>(collectives_.size()); }
+  TaskId collective_task(int collective) const { return collective_tasks_[static_cast<std::size_t>(collective)]; }
   CollectiveInfo& info(int collective) { return collectives_[static_cast<std::size_t>(collective)]; }
   const CollectiveInfo& info(int collective) const { return collectives_[static_cast<std::size_t>(collective)]; }
 
  private:
   std::vector<Task> tasks_;
   std::vector<CollectiveInfo> collectives_;
+  std::vector<TaskId> collective_tasks_;
   std::vector<std::vector<TaskId>> arrivals_;
 };
 

@@ -21,19 +21,21 @@ struct RunOptions {
   std::vector<std::string> sets;
   std::string out = "out";
   bool trace = true;
+  int steps = 1;
 };
 
 RunOptions parse(const Args& args) {
   RunOptions o;
   po::options_description desc;
   desc.add_options()("scenario", po::value(&o.scenario))("set", po::value(&o.sets)->composing())(
-      "out", po::value(&o.out))("no-trace", po::bool_switch());
+      "out", po::value(&o.out))("no-trace", po::bool_switch())("steps", po::value(&o.steps));
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
   po::notify(vm);
   o.trace = !vm["no-trace"].as<bool>();
+  if (o.steps < 1) throw UsageError("--steps " + std::to_string(o.steps) + ": must be >= 1");
   return o;
 }
 
@@ -82,7 +84,21 @@ void print_summary(const Simulation& sim, double wall_s) {
              m.shared_weights.to_gb(), m.other_weights.to_gb(), m.kv_cache.to_gb(), m.activations.to_gb());
   print_layers(r);
   fmt::print("\n  (times in ms; compute and exposed comm: worst GPU; max/mean: routed tokens per GPU)\n");
+  fmt::print("\n  bound by: layer {} ({:.3f} ms on the critical path); GPU {}", r.bound_layer, r.bound_layer_time.to_ms(), r.bound_gpu);
+  if (r.bound_gpu_straggle > Time::zero()) fmt::print(" (the others waited {:.3f} ms for it at barriers)", r.bound_gpu_straggle.to_ms());
+  if (r.bound_link >= 0)
+    fmt::print("; link {} ({:.1f} MB in the longest all-to-all on the path)", sim.cluster().link(r.bound_link).name,
+               r.bound_link_bytes.to_mb());
+  fmt::print("\n");
   fmt::print("  simulated {} events in {:.3f} s wall time\n", r.events, wall_s);
+}
+
+void print_steps(const std::vector<StepSummary>& steps) {
+  fmt::print("{:>6} {:>12} {:>14} {:>14} {:>10}\n", "step", "step ms", "max/mean worst", "max/mean avg", "dropped");
+  for (const StepSummary& s : steps)
+    fmt::print("{:>6} {:>12.3f} {:>14.3f} {:>14.3f} {:>10}\n", s.step, s.step_time.to_ms(), s.imbalance_worst,
+               s.imbalance_mean, s.dropped);
+  fmt::print("  (max/mean: routed tokens per expert; the summary below is the last step)\n\n");
 }
 
 }  // namespace
@@ -93,8 +109,9 @@ int run_command(const Args& args) {
   for (const auto& s : o.sets) apply_override(doc, s);
   const auto t0 = std::chrono::steady_clock::now();
   Simulation sim(Scenario::from_json(doc));
-  sim.run();
+  const std::vector<StepSummary> steps = sim.run_steps(o.steps);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (o.steps > 1) print_steps(steps);
   std::filesystem::create_directories(o.out);
   write_file(o.out + "/report.json", report_json(sim).dump(2) + "\n");
   if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim));

@@ -96,3 +96,44 @@ TEST_CASE("training runs forward and backward: backward compute at twice the for
   CHECK(step > fwd * 2);  // compute x3, all-to-alls x2
   CHECK(train.result().memory.optimizer.count() == train.result().memory.weights().count() * 7);
 }
+
+TEST_CASE("under zipf skew the hottest expert's GPU is named as what bound the step") {
+  json sc = tiny();
+  sc["model"]["routed_experts"] = 16;
+  sc["model"]["top_k"] = 4;
+  sc["cluster"] = {{"nodes", 2}, {"gpus_per_node", 8}};
+  sc["workload"]["tokens_per_gpu"] = 2048;
+  sc["routing"] = {{"distribution", "zipf"}, {"zipf_s", 1.2}, {"seed", 7}};
+  Simulation sim(Scenario::from_json(sc));
+  const StepResult& r = sim.run();
+  const LayerResult& moe = r.layers[1];
+  REQUIRE(moe.moe);
+  CHECK(moe.expert_tokens_max > 1.5 * moe.expert_tokens_mean);  // the premise: real skew
+  CHECK(r.bound_gpu == moe.expert_tokens_max_gpu);
+  CHECK(moe.straggler_gpu == moe.expert_tokens_max_gpu);
+  CHECK(r.bound_gpu_straggle > Time::zero());
+  CHECK(r.bound_layer == 1);
+}
+
+TEST_CASE("uniform routing has no straggler: the bound GPU is the one with most compute on the path") {
+  Simulation sim(Scenario::from_json(tiny()));
+  const StepResult& r = sim.run();
+  CHECK(r.bound_gpu_straggle == Time::zero());
+  CHECK(r.bound_gpu >= 0);
+  CHECK(r.bound_link >= 0);
+}
+
+TEST_CASE("steps: the bias rule brings expert load towards balance over steps") {
+  json sc = tiny();
+  sc["model"]["routed_experts"] = 16;
+  sc["model"]["top_k"] = 4;
+  sc["cluster"] = {{"nodes", 2}, {"gpus_per_node", 8}};
+  sc["workload"]["tokens_per_gpu"] = 4096;
+  sc["routing"] = {{"distribution", "zipf"}, {"zipf_s", 1.0}, {"balance", "bias"}, {"bias_step", 0.05}};
+  Simulation sim(Scenario::from_json(sc));
+  const auto steps = sim.run_steps(40);
+  REQUIRE(steps.size() == 40);
+  CHECK(steps.front().imbalance_worst > 1.5);
+  CHECK(steps.back().imbalance_worst < 1.1);
+  CHECK(steps.back().step_time < steps.front().step_time);
+}
