@@ -20,9 +20,16 @@ std::vector<std::int64_t> apportion(const std::vector<double>& targets, std::int
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return frac(a) > frac(b); });
   std::int64_t rest = total - sum;
   for (std::size_t j = 0; rest > 0 && n > 0; j = (j + 1) % n, --rest) ++out[order[j]];
-  for (std::size_t j = n; rest < 0 && n > 0; ++rest) {  // only from rounding error: take from the smallest fractions
-    do j = (j == 0 ? n : j) - 1; while (out[order[j]] == 0);
-    --out[order[j]];
+  // Only from rounding error: take back one at a time from the smallest fractions, skipping zeros.
+  for (bool took = true; rest < 0 && took;) {
+    took = false;
+    for (std::size_t j = n; j-- > 0 && rest < 0;) {
+      if (out[order[j]] > 0) {
+        --out[order[j]];
+        ++rest;
+        took = true;
+      }
+    }
   }
   return out;
 }

@@ -2,6 +2,7 @@
 
 #include <numeric>
 
+#include "models/apportion.h"
 #include "models/count_sampler.h"
 #include "models/random_stream.h"
 
@@ -84,4 +85,10 @@ TEST_CASE("per-source counts: exact total, each within [0, T], and the binomial 
     REQUIRE(c[2] + c[3] == 50);
     REQUIRE(c[9] == 0);
   }
+}
+
+TEST_CASE("largest-remainder rounding keeps the total") {
+  CHECK(apportion({1.5, 1.5, 1.0}, 4) == std::vector<std::int64_t>{2, 1, 1});  // tie: lower index
+  CHECK(apportion({0.2, 0.3, 0.5}, 1) == std::vector<std::int64_t>{0, 0, 1});
+  CHECK(apportion({2.0, 0.0}, 1) == std::vector<std::int64_t>{1, 0});  // rounding error the other way
 }
