@@ -9,11 +9,24 @@
 
 namespace epsim {
 
+// Which model and curve priced one op, and whether its size lies outside what was measured.
+struct PriceNote {
+  std::string model;           // CostModel::name(): "nominal(h100-seed)", "calibrated(h200-measured)"
+  std::string curve;           // "roofline" or "expert_mlp_bf16 experts=1 by tokens_per_expert"
+  double extrapolation = 1.0;  // 1: inside the measured range; else outside it by this factor (> 1)
+  std::string detail;          // "tokens_per_expert 32768 above measured 1..16384 (2.00x)"; empty inside
+  bool extrapolated() const { return extrapolation > 1.0; }
+};
+
 class CostModel {
  public:
   virtual ~CostModel() = default;
   virtual Time time(const OpWork& work) const = 0;
   virtual std::string name() const = 0;
+  // For reports: how `work` was priced (cheap; call it beside time()).
+  virtual PriceNote note(const OpWork& work) const = 0;
+  // For `epsim explain`: the whole derivation of time(work), several lines of text.
+  virtual std::string explain(const OpWork& work) const = 0;
 };
 
 // Roofline under efficiency factors: the larger of compute time (FLOPs at peak x MFU) and memory
@@ -25,6 +38,8 @@ class NominalCostModel final : public CostModel {
     return max(work.flops / gpu_.effective_flops(), work.bytes / gpu_.effective_hbm());
   }
   std::string name() const override { return "nominal(" + gpu_.name + ")"; }
+  PriceNote note(const OpWork&) const override { return {name(), "roofline", 1.0, ""}; }
+  std::string explain(const OpWork& work) const override;
 
  private:
   GpuSpec gpu_;

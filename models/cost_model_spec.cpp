@@ -1,10 +1,17 @@
 #include "models/cost_model_spec.h"
 
+#include <filesystem>
+
+#include "models/calibrated_cost_model.h"
+#include "models/calibration_profile.h"
+
 namespace epsim {
 
 const Schema& CostModelSpec::schema() {
   static const Schema s{"cost_model", {
-      {"calibration", "string", "", "", "empty: nominal roofline of the GPU (peak x mfu, HBM x efficiency); else a calibrated profile"},
+      {"calibration", "string", "", "",
+       "empty: nominal roofline of the GPU (peak x mfu, HBM x efficiency); `h200-measured`: the shipped profile fitted "
+       "from kernels/results (models/profiles/h200-measured.json); else the path of a profile written by `epsim calibrate`"},
   }};
   return s;
 }
@@ -17,9 +24,35 @@ CostModelSpec CostModelSpec::from_json(const nlohmann::json& j, const std::strin
   return s;
 }
 
+std::vector<std::string> calibration_presets() { return {"h200-measured"}; }
+
+std::string resolve_calibration(const std::string& calibration) {
+  namespace fs = std::filesystem;
+  const std::string value = "\"" + calibration + "\"";
+  for (const auto& preset : calibration_presets()) {
+    if (calibration != preset) continue;
+    const std::vector<fs::path> dirs = {fs::path(EPSIM_PROFILE_DIR), fs::path("models/profiles")};
+    for (const auto& d : dirs)
+      if (fs::exists(d / (preset + ".json"))) return (d / (preset + ".json")).string();
+    throw ConfigError("cost_model.calibration", value,
+                      "shipped profile not found (looked in " + std::string(EPSIM_PROFILE_DIR) + " and ./models/profiles)");
+  }
+  if (!fs::exists(calibration))
+    throw ConfigError("cost_model.calibration", value, "must be a preset (h200-measured) or an existing profile file");
+  return calibration;
+}
+
 std::unique_ptr<CostModel> make_cost_model(const CostModelSpec& spec, const GpuSpec& gpu) {
   if (spec.calibration.empty()) return std::make_unique<NominalCostModel>(gpu);
-  throw ConfigError("cost_model.calibration", "\"" + spec.calibration + "\"", "calibrated profiles are not supported yet");
+  const std::string path = resolve_calibration(spec.calibration);
+  try {
+    const std::string label = spec.calibration.find('/') == std::string::npos && spec.calibration.find(".json") == std::string::npos
+                                  ? spec.calibration
+                                  : std::filesystem::path(spec.calibration).stem().string();
+    return std::make_unique<CalibratedCostModel>(CalibrationProfile::load(path), label);
+  } catch (const InputError& e) {
+    throw ConfigError("cost_model.calibration", "\"" + spec.calibration + "\"", e.what());
+  }
 }
 
 }  // namespace epsim

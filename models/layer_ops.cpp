@@ -39,7 +39,9 @@ OpWork LayerOps::attention_proj(std::int64_t tokens) const {
   // Reads the group's hidden states, writes q/k/v; reads the attention output, writes hidden.
   const double width = static_cast<double>(m_.heads * (2 * m_.qk_head_dim() + m_.v_dim())) / tp_;
   const double acts = group_tokens * (2.0 * static_cast<double>(m_.hidden) + width + static_cast<double>(m_.heads * m_.v_dim()) / tp_);
-  return {OpClass::AttentionProj, Flops(flops), elems(params + acts), tokens};
+  OpWork w{OpClass::AttentionProj, Flops(flops), elems(params + acts), tokens};
+  w.rows = tokens * tp_;
+  return w;
 }
 
 OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len) const {
@@ -51,7 +53,9 @@ OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len)
   const double flops = group_seqs * heads * pairs * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
   const double tok = group_seqs * static_cast<double>(seq_len);
   const double io = tok * heads * static_cast<double>(2 * m_.qk_head_dim() + 2 * m_.v_dim());  // q,k,v in; o out
-  return {OpClass::AttentionCore, Flops(flops), elems(io), seqs * seq_len};
+  OpWork w{OpClass::AttentionCore, Flops(flops), elems(io), seqs * seq_len};
+  w.seq_len = seq_len;
+  return w;
 }
 
 OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len) const {
@@ -60,7 +64,9 @@ OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len) c
   const double flops = group_seqs * heads * static_cast<double>(kv_len) * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
   // Memory-bound: the whole KV cache of every sequence is read once.
   const double kv = group_seqs * static_cast<double>(kv_len) * static_cast<double>(kv_bytes_per_token().count()) / tp_;
-  return {OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs};
+  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs};
+  w.kv_len = kv_len;
+  return w;
 }
 
 OpWork LayerOps::gate(std::int64_t tokens) const {
@@ -99,7 +105,9 @@ OpWork LayerOps::shared_expert(std::int64_t tokens) const {
 OpWork LayerOps::lm_head(std::int64_t tokens) const {
   const double t = static_cast<double>(tokens) * tp_;
   const double params = static_cast<double>(m_.vocab * m_.hidden) / tp_;
-  return {OpClass::LmHead, Flops(2.0 * t * params), elems(params + t * (static_cast<double>(m_.hidden) + static_cast<double>(m_.vocab) / tp_)), tokens};
+  OpWork w{OpClass::LmHead, Flops(2.0 * t * params), elems(params + t * (static_cast<double>(m_.hidden) + static_cast<double>(m_.vocab) / tp_)), tokens};
+  w.rows = tokens * tp_;
+  return w;
 }
 
 }  // namespace epsim

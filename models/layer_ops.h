@@ -31,6 +31,12 @@ struct OpWork {
   Bytes bytes;
   std::int64_t tokens = 0;  // tokens the op processes on this GPU (for calibrated costs)
   int experts = 1;          // experts whose weights the op reads (ExpertMlp)
+  // Shape hints for calibrated costs (0: not given). rows: GEMM rows M on this GPU when they differ
+  // from `tokens` (TP-sharded attention projections and LM head: tokens x tp); seq_len: causal
+  // prefill sequence length; kv_len: decode KV length (AttentionCore).
+  std::int64_t rows = 0;
+  std::int64_t seq_len = 0;
+  std::int64_t kv_len = 0;
 };
 
 class LayerOps {

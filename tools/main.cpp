@@ -24,6 +24,22 @@ commands:
       and DIR/trace.json (Chrome trace: open in https://ui.perfetto.dev). DIR defaults to out/.
       --set overrides one scenario key (repeatable); the value is JSON or a bare string,
       e.g. --set workload.tokens_per_gpu=8192 --set network.model=analytical
+  calibrate RESULTS.json... -o PROFILE.json [--holdout FRACTION | --holdout-shapes SPEC...]
+            [--smoothing S] [-v]
+      Fit a calibrated cost profile from epsim-bench result files (kernels/results/*.json): per
+      kernel family an efficiency curve (roofline floor / measured time, piecewise linear in
+      log2 size, Eigen least squares), plus latency + bandwidth for copies, P2P and NCCL. Prints
+      each family's error on held-out shapes (median and max, %) and writes the profile with its
+      provenance. --holdout FRACTION (default 0.25): every round(1/FRACTION)-th interior size of
+      each series is held out (deterministic); --holdout-shapes KERNEL:key=value[,key=value]
+      holds out those shapes instead. --smoothing S (default 0.02): weight of the fit's second-
+      difference penalty. -v lists every held-out point. Scenarios use a profile
+      with "cost_model": {"calibration": "PROFILE.json"} or the shipped "h200-measured".
+  explain [SCENARIO] --op OP [--tokens N] [--experts E] [--seq N] [--kv N] [--set key=value ...]
+      Show how one op's time is obtained under SCENARIO's cost model: FLOPs, bytes, the curve
+      and the measured neighbours (calibrated) or the roofline terms (nominal). OP: attention_proj,
+      attention_core, gate, dense_mlp, expert_mlp, shared_expert, lm_head. Sizes default to the
+      scenario's workload (expert_mlp: tokens x top_k over parallelism.experts_per_gpu experts).
   keys
       Print every scenario key with its type, default, unit and meaning (markdown).
   help, --help, -h
@@ -41,6 +57,8 @@ int main(int argc, char** argv) {
   const std::map<std::string, int (*)(const cli::Args&)> commands = {
       {"run", cli::run_command},
       {"keys", cli::keys_command},
+      {"calibrate", cli::calibrate_command},
+      {"explain", cli::explain_command},
   };
   try {
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {

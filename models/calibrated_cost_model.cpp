@@ -1,0 +1,196 @@
+#include "models/calibrated_cost_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "models/errors.h"
+
+namespace epsim {
+
+namespace {
+const char* const kRequired[] = {"expert_mlp_bf16", "dense_mlp_bf16", "gate_topk", "gemm_bf16", "attention_prefill",
+                                 "attention_decode"};
+
+std::int64_t series_value(const CalibratedCurve& c, const std::string& key) {
+  auto it = c.series.find(key);
+  return it == c.series.end() ? 1 : it->second;
+}
+}  // namespace
+
+CalibratedCostModel::CalibratedCostModel(CalibrationProfile profile, std::string label)
+    : profile_(std::move(profile)), label_(std::move(label)) {
+  for (const char* f : kRequired)
+    if (profile_.family(f).empty())
+      throw InputError("calibration profile " + label_ + " has no curve for " + f + " (re-run epsim calibrate with its measurements)");
+}
+
+CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool describe) const {
+  Pick p;
+  const double tokens = static_cast<double>(std::max<std::int64_t>(w.tokens, 1));
+  const double rows = static_cast<double>(w.rows > 0 ? w.rows : std::max<std::int64_t>(w.tokens, 1));
+  double series_gap = 1.0;
+  std::string series_detail;
+  auto single = [&](const std::string& family) {
+    p.lo = p.hi = profile_.family(family).front();
+  };
+  switch (w.op) {
+    case OpClass::ExpertMlp:
+    case OpClass::SharedExpert: {
+      auto curves = profile_.family("expert_mlp_bf16");
+      std::sort(curves.begin(), curves.end(), [](auto* a, auto* b) { return series_value(*a, "experts") < series_value(*b, "experts"); });
+      const double e = w.op == OpClass::ExpertMlp ? std::max(1, w.experts) : 1.0;
+      p.x = w.op == OpClass::ExpertMlp ? tokens / e : rows;
+      p.x_name = w.op == OpClass::ExpertMlp ? "tokens_per_expert" : "tokens";
+      const double e_lo = static_cast<double>(series_value(*curves.front(), "experts"));
+      const double e_hi = static_cast<double>(series_value(*curves.back(), "experts"));
+      if (e <= e_lo || e >= e_hi) {
+        p.lo = p.hi = e <= e_lo ? curves.front() : curves.back();
+        const double edge = e <= e_lo ? e_lo : e_hi;
+        if (e != edge) {
+          series_gap = std::max(e / edge, edge / e);
+          series_detail = fmt::format("experts {} outside measured {}..{} ({:.2f}x)", e, e_lo, e_hi, series_gap);
+        }
+        if (describe) p.why = fmt::format("series experts={}", series_value(*p.lo, "experts"));
+      } else {
+        for (std::size_t i = 0; i + 1 < curves.size(); ++i) {
+          const double a = static_cast<double>(series_value(*curves[i], "experts"));
+          const double b = static_cast<double>(series_value(*curves[i + 1], "experts"));
+          if (e >= a && e <= b) {
+            p.lo = curves[i];
+            p.hi = curves[i + 1];
+            p.weight = (std::log(e) - std::log(a)) / (std::log(b) - std::log(a));
+            break;
+          }
+        }
+        if (describe) p.why = p.weight == 0 ? fmt::format("series experts={}", series_value(*p.lo, "experts"))
+                              : fmt::format("ln efficiency interpolated in log(experts) between experts={} and {} (weight {:.2f})",
+                                            series_value(*p.lo, "experts"), series_value(*p.hi, "experts"), p.weight);
+        if (p.weight == 1.0) p.lo = p.hi, p.weight = 0;
+      }
+      if (w.op == OpClass::SharedExpert) p.why = "series experts=1 (one expert's MLP), x = its rows";
+      break;
+    }
+    case OpClass::DenseMlp:
+      single("dense_mlp_bf16");
+      p.x = rows;
+      p.x_name = "tokens";
+      if (describe) p.why = "the measured dense MLP";
+      break;
+    case OpClass::Gate:
+      single("gate_topk");
+      p.x = tokens;
+      p.x_name = "tokens";
+      if (describe) p.why = "the measured gate (logits GEMM + top-k)";
+      break;
+    case OpClass::AttentionProj:
+    case OpClass::LmHead: {
+      const double weights = w.flops.count() / 2.0 / rows;  // parameters per row on this GPU
+      const CalibratedCurve* best = nullptr;
+      double best_d = std::numeric_limits<double>::infinity();
+      for (const auto* c : profile_.family("gemm_bf16")) {
+        const double nk = static_cast<double>(series_value(*c, "n") * series_value(*c, "k"));
+        const double d = std::abs(std::log(nk / weights));
+        if (d < best_d) best_d = d, best = c;
+      }
+      p.lo = p.hi = best;
+      p.x = rows;
+      p.x_name = "m";
+      if (describe) p.why = fmt::format("GEMM series with n*k nearest the op's {:.3g} M weights per row: {} ({:.3g} M)", weights * 1e-6,
+                          best->series_text(),
+                          static_cast<double>(series_value(*best, "n") * series_value(*best, "k")) * 1e-6);
+      break;
+    }
+    case OpClass::AttentionCore:
+      if (w.kv_len > 0) {
+        single("attention_decode");
+        p.x = static_cast<double>(w.bytes.count());
+        p.x_name = "bytes";
+        if (describe) p.why = fmt::format("decode of {} sequences at KV length {}: KV bytes read", w.tokens, w.kv_len);
+      } else {
+        single("attention_prefill");
+        p.x = static_cast<double>(w.seq_len > 0 ? w.seq_len : w.tokens);
+        p.x_name = "seq";
+        if (describe) p.why = "causal prefill (cuDNN SDPA reference; the project's own kernel is 7-12x slower)";
+      }
+      break;
+  }
+  if (!describe) return p;
+  const double lo = std::min(p.lo->log_efficiency.min_x(), p.hi->log_efficiency.min_x());
+  const double hi = std::max(p.lo->log_efficiency.max_x(), p.hi->log_efficiency.max_x());
+  double gap = 1.0;
+  std::string detail;
+  if (p.x > hi) {
+    gap = p.x / hi;
+    detail = fmt::format("{} {:.6g} above measured {:.6g}..{:.6g} ({:.2f}x)", p.x_name, p.x, lo, hi, gap);
+  } else if (p.x < lo) {
+    gap = lo / p.x;
+    detail = fmt::format("{} {:.6g} below measured {:.6g}..{:.6g} ({:.2f}x)", p.x_name, p.x, lo, hi, gap);
+  }
+  if (series_gap > gap) gap = series_gap;
+  if (!series_detail.empty()) detail += (detail.empty() ? "" : "; ") + series_detail;
+  p.note = {name(), fmt::format("{} {} by {}", p.lo->family, p.lo == p.hi ? p.lo->series_text() : p.lo->series_text() + ".." + p.hi->series_text(), p.x_name),
+            gap, detail};
+  return p;
+}
+
+double CalibratedCostModel::ln_efficiency(const Pick& p) const {
+  auto le = [&](const CalibratedCurve* c) { return c->log_efficiency.at(p.x); };
+  return p.lo == p.hi ? le(p.lo) : (1.0 - p.weight) * le(p.lo) + p.weight * le(p.hi);
+}
+
+Time CalibratedCostModel::time(const OpWork& w) const {
+  const Pick p = pick(w, false);
+  const double flops = w.flops.count(), bytes = static_cast<double>(w.bytes.count());
+  const double base = p.lo == p.hi ? p.lo->baseline(flops, bytes).to_seconds()
+                                   : (1.0 - p.weight) * p.lo->baseline(flops, bytes).to_seconds() +
+                                         p.weight * p.hi->baseline(flops, bytes).to_seconds();
+  return Time::seconds(base / std::exp(ln_efficiency(p)));
+}
+
+PriceNote CalibratedCostModel::note(const OpWork& w) const { return pick(w, true).note; }
+
+std::string CalibratedCostModel::explain(const OpWork& w) const {
+  const Pick p = pick(w, true);
+  const CalibratedCurve& c = *p.lo;
+  const double flops = w.flops.count(), bytes = static_cast<double>(w.bytes.count());
+  const Time tc = Time::seconds(c.peak.per_second() > 0 ? flops / c.peak.per_second() : 0.0);
+  const Time tm = Time::seconds(bytes / c.bandwidth.bytes_per_second());
+  const double eff = std::exp(ln_efficiency(p));
+  const Time t = time(w);
+  std::string s;
+  s += fmt::format("  priced by {}: family {}, {}\n", name(), c.family, p.why);
+  s += fmt::format("  curve: ln(efficiency) piecewise linear in log2({}), {} measured points; source {}\n", p.x_name,
+                   c.points.size(), c.source);
+  s += fmt::format("  floor = max({:.4g} GFLOP / {:.1f} TFLOPS = {:.3f} us, {:.4g} MB / {:.0f} GB/s = {:.3f} us) = {:.3f} us ({} bound)\n",
+                   flops * 1e-9, c.peak.to_tflops(), tc.to_us(), bytes * 1e-6, c.bandwidth.to_gb_per_s(), tm.to_us(),
+                   max(tc, tm).to_us(), tc >= tm ? "compute" : "memory");
+  const Time base = Time::seconds(t.to_seconds() * eff);
+  s += fmt::format("  baseline = {:.3f} us + {:.4f} x floor = {:.3f} us (straight line fitted to the series{})\n",
+                   c.latency.to_us(), c.slope, base.to_us(), p.lo == p.hi ? "" : "s, interpolated");
+  s += fmt::format("  {} = {:.6g}: efficiency (baseline / time) {:.3f} -> time {:.3f} us ({:.1f} TFLOPS, {:.0f} GB/s achieved)\n",
+                   p.x_name, p.x, eff, t.to_us(), flops / t.to_seconds() * 1e-12, bytes / t.to_seconds() * 1e-9);
+  if (p.note.extrapolated()) s += fmt::format("  EXTRAPOLATED: {}\n", p.note.detail);
+  auto neighbours = [&](const CalibratedCurve& cc) {
+    std::vector<const CurvePoint*> pts;
+    for (const auto& pt : cc.points) pts.push_back(&pt);
+    std::size_t i = 0;
+    while (i < pts.size() && pts[i]->x < p.x) ++i;
+    const std::size_t from = i >= 2 ? i - 2 : 0, to = std::min(pts.size(), i + 2);
+    s += fmt::format("  measured neighbours ({} {}):\n  {:>14} {:>12} {:>12} {:>10} {:>12}   shape\n", cc.family, cc.series_text(),
+                     p.x_name, "measured us", "baseline us", "efficiency", "curve us");
+    for (std::size_t k = from; k < to; ++k) {
+      const CurvePoint& pt = *pts[k];
+      const Time f = cc.baseline(pt.flops, pt.bytes);
+      s += fmt::format("  {:>14.6g} {:>12.3f} {:>12.3f} {:>10.3f} {:>12.3f}   {}\n", pt.x, pt.measured.to_us(), f.to_us(),
+                       f / pt.measured, cc.time(pt.flops, pt.bytes, pt.x).to_us(), pt.shape);
+    }
+  };
+  neighbours(c);
+  if (p.hi != p.lo) neighbours(*p.hi);
+  return s;
+}
+
+}  // namespace epsim

@@ -1,0 +1,98 @@
+// epsim calibrate: kernel measurements -> calibrated cost profile, with held-out error per family.
+#include <fstream>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "models/bench_results.h"
+#include "models/calibration_fit.h"
+#include "models/config.h"
+#include "models/errors.h"
+#include "tools/commands.h"
+
+namespace po = boost::program_options;
+
+namespace epsim::cli {
+
+namespace {
+
+struct CalibrateOptions {
+  std::vector<std::string> results;
+  std::string out;
+  double holdout = 0.25;
+  std::vector<std::string> holdout_shapes;
+  double smoothing = 0.02;
+  bool verbose = false;
+};
+
+CalibrateOptions parse(const Args& args) {
+  CalibrateOptions o;
+  po::options_description desc;
+  desc.add_options()("results", po::value(&o.results)->composing())("out,o", po::value(&o.out))(
+      "holdout", po::value(&o.holdout))("holdout-shapes", po::value(&o.holdout_shapes)->multitoken()->composing())(
+      "smoothing", po::value(&o.smoothing))("verbose,v", po::bool_switch(&o.verbose));
+  po::positional_options_description pos;
+  pos.add("results", -1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+  po::notify(vm);
+  if (o.results.empty()) throw UsageError("calibrate needs at least one RESULTS.json (epsim-bench output)");
+  if (!(o.holdout >= 0 && o.holdout < 1)) throw UsageError(fmt::format("--holdout {}: must be in [0, 1)", o.holdout));
+  return o;
+}
+
+}  // namespace
+
+int calibrate_command(const Args& args) {
+  const CalibrateOptions o = parse(args);
+  std::string command = "epsim calibrate";
+  for (const auto& a : args) command += " " + a;
+  std::vector<BenchFile> files;
+  std::vector<std::string> skipped;
+  for (const auto& r : o.results) {
+    const nlohmann::json doc = read_json_file(r);
+    if (is_bench_document(doc)) files.push_back(parse_bench_file(doc, r));
+    else skipped.push_back(r + " (schema " + (doc.is_object() ? doc.value("schema", "?") : "?") + ")");
+  }
+  if (files.empty()) throw InputError("calibrate: none of the files is an epsim-bench/1 result");
+  HoldoutPolicy policy;
+  policy.fraction = o.holdout;
+  policy.shapes = o.holdout_shapes;
+  policy.smoothing = o.smoothing;
+  const CalibrationResult res = calibrate(files, policy, command);
+  const CalibrationProfile& p = res.profile;
+
+  fmt::print("epsim calibrate: {} file(s)\n", files.size());
+  for (const auto& s : p.sources)
+    fmt::print("  {}: {} x{}, {}, commit {}, {}\n", s.file, s.device, s.device_count, s.date, s.git_commit, s.libraries);
+  for (const auto& s : skipped) fmt::print("  skipped {}: not an epsim-bench/1 kernel result\n", s);
+  fmt::print("  holdout: {}\n\n", p.holdout);
+  fmt::print("  {:<19} {:<26} {:>6} {:>5} {:>9} {:>9}  {}\n", "family", "prices", "shapes", "held", "median %",
+             "max %", "target (<=5 / <=15)");
+  bool all_met = true;
+  for (const auto& e : p.errors) {
+    const bool met = e.heldout == 0 || (e.median_pct <= 5.0 && e.max_pct <= 15.0);
+    all_met = all_met && met;
+    fmt::print("  {:<19} {:<26} {:>6} {:>5} {:>9.2f} {:>9.2f}  {}\n", e.family, e.used_for, e.points, e.heldout,
+               e.median_pct, e.max_pct, e.heldout == 0 ? "no held-out points" : met ? "met" : "MISSED");
+  }
+  if (o.verbose) {
+    fmt::print("\n  held-out points:\n");
+    for (const auto& h : res.heldout)
+      fmt::print("  {:<19} {:<22} {:<60} measured {:>10.3f} us  predicted {:>10.3f} us  {:>6.2f} %\n", h.family, h.series,
+                 h.shape, h.measured.to_us(), h.predicted.to_us(), h.error_pct);
+  }
+  fmt::print("\n  latency + bandwidth fits (time = latency + bytes / bandwidth, relative least squares):\n");
+  for (const auto& [name, l] : p.links)
+    fmt::print("  {:<19} latency {:>8.2f} us  bandwidth {:>8.1f} GB/s\n", name, l.latency.to_us(), l.bandwidth.to_gb_per_s());
+  if (!o.out.empty()) {
+    std::ofstream out(o.out);
+    if (!out) throw InputError(o.out + ": cannot write the profile");
+    out << p.to_json().dump(1) << "\n";
+    fmt::print("\n  wrote {} ({} curves)\n", o.out, p.curves.size());
+  }
+  if (!all_met) fmt::print("\n  some families miss the held-out error target (see above)\n");
+  return 0;
+}
+
+}  // namespace epsim::cli

@@ -1,0 +1,106 @@
+// epsim explain: how one op's time is obtained under a scenario's cost model (FLOPs, bytes, the
+// fitted curve and the measured neighbours), so a user can audit a number.
+#include <algorithm>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "models/config.h"
+#include "models/cost_model_spec.h"
+#include "models/layer_ops.h"
+#include "sim/scenario.h"
+#include "tools/commands.h"
+
+namespace po = boost::program_options;
+
+namespace epsim::cli {
+
+namespace {
+
+struct ExplainOptions {
+  std::string scenario = "scenarios/seed.json";
+  std::vector<std::string> sets;
+  std::string op;
+  std::int64_t tokens = 0;
+  int experts = 0;
+  std::int64_t seq = 0;
+  std::int64_t kv = 0;
+};
+
+ExplainOptions parse(const Args& args) {
+  ExplainOptions o;
+  po::options_description desc;
+  desc.add_options()("scenario", po::value(&o.scenario))("set", po::value(&o.sets)->composing())("op", po::value(&o.op))(
+      "tokens", po::value(&o.tokens))("experts", po::value(&o.experts))("seq", po::value(&o.seq))("kv", po::value(&o.kv));
+  po::positional_options_description pos;
+  pos.add("scenario", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+  po::notify(vm);
+  if (o.op.empty()) throw UsageError("explain needs --op (attention_proj, attention_core, gate, dense_mlp, expert_mlp, shared_expert, lm_head)");
+  if (o.tokens < 0 || o.experts < 0 || o.seq < 0 || o.kv < 0) throw UsageError("explain: sizes must be >= 0");
+  return o;
+}
+
+}  // namespace
+
+int explain_command(const Args& args) {
+  const ExplainOptions o = parse(args);
+  nlohmann::json doc = read_json_file(o.scenario);
+  for (const auto& s : o.sets) apply_override(doc, s);
+  const Scenario sc = Scenario::from_json(doc);
+  const LayerOps ops(sc.model, sc.parallelism.attention_tp);
+  const Workload& w = sc.workload;
+  const std::int64_t T = o.tokens > 0 ? o.tokens : w.tokens();
+  OpWork work;
+  std::string shape;
+  if (o.op == "attention_proj") {
+    work = ops.attention_proj(T);
+    shape = fmt::format("{} tokens on this GPU, attention TP {} (GEMM rows {})", T, ops.tp(), work.rows);
+  } else if (o.op == "attention_core") {
+    if (w.mode == Mode::Decode) {
+      const std::int64_t kv = o.kv > 0 ? o.kv : w.kv_len;
+      work = ops.attention_core_decode(T, kv);
+      shape = fmt::format("decode: {} sequences at KV length {}, attention TP {}", T, kv, ops.tp());
+    } else {
+      const std::int64_t seq = o.seq > 0 ? o.seq : w.seq_len;
+      const std::int64_t seqs = std::max<std::int64_t>(1, T / seq);
+      work = ops.attention_core_prefill(seqs, seq);
+      shape = fmt::format("causal prefill: {} sequence(s) of {} tokens, attention TP {}", seqs, seq, ops.tp());
+    }
+  } else if (o.op == "gate") {
+    work = ops.gate(T);
+    shape = fmt::format("{} tokens", T);
+  } else if (o.op == "dense_mlp") {
+    work = ops.dense_mlp(T);
+    shape = fmt::format("{} tokens, TP {} (rows {})", T, ops.tp(), work.tokens);
+  } else if (o.op == "expert_mlp") {
+    const int e = o.experts > 0 ? o.experts : sc.parallelism.experts_per_gpu;
+    const std::int64_t t = o.tokens > 0 ? o.tokens : T * sc.model.top_k;
+    work = ops.expert_mlp(t, e);
+    shape = fmt::format("{} routed tokens over {} expert(s) on this GPU{}", t, e,
+                        o.tokens > 0 ? "" : " (default: tokens x top_k, the mean under uniform routing)");
+  } else if (o.op == "shared_expert") {
+    work = ops.shared_expert(T);
+    shape = fmt::format("{} tokens, TP {} (rows {})", T, ops.tp(), work.tokens);
+  } else if (o.op == "lm_head") {
+    work = ops.lm_head(T);
+    shape = fmt::format("{} tokens, TP {} (GEMM rows {})", T, ops.tp(), work.rows);
+  } else {
+    throw UsageError("--op " + o.op + ": unknown op (attention_proj, attention_core, gate, dense_mlp, expert_mlp, shared_expert, lm_head)");
+  }
+  const auto cost = make_cost_model(sc.cost_model, sc.gpu);
+  fmt::print("epsim explain: {} in {} (model {}, GPU {})\n", to_string(work.op), sc.name, sc.model.name, sc.gpu.name);
+  fmt::print("  shape: {}\n", shape);
+  fmt::print("  work:  {:.6g} GFLOP, {:.6g} MB (layer_ops.h conventions: 2 FLOPs per multiply-add; weights read once, activations read and written once)\n",
+             work.flops.count() * 1e-9, work.bytes.to_mb());
+  fmt::print("{}", cost->explain(work));
+  fmt::print("  => {:.3f} us per forward pass of this op ({})\n", cost->time(work).to_us(), cost->name());
+  if (!sc.cost_model.calibration.empty()) {
+    const NominalCostModel nominal(sc.gpu);
+    fmt::print("  (for comparison: {} gives {:.3f} us)\n", nominal.name(), nominal.time(work).to_us());
+  }
+  return 0;
+}
+
+}  // namespace epsim::cli
