@@ -49,7 +49,8 @@ void FlowNetwork::start(Transfer transfer) {
   tr.on_flow_done = std::move(transfer.on_flow_done);
   tr.on_done = std::move(transfer.on_done);
   tr.outstanding = transfer.flows.size();
-  if (transfer.flows.empty()) {
+  tr.flows = std::move(transfer.flows);
+  if (tr.flows.empty()) {
     sim_.at(now, [this, slot] {
       TransferState& t = transfers_[at(slot)];
       auto done = std::move(t.on_done);
@@ -62,8 +63,8 @@ void FlowNetwork::start(Transfer transfer) {
 
   std::vector<Arrival> instant;
   const std::int64_t now_ps = now.picoseconds();
-  for (std::size_t i = 0; i < transfer.flows.size(); ++i) {
-    const FlowSpec& spec = transfer.flows[i];
+  for (std::size_t i = 0; i < tr.flows.size(); ++i) {
+    const FlowSpec& spec = tr.flows[i];
     if (spec.bytes.count() < 0) throw SimulationError("flow network: a flow of negative size");
     for (LinkId l : spec.route) {
       if (l < 0 || at(l) >= counters_.size()) throw SimulationError("flow network: route through unknown link");
@@ -76,7 +77,10 @@ void FlowNetwork::start(Transfer transfer) {
       continue;
     }
     const Index id = solver_.add_flow(std::span<const Index>(spec.route.link.data(), spec.route.hops));
-    if (at(id) >= flows_.size()) flows_.resize(at(id) + 1);
+    if (at(id) >= flows_.size()) {
+      flows_.resize(at(id) + 1);
+      version_.resize(at(id) + 1, 0);
+    }
     FlowState& f = flows_[at(id)];
     f.tag = static_cast<double>(spec.bytes.count());  // bytes to drain, until it has a link
     f.started = static_cast<double>(now_ps);
@@ -85,9 +89,8 @@ void FlowNetwork::start(Transfer transfer) {
     f.seq = seq;
     f.transfer = slot;
     f.index = i;
-    f.route = spec.route;
-    ++f.version;
-    link_activity(f.route, +1);
+    ++version_[at(id)];
+    link_activity(spec.route, +1);
     ++active_;
   }
   stats_.peak_active = std::max(stats_.peak_active, active_);
@@ -117,8 +120,7 @@ const FlowNetwork::Tag* FlowNetwork::top_of(LinkClock& c) {
   const auto later = [](const Tag& a, const Tag& b) { return a.tag != b.tag ? a.tag > b.tag : a.seq > b.seq; };
   while (!c.heap.empty()) {
     const Tag& top = c.heap.front();
-    const FlowState& f = flows_[at(top.flow)];
-    if (top.version == f.version && f.transfer >= 0) return &top;
+    if (top.version == version_[at(top.flow)]) return &top;
     std::pop_heap(c.heap.begin(), c.heap.end(), later);
     c.heap.pop_back();
   }
@@ -209,25 +211,35 @@ void FlowNetwork::process() {
   while (!link_heap_.empty()) {
     const Index l = link_heap_.front();
     LinkClock& c = clocks_[at(l)];
-    const Tag* top = top_of(c);
-    if (top != nullptr) {
+    std::size_t completed = 0;
+    bool not_due = false;
+    for (const Tag* top = top_of(c); top != nullptr; top = top_of(c)) {
       const double end = static_cast<double>(c.t) + std::max(0.0, top->tag - c.v) / c.level * 1e12;
       const FlowState& f = flows_[at(top->flow)];
-      if (!(end <= tp + 0.5 || end - tp <= kBatch * (end - f.started))) break;
+      if (!(end <= tp + 0.5 || end - tp <= kBatch * (end - f.started))) {
+        not_due = true;
+        break;
+      }
       const Index id = top->flow;
       std::pop_heap(c.heap.begin(), c.heap.end(), later);
       c.heap.pop_back();
       FlowState& done = flows_[at(id)];
       arrivals_.push_back(Arrival{done.latency, done.seq, done.transfer, done.index});
-      link_activity(done.route, -1);
-      solver_.remove_flow(id);
+      link_activity(transfers_[at(done.transfer)].flows[done.index].route, -1);
+      drained_.push_back(id);
       done.transfer = -1;
-      ++done.version;
+      ++version_[at(id)];
       --active_;
+      ++completed;
     }
     retime(l);
+    if (not_due && completed == 0) break;  // the earliest link has nothing due: nobody has
   }
   if (!arrivals_.empty()) ++stats_.batches;
+  // Removed in id order: neighbouring ids sit side by side in the solver's memory.
+  std::sort(drained_.begin(), drained_.end());
+  for (const Index id : drained_) solver_.remove_flow(id);
+  drained_.clear();
 
   // 2. Re-solve. Links whose level changed are re-timed: their clocks run at the old level until
   //    now, at the new one from now. Flows whose bottleneck moved are re-tagged on the new link.
@@ -253,8 +265,8 @@ void FlowNetwork::process() {
     advance(c, t);
     f.link = to;
     f.tag = c.v + left;
-    ++f.version;
-    c.heap.push_back(Tag{f.tag, f.seq, id, f.version});
+    ++version_[at(id)];
+    c.heap.push_back(Tag{f.tag, f.seq, id, version_[at(id)]});
     std::push_heap(c.heap.begin(), c.heap.end(), later);
     mark(to);
   }
@@ -269,19 +281,23 @@ void FlowNetwork::process() {
   }
 }
 
+// One Simulator event per distinct latency (a handful per topology), in order of latency; within a
+// group, arrivals keep the order in which the flows drained.
 void FlowNetwork::schedule_arrivals(std::vector<Arrival>& arrivals) {
-  std::sort(arrivals.begin(), arrivals.end(), [](const Arrival& a, const Arrival& b) {
-    return a.latency != b.latency ? a.latency < b.latency : a.seq < b.seq;
-  });
+  std::vector<Time> latencies;
+  for (const Arrival& a : arrivals)
+    if (std::find(latencies.begin(), latencies.end(), a.latency) == latencies.end()) latencies.push_back(a.latency);
+  std::sort(latencies.begin(), latencies.end());
   const Time now = sim_.now();
-  std::size_t begin = 0;
-  while (begin < arrivals.size()) {
-    std::size_t end = begin + 1;
-    while (end < arrivals.size() && arrivals[end].latency == arrivals[begin].latency) ++end;
-    std::vector<Arrival> group(arrivals.begin() + static_cast<std::ptrdiff_t>(begin),
-                               arrivals.begin() + static_cast<std::ptrdiff_t>(end));
-    sim_.at(now + arrivals[begin].latency, [this, g = std::move(group)] { deliver(g); });
-    begin = end;
+  for (const Time lat : latencies) {
+    std::vector<Arrival> group;
+    if (latencies.size() == 1) {
+      group = arrivals;
+    } else {
+      for (const Arrival& a : arrivals)
+        if (a.latency == lat) group.push_back(a);
+    }
+    sim_.at(now + lat, [this, g = std::move(group)] { deliver(g); });
   }
 }
 

@@ -8,7 +8,7 @@
 // their own duration later (near-simultaneous ends of an all-to-all that rounding set apart), removes
 // them from the solver and re-solves (the solver only re-fills what can move). Deliveries
 // (on_flow_done, then on_done once a transfer's last flow is in) run as Simulator events at drain
-// end + latency: in time order, then in start order.
+// end + latency: in time order, then in the order the flows drained.
 //
 // Per-link virtual clocks. A flow's rate is level(its bottleneck link) (unit weights), so after a
 // re-solve many rates change while few flows change bottleneck. Each link keeps a virtual clock v
@@ -64,9 +64,7 @@ class FlowNetwork final : public Network {
     Time latency;
     std::uint64_t seq = 0;    // start order: ties between equal times go to the earlier flow
     std::int32_t transfer = -1;
-    std::uint32_t version = 0;  // bumped whenever its heap entry goes stale
     std::size_t index = 0;      // position in its transfer
-    Route route;
   };
   struct Tag {
     double tag;
@@ -84,6 +82,7 @@ class FlowNetwork final : public Network {
     bool stale = false;         // its `next` must be recomputed
   };
   struct TransferState {
+    std::vector<FlowSpec> flows;  // kept until the transfer is done: the routes live here
     std::function<void(std::size_t)> on_flow_done;
     std::function<void()> on_done;
     std::size_t outstanding = 0;
@@ -109,6 +108,9 @@ class FlowNetwork final : public Network {
   Simulator& sim_;
   MaxMinSolver solver_;
   std::vector<FlowState> flows_;        // by solver flow id
+  std::vector<std::uint32_t> version_;  // by solver flow id: a heap entry is valid while its version
+                                        // matches (dense and small: checked for every entry popped)
+  std::vector<Index> drained_;          // scratch: flows completed by one wake-up
   std::vector<LinkClock> clocks_;       // by link
   std::vector<Index> link_heap_;        // links with bottlenecked flows, by (next, id)
   std::vector<Index> stale_links_;

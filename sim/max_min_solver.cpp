@@ -64,7 +64,8 @@ MaxMinSolver::Index MaxMinSolver::add_flow(std::span<const Index> links, double 
   } else {
     id = static_cast<Index>(flows_.size());
     flows_.emplace_back();
-    pos_.emplace_back();
+    alive_.push_back(0);
+    unswept_.push_back(0);
     stamp_.push_back(0);
     flow_local_.push_back(kNone);
   }
@@ -78,37 +79,36 @@ MaxMinSolver::Index MaxMinSolver::add_flow(std::span<const Index> links, double 
   for (std::size_t k = 0; k < links.size(); ++k) {
     LinkRec& L = links_[at(links[k])];
     r.link[k] = links[k];
-    pos_[at(id)][k] = static_cast<Index>(L.flows.size());
     L.flows.push_back(id);
     L.wsum += weight;
   }
+  alive_[at(id)] = 1;
   if (cap < kNoCap) ++capped_;
   fresh_.push_back(id);
   ++active_flows_;
   return id;
 }
 
+// Removal is lazy: the flow stays in its links' lists, marked dead, until a list holds more dead
+// than live entries and is swept (amortised O(1) per removal, and no random access to other flows).
+// Its id is reused only once every list holding it has been swept.
 void MaxMinSolver::remove_flow(Index flow) {
   if (flow < 0 || at(flow) >= flows_.size() || !flows_[at(flow)].active)
     throw SimulationError("max-min solver: removing a flow that is not active");
   FlowRec& r = flows_[at(flow)];
   const double x = rate_of(r);
+  alive_[at(flow)] = 0;
+  unswept_[at(flow)] = r.hops;
   for (int k = 0; k < r.hops; ++k) {
     const Index l = r.link[at(k)];
     LinkRec& L = links_[at(l)];
-    const Index pos = pos_[at(flow)][at(k)];
-    const Index last = L.flows.back();
-    L.flows[at(pos)] = last;
-    const FlowRec& lr = flows_[at(last)];
-    for (int q = 0; q < lr.hops; ++q)
-      if (lr.link[at(q)] == l) pos_[at(last)][at(q)] = pos;
-    L.flows.pop_back();
+    ++L.dead;
     L.wsum -= r.weight;
     if (!r.fresh) {
       L.usage -= x;
       if (r.bottleneck == l) --L.bottlenecked;
     }
-    if (L.flows.empty()) {  // forget rounding drift
+    if (L.dead == static_cast<std::int64_t>(L.flows.size())) {  // forget rounding drift
       L.wsum = 0.0;
       L.usage = 0.0;
       L.rho_bound = 0.0;
@@ -125,8 +125,26 @@ void MaxMinSolver::remove_flow(Index flow) {
   r.active = false;
   r.fresh = false;
   r.bottleneck = kNone;
-  free_flows_.push_back(flow);
   --active_flows_;
+  if (r.hops == 0) free_flows_.push_back(flow);
+  for (int k = 0; k < r.hops; ++k) {
+    LinkRec& L = links_[at(r.link[at(k)])];
+    if (2 * L.dead > static_cast<std::int64_t>(L.flows.size())) sweep(r.link[at(k)]);
+  }
+}
+
+void MaxMinSolver::sweep(Index link) {
+  LinkRec& L = links_[at(link)];
+  std::size_t keep = 0;
+  for (const Index f : L.flows) {
+    if (alive_[at(f)]) {
+      L.flows[keep++] = f;
+    } else if (--unswept_[at(f)] == 0) {
+      free_flows_.push_back(f);
+    }
+  }
+  L.flows.resize(keep);
+  L.dead = 0;
 }
 
 double MaxMinSolver::rate_of(const FlowRec& r) const {
@@ -148,7 +166,7 @@ const MaxMinSolver::Changes& MaxMinSolver::solve() {
   if (local_wait_ > 0) --local_wait_;
   for (int round = 0;; ++round) {
     std::size_t estimate = fresh_.size();
-    for (Index l : dirty_) estimate += links_[at(l)].flows.size();
+    for (Index l : dirty_) estimate += flows_on(l);
     if (!try_local || round >= kMaxRounds || kLocalFraction * estimate > active_flows_) {
       if (try_local && round > 0) local_wait_ = local_backoff_ = std::min<std::uint32_t>(64, 2 * local_backoff_ + 1);
       fill_all();
@@ -191,7 +209,8 @@ void MaxMinSolver::gather() {
     if (link_local_[at(l)] == kNone) add_link(l, true);
   const std::size_t d_count = l_global_.size();
   for (std::size_t i = 0; i < d_count; ++i)
-    for (Index f : links_[at(l_global_[i])].flows) add_flow_local(f);
+    for (Index f : links_[at(l_global_[i])].flows)
+      if (alive_[at(f)]) add_flow_local(f);
   for (Index f : fresh_) add_flow_local(f);
   for (Index f : f_global_) {
     const FlowRec& r = flows_[at(f)];
@@ -484,8 +503,9 @@ void MaxMinSolver::fill_all() {
   mismatches_.clear();
   for (std::size_t l = 0; l < L; ++l) {
     const LinkRec& R = links_[l];
-    a_link_[l] = FillLink{R.capacity, R.wsum, 0.0, static_cast<std::int64_t>(R.flows.size())};
-    if (!R.flows.empty()) a_heap_.emplace_back(R.capacity / R.wsum, static_cast<Index>(l));
+    const auto live = static_cast<std::int64_t>(R.flows.size()) - R.dead;
+    a_link_[l] = FillLink{R.capacity, R.wsum, 0.0, live};
+    if (live > 0) a_heap_.emplace_back(R.capacity / R.wsum, static_cast<Index>(l));
   }
   const auto later = [](const std::pair<double, Index>& a, const std::pair<double, Index>& b) {
     return a.first > b.first || (a.first == b.first && a.second > b.second);
@@ -550,7 +570,7 @@ void MaxMinSolver::fill_all() {
     for (std::size_t i = 0; i < on_l.size(); ++i) {
       if (i + 8 < on_l.size()) __builtin_prefetch(&flows_[at(on_l[i + 8])]);
       const Index f = on_l[i];
-      if (stamp_[at(f)] != fill_stamp_) freeze(f, flows_[at(f)].weight * level, l);
+      if (stamp_[at(f)] != fill_stamp_ && alive_[at(f)]) freeze(f, flows_[at(f)].weight * level, l);
     }
   }
   for (const Index f : fresh_)  // new flows with no link and no cap
@@ -565,7 +585,7 @@ void MaxMinSolver::fill_all() {
       changes_.levels.push_back(static_cast<Index>(l));
     }
     const FillLink& x = a_link_[l];
-    R.usage = R.flows.empty() ? 0.0 : std::max(0.0, R.capacity - x.rem);
+    R.usage = x.unfrozen == 0 && R.flows.size() == static_cast<std::size_t>(R.dead) ? 0.0 : std::max(0.0, R.capacity - x.rem);
     R.rho_bound = R.level < kInf ? std::max(R.level, x.max_rho) : x.max_rho;
     R.dirty = false;
   }

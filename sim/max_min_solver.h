@@ -93,7 +93,10 @@ class MaxMinSolver {
   double level(Index link) const { return links_[static_cast<std::size_t>(link)].level; }
   // Sum of the rates of the link's flows (bytes/s), up to rounding.
   double load(Index link) const { return links_[static_cast<std::size_t>(link)].usage; }
-  std::size_t flows_on(Index link) const { return links_[static_cast<std::size_t>(link)].flows.size(); }
+  std::size_t flows_on(Index link) const {
+    const LinkRec& L = links_[static_cast<std::size_t>(link)];
+    return L.flows.size() - static_cast<std::size_t>(L.dead);
+  }
   const Stats& stats() const { return stats_; }
 
  private:
@@ -116,7 +119,8 @@ class MaxMinSolver {
     double level = kNoCap;    // rho of the flows bottlenecked on it (infinity when none)
     double rho_bound = 0.0;   // upper bound of the rho of every flow on it
     std::int64_t bottlenecked = 0;  // flows whose bottleneck it is
-    std::vector<Index> flows;
+    std::vector<Index> flows;       // its flows, plus `dead` removed ones not yet swept out
+    std::int64_t dead = 0;
     bool dirty = false;
   };
   struct FillLink {           // a link during a full filling
@@ -131,6 +135,8 @@ class MaxMinSolver {
   };
 
   double rate_of(const FlowRec& r) const;
+  // Drops the removed flows from the link's list; ids whose last list is swept become reusable.
+  void sweep(Index link);
   // A local progressive filling over the dirty links and the flows they and the new flows touch.
   // Returns false when a boundary link fails the certificate (those links are then added to
   // dirty_); true when the result is accepted (then commit()).
@@ -141,7 +147,8 @@ class MaxMinSolver {
   void fill_all();
 
   std::vector<FlowRec> flows_;
-  std::vector<std::array<Index, kMaxLinksPerFlow>> pos_;  // position of the flow in each link's list
+  std::vector<std::uint8_t> alive_;      // per flow id: 1 while active (dense, for list scans)
+  std::vector<std::uint8_t> unswept_;    // per removed flow id: link lists still holding it
   std::vector<LinkRec> links_;
   std::vector<Index> free_flows_;
   std::vector<Index> fresh_;       // flows added since the last solve
