@@ -161,3 +161,34 @@ TEST_CASE("make_cost_model: nominal stays, presets resolve, bad values are Confi
   const std::string bench = std::string(EPSIM_SOURCE_DIR) + "/kernels/results/h200x2-2026-11-29.json";
   CHECK_THROWS_AS(make_cost_model(CostModelSpec{bench}, gpu), ConfigError);  // a results file is not a profile
 }
+
+#include "models/pricing_ledger.h"
+
+TEST_CASE("PricingLedger: per op class, which curve priced it and the worst extrapolation") {
+  const CalibratedCostModel m = shipped();
+  const MoeModelSpec seed = MoeModelSpec::preset("seed");
+  const LayerOps ops(seed, 2);  // holds a reference to the spec
+  PricingLedger ledger;
+  for (int l = 0; l < 3; ++l) {
+    ledger.record(ops.attention_proj(4096), m);
+    ledger.record(ops.expert_mlp(32768, 1), m);
+    ledger.record(ops.expert_mlp(8192, 1), m);
+  }
+  const auto s = ledger.summary();
+  REQUIRE(s.size() == 2);
+  CHECK(s[0].op == OpClass::AttentionProj);
+  CHECK(s[0].ops == 3);
+  CHECK(s[0].extrapolated == 0);
+  CHECK(s[0].curves == std::vector<std::string>{"gemm_bf16 k=7168 n=36864 by m"});
+  CHECK(s[1].op == OpClass::ExpertMlp);
+  CHECK(s[1].ops == 6);
+  CHECK(s[1].extrapolated == 3);
+  CHECK(s[1].worst_gap == doctest::Approx(2.0));
+  CHECK(s[1].model == "calibrated(h200-measured)");
+  CHECK(ledger.lines()[1].find("3 of 6 ops extrapolated, up to 2.00x") != std::string::npos);
+  CHECK(ledger.to_json()[1]["worst_gap"] == doctest::Approx(2.0));
+  PricingLedger nominal;
+  const NominalCostModel n(GpuSpec::preset("h100-seed"));
+  nominal.record(ops.gate(4096), n);
+  CHECK(nominal.lines()[0].find("nominal(h100-seed): roofline; no measurements") != std::string::npos);
+}
