@@ -7,8 +7,8 @@
 
 namespace epsim {
 
-Executor::Executor(Simulator& sim, Network& net, TaskGraph& graph, SmSharing sm)
-    : sim_(sim), net_(net), graph_(graph), sm_(sm) {
+Executor::Executor(Simulator& sim, Network& net, TaskGraph& graph, SmSharing sm, const std::vector<Link>* links)
+    : sim_(sim), net_(net), graph_(graph), sm_(sm), links_(links) {
   int gpus = 0;
   for (const Task& t : graph_.tasks()) gpus = std::max(gpus, t.gpu + 1);
   gpus_.resize(static_cast<std::size_t>(gpus));
@@ -87,18 +87,22 @@ void Executor::set_comm(int gpu, int delta) {
 }
 
 namespace {
-void summarise(const CommPlan& plan, CollectiveInfo& info, std::size_t links) {
+void summarise(const CommPlan& plan, CollectiveInfo& info, std::size_t links, const std::vector<Link>* bw) {
   std::vector<std::int64_t> per_link(links, 0);
   info.flows = static_cast<std::int64_t>(plan.flows.size());
   for (const auto& f : plan.flows) {
     info.bytes += f.bytes;
     for (LinkId l : f.route) per_link[static_cast<std::size_t>(l)] += f.bytes.count();
   }
-  for (std::size_t l = 0; l < links; ++l)
-    if (per_link[l] > info.busiest_bytes.count()) {
+  double worst = 0;  // drain time in seconds (or bytes, without bandwidths)
+  for (std::size_t l = 0; l < links; ++l) {
+    const double load = static_cast<double>(per_link[l]) / (bw ? (*bw)[l].bandwidth.bytes_per_second() : 1.0);
+    if (per_link[l] > 0 && load > worst) {
+      worst = load;
       info.busiest_bytes = Bytes(per_link[l]);
       info.busiest_link = static_cast<LinkId>(l);
     }
+  }
 }
 }  // namespace
 
@@ -107,7 +111,7 @@ void Executor::start_collective(TaskId id) {
   CollectiveInfo& info = graph_.info(c);
   auto plan = std::make_shared<CommPlan>(info.make_plan());
   info.make_plan = nullptr;
-  summarise(*plan, info, net_.counters().size());
+  summarise(*plan, info, net_.counters().size(), links_);
   const auto& arrivals = graph_.arrivals(c);
   // Flows still in flight per GPU (sent or received); a GPU with none is done at once.
   auto pending = std::make_shared<std::vector<int>>(arrivals.size(), 0);

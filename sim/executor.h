@@ -14,6 +14,7 @@
 #include "sim/network.h"
 #include "sim/simulator.h"
 #include "sim/task_graph.h"
+#include "topology/link.h"
 
 namespace epsim {
 
@@ -25,7 +26,9 @@ struct SmSharing {
 
 class Executor {
  public:
-  Executor(Simulator& sim, Network& net, TaskGraph& graph, SmSharing sm = {});
+  // `links` (optional) lets each collective name its busiest link by drain time (bytes / bandwidth)
+  // rather than by bytes.
+  Executor(Simulator& sim, Network& net, TaskGraph& graph, SmSharing sm = {}, const std::vector<Link>* links = nullptr);
   // Runs to completion; returns the time the last task ended. Throws SimulationError if some task
   // never ran (a dependency cycle).
   Time run();
@@ -50,6 +53,7 @@ class Executor {
   Network& net_;
   TaskGraph& graph_;
   SmSharing sm_;
+  const std::vector<Link>* links_;
   std::vector<GpuState> gpus_;
 };
 

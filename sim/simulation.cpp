@@ -53,7 +53,7 @@ const StepResult& Simulation::run() {
 
   Simulator sim;
   auto net = make_network(sc.network.model, sim, cluster_);
-  Executor exec(sim, *net, graph_, SmSharing{sc.gpu.sms, sc.schedule.comm_sms});
+  Executor exec(sim, *net, graph_, SmSharing{sc.gpu.sms, sc.schedule.comm_sms}, &cluster_.links());
   StepResult& r = result_;
   r = StepResult{};
   r.scenario = sc.name;

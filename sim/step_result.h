@@ -25,7 +25,7 @@ struct LayerResult {
   double expert_tokens_mean = 0;
   int expert_tokens_max_gpu = -1;
   int straggler_gpu = -1;               // the GPU that released this layer's last barrier on the critical path
-  LinkId busiest_link = -1;             // link that carried the most bytes in this layer's dispatch
+  LinkId busiest_link = -1;             // link with the longest drain (bytes / bandwidth) in this layer's dispatch
   Bytes busiest_link_bytes;
 };
 
@@ -50,7 +50,7 @@ struct StepResult {
   Time bound_layer_time;           // that layer's time on the critical path
   int bound_gpu = -1;
   Time bound_gpu_straggle;         // how long the others waited for it at barriers
-  LinkId bound_link = -1;          // busiest link of the longest all-to-all on the critical path
+  LinkId bound_link = -1;          // busiest link (longest drain) of the longest all-to-all on the critical path
   Bytes bound_link_bytes;
 
   double tokens_per_s_per_gpu() const { return static_cast<double>(tokens_per_gpu) / step_time.to_seconds(); }

@@ -44,7 +44,7 @@ struct CollectiveInfo {
   std::function<CommPlan()> make_plan;  // emptied once called
   std::int64_t flows = 0;
   Bytes bytes;              // all flows
-  LinkId busiest_link = -1; // the link that carried the most bytes of this collective
+  LinkId busiest_link = -1; // the link with the longest drain (bytes / bandwidth) in this collective
   Bytes busiest_bytes;
 };
 
