@@ -33,6 +33,7 @@ nlohmann::json report_json(const Simulation& sim) {
     bound["link_mb"] = r.bound_link_bytes.to_mb();
   }
   j["bound_by"] = bound;
+  j["pricing"] = r.pricing;
   const MemoryReport& m = r.memory;
   j["memory"] = {
       {"per_gpu_gb", m.total().to_gb()},     {"capacity_gb", m.capacity.to_gb()},

@@ -67,6 +67,8 @@ const StepResult& Simulation::run() {
   r.links = net->counters();
   r.memory = estimate_memory(LayerOps(sc.model, sc.parallelism.attention_tp), sc.parallelism, sc.workload, sc.gpu);
   loads_ = builder.loads();
+  r.pricing_lines = builder.pricing().lines();
+  r.pricing = builder.pricing().to_json();
   collect_metrics(graph_, loads_, sc.model.layers, r);
   const CriticalPath cp = critical_path(graph_, r.gpus, sc.model.layers);
   r.bound_layer = cp.layer;

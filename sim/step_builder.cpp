@@ -67,6 +67,7 @@ std::int64_t StepBuilder::mb_tokens(int mb) const {
 }
 
 Time StepBuilder::scaled(const OpWork& w, Pass pass) const {
+  ledger_.record(w, cost_);
   const Time t = cost_.time(w);
   return pass == Pass::Forward ? t : t + t;
 }

@@ -27,6 +27,7 @@
 #include "models/cost_model.h"
 #include "models/gate_model.h"
 #include "models/layer_ops.h"
+#include "models/pricing_ledger.h"
 #include "placement/placement.h"
 #include "sim/comm_scheme.h"
 #include "sim/scenario.h"
@@ -51,6 +52,8 @@ class StepBuilder {
   TaskGraph build();
   // Indexed by layer; empty for dense layers.
   const std::vector<LayerLoad>& loads() const { return loads_; }
+  // Which cost model priced each op class, and any extrapolation (models/pricing_ledger.h).
+  const PricingLedger& pricing() const { return ledger_; }
 
  private:
   struct Traffic;  // routing sample -> dispatch matrix, cached per (layer, micro-batch)
@@ -77,6 +80,7 @@ class StepBuilder {
   LayerOps ops_;
   std::shared_ptr<Traffic> traffic_;
   std::vector<LayerLoad> loads_;
+  mutable PricingLedger ledger_;
   int gpus_;
   TaskGraph g_;
   std::vector<TaskId> compute_tail_;  // per GPU: last compute task emitted

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "models/memory_model.h"
 #include "sim/network.h"
 #include "topology/link.h"
@@ -45,6 +47,8 @@ struct StepResult {
   std::vector<LinkCounters> links;
   MemoryReport memory;
   std::uint64_t events = 0;
+  std::vector<std::string> pricing_lines;  // per op class: the cost model and curve that priced it
+  nlohmann::json pricing;                  // the same for report.json
   // What bound the step (sim/critical_path.h).
   int bound_layer = -1;
   Time bound_layer_time;           // that layer's time on the critical path

@@ -82,6 +82,8 @@ void print_summary(const Simulation& sim, double wall_s) {
              "KV cache {:.2f}, activations {:.2f}\n",
              m.weights().to_gb(), m.attention_weights.to_gb(), m.dense_weights.to_gb(), m.expert_weights.to_gb(),
              m.shared_weights.to_gb(), m.other_weights.to_gb(), m.kv_cache.to_gb(), m.activations.to_gb());
+  fmt::print("\n  priced by:\n");
+  for (const auto& line : r.pricing_lines) fmt::print("    {}\n", line);
   print_layers(r);
   fmt::print("\n  (times in ms; compute and exposed comm: worst GPU; max/mean: routed tokens per GPU)\n");
   fmt::print("\n  bound by: layer {} ({:.3f} ms on the critical path); GPU {}", r.bound_layer, r.bound_layer_time.to_ms(), r.bound_gpu);
