@@ -28,9 +28,21 @@
 //    re-fill that were bottlenecked on it keep a saturated link on which they have the largest rho,
 //    and re-filled flows bottlenecked on it have a rho no smaller than any outside flow there (an
 //    upper bound of the outside rhos is kept per link). Links that fail join D and the re-fill is
-//    redone; after a few rounds D becomes every link, which is the full solve.
+//    redone; after a few rounds, or when D would cover more than an eighth of the flows, the whole
+//    system is filled instead (and local attempts back off while they keep failing: in a jittered
+//    all-to-all a third of the rates move at every completion, so the full filling is the cheap path).
 //  Accepted allocations satisfy the certificate everywhere, so they are the max-min allocation, up
 //  to a relative tolerance of kTolerance on saturation and rho comparisons (floating rounding).
+//
+// Output: levels, not rates. A flow's rate is weight x level(bottleneck link) (or its cap), so
+// solve() reports the links whose level changed and the flows whose bottleneck changed; a caller
+// that tracks progress per link (FlowNetwork's virtual clocks) does no work for the many flows whose
+// rate follows their link's level. Ties keep the previous bottleneck.
+//
+// The full filling keeps one heap entry per link with a key that is a lower bound of its share
+// (shares only grow), re-keying the top until it is exact: no heap work per frozen flow, O(F h) plus
+// O(L log L) per re-key. Removal is lazy (dead entries are swept from a link's list once they
+// outnumber the live ones), so removing a flow never touches another flow's record.
 //
 // Determinism: every loop runs in index or insertion order; equal inputs give bit-identical rates.
 #pragma once
@@ -67,8 +79,8 @@ class MaxMinSolver {
   double capacity(Index link) const { return links_[static_cast<std::size_t>(link)].capacity; }
 
   // Adds a flow over `links` (distinct, at most kMaxLinksPerFlow, possibly none: then its rate is
-  // its cap, or +infinity). Its rate is 0 until the next solve(). Returns its id; ids of removed
-  // flows are reused (last removed, first reused).
+  // its cap, or +infinity). Its rate is 0 until the next solve(). Returns its id; the id of a
+  // removed flow is reused once it has been swept from every link list.
   Index add_flow(std::span<const Index> links, double weight = 1.0, double cap = kNoCap);
   void remove_flow(Index flow);
 
