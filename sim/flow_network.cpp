@@ -223,6 +223,7 @@ void FlowNetwork::process() {
       const Index id = top->flow;
       std::pop_heap(c.heap.begin(), c.heap.end(), later);
       c.heap.pop_back();
+      if (!c.heap.empty()) __builtin_prefetch(&flows_[at(c.heap.front().flow)]);  // likely next
       FlowState& done = flows_[at(id)];
       arrivals_.push_back(Arrival{done.latency, done.seq, done.transfer, done.index});
       link_activity(transfers_[at(done.transfer)].flows[done.index].route, -1);
