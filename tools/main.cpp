@@ -40,6 +40,13 @@ commands:
       and the measured neighbours (calibrated) or the roofline terms (nominal). OP: attention_proj,
       attention_core, gate, dense_mlp, expert_mlp, shared_expert, lm_head. Sizes default to the
       scenario's workload (expert_mlp: tokens x top_k over parallelism.experts_per_gpu experts).
+  net --nodes N --gpus-per-node G --pattern P --bytes B [--seed S] [--pattern-file F] [--csv FILE]
+      One traffic pattern through the network alone, the simulator's nccl-tests. P: alltoall,
+      alltoall-jitter (sizes B +-50%, --jitter J), incast (--senders K to GPU 0), permutation,
+      zipf (skewed destinations, --zipf-s S), file (lines "src dst bytes"). Fabric: --nic-gbps
+      (400), --nvlink-gbs (450), --oversubscription (1), --nodes-per-leaf (32); --model flow
+      (default) | analytical. Prints completion time, algbw and busbw (nccl-tests definitions),
+      the number of flows and the wall time; --csv writes every flow's completion time.
   keys
       Print every scenario key with its type, default, unit and meaning (markdown).
   help, --help, -h
@@ -56,6 +63,7 @@ int main(int argc, char** argv) {
   if (!args.empty()) args.erase(args.begin());
   const std::map<std::string, int (*)(const cli::Args&)> commands = {
       {"run", cli::run_command},
+      {"net", cli::net_command},
       {"keys", cli::keys_command},
       {"calibrate", cli::calibrate_command},
       {"explain", cli::explain_command},
