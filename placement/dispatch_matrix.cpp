@@ -1,5 +1,6 @@
 #include "placement/dispatch_matrix.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "models/errors.h"
@@ -13,8 +14,15 @@ std::int64_t DispatchMatrix::received(int d) const {
 }
 
 DispatchMatrix build_dispatch(const RoutingSample& routing, const Placement& placement, int gpus_per_node) {
+  if (!placement.uniform())
+    throw SimulationError("build_dispatch: placement '" + placement.strategy() + "' differs per layer; pass placement.layer(l)");
+  return build_dispatch(routing, placement.tables().front(), gpus_per_node);
+}
+
+DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement& placement, int gpus_per_node) {
   const int G = routing.sources, E = routing.experts, ep = placement.ep();
   if (placement.experts() != E) throw SimulationError("placement and routing disagree on the expert count");
+  if (G % ep != 0) throw SimulationError("build_dispatch: ep does not divide the source count");
   DispatchMatrix m;
   m.gpus = G;
   m.gpus_per_node = gpus_per_node;
@@ -23,6 +31,7 @@ DispatchMatrix build_dispatch(const RoutingSample& routing, const Placement& pla
   m.unique.assign(GG, 0);
   m.node_unique.assign(static_cast<std::size_t>(G) * static_cast<std::size_t>(m.nodes()), 0);
   std::vector<double> miss_gpu(static_cast<std::size_t>(G)), miss_node(static_cast<std::size_t>(m.nodes()));
+  std::vector<std::int64_t> to_gpu(static_cast<std::size_t>(G), 0);  // this expert's share per GPU (scratch)
   for (int s = 0; s < G; ++s) {
     const int base = (s / ep) * ep;
     const double T = static_cast<double>(routing.tokens[static_cast<std::size_t>(s)]);
@@ -31,11 +40,23 @@ DispatchMatrix build_dispatch(const RoutingSample& routing, const Placement& pla
     for (int e = 0; e < E; ++e) {
       const std::int64_t c = routing.at(s, e);
       if (c == 0) continue;
-      const int d = base + placement.slot_of(e);
-      m.copies[m.idx(s, d)] += c;
-      const double p_miss = 1.0 - static_cast<double>(c) / T;
-      miss_gpu[static_cast<std::size_t>(d)] *= p_miss;
-      miss_node[static_cast<std::size_t>(d / gpus_per_node)] *= p_miss;
+      const auto& reps = placement.replicas(e);
+      const auto r = static_cast<std::int64_t>(reps.size());
+      for (std::int64_t i = 0; i < r; ++i) {
+        const std::int64_t extra = ((i - s) % r + r) % r < c % r ? 1 : 0;
+        to_gpu[static_cast<std::size_t>(base + placement.gpu_of_slot(reps[static_cast<std::size_t>(i)]))] += c / r + extra;
+      }
+      // Replicas on one GPU (or node) share a token's send: combine their shares before the miss.
+      for (int slot : reps) {
+        const int d = base + placement.gpu_of_slot(slot);
+        std::int64_t& share = to_gpu[static_cast<std::size_t>(d)];
+        if (share == 0) continue;
+        m.copies[m.idx(s, d)] += share;
+        const double p_miss = 1.0 - std::min(1.0, static_cast<double>(share) / T);
+        miss_gpu[static_cast<std::size_t>(d)] *= p_miss;
+        miss_node[static_cast<std::size_t>(d / gpus_per_node)] *= p_miss;
+        share = 0;
+      }
     }
     for (int d = base; d < base + ep; ++d)
       m.unique[m.idx(s, d)] = std::llround(T * (1.0 - miss_gpu[static_cast<std::size_t>(d)]));

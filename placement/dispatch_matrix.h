@@ -1,5 +1,5 @@
-// Token traffic of one MoE dispatch: from a routing sample and a placement, what every GPU sends
-// to every other GPU.
+// Token traffic of one MoE dispatch: from a routing sample and a layer's placement, what every GPU
+// sends to every other GPU.
 #pragma once
 
 #include <cstdint>
@@ -24,9 +24,14 @@ struct DispatchMatrix {
   std::size_t idx(int s, int d) const { return static_cast<std::size_t>(s) * static_cast<std::size_t>(gpus) + static_cast<std::size_t>(d); }
 };
 
-// Sources are all GPUs; GPU s belongs to EP group s / ep and sends to that group's experts.
+// Sources are all GPUs; GPU s belongs to EP group s / ep and sends to that group's experts. An
+// expert with r replicas splits source s's c tokens into r integer shares (c / r each, the c mod r
+// extra tokens to the replicas starting at index s mod r, so that sources even them out).
 // Distinct-token counts assume a token's expert choices are independent given the per-expert
 // probabilities counts/tokens (exact for one expert per GPU).
+DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement& placement, int gpus_per_node);
+// The same with a whole-model placement that has one table for every layer (Placement::uniform());
+// throws SimulationError for per-layer placements, which need the layer: pass placement.layer(l).
 DispatchMatrix build_dispatch(const RoutingSample& routing, const Placement& placement, int gpus_per_node);
 
 }  // namespace epsim

@@ -1,35 +1,113 @@
 #include "placement/placement.h"
 
+#include <optional>
+
+#include "models/errors.h"
+#include "placement/eplb.h"
+#include "placement/expected_routing.h"
+#include "placement/gate_routing.h"
+#include "placement/interchange.h"
+#include "placement/layouts.h"
+#include "placement/topology_aware.h"
+
 namespace epsim {
 
-const Schema& PlacementSpec::schema() {
-  static const Schema s{"placement", {
-      {"strategy", "string", "contiguous", "", "contiguous: expert e on GPU e / experts_per_gpu of its EP group"},
-  }};
-  return s;
+namespace {
+std::size_t z(int i) { return static_cast<std::size_t>(i); }
+
+// One table when every layer's table is the same.
+std::vector<LayerPlacement> dedupe(std::vector<LayerPlacement> tables) {
+  for (const auto& t : tables)
+    if (!(t == tables.front())) return tables;
+  tables.resize(1);
+  return tables;
+}
+}  // namespace
+
+Placement::Placement(std::string strategy, int first_layer, std::vector<LayerPlacement> tables)
+    : strategy_(std::move(strategy)), first_layer_(first_layer), tables_(std::move(tables)) {
+  if (tables_.empty()) throw SimulationError("Placement without tables");
+  for (const auto& t : tables_)
+    if (t.experts() != tables_.front().experts() || t.ep() != tables_.front().ep())
+      throw SimulationError("Placement: tables differ in experts or ep");
 }
 
-PlacementSpec PlacementSpec::from_json(const nlohmann::json& j, const std::string& path) {
-  const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
-  ConfigObject c(obj, path, schema());
-  PlacementSpec p;
-  p.strategy = c.choice("strategy", {"contiguous"});
-  return p;
+const LayerPlacement& Placement::layer(int layer) const {
+  if (tables_.size() == 1 || layer < first_layer_) return tables_.front();
+  const auto i = static_cast<std::size_t>(layer - first_layer_);
+  if (i >= tables_.size()) throw SimulationError("Placement: no table for layer " + std::to_string(layer));
+  return tables_[i];
+}
+
+Time expert_compute_per_token(const MoeModelSpec& model, const GpuSpec& gpu) {
+  return Flops(6.0 * static_cast<double>(model.hidden) * static_cast<double>(model.expert_intermediate)) / gpu.effective_flops();
 }
 
 Placement Placement::contiguous(int experts, int ep) {
-  Placement p;
-  p.ep_ = ep;
-  p.strategy_ = "contiguous";
-  const int per_gpu = experts / ep;
-  p.slot_.resize(static_cast<std::size_t>(experts));
-  for (int e = 0; e < experts; ++e) p.slot_[static_cast<std::size_t>(e)] = e / per_gpu;
-  return p;
+  return Placement("contiguous", 0, {contiguous_layout(experts, ep)});
 }
 
 Placement Placement::make(const PlacementSpec& spec, int experts, int ep) {
-  (void)spec;  // one strategy so far
-  return contiguous(experts, ep);
+  if (spec.resolved) return *spec.resolved;
+  if (spec.strategy == "contiguous") return contiguous(experts, ep);
+  if (spec.strategy == "random") return Placement("random", 0, {random_layout(experts, ep, spec.seed)});
+  throw ConfigError("placement.strategy", "\"" + spec.strategy + "\"",
+                    "needs the cluster and the gate model: this caller uses Placement::make(spec, experts, ep); "
+                    "it must call Placement::make(spec, PlacementInputs)");
+}
+
+Placement Placement::make(const PlacementSpec& spec, const PlacementInputs& in) {
+  if (spec.resolved) return *spec.resolved;
+  const MoeModelSpec& m = in.model;
+  const int E = m.routed_experts, ep = in.ep, moe = m.moe_layers(), first = m.dense_layers;
+  const int G = in.cluster.gpu_count(), gpn = in.cluster.gpus_per_node();
+  const std::string& s = spec.strategy;
+  if (s == "contiguous" || s == "random") return make(spec, E, ep);
+  if (s == "round_robin") return Placement(s, first, {round_robin_layout(E, ep, gpn)});
+  if (s == "file") return read_placement_file(spec.file, E, ep, moe, first);
+
+  // The routing-aware strategies: an expected routing matrix per MoE layer.
+  std::optional<std::vector<std::vector<double>>> stats;
+  if (!spec.load_stats.empty()) stats = read_load_stats(spec.load_stats, E, moe);
+  auto routing_of = [&](int l) {  // l: MoE layer index
+    if (stats) return ExpectedRouting::from_load((*stats)[z(l)], G, static_cast<double>(in.tokens_per_gpu), m.top_k);
+    return gate_expected_routing(in.gate, first + l, G, in.tokens_per_gpu);
+  };
+  const Bytes token_bytes(m.hidden * m.bytes_per_param);
+
+  if (s == "eplb") {
+    std::vector<std::vector<double>> weight;
+    for (int l = 0; l < moe; ++l) weight.push_back(stats ? (*stats)[z(l)] : routing_of(l).expert_load());
+    const int physical = E + spec.redundant_slots;
+    if (physical % ep != 0)
+      throw ConfigError("placement.redundant_slots", std::to_string(spec.redundant_slots),
+                        "routed_experts (" + std::to_string(E) + ") + redundant_slots must be a multiple of ep = " + std::to_string(ep));
+    const int nodes = ep % gpn == 0 ? ep / gpn : 1;
+    const EplbPolicy policy = spec.eplb_policy == "hierarchical" ? EplbPolicy::Hierarchical
+                              : spec.eplb_policy == "global"     ? EplbPolicy::Global
+                                                                 : EplbPolicy::Auto;
+    const EplbResult r = rebalance_experts(weight, physical, m.groups, nodes, ep, policy);
+    std::vector<LayerPlacement> tables;
+    for (const auto& row : r.phy2log) tables.emplace_back(E, ep, row);
+    return Placement(s, first, dedupe(std::move(tables)));
+  }
+
+  std::vector<LayerPlacement> tables;
+  std::optional<ExpectedRouting> previous;
+  for (int l = 0; l < moe; ++l) {
+    ExpectedRouting r = routing_of(l);
+    if (previous && previous->counts == r.counts && previous->tokens == r.tokens) {
+      tables.push_back(tables.back());
+      continue;
+    }
+    if (s == "colocated") {
+      tables.push_back(colocated_layout(r, ep, spec.colocate));
+    } else {  // topology_aware
+      tables.push_back(topology_aware_layout(r, in.cluster, ep, token_bytes, SearchOptions{spec.search_moves, spec.seed, in.compute_per_token}));
+    }
+    previous = std::move(r);
+  }
+  return Placement(s, first, dedupe(std::move(tables)));
 }
 
 }  // namespace epsim

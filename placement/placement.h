@@ -1,37 +1,64 @@
-// Where routed experts live: every expert of an EP group maps to one GPU slot of that group.
+// Where routed experts live: for every MoE layer, a table of physical slots -> logical expert on
+// the GPUs of an EP group (LayerPlacement), built by a strategy (placement_spec.h).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "models/config.h"
+#include "models/gate_model.h"
+#include "models/gpu_spec.h"
+#include "models/moe_model.h"
+#include "placement/layer_placement.h"
+#include "placement/placement_spec.h"
+#include "topology/cluster.h"
 
 namespace epsim {
 
-struct PlacementSpec {
-  std::string strategy = "contiguous";
-  static const Schema& schema();
-  static PlacementSpec from_json(const nlohmann::json& j, const std::string& path);
+// What the routing-aware strategies need to see.
+struct PlacementInputs {
+  const MoeModelSpec& model;
+  int ep;
+  const Cluster& cluster;
+  const GateModel& gate;
+  std::int64_t tokens_per_gpu;  // tokens entering each MoE layer on one GPU
+  // Expert compute of one routed (token, expert) pair; topology_aware balances it with the links.
+  // Zero: links only. (expert_compute_per_token(model, gpu) gives the nominal figure.)
+  Time compute_per_token = Time::zero();
 };
+
+// 2 x 3 x hidden x expert_intermediate FLOPs at the GPU's effective rate (peak x MFU).
+Time expert_compute_per_token(const MoeModelSpec& model, const GpuSpec& gpu);
 
 class Placement {
  public:
+  // `tables`: one per MoE layer (model layers first_layer, first_layer + 1, ...) or a single one for
+  // every layer. All tables share the expert count and ep.
+  Placement(std::string strategy, int first_layer, std::vector<LayerPlacement> tables);
+
   // Expert e on slot e / experts_per_gpu: experts 0..k-1 on the group's first GPU, and so on.
   static Placement contiguous(int experts, int ep);
+  // For callers without the cluster and the gate: `spec.resolved`, contiguous or random only;
+  // other strategies throw ConfigError naming placement.strategy.
   static Placement make(const PlacementSpec& spec, int experts, int ep);
+  // Every strategy. Throws ConfigError (bad keys or files) and InputError (unreadable files).
+  static Placement make(const PlacementSpec& spec, const PlacementInputs& inputs);
 
-  int experts() const { return static_cast<int>(slot_.size()); }
-  int ep() const { return ep_; }
-  // GPU index within the EP group (0..ep-1) that holds expert e.
-  int slot_of(int expert) const { return slot_[static_cast<std::size_t>(expert)]; }
+  int experts() const { return tables_.front().experts(); }
+  int ep() const { return tables_.front().ep(); }
+  // GPU index within the EP group (0..ep-1) holding expert e's first replica, in the first table.
+  int slot_of(int expert) const { return tables_.front().primary_gpu(expert); }
+  // The table of model layer `layer` (a dense layer or one before first_layer gets the first).
+  const LayerPlacement& layer(int layer) const;
+  bool uniform() const { return tables_.size() == 1; }
+  int first_layer() const { return first_layer_; }
+  const std::vector<LayerPlacement>& tables() const { return tables_; }
   const std::string& strategy() const { return strategy_; }
 
  private:
-  std::vector<int> slot_;
-  int ep_ = 0;
   std::string strategy_;
+  int first_layer_ = 0;
+  std::vector<LayerPlacement> tables_;
 };
 
 }  // namespace epsim

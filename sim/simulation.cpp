@@ -47,7 +47,8 @@ std::vector<StepSummary> Simulation::run_steps(int steps) {
 const StepResult& Simulation::run() {
   const Scenario& sc = scenario_;
   const GateModel& gate = gate_;
-  const Placement placement = Placement::make(sc.placement, sc.model.routed_experts, sc.parallelism.ep);
+  const Placement placement = Placement::make(sc.placement, PlacementInputs{sc.model, sc.parallelism.ep, cluster_, gate, sc.workload.tokens(),
+                                                                        expert_compute_per_token(sc.model, sc.gpu)});
   StepBuilder builder(sc, cluster_, *cost_, gate, placement);
   graph_ = builder.build();
 

@@ -50,7 +50,7 @@ struct StepBuilder::Traffic {
     if (it != cache.end()) return it->second;
     if (cache.size() > 8) cache.erase(cache.begin());
     const RoutingSample r = gate.sample(layer, mb, cluster.gpu_count(), tokens);
-    Entry e{std::make_shared<const DispatchMatrix>(build_dispatch(r, placement, cluster.gpus_per_node())),
+    Entry e{std::make_shared<const DispatchMatrix>(build_dispatch(r, placement.layer(layer), cluster.gpus_per_node())),
             r.expert_load(), r.dropped};
     return cache.emplace(key, std::move(e)).first->second;
   }

@@ -47,6 +47,14 @@ commands:
       (400), --nvlink-gbs (450), --oversubscription (1), --nodes-per-leaf (32); --model flow
       (default) | analytical. Prints completion time, algbw and busbw (nccl-tests definitions),
       the number of flows and the wall time; --csv writes every flow's completion time.
+  compare [SCENARIO] --placements a,b,c [--steps N] [--set key.path=value ...] [--out DIR]
+      Simulate SCENARIO once per placement strategy (contiguous, round_robin, random, colocated,
+      topology_aware, eplb, file; default: contiguous,round_robin,topology_aware,eplb) on the same
+      routing samples (step i uses routing.seed + i, for every strategy). Prints step time,
+      tokens/s per GPU, the most tokens one link carried in a dispatch and that link, max/mean
+      routed load per GPU, exposed communication, the expected link load without simulation and
+      expert memory per GPU; writes DIR/compare.json, DIR/compare.svg (bar charts of step time and
+      max link tokens) and DIR/placement-<strategy>.json (EPLB layout: phy2log, log2phy, logcnt).
   keys
       Print every scenario key with its type, default, unit and meaning (markdown).
   help, --help, -h
@@ -65,6 +73,7 @@ int main(int argc, char** argv) {
       {"run", cli::run_command},
       {"net", cli::net_command},
       {"keys", cli::keys_command},
+      {"compare", cli::compare_command},
       {"calibrate", cli::calibrate_command},
       {"explain", cli::explain_command},
   };

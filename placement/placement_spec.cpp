@@ -1,0 +1,56 @@
+#include "placement/placement_spec.h"
+
+namespace epsim {
+
+const std::vector<std::string>& PlacementSpec::strategies() {
+  static const std::vector<std::string> names = {"contiguous", "round_robin", "random", "colocated",
+                                                 "topology_aware", "eplb", "file"};
+  return names;
+}
+
+const Schema& PlacementSpec::schema() {
+  static const Schema s{"placement", {
+      {"strategy", "string", "contiguous", "",
+       "contiguous: expert e in slot e (k = experts / ep consecutive experts per GPU); round_robin: experts dealt across "
+       "nodes, then across each node's GPUs; random: a seeded random permutation; colocated: `colocate` experts per "
+       "GPU, grouped by how often the same tokens select them; topology_aware: minimise the busiest link's expected "
+       "dispatch time (greedy node affinity + local search); eplb: DeepSeek's EPLB with `redundant_slots` replicas; "
+       "file: read `file`"},
+      {"seed", "integer", 1, "", "seed of random and of topology_aware's local search"},
+      {"colocate", "integer", 0, "experts", "colocated: experts per GPU (0 = routed_experts / ep); above that, fewer GPUs hold experts"},
+      {"redundant_slots", "integer", 0, "slots",
+       "eplb: physical slots beyond the routed experts per EP group, given to the experts with the highest load per "
+       "replica; routed_experts + redundant_slots must be a multiple of ep"},
+      {"eplb_policy", "string", "auto", "",
+       "eplb: hierarchical (expert groups packed onto nodes first), global or auto (hierarchical when model.groups is a "
+       "multiple of the EP group's nodes, as DeepSeek's EPLB)"},
+      {"file", "string", "", "path",
+       "strategy file: placement JSON in EPLB's layout (phy2log: MoE layers x physical slots -> expert; optional "
+       "log2phy, logcnt); one row applies to every layer"},
+      {"load_stats", "string", "", "path",
+       "per-layer expert loads ({\"load\": [[...]]}, MoE layers x experts, or one row for all) driving eplb and "
+       "topology_aware instead of the gate model's expected selection probabilities"},
+      {"search_moves", "integer", 4000, "", "topology_aware: slot swaps the local search evaluates per distinct layer"},
+  }};
+  return s;
+}
+
+PlacementSpec PlacementSpec::from_json(const nlohmann::json& j, const std::string& path) {
+  const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
+  ConfigObject c(obj, path, schema());
+  PlacementSpec p;
+  p.strategy = c.choice("strategy", strategies());
+  p.seed = static_cast<std::uint64_t>(c.integer("seed", 0));
+  p.colocate = static_cast<int>(c.integer("colocate", 0));
+  p.redundant_slots = static_cast<int>(c.integer("redundant_slots", 0));
+  p.eplb_policy = c.choice("eplb_policy", {"auto", "hierarchical", "global"});
+  p.file = c.string("file");
+  p.load_stats = c.string("load_stats");
+  p.search_moves = static_cast<int>(c.integer("search_moves", 0));
+  if (p.redundant_slots > 0 && p.strategy != "eplb") c.fail("redundant_slots", "only the eplb strategy adds redundant slots");
+  if (p.strategy == "file" && p.file.empty()) c.fail("file", "strategy \"file\" needs a placement file");
+  if (p.colocate > 0 && p.strategy != "colocated") c.fail("colocate", "only the colocated strategy takes colocate");
+  return p;
+}
+
+}  // namespace epsim
