@@ -17,10 +17,10 @@ class UsageError : public std::runtime_error {
 
 int run_command(const Args& args);
 int keys_command(const Args& args);
-int compare_command(const Args& args);
 int net_command(const Args& args);
 int calibrate_command(const Args& args);
 int explain_command(const Args& args);
+int compare_command(const Args& args);
 
 // The whole command reference (every subcommand and option), printed by --help anywhere.
 std::string usage();

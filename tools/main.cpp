@@ -17,13 +17,24 @@ std::string cli::usage() {
 usage: epsim <command> [options]
 
 commands:
-  run [SCENARIO] [--set key.path=value ...] [--out DIR] [--no-trace]
+  run [SCENARIO] [--set key.path=value ...] [--out DIR] [--no-trace] [--steps N]
       Simulate one step of SCENARIO (default: scenarios/seed.json). Prints a summary table
       (step time, tokens/s per GPU and per node, per-layer compute / dispatch / combine /
       exposed communication, memory per GPU and whether it fits) and writes DIR/report.json
       and DIR/trace.json (Chrome trace: open in https://ui.perfetto.dev). DIR defaults to out/.
       --set overrides one scenario key (repeatable); the value is JSON or a bare string,
       e.g. --set workload.tokens_per_gpu=8192 --set network.model=analytical
+      --steps N simulates N steps; after each the gate observes the expert loads (routing.balance=
+      bias moves its per-expert bias) and a line per step shows the step time, max/mean routed
+      tokens per expert and dropped tokens. The summary and files describe the last step.
+  compare [SCENARIO] --placements a,b,c [--steps N] [--set key.path=value ...] [--out DIR]
+      Simulate SCENARIO once per placement strategy (contiguous, round_robin, random, colocated,
+      topology_aware, eplb, file; default: contiguous,round_robin,topology_aware,eplb) on the same
+      routing samples (step i uses routing.seed + i, for every strategy). Prints step time,
+      tokens/s per GPU, the most tokens one link carried in a dispatch and that link, max/mean
+      routed load per GPU, exposed communication, the expected link load without simulation and
+      expert memory per GPU; writes DIR/compare.json, DIR/compare.svg (bar charts of step time and
+      max link tokens) and DIR/placement-<strategy>.json (EPLB layout: phy2log, log2phy, logcnt).
   calibrate RESULTS.json... -o PROFILE.json [--holdout FRACTION | --holdout-shapes SPEC...]
             [--smoothing S] [-v]
       Fit a calibrated cost profile from epsim-bench result files (kernels/results/*.json): per
@@ -47,14 +58,6 @@ commands:
       (400), --nvlink-gbs (450), --oversubscription (1), --nodes-per-leaf (32); --model flow
       (default) | analytical. Prints completion time, algbw and busbw (nccl-tests definitions),
       the number of flows and the wall time; --csv writes every flow's completion time.
-  compare [SCENARIO] --placements a,b,c [--steps N] [--set key.path=value ...] [--out DIR]
-      Simulate SCENARIO once per placement strategy (contiguous, round_robin, random, colocated,
-      topology_aware, eplb, file; default: contiguous,round_robin,topology_aware,eplb) on the same
-      routing samples (step i uses routing.seed + i, for every strategy). Prints step time,
-      tokens/s per GPU, the most tokens one link carried in a dispatch and that link, max/mean
-      routed load per GPU, exposed communication, the expected link load without simulation and
-      expert memory per GPU; writes DIR/compare.json, DIR/compare.svg (bar charts of step time and
-      max link tokens) and DIR/placement-<strategy>.json (EPLB layout: phy2log, log2phy, logcnt).
   keys
       Print every scenario key with its type, default, unit and meaning (markdown).
   help, --help, -h
@@ -73,9 +76,9 @@ int main(int argc, char** argv) {
       {"run", cli::run_command},
       {"net", cli::net_command},
       {"keys", cli::keys_command},
-      {"compare", cli::compare_command},
       {"calibrate", cli::calibrate_command},
       {"explain", cli::explain_command},
+      {"compare", cli::compare_command},
   };
   try {
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {

@@ -57,7 +57,12 @@ done <"$tmp/keys"
 
 # --help documents every subcommand.
 "$EPSIM" run --help >"$tmp/help"
-for c in run keys; do grep -q "^  $c" "$tmp/help" && ok || bad "--help lacks $c"; done
+for c in run keys net calibrate explain compare; do grep -q "^  $c" "$tmp/help" && ok || bad "--help lacks $c"; done
+
+# --steps prints a line per step.
+"$EPSIM" run scenarios/small-2node.json --steps 3 --no-trace --out "$tmp/st" >"$tmp/steps" 2>&1 \
+  && [[ $(grep -cE '^ +[0-2] +[0-9.]+ ' "$tmp/steps") -eq 3 ]] && ok || bad "--steps 3 did not print 3 step lines"
+"$EPSIM" run scenarios/seed.json --steps 0 --out "$tmp/o" >/dev/null 2>"$tmp/err"; [[ $? -eq 2 ]] && ok || bad "--steps 0 must exit 2"
 
 echo "$passes passed, $fails failed"
 [[ $fails -eq 0 ]]
