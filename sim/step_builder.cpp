@@ -188,12 +188,14 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
   }
 
   const auto& dispatches = dispatches_[static_cast<std::size_t>(mb)];
+  // Weights read per GPU: its physical slots in this layer (redundant experts add slots).
+  const int slots = traffic_->placement.layer(l).slots_per_gpu();
   std::vector<Deps> per_chunk(static_cast<std::size_t>(chunks), Deps(static_cast<std::size_t>(gpus_)));
   for (int gpu = 0; gpu < gpus_; ++gpu) {
     const std::int64_t received = m->received(gpu);
     for (int c = 0; c < chunks; ++c) {
       const std::int64_t tokens = share(received, c, chunks);
-      const Time t = tokens > 0 ? scaled(ops_.expert_mlp(tokens, sc_.parallelism.experts_per_gpu), pass) : Time::zero();
+      const Time t = tokens > 0 ? scaled(ops_.expert_mlp(tokens, slots), pass) : Time::zero();
       const TaskId e = compute(gpu, Phase::Experts, l, mb, t, {g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu)});
       per_chunk[static_cast<std::size_t>(c)][static_cast<std::size_t>(gpu)] = {e};
     }
