@@ -1,5 +1,7 @@
 #include "sim/simulation.h"
 
+#include <algorithm>
+
 #include "models/errors.h"
 #include "sim/analytical_network.h"
 #include "sim/critical_path.h"
@@ -66,7 +68,11 @@ const StepResult& Simulation::run() {
   r.events = sim.events_executed();
   r.tokens_per_gpu = sc.workload.tokens();
   r.links = net->counters();
-  r.memory = estimate_memory(LayerOps(sc.model, sc.parallelism.attention_tp), sc.parallelism, sc.workload, sc.gpu);
+  // Expert weights per GPU: its physical slots (redundant experts add slots), worst layer.
+  Parallelism par = sc.parallelism;
+  for (int l = 0; l < sc.model.layers; ++l)
+    if (sc.model.is_moe(l)) par.experts_per_gpu = std::max(par.experts_per_gpu, placement.layer(l).slots_per_gpu());
+  r.memory = estimate_memory(LayerOps(sc.model, sc.parallelism.attention_tp), par, sc.workload, sc.gpu);
   loads_ = builder.loads();
   r.pricing_lines = builder.pricing().lines();
   r.pricing = builder.pricing().to_json();

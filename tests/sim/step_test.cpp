@@ -137,3 +137,13 @@ TEST_CASE("steps: the bias rule brings expert load towards balance over steps") 
   CHECK(steps.back().imbalance_worst < 1.1);
   CHECK(steps.back().step_time < steps.front().step_time);
 }
+
+TEST_CASE("memory counts every physical expert slot: redundant experts add weights") {
+  json sc = tiny();
+  Simulation plain(Scenario::from_json(sc));
+  sc["placement"] = {{"strategy", "eplb"}, {"redundant_slots", 4}};  // 8 slots on 4 GPUs: 2 per GPU
+  Simulation eplb(Scenario::from_json(sc));
+  // One MoE layer; an expert is 3 x 1024 x 512 BF16 parameters = 3,145,728 bytes.
+  CHECK(plain.run().memory.expert_weights.count() == 3145728);
+  CHECK(eplb.run().memory.expert_weights.count() == 2 * 3145728);
+}
