@@ -23,7 +23,9 @@ void CommPlan::add(const Cluster& cluster, GpuId from, GpuId to, Bytes bytes) {
 }
 
 namespace {
-CommPlan direct(const Cluster& cluster, const DispatchMatrix& m, Bytes token_bytes, bool reverse) {
+// One flow per (src, dst) pair carrying count(s, d) tokens (reversed for the combine).
+CommPlan pairwise(const Cluster& cluster, const DispatchMatrix& m, const std::vector<std::int64_t>& count,
+                  Bytes token_bytes, bool reverse) {
   CommPlan plan;
   const auto pairs = static_cast<std::size_t>(m.gpus) * static_cast<std::size_t>(m.gpus);
   plan.flows.reserve(pairs);
@@ -31,22 +33,19 @@ CommPlan direct(const Cluster& cluster, const DispatchMatrix& m, Bytes token_byt
   plan.dst.reserve(pairs);
   for (int s = 0; s < m.gpus; ++s)
     for (int d = 0; d < m.gpus; ++d) {
-      const Bytes b = token_bytes * m.unique_at(s, d);
+      const Bytes b = token_bytes * count[m.idx(s, d)];
       if (reverse) plan.add(cluster, d, s, b);
       else plan.add(cluster, s, d, b);
     }
   return plan;
 }
-// One flow per (src, dst) pair carrying every (token, expert) copy: no deduplication.
+// direct: the distinct tokens of each pair.
+CommPlan direct(const Cluster& cluster, const DispatchMatrix& m, Bytes token_bytes, bool reverse) {
+  return pairwise(cluster, m, m.unique, token_bytes, reverse);
+}
+// per-token: every (token, expert) copy, no deduplication.
 CommPlan per_token(const Cluster& cluster, const DispatchMatrix& m, Bytes token_bytes, bool reverse) {
-  CommPlan plan;
-  for (int s = 0; s < m.gpus; ++s)
-    for (int d = 0; d < m.gpus; ++d) {
-      const Bytes b = token_bytes * m.copies_at(s, d);
-      if (reverse) plan.add(cluster, d, s, b);
-      else plan.add(cluster, s, d, b);
-    }
-  return plan;
+  return pairwise(cluster, m, m.copies, token_bytes, reverse);
 }
 
 // IB once per (source, remote node) to the same-rail relay, then NVLink from the relay.

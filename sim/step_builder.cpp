@@ -151,29 +151,28 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
   }
 }
 
-void StepBuilder::dispatch_half(int l, int mb) {
+std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool outbound) const {
   const CommScheme scheme = comm_scheme_from_string(sc_.network.scheme);
   const Bytes token_bytes = Bytes(sc_.model.hidden * sc_.model.bytes_per_param);
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
-  auto traffic = traffic_;
-  const Cluster* cl = &cluster_;
+  return [traffic = traffic_, cl = &cluster_, l, mb, T, scheme, token_bytes, chunks, c, outbound] {
+    const DispatchMatrix part = chunk_of(*traffic->at(l, mb, T), c, chunks);
+    return outbound ? dispatch_plan(scheme, *cl, part, token_bytes) : combine_plan(scheme, *cl, part, token_bytes);
+  };
+}
+
+void StepBuilder::dispatch_half(int l, int mb) {
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   auto& out = dispatches_[static_cast<std::size_t>(mb)];
   out.clear();
-  for (int c = 0; c < chunks; ++c) {
-    auto plan = [traffic, cl, l, mb, T, scheme, token_bytes, chunks, c] {
-      return dispatch_plan(scheme, *cl, chunk_of(*traffic->at(l, mb, T), c, chunks), token_bytes);
-    };
-    out.push_back(collective(Phase::Dispatch, l, mb, plan, c == 0 ? ready : Deps{}, moe_tail_));
-  }
+  for (int c = 0; c < sc_.schedule.chunks; ++c)
+    out.push_back(collective(Phase::Dispatch, l, mb, chunk_plan(l, mb, c, true), c == 0 ? ready : Deps{}, moe_tail_));
 }
 
 // Forward: tokens go out in the dispatch and back in the combine. Backward: output gradients go
 // out the dispatch way and input gradients come back the combine way, so the program is the same.
 void StepBuilder::expert_half(int l, int mb, Pass pass) {
-  const CommScheme scheme = comm_scheme_from_string(sc_.network.scheme);
-  const Bytes token_bytes = Bytes(sc_.model.hidden * sc_.model.bytes_per_param);
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
   const auto& entry = traffic_->entry(l, mb, T);
@@ -200,15 +199,10 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
       per_chunk[static_cast<std::size_t>(c)][static_cast<std::size_t>(gpu)] = {e};
     }
   }
-  auto traffic = traffic_;
-  const Cluster* cl = &cluster_;
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   for (auto& r : ready) r.clear();
   for (int c = 0; c < chunks; ++c) {
-    auto plan = [traffic, cl, l, mb, T, scheme, token_bytes, chunks, c] {
-      return combine_plan(scheme, *cl, chunk_of(*traffic->at(l, mb, T), c, chunks), token_bytes);
-    };
-    const TaskId comb = collective(Phase::Combine, l, mb, plan, per_chunk[static_cast<std::size_t>(c)], moe_tail_);
+    const TaskId comb = collective(Phase::Combine, l, mb, chunk_plan(l, mb, c, false), per_chunk[static_cast<std::size_t>(c)], moe_tail_);
     for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)].push_back(g_.arrival(comb, gpu));
   }
 }

@@ -64,6 +64,8 @@ class StepBuilder {
   // The MoE block in two halves, so that a schedule can issue every micro-batch's dispatch before
   // any combine on the communication stream.
   void dispatch_half(int l, int mb);
+  // Makes chunk c of (layer, micro-batch)'s dispatch (outbound) or combine when the collective starts.
+  std::function<CommPlan()> chunk_plan(int l, int mb, int c, bool outbound) const;
   void expert_half(int l, int mb, Pass pass);
   void lm_head(int mb, Pass pass);
   TaskId compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after);
