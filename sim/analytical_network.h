@@ -1,25 +1,36 @@
 // The bottleneck bound: each transfer is priced alone. A link carrying L bytes of the transfer is
 // busy L / bandwidth; a flow arrives when the most loaded link on its route has drained, plus the
 // route's latency. The transfer ends with its last flow. Concurrent transfers do not slow each
-// other (use the flow model for that).
+// other (use the flow model for that), so a keyed transfer seen before is always replayed exactly.
 #pragma once
+
+#include <memory>
 
 #include "sim/network.h"
 #include "sim/simulator.h"
+#include "sim/transfer_memo.h"
 #include "topology/cluster.h"
 
 namespace epsim {
 
 class AnalyticalNetwork final : public Network {
  public:
-  AnalyticalNetwork(Simulator& sim, const Cluster& cluster);
+  // `replay`: reuse the timing of keyed transfers seen before (exact here; off only to check).
+  AnalyticalNetwork(Simulator& sim, const Cluster& cluster, bool replay = true);
   void start(Transfer transfer) override;
   const std::vector<LinkCounters>& counters() const override { return counters_; }
   std::string name() const override { return "analytical"; }
+  ReplayStats replay_stats() const override { return memo_.stats(); }
 
  private:
+  void solve(const std::shared_ptr<Transfer>& t);
+  void replay(const MemoRecord& record, const std::shared_ptr<Transfer>& t);
+  void finish_empty_endpoints(const std::shared_ptr<Transfer>& t, const std::vector<std::int32_t>& pending);
+
   Simulator& sim_;
   const Cluster& cluster_;
+  bool replay_;
+  TransferMemo memo_;
   std::vector<LinkCounters> counters_;
   std::vector<std::int64_t> load_;   // scratch: bytes per link in the current transfer
   std::vector<std::int64_t> count_;  // scratch: flows per link in the current transfer

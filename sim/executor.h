@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 #include "sim/network.h"
@@ -44,6 +45,7 @@ class Executor {
   void ready(TaskId id);
   void finish(TaskId id);
   void start_collective(TaskId id);
+  void fill(int collective, std::uint64_t key, Transfer& t);
   void start_compute(TaskId id);
   void set_comm(int gpu, int delta);
   void replan(int gpu);
@@ -55,6 +57,9 @@ class Executor {
   SmSharing sm_;
   const std::vector<Link>* links_;
   std::vector<GpuState> gpus_;
+  // What a keyed plan carried (flows, bytes, busiest link), for collectives the network replays
+  // without making their plan.
+  std::unordered_map<std::uint64_t, CollectiveInfo> summaries_;
 };
 
 }  // namespace epsim

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <span>
 #include <limits>
+#include <numeric>
 #include <string>
 
 #include "models/errors.h"
@@ -27,75 +28,434 @@ std::size_t at(std::int64_t i) { return static_cast<std::size_t>(i); }
 
 }  // namespace
 
-FlowNetwork::FlowNetwork(Simulator& sim, const std::vector<Link>& links)
+FlowNetwork::FlowNetwork(Simulator& sim, const std::vector<Link>& links, bool replay)
     : sim_(sim),
+      links_(links),
+      replay_(replay),
+      held_by_(links.size(), -1),
+      owner_(links.size(), -1),
       solver_(capacities_of(links)),
       clocks_(links.size()),
       counters_(links.size()),
       active_on_link_(links.size(), 0),
       busy_since_(links.size(), Time::zero()) {}
 
-void FlowNetwork::start(Transfer transfer) {
-  const Time now = sim_.now();
-  std::int32_t slot;
+std::int32_t FlowNetwork::new_transfer_slot() {
   if (!free_transfers_.empty()) {
-    slot = free_transfers_.back();
+    const std::int32_t slot = free_transfers_.back();
     free_transfers_.pop_back();
-  } else {
-    slot = static_cast<std::int32_t>(transfers_.size());
-    transfers_.emplace_back();
+    return slot;
   }
+  transfers_.emplace_back();
+  return static_cast<std::int32_t>(transfers_.size() - 1);
+}
+
+void FlowNetwork::start(Transfer transfer) {
+  if (transfer.key != 0 && transfer.on_flow_done) throw SimulationError("flow network: a keyed transfer reports endpoints, not flows");
+  std::shared_ptr<const MemoRecord> record = replay_ && transfer.key != 0 ? memo_.find(transfer.key) : nullptr;
+  if (!record && transfer.fill) transfer.fill(transfer);
+  const std::int32_t slot = new_transfer_slot();
   TransferState& tr = transfers_[at(slot)];
-  tr.on_flow_done = std::move(transfer.on_flow_done);
-  tr.on_done = std::move(transfer.on_done);
-  tr.outstanding = transfer.flows.size();
   tr.flows = std::move(transfer.flows);
-  if (tr.flows.empty()) {
+  tr.src = std::move(transfer.src);
+  tr.dst = std::move(transfer.dst);
+  tr.endpoints = transfer.endpoints;
+  tr.pending.reset(tr.endpoints);
+  tr.fill = record ? std::move(transfer.fill) : nullptr;
+  tr.on_flow_done = std::move(transfer.on_flow_done);
+  tr.on_endpoint_done = std::move(transfer.on_endpoint_done);
+  tr.on_done = std::move(transfer.on_done);
+  tr.started = sim_.now().picoseconds();
+  tr.key = transfer.key;
+  tr.record = std::move(record);
+  if (tr.record) start_hit(slot);
+  else start_solved(slot);
+}
+
+void FlowNetwork::finish_empty_endpoints(std::int32_t slot) {
+  TransferState& tr = transfers_[at(slot)];
+  if (!tr.on_endpoint_done) return;
+  auto done = tr.on_endpoint_done;  // a copy: callbacks may start transfers (deque slots stay put)
+  for (GpuId e = 0; e < tr.endpoints; ++e)
+    if (transfers_[at(slot)].pending.left(e) == 0) done(e);
+}
+
+void FlowNetwork::start_solved(std::int32_t slot) {
+  TransferState& tr = transfers_[at(slot)];
+  const Time now = sim_.now();
+  tr.outstanding = tr.flows.size();
+  if (tr.endpoints > 0)
+    for (std::size_t i = 0; i < tr.flows.size(); ++i) {
+      tr.pending.add(tr.src[i]);
+      tr.pending.add(tr.dst[i]);
+    }
+  if (tr.key != 0 && replay_) begin_recording(tr);
+  finish_empty_endpoints(slot);
+  TransferState& t = transfers_[at(slot)];
+  if (t.flows.empty()) {
     sim_.at(now, [this, slot] {
-      TransferState& t = transfers_[at(slot)];
-      auto done = std::move(t.on_done);
-      t = TransferState{};
+      TransferState& s = transfers_[at(slot)];
+      auto done = std::move(s.on_done);
+      s = TransferState{};
       free_transfers_.push_back(slot);
       if (done) done();
     });
     return;
   }
-
   std::vector<Arrival> instant;
-  const std::int64_t now_ps = now.picoseconds();
-  for (std::size_t i = 0; i < tr.flows.size(); ++i) {
-    const FlowSpec& spec = tr.flows[i];
+  for (std::size_t i = 0; i < t.flows.size(); ++i) {
+    const FlowSpec& spec = t.flows[i];
     if (spec.bytes.count() < 0) throw SimulationError("flow network: a flow of negative size");
-    for (LinkId l : spec.route) {
+    for (LinkId l : spec.route)
       if (l < 0 || at(l) >= counters_.size()) throw SimulationError("flow network: route through unknown link");
-      counters_[at(l)].bytes += spec.bytes;
-    }
-    const std::uint64_t seq = next_seq_++;
-    ++stats_.flows;
     if (spec.bytes.count() == 0 || spec.route.hops == 0) {
-      instant.push_back(Arrival{spec.route.latency, seq, slot, i});
+      instant.push_back(Arrival{spec.route.latency, next_seq_++, slot, i});
+      ++stats_.flows;
       continue;
     }
-    const Index id = solver_.add_flow(std::span<const Index>(spec.route.link.data(), spec.route.hops));
-    if (at(id) >= flows_.size()) {
-      flows_.resize(at(id) + 1);
-      version_.resize(at(id) + 1, 0);
-    }
-    FlowState& f = flows_[at(id)];
-    f.tag = static_cast<double>(spec.bytes.count());  // bytes to drain, until it has a link
-    f.started = static_cast<double>(now_ps);
-    f.link = -1;
-    f.latency = spec.route.latency;
-    f.seq = seq;
-    f.transfer = slot;
-    f.index = i;
-    ++version_[at(id)];
-    link_activity(spec.route, +1);
-    ++active_;
+    add_live(slot, i, static_cast<double>(spec.bytes.count()), static_cast<double>(now.picoseconds()), true);
   }
   stats_.peak_active = std::max(stats_.peak_active, active_);
   if (!instant.empty()) schedule_arrivals(instant);
   request_process(now);
+}
+
+void FlowNetwork::add_live(std::int32_t slot, std::size_t index, double bytes, double started, bool count_bytes) {
+  const FlowSpec& spec = transfers_[at(slot)].flows[index];
+  for (LinkId l : spec.route) {
+    if (held_by_[at(l)] >= 0) materialise(held_by_[at(l)]);
+    if (count_bytes) counters_[at(l)].bytes += spec.bytes;
+  }
+  const Index id = solver_.add_flow(std::span<const Index>(spec.route.link.data(), spec.route.hops));
+  if (at(id) >= flows_.size()) {
+    flows_.resize(at(id) + 1);
+    version_.resize(at(id) + 1, 0);
+  }
+  FlowState& f = flows_[at(id)];
+  f.tag = bytes;  // bytes to drain, until it has a link
+  f.started = started;
+  f.link = -1;
+  f.latency = spec.route.latency;
+  f.seq = next_seq_++;
+  f.transfer = slot;
+  f.index = index;
+  ++version_[at(id)];
+  ++stats_.flows;
+  link_activity(spec.route, +1, owner_of(slot, index));
+  ++active_;
+}
+
+std::int64_t FlowNetwork::owner_of(std::int32_t slot, std::size_t index) const {
+  const TransferState& tr = transfers_[at(slot)];
+  const std::int64_t c = tr.component.empty() ? 0 : tr.component[index];
+  return (static_cast<std::int64_t>(slot) << 32) | c;
+}
+
+void FlowNetwork::mark_dirty(std::int64_t owner) {
+  if (owner < 0) return;
+  TransferState& tr = transfers_[at(owner >> 32)];
+  if (!tr.recording.empty()) tr.recording[at(owner & 0xffffffff)].clean = false;
+}
+
+void FlowNetwork::begin_recording(TransferState& tr) {
+  std::int32_t count = 0;
+  tr.component = flow_components(tr.flows, counters_.size(), count);
+  tr.recording.assign(static_cast<std::size_t>(count), Recording{});
+  tr.recorded = 0;
+  std::vector<std::vector<LinkId>> links(static_cast<std::size_t>(count));
+  for (std::size_t i = 0; i < tr.flows.size(); ++i) {
+    Recording& r = tr.recording[at(tr.component[i])];
+    if (r.left_at.empty()) r.left_at.assign(static_cast<std::size_t>(tr.endpoints), 0);
+    ++r.left;
+    ++r.flows;
+    if (tr.endpoints > 0) {
+      ++r.left_at[at(tr.src[i])];
+      ++r.left_at[at(tr.dst[i])];
+    }
+    if (tr.flows[i].bytes.count() > 0)
+      for (LinkId l : tr.flows[i].route) links[at(tr.component[i])].push_back(l);
+  }
+  for (std::size_t c = 0; c < links.size(); ++c) {
+    auto& ls = links[c];
+    std::sort(ls.begin(), ls.end());
+    MemoComponent& m = tr.recording[c].result;
+    for (std::size_t k = 0; k < ls.size();) {  // each link once, with the flows crossing it
+      std::size_t j = k;
+      while (j < ls.size() && ls[j] == ls[k]) ++j;
+      m.links.push_back(ls[k]);
+      const LinkCounters& now = counters_[at(ls[k])];
+      m.counters.push_back(LinkCounters{now.bytes, now.busy, static_cast<std::int64_t>(j - k)});
+      k = j;
+    }
+  }
+}
+
+void FlowNetwork::finish_recording(std::int32_t slot, std::int32_t component) {
+  TransferState& tr = transfers_[at(slot)];
+  Recording& r = tr.recording[at(component)];
+  r.result.end = sim_.now() - Time::ps(tr.started);
+  if (r.flows <= MemoComponent::kKeptFlows)
+    for (std::size_t i = 0; i < tr.flows.size(); ++i) {
+      if (tr.component[i] != component) continue;
+      r.result.flows.push_back(tr.flows[i]);
+      if (tr.endpoints > 0) {
+        r.result.src.push_back(tr.src[i]);
+        r.result.dst.push_back(tr.dst[i]);
+      }
+    }
+  for (std::size_t k = 0; k < r.result.links.size(); ++k) {  // what the component added
+    const LinkCounters& now = counters_[at(r.result.links[k])];
+    r.result.counters[k].bytes = now.bytes - r.result.counters[k].bytes;
+    r.result.counters[k].busy = now.busy - r.result.counters[k].busy;
+  }
+  if (++tr.recorded < static_cast<std::int32_t>(tr.recording.size())) return;
+  // Components that shared their links are kept too, marked: a hit solves them (from their kept
+  // flows when small), so a transfer that always overlaps some other traffic still replays the rest.
+  MemoRecord record;
+  for (Recording& c : tr.recording) {
+    c.result.alone = c.clean;
+    record.components.push_back(std::move(c.result));
+  }
+  memo_.store(tr.key, std::move(record));
+}
+
+std::size_t FlowNetwork::take_in(TransferState& tr, std::int32_t component) {
+  const MemoComponent& c = tr.record->components[at(component)];
+  const std::size_t first = tr.flows.size();
+  const auto add = [&](const FlowSpec& f, GpuId s, GpuId d) {
+    tr.flows.push_back(f);
+    if (tr.endpoints > 0) {
+      tr.src.push_back(s);
+      tr.dst.push_back(d);
+    }
+    tr.component.push_back(component);
+  };
+  if (!c.flows.empty()) {
+    for (std::size_t i = 0; i < c.flows.size(); ++i)
+      add(c.flows[i], tr.endpoints > 0 ? c.src[i] : 0, tr.endpoints > 0 ? c.dst[i] : 0);
+    return first;
+  }
+  if (!tr.plan) {
+    tr.plan = std::make_shared<Transfer>();
+    tr.plan->endpoints = tr.endpoints;
+    tr.fill(*tr.plan);
+    std::int32_t count = 0;
+    tr.plan_component = flow_components(tr.plan->flows, counters_.size(), count);
+    if (count != static_cast<std::int32_t>(tr.record->components.size()))
+      throw SimulationError("flow network: a keyed transfer's flows differ from its record (key collision?)");
+  }
+  const Transfer& p = *tr.plan;
+  for (std::size_t i = 0; i < p.flows.size(); ++i)
+    if (tr.plan_component[i] == component) add(p.flows[i], tr.endpoints > 0 ? p.src[i] : 0, tr.endpoints > 0 ? p.dst[i] : 0);
+  return first;
+}
+
+void FlowNetwork::start_hit(std::int32_t slot) {
+  TransferState& tr = transfers_[at(slot)];
+  const MemoRecord& rec = *tr.record;
+  std::vector<char> replay(rec.components.size(), 1);
+  bool solve_some = false;
+  for (std::size_t c = 0; c < rec.components.size(); ++c) {
+    if (!rec.components[c].alone) {
+      replay[c] = 0;
+      solve_some = true;
+      continue;
+    }
+    for (LinkId l : rec.components[c].links)
+      if (active_on_link_[at(l)] > 0 || held_by_[at(l)] >= 0) {
+        replay[c] = 0;
+        solve_some = true;
+        break;
+      }
+  }
+  for (std::size_t c = 0; c < rec.components.size(); ++c) {
+    if (replay[c]) {
+      for (const auto& [e, offset] : rec.components[c].endpoint_done) tr.pending.add(e);
+      ++tr.outstanding;
+      continue;
+    }
+    for (std::size_t i = take_in(tr, static_cast<std::int32_t>(c)); i < tr.flows.size(); ++i) {
+      if (tr.endpoints > 0) {
+        tr.pending.add(tr.src[i]);
+        tr.pending.add(tr.dst[i]);
+      }
+      ++tr.outstanding;
+    }
+  }
+  finish_empty_endpoints(slot);
+  for (std::size_t c = 0; c < rec.components.size(); ++c)
+    if (replay[c]) begin_replay(slot, static_cast<std::int32_t>(c));
+  if (!solve_some) return;
+  ++memo_.stats().solved;
+  const Time now = sim_.now();
+  std::vector<Arrival> instant;
+  TransferState& t = transfers_[at(slot)];
+  for (std::size_t i = 0; i < t.flows.size(); ++i) {
+    const FlowSpec& spec = t.flows[i];
+    if (spec.bytes.count() == 0 || spec.route.hops == 0) instant.push_back(Arrival{spec.route.latency, next_seq_++, slot, i});
+    else add_live(slot, i, static_cast<double>(spec.bytes.count()), static_cast<double>(now.picoseconds()), true);
+  }
+  stats_.peak_active = std::max(stats_.peak_active, active_);
+  if (!instant.empty()) schedule_arrivals(instant);
+  request_process(now);
+}
+
+void FlowNetwork::begin_replay(std::int32_t slot, std::int32_t component) {
+  std::int32_t r;
+  if (!free_replays_.empty()) {
+    r = free_replays_.back();
+    free_replays_.pop_back();
+  } else {
+    r = static_cast<std::int32_t>(replays_.size());
+    replays_.emplace_back();
+  }
+  const MemoComponent& c = transfers_[at(slot)].record->components[at(component)];
+  Replay& rp = replays_[at(r)];
+  rp.transfer = slot;
+  rp.component = component;
+  rp.started = sim_.now().picoseconds();
+  rp.fired.assign(c.endpoint_done.size(), 0);
+  rp.holding = true;
+  const std::uint32_t v = ++rp.version;
+  ++memo_.stats().replayed;
+  for (std::size_t k = 0; k < c.links.size(); ++k) {
+    const auto l = at(c.links[k]);
+    held_by_[l] = r;
+    counters_[l].bytes += c.counters[k].bytes;
+    counters_[l].busy += c.counters[k].busy;
+    counters_[l].peak_flows = std::max(counters_[l].peak_flows, c.counters[k].peak_flows);
+  }
+  // One event per distinct offset, endpoints in the order the solved run finished them.
+  const Time t0 = sim_.now();
+  for (std::size_t i = 0; i < c.endpoint_done.size();) {
+    std::size_t j = i;
+    while (j < c.endpoint_done.size() && c.endpoint_done[j].second == c.endpoint_done[i].second) ++j;
+    sim_.at(t0 + c.endpoint_done[i].second, [this, r, v, i, j] {
+      // A callback may start a transfer that takes this replay back (materialise): then it has
+      // accounted for the endpoints not yet fired, and this event stops.
+      for (std::size_t k = i; k < j && replays_[at(r)].version == v; ++k) {
+        Replay& p = replays_[at(r)];
+        p.fired[k] = 1;
+        TransferState& tr = transfers_[at(p.transfer)];
+        const GpuId e = tr.record->components[at(p.component)].endpoint_done[k].first;
+        if (tr.pending.remove(e) && tr.on_endpoint_done) tr.on_endpoint_done(e);
+      }
+    });
+    i = j;
+  }
+  sim_.at(t0 + c.drained, [this, r, v] {
+    Replay& p = replays_[at(r)];
+    if (p.version != v || !p.holding) return;
+    p.holding = false;
+    for (LinkId l : transfers_[at(p.transfer)].record->components[at(p.component)].links) held_by_[at(l)] = -1;
+  });
+  sim_.at(t0 + c.end, [this, r, v] {
+    Replay& p = replays_[at(r)];
+    if (p.version != v) return;
+    ++p.version;
+    const std::int32_t owner = p.transfer;
+    free_replays_.push_back(r);
+    unit_done(owner);
+  });
+}
+
+void FlowNetwork::materialise(std::int32_t r) {
+  ++memo_.stats().materialised;
+  Replay rp = replays_[at(r)];  // a copy: the slot is released below
+  ++replays_[at(r)].version;    // its pending events now do nothing
+  free_replays_.push_back(r);
+  TransferState& tr = transfers_[at(rp.transfer)];
+  const MemoComponent& c = tr.record->components[at(rp.component)];
+  for (LinkId l : c.links) held_by_[at(l)] = -1;
+
+  // Run the component alone from its start to now, on its own links only (numbered by their
+  // position in c.links, which is sorted).
+  const std::size_t first = take_in(tr, rp.component);
+  std::vector<std::size_t> index(tr.flows.size() - first);
+  std::iota(index.begin(), index.end(), first);
+  const Time elapsed = sim_.now() - Time::ps(rp.started);
+  std::vector<Link> own;
+  for (LinkId l : c.links) own.push_back(links_[at(l)]);
+  Transfer alone;
+  for (std::size_t i : index) {
+    FlowSpec f = tr.flows[i];
+    for (std::size_t h = 0; h < f.route.hops; ++h)
+      f.route.link[h] = static_cast<LinkId>(std::lower_bound(c.links.begin(), c.links.end(), f.route.link[h]) - c.links.begin());
+    alone.flows.push_back(f);
+  }
+  Simulator scratch_sim;
+  FlowNetwork scratch(scratch_sim, own, false);
+  std::vector<double> drained(index.size(), -1.0);
+  std::vector<char> arrived(index.size(), 0);
+  scratch.drain_log_ = &drained;
+  alone.on_flow_done = [&arrived](std::size_t j) { arrived[j] = 1; };
+  scratch.start(std::move(alone));
+  scratch_sim.run_until(elapsed);
+  const std::vector<double> left = scratch.remaining(0, index.size());
+
+  // Busy time: what it used so far instead of the whole replay.
+  for (std::size_t k = 0; k < c.links.size(); ++k)
+    counters_[at(c.links[k])].busy += scratch.busy_so_far(static_cast<LinkId>(k)) - c.counters[k].busy;
+
+  // Endpoints it had not finished now wait for its flows still under way.
+  std::size_t under_way = 0;
+  std::vector<std::int32_t> per_endpoint(static_cast<std::size_t>(tr.endpoints), 0);
+  for (std::size_t j = 0; j < index.size(); ++j) {
+    if (arrived[j]) continue;
+    ++under_way;
+    if (tr.endpoints > 0) {
+      ++per_endpoint[at(tr.src[index[j]])];
+      ++per_endpoint[at(tr.dst[index[j]])];
+    }
+  }
+  std::vector<GpuId> finished;
+  for (std::size_t k = 0; k < c.endpoint_done.size(); ++k) {
+    if (rp.fired[k]) continue;
+    const GpuId e = c.endpoint_done[k].first;
+    tr.pending.add(e, per_endpoint[at(e)]);
+    if (tr.pending.remove(e)) finished.push_back(e);
+  }
+  tr.outstanding += under_way;  // the replay's own unit ends below
+  const std::int32_t slot = rp.transfer;
+  for (std::size_t j = 0; j < index.size(); ++j) {
+    if (arrived[j]) continue;
+    const FlowSpec& spec = tr.flows[index[j]];
+    if (drained[j] >= 0.0 || spec.bytes.count() == 0 || spec.route.hops == 0) {
+      const Time due = Time::ps(rp.started) + Time::ps(static_cast<std::int64_t>(std::max(0.0, drained[j]))) + spec.route.latency;
+      const Arrival a{Time::zero(), next_seq_++, slot, index[j]};
+      sim_.at(max(due, sim_.now()), [this, a] { deliver({a}); });
+      continue;
+    }
+    add_live(slot, index[j], left[j], static_cast<double>(rp.started), false);
+  }
+  stats_.peak_active = std::max(stats_.peak_active, active_);
+  request_process(sim_.now());
+  unit_done(slot);
+  TransferState& t = transfers_[at(slot)];
+  if (t.on_endpoint_done)
+    for (GpuId e : finished) t.on_endpoint_done(e);
+}
+
+std::vector<double> FlowNetwork::remaining(std::int32_t slot, std::size_t flows) const {
+  std::vector<double> left(flows, 0.0);
+  const double t = static_cast<double>(sim_.now().picoseconds());
+  for (const FlowState& f : flows_) {
+    if (f.transfer != slot) continue;
+    double rest = f.tag;
+    if (f.link >= 0) {
+      const LinkClock& c = clocks_[at(f.link)];
+      double v = c.v;
+      if (c.level > 0.0 && c.level < std::numeric_limits<double>::infinity()) v += c.level * (t - static_cast<double>(c.t)) * 1e-12;
+      rest = std::max(0.0, f.tag - v);
+    }
+    left[f.index] = rest;
+  }
+  return left;
+}
+
+Time FlowNetwork::busy_so_far(LinkId link) const {
+  const Time open = active_on_link_[at(link)] > 0 ? sim_.now() - busy_since_[at(link)] : Time::zero();
+  return counters_[at(link)].busy + open;
 }
 
 void FlowNetwork::request_process(Time t) {
@@ -226,7 +586,13 @@ void FlowNetwork::process() {
       if (!c.heap.empty()) __builtin_prefetch(&flows_[at(c.heap.front().flow)]);  // likely next
       FlowState& done = flows_[at(id)];
       arrivals_.push_back(Arrival{done.latency, done.seq, done.transfer, done.index});
-      link_activity(transfers_[at(done.transfer)].flows[done.index].route, -1);
+      TransferState& owner = transfers_[at(done.transfer)];
+      link_activity(owner.flows[done.index].route, -1, 0);
+      if (drain_log_ != nullptr) (*drain_log_)[done.index] = tp;
+      if (!owner.recording.empty()) {
+        MemoComponent& m = owner.recording[at(owner.component[done.index])].result;
+        m.drained = max(m.drained, Time::ps(t - owner.started));
+      }
       drained_.push_back(id);
       done.transfer = -1;
       ++version_[at(id)];
@@ -306,25 +672,53 @@ void FlowNetwork::deliver(const std::vector<Arrival>& arrivals) {
   for (const Arrival& a : arrivals) {
     TransferState& tr = transfers_[at(a.transfer)];
     if (tr.on_flow_done) tr.on_flow_done(a.index);
-    if (--tr.outstanding == 0) {
-      auto done = std::move(tr.on_done);
-      tr = TransferState{};
-      free_transfers_.push_back(a.transfer);
-      if (done) done();
+    if (tr.endpoints > 0)
+      for (GpuId e : {tr.src[a.index], tr.dst[a.index]})
+        if (transfers_[at(a.transfer)].pending.remove(e) && tr.on_endpoint_done) tr.on_endpoint_done(e);
+    TransferState& t = transfers_[at(a.transfer)];
+    if (!t.recording.empty()) {
+      const std::int32_t c = t.component[a.index];
+      Recording& r = t.recording[at(c)];
+      const Time offset = sim_.now() - Time::ps(t.started);
+      if (t.endpoints > 0)
+        for (GpuId e : {t.src[a.index], t.dst[a.index]})
+          if (--r.left_at[at(e)] == 0) r.result.endpoint_done.emplace_back(e, offset);
+      if (--r.left == 0) finish_recording(a.transfer, c);
     }
+    unit_done(a.transfer);
   }
 }
 
-void FlowNetwork::link_activity(const Route& route, int delta) {
+void FlowNetwork::unit_done(std::int32_t slot) {
+  TransferState& tr = transfers_[at(slot)];
+  if (--tr.outstanding > 0) return;
+  auto done = std::move(tr.on_done);
+  tr = TransferState{};
+  free_transfers_.push_back(slot);
+  if (done) done();
+}
+
+// `owner`: owner_of() the flow entering (unused when leaving). A link shared by flows of two
+// components spoils both recordings.
+void FlowNetwork::link_activity(const Route& route, int delta, std::int64_t owner) {
   const Time now = sim_.now();
   for (LinkId l : route) {
     std::int64_t& n = active_on_link_[at(l)];
     LinkCounters& c = counters_[at(l)];
+    std::int64_t& o = owner_[at(l)];
     if (delta > 0) {
-      if (n++ == 0) busy_since_[at(l)] = now;
+      if (n++ == 0) {
+        busy_since_[at(l)] = now;
+        o = owner;
+      } else if (o != owner) {
+        mark_dirty(o);
+        mark_dirty(owner);
+        o = -2;
+      }
       c.peak_flows = std::max(c.peak_flows, n);
     } else if (--n == 0) {
       c.busy += now - busy_since_[at(l)];
+      o = -1;
     }
   }
 }

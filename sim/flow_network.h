@@ -22,6 +22,15 @@
 //
 // Counters per link: bytes (all flows that cross it, counted when they start), busy (time with at
 // least one flow draining over it), peak_flows (most flows draining over it at once).
+//
+// Replay (sim/transfer_memo.h). The first time a keyed transfer runs, each of its link-disjoint
+// components that kept its links to itself until its last arrival is recorded. When the key comes
+// again, a component whose links are all free is replayed: its links are held until its flows would
+// have drained, and its endpoints finish at their recorded offsets; no flow is solved. A component
+// whose links are in use is solved as usual. If another flow enters a held link before the replay
+// has drained, the replay is taken back into the solver: a scratch network runs the component
+// alone from its start to now (exact: it was alone until now), and its flows continue from that
+// state. Results equal those of solving everything, up to floating-point rounding (<= 1 ps).
 #pragma once
 
 #include <cstdint>
@@ -29,9 +38,11 @@
 #include <functional>
 #include <vector>
 
+#include "sim/endpoint_tally.h"
 #include "sim/max_min_solver.h"
 #include "sim/network.h"
 #include "sim/simulator.h"
+#include "sim/transfer_memo.h"
 #include "topology/link.h"
 
 namespace epsim {
@@ -46,7 +57,8 @@ class FlowNetwork final : public Network {
   };
 
   // `links` gives every link's bandwidth (each > 0); routes index into it. Both must outlive this.
-  FlowNetwork(Simulator& sim, const std::vector<Link>& links);
+  // `replay`: reuse the timing of keyed transfers seen before (see above; off only to check).
+  FlowNetwork(Simulator& sim, const std::vector<Link>& links, bool replay = true);
 
   void start(Transfer transfer) override;
   const std::vector<LinkCounters>& counters() const override { return counters_; }
@@ -54,6 +66,7 @@ class FlowNetwork final : public Network {
 
   const Stats& stats() const { return stats_; }
   const MaxMinSolver::Stats& solver_stats() const { return solver_.stats(); }
+  ReplayStats replay_stats() const override { return memo_.stats(); }
 
  private:
   using Index = MaxMinSolver::Index;
@@ -81,11 +94,42 @@ class FlowNetwork final : public Network {
     double next = 0.0;          // exact time (ps) of its next drain end, when in the heap of links
     bool stale = false;         // its `next` must be recomputed
   };
+  // A keyed transfer's component while it is recorded (first time its key is seen).
+  struct Recording {
+    MemoComponent result;              // links sorted; counters hold the values at the start until done
+    std::vector<std::int32_t> left_at; // per endpoint: its flows in this component not yet arrived
+    std::int64_t left = 0;             // flows not yet arrived
+    std::size_t flows = 0;
+    bool clean = true;                 // no other flow shared its links while it ran
+  };
   struct TransferState {
     std::vector<FlowSpec> flows;  // kept until the transfer is done: the routes live here
+    std::vector<GpuId> src, dst;
+    int endpoints = 0;
+    EndpointTally pending;
+    std::function<void(Transfer&)> fill;  // kept while a replay may need the flows
     std::function<void(std::size_t)> on_flow_done;
+    std::function<void(GpuId)> on_endpoint_done;
     std::function<void()> on_done;
-    std::size_t outstanding = 0;
+    std::size_t outstanding = 0;  // flows not arrived, plus replays not ended
+    std::int64_t started = 0;     // ps
+    std::uint64_t key = 0;
+    std::vector<std::int32_t> component;       // per flow (keyed transfers)
+    // A hit: `flows` holds only the components taken into the solver; the whole plan, made when a
+    // component without kept flows is taken in, and its flows' components.
+    std::shared_ptr<Transfer> plan;
+    std::vector<std::int32_t> plan_component;
+    std::vector<Recording> recording;          // per component, while recorded; else empty
+    std::int32_t recorded = 0;                 // components whose recording is complete
+    std::shared_ptr<const MemoRecord> record;  // the record being replayed (a hit)
+  };
+  struct Replay {
+    std::int32_t transfer = -1;
+    std::int32_t component = -1;
+    std::int64_t started = 0;   // ps
+    std::uint32_t version = 0;  // bumps when it ends or is taken back: its pending events then do nothing
+    std::vector<char> fired;    // per entry of the component's endpoint_done
+    bool holding = false;       // its links are still held
   };
   struct Arrival {
     Time latency;
@@ -103,9 +147,35 @@ class FlowNetwork final : public Network {
   void request_process(Time t);
   void deliver(const std::vector<Arrival>& arrivals);
   void schedule_arrivals(std::vector<Arrival>& arrivals);
-  void link_activity(const Route& route, int delta);
+  void link_activity(const Route& route, int delta, std::int64_t owner);
+  std::int32_t new_transfer_slot();
+  void start_solved(std::int32_t slot);
+  void start_hit(std::int32_t slot);
+  void begin_recording(TransferState& tr);
+  void finish_recording(std::int32_t slot, std::int32_t component);
+  void begin_replay(std::int32_t slot, std::int32_t component);
+  void materialise(std::int32_t replay);
+  // Appends a recorded component's flows to a hit transfer's flows; returns the first new index.
+  std::size_t take_in(TransferState& tr, std::int32_t component);
+  // Enters flow `index` of a transfer into the solver with `bytes` left, started at `started` ps.
+  void add_live(std::int32_t slot, std::size_t index, double bytes, double started, bool count_bytes);
+  void finish_empty_endpoints(std::int32_t slot);
+  void unit_done(std::int32_t slot);  // a flow arrived or a replay ended
+  void mark_dirty(std::int64_t owner);
+  std::int64_t owner_of(std::int32_t slot, std::size_t index) const;
+  // Scratch runs (materialise): bytes left per flow of transfer `slot`, and busy time so far.
+  std::vector<double> remaining(std::int32_t slot, std::size_t flows) const;
+  Time busy_so_far(LinkId link) const;
 
   Simulator& sim_;
+  const std::vector<Link>& links_;
+  bool replay_;
+  TransferMemo memo_;
+  std::vector<Replay> replays_;
+  std::vector<std::int32_t> free_replays_;
+  std::vector<std::int32_t> held_by_;   // per link: the replay holding it, -1 none
+  std::vector<std::int64_t> owner_;     // per link: owner_of() its draining flows; -1 none, -2 several
+  std::vector<double>* drain_log_ = nullptr;  // scratch runs: drain end (ps) per flow index
   MaxMinSolver solver_;
   std::vector<FlowState> flows_;        // by solver flow id
   std::vector<std::uint32_t> version_;  // by solver flow id: a heap entry is valid while its version

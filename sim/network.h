@@ -5,6 +5,16 @@
 // flow i's last byte arrives (including route latency), then `on_done()` once all have arrived.
 // Implementations: AnalyticalNetwork (per-transfer bottleneck bound), and the flow-level max-min
 // network. Both keep per-link counters for the reports.
+//
+// Endpoints. A transfer may name the two endpoints of each flow (`src`, `dst`, in [0, endpoints));
+// the network then calls `on_endpoint_done(e)` once per endpoint, when every flow from and to it
+// has arrived (at once, during start(), for an endpoint with no flows). A collective needs no more
+// than that, and it costs a few calls per GPU instead of one per flow.
+//
+// Replay. A transfer may carry a `key`: equal keys promise equal flows, endpoints and sizes. Its
+// flows may then be left out and made on demand by `fill`, which the network calls only if it has
+// to run them (see TransferMemo: a network that has seen the key before may replay the solved
+// timing instead, when that is exact).
 #pragma once
 
 #include <cstdint>
@@ -13,6 +23,7 @@
 #include <vector>
 
 #include "models/units.h"
+#include "sim/transfer_memo_stats.h"
 #include "topology/link.h"
 
 namespace epsim {
@@ -24,7 +35,12 @@ struct FlowSpec {
 
 struct Transfer {
   std::vector<FlowSpec> flows;
+  std::vector<GpuId> src, dst;  // per flow, when endpoints > 0
+  int endpoints = 0;
+  std::uint64_t key = 0;                       // 0: none
+  std::function<void(Transfer&)> fill;         // fills flows, src, dst; may be empty
   std::function<void(std::size_t flow_index)> on_flow_done;  // may be empty
+  std::function<void(GpuId endpoint)> on_endpoint_done;      // may be empty
   std::function<void()> on_done;                             // may be empty
 };
 
@@ -40,6 +56,8 @@ class Network {
   virtual void start(Transfer transfer) = 0;
   virtual const std::vector<LinkCounters>& counters() const = 0;
   virtual std::string name() const = 0;
+  // How often keyed transfers were replayed rather than solved (zeros for a network that never replays).
+  virtual ReplayStats replay_stats() const { return {}; }
 };
 
 }  // namespace epsim

@@ -26,6 +26,8 @@ nlohmann::json report_json(const Simulation& sim) {
   j["tokens_per_s_per_gpu"] = r.tokens_per_s_per_gpu();
   j["tokens_per_s_per_node"] = r.tokens_per_s_per_node();
   j["events"] = r.events;
+  j["network_replay"] = {{"hits", r.replay.hits},       {"misses", r.replay.misses},   {"stored", r.replay.stored},
+                         {"replayed", r.replay.replayed}, {"solved", r.replay.solved}, {"materialised", r.replay.materialised}};
   nlohmann::json bound = {{"layer", r.bound_layer}, {"layer_ms", ms(r.bound_layer_time)}, {"gpu", r.bound_gpu},
                           {"gpu_straggle_ms", ms(r.bound_gpu_straggle)}};
   if (r.bound_link >= 0) {

@@ -7,6 +7,7 @@ namespace epsim {
 const Schema& NetworkSpec::schema() {
   static const Schema s{"network", {
       {"model", "string", "analytical", "", "analytical: each all-to-all priced by its most loaded link | flow: every flow drains at its max-min fair share of every link, re-solved as flows start and end, plus route latency (concurrent transfers contend)"},
+      {"replay", "boolean", true, "", "reuse the solved timing of an all-to-all whose exact traffic was seen before, when its links are free (exact: equal to solving it; false only to check or time that)"},
       {"scheme", "string", "direct", "", "direct: one flow per GPU pair through the source GPU's NIC (NCCL all-to-all) | hierarchical: a token crosses InfiniBand once per remote node, to the same-rail GPU, which fans it out over NVLink (DeepEP normal kernels) | per-token: one message per (token, expert) pair, no deduplication (low-latency kernels)"},
   }};
   return s;
@@ -18,6 +19,7 @@ NetworkSpec NetworkSpec::from_json(const nlohmann::json& j, const std::string& p
   NetworkSpec n;
   n.model = c.choice("model", {"analytical", "flow"});
   n.scheme = c.choice("scheme", comm_scheme_names());
+  n.replay = c.boolean("replay");
   return n;
 }
 

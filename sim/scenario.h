@@ -19,6 +19,7 @@ namespace epsim {
 struct NetworkSpec {
   std::string model = "analytical";  // analytical | flow
   std::string scheme = "direct";
+  bool replay = true;
   static const Schema& schema();
   static NetworkSpec from_json(const nlohmann::json& j, const std::string& path);
 };

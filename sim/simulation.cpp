@@ -13,10 +13,10 @@
 
 namespace epsim {
 
-std::unique_ptr<Network> make_network(const std::string& model, Simulator& sim, const Cluster& cluster) {
-  if (model == "analytical") return std::make_unique<AnalyticalNetwork>(sim, cluster);
-  if (model == "flow") return std::make_unique<FlowNetwork>(sim, cluster.links());
-  throw ConfigError("network.model", "\"" + model + "\"", "unknown network model");
+std::unique_ptr<Network> make_network(const NetworkSpec& spec, Simulator& sim, const Cluster& cluster) {
+  if (spec.model == "analytical") return std::make_unique<AnalyticalNetwork>(sim, cluster, spec.replay);
+  if (spec.model == "flow") return std::make_unique<FlowNetwork>(sim, cluster.links(), spec.replay);
+  throw ConfigError("network.model", "\"" + spec.model + "\"", "unknown network model");
 }
 
 Simulation::Simulation(Scenario scenario)
@@ -55,7 +55,7 @@ const StepResult& Simulation::run() {
   graph_ = builder.build();
 
   Simulator sim;
-  auto net = make_network(sc.network.model, sim, cluster_);
+  auto net = make_network(sc.network, sim, cluster_);
   Executor exec(sim, *net, graph_, SmSharing{sc.gpu.sms, sc.schedule.comm_sms}, &cluster_.links());
   StepResult& r = result_;
   r = StepResult{};
@@ -66,6 +66,7 @@ const StepResult& Simulation::run() {
   r.gpus_per_node = cluster_.gpus_per_node();
   r.step_time = exec.run();
   r.events = sim.events_executed();
+  r.replay = net->replay_stats();
   r.tokens_per_gpu = sc.workload.tokens();
   r.links = net->counters();
   // Expert weights per GPU: its physical slots (redundant experts add slots), worst layer.

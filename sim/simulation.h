@@ -18,7 +18,7 @@ class Network;
 class Simulator;
 
 // Makes the network a scenario asks for.
-std::unique_ptr<Network> make_network(const std::string& model, Simulator& sim, const Cluster& cluster);
+std::unique_ptr<Network> make_network(const NetworkSpec& spec, Simulator& sim, const Cluster& cluster);
 
 // One line per simulated step of `epsim run --steps N`.
 struct StepSummary {

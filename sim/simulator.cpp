@@ -21,4 +21,17 @@ std::uint64_t Simulator::run() {
   return executed_ - before;
 }
 
+std::uint64_t Simulator::run_until(Time t) {
+  const std::uint64_t before = executed_;
+  while (!queue_.empty() && queue_.top().time <= t) {
+    Event e = std::move(const_cast<Event&>(queue_.top()));
+    queue_.pop();
+    now_ = e.time;
+    ++executed_;
+    e.action();
+  }
+  if (now_ < t) now_ = t;
+  return executed_ - before;
+}
+
 }  // namespace epsim

@@ -24,6 +24,8 @@ class Simulator {
   void after(Time delay, Action action) { at(now_ + delay, std::move(action)); }
   // Runs until the queue is empty; returns the number of events executed.
   std::uint64_t run();
+  // Runs the events due at or before `t`, then sets the clock to `t`; later events stay queued.
+  std::uint64_t run_until(Time t);
   std::uint64_t events_executed() const { return executed_; }
 
  private:

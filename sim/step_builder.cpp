@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "placement/dispatch_matrix.h"
+#include "sim/transfer_memo.h"
 
 namespace epsim {
 
@@ -38,11 +39,13 @@ struct StepBuilder::Traffic {
     std::shared_ptr<const DispatchMatrix> matrix;
     std::vector<std::int64_t> expert_load;
     std::int64_t dropped = 0;
+    std::uint64_t hash = 0;  // of the matrix: equal hashes, equal traffic
   };
   const GateModel& gate;
   const Placement& placement;
   const Cluster& cluster;
   std::map<std::pair<int, int>, Entry> cache;
+  std::map<std::pair<int, int>, std::uint64_t> hashes;  // every (layer, micro-batch) seen: small, kept
 
   const Entry& entry(int layer, int mb, std::int64_t tokens) {
     auto key = std::make_pair(layer, mb);
@@ -50,17 +53,23 @@ struct StepBuilder::Traffic {
     if (it != cache.end()) return it->second;
     if (cache.size() > 8) cache.erase(cache.begin());
     const RoutingSample r = gate.sample(layer, mb, cluster.gpu_count(), tokens);
-    Entry e{std::make_shared<const DispatchMatrix>(build_dispatch(r, placement.layer(layer), cluster.gpus_per_node())),
-            r.expert_load(), r.dropped};
+    auto m = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement.layer(layer), cluster.gpus_per_node()));
+    const std::uint64_t h = KeyHasher().add(m->gpus).add(m->gpus_per_node).add(m->copies).add(m->unique).add(m->node_unique).key();
+    hashes[key] = h;
+    Entry e{std::move(m), r.expert_load(), r.dropped, h};
     return cache.emplace(key, std::move(e)).first->second;
   }
   std::shared_ptr<const DispatchMatrix> at(int layer, int mb, std::int64_t tokens) { return entry(layer, mb, tokens).matrix; }
+  std::uint64_t hash(int layer, int mb, std::int64_t tokens) {
+    const auto it = hashes.find({layer, mb});
+    return it != hashes.end() ? it->second : entry(layer, mb, tokens).hash;
+  }
 };
 
 StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const CostModel& cost,
                          const GateModel& gate, const Placement& placement)
     : sc_(scenario), cluster_(cluster), cost_(cost), ops_(scenario.model, scenario.parallelism.attention_tp),
-      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}})), gpus_(cluster.gpu_count()) {}
+      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}})), gpus_(cluster.gpu_count()) {}
 
 std::int64_t StepBuilder::mb_tokens(int mb) const {
   return share(sc_.workload.tokens(), mb, sc_.schedule.micro_batches());
@@ -83,8 +92,8 @@ TaskId StepBuilder::compute(int gpu, Phase phase, int l, int mb, Time duration, 
 }
 
 TaskId StepBuilder::collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after,
-                               TaskId& tail) {
-  const TaskId c = g_.collective(gpus_, phase, l, mb, std::move(plan));
+                               TaskId& tail, std::function<std::uint64_t()> key) {
+  const TaskId c = g_.collective(gpus_, phase, l, mb, std::move(plan), std::move(key));
   if (tail >= 0) g_.depend(tail, c);
   for (const auto& per_gpu : after)
     for (TaskId a : per_gpu) g_.depend(a, c);
@@ -99,12 +108,13 @@ TaskId StepBuilder::tp_collective(int l, int mb, const Deps& after) {
   const Bytes per_peer = Bytes(mb_tokens(mb) * sc_.model.hidden * sc_.model.bytes_per_param);
   const Cluster* cl = &cluster_;
   const int gpus = gpus_;
+  const std::uint64_t key = KeyHasher().add(0x7470).add(tp).add(gpus).add(per_peer.count()).key();
   return collective(Phase::TpComm, l, mb, [cl, tp, gpus, per_peer] {
     CommPlan plan;
     for (int s = 0; s < gpus; ++s)
       for (int d = (s / tp) * tp; d < (s / tp + 1) * tp; ++d) plan.add(*cl, s, d, per_peer);
     return plan;
-  }, after, tp_tail_);
+  }, after, tp_tail_, [key] { return key; });
 }
 
 void StepBuilder::attention_block(int l, int mb, Pass pass) {
@@ -162,12 +172,23 @@ std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool out
   };
 }
 
+std::function<std::uint64_t()> StepBuilder::chunk_key(int l, int mb, int c, bool outbound) const {
+  const int scheme = static_cast<int>(comm_scheme_from_string(sc_.network.scheme));
+  const std::int64_t token_bytes = sc_.model.hidden * sc_.model.bytes_per_param;
+  const int chunks = sc_.schedule.chunks;
+  const std::int64_t T = mb_tokens(mb);
+  return [traffic = traffic_, l, mb, T, scheme, token_bytes, chunks, c, outbound] {
+    return KeyHasher().add(traffic->hash(l, mb, T)).add(scheme).add(token_bytes).add(chunks).add(c).add(outbound ? 1 : 0).key();
+  };
+}
+
 void StepBuilder::dispatch_half(int l, int mb) {
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   auto& out = dispatches_[static_cast<std::size_t>(mb)];
   out.clear();
   for (int c = 0; c < sc_.schedule.chunks; ++c)
-    out.push_back(collective(Phase::Dispatch, l, mb, chunk_plan(l, mb, c, true), c == 0 ? ready : Deps{}, moe_tail_));
+    out.push_back(collective(Phase::Dispatch, l, mb, chunk_plan(l, mb, c, true), c == 0 ? ready : Deps{}, moe_tail_,
+                             chunk_key(l, mb, c, true)));
 }
 
 // Forward: tokens go out in the dispatch and back in the combine. Backward: output gradients go
@@ -202,7 +223,8 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   for (auto& r : ready) r.clear();
   for (int c = 0; c < chunks; ++c) {
-    const TaskId comb = collective(Phase::Combine, l, mb, chunk_plan(l, mb, c, false), per_chunk[static_cast<std::size_t>(c)], moe_tail_);
+    const TaskId comb = collective(Phase::Combine, l, mb, chunk_plan(l, mb, c, false), per_chunk[static_cast<std::size_t>(c)],
+                                   moe_tail_, chunk_key(l, mb, c, false));
     for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)].push_back(g_.arrival(comb, gpu));
   }
 }

@@ -66,12 +66,15 @@ class StepBuilder {
   void dispatch_half(int l, int mb);
   // Makes chunk c of (layer, micro-batch)'s dispatch (outbound) or combine when the collective starts.
   std::function<CommPlan()> chunk_plan(int l, int mb, int c, bool outbound) const;
+  // Its key: the hash of the (layer, micro-batch) matrix with the chunk, direction and scheme.
+  std::function<std::uint64_t()> chunk_key(int l, int mb, int c, bool outbound) const;
   void expert_half(int l, int mb, Pass pass);
   void lm_head(int mb, Pass pass);
   TaskId compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after);
   // `tail` is the communication stream the collective is issued on (MoE all-to-alls and TP
   // collectives use separate communicators, as NCCL does).
-  TaskId collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after, TaskId& tail);
+  TaskId collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after, TaskId& tail,
+                    std::function<std::uint64_t()> key = {});
   TaskId tp_collective(int l, int mb, const Deps& after);
   Time scaled(const OpWork& w, Pass pass) const;
   std::int64_t mb_tokens(int mb) const;

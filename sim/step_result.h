@@ -47,6 +47,7 @@ struct StepResult {
   std::vector<LinkCounters> links;
   MemoryReport memory;
   std::uint64_t events = 0;
+  ReplayStats replay;  // what the network replayed instead of solving
   std::vector<std::string> pricing_lines;  // per op class: the cost model and curve that priced it
   nlohmann::json pricing;                  // the same for report.json
   // What bound the step (sim/critical_path.h).

@@ -41,7 +41,9 @@ struct Task {
 
 // What a collective carried, filled in when it starts.
 struct CollectiveInfo {
-  std::function<CommPlan()> make_plan;  // emptied once called
+  std::function<CommPlan()> make_plan;  // dropped when the collective ends
+  // Equal keys promise equal plans (0 or empty: no key); lets the network replay a plan's timing.
+  std::function<std::uint64_t()> make_key;
   std::int64_t flows = 0;
   Bytes bytes;              // all flows
   LinkId busiest_link = -1; // the link with the longest drain (bytes / bandwidth) in this collective
@@ -53,7 +55,8 @@ class TaskGraph {
   TaskId compute(int gpu, Phase phase, int layer, int mb, Time duration);
   // Adds a collective and one Arrival task per GPU; returns the collective. The plan is made when
   // the collective starts and dropped when it ends, so a step never holds all its flows at once.
-  TaskId collective(int gpus, Phase phase, int layer, int mb, std::function<CommPlan()> make_plan);
+  TaskId collective(int gpus, Phase phase, int layer, int mb, std::function<CommPlan()> make_plan,
+                    std::function<std::uint64_t()> make_key = {});
   void depend(TaskId before, TaskId after);
 
   std::vector<Task>& tasks() { return tasks_; }

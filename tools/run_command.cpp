@@ -92,7 +92,8 @@ void print_summary(const Simulation& sim, double wall_s) {
     fmt::print("; link {} ({:.1f} MB in the longest all-to-all on the path)", sim.cluster().link(r.bound_link).name,
                r.bound_link_bytes.to_mb());
   fmt::print("\n");
-  fmt::print("  simulated {} events in {:.3f} s wall time\n", r.events, wall_s);
+  fmt::print("  simulated {} events in {:.3f} s wall time; network: {} of {} keyed all-to-alls replayed, {} replays taken back\n",
+             r.events, wall_s, r.replay.hits, r.replay.hits + r.replay.misses, r.replay.materialised);
 }
 
 void print_steps(const std::vector<StepSummary>& steps) {

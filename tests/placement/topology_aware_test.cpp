@@ -58,7 +58,9 @@ Time all_to_all(const Cluster& c, const RoutingSample& r, const LayerPlacement& 
     AnalyticalNetwork net(sim, c);
     const Bytes token(7168 * 2);
     CommPlan plan = combine ? combine_plan(CommScheme::Direct, c, m, token) : dispatch_plan(CommScheme::Direct, c, m, token);
-    sim.at(Time::zero(), [&] { net.start(Transfer{std::move(plan.flows), {}, {}}); });
+    sim.at(Time::zero(), [&] { Transfer t;
+      t.flows = std::move(plan.flows);
+      net.start(std::move(t)); });
     sim.run();
     total += sim.now();
   }

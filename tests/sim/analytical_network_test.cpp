@@ -21,7 +21,11 @@ TEST_CASE("all-to-all bottleneck time on a 2-node cluster") {
   REQUIRE(plan.flows.size() == 12);
   std::vector<Time> arrived(plan.flows.size());
   Time done;
-  net.start(Transfer{plan.flows, [&](std::size_t f) { arrived[f] = sim.now(); }, [&] { done = sim.now(); }});
+  Transfer t;
+  t.flows = plan.flows;
+  t.on_flow_done = [&](std::size_t f) { arrived[f] = sim.now(); };
+  t.on_done = [&] { done = sim.now(); };
+  net.start(std::move(t));
   sim.run();
   CHECK(done == Time::us(43));
   CHECK(arrived[0] == Time::ps(2222222 + 1000000));  // 0 -> 1 over NVLink: 1 MB / 450 GB/s + 1 us
@@ -45,7 +49,10 @@ TEST_CASE("an oversubscribed spine becomes the bottleneck") {
   for (int s = 0; s < 4; ++s)
     for (int d = 0; d < 4; ++d) plan.add(cluster, s, d, Bytes(1000000));
   Time done;
-  net.start(Transfer{plan.flows, nullptr, [&] { done = sim.now(); }});
+  Transfer t;
+  t.flows = plan.flows;
+  t.on_done = [&] { done = sim.now(); };
+  net.start(std::move(t));
   sim.run();
   CHECK(done == Time::us(83));
 }

@@ -155,7 +155,9 @@ TEST_CASE("empty transfers, zero-byte flows and flows to oneself arrive without 
   FlowNetwork net(sim, ls);
   Time empty_done = Time::infinity(), zero_done = Time::infinity(), self_done = Time::infinity();
   sim.at(Time::ns(5), [&] {
-    net.start(Transfer{{}, nullptr, [&] { empty_done = sim.now(); }});
+    Transfer empty;
+    empty.on_done = [&] { empty_done = sim.now(); };
+    net.start(std::move(empty));
     Transfer z;
     z.flows.push_back(FlowSpec{route(ls, {0}), Bytes(0)});
     z.on_done = [&] { zero_done = sim.now(); };

@@ -1,0 +1,76 @@
+#include "sim/transfer_memo.h"
+
+#include <numeric>
+
+namespace epsim {
+
+namespace {
+std::int32_t root(std::vector<std::int32_t>& parent, std::int32_t x) {
+  while (parent[static_cast<std::size_t>(x)] != x) {
+    parent[static_cast<std::size_t>(x)] = parent[static_cast<std::size_t>(parent[static_cast<std::size_t>(x)])];
+    x = parent[static_cast<std::size_t>(x)];
+  }
+  return x;
+}
+bool takes_bandwidth(const FlowSpec& f) { return f.bytes.count() > 0 && f.route.hops > 0; }
+}  // namespace
+
+std::vector<std::int32_t> flow_components(const std::vector<FlowSpec>& flows, std::size_t links, std::int32_t& count) {
+  std::vector<std::int32_t> parent(links);
+  std::iota(parent.begin(), parent.end(), 0);
+  for (const FlowSpec& f : flows) {
+    if (!takes_bandwidth(f)) continue;
+    const std::int32_t a = root(parent, f.route.link[0]);
+    for (LinkId l : f.route) {
+      const std::int32_t b = root(parent, l);
+      if (b != a) parent[static_cast<std::size_t>(b)] = a;
+    }
+  }
+  std::vector<std::int32_t> number(links, -1);
+  std::int32_t linkless = -1;
+  count = 0;
+  std::vector<std::int32_t> out(flows.size());
+  for (std::size_t i = 0; i < flows.size(); ++i) {
+    std::int32_t& id = takes_bandwidth(flows[i]) ? number[static_cast<std::size_t>(root(parent, flows[i].route.link[0]))] : linkless;
+    if (id < 0) id = count++;
+    out[i] = id;
+  }
+  return out;
+}
+
+std::shared_ptr<const MemoRecord> TransferMemo::find(std::uint64_t key) {
+  const auto it = records_.find(key);
+  if (it == records_.end()) {
+    ++stats_.misses;
+    return nullptr;
+  }
+  ++stats_.hits;
+  return it->second;
+}
+
+void TransferMemo::store(std::uint64_t key, MemoRecord record) {
+  if (capacity_ == 0 || records_.count(key) > 0) return;
+  if (records_.size() >= capacity_) {
+    records_.erase(order_.front());
+    order_.pop_front();
+  }
+  records_.emplace(key, std::make_shared<const MemoRecord>(std::move(record)));
+  order_.push_back(key);
+  ++stats_.stored;
+}
+
+KeyHasher& KeyHasher::add(std::uint64_t v) {
+  std::uint64_t z = (h_ ^ v) + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  h_ = z ^ (z >> 31);
+  return *this;
+}
+
+KeyHasher& KeyHasher::add(const std::vector<std::int64_t>& values) {
+  add(static_cast<std::uint64_t>(values.size()));
+  for (std::int64_t v : values) add(v);
+  return *this;
+}
+
+}  // namespace epsim
