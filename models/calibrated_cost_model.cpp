@@ -22,9 +22,14 @@ std::int64_t series_value(const CalibratedCurve& c, const std::string& key) {
 
 CalibratedCostModel::CalibratedCostModel(CalibrationProfile profile, std::string label)
     : profile_(std::move(profile)), label_(std::move(label)) {
-  for (const char* f : kRequired)
+  for (const char* f : kRequired) {
     if (profile_.family(f).empty())
       throw InputError("calibration profile " + label_ + " has no curve for " + f + " (re-run epsim calibrate with its measurements)");
+    for (const auto* c : profile_.family(f))
+      if (c->shape != CurveShape::Efficiency)
+        throw InputError("calibration profile " + label_ + ": curve " + f + " " + c->series_text() + " has shape " +
+                         to_string(c->shape) + ", the simulator prices ops with efficiency curves");
+  }
 }
 
 CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool describe) const {
@@ -118,8 +123,8 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
       break;
   }
   if (!describe) return p;
-  const double lo = std::min(p.lo->log_efficiency.min_x(), p.hi->log_efficiency.min_x());
-  const double hi = std::max(p.lo->log_efficiency.max_x(), p.hi->log_efficiency.max_x());
+  const double lo = std::min(p.lo->min_x(), p.hi->min_x());
+  const double hi = std::max(p.lo->max_x(), p.hi->max_x());
   double gap = 1.0;
   std::string detail;
   if (p.x > hi) {
@@ -170,6 +175,21 @@ std::string CalibratedCostModel::explain(const OpWork& w) const {
   const Time base = Time::seconds(t.to_seconds() * eff);
   s += fmt::format("  baseline = {:.3f} us + {:.4f} x floor = {:.3f} us (straight line fitted to the series{})\n",
                    c.latency.to_us(), c.slope, base.to_us(), p.lo == p.hi ? "" : "s, interpolated");
+  auto segment = [&](const CalibratedCurve& cc) {
+    const auto& xs = cc.log_efficiency.xs();
+    const auto& vs = cc.log_efficiency.values();
+    if (xs.size() < 2 || p.x <= xs.front() || p.x >= xs.back()) {
+      const bool below = p.x <= xs.front();
+      s += fmt::format("  segment ({}): beyond the measured {:.6g}..{:.6g}: flat at the {} knot, ln efficiency {:+.4f}\n",
+                       cc.series_text(), xs.front(), xs.back(), below ? "first" : "last", below ? vs.front() : vs.back());
+      return;
+    }
+    const std::size_t j = static_cast<std::size_t>(std::upper_bound(xs.begin(), xs.end(), p.x) - xs.begin());
+    s += fmt::format("  segment ({}): {} {:.6g}..{:.6g}, ln efficiency {:+.4f} -> {:+.4f}, linear in log2({})\n",
+                     cc.series_text(), p.x_name, xs[j - 1], xs[j], vs[j - 1], vs[j], p.x_name);
+  };
+  segment(c);
+  if (p.hi != p.lo) segment(*p.hi);
   s += fmt::format("  {} = {:.6g}: efficiency (baseline / time) {:.3f} -> time {:.3f} us ({:.1f} TFLOPS, {:.0f} GB/s achieved)\n",
                    p.x_name, p.x, eff, t.to_us(), flops / t.to_seconds() * 1e-12, bytes / t.to_seconds() * 1e-9);
   if (p.note.extrapolated()) s += fmt::format("  EXTRAPOLATED: {}\n", p.note.detail);

@@ -156,33 +156,42 @@ std::string series_text(const std::map<std::string, std::int64_t>& m) {
   return s.empty() ? "-" : s;
 }
 
+// Families with FLOPs: a straight baseline in the roofline floor, and ln(baseline / time) piecewise
+// linear in log2 x. Families priced by bytes alone: ln(time) a natural cubic spline in log2 x.
 CalibratedCurve make_curve(const FamilyDef& f, const std::vector<Sample>& pts, FlopRate peak, Bandwidth bw,
                            double smoothing) {
   CalibratedCurve c;
   c.family = f.name;
+  c.shape = f.compute ? CurveShape::Efficiency : CurveShape::LogLog;
   c.series = pts.front().series;
   c.x_key = f.x_key == "@bytes" ? "bytes" : f.x_key;
   c.peak = peak;
   c.bandwidth = bw;
   std::map<std::string, int> winners;
-  std::vector<double> xs, ys, floors;
-  std::vector<Time> ts;
+  std::vector<double> xs, ys;
   for (const auto& p : pts) {
-    floors.push_back(c.floor(p.flops, p.bytes).to_seconds());
-    ts.push_back(p.t);
+    ++winners[p.kernel + "/" + p.variant];
+    xs.push_back(p.x);
+    c.points.push_back({p.x, p.t, p.flops, p.bytes, p.shape_text});
+  }
+  for (const auto& [w, n] : winners) c.source += (c.source.empty() ? "" : ", ") + fmt::format("{} ({})", w, n);
+  if (c.shape == CurveShape::LogLog) {
+    for (const auto& p : pts) ys.push_back(p.t.to_seconds());
+    c.loglog = LogLogSpline::fit(xs, ys);
+    return c;
   }
   if (pts.size() >= 2) {
+    std::vector<double> floors;
+    std::vector<Time> ts;
+    for (const auto& p : pts) {
+      floors.push_back(c.floor(p.flops, p.bytes).to_seconds());
+      ts.push_back(p.t);
+    }
     const LatencyBandwidthFit lb = LatencyBandwidthFit::fit(floors, ts);  // "bytes" = floor seconds
     c.latency = lb.latency;
     c.slope = 1.0 / lb.bandwidth.bytes_per_second();
   }
-  for (const auto& p : pts) {
-    ++winners[p.kernel + "/" + p.variant];
-    xs.push_back(p.x);
-    ys.push_back(std::log(c.baseline(p.flops, p.bytes) / p.t));
-    c.points.push_back({p.x, p.t, p.flops, p.bytes, p.shape_text});
-  }
-  for (const auto& [w, n] : winners) c.source += (c.source.empty() ? "" : ", ") + fmt::format("{} ({})", w, n);
+  for (const auto& p : pts) ys.push_back(std::log(c.baseline(p.flops, p.bytes) / p.t));
   c.log_efficiency = LogCurve::fit(xs, ys, smoothing);
   return c;
 }
@@ -195,9 +204,10 @@ CalibrationResult calibrate(const std::vector<BenchFile>& files, const HoldoutPo
   prof.command = command;
   prof.holdout = policy.text();
   prof.fit = fmt::format(
-      "per family and series: fastest passing variant per shape (median of repeats); ln(floor/time) piecewise linear "
-      "in log2(size), least squares with second-difference smoothing {}; floor = max(FLOPs/peak, bytes/bandwidth) at "
-      "the run's own ceilings",
+      "per family and series: fastest passing variant per shape (median of repeats); families with FLOPs: "
+      "ln(baseline/time) piecewise linear in log2(size), least squares with second-difference smoothing {}, baseline = "
+      "latency + slope x floor, floor = max(FLOPs/peak, bytes/bandwidth) at the run's own ceilings; families priced by "
+      "bytes alone: ln(time) a natural cubic spline in log2(size) through the measured sizes",
       policy.smoothing);
   for (const auto& f : files)
     prof.sources.push_back({f.path, f.device, f.device_count, f.date, f.git_commit, f.libraries});

@@ -19,11 +19,17 @@ Time CalibratedCurve::baseline(double flops, double bytes) const {
   return latency + Time::seconds(slope * floor(flops, bytes).to_seconds());
 }
 
+const char* to_string(CurveShape s) { return s == CurveShape::LogLog ? "loglog" : "efficiency"; }
+
 double CalibratedCurve::efficiency(double x) const { return std::exp(log_efficiency.at(x)); }
 
 Time CalibratedCurve::time(double flops, double bytes, double x) const {
+  if (shape == CurveShape::LogLog) return Time::seconds(loglog.seconds(x));
   return Time::seconds(baseline(flops, bytes).to_seconds() / efficiency(x));
 }
+
+double CalibratedCurve::min_x() const { return shape == CurveShape::LogLog ? loglog.min_x() : log_efficiency.min_x(); }
+double CalibratedCurve::max_x() const { return shape == CurveShape::LogLog ? loglog.max_x() : log_efficiency.max_x(); }
 
 std::string CalibratedCurve::series_text() const {
   std::string s;
@@ -71,8 +77,14 @@ nlohmann::json CalibrationProfile::to_json() const {
     cj["bandwidth_gbps"] = c.bandwidth.to_gb_per_s();
     cj["latency_us"] = c.latency.to_us();
     cj["slope"] = c.slope;
-    cj["knots"] = c.log_efficiency.xs();
-    cj["ln_efficiency"] = c.log_efficiency.values();
+    cj["shape"] = to_string(c.shape);
+    if (c.shape == CurveShape::LogLog) {
+      cj["knots"] = c.loglog.xs();
+      cj["ln_seconds"] = c.loglog.ln_seconds();
+    } else {
+      cj["knots"] = c.log_efficiency.xs();
+      cj["ln_efficiency"] = c.log_efficiency.values();
+    }
     cj["points"] = nlohmann::json::array();
     for (const auto& p : c.points)
       cj["points"].push_back({{"x", p.x}, {"us", p.measured.to_us()}, {"flops", p.flops}, {"bytes", p.bytes}, {"shape", p.shape}});
@@ -108,7 +120,15 @@ CalibrationProfile CalibrationProfile::from_json(const nlohmann::json& j, const 
       c.bandwidth = Bandwidth::gb_per_s(cj.at("bandwidth_gbps").get<double>());
       c.latency = Time::us(cj.at("latency_us").get<double>());
       c.slope = cj.at("slope").get<double>();
-      c.log_efficiency = LogCurve(cj.at("knots").get<std::vector<double>>(), cj.at("ln_efficiency").get<std::vector<double>>());
+      const std::string shape = cj.value("shape", "efficiency");
+      if (shape == "loglog") {
+        c.shape = CurveShape::LogLog;
+        c.loglog = LogLogSpline(cj.at("knots").get<std::vector<double>>(), cj.at("ln_seconds").get<std::vector<double>>());
+      } else if (shape == "efficiency") {
+        c.log_efficiency = LogCurve(cj.at("knots").get<std::vector<double>>(), cj.at("ln_efficiency").get<std::vector<double>>());
+      } else {
+        throw InputError(path + ": curve " + c.family + " has shape \"" + shape + "\" (expected efficiency or loglog)");
+      }
       for (const auto& pj : cj.at("points"))
         c.points.push_back({pj.at("x").get<double>(), Time::us(pj.at("us").get<double>()), pj.value("flops", 0.0),
                             pj.value("bytes", 0.0), pj.value("shape", "")});

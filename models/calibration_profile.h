@@ -7,9 +7,11 @@
 // bandwidth) at the family's ceilings measured in the same run; a straight baseline, latency +
 // slope x floor, is fitted to the series, and the curve stores ln(baseline / measured time) against
 // x (where the roofline bends, clocks drift or a kernel changes algorithm). Pricing an op: the
-// baseline of the op's own FLOPs and bytes, divided by the efficiency at the op's x. Profiles are JSON
-// (schema "epsim-profile/1"); the measured points travel with them so `epsim explain` can show
-// the neighbours of any price.
+// baseline of the op's own FLOPs and bytes, divided by the efficiency at the op's x. Families priced
+// by bytes alone (copies, links, permute) have a second shape, "loglog": ln(time) is a natural cubic
+// spline in log2 x through the measured points (loglog_spline.h), read as latency + size / rate
+// segments. Profiles are JSON (schema "epsim-profile/1"); the measured points travel with them so
+// `epsim explain` can show the neighbours of any price.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +23,7 @@
 
 #include "models/curve_fit.h"
 #include "models/latency_bandwidth_fit.h"
+#include "models/loglog_spline.h"
 #include "models/units.h"
 
 namespace epsim {
@@ -33,8 +36,15 @@ struct CurvePoint {
   std::string shape;  // the measured shape, as "key=value ..."
 };
 
+enum class CurveShape {
+  Efficiency,  // baseline(FLOPs, bytes) / exp(log_efficiency(x))
+  LogLog,      // exp(loglog(x)): time as a function of the size alone
+};
+const char* to_string(CurveShape s);  // "efficiency", "loglog"
+
 struct CalibratedCurve {
   std::string family;
+  CurveShape shape = CurveShape::Efficiency;
   std::map<std::string, std::int64_t> series;
   std::string x_key;
   std::string source;      // kernels/variants the points came from ("fastest of cublas_loop, cublas_grouped")
@@ -42,14 +52,18 @@ struct CalibratedCurve {
   Bandwidth bandwidth;
   Time latency;            // baseline = latency + slope x floor, fitted to the series (relative least squares)
   double slope = 1.0;
-  LogCurve log_efficiency; // ln(baseline / time) against x: what the straight baseline misses
+  LogCurve log_efficiency; // Efficiency: ln(baseline / time) against x: what the straight baseline misses
+  LogLogSpline loglog;     // LogLog: ln(time) against log2 x
   std::vector<CurvePoint> points;
 
   Time floor(double flops, double bytes) const;     // max(FLOPs / peak, bytes / bandwidth)
   Time baseline(double flops, double bytes) const;  // latency + slope x floor
-  double efficiency(double x) const;  // baseline / time; flat outside the measured x
-  // Time of an op with these FLOPs and bytes at size x: baseline / efficiency(x).
+  double efficiency(double x) const;  // Efficiency: baseline / time, flat outside the measured x
+  // Time of an op with these FLOPs and bytes at size x: baseline / efficiency(x) (Efficiency), or
+  // the spline at x (LogLog: FLOPs and bytes are those of the measured shape at x).
   Time time(double flops, double bytes, double x) const;
+  double min_x() const;  // the measured range of x
+  double max_x() const;
   std::string series_text() const;  // "n=4096 k=7168" (or "-")
 };
 

@@ -85,6 +85,19 @@ int calibrate_command(const Args& args) {
   fmt::print("\n  latency + bandwidth fits (time = latency + bytes / bandwidth, relative least squares):\n");
   for (const auto& [name, l] : p.links)
     fmt::print("  {:<19} latency {:>8.2f} us  bandwidth {:>8.1f} GB/s\n", name, l.latency.to_us(), l.bandwidth.to_gb_per_s());
+  fmt::print("  (the profile's curves for these families are log-log splines; {} their segments)\n",
+             o.verbose ? "below," : "-v lists");
+  if (o.verbose) {
+    for (const auto& c : p.curves) {
+      if (c.shape != CurveShape::LogLog) continue;
+      fmt::print("\n  {} {} by {}: latency + {} / rate per segment (chords of the spline)\n", c.family, c.series_text(),
+                 c.x_key, c.x_key);
+      for (const auto& g : c.loglog.segments())
+        fmt::print("  {:>14.6g} .. {:<14.6g} {:>10.3f} -> {:>10.3f} us  latency {:>9.3f} us  rate {:>10.4g} {}\n", g.x0, g.x1,
+                   g.t0 * 1e6, g.t1 * 1e6, g.latency * 1e6, c.x_key == "bytes" ? g.rate * 1e-9 : g.rate * 1e-6,
+                   c.x_key == "bytes" ? "GB/s" : c.x_key + "/us");
+    }
+  }
   if (!o.out.empty()) {
     std::ofstream out(o.out);
     if (!out) throw InputError(o.out + ": cannot write the profile");

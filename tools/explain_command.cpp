@@ -5,8 +5,11 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include "models/calibration_profile.h"
 #include "models/config.h"
 #include "models/cost_model_spec.h"
+#include "models/curve_explain.h"
+#include "models/errors.h"
 #include "models/layer_ops.h"
 #include "sim/scenario.h"
 #include "tools/commands.h"
@@ -25,21 +28,58 @@ struct ExplainOptions {
   int experts = 0;
   std::int64_t seq = 0;
   std::int64_t kv = 0;
+  std::string family;  // --family: explain a profile curve directly (network terms, profile-only families)
+  std::string series;  // "key=value,key=value"
+  double x = 0;
 };
 
 ExplainOptions parse(const Args& args) {
   ExplainOptions o;
   po::options_description desc;
   desc.add_options()("scenario", po::value(&o.scenario))("set", po::value(&o.sets)->composing())("op", po::value(&o.op))(
-      "tokens", po::value(&o.tokens))("experts", po::value(&o.experts))("seq", po::value(&o.seq))("kv", po::value(&o.kv));
+      "tokens", po::value(&o.tokens))("experts", po::value(&o.experts))("seq", po::value(&o.seq))("kv", po::value(&o.kv))(
+      "family", po::value(&o.family))("series", po::value(&o.series))("x", po::value(&o.x));
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
   po::notify(vm);
+  if (!o.family.empty()) {
+    if (!o.op.empty()) throw UsageError("explain: give --op or --family, not both");
+    if (!(o.x > 0)) throw UsageError("explain --family needs --x SIZE > 0 (bytes, tokens, ... as the family's x)");
+    return o;
+  }
   if (o.op.empty()) throw UsageError("explain needs --op (attention_proj, attention_core, gate, dense_mlp, expert_mlp, shared_expert, lm_head)");
   if (o.tokens < 0 || o.experts < 0 || o.seq < 0 || o.kv < 0) throw UsageError("explain: sizes must be >= 0");
   return o;
+}
+
+// `--family F --x X [--series k=v,...]`: one curve of the scenario's calibration profile.
+int explain_family(const ExplainOptions& o, const Scenario& sc) {
+  if (sc.cost_model.calibration.empty())
+    throw UsageError("explain --family needs a calibrated cost model (e.g. --set cost_model.calibration=h200-measured)");
+  const std::string path = resolve_calibration(sc.cost_model.calibration);
+  const CalibrationProfile profile = CalibrationProfile::load(path);
+  std::vector<const CalibratedCurve*> curves = profile.family(o.family);
+  if (curves.empty()) {
+    std::string names;
+    for (const auto& e : profile.errors) names += (names.empty() ? "" : ", ") + e.family;
+    throw UsageError("--family " + o.family + ": not in " + path + " (families: " + names + ")");
+  }
+  std::string want = o.series;
+  std::replace(want.begin(), want.end(), ',', ' ');
+  if (!want.empty())
+    curves.erase(std::remove_if(curves.begin(), curves.end(), [&](const CalibratedCurve* c) { return c->series_text() != want; }),
+                 curves.end());
+  if (curves.size() != 1) {
+    std::string list;
+    for (const auto* c : profile.family(o.family)) list += (list.empty() ? "" : "; ") + c->series_text();
+    throw UsageError("--family " + o.family + (want.empty() ? " has several series" : " has no series " + o.series) +
+                     ": pick one with --series (" + list + ", keys in that order, comma-separated)");
+  }
+  fmt::print("epsim explain: family {} of {} ({})\n", o.family, sc.cost_model.calibration, path);
+  fmt::print("{}", explain_curve(*curves.front(), o.x));
+  return 0;
 }
 
 }  // namespace
@@ -49,6 +89,7 @@ int explain_command(const Args& args) {
   nlohmann::json doc = read_json_file(o.scenario);
   for (const auto& s : o.sets) apply_override(doc, s);
   const Scenario sc = Scenario::from_json(doc);
+  if (!o.family.empty()) return explain_family(o, sc);
   const LayerOps ops(sc.model, sc.parallelism.attention_tp);
   const Workload& w = sc.workload;
   const std::int64_t T = o.tokens > 0 ? o.tokens : w.tokens();

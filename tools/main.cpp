@@ -38,19 +38,23 @@ commands:
   calibrate RESULTS.json... -o PROFILE.json [--holdout FRACTION | --holdout-shapes SPEC...]
             [--smoothing S] [-v]
       Fit a calibrated cost profile from epsim-bench result files (kernels/results/*.json): per
-      kernel family an efficiency curve (roofline floor / measured time, piecewise linear in
-      log2 size, Eigen least squares), plus latency + bandwidth for copies, P2P and NCCL. Prints
+      kernel family with FLOPs an efficiency curve (baseline / measured time, piecewise linear in
+      log2 size, Eigen least squares); for copies, permutes, P2P and NCCL ln(time) as a cubic
+      spline in log2 size (latency + size / rate segments), plus one latency + bandwidth line. Prints
       each family's error on held-out shapes (median and max, %) and writes the profile with its
       provenance. --holdout FRACTION (default 0.25): every round(1/FRACTION)-th interior size of
       each series is held out (deterministic); --holdout-shapes KERNEL:key=value[,key=value]
       holds out those shapes instead. --smoothing S (default 0.02): weight of the fit's second-
-      difference penalty. -v lists every held-out point. Scenarios use a profile
+      difference penalty. -v lists every held-out point and the spline segments. Scenarios use a profile
       with "cost_model": {"calibration": "PROFILE.json"} or the shipped "h200-measured".
   explain [SCENARIO] --op OP [--tokens N] [--experts E] [--seq N] [--kv N] [--set key=value ...]
       Show how one op's time is obtained under SCENARIO's cost model: FLOPs, bytes, the curve
       and the measured neighbours (calibrated) or the roofline terms (nominal). OP: attention_proj,
       attention_core, gate, dense_mlp, expert_mlp, shared_expert, lm_head. Sizes default to the
       scenario's workload (expert_mlp: tokens x top_k over parallelism.experts_per_gpu experts).
+  explain [SCENARIO] --family F --x SIZE [--series key=value,...] --set cost_model.calibration=P
+      One curve of the calibration profile (any family, e.g. nccl_alltoall --x 16777216): its
+      shape, its segments (the one holding SIZE marked), the value at SIZE and the measured points.
   net --nodes N --gpus-per-node G --pattern P --bytes B [--seed S] [--pattern-file F] [--csv FILE]
       One traffic pattern through the network alone, the simulator's nccl-tests. P: alltoall,
       alltoall-jitter (sizes B +-50%, --jitter J), incast (--senders K to GPU 0), permutation,
