@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <cstdlib>
 #include <random>
+#include <sstream>
 
 #include "common.h"
 #ifdef EPSIM_HAVE_NCCL
@@ -75,6 +77,40 @@ std::vector<size_t> pow4_sizes(size_t lo, size_t hi) {
   return v;
 }
 
+// Pipelined timing: one event pair around R back-to-back repetitions (after a GPU spin that keeps
+// the host's launches ahead), divided by R; median/min/max over 5 such batches. time_it's event
+// between repetitions costs ~2.7 us per repetition on this machine (copies and kernels alike) and
+// stops a PDL launch from overlapping the previous kernel; this measures the steady rate of
+// back-to-back operations instead. `per_rep_us` (from time_it) sizes R.
+Timing time_pipelined(cudaStream_t s, const std::function<void()>& fn, double per_rep_us) {
+  const int reps = (int)std::clamp(20000.0 / std::max(per_rep_us, 1.0), 10.0, 40.0);
+  const int batches = 5;
+  std::vector<double> v;
+  cudaEvent_t a, b;
+  CK(cudaEventCreate(&a));
+  CK(cudaEventCreate(&b));
+  for (int k = 0; k < batches; ++k) {
+    CK(cudaDeviceSynchronize());
+    gpu_spin(s, std::min(20000.0, 200.0 + reps * 20.0));
+    CK(cudaEventRecord(a, s));
+    for (int i = 0; i < reps; ++i) fn();
+    CK(cudaEventRecord(b, s));
+    CK(cudaEventSynchronize(b));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    v.push_back(ms * 1000.0 / reps);
+  }
+  CK(cudaEventDestroy(a));
+  CK(cudaEventDestroy(b));
+  std::sort(v.begin(), v.end());
+  Timing t;
+  t.iters = batches * reps;
+  t.min = v.front();
+  t.max = v.back();
+  t.med = v[batches / 2];
+  return t;
+}
+
 // ---------------------------------------------------------------- HBM copy
 void bench_hbm(Report& rep, const Options& opt) {
   CK(cudaSetDevice(0));
@@ -112,60 +148,97 @@ void bench_hbm(Report& rep, const Options& opt) {
   CK(cudaStreamDestroy(s));
 }
 
-// ---------------------------------------------------------------- two-GPU set-up
-struct Pair {
-  cudaStream_t s[2];
-  cudaEvent_t ev[2];
+// ---------------------------------------------------------------- multi-GPU set-up
+// The first n visible GPUs (n >= 2, at most kMaxGpus), every pair peer-enabled, one non-blocking
+// stream and one event per GPU. `--gpus N` picks n (default: every visible GPU, capped).
+constexpr int kMaxGpus = 8;
+
+struct Group {
+  int n = 0;
+  cudaStream_t s[kMaxGpus];
+  cudaEvent_t ev[kMaxGpus];
   bool ok = false;
-  Pair() {
-    int n = 0;
-    CK(cudaGetDeviceCount(&n));
-    if (n < 2) return;
-    int a = 0, b = 0;
-    CK(cudaDeviceCanAccessPeer(&a, 0, 1));
-    CK(cudaDeviceCanAccessPeer(&b, 1, 0));
-    if (!a || !b) return;
-    for (int d = 0; d < 2; ++d) {
+  std::string why;
+  explicit Group(int want) {
+    int count = 0;
+    CK(cudaGetDeviceCount(&count));
+    n = want > 0 ? want : std::min(count, kMaxGpus);
+    if (n < 2 || n > count || n > kMaxGpus) {
+      why = "need 2.." + std::to_string(kMaxGpus) + " GPUs" +
+            (want > 0 ? ", --gpus " + std::to_string(want) : std::string()) + ", found " + std::to_string(count);
+      return;
+    }
+    for (int a = 0; a < n; ++a)
+      for (int b = 0; b < n; ++b) {
+        if (a == b) continue;
+        int can = 0;
+        CK(cudaDeviceCanAccessPeer(&can, a, b));
+        if (!can) {
+          why = "GPU " + std::to_string(a) + " cannot access GPU " + std::to_string(b);
+          return;
+        }
+      }
+    for (int d = 0; d < n; ++d) {
       CK(cudaSetDevice(d));
-      cudaError_t e = cudaDeviceEnablePeerAccess(1 - d, 0);
-      if (e == cudaErrorPeerAccessAlreadyEnabled) (void)cudaGetLastError();
-      else CK(e);
+      for (int p = 0; p < n; ++p) {
+        if (p == d) continue;
+        cudaError_t e = cudaDeviceEnablePeerAccess(p, 0);
+        if (e == cudaErrorPeerAccessAlreadyEnabled) (void)cudaGetLastError();
+        else CK(e);
+      }
       CK(cudaStreamCreateWithFlags(&s[d], cudaStreamNonBlocking));
       CK(cudaEventCreateWithFlags(&ev[d], cudaEventDisableTiming));
     }
     CK(cudaSetDevice(0));
     ok = true;
   }
-  ~Pair() {
+  ~Group() {
     if (!ok) return;
-    for (int d = 0; d < 2; ++d) {
+    for (int d = 0; d < n; ++d) {
       cudaSetDevice(d);
       cudaStreamDestroy(s[d]);
       cudaEventDestroy(ev[d]);
     }
     cudaSetDevice(0);
   }
-  // s[1] waits for what s[0] has queued so far (and the other way round).
+  // Every other GPU's stream waits for what s[0] has queued so far; join: s[0] waits for all.
   // Both leave device 0 current.
   void fork() {
     CK(cudaSetDevice(0));
     CK(cudaEventRecord(ev[0], s[0]));
-    CK(cudaSetDevice(1));
-    CK(cudaStreamWaitEvent(s[1], ev[0], 0));
+    for (int d = 1; d < n; ++d) {
+      CK(cudaSetDevice(d));
+      CK(cudaStreamWaitEvent(s[d], ev[0], 0));
+    }
     CK(cudaSetDevice(0));
   }
   void join() {
-    CK(cudaSetDevice(1));
-    CK(cudaEventRecord(ev[1], s[1]));
+    for (int d = 1; d < n; ++d) {
+      CK(cudaSetDevice(d));
+      CK(cudaEventRecord(ev[d], s[d]));
+      CK(cudaSetDevice(0));
+      CK(cudaStreamWaitEvent(s[0], ev[d], 0));
+    }
     CK(cudaSetDevice(0));
-    CK(cudaStreamWaitEvent(s[0], ev[1], 0));
+  }
+  void sync_all() {
+    for (int d = 0; d < n; ++d) {
+      CK(cudaSetDevice(d));
+      CK(cudaStreamSynchronize(s[d]));
+    }
+    CK(cudaSetDevice(0));
   }
 };
 
 // ---------------------------------------------------------------- P2P copy (copy engines)
-void bench_p2p(Pair& P, Report& rep, const Options& opt) {
+// Always GPU0 <-> GPU1 (the link ceiling), whatever the group size. Timed with time_it: CUDA
+// events between back-to-back copies on GPU0's stream; bytes = per direction.
+void bench_p2p(Group& P, Report& rep, const Options& opt) {
   std::vector<size_t> sizes = opt.quick ? std::vector<size_t>{16ull << 20, 1ull << 30}
                                         : pow4_sizes(4096, 1ull << 30);
+  // also the byte counts of the peer-dispatch rows near the 16 MiB target (7168-wide bf16 rows)
+  if (!opt.quick)
+    for (size_t rows : {1171, 2048, 4682}) sizes.push_back(rows * 7168 * 2);
   for (size_t bytes : sizes) {
     DevBuf<bf16> src[2], dst[2];
     for (int d = 0; d < 2; ++d) {
@@ -179,41 +252,61 @@ void bench_p2p(Pair& P, Report& rep, const Options& opt) {
     CK(cudaSetDevice(0));
     for (int bidir = 0; bidir < 2; ++bidir) {
       auto run = [&](int) {
-        if (bidir) P.fork();
+        if (bidir) {
+          CK(cudaEventRecord(P.ev[0], P.s[0]));
+          CK(cudaSetDevice(1));
+          CK(cudaStreamWaitEvent(P.s[1], P.ev[0], 0));
+          CK(cudaSetDevice(0));
+        }
         CK(cudaMemcpyPeerAsync(dst[1].get(), 1, src[0].get(), 0, bytes, P.s[0]));
         if (bidir) {
           CK(cudaSetDevice(1));
           CK(cudaMemcpyPeerAsync(dst[0].get(), 0, src[1].get(), 1, bytes, P.s[1]));
-          P.join();
+          CK(cudaEventRecord(P.ev[1], P.s[1]));
+          CK(cudaSetDevice(0));
+          CK(cudaStreamWaitEvent(P.s[0], P.ev[1], 0));
         }
       };
       run(0);
-      CK(cudaStreamSynchronize(P.s[0]));
+      P.sync_all();
       CK(cudaSetDevice(1));
       long long bad = count_diff(dst[1].get(), src[0].get(), bytes);
       if (bidir) bad += count_diff(dst[0].get(), src[1].get(), bytes);
       CK(cudaSetDevice(0));
       auto t = time_it(P.s[0], run, opt);
+      P.sync_all();
       rep.add(make_res("p2p_copy", bidir ? "ce_bidir" : "ce_0to1",
                        {{"bytes", (long long)bytes}, {"gpus", 2}}, t, (bidir ? 2.0 : 1.0) * bytes,
                        exact(bad, bytes / 16 * (bidir ? 2 : 1),
                              bidir ? "exact; bytes = both directions" : "exact; one direction")));
+      if (!bidir) {
+        auto tp = time_pipelined(P.s[0], [&] { run(0); }, t.med);
+        P.sync_all();
+        rep.add(make_res("p2p_copy", "ce_0to1_pipelined", {{"bytes", (long long)bytes}, {"gpus", 2}}, tp,
+                         (double)bytes, exact(bad, bytes / 16, "exact; one direction; pipelined timing")));
+      }
     }
   }
 }
 
 // ---------------------------------------------------------------- NCCL all-to-all
+// n ranks in one process (ncclCommInitAll), grouped ncclSend/ncclRecv: rank r sends chunk p of its
+// buffer to rank p (self included) and receives rank p's chunk r. bytes = one rank's send buffer
+// (algbw), chunk = bytes / n rounded down to 16 bytes.
 #ifdef EPSIM_HAVE_NCCL
-void bench_nccl(Pair& P, Report& rep, const Options& opt) {
-  ncclComm_t comm[2];
-  int devs[2] = {0, 1};
-  if (ncclCommInitAll(comm, 2, devs) != ncclSuccess) fail("ncclCommInitAll", __FILE__, __LINE__, "");
+void bench_nccl(Group& P, Report& rep, const Options& opt) {
+  const int n = P.n;
+  std::vector<ncclComm_t> comm(n);
+  std::vector<int> devs(n);
+  std::iota(devs.begin(), devs.end(), 0);
+  if (ncclCommInitAll(comm.data(), n, devs.data()) != ncclSuccess) fail("ncclCommInitAll", __FILE__, __LINE__, "");
   std::vector<size_t> sizes = opt.quick ? std::vector<size_t>{4096, 64ull << 20}
                                         : pow4_sizes(4096, 1ull << 30);
-  for (size_t bytes : sizes) {  // bytes = each rank's send buffer (bytes/2 to each rank)
-    const size_t chunk = bytes / 2;
-    DevBuf<bf16> sb[2], rb[2];
-    for (int d = 0; d < 2; ++d) {
+  for (size_t want : sizes) {
+    const size_t chunk = want / n / 16 * 16;
+    const size_t bytes = chunk * n;
+    std::vector<DevBuf<bf16>> sb(n), rb(n);
+    for (int d = 0; d < n; ++d) {
       CK(cudaSetDevice(d));
       sb[d].alloc(bytes / 2);
       rb[d].alloc(bytes / 2);
@@ -225,8 +318,8 @@ void bench_nccl(Pair& P, Report& rep, const Options& opt) {
     auto run = [&](int) {
       P.fork();
       ncclResult_t e = ncclGroupStart();
-      for (int r = 0; r < 2 && e == ncclSuccess; ++r)
-        for (int p = 0; p < 2 && e == ncclSuccess; ++p) {
+      for (int r = 0; r < n && e == ncclSuccess; ++r)
+        for (int p = 0; p < n && e == ncclSuccess; ++p) {
           e = ncclSend(reinterpret_cast<char*>(sb[r].get()) + p * chunk, chunk, ncclInt8, p, comm[r], P.s[r]);
           if (e == ncclSuccess)
             e = ncclRecv(reinterpret_cast<char*>(rb[r].get()) + p * chunk, chunk, ncclInt8, p, comm[r], P.s[r]);
@@ -237,111 +330,353 @@ void bench_nccl(Pair& P, Report& rep, const Options& opt) {
       P.join();
     };
     run(0);
-    for (int d = 0; d < 2; ++d) CK(cudaStreamSynchronize(P.s[d]));
+    P.sync_all();
     long long bad = 0;
-    for (int r = 0; r < 2; ++r) {
+    for (int r = 0; r < n; ++r) {
       CK(cudaSetDevice(r));
-      for (int p = 0; p < 2; ++p)
+      for (int p = 0; p < n; ++p)
         bad += count_diff(reinterpret_cast<char*>(rb[r].get()) + p * chunk,
                           reinterpret_cast<char*>(sb[p].get()) + r * chunk, chunk);
     }
     CK(cudaSetDevice(0));
     auto t = time_it(P.s[0], run, opt);
-    rep.add(make_res("nccl_alltoall", "nccl", {{"bytes", (long long)bytes}, {"gpus", 2}}, t, (double)bytes,
-                     exact(bad, bytes / 16 * 2, "exact; bytes = one rank's send buffer (algbw)")));
+    P.sync_all();
+    rep.add(make_res("nccl_alltoall", "nccl", {{"bytes", (long long)bytes}, {"gpus", n}}, t, (double)bytes,
+                     exact(bad, bytes / 16 * n, "exact; bytes = one rank's send buffer (algbw), self chunk included")));
   }
-  for (int d = 0; d < 2; ++d) ncclCommDestroy(comm[d]);
+  for (int d = 0; d < n; ++d) ncclCommDestroy(comm[d]);
 }
 #endif
 
 // ---------------------------------------------------------------- own peer-pointer dispatch
-// out_peer[row] = x[idx[row]] with 16-byte loads and remote stores through the peer pointer; then
-// every thread fences (system scope), and thread 0 of each block adds 1 to the peer's counter.
+// Each source GPU gathers its token rows (out[row] = x[idx[row]]) and writes them straight into
+// each destination GPU's receive buffer through the peer pointer; then each CTA signals once:
+// bar.sync, one thread's system-scope fence, one release-add on the destination's counter. The
+// destination knows the round's data has landed when its (local) counter reaches the number of
+// CTAs that write to it. Two data paths:
+//   simt: 256 threads per CTA, 16-byte loads/stores, U loads in flight per thread before the U
+//         stores; the vectors of a destination are spread evenly over its CTAs.
+//   tma:  one thread per CTA drives the bulk copy engine: half-rows (7 KB) global -> shared
+//         (mbarrier), shared -> peer global (bulk group), S shared-memory stages.
+// CTA b works for destination k = b % ndest (destinations are the other GPUs, in the order
+// src+1, src+2, ...), as CTA j = b / ndest of that destination's nd(k) CTAs.
 __device__ __forceinline__ unsigned long long ld_acquire_sys(const unsigned long long* p) {
   unsigned long long v;
   asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
   return v;
 }
+__device__ __forceinline__ void red_release_sys(unsigned long long* p, unsigned long long v) {
+  asm volatile("red.release.sys.global.add.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+__device__ __forceinline__ void fence_acq_rel_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
 
-// After signalling, block 0 waits until counter wa reaches ta and wb (may be null) reaches tb, so
-// the kernel ends only when the data this GPU waits for has landed (all blocks are co-resident:
-// the grid is at most 2 blocks per SM).
-__global__ void __launch_bounds__(256) dispatch_kernel(const uint4* __restrict__ x,
-                                                       const int* __restrict__ idx, int rows, int nvec,
-                                                       uint4* __restrict__ peer_out,
-                                                       unsigned long long* peer_counter,
-                                                       const unsigned long long* wa, unsigned long long ta,
-                                                       const unsigned long long* wb, unsigned long long tb) {
-  // The rows*nvec 16-byte vectors are spread evenly over every thread of the grid (no tail of
-  // whole rows): vector v is column v % nvec of destination row v / nvec, read from source row
-  // idx[v / nvec]. Four loads are in flight per thread before the four remote stores.
-  const unsigned total = (unsigned)rows * (unsigned)nvec;  // < 2^32 (checked by the caller)
-  const unsigned stride = gridDim.x * blockDim.x;
-  for (unsigned v = blockIdx.x * blockDim.x + threadIdx.x; v < total; v += 4 * stride) {
-    uint4 val[4];
+struct DispatchArgs {
+  const uint4* x;                       // local rows
+  const int* idx;                       // local: source row of each output row
+  int rows, nvec;                       // rows per destination, 16-byte vectors per row
+  int ndest;                            // 1 .. kMaxGpus-1
+  uint4* out[kMaxGpus - 1];             // destination k's receive slot for this source (peer pointer)
+  unsigned long long* sig[kMaxGpus - 1];// destination k's counter (peer pointer)
+  unsigned long long* done;             // local count of CTAs finished (only used when wait != null)
+  unsigned long long done_target;       // its value once this round's last CTA has counted itself
+  const unsigned long long* wait;       // local counter the last CTA waits on (null: none)
+  unsigned long long wait_target;
+};
+
+__device__ __forceinline__ void pick_dest(const DispatchArgs& a, int& k, int& j, int& nd, uint4*& out,
+                                          unsigned long long*& sig) {
+  k = blockIdx.x % a.ndest;
+  j = blockIdx.x / a.ndest;
+  nd = (gridDim.x - k + a.ndest - 1) / a.ndest;
+  out = a.out[0];
+  sig = a.sig[0];
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
+  for (int i = 1; i < kMaxGpus - 1; ++i)
+    if (i == k) { out = a.out[i]; sig = a.sig[i]; }
+}
+
+// Called by one thread of the CTA after everything the CTA wrote is ordered before it (bar.sync
+// for SIMT stores, bulk wait_group 0 + proxy fence for the copy engine's).
+__device__ __forceinline__ void signal_and_maybe_wait(const DispatchArgs& a, unsigned long long* sig) {
+  fence_acq_rel_sys();
+  red_release_sys(sig, 1ull);
+  if (a.wait) {
+    unsigned long long prev = atomicAdd(a.done, 1ull);
+    if (prev + 1 == a.done_target)  // the last CTA of this grid: wait for what comes in
+      while (ld_acquire_sys(a.wait) < a.wait_target) __nanosleep(20);
+  }
+}
+
+// Launched as a programmatic dependent (PDL) of the previous kernel on the stream, a grid starts
+// while that kernel drains: it reads its first rows, then griddepcontrol.wait (the previous
+// kernel has completed and its memory is visible) before its first remote store or signal.
+// Without the launch attribute griddepcontrol.wait returns at once.
+__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+
+template <int U>
+__global__ void __launch_bounds__(256) dispatch_simt_kernel(DispatchArgs a) {
+  pdl_launch_dependents();
+  int k, j, nd;
+  uint4* out;
+  unsigned long long* sig;
+  pick_dest(a, k, j, nd, out, sig);
+  const unsigned total = (unsigned)a.rows * (unsigned)a.nvec;  // < 2^32 (checked by the caller)
+  const unsigned stride = (unsigned)nd * blockDim.x;
+  bool waited = false;
+  for (unsigned v = (unsigned)j * blockDim.x + threadIdx.x; v < total; v += U * stride) {
+    uint4 val[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
       unsigned w = v + u * stride;
       if (w < total) {
-        unsigned row = w / (unsigned)nvec, col = w - row * (unsigned)nvec;
-        val[u] = __ldg(x + (long long)__ldg(idx + row) * nvec + col);
+        unsigned row = w / (unsigned)a.nvec, col = w - row * (unsigned)a.nvec;
+        val[u] = __ldg(a.x + (long long)__ldg(a.idx + row) * a.nvec + col);
       }
     }
+    if (!waited) {
+      pdl_wait();
+      waited = true;
+    }
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
+    for (int u = 0; u < U; ++u) {
       unsigned w = v + u * stride;
-      if (w < total) peer_out[w] = val[u];
+      if (w < total) out[w] = val[u];
     }
   }
-  __threadfence_system();
+  if (!waited) pdl_wait();
   __syncthreads();
+  if (threadIdx.x == 0) signal_and_maybe_wait(a, sig);
+}
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+// Half-row pieces (nvec even, piece = nvec/2 vectors); S stages of one piece each.
+template <int S>
+__global__ void __launch_bounds__(32) dispatch_tma_kernel(DispatchArgs a) {
+  extern __shared__ __align__(128) unsigned char buf[];
+  __shared__ __align__(8) unsigned long long bar[S];
+  pdl_launch_dependents();
+  if (threadIdx.x != 0) return;
+  int k, j, nd;
+  uint4* out;
+  unsigned long long* sig;
+  pick_dest(a, k, j, nd, out, sig);
+  const int pv = a.nvec / 2;                 // vectors per piece
+  const uint32_t pbytes = (uint32_t)pv * 16;
+  const long long items = 2ll * a.rows;
+  // item m of this CTA: piece (j + m * nd) -> row p / 2, half p % 2
+  auto count = (items - j + nd - 1) / nd;
+  if (j >= items) count = 0;
+  for (int s = 0; s < S; ++s)
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(&bar[s])) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  auto load = [&](long long m) {
+    const int s = (int)(m % S);
+    const long long p = j + m * nd;
+    const int row = (int)(p >> 1), half = (int)(p & 1);
+    const uint4* src = a.x + (long long)__ldg(a.idx + row) * a.nvec + half * pv;
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(&bar[s])), "r"(pbytes)
+                 : "memory");
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+            smem_u32(buf + (size_t)s * pbytes)),
+        "l"(src), "r"(pbytes), "r"(smem_u32(&bar[s]))
+        : "memory");
+  };
+  for (long long m = 0; m < S && m < count; ++m) load(m);
+  pdl_wait();  // the previous kernel on the stream has completed: now store and signal
+  for (long long m = 0; m < count; ++m) {
+    const int s = (int)(m % S);
+    const uint32_t parity = (uint32_t)((m / S) & 1);
+    asm volatile(
+        "{\n .reg .pred p;\n WAIT_%=:\n mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n @!p bra WAIT_%=;\n}" ::"r"(
+            smem_u32(&bar[s])),
+        "r"(parity)
+        : "memory");
+    const long long p = j + m * nd;
+    uint4* dst = out + (p >> 1) * a.nvec + (p & 1) * pv;
+    asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(dst),
+                 "r"(smem_u32(buf + (size_t)s * pbytes)), "r"(pbytes)
+                 : "memory");
+    asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+    // refill the stage the previous piece's store has finished reading
+    if (m >= 1 && m - 1 + S < count) {
+      asm volatile("cp.async.bulk.wait_group.read 1;" ::: "memory");
+      load(m - 1 + S);
+    }
+  }
+  asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");   // the bulk writes are complete
+  asm volatile("fence.proxy.async.global;" ::: "memory");      // ... and ordered before generic ops
+  signal_and_maybe_wait(a, sig);
+}
+
+// Receiver-side check of the signal: thread 0 of every CTA waits for the counter (acquire), then
+// the CTA counts 16-bit lanes still holding the poison pattern in its share of the listed slots.
+// Run once, right after the sources start: data that the signal claims has landed must be there.
+__global__ void wait_scan_kernel(const unsigned long long* cnt, unsigned long long target, const uint4* recv,
+                                 long long slot_vecs, unsigned slot_mask, int nslots,
+                                 unsigned long long* bad) {
+  __shared__ int go;
   if (threadIdx.x == 0) {
-    atomicAdd_system(peer_counter, 1ull);
-    if (blockIdx.x == 0) {
-      if (wa)
-        while (ld_acquire_sys(wa) < ta) __nanosleep(32);
-      if (wb)
-        while (ld_acquire_sys(wb) < tb) __nanosleep(32);
+    while (ld_acquire_sys(cnt) < target) __nanosleep(20);
+    go = 1;
+  }
+  __syncthreads();
+  unsigned long long c = go ? 0 : 1;  // go is always 1 here; read it so the barrier orders the scan
+  for (int sl = 0; sl < nslots; ++sl) {
+    if (!(slot_mask >> sl & 1)) continue;
+    const uint4* p = recv + sl * slot_vecs;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < slot_vecs;
+         i += (long long)gridDim.x * blockDim.x) {
+      uint4 v = p[i];
+      unsigned w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int q = 0; q < 4; ++q) c += ((w[q] & 0xffffu) == 0x7fffu) + ((w[q] >> 16) == 0x7fffu);
+    }
+  }
+  if (c) atomicAdd(bad, c);
+}
+__global__ void wait_kernel(const unsigned long long* cnt, unsigned long long target) {
+  while (ld_acquire_sys(cnt) < target) __nanosleep(20);
+}
+// Full compare of one received slot with the source's rows: recv[r] == x[idx[r]] (x and idx on
+// the source GPU, read through peer pointers). Counts differing 16-byte vectors.
+__global__ void compare_rows_kernel(const uint4* recv, const uint4* x, const int* idx, int rows, int nvec,
+                                    unsigned long long* bad) {
+  unsigned long long c = 0;
+  const long long total = (long long)rows * nvec;
+  for (long long v = blockIdx.x * (long long)blockDim.x + threadIdx.x; v < total;
+       v += (long long)gridDim.x * blockDim.x) {
+    long long row = v / nvec, col = v % nvec;
+    uint4 a = recv[v], b = x[(long long)idx[row] * nvec + col];
+    c += (a.x != b.x || a.y != b.y || a.z != b.z || a.w != b.w) ? 1 : 0;
+  }
+  if (c) atomicAdd(bad, c);
+}
+
+struct DispatchCfg {
+  bool tma = false;
+  int unroll = 4;   // simt
+  int stages = 3;   // tma
+  int blocks = 0;   // 0: per_sm * SMs
+  int per_sm = 2;
+  bool pdl = false; // launch as a programmatic dependent of the previous kernel on the stream
+};
+
+template <class K>
+void launch_k(K kernel, int blocks, int threads, size_t smem, bool pdl, const DispatchArgs& a, cudaStream_t s) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(blocks);
+  cfg.blockDim = dim3(threads);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  CK(cudaLaunchKernelEx(&cfg, kernel, a));
+}
+
+void launch_dispatch(const DispatchCfg& c, int blocks, const DispatchArgs& a, cudaStream_t s) {
+  if (c.tma) {
+    const size_t smem = (size_t)c.stages * (a.nvec / 2) * 16;
+    switch (c.stages) {
+      case 2: launch_k(dispatch_tma_kernel<2>, blocks, 32, smem, c.pdl, a, s); break;
+      case 3: launch_k(dispatch_tma_kernel<3>, blocks, 32, smem, c.pdl, a, s); break;
+      case 4: launch_k(dispatch_tma_kernel<4>, blocks, 32, smem, c.pdl, a, s); break;
+      default: fail("dispatch", __FILE__, __LINE__, "tma stages must be 2..4");
+    }
+  } else {
+    switch (c.unroll) {
+      case 1: launch_k(dispatch_simt_kernel<1>, blocks, 256, 0, c.pdl, a, s); break;
+      case 2: launch_k(dispatch_simt_kernel<2>, blocks, 256, 0, c.pdl, a, s); break;
+      case 4: launch_k(dispatch_simt_kernel<4>, blocks, 256, 0, c.pdl, a, s); break;
+      case 8: launch_k(dispatch_simt_kernel<8>, blocks, 256, 0, c.pdl, a, s); break;
+      default: fail("dispatch", __FILE__, __LINE__, "simt unroll must be 1, 2, 4 or 8");
     }
   }
 }
 
-// Wait until counter a reaches ta and counter b (may be null; may be the peer's) reaches tb.
-__global__ void wait_kernel(const unsigned long long* a, unsigned long long ta,
-                            const unsigned long long* b, unsigned long long tb) {
-  while (ld_acquire_sys(a) < ta) __nanosleep(64);
-  if (b)
-    while (ld_acquire_sys(b) < tb) __nanosleep(64);
-}
-// Two-GPU barrier: bump the peer's counter, wait for ours.
-__global__ void barrier_kernel(unsigned long long* peer, const unsigned long long* mine,
-                               unsigned long long target) {
-  atomicAdd_system(peer, 1ull);
-  __threadfence_system();
-  while (ld_acquire_sys(mine) < target) __nanosleep(32);
-}
-
-void bench_dispatch(Pair& P, Report& rep, const Options& opt) {
-  const int H = 7168, nvec = H / 8;
-  std::vector<int> Ts = opt.quick ? std::vector<int>{2048} : std::vector<int>{1, 16, 128, 512, 1171, 2048, 4682, 8192, 32768, 75000};
-  DevBuf<unsigned long long> cnt[2], bar[2];
-  for (int d = 0; d < 2; ++d) {
+// Modes: "0to1": GPU0 -> GPU1 only (the others idle; GPU1 waits on its counter). "alltoall":
+// every GPU sends `rows` rows to every other GPU at once (at 2 GPUs: both directions).
+// Timing (the same method as p2p_copy): time_it on GPU0's stream, CUDA events between back-to-back
+// rounds. A round on GPU0 ends when its kernel ends: every CTA's stores are fenced and signalled
+// and, in alltoall, GPU0's counter shows every peer's rows of this round have landed. Rounds need
+// no barrier: a GPU's round r cannot end before every peer has signalled its round r.
+// bytes = what one GPU sends in a round: rows x 2*hidden x (number of destinations).
+void bench_dispatch(Group& P, Report& rep, const Options& opt) {
+  const int n = P.n, H = 7168, nvec = H / 8;
+  const int sms = sm_count();
+  std::vector<int> Ts = opt.quick ? std::vector<int>{1171, 2048}
+                                  : std::vector<int>{1, 16, 128, 512, 1171, 2048, 4682, 8192, 32768, 75000};
+  // Configurations: the first is the 2026-11-29 shape (simt, 4 in flight, 2 CTAs per SM); 32 CTAs
+  // is the SM budget a production dispatch overlapping GEMMs would get (>= 16 MiB only).
+  std::vector<DispatchCfg> cfgs;
+  if (const char* env = std::getenv("EPSIM_DISPATCH_CFGS")) {
+    // development knob: comma list of s<unroll>x<CTAs per SM>[p] | t<stages>x<CTAs per SM>[p] |
+    // s<unroll>b<CTAs>[p]; p = PDL launch
+    std::stringstream ss(env);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      if (item.size() < 4) continue;
+      DispatchCfg c;
+      c.tma = item[0] == 't';
+      const size_t sep = item.find_first_of("xb", 1);
+      const int v = std::atoi(item.substr(1, sep - 1).c_str());
+      (c.tma ? c.stages : c.unroll) = v;
+      const int w = std::atoi(item.substr(sep + 1).c_str());
+      if (item[sep] == 'b') { c.blocks = w; c.per_sm = 0; } else { c.per_sm = w; }
+      c.pdl = item.back() == 'p';
+      cfgs.push_back(c);
+    }
+  } else {
+    // simt u4 x2 CTAs/SM: the 2026-11-29 shape; 1 CTA/SM with 2 loads in flight was the fastest
+    // simt shape in a sweep on nvidia-h200-x2 (see NOTES.md); p = PDL launch; b32: the SM budget
+    // of a dispatch overlapping GEMMs (>= 16 MiB only)
+    for (const char* item : {"s4x2", "s2x1", "s2x1p", "s4x1p", "s2x2p", "t3x1p", "t3x2p", "s4b32"}) {
+      DispatchCfg c;
+      const std::string it = item;
+      c.tma = it[0] == 't';
+      const size_t sep = it.find_first_of("xb", 1);
+      (c.tma ? c.stages : c.unroll) = std::atoi(it.substr(1, sep - 1).c_str());
+      const int w = std::atoi(it.substr(sep + 1).c_str());
+      if (it[sep] == 'b') { c.blocks = w; c.per_sm = 0; } else { c.per_sm = w; }
+      c.pdl = it.back() == 'p';
+      cfgs.push_back(c);
+    }
+  }
+  if (const char* env = std::getenv("EPSIM_DISPATCH_TOKENS")) {
+    Ts.clear();
+    std::stringstream ss(env);
+    std::string item;
+    while (std::getline(ss, item, ',')) Ts.push_back(std::atoi(item.c_str()));
+  }
+  if (opt.quick) cfgs.resize(3);
+  for (int d = 0; d < n; ++d) {
+    CK(cudaSetDevice(d));
+    CK(cudaFuncSetAttribute(dispatch_tma_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, 4 * 7168));
+  }
+  std::vector<DevBuf<unsigned long long>> cnt(n), done(n), bad(n);
+  for (int d = 0; d < n; ++d) {
     CK(cudaSetDevice(d));
     cnt[d].alloc(1);
-    bar[d].alloc(1);
+    done[d].alloc(1);
+    bad[d].alloc(1);
     CK(cudaMemset(cnt[d].get(), 0, 8));
-    CK(cudaMemset(bar[d].get(), 0, 8));
+    CK(cudaMemset(done[d].get(), 0, 8));
     CK(cudaDeviceSynchronize());
   }
-  unsigned long long epoch_cnt[2] = {0, 0}, epoch_bar = 0;
-  const int sms = sm_count();
+  std::vector<unsigned long long> cnt_epoch(n, 0), done_epoch(n, 0);
   for (int T : Ts) {
-    DevBuf<bf16> x[2], recv[2];
-    DevBuf<int> idx[2];
-    for (int d = 0; d < 2; ++d) {
+    std::vector<DevBuf<bf16>> x(n), recv(n);
+    std::vector<DevBuf<int>> idx(n);
+    const size_t slot = (size_t)T * H;  // elements per (source) slot
+    for (int d = 0; d < n; ++d) {
       CK(cudaSetDevice(d));
-      x[d].alloc((size_t)T * H);
-      recv[d].alloc((size_t)T * H);
+      x[d].alloc(slot);
+      recv[d].alloc(slot * n);  // slot s holds the rows from source s (own slot unused)
       fill_random(x[d].get(), x[d].size(), 9200 + d + T, 0.25f, 1.f);
       std::vector<int> perm(T);
       std::iota(perm.begin(), perm.end(), 0);
@@ -350,99 +685,121 @@ void bench_dispatch(Pair& P, Report& rep, const Options& opt) {
       CK(cudaMemcpy(idx[d].get(), perm.data(), T * sizeof(int), cudaMemcpyHostToDevice));
       CK(cudaDeviceSynchronize());
     }
-    const double bytes = (double)T * H * 2;  // per direction
-    for (int bidir = 1; bidir >= 0; --bidir) {
-      for (int nb : {2 * sms, 32}) {  // 256 threads per block
-        if (nb == 32 && bytes < (16 << 20)) continue;
-        const int blocks = std::min(nb, T);
-        auto one = [&](cudaEvent_t* start, cudaEvent_t* stop) {
-          ++epoch_bar;
-          for (int d = 0; d < 2; ++d) {
-            CK(cudaSetDevice(d));
-            barrier_kernel<<<1, 1, 0, P.s[d]>>>(bar[1 - d].get(), bar[d].get(), epoch_bar);
-            CK_LAST();
+    for (int all = 1; all >= 0; --all) {
+      const int ndest = all ? n - 1 : 1;
+      const double bytes = (double)T * H * 2 * ndest;  // sent by one GPU per round
+      for (const DispatchCfg& c : cfgs) {
+        if (c.blocks == 32 && (double)T * H * 2 < (16 << 20)) continue;
+        const int want = c.blocks ? c.blocks : c.per_sm * sms;
+        // at least one CTA per destination; no more CTAs than 16-byte vectors (simt) / pieces (tma)
+        const int blocks = std::max(ndest, std::min(want, c.tma ? 2 * T * ndest : std::max(1, T * nvec / 256) * ndest));
+        bool dup = false;  // small T: several configurations clamp to the same launch
+        for (const DispatchCfg& o : cfgs) {
+          if (&o == &c) break;
+          const int ow = o.blocks ? o.blocks : o.per_sm * sms;
+          const int ob = std::max(ndest, std::min(ow, o.tma ? 2 * T * ndest : std::max(1, T * nvec / 256) * ndest));
+          if (o.tma == c.tma && o.pdl == c.pdl && (o.tma ? o.stages == c.stages : o.unroll == c.unroll) && ob == blocks &&
+              !(o.blocks == 32 && (double)T * H * 2 < (16 << 20)))
+            dup = true;
+        }
+        if (dup) continue;
+        auto nd_of = [&](int k) { return (blocks - k + ndest - 1) / ndest; };
+        auto dest_of = [&](int src, int k) { return all ? (src + 1 + k) % n : 1; };
+        // incoming signals per round on each GPU
+        std::vector<unsigned long long> incoming(n, 0);
+        for (int src = 0; src < (all ? n : 1); ++src)
+          for (int k = 0; k < ndest; ++k) incoming[dest_of(src, k)] += nd_of(k);
+        auto args_for = [&](int src, bool wait) {
+          DispatchArgs a{};
+          a.x = reinterpret_cast<const uint4*>(x[src].get());
+          a.idx = idx[src].get();
+          a.rows = T;
+          a.nvec = nvec;
+          a.ndest = ndest;
+          for (int k = 0; k < ndest; ++k) {
+            const int dst = dest_of(src, k);
+            a.out[k] = reinterpret_cast<uint4*>(recv[dst].get() + (size_t)src * slot);
+            a.sig[k] = cnt[dst].get();
+          }
+          if (wait && incoming[src]) {
+            done_epoch[src] += blocks;
+            a.done = done[src].get();
+            a.done_target = done_epoch[src];
+            a.wait = cnt[src].get();
+            a.wait_target = cnt_epoch[src];
+          }
+          return a;
+        };
+        // One round. check: no in-kernel wait; every receiver runs wait_scan instead.
+        auto round = [&](bool check) {
+          for (int g = 0; g < n; ++g) cnt_epoch[g] += incoming[g];
+          for (int src = 0; src < (all ? n : 1); ++src) {
+            CK(cudaSetDevice(src));
+            launch_dispatch(c, blocks, args_for(src, !check), P.s[src]);
+          }
+          for (int g = 0; g < n; ++g) {
+            if (!incoming[g]) continue;
+            CK(cudaSetDevice(g));
+            if (check) {
+              unsigned mask = 0;
+              for (int src = 0; src < n; ++src)
+                if (src != g && (all || src == 0)) mask |= 1u << src;
+              wait_scan_kernel<<<sms, 512, 0, P.s[g]>>>(cnt[g].get(), cnt_epoch[g],
+                                                         reinterpret_cast<const uint4*>(recv[g].get()),
+                                                         (long long)slot / 8, mask, n, bad[g].get());
+              CK_LAST();
+            } else if (!all) {
+              wait_kernel<<<1, 1, 0, P.s[g]>>>(cnt[g].get(), cnt_epoch[g]);
+              CK_LAST();
+            }
           }
           CK(cudaSetDevice(0));
-          if (start) CK(cudaEventRecord(*start, P.s[0]));
-          // Targets after this round: each dispatching GPU adds `blocks` to its peer's counter.
-          epoch_cnt[1] += blocks;
-          if (bidir) epoch_cnt[0] += blocks;
-          // GPU0 (whose events time the round) ends when what it sent has landed on GPU1 (GPU1's
-          // counter, read through the peer pointer) and, bidir, what GPU1 sent has landed on it.
-          CK(cudaSetDevice(0));
-          dispatch_kernel<<<blocks, 256, 0, P.s[0]>>>(reinterpret_cast<const uint4*>(x[0].get()), idx[0].get(), T,
-                                                      nvec, reinterpret_cast<uint4*>(recv[1].get()), cnt[1].get(),
-                                                      cnt[1].get(), epoch_cnt[1],
-                                                      bidir ? cnt[0].get() : nullptr, epoch_cnt[0]);
-          CK_LAST();
-          CK(cudaSetDevice(1));
-          if (bidir)
-            dispatch_kernel<<<blocks, 256, 0, P.s[1]>>>(reinterpret_cast<const uint4*>(x[1].get()), idx[1].get(), T,
-                                                        nvec, reinterpret_cast<uint4*>(recv[0].get()), cnt[0].get(),
-                                                        cnt[1].get(), epoch_cnt[1], nullptr, 0);
-          else
-            wait_kernel<<<1, 1, 0, P.s[1]>>>(cnt[1].get(), epoch_cnt[1], nullptr, 0);
-          CK_LAST();
-          CK(cudaSetDevice(0));
-          if (stop) CK(cudaEventRecord(*stop, P.s[0]));
         };
-        // check
-        for (int d = 0; d < 2; ++d) {
+        // check: poison, one round with receiver-side wait+scan, then a full compare
+        for (int d = 0; d < n; ++d) {
           CK(cudaSetDevice(d));
           poison(recv[d].get(), recv[d].size());
+          CK(cudaMemset(bad[d].get(), 0, 8));
           CK(cudaDeviceSynchronize());
         }
-        one(nullptr, nullptr);
-        for (int d = 0; d < 2; ++d) {
-          CK(cudaSetDevice(d));
-          CK(cudaStreamSynchronize(P.s[d]));
-        }
-        long long bad = 0;
-        for (int d = 0; d < (bidir ? 2 : 1); ++d) {  // rows sent by d, received on 1-d
-          CK(cudaSetDevice(1 - d));
-          std::vector<int> perm(T);
-          CK(cudaMemcpy(perm.data(), idx[d].get(), T * sizeof(int), cudaMemcpyDeviceToHost));
-          // compare a gathered copy of x[d] (made on 1-d through the peer pointer) with recv[1-d]
-          DevBuf<bf16> g((size_t)T * H);
-          for (int r = 0; r < T; r += std::max(1, T / 64))
-            CK(cudaMemcpy(g.get() + (size_t)r * H, x[d].get() + (size_t)perm[r] * H, H * 2, cudaMemcpyDefault));
-          for (int r = 0; r < T; r += std::max(1, T / 64))
-            bad += count_diff(g.get() + (size_t)r * H, recv[1 - d].get() + (size_t)r * H, H * 2);
-          bad += count_nonfinite(recv[1 - d].get(), recv[1 - d].size());
+        round(true);
+        P.sync_all();
+        long long nbad = 0, words = 0;
+        for (int g = 0; g < n; ++g) {
+          CK(cudaSetDevice(g));
+          unsigned long long h = 0;
+          CK(cudaMemcpy(&h, bad[g].get(), 8, cudaMemcpyDeviceToHost));
+          nbad += (long long)h;  // poisoned lanes seen after the signal
+          CK(cudaMemset(bad[g].get(), 0, 8));
+          for (int src = 0; src < n; ++src) {
+            if (src == g || !(all || (src == 0 && g == 1))) continue;
+            compare_rows_kernel<<<sms * 4, 256>>>(
+                reinterpret_cast<const uint4*>(recv[g].get() + (size_t)src * slot),
+                reinterpret_cast<const uint4*>(x[src].get()), idx[src].get(), T, nvec, bad[g].get());
+            CK_LAST();
+            words += (long long)T * nvec;
+          }
+          CK(cudaMemcpy(&h, bad[g].get(), 8, cudaMemcpyDeviceToHost));
+          nbad += (long long)h;
         }
         CK(cudaSetDevice(0));
         // time
-        for (int i = 0; i < 3; ++i) one(nullptr, nullptr);
-        int iters = opt.quick ? 10 : std::clamp<int>((int)(opt.time_budget_ms * 1000 / (bytes / 300e3 + 20)), 10, opt.max_iters);
-        std::vector<cudaEvent_t> a(iters), b(iters);
-        for (int i = 0; i < iters; ++i) {
-          CK(cudaEventCreate(&a[i]));
-          CK(cudaEventCreate(&b[i]));
-          one(&a[i], &b[i]);
-        }
-        for (int d = 0; d < 2; ++d) {
-          CK(cudaSetDevice(d));
-          CK(cudaStreamSynchronize(P.s[d]));
-        }
-        CK(cudaSetDevice(0));
-        std::vector<double> ts;
-        for (int i = 0; i < iters; ++i) {
-          float ms;
-          CK(cudaEventElapsedTime(&ms, a[i], b[i]));
-          ts.push_back(ms * 1e3);
-          CK(cudaEventDestroy(a[i]));
-          CK(cudaEventDestroy(b[i]));
-        }
-        std::sort(ts.begin(), ts.end());
-        Timing t;
-        t.iters = iters;
-        t.min = ts.front();
-        t.max = ts.back();
-        t.med = iters % 2 ? ts[iters / 2] : 0.5 * (ts[iters / 2 - 1] + ts[iters / 2]);
-        rep.add(make_res("peer_dispatch", bidir ? "own_bidir" : "own_0to1",
-                         {{"tokens", T}, {"hidden", H}, {"bytes", (long long)bytes}, {"gpus", 2}, {"blocks", blocks}},
-                         t, bytes,
-                         exact(bad, (size_t)T * H * 2 / 16, "exact on sampled rows + no NaN; bytes = per direction")));
+        auto t = time_it(P.s[0], [&](int) { round(false); }, opt);
+        P.sync_all();
+        auto tp = time_pipelined(P.s[0], [&] { round(false); }, t.med);
+        P.sync_all();
+        std::vector<std::pair<std::string, long long>> shape = {
+            {"tokens", T}, {"hidden", H}, {"bytes", (long long)bytes},
+            {"bytes_per_peer", (long long)T * H * 2}, {"gpus", all ? n : 2}, {"blocks", blocks}};
+        if (c.tma) shape.push_back({"stages", c.stages});
+        else shape.push_back({"unroll", c.unroll});
+        shape.push_back({"pdl", c.pdl ? 1 : 0});
+        const std::string variant = std::string(c.tma ? "own_tma_" : "own_") + (all ? "alltoall" : "0to1");
+        const Check chk = exact(nbad, (size_t)words,
+                                "exact, every row; receivers scanned for poison right after the signal; "
+                                "bytes = sent by one GPU per round");
+        rep.add(make_res("peer_dispatch", variant.c_str(), shape, t, bytes, chk));
+        rep.add(make_res("peer_dispatch", (variant + "_pipelined").c_str(), shape, tp, bytes, chk));
       }
     }
   }
@@ -457,11 +814,12 @@ void suite_hbm(Report& rep, const Options& opt) {
 void suite_comm(Report& rep, const Options& opt) {
   bool two = opt.want("p2p") || opt.want("nccl") || opt.want("dispatch");
   if (!two) return;
-  Pair P;
+  Group P(opt.gpus);
   if (!P.ok) {
-    log("comm: fewer than 2 peer-capable GPUs; skipping p2p_copy, nccl_alltoall, peer_dispatch\n");
+    log("comm: %s; skipping p2p_copy, nccl_alltoall, peer_dispatch\n", P.why.c_str());
     return;
   }
+  log("comm: %d GPUs\n", P.n);
   if (opt.want("p2p")) bench_p2p(P, rep, opt);
 #ifdef EPSIM_HAVE_NCCL
   if (opt.want("nccl")) bench_nccl(P, rep, opt);

@@ -57,6 +57,7 @@ struct Options {
   std::vector<std::string> only;// suites to run (empty = all)
   int max_iters = 100;          // timing repetitions (upper bound)
   double time_budget_ms = 150;  // target GPU time per measured point
+  int gpus = 0;                 // communication suites: GPUs to use (0: every visible GPU, <= 8)
   bool want(const std::string& suite) const;
 };
 

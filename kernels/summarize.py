@@ -3,13 +3,28 @@
 max(flops / peak_flops, bytes / peak_bw) against the measured median, using the ceilings measured
 in the same file (best BF16 GEMM TFLOPS, best HBM copy GB/s, best one-way P2P GB/s).
 
-Usage: summarize.py RESULT.json  (prints a Markdown table)
+Usage: summarize.py RESULT.json            (prints the roofline table, Markdown)
+       summarize.py --quality RESULT.json  (prints the file's quality ratios as epsim-bench printed them)
 """
 import json
 import sys
 
 
+def quality(d):
+    print("| kernel / ceiling | measured | ceiling | ratio | target | met |")
+    print("|---|---:|---:|---:|---:|---|")
+    for q in d["quality"]:
+        if q["ratio"] is None:
+            print(f"| {q['name']} | n/a | n/a | n/a | {q['target']:.2f} | n/a |")
+            continue
+        print(f"| {q['name']} | {q['measured']:.1f} | {q['ceiling']:.1f} | {q['ratio']:.3f} | {q['target']:.2f} | "
+              f"{'yes' if q['met'] else 'NO'} |")
+
+
 def main():
+    if sys.argv[1] == "--quality":
+        quality(json.load(open(sys.argv[2])))
+        return
     d = json.load(open(sys.argv[1]))
     rs = [r for r in d["results"] if r["check"]["pass"]]
 
@@ -55,23 +70,38 @@ def main():
         ("hbm_copy", "cudaMemcpy", {"bytes": 1 << 30}),
         ("p2p_copy", "ce_0to1", {"bytes": 16 << 20}), ("p2p_copy", "ce_0to1", {"bytes": 1 << 30}),
         ("nccl_alltoall", "nccl", {"bytes": 4096}), ("nccl_alltoall", "nccl", {"bytes": 1 << 30}),
+        # 2026-11-29 files: fixed grid of 264 CTAs, variant own_bidir
         ("peer_dispatch", "own_0to1", {"tokens": 1, "blocks": 1}),
         ("peer_dispatch", "own_bidir", {"tokens": 1171, "blocks": 264}),
         ("peer_dispatch", "own_bidir", {"tokens": 4682, "blocks": 264}),
         ("peer_dispatch", "own_bidir", {"tokens": 75000, "blocks": 264}),
+        # later files: several configurations per size; the fastest one other than 32 CTAs
+        ("peer_dispatch", "own_0to1", {"tokens": 1}),
+        ("peer_dispatch", "own_0to1", {"tokens": 1171}),
+        ("peer_dispatch", "own_tma_0to1", {"tokens": 1171}),
+        ("peer_dispatch", "own_alltoall", {"tokens": 1171}),
+        ("peer_dispatch", "own_0to1", {"tokens": 2048}),
+        ("peer_dispatch", "own_alltoall", {"tokens": 4682}),
+        ("peer_dispatch", "own_0to1", {"tokens": 75000}),
+        ("peer_dispatch", "own_alltoall", {"tokens": 75000}),
     ]
+    seen = set()
     for kernel, variant, shape in picks:
         m = [r for r in rs if r["kernel"] == kernel and r["variant"] == variant
              and all(r["shape"].get(k) == v for k, v in shape.items())]
-        if not m:
+        if kernel == "peer_dispatch" and "blocks" not in shape:
+            m = sorted((r for r in m if r["shape"].get("blocks") != 32), key=lambda r: r["us_median"])
+        if not m or id(m[0]) in seen:
             continue
         r = m[0]
+        seen.add(id(r))
         link = r["kernel"] in ("p2p_copy", "peer_dispatch", "nccl_alltoall")
         peak_f = fp8 if "fp8" in kernel else bf16
         t_f = r["flops"] / peak_f if r["flops"] else 0.0
         bw = p2p if link else hbm
         if kernel == "nccl_alltoall":
-            t_b = r["bytes"] / 2 / p2p  # half of each rank's buffer crosses the link
+            g = r["shape"].get("gpus", 2)
+            t_b = r["bytes"] * (g - 1) / g / p2p  # all but the self chunk leaves the GPU
         else:
             t_b = r["bytes"] / bw
         floor = max(t_f, t_b) * 1e6
