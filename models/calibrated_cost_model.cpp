@@ -97,10 +97,21 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
       }
       p.lo = p.hi = best;
       p.x = rows;
-      p.x_name = "m";
+      p.x_name = std::string(1, 'm');  // not = "m": GCC 12 -Wrestrict false positive here
       if (describe) p.why = fmt::format("GEMM series with n*k nearest the op's {:.3g} M weights per row: {} ({:.3g} M)", weights * 1e-6,
                           best->series_text(),
                           static_cast<double>(series_value(*best, "n") * series_value(*best, "k")) * 1e-6);
+      break;
+    }
+    case OpClass::Permute:
+    case OpClass::Unpermute: {
+      const char* family = w.op == OpClass::Permute ? "permute" : "unpermute_combine";
+      if (profile_.family(family).empty())
+        throw InputError(fmt::format("calibration profile {} has no curve for {} (re-run epsim calibrate with its measurements)", label_, family));
+      single(family);
+      p.x = tokens;
+      p.x_name = "tokens";
+      if (describe) p.why = fmt::format("the measured {} kernel", family);
       break;
     }
     case OpClass::AttentionCore:
