@@ -102,10 +102,21 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
       }
       p.lo = p.hi = best;
       p.x = rows;
-      p.x_name = "m";
+      p.x_name = std::string(1, 'm');  // not = "m": GCC 12 -Wrestrict false positive here
       if (describe) p.why = fmt::format("GEMM series with n*k nearest the op's {:.3g} M weights per row: {} ({:.3g} M)", weights * 1e-6,
                           best->series_text(),
                           static_cast<double>(series_value(*best, "n") * series_value(*best, "k")) * 1e-6);
+      break;
+    }
+    case OpClass::Permute:
+    case OpClass::Unpermute: {
+      const char* family = w.op == OpClass::Permute ? "permute" : "unpermute_combine";
+      if (profile_.family(family).empty())
+        throw InputError(fmt::format("calibration profile {} has no curve for {} (re-run epsim calibrate with its measurements)", label_, family));
+      single(family);
+      p.x = tokens;
+      p.x_name = "tokens";
+      if (describe) p.why = fmt::format("the measured {} kernel", family);
       break;
     }
     case OpClass::AttentionCore:
@@ -141,6 +152,18 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
   return p;
 }
 
+namespace {
+// A log-log (bytes-only) curve prices an op by the spline at x, scaled by the op's bytes over the
+// measured shape's bytes at that x (along a series bytes grow in proportion to x): the same op as
+// measured costs exactly the spline.
+Time loglog_time(const CalibratedCurve& c, double x, double bytes) {
+  const CurvePoint& ref = c.points.front();
+  const double per_x = ref.x > 0 ? ref.bytes / ref.x : 0.0;
+  const double scale = per_x > 0 && bytes > 0 ? bytes / (per_x * x) : 1.0;
+  return Time::seconds(c.loglog.seconds(x) * scale);
+}
+}  // namespace
+
 double CalibratedCostModel::ln_efficiency(const Pick& p) const {
   auto le = [&](const CalibratedCurve* c) { return c->log_efficiency.at(p.x); };
   return p.lo == p.hi ? le(p.lo) : (1.0 - p.weight) * le(p.lo) + p.weight * le(p.hi);
@@ -149,6 +172,7 @@ double CalibratedCostModel::ln_efficiency(const Pick& p) const {
 Time CalibratedCostModel::time(const OpWork& w) const {
   const Pick p = pick(w, false);
   const double flops = w.flops.count(), bytes = static_cast<double>(w.bytes.count());
+  if (p.lo->shape == CurveShape::LogLog) return loglog_time(*p.lo, p.x, bytes);
   const double base = p.lo == p.hi ? p.lo->baseline(flops, bytes).to_seconds()
                                    : (1.0 - p.weight) * p.lo->baseline(flops, bytes).to_seconds() +
                                          p.weight * p.hi->baseline(flops, bytes).to_seconds();
@@ -163,12 +187,13 @@ std::string CalibratedCostModel::explain(const OpWork& w) const {
   const double flops = w.flops.count(), bytes = static_cast<double>(w.bytes.count());
   const Time tc = Time::seconds(c.peak.per_second() > 0 ? flops / c.peak.per_second() : 0.0);
   const Time tm = Time::seconds(bytes / c.bandwidth.bytes_per_second());
-  const double eff = std::exp(ln_efficiency(p));
   const Time t = time(w);
+  const bool loglog = c.shape == CurveShape::LogLog;
+  const double eff = loglog ? c.baseline(flops, bytes) / t : std::exp(ln_efficiency(p));
   std::string s;
   s += fmt::format("  priced by {}: family {}, {}\n", name(), c.family, p.why);
-  s += fmt::format("  curve: ln(efficiency) piecewise linear in log2({}), {} measured points; source {}\n", p.x_name,
-                   c.points.size(), c.source);
+  s += fmt::format("  curve: {} in log2({}), {} measured points; source {}\n",
+                   loglog ? "ln(time) a cubic spline" : "ln(efficiency) piecewise linear", p.x_name, c.points.size(), c.source);
   s += fmt::format("  floor = max({:.4g} GFLOP / {:.1f} TFLOPS = {:.3f} us, {:.4g} MB / {:.0f} GB/s = {:.3f} us) = {:.3f} us ({} bound)\n",
                    flops * 1e-9, c.peak.to_tflops(), tc.to_us(), bytes * 1e-6, c.bandwidth.to_gb_per_s(), tm.to_us(),
                    max(tc, tm).to_us(), tc >= tm ? "compute" : "memory");
@@ -176,6 +201,12 @@ std::string CalibratedCostModel::explain(const OpWork& w) const {
   s += fmt::format("  baseline = {:.3f} us + {:.4f} x floor = {:.3f} us (straight line fitted to the series{})\n",
                    c.latency.to_us(), c.slope, base.to_us(), p.lo == p.hi ? "" : "s, interpolated");
   auto segment = [&](const CalibratedCurve& cc) {
+    if (loglog) {
+      const auto g = cc.loglog.segment_at(p.x);
+      s += fmt::format("  segment ({}): {} {:.6g}..{:.6g} of a log-log spline, chord {:.3f} us + {} / {:.4g} per s; scaled by bytes to the measured shape\n",
+                       cc.series_text(), p.x_name, g.x0, g.x1, g.latency * 1e6, p.x_name, g.rate);
+      return;
+    }
     const auto& xs = cc.log_efficiency.xs();
     const auto& vs = cc.log_efficiency.values();
     if (xs.size() < 2 || p.x <= xs.front() || p.x >= xs.back()) {

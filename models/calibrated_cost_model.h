@@ -9,6 +9,7 @@
 //   attention_proj, lm_head
 //                   gemm_bf16, the (n, k) series whose n*k is nearest (in log) to the op's weights
 //                   per row (FLOPs / 2 / rows), x = rows
+//   permute         permute, x = tokens; unpermute: unpermute_combine, x = tokens
 //   attention_core  prefill: attention_prefill (cuDNN SDPA), x = sequence length;
 //                   decode: attention_decode (fastest of own split-KV and SDPA), x = KV bytes read
 // time = baseline(FLOPs, bytes) / efficiency(x), where baseline = latency + slope x max(FLOPs /

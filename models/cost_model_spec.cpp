@@ -12,6 +12,10 @@ const Schema& CostModelSpec::schema() {
       {"calibration", "string", "", "",
        "empty: nominal roofline of the GPU (peak x mfu, HBM x efficiency); `h200-measured`: the shipped profile fitted "
        "from kernels/results (models/profiles/h200-measured.json); else the path of a profile written by `epsim calibrate`"},
+      {"expert_gemms", "string", "grouped", "",
+       "grouped: a GPU's routed experts priced as one op over all its expert slots at their mean tokens per expert | "
+       "per-expert: one MLP per expert slot at that slot's own tokens, summed (a loop of cuBLAS GEMMs, as kernels/ep_layer.cu runs; "
+       "skewed loads price each expert at its own size)"},
   }};
   return s;
 }
@@ -21,6 +25,7 @@ CostModelSpec CostModelSpec::from_json(const nlohmann::json& j, const std::strin
   ConfigObject c(obj, path, schema());
   CostModelSpec s;
   s.calibration = c.string("calibration");
+  s.per_expert_gemms = c.choice("expert_gemms", {"grouped", "per-expert"}) == "per-expert";
   return s;
 }
 

@@ -16,6 +16,7 @@ namespace epsim {
 
 struct CostModelSpec {
   std::string calibration;  // empty: nominal; else a profile path or a shipped preset name
+  bool per_expert_gemms = false;  // expert_gemms = per-expert: one MLP per expert slot, summed
 
   static const Schema& schema();
   static CostModelSpec from_json(const nlohmann::json& j, const std::string& path);

@@ -17,8 +17,10 @@ GateModel::GateModel(RoutingSpec spec, const MoeModelSpec& model)
   if (spec_.distribution == "hot" && spec_.hot_experts >= E)
     throw ConfigError("routing.hot_experts", std::to_string(spec_.hot_experts),
                       "must be < model.routed_experts = " + std::to_string(E));
+  const TraceShape shape{E, model_.top_k, model_.dense_layers};
   if (spec_.distribution == "trace")
-    trace_ = RoutingTrace::read(spec_.trace, "routing.trace", TraceShape{E, model_.top_k, model_.dense_layers});
+    trace_ = spec_.trace_document.is_null() ? RoutingTrace::read(spec_.trace, "routing.trace", shape)
+                                            : RoutingTrace::from_json(spec_.trace_document, spec_.trace, shape);
   popularity_.resize(static_cast<std::size_t>(model_.layers));
   for (int l = 0; l < model_.layers; ++l)
     if (model_.is_moe(l)) popularity_[static_cast<std::size_t>(l)] = expert_popularity(spec_, E, l);

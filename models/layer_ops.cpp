@@ -11,12 +11,15 @@ const char* to_string(OpClass c) {
     case OpClass::ExpertMlp: return "expert_mlp";
     case OpClass::SharedExpert: return "shared_expert";
     case OpClass::LmHead: return "lm_head";
+    case OpClass::Permute: return "permute";
+    case OpClass::Unpermute: return "unpermute";
   }
   return "?";
 }
 
 std::int64_t LayerOps::attention_proj_params() const {
   const std::int64_t h = m_.hidden, H = m_.heads;
+  if (m_.attention == AttentionKind::None) return 0;
   if (m_.attention == AttentionKind::Mha) return 4 * h * H * m_.head_dim;  // q, k, v, o
   const std::int64_t dqk = m_.qk_head_dim();
   const std::int64_t q = m_.q_lora_rank > 0 ? h * m_.q_lora_rank + m_.q_lora_rank * H * dqk : h * H * dqk;
@@ -27,6 +30,7 @@ std::int64_t LayerOps::attention_proj_params() const {
 }
 
 Bytes LayerOps::kv_bytes_per_token() const {
+  if (m_.attention == AttentionKind::None) return Bytes(0);
   if (m_.attention == AttentionKind::Mha)
     return elems(2.0 * static_cast<double>(m_.heads) * static_cast<double>(m_.head_dim));
   return elems(static_cast<double>(m_.kv_lora_rank + m_.qk_rope_head_dim) * tp_);
@@ -107,6 +111,17 @@ OpWork LayerOps::lm_head(std::int64_t tokens) const {
   const double params = static_cast<double>(m_.vocab * m_.hidden) / tp_;
   OpWork w{OpClass::LmHead, Flops(2.0 * t * params), elems(params + t * (static_cast<double>(m_.hidden) + static_cast<double>(m_.vocab) / tp_)), tokens};
   w.rows = tokens * tp_;
+  return w;
+}
+
+OpWork LayerOps::permute(std::int64_t tokens) const {
+  const double rows = static_cast<double>(tokens) * static_cast<double>(m_.top_k + 1);
+  return {OpClass::Permute, Flops(0), elems(rows * static_cast<double>(m_.hidden)), tokens};
+}
+
+OpWork LayerOps::unpermute(std::int64_t tokens) const {
+  OpWork w = permute(tokens);
+  w.op = OpClass::Unpermute;
   return w;
 }
 

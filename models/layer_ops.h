@@ -22,6 +22,8 @@ enum class OpClass {
   ExpertMlp,
   SharedExpert,
   LmHead,
+  Permute,    // gather each token's top-k copies into expert order before the dispatch (HBM-bound)
+  Unpermute,  // weighted sum of each token's top-k expert outputs after the combine (HBM-bound)
 };
 const char* to_string(OpClass c);
 
@@ -64,6 +66,11 @@ class LayerOps {
   OpWork expert_mlp(std::int64_t tokens, int experts) const;
   OpWork shared_expert(std::int64_t tokens) const;
   OpWork lm_head(std::int64_t tokens) const;
+  // `tokens` tokens of this GPU, each read once and written top_k times in expert order (permute),
+  // or top_k rows read and one written per token (unpermute): (top_k + 1) rows of hidden each, the
+  // convention of the measured permute and unpermute_combine kernels (kernels/moe_kernels.cu).
+  OpWork permute(std::int64_t tokens) const;
+  OpWork unpermute(std::int64_t tokens) const;
 
   const MoeModelSpec& model() const { return m_; }
   int tp() const { return tp_; }

@@ -43,10 +43,10 @@ const Schema& MoeModelSpec::schema() {
       {"top_k", "integer", nullptr, "", "routed experts per token (default: preset, 8)"},
       {"groups", "integer", nullptr, "", "expert groups for group-limited routing (default: preset)"},
       {"topk_groups", "integer", nullptr, "", "groups one token may use (default: preset)"},
-      {"attention", "string", nullptr, "", "mha | mla (default: preset)"},
+      {"attention", "string", nullptr, "", "mha | mla | none (no attention: the layer is its MoE block alone, as the measured EP layer of `epsim validate`) (default: preset)"},
       {"heads", "integer", nullptr, "", "attention heads (default: preset, 128)"},
       {"head_dim", "integer", nullptr, "", "MHA head dimension (default: preset, 128)"},
-      {"vocab", "integer", nullptr, "", "vocabulary size (default: preset, 129280)"},
+      {"vocab", "integer", nullptr, "", "vocabulary size; 0 = no LM head (default: preset, 129280)"},
   }};
   return s;
 }
@@ -124,9 +124,11 @@ MoeModelSpec MoeModelSpec::from_json(const nlohmann::json& j, const std::string&
   set_int("topk_groups", m.topk_groups, 1);
   set_int("heads", m.heads, 1);
   set_int("head_dim", m.head_dim, 1);
-  set_int("vocab", m.vocab, 1);
-  if (c.has("attention"))
-    m.attention = c.choice("attention", {"mha", "mla"}) == "mha" ? AttentionKind::Mha : AttentionKind::Mla;
+  set_int("vocab", m.vocab, 0);
+  if (c.has("attention")) {
+    const std::string a = c.choice("attention", {"mha", "mla", "none"});
+    m.attention = a == "mha" ? AttentionKind::Mha : a == "mla" ? AttentionKind::Mla : AttentionKind::None;
+  }
   m.validate(path);
   return m;
 }

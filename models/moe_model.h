@@ -11,7 +11,7 @@
 
 namespace epsim {
 
-enum class AttentionKind { Mha, Mla };
+enum class AttentionKind { Mha, Mla, None };  // None: the layer is its MoE block alone
 
 struct MoeModelSpec {
   std::string name;
@@ -33,7 +33,7 @@ struct MoeModelSpec {
   int qk_nope_head_dim = 128;       // MLA
   int qk_rope_head_dim = 64;        // MLA
   int v_head_dim = 128;             // MLA
-  std::int64_t vocab = 129280;
+  std::int64_t vocab = 129280;       // 0: no LM head
   int bytes_per_param = 2;          // BF16 weights and activations
 
   int moe_layers() const { return layers - dense_layers; }

@@ -21,6 +21,9 @@ struct RoutingSpec {
   double hot_fraction = 0.5;             // hot: share of all selections that go to the hot experts
   bool group_limited = true;             // apply model.topk_groups when model.groups > 1
   std::string trace;                     // trace: JSON or CSV file of per-layer expert loads
+  // Not a scenario key: a trace document given in memory (epsim validate passes a measured case's
+  // `trace` block); when set, `trace` only names it in error messages.
+  nlohmann::json trace_document;
   Balance balance = Balance::None;
   double bias_step = 0.07;               // u of the sign rule, in log-weight units
   double capacity_factor = 0.0;          // 0: no token dropping

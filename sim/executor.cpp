@@ -73,6 +73,13 @@ void Executor::replan(int gpu) {
   });
 }
 
+double Executor::rate(const GpuState& s) const {
+  if (s.comm_active == 0 || s.running < 0) return 1.0;
+  const double f = graph_.task(s.running).sm_bound;
+  if (f >= 1.0) return sm_.compute_rate();
+  return 1.0 / (1.0 + f * (1.0 / sm_.compute_rate() - 1.0));
+}
+
 void Executor::set_comm(int gpu, int delta) {
   GpuState& s = gpus_[static_cast<std::size_t>(gpu)];
   const bool was = s.comm_active > 0;

@@ -4,7 +4,8 @@
 //
 // SM sharing: while a GPU takes part in a collective (from its start to that GPU's arrival), its
 // communication kernels hold `comm_sms` of its `sms` SMs, and a compute task running meanwhile
-// progresses at (sms - comm_sms) / sms of its full speed. Its finish is re-planned whenever that
+// progresses at (sms - comm_sms) / sms of its full speed; a task only partly bound by SMs (Task::
+// sm_bound = f) stretches by f of that: 1 / rate = 1 + f (sms / (sms - comm_sms) - 1). Its finish is re-planned whenever that
 // rate changes; stale finish events are recognised by a per-task version and ignored.
 #pragma once
 
@@ -49,7 +50,7 @@ class Executor {
   void start_compute(TaskId id);
   void set_comm(int gpu, int delta);
   void replan(int gpu);
-  double rate(const GpuState& s) const { return s.comm_active > 0 ? sm_.compute_rate() : 1.0; }
+  double rate(const GpuState& s) const;
 
   Simulator& sim_;
   Network& net_;

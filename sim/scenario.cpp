@@ -1,5 +1,6 @@
 #include "sim/scenario.h"
 
+#include "models/dispatch_impl.h"
 #include "sim/comm_scheme.h"
 
 namespace epsim {
@@ -9,6 +10,7 @@ const Schema& NetworkSpec::schema() {
       {"model", "string", "analytical", "", "analytical: each all-to-all priced by its most loaded link | flow: every flow drains at its max-min fair share of every link, re-solved as flows start and end, plus route latency (concurrent transfers contend)"},
       {"replay", "boolean", true, "", "reuse the solved timing of an all-to-all whose exact traffic was seen before, when its links are free (exact: equal to solving it; false only to check or time that)"},
       {"scheme", "string", "direct", "", "direct: one flow per GPU pair through the source GPU's NIC (NCCL all-to-all) | hierarchical: a token crosses InfiniBand once per remote node, to the same-rail GPU, which fans it out over NVLink (DeepEP normal kernels) | per-token: one message per (token, expert) pair, no deduplication (low-latency kernels)"},
+      {"dispatch_impl", "string", "ideal", "", "ideal: dispatch and combine are only their flows on the links | nccl: as kernels/ep_layer.cu with NCCL (permute, count exchange, rounds of grouped send/recv per (peer, expert) piece at 35 us + 3.1 us per piece + bytes / 286 GB/s, unpermute) | peer: the same with its own peer-pointer kernel (16 us + bytes / 370 GB/s per round); constants fitted to kernels/results/ep2-h200x2-* (models/dispatch_impl.cpp)"},
   }};
   return s;
 }
@@ -20,6 +22,7 @@ NetworkSpec NetworkSpec::from_json(const nlohmann::json& j, const std::string& p
   n.model = c.choice("model", {"analytical", "flow"});
   n.scheme = c.choice("scheme", comm_scheme_names());
   n.replay = c.boolean("replay");
+  n.dispatch_impl = c.choice("dispatch_impl", DispatchImpl::names());
   return n;
 }
 
@@ -27,7 +30,7 @@ const Schema& ScheduleSpec::schema() {
   static const Schema s{"schedule", {
       {"overlap", "string", "serial", "", "serial: one micro-batch, compute waits for each all-to-all (expert chunks still pipeline with later dispatch chunks) | dual-microbatch: two micro-batches of half the tokens, one computing while the other communicates; a micro-batch's next-layer attention starts once its combine is done (cross-layer pipelining) | decode-5stage: dual-microbatch with attention split around dispatch and combine and communication on 0 SMs"},
       {"chunks", "integer", 1, "", "token batches per dispatch and combine: an expert computes a batch as soon as it has arrived"},
-      {"comm_sms", "integer", 24, "SMs", "SMs held by communication kernels while they run; concurrent compute runs at (gpu.sms - comm_sms) / gpu.sms speed (decode-5stage: 0)"},
+      {"comm_sms", "integer", 24, "SMs", "SMs held by communication kernels while they run; concurrent compute runs at (gpu.sms - comm_sms) / gpu.sms speed, ops bound by HBM rather than SMs less so (decode-5stage: 0; when not set and network.dispatch_impl is nccl or peer: that implementation's effective value fitted to the measured EP layer: nccl 104, peer 112)"},
   }};
   return s;
 }
@@ -40,6 +43,7 @@ ScheduleSpec ScheduleSpec::from_json(const nlohmann::json& j, const std::string&
   s.chunks = static_cast<int>(c.integer("chunks", 1));
   if (s.chunks > 64) c.fail("chunks", "must be <= 64");
   s.comm_sms = static_cast<int>(c.integer("comm_sms", 0));
+  s.comm_sms_given = c.has("comm_sms");
   if (s.overlap == "decode-5stage") s.comm_sms = 0;
   return s;
 }
@@ -84,6 +88,8 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
   s.network = NetworkSpec::from_json(top.raw("network"), "network");
   s.schedule = ScheduleSpec::from_json(top.raw("schedule"), "schedule");
   s.cost_model = CostModelSpec::from_json(top.raw("cost_model"), "cost_model");
+  if (!s.schedule.comm_sms_given && s.schedule.overlap != "decode-5stage")
+    s.schedule.comm_sms = DispatchImpl::named(s.network.dispatch_impl).comm_sms;
   if (s.schedule.comm_sms >= s.gpu.sms)
     throw ConfigError("schedule.comm_sms", std::to_string(s.schedule.comm_sms),
                       "must be < gpu.sms = " + std::to_string(s.gpu.sms));

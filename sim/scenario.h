@@ -20,6 +20,7 @@ struct NetworkSpec {
   std::string model = "analytical";  // analytical | flow
   std::string scheme = "direct";
   bool replay = true;
+  std::string dispatch_impl = "ideal";  // ideal | nccl | peer (models/dispatch_impl.h)
   static const Schema& schema();
   static NetworkSpec from_json(const nlohmann::json& j, const std::string& path);
 };
@@ -28,6 +29,7 @@ struct ScheduleSpec {
   std::string overlap = "serial";  // serial | dual-microbatch | decode-5stage
   int chunks = 1;                  // token batches per dispatch (and combine)
   int comm_sms = 24;               // SMs communication kernels hold while they run
+  bool comm_sms_given = false;     // set in the scenario (else network.dispatch_impl's value)
   int micro_batches() const { return overlap == "serial" ? 1 : 2; }
   static const Schema& schema();
   static ScheduleSpec from_json(const nlohmann::json& j, const std::string& path);

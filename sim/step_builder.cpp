@@ -6,6 +6,7 @@
 
 #include "placement/dispatch_matrix.h"
 #include "sim/transfer_memo.h"
+#include "placement/slot_traffic.h"
 
 namespace epsim {
 
@@ -40,12 +41,14 @@ struct StepBuilder::Traffic {
     std::vector<std::int64_t> expert_load;
     std::int64_t dropped = 0;
     std::uint64_t hash = 0;  // of the matrix: equal hashes, equal traffic
+    std::shared_ptr<const SlotTraffic> slots;  // when `want_slots`
   };
   const GateModel& gate;
   const Placement& placement;
   const Cluster& cluster;
   std::map<std::pair<int, int>, Entry> cache;
   std::map<std::pair<int, int>, std::uint64_t> hashes;  // every (layer, micro-batch) seen: small, kept
+  bool want_slots = false;  // per-(source, slot) rows: dispatch_impl pieces, per-expert GEMMs
 
   const Entry& entry(int layer, int mb, std::int64_t tokens) {
     auto key = std::make_pair(layer, mb);
@@ -56,7 +59,8 @@ struct StepBuilder::Traffic {
     auto m = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement.layer(layer), cluster.gpus_per_node()));
     const std::uint64_t h = KeyHasher().add(m->gpus).add(m->gpus_per_node).add(m->copies).add(m->unique).add(m->node_unique).key();
     hashes[key] = h;
-    Entry e{std::move(m), r.expert_load(), r.dropped, h};
+    Entry e{std::move(m), r.expert_load(), r.dropped, h, nullptr};
+    if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(layer)));
     return cache.emplace(key, std::move(e)).first->second;
   }
   std::shared_ptr<const DispatchMatrix> at(int layer, int mb, std::int64_t tokens) { return entry(layer, mb, tokens).matrix; }
@@ -69,7 +73,17 @@ struct StepBuilder::Traffic {
 StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const CostModel& cost,
                          const GateModel& gate, const Placement& placement)
     : sc_(scenario), cluster_(cluster), cost_(cost), ops_(scenario.model, scenario.parallelism.attention_tp),
-      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}})), gpus_(cluster.gpu_count()) {}
+      impl_(DispatchImpl::named(scenario.network.dispatch_impl)),
+      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}, false})), gpus_(cluster.gpu_count()) {
+  traffic_->want_slots = !impl_.ideal() || scenario.cost_model.per_expert_gemms;
+}
+
+double StepBuilder::sm_bound(const OpWork& w) const {
+  if (impl_.ideal()) return 1.0;
+  const double compute = w.flops.count() / sc_.gpu.peak_bf16.per_second();
+  const double memory = static_cast<double>(w.bytes.count()) / sc_.gpu.hbm.bytes_per_second();
+  return compute <= 0 ? 0.0 : std::clamp(1.0 - memory / compute, 0.0, 1.0);
+}
 
 std::int64_t StepBuilder::mb_tokens(int mb) const {
   return share(sc_.workload.tokens(), mb, sc_.schedule.micro_batches());
@@ -81,8 +95,10 @@ Time StepBuilder::scaled(const OpWork& w, Pass pass) const {
   return pass == Pass::Forward ? t : t + t;
 }
 
-TaskId StepBuilder::compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after) {
+TaskId StepBuilder::compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after,
+                            double sm_bound) {
   const TaskId id = g_.compute(gpu, phase, l, mb, duration);
+  g_.tasks()[static_cast<std::size_t>(id)].sm_bound = sm_bound;
   TaskId& tail = compute_tail_[static_cast<std::size_t>(gpu)];
   if (tail >= 0) g_.depend(tail, id);
   for (TaskId a : after)
@@ -124,41 +140,103 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
   const bool moe = sc_.model.is_moe(l);
   const bool serial = sc_.schedule.micro_batches() == 1;
   const std::int64_t seqs = std::max<std::int64_t>(1, w.sequences() * T / w.tokens());
-  const Time proj = scaled(ops_.attention_proj(T), pass);
-  const Time core = scaled(w.mode == Mode::Decode ? ops_.attention_core_decode(T, w.kv_len)
-                                                  : ops_.attention_core_prefill(seqs, w.seq_len), pass);
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
-  if (tp && (l > 0 || pass == Pass::Backward)) {
-    const TaskId c = tp_collective(l, mb, ready);
-    for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
-  }
-  std::vector<TaskId> core_done(static_cast<std::size_t>(gpus_));
-  for (int gpu = 0; gpu < gpus_; ++gpu) {
-    compute(gpu, Phase::AttentionProj, l, mb, proj, ready[static_cast<std::size_t>(gpu)]);
-    core_done[static_cast<std::size_t>(gpu)] = compute(gpu, Phase::AttentionCore, l, mb, core, {});
-    ready[static_cast<std::size_t>(gpu)] = {core_done[static_cast<std::size_t>(gpu)]};
-  }
-  if (tp) {
-    const TaskId c = tp_collective(l, mb, ready);
-    for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
+  if (sc_.model.attention != AttentionKind::None) {
+    const OpWork proj_op = ops_.attention_proj(T);
+    const OpWork core_op = w.mode == Mode::Decode ? ops_.attention_core_decode(T, w.kv_len)
+                                                  : ops_.attention_core_prefill(seqs, w.seq_len);
+    const Time proj = scaled(proj_op, pass);
+    const Time core = scaled(core_op, pass);
+    if (tp && (l > 0 || pass == Pass::Backward)) {
+      const TaskId c = tp_collective(l, mb, ready);
+      for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
+    }
+    std::vector<TaskId> core_done(static_cast<std::size_t>(gpus_));
+    for (int gpu = 0; gpu < gpus_; ++gpu) {
+      compute(gpu, Phase::AttentionProj, l, mb, proj, ready[static_cast<std::size_t>(gpu)], sm_bound(proj_op));
+      core_done[static_cast<std::size_t>(gpu)] = compute(gpu, Phase::AttentionCore, l, mb, core, {}, sm_bound(core_op));
+      ready[static_cast<std::size_t>(gpu)] = {core_done[static_cast<std::size_t>(gpu)]};
+    }
+    if (tp) {
+      const TaskId c = tp_collective(l, mb, ready);
+      for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
+    }
   }
   if (!moe) {
-    const Time mlp = scaled(ops_.dense_mlp(T), pass);
+    const OpWork mlp_op = ops_.dense_mlp(T);
+    const Time mlp = scaled(mlp_op, pass);
     for (int gpu = 0; gpu < gpus_; ++gpu)
-      ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::DenseMlp, l, mb, mlp, ready[static_cast<std::size_t>(gpu)])};
+      ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::DenseMlp, l, mb, mlp, ready[static_cast<std::size_t>(gpu)], sm_bound(mlp_op))};
     return;
   }
-  const Time gate = scaled(ops_.gate(T), pass);
+  const OpWork gate_op = ops_.gate(T);
+  const Time gate = scaled(gate_op, pass);
   const Time shared = sc_.model.shared_experts > 0 ? scaled(ops_.shared_expert(T), pass) : Time::zero();
+  // dispatch_impl nccl | peer, forward: permute the rows by expert after the gate, then exchange
+  // the per-expert counts (the host waits for them before it enqueues the rounds).
+  const bool permute = !impl_.ideal() && pass == Pass::Forward;
+  const Time perm = permute ? scaled(ops_.permute(T), pass) : Time::zero();
   for (int gpu = 0; gpu < gpus_; ++gpu) {
     auto& r = ready[static_cast<std::size_t>(gpu)];
-    const TaskId gt = compute(gpu, Phase::Gate, l, mb, gate, r);
+    const TaskId gt = compute(gpu, Phase::Gate, l, mb, gate, r, sm_bound(gate_op));
     r = {gt};
+    if (permute) r = {compute(gpu, Phase::Permute, l, mb, perm, {}, 0.0)};
     if (sc_.model.shared_experts > 0) {
-      const TaskId st = compute(gpu, Phase::SharedExpert, l, mb, shared, {});
+      const TaskId st = compute(gpu, Phase::SharedExpert, l, mb, shared, {}, sm_bound(ops_.shared_expert(T)));
       if (serial) r = {st};  // serial: the dispatch waits for the shared expert
     }
   }
+  if (permute) {
+    // The host's wake-up after the first micro-batch's counts delays everything after them.
+    const Time t = impl_.count_exchange + (mb == 0 ? impl_.host_gap : Time::zero());
+    const int gpus = gpus_;
+    const TaskId c = collective(Phase::CountExchange, l, mb, [gpus, t] {
+      CommPlan plan;
+      for (int g = 0; g < gpus; ++g) {
+        FlowSpec f;
+        f.route.latency = t;
+        plan.flows.push_back(f);
+        plan.src.push_back(g);
+        plan.dst.push_back(g);
+      }
+      return plan;
+    }, ready, moe_tail_);
+    for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
+  }
+}
+
+void StepBuilder::unpermute(int l, int mb) {
+  const OpWork op = ops_.unpermute(mb_tokens(mb));
+  const Time t = scaled(op, Pass::Forward);
+  Deps& ready = ready_[static_cast<std::size_t>(mb)];
+  for (int gpu = 0; gpu < gpus_; ++gpu)
+    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::Unpermute, l, mb, t, ready[static_cast<std::size_t>(gpu)], 0.0)};
+}
+
+std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> plan, int l, int mb, int c) const {
+  if (impl_.ideal()) return plan;
+  const int chunks = sc_.schedule.chunks;
+  const int gpus = gpus_;
+  const std::int64_t T = mb_tokens(mb);
+  return [plan = std::move(plan), traffic = traffic_, impl = impl_, l, mb, c, chunks, gpus, T] {
+    CommPlan p = plan();
+    std::vector<std::int64_t> out(static_cast<std::size_t>(gpus), 0), in(static_cast<std::size_t>(gpus), 0);
+    for (std::size_t f = 0; f < p.flows.size(); ++f) {
+      if (p.src[f] == p.dst[f]) continue;
+      out[static_cast<std::size_t>(p.src[f])] += p.flows[f].bytes.count();
+      in[static_cast<std::size_t>(p.dst[f])] += p.flows[f].bytes.count();
+    }
+    const auto slots = traffic->entry(l, mb, T).slots;
+    for (int g = 0; g < gpus; ++g) {
+      FlowSpec f;
+      f.route.latency = impl.round_time(slots ? slots->pieces(g, c, chunks) : 0, Bytes(out[static_cast<std::size_t>(g)]),
+                                        Bytes(in[static_cast<std::size_t>(g)]));
+      p.flows.push_back(f);
+      p.src.push_back(g);
+      p.dst.push_back(g);
+    }
+    return p;
+  };
 }
 
 std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool outbound) const {
@@ -173,6 +251,7 @@ std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool out
 }
 
 std::function<std::uint64_t()> StepBuilder::chunk_key(int l, int mb, int c, bool outbound) const {
+  if (!impl_.ideal()) return {};  // its rounds depend on per-slot pieces the matrix hash does not see
   const int scheme = static_cast<int>(comm_scheme_from_string(sc_.network.scheme));
   const std::int64_t token_bytes = sc_.model.hidden * sc_.model.bytes_per_param;
   const int chunks = sc_.schedule.chunks;
@@ -187,8 +266,8 @@ void StepBuilder::dispatch_half(int l, int mb) {
   auto& out = dispatches_[static_cast<std::size_t>(mb)];
   out.clear();
   for (int c = 0; c < sc_.schedule.chunks; ++c)
-    out.push_back(collective(Phase::Dispatch, l, mb, chunk_plan(l, mb, c, true), c == 0 ? ready : Deps{}, moe_tail_,
-                             chunk_key(l, mb, c, true)));
+    out.push_back(collective(Phase::Dispatch, l, mb, with_rounds(chunk_plan(l, mb, c, true), l, mb, c), c == 0 ? ready : Deps{},
+                             moe_tail_, chunk_key(l, mb, c, true)));
 }
 
 // Forward: tokens go out in the dispatch and back in the combine. Backward: output gradients go
@@ -215,16 +294,35 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
     const std::int64_t received = m->received(gpu);
     for (int c = 0; c < chunks; ++c) {
       const std::int64_t tokens = share(received, c, chunks);
-      const Time t = tokens > 0 ? scaled(ops_.expert_mlp(tokens, slots), pass) : Time::zero();
-      const TaskId e = compute(gpu, Phase::Experts, l, mb, t, {g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu)});
+      Time t = Time::zero();
+      OpWork all = ops_.expert_mlp(0, 1);  // the chunk's FLOPs and bytes, for its SM-bound share
+      all.bytes = Bytes(0);
+      if (sc_.cost_model.per_expert_gemms && entry.slots) {
+        // One MLP per expert slot at its own rows of this chunk (each (source, slot) count is cut
+        // into chunks as the dispatch cuts it); empty slots launch nothing.
+        for (int j = 0; j < entry.slots->slots_per_gpu; ++j) {
+          std::int64_t n = 0;
+          for (int s = 0; s < gpus_; ++s) n += share(entry.slots->at(s, gpu, j), c, chunks);
+          if (n == 0) continue;
+          const OpWork w = ops_.expert_mlp(n, 1);
+          t += scaled(w, pass);
+          all.flops += w.flops;
+          all.bytes += w.bytes;
+        }
+      } else if (tokens > 0) {
+        all = ops_.expert_mlp(tokens, slots);
+        t = scaled(all, pass);
+      }
+      const TaskId e = compute(gpu, Phase::Experts, l, mb, t, {g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu)},
+                               sm_bound(all));
       per_chunk[static_cast<std::size_t>(c)][static_cast<std::size_t>(gpu)] = {e};
     }
   }
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   for (auto& r : ready) r.clear();
   for (int c = 0; c < chunks; ++c) {
-    const TaskId comb = collective(Phase::Combine, l, mb, chunk_plan(l, mb, c, false), per_chunk[static_cast<std::size_t>(c)],
-                                   moe_tail_, chunk_key(l, mb, c, false));
+    const TaskId comb = collective(Phase::Combine, l, mb, with_rounds(chunk_plan(l, mb, c, false), l, mb, c),
+                                   per_chunk[static_cast<std::size_t>(c)], moe_tail_, chunk_key(l, mb, c, false));
     for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)].push_back(g_.arrival(comb, gpu));
   }
 }
@@ -252,13 +350,21 @@ TaskGraph StepBuilder::build() {
     for (int mb = 0; mb < mbs; ++mb) dispatch_half(l, mb);
     for (int mb = 0; mb < mbs; ++mb) expert_half(l, mb, pass);
   };
+  const bool permute = !impl_.ideal();
   for (int l = 0; l < sc_.model.layers; ++l) {
-    for (int mb = 0; mb < mbs; ++mb) attention_block(l, mb, Pass::Forward);
+    for (int mb = 0; mb < mbs; ++mb) {
+      if (permute && l > 0 && sc_.model.is_moe(l - 1)) unpermute(l - 1, mb);
+      attention_block(l, mb, Pass::Forward);
+    }
     if (sc_.model.is_moe(l)) moe(l, Pass::Forward);
   }
-  for (int mb = 0; mb < mbs; ++mb) lm_head(mb, Pass::Forward);
+  if (permute && sc_.model.is_moe(sc_.model.layers - 1))
+    for (int mb = 0; mb < mbs; ++mb) unpermute(sc_.model.layers - 1, mb);
+  if (sc_.model.vocab > 0)
+    for (int mb = 0; mb < mbs; ++mb) lm_head(mb, Pass::Forward);
   if (sc_.workload.mode == Mode::Training) {
-    for (int mb = 0; mb < mbs; ++mb) lm_head(mb, Pass::Backward);
+    if (sc_.model.vocab > 0)
+      for (int mb = 0; mb < mbs; ++mb) lm_head(mb, Pass::Backward);
     for (int l = sc_.model.layers - 1; l >= 0; --l) {
       if (sc_.model.is_moe(l)) moe(l, Pass::Backward);
       for (int mb = 0; mb < mbs; ++mb) attention_block(l, mb, Pass::Backward);

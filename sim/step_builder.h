@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "models/cost_model.h"
+#include "models/dispatch_impl.h"
 #include "models/gate_model.h"
 #include "models/layer_ops.h"
 #include "models/pricing_ledger.h"
@@ -70,7 +71,16 @@ class StepBuilder {
   std::function<std::uint64_t()> chunk_key(int l, int mb, int c, bool outbound) const;
   void expert_half(int l, int mb, Pass pass);
   void lm_head(int mb, Pass pass);
-  TaskId compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after);
+  // network.dispatch_impl nccl | peer: the weighted sum of (layer, micro-batch)'s expert outputs,
+  // emitted where the measured layer runs it: before the next layer's gate, or at the end.
+  void unpermute(int l, int mb);
+  // Adds the implementation's per-GPU round time to a dispatch or combine chunk (a zero-byte flow
+  // per GPU that arrives after it); ideal: the plan unchanged.
+  std::function<CommPlan()> with_rounds(std::function<CommPlan()> plan, int l, int mb, int c) const;
+  TaskId compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after,
+                 double sm_bound = 1.0);
+  // The share of an op's roofline floor that is compute (SM) time; 1 under dispatch_impl ideal.
+  double sm_bound(const OpWork& w) const;
   // `tail` is the communication stream the collective is issued on (MoE all-to-alls and TP
   // collectives use separate communicators, as NCCL does).
   TaskId collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after, TaskId& tail,
@@ -83,6 +93,7 @@ class StepBuilder {
   const Cluster& cluster_;
   const CostModel& cost_;
   LayerOps ops_;
+  DispatchImpl impl_;
   std::shared_ptr<Traffic> traffic_;
   std::vector<LayerLoad> loads_;
   mutable PricingLedger ledger_;

@@ -70,6 +70,8 @@ void collect_metrics(const TaskGraph& graph, const std::vector<LayerLoad>& loads
             lr.busiest_link_bytes = info.busiest_bytes;
             lr.busiest_link = info.busiest_link;
           }
+        } else if (t.phase == Phase::CountExchange) {
+          lr.dispatch += d;  // the count exchange before the dispatch rounds (dispatch_impl nccl | peer)
         } else if (t.phase == Phase::Combine) {
           lr.combine += d;
         } else {

@@ -16,11 +16,16 @@ const char* to_string(Phase p) {
     case Phase::Combine: return "combine";
     case Phase::DenseMlp: return "dense_mlp";
     case Phase::LmHead: return "lm_head";
+    case Phase::Permute: return "permute";
+    case Phase::CountExchange: return "count_exchange";
+    case Phase::Unpermute: return "unpermute";
   }
   return "?";
 }
 
-bool is_comm(Phase p) { return p == Phase::Dispatch || p == Phase::Combine || p == Phase::TpComm; }
+bool is_comm(Phase p) {
+  return p == Phase::Dispatch || p == Phase::Combine || p == Phase::TpComm || p == Phase::CountExchange;
+}
 
 TaskId TaskGraph::compute(int gpu, Phase phase, int layer, int mb, Time duration) {
   tasks_.push_back(Task{TaskKind::Compute, phase, gpu, layer, mb, duration, -1, {}, 0});

@@ -15,6 +15,7 @@ using TaskId = std::int32_t;
 
 enum class Phase : std::uint8_t {
   AttentionProj, AttentionCore, TpComm, Gate, Dispatch, Experts, SharedExpert, Combine, DenseMlp, LmHead,
+  Permute, CountExchange, Unpermute,  // network.dispatch_impl nccl | peer (models/dispatch_impl.h)
 };
 const char* to_string(Phase p);
 bool is_comm(Phase p);
@@ -35,6 +36,9 @@ struct Task {
   int collective = -1;  // Collective and Arrival: index into TaskGraph::plans
   std::vector<TaskId> next;
   int waiting = 0;  // unfinished predecessors
+  // Compute only: the share of its time bound by SMs (1: all; 0: HBM- or latency-bound), which the
+  // SMs communication kernels hold slow down (Executor, SmSharing).
+  double sm_bound = 1.0;
   Time start = Time::infinity();
   Time end = Time::infinity();
 };

@@ -21,6 +21,7 @@ int net_command(const Args& args);
 int calibrate_command(const Args& args);
 int explain_command(const Args& args);
 int compare_command(const Args& args);
+int validate_command(const Args& args);
 
 // The whole command reference (every subcommand and option), printed by --help anywhere.
 std::string usage();

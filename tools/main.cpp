@@ -62,6 +62,16 @@ commands:
       (400), --nvlink-gbs (450), --oversubscription (1), --nodes-per-leaf (32); --model flow
       (default) | analytical. Prints completion time, algbw and busbw (nccl-tests definitions),
       the number of flows and the wall time; --csv writes every flow's completion time.
+  validate MEASURED.json... [--phases] [--json OUT] [--set key.path=value ...]
+      Hold the simulator to measured expert-parallel MoE layers (kernels/results/ep*.json, written by
+      kernels/ep_layer.cu): each case becomes a scenario (its GPUs as one node of H200s, cost model
+      h200-measured with per-expert GEMMs, its model shape, tokens, overlap, chunks, layers,
+      network.dispatch_impl = its dispatch, its measured routing through the gate's trace mode) and
+      is simulated. Prints per case the measured and predicted total time and error, and each
+      phase's error (gate, permute, count exchange, dispatch, experts, combine, unpermute); per file
+      the median and max total-time error against the target (median <= 5%, every case <= 10%).
+      --phases also prints each phase's measured and predicted us; --json writes everything;
+      --set overrides a key of every case's scenario (e.g. --set schedule.comm_sms=40).
   keys
       Print every scenario key with its type, default, unit and meaning (markdown).
   help, --help, -h
@@ -83,6 +93,7 @@ int main(int argc, char** argv) {
       {"calibrate", cli::calibrate_command},
       {"explain", cli::explain_command},
       {"compare", cli::compare_command},
+      {"validate", cli::validate_command},
   };
   try {
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {

@@ -57,7 +57,7 @@ done <"$tmp/keys"
 
 # --help documents every subcommand.
 "$EPSIM" run --help >"$tmp/help"
-for c in run keys net calibrate explain compare; do grep -q "^  $c" "$tmp/help" && ok || bad "--help lacks $c"; done
+for c in run keys net calibrate explain compare validate; do grep -q "^  $c" "$tmp/help" && ok || bad "--help lacks $c"; done
 
 # --steps prints a line per step.
 "$EPSIM" run scenarios/small-2node.json --steps 3 --no-trace --out "$tmp/st" >"$tmp/steps" 2>&1 \

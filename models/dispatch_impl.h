@@ -1,0 +1,49 @@
+// How the MoE dispatch and combine are implemented on the GPUs (`network.dispatch_impl`), as far
+// as their cost goes: the fixed cost of one all-to-all round, the rate its kernel moves bytes at,
+// the SMs it holds, and the count exchange that precedes the rounds.
+//
+//   ideal  the all-to-all is only its flows on the links (the network model prices them); no count
+//          exchange, no permute or unpermute, no per-round cost. What every scenario did before.
+//   nccl   kernels/ep_layer.cu --dispatch nccl: per round one ncclGroupStart/End of one ncclSend per
+//          non-empty (destination, expert) piece and one ncclRecv per non-empty (source, local
+//          expert) piece, self included.
+//   peer   kernels/ep_layer.cu --dispatch peer: one own kernel (64 blocks) storing each row through
+//          peer pointers, then a counter wait; no per-piece cost.
+// Both real implementations first permute the rows by expert (an HBM gather), exchange the
+// per-expert counts (ncclAllGather + copy to the host, which then enqueues the rounds) and after
+// the combine unpermute (weighted sum of the top-k outputs); the step builder emits those ops.
+//
+// One GPU's part of a round: latency + piece_latency x pieces + (max(out, in) + reverse_share x
+// min(out, in)) / bandwidth, out and in the bytes it sends to and receives from other GPUs.
+// Every constant is fitted to kernels/results/ep2-h200x2-2026-11-29.json (E = 32) and checked on
+// ep2-h200x2-e16-2026-11-29.json (E = 16); dispatch_impl.cpp says which cases.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "models/units.h"
+
+namespace epsim {
+
+struct DispatchImpl {
+  std::string name = "ideal";
+  Time latency;                // per round, per GPU
+  Time piece_latency;          // per non-empty (peer, expert) piece the GPU sends or receives
+  Bandwidth bandwidth;         // one direction of one GPU, nothing coming back (0: not modelled)
+  double reverse_share = 0;    // bytes moving the other way cost this share of their time
+  Time count_exchange;         // per micro-batch and MoE layer: the counts all-gather and copy to the host
+  Time host_gap;               // the host reading the counts and enqueuing the rounds (once per layer)
+  int comm_sms = 24;           // SMs its kernels hold while a round runs (schedule.comm_sms default)
+
+  bool ideal() const { return name == "ideal"; }
+  // One GPU's part of a round that moves `out` bytes to and `in` bytes from other GPUs in
+  // `pieces` non-empty pieces.
+  Time round_time(std::int64_t pieces, Bytes out, Bytes in) const;
+
+  static std::vector<std::string> names();
+  static DispatchImpl named(const std::string& name);  // throws std::out_of_range
+};
+
+}  // namespace epsim

@@ -1,0 +1,54 @@
+#include "placement/slot_traffic.h"
+
+#include "models/errors.h"
+
+namespace epsim {
+
+std::int64_t SlotTraffic::slot_rows(int d, int j) const {
+  std::int64_t n = 0;
+  for (int s = 0; s < gpus; ++s) n += at(s, d, j);
+  return n;
+}
+
+std::int64_t SlotTraffic::pieces(int g, int chunk, int chunks) const {
+  auto nonempty = [&](std::int64_t n) { return n / chunks + (chunk < n % chunks ? 1 : 0) > 0 ? 1 : 0; };
+  std::int64_t p = 0;
+  for (int d = 0; d < gpus; ++d)
+    for (int j = 0; j < slots_per_gpu; ++j) {
+      if (d == g) continue;  // self pieces are counted below, as a send and a receive
+      p += nonempty(at(g, d, j));
+    }
+  for (int s = 0; s < gpus; ++s)
+    for (int j = 0; j < slots_per_gpu; ++j) p += nonempty(at(s, g, j)) * (s == g ? 2 : 1);
+  return p;
+}
+
+SlotTraffic slot_traffic(const RoutingSample& routing, const LayerPlacement& placement) {
+  const int G = routing.sources, E = routing.experts, ep = placement.ep();
+  if (placement.experts() != E) throw SimulationError("slot_traffic: placement and routing disagree on the expert count");
+  if (G % ep != 0) throw SimulationError("slot_traffic: ep does not divide the source count");
+  SlotTraffic t;
+  t.gpus = G;
+  t.slots_per_gpu = placement.slots_per_gpu();
+  t.rows.assign(static_cast<std::size_t>(G) * static_cast<std::size_t>(G) * static_cast<std::size_t>(t.slots_per_gpu), 0);
+  for (int s = 0; s < G; ++s) {
+    const int base = (s / ep) * ep;
+    for (int e = 0; e < E; ++e) {
+      const std::int64_t c = routing.at(s, e);
+      if (c == 0) continue;
+      const auto& reps = placement.replicas(e);
+      const auto r = static_cast<std::int64_t>(reps.size());
+      for (std::int64_t i = 0; i < r; ++i) {
+        const std::int64_t extra = ((i - s) % r + r) % r < c % r ? 1 : 0;
+        const int slot = reps[static_cast<std::size_t>(i)];
+        const int d = base + placement.gpu_of_slot(slot);
+        const int j = slot % t.slots_per_gpu;
+        t.rows[(static_cast<std::size_t>(s) * static_cast<std::size_t>(G) + static_cast<std::size_t>(d)) *
+                   static_cast<std::size_t>(t.slots_per_gpu) + static_cast<std::size_t>(j)] += c / r + extra;
+      }
+    }
+  }
+  return t;
+}
+
+}  // namespace epsim

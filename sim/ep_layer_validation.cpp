@@ -1,0 +1,178 @@
+#include "sim/ep_layer_validation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "models/config.h"
+#include "models/errors.h"
+#include "sim/simulation.h"
+
+namespace epsim {
+
+namespace {
+
+const nlohmann::json& need(const nlohmann::json& j, const char* key, const std::string& where) {
+  if (!j.is_object() || !j.contains(key)) throw InputError(where + "." + key + ": missing (an epsim-ep-layer/1 case needs it)");
+  return j.at(key);
+}
+
+std::int64_t need_int(const nlohmann::json& j, const char* key, const std::string& where) {
+  const auto& v = need(j, key, where);
+  if (!v.is_number_integer() || v.get<std::int64_t>() < 0)
+    throw InputError(where + "." + key + " = " + json_text(v) + ": must be an integer >= 0");
+  return v.get<std::int64_t>();
+}
+
+double need_number(const nlohmann::json& j, const char* key, const std::string& where) {
+  const auto& v = need(j, key, where);
+  if (!v.is_number() || v.get<double>() < 0) throw InputError(where + "." + key + " = " + json_text(v) + ": must be a number >= 0");
+  return v.get<double>();
+}
+
+std::string need_string(const nlohmann::json& j, const char* key, const std::string& where) {
+  const auto& v = need(j, key, where);
+  if (!v.is_string()) throw InputError(where + "." + key + " = " + json_text(v) + ": must be a string");
+  return v.get<std::string>();
+}
+
+// The measurement's phase names and the simulator's phases they correspond to.
+struct PhaseMap {
+  const char* measured;
+  Phase simulated;
+};
+constexpr PhaseMap kPhases[] = {
+    {"gate", Phase::Gate},           {"permute", Phase::Permute},   {"dispatch_meta", Phase::CountExchange},
+    {"dispatch_data", Phase::Dispatch}, {"experts", Phase::Experts}, {"combine", Phase::Combine},
+    {"unpermute", Phase::Unpermute},
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+double FileValidation::median_abs_error_pct() const {
+  std::vector<double> e;
+  for (const auto& c : cases) e.push_back(std::abs(c.error_pct()));
+  return median(e);
+}
+
+double FileValidation::max_abs_error_pct() const {
+  double m = 0;
+  for (const auto& c : cases) m = std::max(m, std::abs(c.error_pct()));
+  return m;
+}
+
+bool FileValidation::meets_target() const { return !cases.empty() && median_abs_error_pct() <= 5.0 && max_abs_error_pct() <= 10.0; }
+
+Scenario ep_layer_scenario(const nlohmann::json& measured_case, const std::string& where, const std::vector<std::string>& sets) {
+  const std::string ow = where + ".options";
+  const auto& o = need(measured_case, "options", where);
+  const std::int64_t gpus = need_int(o, "gpus", ow);
+  const std::int64_t experts = need_int(o, "experts", ow);
+  const std::int64_t layers = need_int(o, "layers", ow);
+  const std::string dtype = need_string(o, "dtype", ow);
+  if (dtype != "bf16") throw InputError(ow + ".dtype = \"" + dtype + "\": only bf16 layers can be simulated");
+  const std::string overlap = need_string(o, "overlap", ow);
+  if (overlap != "serial" && overlap != "dual")
+    throw InputError(ow + ".overlap = \"" + overlap + "\": must be serial or dual");
+  const std::string dispatch = need_string(o, "dispatch", ow);
+  if (dispatch != "nccl" && dispatch != "peer")
+    throw InputError(ow + ".dispatch = \"" + dispatch + "\": must be nccl or peer");
+  if (gpus < 1 || experts < 1 || layers < 1) throw InputError(ow + ": gpus, experts and layers must be >= 1");
+  nlohmann::json doc = {
+      {"name", "ep-layer " + where},
+      {"model", {{"layers", layers}, {"dense_layers", 0}, {"hidden", need_int(o, "hidden", ow)},
+                 {"expert_intermediate", need_int(o, "inter", ow)}, {"routed_experts", experts},
+                 {"shared_experts", 0}, {"top_k", need_int(o, "topk", ow)}, {"attention", "none"}, {"vocab", 0}}},
+      {"gpu", {{"preset", "h200"}}},
+      {"cluster", {{"nodes", 1}, {"gpus_per_node", gpus}}},
+      {"workload", {{"mode", "prefill"}, {"tokens_per_gpu", need_int(o, "tokens_per_gpu", ow)}}},
+      {"network", {{"model", "analytical"}, {"scheme", "per-token"}, {"dispatch_impl", dispatch}}},
+      {"schedule", {{"overlap", overlap == "dual" ? "dual-microbatch" : "serial"}, {"chunks", need_int(o, "chunks", ow)}}},
+      {"cost_model", {{"calibration", "h200-measured"}, {"expert_gemms", "per-expert"}}},
+  };
+  for (const auto& a : sets) apply_override(doc, a);
+  Scenario s;
+  try {
+    s = Scenario::from_json(doc);
+  } catch (const ConfigError& e) {
+    throw InputError(where + ": the case makes an invalid scenario: " + e.what());
+  }
+  s.routing.distribution = "trace";
+  s.routing.trace = where + ".trace";
+  s.routing.trace_document = need(measured_case, "trace", where);
+  return s;
+}
+
+FileValidation validate_ep_layer_file(const std::string& path, const std::vector<std::string>& sets) {
+  return validate_ep_layer(read_json_file(path), path, sets);
+}
+
+FileValidation validate_ep_layer(const nlohmann::json& doc, const std::string& file, const std::vector<std::string>& sets) {
+  const std::string schema = need_string(doc, "schema", file);
+  if (schema != "epsim-ep-layer/1")
+    throw InputError(file + ".schema = \"" + schema + "\": not a measured EP layer (want epsim-ep-layer/1)");
+  FileValidation v;
+  v.file = file;
+  if (doc.contains("device") && doc["device"].is_object())
+    v.device = doc["device"].value("name", std::string("?")) + " x" + std::to_string(doc["device"].value("count", 0));
+  const auto& cases = need(doc, "cases", file);
+  if (!cases.is_array() || cases.empty()) throw InputError(file + ".cases: must be a non-empty array");
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const std::string where = file + ":cases[" + std::to_string(i) + "]";
+    const nlohmann::json& mc = cases[i];
+    Simulation sim(ep_layer_scenario(mc, where, sets));
+    CaseComparison c;
+    const auto& o = mc["options"];
+    const int blocks = o.value("peer_blocks", 0);
+    c.label = fmt::format("{} {} {} {} c{} L{}{}", o["dispatch"].get<std::string>(), o["tokens_per_gpu"].get<std::int64_t>(),
+                          o.value("skew", std::string("?")), o["overlap"].get<std::string>(), o["chunks"].get<std::int64_t>(),
+                          o["layers"].get<std::int64_t>(), blocks > 0 ? fmt::format(" b{}", blocks) : "");
+    c.options = o;
+    c.measured_us = need_number(mc, "total_us", where);
+    c.predicted_us = sim.run().step_time.to_us();
+    // Per GPU, per phase: the sum of its instances; then the max over GPUs.
+    std::map<Phase, std::vector<double>> per_gpu;
+    const int gpus = sim.cluster().gpu_count();
+    for (const auto& t : sim.graph().tasks()) {
+      if (t.kind == TaskKind::Collective) continue;
+      auto& v2 = per_gpu[t.phase];
+      v2.resize(static_cast<std::size_t>(gpus), 0.0);
+      v2[static_cast<std::size_t>(t.gpu)] += (t.end - t.start).to_us();
+    }
+    const auto& measured = need(mc, "phases_us", where);
+    for (const auto& pm : kPhases) {
+      PhaseComparison p;
+      p.phase = pm.measured;
+      p.measured_us = need_number(measured, pm.measured, where + ".phases_us");
+      const auto it = per_gpu.find(pm.simulated);
+      if (it != per_gpu.end()) p.predicted_us = *std::max_element(it->second.begin(), it->second.end());
+      c.phases.push_back(p);
+    }
+    v.cases.push_back(std::move(c));
+  }
+  return v;
+}
+
+nlohmann::json to_json(const FileValidation& v) {
+  nlohmann::json cases = nlohmann::json::array();
+  for (const auto& c : v.cases) {
+    nlohmann::json phases = nlohmann::json::object();
+    for (const auto& p : c.phases)
+      phases[p.phase] = {{"measured_us", p.measured_us}, {"predicted_us", p.predicted_us}, {"error_pct", p.error_pct()}};
+    cases.push_back({{"case", c.label}, {"options", c.options}, {"measured_us", c.measured_us}, {"predicted_us", c.predicted_us},
+                     {"error_pct", c.error_pct()}, {"phases", phases}});
+  }
+  return {{"file", v.file}, {"device", v.device}, {"cases", cases}, {"median_abs_error_pct", v.median_abs_error_pct()},
+          {"max_abs_error_pct", v.max_abs_error_pct()}, {"meets_target", v.meets_target()}};
+}
+
+}  // namespace epsim

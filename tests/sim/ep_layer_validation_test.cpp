@@ -1,0 +1,82 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <string>
+
+#include "models/errors.h"
+#include "sim/ep_layer_validation.h"
+
+using namespace epsim;
+
+namespace {
+const std::string kResults = std::string(EPSIM_SOURCE_DIR) + "/kernels/results/";
+
+double median_abs(const std::vector<const CaseComparison*>& cs) {
+  std::vector<double> e;
+  for (const auto* c : cs) e.push_back(std::abs(c->error_pct()));
+  std::sort(e.begin(), e.end());
+  return e.empty() ? 0 : e.size() % 2 ? e[e.size() / 2] : 0.5 * (e[e.size() / 2 - 1] + e[e.size() / 2]);
+}
+}  // namespace
+
+// The committed measurement of issue 8 (E = 32, 2 x H200) against the simulator, GPU-free. These
+// figures are the README's ("Validating against a measured EP layer"); a model change that moves
+// them must update both.
+TEST_CASE("epsim validate: the E = 32 EP layer, nccl and peer dispatch") {
+  const FileValidation v = validate_ep_layer_file(kResults + "ep2-h200x2-2026-11-29.json");
+  REQUIRE(v.cases.size() == 80);
+  for (const char* impl : {"nccl", "peer"}) {
+    std::vector<const CaseComparison*> cs;
+    for (const auto& c : v.cases)
+      if (c.options["dispatch"] == impl) cs.push_back(&c);
+    CAPTURE(impl);
+    CHECK(median_abs(cs) <= 5.0);
+  }
+  CHECK(v.median_abs_error_pct() <= 5.0);
+  // Not yet every case within 10%: the worst are 256 tokens, dual, 4 chunks (the expert MLP curve
+  // prices 16-row GEMMs ~11% above what the layer runs) and 16384 tokens zipf serial (the curve's
+  // 16384-token point, 591 TFLOPS, prices hot experts ~17% slow); README lists them.
+  CHECK(v.max_abs_error_pct() <= 15.0);
+
+  // The issue's grid: cases within 10% cover every axis (tokens 256..16384, uniform and zipf:1.2,
+  // serial and dual, 1 and 4 chunks), at least 12 of them, and their median is within 5%.
+  std::vector<const CaseComparison*> within;
+  std::set<std::string> tokens, skews, overlaps, chunks;
+  for (const auto& c : v.cases) {
+    if (std::abs(c.error_pct()) > 10.0) continue;
+    within.push_back(&c);
+    tokens.insert(std::to_string(c.options["tokens_per_gpu"].get<int>()));
+    skews.insert(c.options["skew"].get<std::string>());
+    overlaps.insert(c.options["overlap"].get<std::string>());
+    chunks.insert(std::to_string(c.options["chunks"].get<int>()));
+  }
+  CHECK(within.size() >= 12);
+  CHECK(tokens == std::set<std::string>{"256", "1024", "4096", "16384"});
+  CHECK(skews == std::set<std::string>{"uniform", "zipf:1.2"});
+  CHECK(overlaps == std::set<std::string>{"serial", "dual"});
+  CHECK(chunks == std::set<std::string>{"1", "4"});
+  CHECK(median_abs(within) <= 5.0);
+
+  // Phases of a round alone (serial, 1 chunk, 4096 tokens, uniform): the dispatch round within 5%.
+  for (const auto& c : v.cases) {
+    if (c.options["tokens_per_gpu"] != 4096 || c.options["overlap"] != "serial" || c.options["chunks"] != 1 ||
+        c.options["skew"] != "uniform" || c.options["layers"] != 1)
+      continue;
+    for (const auto& p : c.phases)
+      if (p.phase == "dispatch_data" || p.phase == "permute" || p.phase == "unpermute") {
+        CAPTURE(c.label);
+        CAPTURE(p.phase);
+        CHECK(std::abs(p.error_pct()) <= 6.0);
+      }
+  }
+}
+
+TEST_CASE("epsim validate: bad input names the file, the path and the rule") {
+  nlohmann::json doc = {{"schema", "epsim-bench/1"}, {"cases", nlohmann::json::array()}};
+  CHECK_THROWS_WITH_AS(validate_ep_layer(doc, "x.json"), doctest::Contains("x.json.schema = \"epsim-bench/1\""), InputError);
+  doc["schema"] = "epsim-ep-layer/1";
+  doc["cases"] = nlohmann::json::array({{{"options", {{"gpus", 2}}}}});
+  CHECK_THROWS_WITH_AS(validate_ep_layer(doc, "x.json"), doctest::Contains("x.json:cases[0].options.experts: missing"), InputError);
+}
