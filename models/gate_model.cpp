@@ -11,8 +11,8 @@
 
 namespace epsim {
 
-GateModel::GateModel(RoutingSpec spec, const MoeModelSpec& model)
-    : spec_(std::move(spec)), model_(model), bias_(model.layers, model.routed_experts, spec_.bias_step) {
+GateModel::GateModel(RoutingSpec spec, const MoeModelSpec& model, int always_chosen)
+    : spec_(std::move(spec)), model_(model), always_chosen_(always_chosen), bias_(model.layers, model.routed_experts, spec_.bias_step) {
   const int E = model_.routed_experts;
   if (spec_.distribution == "hot" && spec_.hot_experts >= E)
     throw ConfigError("routing.hot_experts", std::to_string(spec_.hot_experts),
@@ -33,7 +33,11 @@ void GateModel::begin_step(int step) {
 
 void GateModel::observe(int layer, const std::vector<std::int64_t>& expert_load) {
   // Exact uniform counts do not depend on the bias: nothing to learn.
-  if (spec_.balance == Balance::Bias && spec_.distribution != "uniform") bias_.update(layer, expert_load);
+  if (spec_.balance == Balance::Bias && spec_.distribution != "uniform") {
+    const auto routed = static_cast<std::size_t>(model_.routed_experts);  // always-chosen ones have no bias
+    bias_.update(layer, expert_load.size() > routed ? std::vector<std::int64_t>(expert_load.begin(), expert_load.begin() + static_cast<std::ptrdiff_t>(routed))
+                                                    : expert_load);
+  }
 }
 
 bool GateModel::group_limited() const {
@@ -54,7 +58,11 @@ SelectionMarginals GateModel::marginals(int layer) const {
                          : selection_marginals(w, model_.top_k, 1, 1);
 }
 
-std::vector<double> GateModel::selection_probabilities(int layer) const { return marginals(layer).expert; }
+std::vector<double> GateModel::selection_probabilities(int layer) const {
+  std::vector<double> p = marginals(layer).expert;
+  p.insert(p.end(), static_cast<std::size_t>(always_chosen_), 1.0);
+  return p;
+}
 
 RoutingSample GateModel::sample(int layer, int micro_batch, int sources, std::int64_t tokens_per_source) const {
   if (sources < 1 || tokens_per_source < 0)
@@ -71,7 +79,7 @@ RoutingSample GateModel::sample(int layer, int micro_batch, int sources, std::in
     if (trace_) {
       r.counts = trace_->counts(layer - model_.dense_layers, sources, tokens_per_source, model_.top_k);
     } else {
-      const std::vector<double> p = selection_probabilities(layer);
+      const std::vector<double> p = marginals(layer).expert;
       r.counts.assign(static_cast<std::size_t>(sources) * static_cast<std::size_t>(E), 0);
       const CountSampler sampler(p, tokens_per_source, model_.top_k);
       RandomStream rng(derive_seed(spec_.seed, {step_, layer, micro_batch}));
@@ -82,6 +90,7 @@ RoutingSample GateModel::sample(int layer, int micro_batch, int sources, std::in
   }
   r.step = step_;
   if (spec_.capacity_factor > 0) apply_capacity(r, spec_.capacity_factor);
+  if (always_chosen_ > 0) r = with_always_chosen(r, always_chosen_);
   return r;
 }
 

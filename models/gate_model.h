@@ -46,9 +46,12 @@ class GateModel {
  public:
   // Checks the spec against the model and reads the trace file (ConfigError naming the key or the
   // file's JSON path / line, the value and the rule).
-  GateModel(RoutingSpec spec, const MoeModelSpec& model);
+  // `always_chosen`: experts every token takes besides its top_k (shared experts routed as experts,
+  // parallelism.shared_expert = routed); they follow the routed ones, ids routed_experts.. .
+  GateModel(RoutingSpec spec, const MoeModelSpec& model, int always_chosen = 0);
 
-  // `tokens_per_source` tokens on each of `sources` GPUs choose among model.routed_experts.
+  // `tokens_per_source` tokens on each of `sources` GPUs choose among model.routed_experts (then
+  // take the always-chosen experts: the sample has routed_experts + always_chosen columns).
   // `layer` must be a MoE layer (model.is_moe). Applies the capacity factor if set.
   RoutingSample sample(int layer, int micro_batch, int sources, std::int64_t tokens_per_source) const;
 
@@ -62,7 +65,8 @@ class GateModel {
   void observe(int layer, const std::vector<std::int64_t>& expert_load);
 
   // Per-token selection probability of each expert in `layer` under the current bias (sums to
-  // top_k; each <= 1): the expected load is tokens x this. For placement strategies.
+  // top_k, then 1 for each always-chosen expert; each <= 1): the expected load is tokens x this.
+  // For placement strategies.
   std::vector<double> selection_probabilities(int layer) const;
   // The same with the group probabilities (group-limited routing); trace and uniform: one group.
   SelectionMarginals marginals(int layer) const;
@@ -76,6 +80,7 @@ class GateModel {
   RoutingSpec spec_;
   MoeModelSpec model_;
   std::optional<RoutingTrace> trace_;
+  int always_chosen_ = 0;
   std::vector<std::vector<double>> popularity_;  // [layer][expert]; empty for dense layers
   ExpertBias bias_;
   int step_ = 0;

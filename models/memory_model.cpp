@@ -10,7 +10,8 @@ MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const 
   r.attention_weights = Bytes(m.layers * ops.attention_proj_params() / tp * b);
   r.dense_weights = Bytes(m.dense_layers * ops.dense_mlp_params() / tp * b);
   r.expert_weights = Bytes(moe * par.experts_per_gpu * ops.expert_params() * b);
-  r.shared_weights = Bytes(moe * m.shared_experts * ops.expert_params() / tp * b);
+  // Routed shared experts sit in expert slots (counted in experts_per_gpu), not on every GPU.
+  r.shared_weights = Bytes(moe * (m.shared_experts - par.routed_shared(m)) * ops.expert_params() / tp * b);
   r.other_weights = Bytes((moe * ops.gate_params() + 2 * m.vocab * m.hidden / tp) * b);
 
   const std::int64_t cached_tokens = work.mode == Mode::Prefill  ? work.tokens_per_gpu

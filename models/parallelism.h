@@ -15,6 +15,18 @@ struct Parallelism {
   int attention_tp = 1;  // GPUs of one node sharing each attention layer's heads
   int ep = 0;            // GPUs holding one full set of routed experts (0: all GPUs)
   int experts_per_gpu = 1;
+  // local: every GPU computes the shared experts for its own tokens | routed: they join the routed
+  // experts as experts every token takes, placed in expert slots (with replicas) and reached by the
+  // dispatch, as DeepSeek-V3's decode deployment does (its "heavy-load" 9th expert).
+  std::string shared_expert = "local";
+
+  // Shared experts routed as experts (0 unless shared_expert = routed).
+  int routed_shared(const MoeModelSpec& model) const { return shared_expert == "routed" ? model.shared_experts : 0; }
+  // The model as the gate and the placement see it: routed shared experts appended to the routed ones.
+  MoeModelSpec as_routed(MoeModelSpec model) const {
+    model.routed_experts += routed_shared(model);
+    return model;
+  }
 
   static const Schema& schema();
   // Checks the split against the model and the GPU count (ep, tp and node sizes must divide).

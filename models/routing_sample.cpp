@@ -21,4 +21,15 @@ double max_over_mean(const std::vector<std::int64_t>& load) {
   return static_cast<double>(mx) * static_cast<double>(load.size()) / static_cast<double>(total);
 }
 
+RoutingSample with_always_chosen(const RoutingSample& r, int extra) {
+  RoutingSample out = r;
+  out.experts = r.experts + extra;
+  out.counts.assign(static_cast<std::size_t>(r.sources) * static_cast<std::size_t>(out.experts), 0);
+  for (int s = 0; s < r.sources; ++s)
+    for (int e = 0; e < out.experts; ++e)
+      out.counts[static_cast<std::size_t>(s) * static_cast<std::size_t>(out.experts) + static_cast<std::size_t>(e)] =
+          e < r.experts ? r.at(s, e) : r.tokens[static_cast<std::size_t>(s)];
+  return out;
+}
+
 }  // namespace epsim

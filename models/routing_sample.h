@@ -23,6 +23,9 @@ struct RoutingSample {
   double imbalance() const;                       // max / mean of expert_load() (1 = balanced)
 };
 
+// The sample with `extra` experts appended that every token of every source takes (counts = tokens).
+RoutingSample with_always_chosen(const RoutingSample& r, int extra);
+
 // max / mean of per-expert loads; 1.0 for an empty or all-zero load.
 double max_over_mean(const std::vector<std::int64_t>& load);
 

@@ -21,7 +21,8 @@ std::unique_ptr<Network> make_network(const NetworkSpec& spec, Simulator& sim, c
 
 Simulation::Simulation(Scenario scenario)
     : scenario_(std::move(scenario)), cluster_(scenario_.cluster),
-      cost_(make_cost_model(scenario_.cost_model, scenario_.gpu)), gate_(scenario_.routing, scenario_.model) {}
+      cost_(make_cost_model(scenario_.cost_model, scenario_.gpu)),
+      gate_(scenario_.routing, scenario_.model, scenario_.parallelism.routed_shared(scenario_.model)) {}
 
 std::vector<StepSummary> Simulation::run_steps(int steps) {
   std::vector<StepSummary> out;
@@ -49,7 +50,7 @@ std::vector<StepSummary> Simulation::run_steps(int steps) {
 const StepResult& Simulation::run() {
   const Scenario& sc = scenario_;
   const GateModel& gate = gate_;
-  const Placement placement = Placement::make(sc.placement, PlacementInputs{sc.model, sc.parallelism.ep, cluster_, gate, sc.workload.tokens(),
+  const Placement placement = Placement::make(sc.placement, PlacementInputs{sc.parallelism.as_routed(sc.model), sc.parallelism.ep, cluster_, gate, sc.workload.tokens(),
                                                                         expert_compute_per_token(sc.model, sc.gpu)});
   StepBuilder builder(sc, cluster_, *cost_, gate, placement);
   graph_ = builder.build();

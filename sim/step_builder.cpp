@@ -171,7 +171,9 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
   }
   const OpWork gate_op = ops_.gate(T);
   const Time gate = scaled(gate_op, pass);
-  const Time shared = sc_.model.shared_experts > 0 ? scaled(ops_.shared_expert(T), pass) : Time::zero();
+  // Routed shared experts (parallelism.shared_expert = routed) are computed where they are placed.
+  const bool local_shared = sc_.model.shared_experts > sc_.parallelism.routed_shared(sc_.model);
+  const Time shared = local_shared ? scaled(ops_.shared_expert(T), pass) : Time::zero();
   // dispatch_impl nccl | peer, forward: permute the rows by expert after the gate, then exchange
   // the per-expert counts (the host waits for them before it enqueues the rounds).
   const bool permute = !impl_.ideal() && pass == Pass::Forward;
@@ -181,7 +183,7 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
     const TaskId gt = compute(gpu, Phase::Gate, l, mb, gate, r, sm_bound(gate_op));
     r = {gt};
     if (permute) r = {compute(gpu, Phase::Permute, l, mb, perm, {}, 0.0)};
-    if (sc_.model.shared_experts > 0) {
+    if (local_shared) {
       const TaskId st = compute(gpu, Phase::SharedExpert, l, mb, shared, {}, sm_bound(ops_.shared_expert(T)));
       if (serial) r = {st};  // serial: the dispatch waits for the shared expert
     }
@@ -279,10 +281,11 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
   const auto m = entry.matrix;
   LayerLoad& load = loads_[static_cast<std::size_t>(l)];
   load.per_gpu.resize(static_cast<std::size_t>(gpus_), 0);
-  load.per_expert.resize(entry.expert_load.size(), 0);
+  // Per routed expert: routed shared experts (always taken) are left out of the balance figures.
+  load.per_expert.resize(static_cast<std::size_t>(sc_.model.routed_experts), 0);
   if (pass == Pass::Forward) {
     for (int gpu = 0; gpu < gpus_; ++gpu) load.per_gpu[static_cast<std::size_t>(gpu)] += m->received(gpu);
-    for (std::size_t e = 0; e < entry.expert_load.size(); ++e) load.per_expert[e] += entry.expert_load[e];
+    for (std::size_t e = 0; e < load.per_expert.size(); ++e) load.per_expert[e] += entry.expert_load[e];
     load.dropped += entry.dropped;
   }
 

@@ -77,10 +77,10 @@ Row measure(const nlohmann::json& base, const std::string& strategy, int steps) 
   row.strategy = strategy;
   Scenario sc = Scenario::from_json(with_strategy(base, strategy));
   const Cluster cluster(sc.cluster);
-  const GateModel gate(sc.routing, sc.model);
+  const GateModel gate(sc.routing, sc.model, sc.parallelism.routed_shared(sc.model));
   const auto t0 = std::chrono::steady_clock::now();
   auto placement = std::make_shared<const Placement>(
-      Placement::make(sc.placement, PlacementInputs{sc.model, sc.parallelism.ep, cluster, gate, sc.workload.tokens(),
+      Placement::make(sc.placement, PlacementInputs{sc.parallelism.as_routed(sc.model), sc.parallelism.ep, cluster, gate, sc.workload.tokens(),
                                       expert_compute_per_token(sc.model, sc.gpu)}));
   row.place_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 

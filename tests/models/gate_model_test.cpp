@@ -315,3 +315,19 @@ TEST_CASE("sampling the seed step (256 sources x 4096 tokens, top-8 of 256, 58 M
   CHECK(total > 0);
   CHECK(s < 1.0);
 }
+
+TEST_CASE("always-chosen experts (routed shared experts) follow the routed ones: every token takes them") {
+  // 2 sources of 100 tokens, 4 routed experts, top-2, one always-chosen expert: uniform gives each
+  // routed expert 50 per source, the 5th expert all 100.
+  const GateModel gate(routing(json{{"distribution", "uniform"}}), model(4, 2), 1);
+  const RoutingSample r = gate.sample(1, 0, 2, 100);
+  REQUIRE(r.experts == 5);
+  for (int s = 0; s < 2; ++s) {
+    for (int e = 0; e < 4; ++e) CHECK(r.at(s, e) == 50);
+    CHECK(r.at(s, 4) == 100);
+  }
+  const auto p = gate.selection_probabilities(1);
+  REQUIRE(p.size() == 5);
+  CHECK(p[4] == 1.0);
+  CHECK(std::accumulate(p.begin(), p.end(), 0.0) == doctest::Approx(3.0));
+}

@@ -147,3 +147,24 @@ TEST_CASE("memory counts every physical expert slot: redundant experts add weigh
   CHECK(plain.run().memory.expert_weights.count() == 3145728);
   CHECK(eplb.run().memory.expert_weights.count() == 2 * 3145728);
 }
+
+TEST_CASE("a routed shared expert is computed where its replicas sit, reached by the dispatch") {
+  // tiny() with its shared expert routed: 4 routed + 1 shared + 3 redundant slots (eplb gives all 3
+  // to the shared expert, 4x heavier) = 8 slots on 4 GPUs. Every token takes top-2 + the shared one:
+  // 4 GPUs x 256 tokens x 3 = 3072 (token, expert) pairs, 768 per GPU; no local shared-expert task.
+  json sc = tiny();
+  sc["model"]["shared_experts"] = 1;
+  sc["parallelism"] = {{"shared_expert", "routed"}};
+  sc["placement"] = {{"strategy", "eplb"}, {"redundant_slots", 3}};
+  Simulation routed(Scenario::from_json(sc));
+  const StepResult& r = routed.run();
+  CHECK(r.layers[1].expert_tokens_max == 768);
+  CHECK(r.layers[1].expert_tokens_mean == doctest::Approx(768.0));
+  CHECK(r.memory.shared_weights == Bytes(0));
+  for (const Task& t : routed.graph().tasks()) CHECK(t.phase != Phase::SharedExpert);
+  sc["parallelism"] = {{"shared_expert", "local"}};
+  sc["placement"] = json::object();
+  Simulation local(Scenario::from_json(sc));
+  CHECK(local.run().layers[1].expert_tokens_max == 512);
+  CHECK(local.result().memory.shared_weights > Bytes(0));
+}
