@@ -43,8 +43,7 @@ DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement
       const auto& reps = placement.replicas(e);
       const auto r = static_cast<std::int64_t>(reps.size());
       for (std::int64_t i = 0; i < r; ++i) {
-        const std::int64_t extra = ((i - s) % r + r) % r < c % r ? 1 : 0;
-        to_gpu[static_cast<std::size_t>(base + placement.gpu_of_slot(reps[static_cast<std::size_t>(i)]))] += c / r + extra;
+        to_gpu[static_cast<std::size_t>(base + placement.gpu_of_slot(reps[static_cast<std::size_t>(i)]))] += replica_share(c, r, i, s);
       }
       // Replicas on one GPU (or node) share a token's send: combine their shares before the miss.
       for (int slot : reps) {

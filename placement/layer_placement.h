@@ -4,6 +4,7 @@
 // splits its tokens evenly among them.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 namespace epsim {
@@ -43,5 +44,12 @@ class LayerPlacement {
   std::vector<int> phy2log_;
   std::vector<std::vector<int>> log2phy_;
 };
+
+// Replica `index` of an expert with `replicas` replicas gets this share of source `source`'s `count`
+// tokens: count / replicas each, the count mod replicas extra ones to the replicas starting at
+// index source mod replicas (so that sources even them out).
+inline std::int64_t replica_share(std::int64_t count, std::int64_t replicas, std::int64_t index, int source) {
+  return count / replicas + (((index - source) % replicas + replicas) % replicas < count % replicas ? 1 : 0);
+}
 
 }  // namespace epsim

@@ -39,12 +39,11 @@ SlotTraffic slot_traffic(const RoutingSample& routing, const LayerPlacement& pla
       const auto& reps = placement.replicas(e);
       const auto r = static_cast<std::int64_t>(reps.size());
       for (std::int64_t i = 0; i < r; ++i) {
-        const std::int64_t extra = ((i - s) % r + r) % r < c % r ? 1 : 0;
         const int slot = reps[static_cast<std::size_t>(i)];
         const int d = base + placement.gpu_of_slot(slot);
         const int j = slot % t.slots_per_gpu;
         t.rows[(static_cast<std::size_t>(s) * static_cast<std::size_t>(G) + static_cast<std::size_t>(d)) *
-                   static_cast<std::size_t>(t.slots_per_gpu) + static_cast<std::size_t>(j)] += c / r + extra;
+                   static_cast<std::size_t>(t.slots_per_gpu) + static_cast<std::size_t>(j)] += replica_share(c, r, i, s);
       }
     }
   }
