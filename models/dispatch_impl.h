@@ -38,7 +38,7 @@ struct DispatchImpl {
   Time host_gap;               // the host reading the counts and enqueuing the rounds (once per layer)
   int comm_sms = 24;           // SMs its kernels hold while a round runs (schedule.comm_sms default)
   double hbm_share = 0;        // HBM bandwidth share its traffic takes from HBM-bound compute meanwhile
-  double round_stretch = 0;    // a round progresses at 1 / (1 + this x sm_bound) while its GPU computes
+  double round_stretch = 0;    // a round progresses at 1 / (1 + this) while its GPU computes
 
   bool ideal() const { return name == "ideal"; }
   // One GPU's part of a round that moves `out` bytes to and `in` bytes from other GPUs in

@@ -8,8 +8,8 @@
 // sm_bound = f) stretches by f of that, and its HBM-bound rest by the HBM share the collective's
 // traffic takes: 1 / rate = 1 + f (sms / (sms - comm_sms) - 1) + (1 - f) hbm_share / (1 - hbm_share).
 // The other way: a collective's rounds (CommPlan::rounds, the dispatch implementation's own work on
-// each GPU) progress at 1 / (1 + round_stretch) while that GPU runs a compute task, weighted by the
-// task's sm_bound: 1 / rate = 1 + f round_stretch. A GPU's part of a collective ends when its flows
+// each GPU) progress at 1 / (1 + round_stretch) while that GPU runs any compute task (HBM-bound
+// ones included: they contend too). A GPU's part of a collective ends when its flows
 // and its round are both done. Finishes are re-planned whenever a rate changes; stale finish events
 // are recognised by a per-GPU version and ignored.
 #pragma once
