@@ -13,8 +13,9 @@
 // per-expert counts (ncclAllGather + copy to the host, which then enqueues the rounds) and after
 // the combine unpermute (weighted sum of the top-k outputs); the step builder emits those ops.
 //
-// One GPU's part of a round: latency + piece_latency x pieces + (max(out, in) + reverse_share x
-// min(out, in)) / bandwidth, out and in the bytes it sends to and receives from other GPUs.
+// One GPU's part of a round: latency + piece_latency x pieces + max((max(out, in) + reverse_share x
+// min(out, in)) / bandwidth, self copy), out and in the bytes it sends to and receives from other
+// GPUs, self copy the time of a device copy of the rows it sends to itself.
 // Every constant is fitted to kernels/results/ep2-h200x2-2026-11-29.json (E = 32) and checked on
 // ep2-h200x2-e16-2026-11-29.json (E = 16); dispatch_impl.cpp says which cases.
 #pragma once
@@ -36,11 +37,14 @@ struct DispatchImpl {
   Time count_exchange;         // per micro-batch and MoE layer: the counts all-gather and copy to the host
   Time host_gap;               // the host reading the counts and enqueuing the rounds (once per layer)
   int comm_sms = 24;           // SMs its kernels hold while a round runs (schedule.comm_sms default)
+  double hbm_share = 0;        // HBM bandwidth share its traffic takes from HBM-bound compute meanwhile
+  double round_stretch = 0;    // a round progresses at 1 / (1 + this) while its GPU computes
 
   bool ideal() const { return name == "ideal"; }
   // One GPU's part of a round that moves `out` bytes to and `in` bytes from other GPUs in
-  // `pieces` non-empty pieces.
-  Time round_time(std::int64_t pieces, Bytes out, Bytes in) const;
+  // `pieces` non-empty pieces, and copies its rows for itself in `self` (the cost model's device
+  // copy of those bytes), at the same time as the cross-GPU bytes move.
+  Time round_time(std::int64_t pieces, Bytes out, Bytes in, Time self = Time::zero()) const;
 
   static std::vector<std::string> names();
   static DispatchImpl named(const std::string& name);  // throws std::out_of_range

@@ -13,6 +13,9 @@ const char* to_string(OpClass c) {
     case OpClass::LmHead: return "lm_head";
     case OpClass::Permute: return "permute";
     case OpClass::Unpermute: return "unpermute";
+    case OpClass::ExpertGemm: return "expert_gemm";
+    case OpClass::ExpertActivation: return "expert_activation";
+    case OpClass::LocalCopy: return "local_copy";
   }
   return "?";
 }
@@ -100,6 +103,32 @@ OpWork LayerOps::expert_mlp(std::int64_t tokens, int experts) const {
   w.bytes += elems(extra);
   w.experts = experts;
   return w;
+}
+
+OpWork LayerOps::gemm(OpClass op, std::int64_t rows, std::int64_t n, std::int64_t k) const {
+  const double m = static_cast<double>(rows), nn = static_cast<double>(n), kk = static_cast<double>(k);
+  OpWork w{op, Flops(2.0 * m * nn * kk), elems(nn * kk + m * (nn + kk)), rows};
+  w.rows = rows;
+  return w;
+}
+
+OpWork LayerOps::expert_gemm_up(std::int64_t rows) const {
+  return gemm(OpClass::ExpertGemm, rows, 2 * m_.expert_intermediate, m_.hidden);
+}
+
+OpWork LayerOps::expert_gemm_down(std::int64_t rows) const {
+  return gemm(OpClass::ExpertGemm, rows, m_.hidden, m_.expert_intermediate);
+}
+
+OpWork LayerOps::expert_activation(std::int64_t rows) const {
+  const double r = static_cast<double>(rows), i = static_cast<double>(m_.expert_intermediate);
+  OpWork w{OpClass::ExpertActivation, Flops(0), elems(r * 3.0 * i), rows};
+  w.rows = rows;
+  return w;
+}
+
+OpWork LayerOps::local_copy(Bytes bytes) const {
+  return {OpClass::LocalCopy, Flops(0), bytes + bytes, 0};
 }
 
 OpWork LayerOps::shared_expert(std::int64_t tokens) const {

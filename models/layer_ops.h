@@ -24,6 +24,9 @@ enum class OpClass {
   LmHead,
   Permute,    // gather each token's top-k copies into expert order before the dispatch (HBM-bound)
   Unpermute,  // weighted sum of each token's top-k expert outputs after the combine (HBM-bound)
+  ExpertGemm,        // one GEMM of one expert's MLP (cost_model.expert_gemms=per-expert)
+  ExpertActivation,  // SiLU(gate) x up over a chunk's expert rows, between the two GEMMs (HBM-bound)
+  LocalCopy,         // rows a dispatch or combine round sends to its own GPU: a device copy (HBM-bound)
 };
 const char* to_string(OpClass c);
 
@@ -64,6 +67,14 @@ class LayerOps {
   OpWork dense_mlp(std::int64_t tokens) const;
   // `tokens` routed tokens spread over `experts` experts held by this GPU.
   OpWork expert_mlp(std::int64_t tokens, int experts) const;
+  // One expert's MLP as the measured layer runs it (kernels/ep_layer.cu, a cuBLAS GEMM per expert):
+  // gate+up `rows` x 2I x hidden, down `rows` x hidden x I (rows = M, weights per row = N x K).
+  OpWork expert_gemm_up(std::int64_t rows) const;
+  OpWork expert_gemm_down(std::int64_t rows) const;
+  // SiLU(gate) x up of `rows` rows: 2I read, I written per row (one kernel per chunk in the layer).
+  OpWork expert_activation(std::int64_t rows) const;
+  // A device-to-device copy of `bytes` (read once, written once).
+  OpWork local_copy(Bytes bytes) const;
   OpWork shared_expert(std::int64_t tokens) const;
   OpWork lm_head(std::int64_t tokens) const;
   // `tokens` tokens of this GPU, each read once and written top_k times in expert order (permute),
@@ -78,6 +89,7 @@ class LayerOps {
  private:
   Bytes elems(double n) const { return Bytes(static_cast<std::int64_t>(n) * m_.bytes_per_param); }
   OpWork mlp(OpClass op, std::int64_t tokens, std::int64_t intermediate, int copies, double weight_share) const;
+  OpWork gemm(OpClass op, std::int64_t rows, std::int64_t n, std::int64_t k) const;
   const MoeModelSpec& m_;
   int tp_;
 };

@@ -35,6 +35,10 @@ std::vector<std::string> comm_scheme_names();
 struct CommPlan {
   std::vector<FlowSpec> flows;
   std::vector<GpuId> src, dst;
+  // Per GPU (empty: none): the implementation's own work in this round (network.dispatch_impl),
+  // at full speed; the executor slows it while that GPU computes. The GPU's part ends when both
+  // this and its flows are done.
+  std::vector<Time> rounds;
   void add(const Cluster& cluster, GpuId from, GpuId to, Bytes bytes);
 };
 

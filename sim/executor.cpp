@@ -11,6 +11,8 @@ Executor::Executor(Simulator& sim, Network& net, TaskGraph& graph, SmSharing sm,
   int gpus = 0;
   for (const Task& t : graph_.tasks()) gpus = std::max(gpus, t.gpu + 1);
   gpus_.resize(static_cast<std::size_t>(gpus));
+  net_done_.assign(graph_.tasks().size(), 0);
+  collective_task_.assign(static_cast<std::size_t>(graph_.collective_count()), -1);
 }
 
 Time Executor::run() {
@@ -42,20 +44,67 @@ void Executor::ready(TaskId id) {
 void Executor::finish(TaskId id) {
   Task& t = graph_.tasks()[static_cast<std::size_t>(id)];
   t.end = sim_.now();
-  if (t.kind == TaskKind::Compute) gpus_[static_cast<std::size_t>(t.gpu)].running = -1;
+  if (t.kind == TaskKind::Compute) {
+    round_advance(t.gpu);
+    gpus_[static_cast<std::size_t>(t.gpu)].running = -1;
+    round_plan(t.gpu);
+  }
   if (t.kind == TaskKind::Arrival) set_comm(t.gpu, -1);
   for (TaskId n : t.next)
     if (--graph_.tasks()[static_cast<std::size_t>(n)].waiting == 0) ready(n);
+  if (t.kind == TaskKind::Arrival) collective_maybe_done(collective_task_[static_cast<std::size_t>(t.collective)]);
+}
+
+void Executor::collective_maybe_done(TaskId id) {
+  if (id < 0 || !net_done_[static_cast<std::size_t>(id)] || graph_.task(id).end != Time::infinity()) return;
+  for (TaskId a : graph_.arrivals(graph_.task(id).collective))
+    if (graph_.task(a).end == Time::infinity()) return;
+  graph_.info(graph_.task(id).collective).make_plan = nullptr;
+  finish(id);
 }
 
 void Executor::start_compute(TaskId id) {
   const Task& t = graph_.task(id);
   GpuState& s = gpus_[static_cast<std::size_t>(t.gpu)];
   if (s.running >= 0) throw SimulationError("two compute tasks at once on one GPU's compute stream");
+  round_advance(t.gpu);
   s.running = id;
   s.remaining_ps = static_cast<double>(t.duration.picoseconds());
   s.since = sim_.now();
   replan(t.gpu);
+  round_plan(t.gpu);
+}
+
+double Executor::round_rate(const GpuState& s) const {
+  if (s.running < 0) return 1.0;
+  return 1.0 / (1.0 + sm_.round_stretch);
+}
+
+void Executor::round_advance(int gpu) {
+  GpuState& s = gpus_[static_cast<std::size_t>(gpu)];
+  if (s.round < 0) return;
+  s.round_left_ps -= static_cast<double>((sim_.now() - s.round_since).picoseconds()) * round_rate(s);
+  if (s.round_left_ps < 0) s.round_left_ps = 0;
+  s.round_since = sim_.now();
+}
+
+void Executor::round_plan(int gpu) {
+  GpuState& s = gpus_[static_cast<std::size_t>(gpu)];
+  if (s.round < 0) return;
+  const std::uint64_t v = ++s.round_version;
+  const double left = s.round_left_ps / round_rate(s);
+  sim_.after(Time::ps(static_cast<std::int64_t>(std::ceil(left))), [this, gpu, v] {
+    GpuState& st = gpus_[static_cast<std::size_t>(gpu)];
+    if (st.round_version != v || st.round < 0) return;
+    const TaskId a = st.round;
+    st.round = -1;
+    if (net_done_[static_cast<std::size_t>(a)]) finish(a);
+  });
+}
+
+void Executor::endpoint_done(TaskId arrival) {
+  net_done_[static_cast<std::size_t>(arrival)] = 1;
+  if (gpus_[static_cast<std::size_t>(graph_.task(arrival).gpu)].round != arrival) finish(arrival);
 }
 
 // Brings the running task's remaining work up to now at the old rate (the caller changes the rate
@@ -76,8 +125,9 @@ void Executor::replan(int gpu) {
 double Executor::rate(const GpuState& s) const {
   if (s.comm_active == 0 || s.running < 0) return 1.0;
   const double f = graph_.task(s.running).sm_bound;
+  const double hbm = sm_.hbm_share > 0 ? (1.0 - f) * sm_.hbm_share / (1.0 - sm_.hbm_share) : 0.0;
   if (f >= 1.0) return sm_.compute_rate();
-  return 1.0 / (1.0 + f * (1.0 / sm_.compute_rate() - 1.0));
+  return 1.0 / (1.0 + f * (1.0 / sm_.compute_rate() - 1.0) + hbm);
 }
 
 void Executor::set_comm(int gpu, int delta) {
@@ -89,7 +139,7 @@ void Executor::set_comm(int gpu, int delta) {
     s.since = sim_.now();
   }
   s.comm_active += delta;
-  if (sm_.comm_sms > 0 && was != (s.comm_active > 0)) replan(gpu);
+  if ((sm_.comm_sms > 0 || sm_.hbm_share > 0) && was != (s.comm_active > 0)) replan(gpu);
 }
 
 namespace {
@@ -133,10 +183,11 @@ void Executor::start_collective(TaskId id) {
   tr.endpoints = static_cast<int>(arrivals.size());
   tr.key = key;
   tr.fill = [this, c, key](Transfer& t) { fill(c, key, t); };
-  tr.on_endpoint_done = [this, c](GpuId g) { finish(graph_.arrivals(c)[static_cast<std::size_t>(g)]); };
-  tr.on_done = [this, id, c] {
-    graph_.info(c).make_plan = nullptr;
-    finish(id);
+  tr.on_endpoint_done = [this, c](GpuId g) { endpoint_done(graph_.arrivals(c)[static_cast<std::size_t>(g)]); };
+  collective_task_[static_cast<std::size_t>(c)] = id;
+  tr.on_done = [this, id] {
+    net_done_[static_cast<std::size_t>(id)] = 1;
+    collective_maybe_done(id);
   };
   net_.start(std::move(tr));
 }
@@ -147,6 +198,15 @@ void Executor::fill(int collective, std::uint64_t key, Transfer& t) {
   CommPlan plan = info.make_plan();
   summarise(plan, info, net_.counters().size(), links_);
   if (key != 0) summaries_.emplace(key, CollectiveInfo{{}, {}, info.flows, info.bytes, info.busiest_link, info.busiest_bytes});
+  const auto& arrivals = graph_.arrivals(collective);
+  for (std::size_t g = 0; g < plan.rounds.size() && g < arrivals.size(); ++g) {
+    if (plan.rounds[g] <= Time::zero()) continue;
+    GpuState& s = gpus_[g];
+    s.round = arrivals[g];
+    s.round_left_ps = static_cast<double>(plan.rounds[g].picoseconds());
+    s.round_since = sim_.now();
+    round_plan(static_cast<int>(g));
+  }
   t.flows = std::move(plan.flows);
   t.src = std::move(plan.src);
   t.dst = std::move(plan.dst);

@@ -5,8 +5,13 @@
 // SM sharing: while a GPU takes part in a collective (from its start to that GPU's arrival), its
 // communication kernels hold `comm_sms` of its `sms` SMs, and a compute task running meanwhile
 // progresses at (sms - comm_sms) / sms of its full speed; a task only partly bound by SMs (Task::
-// sm_bound = f) stretches by f of that: 1 / rate = 1 + f (sms / (sms - comm_sms) - 1). Its finish is re-planned whenever that
-// rate changes; stale finish events are recognised by a per-task version and ignored.
+// sm_bound = f) stretches by f of that, and its HBM-bound rest by the HBM share the collective's
+// traffic takes: 1 / rate = 1 + f (sms / (sms - comm_sms) - 1) + (1 - f) hbm_share / (1 - hbm_share).
+// The other way: a collective's rounds (CommPlan::rounds, the dispatch implementation's own work on
+// each GPU) progress at 1 / (1 + round_stretch) while that GPU runs any compute task (HBM-bound
+// ones included: they contend too). A GPU's part of a collective ends when its flows
+// and its round are both done. Finishes are re-planned whenever a rate changes; stale finish events
+// are recognised by a per-GPU version and ignored.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +27,9 @@ namespace epsim {
 
 struct SmSharing {
   int sms = 132;
-  int comm_sms = 0;  // 0: communication never slows compute
+  int comm_sms = 0;        // 0: communication never slows compute through SMs
+  double hbm_share = 0;    // share of HBM bandwidth a collective takes from compute bound by HBM
+  double round_stretch = 0;  // a round (CommPlan::rounds) progresses at 1 / (1 + this) while its GPU computes
   double compute_rate() const { return static_cast<double>(sms - comm_sms) / sms; }
 };
 
@@ -42,6 +49,10 @@ class Executor {
     double remaining_ps = 0;      // its work left, in picoseconds at full speed
     Time since;                   // when remaining_ps was last brought up to date
     std::uint64_t version = 0;    // bumps on every re-plan
+    TaskId round = -1;            // arrival whose round is in flight
+    double round_left_ps = 0;     // its work left at full speed
+    Time round_since;
+    std::uint64_t round_version = 0;
   };
   void ready(TaskId id);
   void finish(TaskId id);
@@ -51,6 +62,14 @@ class Executor {
   void set_comm(int gpu, int delta);
   void replan(int gpu);
   double rate(const GpuState& s) const;
+  double round_rate(const GpuState& s) const;
+  void round_advance(int gpu);  // brings the round's work left up to now at its current rate
+  void round_plan(int gpu);     // plans its end at the current rate
+  void endpoint_done(TaskId arrival);
+  std::vector<char> net_done_;  // per task: an arrival whose flows are done, a collective whose transfer is
+  // A collective ends when its transfer and every GPU's part (flows and round) have ended.
+  void collective_maybe_done(TaskId collective);
+  std::vector<TaskId> collective_task_;  // per collective index: its task
 
   Simulator& sim_;
   Network& net_;

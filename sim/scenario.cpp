@@ -30,7 +30,7 @@ const Schema& ScheduleSpec::schema() {
   static const Schema s{"schedule", {
       {"overlap", "string", "serial", "", "serial: one micro-batch, compute waits for each all-to-all (expert chunks still pipeline with later dispatch chunks) | dual-microbatch: two micro-batches of half the tokens, one computing while the other communicates; a micro-batch's next-layer attention starts once its combine is done (cross-layer pipelining) | decode-5stage: dual-microbatch with attention split around dispatch and combine and communication on 0 SMs"},
       {"chunks", "integer", 1, "", "token batches per dispatch and combine: an expert computes a batch as soon as it has arrived"},
-      {"comm_sms", "integer", 24, "SMs", "SMs held by communication kernels while they run; concurrent compute runs at (gpu.sms - comm_sms) / gpu.sms speed, ops bound by HBM rather than SMs less so (decode-5stage: 0; when not set and network.dispatch_impl is nccl or peer: that implementation's effective value fitted to the measured EP layer: nccl 104, peer 112)"},
+      {"comm_sms", "integer", 24, "SMs", "SMs held by communication kernels while they run; concurrent compute runs at (gpu.sms - comm_sms) / gpu.sms speed, ops bound by HBM rather than SMs less so (decode-5stage: 0; when not set and network.dispatch_impl is nccl or peer: that implementation's value: 64 for both, the peer kernel's 64 blocks; models/dispatch_impl.cpp)"},
   }};
   return s;
 }

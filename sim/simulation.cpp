@@ -1,5 +1,7 @@
 #include "sim/simulation.h"
 
+#include "models/dispatch_impl.h"
+
 #include <algorithm>
 
 #include "models/errors.h"
@@ -57,7 +59,9 @@ const StepResult& Simulation::run() {
 
   Simulator sim;
   auto net = make_network(sc.network, sim, cluster_);
-  Executor exec(sim, *net, graph_, SmSharing{sc.gpu.sms, sc.schedule.comm_sms}, &cluster_.links());
+  const DispatchImpl impl = DispatchImpl::named(sc.network.dispatch_impl);
+  SmSharing sharing{sc.gpu.sms, sc.schedule.comm_sms, impl.hbm_share, impl.round_stretch};
+  Executor exec(sim, *net, graph_, sharing, &cluster_.links());
   StepResult& r = result_;
   r = StepResult{};
   r.scenario = sc.name;

@@ -220,7 +220,8 @@ std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> pla
   const int chunks = sc_.schedule.chunks;
   const int gpus = gpus_;
   const std::int64_t T = mb_tokens(mb);
-  return [plan = std::move(plan), traffic = traffic_, impl = impl_, l, mb, c, chunks, gpus, T] {
+  const Bytes row_bytes = Bytes(sc_.model.hidden * sc_.model.bytes_per_param);
+  return [plan = std::move(plan), traffic = traffic_, impl = impl_, cost = &cost_, ops = ops_, row_bytes, l, mb, c, chunks, gpus, T] {
     CommPlan p = plan();
     std::vector<std::int64_t> out(static_cast<std::size_t>(gpus), 0), in(static_cast<std::size_t>(gpus), 0);
     for (std::size_t f = 0; f < p.flows.size(); ++f) {
@@ -228,14 +229,15 @@ std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> pla
       out[static_cast<std::size_t>(p.src[f])] += p.flows[f].bytes.count();
       in[static_cast<std::size_t>(p.dst[f])] += p.flows[f].bytes.count();
     }
-    const auto slots = traffic->entry(l, mb, T).slots;
+    const auto& entry = traffic->entry(l, mb, T);
+    const auto slots = entry.slots;
+    p.rounds.assign(static_cast<std::size_t>(gpus), Time::zero());
     for (int g = 0; g < gpus; ++g) {
-      FlowSpec f;
-      f.route.latency = impl.round_time(slots ? slots->pieces(g, c, chunks) : 0, Bytes(out[static_cast<std::size_t>(g)]),
-                                        Bytes(in[static_cast<std::size_t>(g)]));
-      p.flows.push_back(f);
-      p.src.push_back(g);
-      p.dst.push_back(g);
+      // The rows a GPU routes to its own experts (every (token, expert) copy): a local copy.
+      const Bytes own = row_bytes * share(entry.matrix->copies[entry.matrix->idx(g, g)], c, chunks);
+      p.rounds[static_cast<std::size_t>(g)] = impl.round_time(slots ? slots->pieces(g, c, chunks) : 0, Bytes(out[static_cast<std::size_t>(g)]),
+                                        Bytes(in[static_cast<std::size_t>(g)]),
+                                        own.count() > 0 ? cost->time(ops.local_copy(own)) : Time::zero());
     }
     return p;
   };
@@ -303,13 +305,22 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
       if (sc_.cost_model.per_expert_gemms && entry.slots) {
         // One MLP per expert slot at its own rows of this chunk (each (source, slot) count is cut
         // into chunks as the dispatch cuts it); empty slots launch nothing.
+        // Priced as the layer runs them: two GEMMs per expert, one activation over the chunk's rows.
+        std::int64_t rows = 0;
         for (int j = 0; j < entry.slots->slots_per_gpu; ++j) {
           std::int64_t n = 0;
           for (int s = 0; s < gpus_; ++s) n += share(entry.slots->at(s, gpu, j), c, chunks);
           if (n == 0) continue;
-          const OpWork w = ops_.expert_mlp(n, 1);
+          rows += n;
+          for (const OpWork& w : {ops_.expert_gemm_up(n), ops_.expert_gemm_down(n)}) {
+            t += scaled(w, pass);
+            all.flops += w.flops;
+            all.bytes += w.bytes;
+          }
+        }
+        if (rows > 0) {
+          const OpWork w = ops_.expert_activation(rows);
           t += scaled(w, pass);
-          all.flops += w.flops;
           all.bytes += w.bytes;
         }
       } else if (tokens > 0) {
