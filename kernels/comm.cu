@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common.h"
+#include <cuda.h>
 #ifdef EPSIM_HAVE_NCCL
 #include <nccl.h>
 #endif
@@ -81,8 +82,10 @@ std::vector<size_t> pow4_sizes(size_t lo, size_t hi) {
 // the host's launches ahead), divided by R; median/min/max over 5 such batches. time_it's event
 // between repetitions costs ~2.7 us per repetition on this machine (copies and kernels alike) and
 // stops a PDL launch from overlapping the previous kernel; this measures the steady rate of
-// back-to-back operations instead. `per_rep_us` (from time_it) sizes R.
-Timing time_pipelined(cudaStream_t s, const std::function<void()>& fn, double per_rep_us) {
+// back-to-back operations instead. `per_rep_us` (from time_it) sizes R; `spin_per_rep_us` is the
+// GPU spin queued ahead per repetition (enough for the host to enqueue them all).
+Timing time_pipelined(cudaStream_t s, const std::function<void()>& fn, double per_rep_us,
+                      double spin_per_rep_us = 20.0) {
   const int reps = (int)std::clamp(20000.0 / std::max(per_rep_us, 1.0), 10.0, 40.0);
   const int batches = 5;
   std::vector<double> v;
@@ -91,7 +94,7 @@ Timing time_pipelined(cudaStream_t s, const std::function<void()>& fn, double pe
   CK(cudaEventCreate(&b));
   for (int k = 0; k < batches; ++k) {
     CK(cudaDeviceSynchronize());
-    gpu_spin(s, std::min(20000.0, 200.0 + reps * 20.0));
+    gpu_spin(s, std::min(20000.0, 200.0 + reps * spin_per_rep_us));
     CK(cudaEventRecord(a, s));
     for (int i = 0; i < reps; ++i) fn();
     CK(cudaEventRecord(b, s));
@@ -555,6 +558,97 @@ __global__ void compare_rows_kernel(const uint4* recv, const uint4* x, const int
   if (c) atomicAdd(bad, c);
 }
 
+// ---------------------------------------------------------------- copy-engine peer dispatch
+// The same dispatch with the copy engine as data path: after the permute each destination's rows
+// are contiguous, so each source issues one cudaMemcpyAsync per destination (device-to-device,
+// destination = the peer's receive slot through its UVA peer pointer; `split` > 1 cuts it at row
+// boundaries over that many streams, i.e. copy engines), then signals with a stream-ordered 32-bit
+// write of the round's sequence number into its own flag word on the destination:
+//   memop:  cuStreamWriteValue32(stream, peer flag, seq, CU_STREAM_WRITE_VALUE_DEFAULT). It runs
+//           after the copy in stream order, and the default flag puts a memory fence before the
+//           write ("similar semantics to __threadfence_system() but scoped to the stream", cuda.h):
+//           the copy's writes to the peer are performed before the flag write, so the flag cannot
+//           be seen before the data. (CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER would drop exactly
+//           this guarantee.) The receiver's stream waits with cuStreamWaitValue32(GEQ) on its own
+//           memory; work after the wait then reads the rows.
+//   kernel: a 1-thread kernel after the copy in stream order does st.release.sys of seq into the
+//           peer flag (the kernel starts only once the copy has completed, and stream order makes
+//           the copy's writes visible to it; the system-scope release orders them before the flag
+//           for every observer); the receiver spins on its own flag with ld.acquire.sys.
+// Flags: uint32 per (source, part) on each destination, index src * kCeMaxSplit + part; values
+// only grow (one sequence number per round for every flag), compared cyclically.
+constexpr int kCeMaxSplit = 4;
+constexpr int kCeMaxFlags = (kMaxGpus - 1) * kCeMaxSplit;
+struct CeFlags {
+  unsigned* sig[kCeMaxFlags];          // peer flags to set to seq (in order, after the copies)
+  int nsig;
+  const unsigned* wait[kCeMaxFlags];   // local flags that must reach seq
+  int nwait;
+  unsigned seq;
+};
+__device__ __forceinline__ unsigned ld_acquire_sys_u32(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.sys.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void st_release_sys_u32(unsigned* p, unsigned v) {
+  asm volatile("st.release.sys.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+__device__ __forceinline__ void ce_wait_flags(const CeFlags& f) {
+  for (int i = 0; i < f.nwait; ++i)
+    while ((int)(ld_acquire_sys_u32(f.wait[i]) - f.seq) < 0) __nanosleep(20);
+}
+__global__ void ce_signal_wait_kernel(CeFlags f) {
+  for (int i = 0; i < f.nsig; ++i) st_release_sys_u32(f.sig[i], f.seq);
+  ce_wait_flags(f);
+}
+// Check: thread 0 of every CTA waits for the listed flags (none when the stream already waited
+// with cuStreamWaitValue32), then the CTA counts poisoned 16-bit lanes in its share of the slots.
+__global__ void ce_wait_scan_kernel(CeFlags f, const uint4* recv, long long slot_vecs, unsigned slot_mask,
+                                    int nslots, unsigned long long* bad) {
+  __shared__ int go;
+  if (threadIdx.x == 0) {
+    ce_wait_flags(f);
+    go = 1;
+  }
+  __syncthreads();
+  unsigned long long c = go ? 0 : 1;
+  for (int sl = 0; sl < nslots; ++sl) {
+    if (!(slot_mask >> sl & 1)) continue;
+    const uint4* p = recv + sl * slot_vecs;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < slot_vecs;
+         i += (long long)gridDim.x * blockDim.x) {
+      uint4 v = p[i];
+      unsigned w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int q = 0; q < 4; ++q) c += ((w[q] & 0xffffu) == 0x7fffu) + ((w[q] >> 16) == 0x7fffu);
+    }
+  }
+  if (c) atomicAdd(bad, c);
+}
+// The permute's output for the copy-engine path (untimed): xp[r] = x[idx[r]].
+__global__ void gather_rows_kernel(const uint4* x, const int* idx, int rows, int nvec, uint4* xp) {
+  const long long total = (long long)rows * nvec;
+  for (long long v = blockIdx.x * (long long)blockDim.x + threadIdx.x; v < total;
+       v += (long long)gridDim.x * blockDim.x)
+    xp[v] = x[(long long)idx[v / nvec] * nvec + v % nvec];
+}
+
+#define CU(x)                                                                          \
+  do {                                                                                 \
+    CUresult e_ = (x);                                                                 \
+    if (e_ != CUDA_SUCCESS) {                                                          \
+      const char* m_ = nullptr;                                                        \
+      cuGetErrorString(e_, &m_);                                                       \
+      fail(#x, __FILE__, __LINE__, m_ ? m_ : "unknown driver error");                  \
+    }                                                                                  \
+  } while (0)
+
+struct CeCfg {
+  bool memop = true;  // signal with cuStreamWriteValue32 / wait with cuStreamWaitValue32; else kernels
+  int split = 1;      // streams (copies) per destination
+};
+
 struct DispatchCfg {
   bool tma = false;
   int unroll = 4;   // simt
@@ -669,8 +763,40 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
     CK(cudaDeviceSynchronize());
   }
   std::vector<unsigned long long> cnt_epoch(n, 0), done_epoch(n, 0);
+  // copy-engine variants: EPSIM_DISPATCH_CE = comma list of m<split> (stream memop signal/wait) |
+  // k<split> (1-thread kernels), or "none"
+  std::vector<CeCfg> ce_cfgs;
+  {
+    const char* env = std::getenv("EPSIM_DISPATCH_CE");
+    std::stringstream ss(env ? env : opt.quick ? "m1,k1" : "m1,m2,m4,k1");
+    std::string item;
+    while (std::getline(ss, item, ','))
+      if (item.size() >= 2 && (item[0] == 'm' || item[0] == 'k')) {
+        CeCfg c;
+        c.memop = item[0] == 'm';
+        c.split = std::clamp(std::atoi(item.c_str() + 1), 1, kCeMaxSplit);
+        ce_cfgs.push_back(c);
+      }
+  }
+  std::vector<DevBuf<unsigned>> ce_flag(n);
+  // extra streams (lanes 1..) per GPU for several copies at once, and events to fork/join them
+  const int ce_lanes = (n - 1) * kCeMaxSplit;
+  std::vector<std::vector<cudaStream_t>> ce_ls(n, std::vector<cudaStream_t>(ce_lanes));
+  std::vector<std::vector<cudaEvent_t>> ce_ev(n, std::vector<cudaEvent_t>(ce_lanes));
+  unsigned ce_seq = 0;
+  if (!ce_cfgs.empty())
+    for (int d = 0; d < n; ++d) {
+      CK(cudaSetDevice(d));
+      ce_flag[d].alloc(kMaxGpus * kCeMaxSplit);
+      CK(cudaMemset(ce_flag[d].get(), 0, kMaxGpus * kCeMaxSplit * sizeof(unsigned)));
+      for (int l = 0; l < ce_lanes; ++l) {
+        CK(cudaStreamCreateWithFlags(&ce_ls[d][l], cudaStreamNonBlocking));
+        CK(cudaEventCreateWithFlags(&ce_ev[d][l], cudaEventDisableTiming));
+      }
+      CK(cudaDeviceSynchronize());
+    }
   for (int T : Ts) {
-    std::vector<DevBuf<bf16>> x(n), recv(n);
+    std::vector<DevBuf<bf16>> x(n), recv(n), xp(n);
     std::vector<DevBuf<int>> idx(n);
     const size_t slot = (size_t)T * H;  // elements per (source) slot
     for (int d = 0; d < n; ++d) {
@@ -683,6 +809,12 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
       std::shuffle(perm.begin(), perm.end(), std::mt19937(T + d));
       idx[d].alloc(T);
       CK(cudaMemcpy(idx[d].get(), perm.data(), T * sizeof(int), cudaMemcpyHostToDevice));
+      if (!ce_cfgs.empty()) {  // the permuted rows the copy-engine variants send (built untimed)
+        xp[d].alloc(slot);
+        gather_rows_kernel<<<sms * 4, 256>>>(reinterpret_cast<const uint4*>(x[d].get()), idx[d].get(), T, nvec,
+                                             reinterpret_cast<uint4*>(xp[d].get()));
+        CK_LAST();
+      }
       CK(cudaDeviceSynchronize());
     }
     for (int all = 1; all >= 0; --all) {
@@ -801,8 +933,160 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
         rep.add(make_res("peer_dispatch", variant.c_str(), shape, t, bytes, chk));
         rep.add(make_res("peer_dispatch", (variant + "_pipelined").c_str(), shape, tp, bytes, chk));
       }
+      // ---- copy-engine variants (see CeFlags): same rounds, checks and timing
+      for (size_t ci = 0; ci < ce_cfgs.size(); ++ci) {
+        const CeCfg& c = ce_cfgs[ci];
+        const int S = std::min(c.split, T);  // parts per destination (row boundaries)
+        bool dup = false;
+        for (size_t o = 0; o < ci; ++o)
+          if (ce_cfgs[o].memop == c.memop && std::min(ce_cfgs[o].split, T) == S) dup = true;
+        if (dup) continue;
+        const int lanes = ndest * S;
+        auto dest_of = [&](int src, int k) { return all ? (src + 1 + k) % n : 1; };
+        auto flag_at = [&](int dst, int src, int part) { return ce_flag[dst].get() + src * kCeMaxSplit + part; };
+        // the flags GPU g waits on in a round (every part of every source that sends to it)
+        auto waits_of = [&](int g, CeFlags& f) {
+          f.nwait = 0;
+          for (int src = 0; src < n; ++src)
+            if (src != g && (all || (src == 0 && g == 1)))
+              for (int part = 0; part < S; ++part) f.wait[f.nwait++] = flag_at(g, src, part);
+        };
+        auto round = [&](bool check) {
+          const unsigned seq = ++ce_seq;
+          for (int src = 0; src < (all ? n : 1); ++src) {
+            CK(cudaSetDevice(src));
+            cudaStream_t s0 = P.s[src];
+            if (lanes > 1) {
+              CK(cudaEventRecord(P.ev[src], s0));
+              for (int l = 1; l < lanes; ++l) CK(cudaStreamWaitEvent(ce_ls[src][l - 1], P.ev[src], 0));
+            }
+            CeFlags last{};  // the 1-thread kernel that ends the round on s0 (kernel signalling)
+            last.seq = seq;
+            for (int k = 0; k < ndest; ++k)
+              for (int part = 0; part < S; ++part) {
+                const int l = k * S + part, dst = dest_of(src, k);
+                cudaStream_t st = l ? ce_ls[src][l - 1] : s0;
+                const size_t r0 = (size_t)T * part / S, r1 = (size_t)T * (part + 1) / S;
+                CK(cudaMemcpyAsync(recv[dst].get() + (size_t)src * slot + r0 * H, xp[src].get() + r0 * H,
+                                   (r1 - r0) * H * 2, cudaMemcpyDeviceToDevice, st));
+                unsigned* flag = flag_at(dst, src, part);
+                if (c.memop) {
+                  CU(cuStreamWriteValue32(st, (CUdeviceptr)(uintptr_t)flag, seq, CU_STREAM_WRITE_VALUE_DEFAULT));
+                } else if (lanes == 1) {
+                  last.sig[last.nsig++] = flag;
+                } else {
+                  CeFlags f{};
+                  f.seq = seq;
+                  f.sig[f.nsig++] = flag;
+                  ce_signal_wait_kernel<<<1, 1, 0, st>>>(f);
+                  CK_LAST();
+                }
+              }
+            if (lanes > 1)
+              for (int l = 1; l < lanes; ++l) {
+                CK(cudaEventRecord(ce_ev[src][l - 1], ce_ls[src][l - 1]));
+                CK(cudaStreamWaitEvent(s0, ce_ev[src][l - 1], 0));
+              }
+            // a sender that also receives (alltoall) ends its round once every peer's rows are in
+            if (!check && all) {
+              if (c.memop) {
+                CeFlags f{};
+                waits_of(src, f);
+                for (int i = 0; i < f.nwait; ++i)
+                  CU(cuStreamWaitValue32(s0, (CUdeviceptr)(uintptr_t)f.wait[i], seq, CU_STREAM_WAIT_VALUE_GEQ));
+              } else {
+                waits_of(src, last);
+              }
+            }
+            if (!c.memop && (last.nsig || last.nwait)) {
+              ce_signal_wait_kernel<<<1, 1, 0, s0>>>(last);
+              CK_LAST();
+            }
+          }
+          for (int g = 0; g < n; ++g) {
+            CeFlags f{};
+            f.seq = seq;
+            waits_of(g, f);
+            if (!f.nwait || (all && !check)) continue;  // alltoall senders waited above
+            CK(cudaSetDevice(g));
+            if (c.memop) {
+              for (int i = 0; i < f.nwait; ++i)
+                CU(cuStreamWaitValue32(P.s[g], (CUdeviceptr)(uintptr_t)f.wait[i], seq, CU_STREAM_WAIT_VALUE_GEQ));
+              f.nwait = 0;  // the stream has waited; the scan kernel starts after it
+            }
+            if (check) {
+              unsigned mask = 0;
+              for (int src = 0; src < n; ++src)
+                if (src != g && (all || src == 0)) mask |= 1u << src;
+              ce_wait_scan_kernel<<<sms, 512, 0, P.s[g]>>>(f, reinterpret_cast<const uint4*>(recv[g].get()),
+                                                            (long long)slot / 8, mask, n, bad[g].get());
+              CK_LAST();
+            } else if (!c.memop) {
+              ce_signal_wait_kernel<<<1, 1, 0, P.s[g]>>>(f);
+              CK_LAST();
+            }
+          }
+          CK(cudaSetDevice(0));
+        };
+        for (int d = 0; d < n; ++d) {
+          CK(cudaSetDevice(d));
+          poison(recv[d].get(), recv[d].size());
+          CK(cudaMemset(bad[d].get(), 0, 8));
+          CK(cudaDeviceSynchronize());
+        }
+        round(true);
+        P.sync_all();
+        long long nbad = 0, words = 0;
+        for (int g = 0; g < n; ++g) {
+          CK(cudaSetDevice(g));
+          unsigned long long h = 0;
+          CK(cudaMemcpy(&h, bad[g].get(), 8, cudaMemcpyDeviceToHost));
+          nbad += (long long)h;
+          CK(cudaMemset(bad[g].get(), 0, 8));
+          for (int src = 0; src < n; ++src) {
+            if (src == g || !(all || (src == 0 && g == 1))) continue;
+            compare_rows_kernel<<<sms * 4, 256>>>(
+                reinterpret_cast<const uint4*>(recv[g].get() + (size_t)src * slot),
+                reinterpret_cast<const uint4*>(x[src].get()), idx[src].get(), T, nvec, bad[g].get());
+            CK_LAST();
+            words += (long long)T * nvec;
+          }
+          CK(cudaMemcpy(&h, bad[g].get(), 8, cudaMemcpyDeviceToHost));
+          nbad += (long long)h;
+        }
+        CK(cudaSetDevice(0));
+        // enqueuing a round takes the host several us per stream operation on every GPU: queue a
+        // longer GPU spin ahead so that the host stays ahead of the GPUs
+        const double spin = 40.0 + 25.0 * lanes * n;
+        auto t = time_it(P.s[0], [&](int) { round(false); }, opt, -1, spin);
+        P.sync_all();
+        auto tp = time_pipelined(P.s[0], [&] { round(false); }, t.med, spin);
+        P.sync_all();
+        std::vector<std::pair<std::string, long long>> shape = {
+            {"tokens", T}, {"hidden", H}, {"bytes", (long long)bytes},
+            {"bytes_per_peer", (long long)T * H * 2}, {"gpus", all ? n : 2}, {"split", S},
+            {"signal", c.memop ? 0 : 1}};
+        const std::string variant = std::string("copyengine_") + (all ? "alltoall" : "0to1");
+        const Check chk = exact(nbad, (size_t)words,
+                                std::string("exact, every row; receivers scanned for poison right after the ") +
+                                    (c.memop ? "cuStreamWaitValue32 on the flag" : "flag (kernel spin)") +
+                                    "; bytes = sent by one GPU per round; source = the permuted rows (the "
+                                    "gather is not in the timed round)");
+        rep.add(make_res("peer_dispatch", variant.c_str(), shape, t, bytes, chk));
+        rep.add(make_res("peer_dispatch", (variant + "_pipelined").c_str(), shape, tp, bytes, chk));
+      }
     }
   }
+  if (!ce_cfgs.empty())
+    for (int d = 0; d < n; ++d) {
+      CK(cudaSetDevice(d));
+      CK(cudaDeviceSynchronize());
+      for (int l = 0; l < ce_lanes; ++l) {
+        CK(cudaStreamDestroy(ce_ls[d][l]));
+        CK(cudaEventDestroy(ce_ev[d][l]));
+      }
+    }
+  CK(cudaSetDevice(0));
 }
 
 }  // namespace

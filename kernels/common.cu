@@ -299,7 +299,7 @@ int rotation_count(size_t footprint, int cap) {
 }
 
 Timing time_it(cudaStream_t stream, const std::function<void(int)>& fn, const Options& opt,
-               int max_iters) {
+               int max_iters, double spin_per_iter_us) {
   if (max_iters < 0) max_iters = opt.max_iters;
   cudaEvent_t a, b;
   CK(cudaEventCreate(&a));
@@ -323,7 +323,7 @@ Timing time_it(cudaStream_t stream, const std::function<void(int)>& fn, const Op
 
   std::vector<cudaEvent_t> ev(iters + 1);
   for (auto& e : ev) CK(cudaEventCreate(&e));
-  gpu_spin(stream, std::min(20000.0, 100.0 + iters * 15.0));
+  gpu_spin(stream, std::min(20000.0, 100.0 + iters * spin_per_iter_us));
   for (int i = 0; i < iters; ++i) {
     CK(cudaEventRecord(ev[i], stream));
     fn(i + 3);

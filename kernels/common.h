@@ -156,8 +156,10 @@ struct Timing {
   double med = 0, min = 0, max = 0;
   int iters = 0;
 };
+// `spin_per_iter_us`: GPU spin queued ahead per repetition (raise it when enqueuing one repetition
+// takes the host longer than ~15 us, e.g. several stream operations on several GPUs).
 Timing time_it(cudaStream_t stream, const std::function<void(int)>& fn, const Options& opt,
-               int max_iters = -1);
+               int max_iters = -1, double spin_per_iter_us = 15.0);
 // Spin on the GPU for about `us` microseconds (used to keep the launch queue ahead).
 void gpu_spin(cudaStream_t s, double us);
 // Rotation count so that `footprint` bytes times the count exceed ~4x the L2 size.

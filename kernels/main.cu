@@ -123,7 +123,8 @@ std::vector<Quality> quality(Report& rep) {
   // against the copy engine timed the same way: per-round events (time_it) against ce_0to1,
   // pipelined (events around back-to-back rounds) against ce_0to1_pipelined. Per mode (0to1,
   // alltoall), timing and size >= 16 MiB per peer: the fastest passing implementation and
-  // configuration (simt/tma, CTAs, unroll/stages, PDL) other than the 32-CTA one (JSON only).
+  // configuration (simt/tma/copyengine, CTAs, unroll/stages, PDL, split/signal) other than the
+  // 32-CTA one (JSON only).
   auto is_pipe = [](const std::string& v) { return v.size() > 10 && v.compare(v.size() - 10, 10, "_pipelined") == 0; };
   auto mode_of = [](const std::string& v) { return v.find("0to1") != std::string::npos ? std::string("0to1") : std::string("alltoall"); };
   struct Key { std::string mode; bool pipe; long long bpp; bool operator==(const Key& o) const { return mode == o.mode && pipe == o.pipe && bpp == o.bpp; } };
@@ -148,7 +149,9 @@ std::vector<Quality> quality(Report& rep) {
     if (!b) continue;
     const double ceil = k.pipe ? p2p_pipe : p2p_evt;
     Quality x;
-    std::string cfg = "b" + std::to_string(b->get("blocks"));
+    std::string cfg = b->get("blocks") > 0 ? "b" + std::to_string(b->get("blocks")) : std::string();
+    if (b->get("split") > 0) cfg += "x" + std::to_string(b->get("split"));  // copy engine: streams per peer
+    if (b->get("signal") >= 0) cfg += b->get("signal") == 0 ? " memop" : " kernel-flag";
     if (b->get("unroll") > 0) cfg += " u" + std::to_string(b->get("unroll"));
     if (b->get("stages") > 0) cfg += " s" + std::to_string(b->get("stages"));
     if (b->get("pdl") == 1) cfg += " pdl";

@@ -84,6 +84,13 @@ def main():
         ("peer_dispatch", "own_alltoall", {"tokens": 4682}),
         ("peer_dispatch", "own_0to1", {"tokens": 75000}),
         ("peer_dispatch", "own_alltoall", {"tokens": 75000}),
+        # copy-engine dispatch (h200x2-2026-11-30-copyengine.json on)
+        ("peer_dispatch", "copyengine_0to1", {"tokens": 1}),
+        ("peer_dispatch", "copyengine_0to1", {"tokens": 1171}),
+        ("peer_dispatch", "copyengine_alltoall", {"tokens": 1171}),
+        ("peer_dispatch", "copyengine_0to1", {"tokens": 2048}),
+        ("peer_dispatch", "copyengine_alltoall", {"tokens": 4682}),
+        ("peer_dispatch", "copyengine_0to1", {"tokens": 75000}),
     ]
     seen = set()
     for kernel, variant, shape in picks:
