@@ -8,14 +8,20 @@
 //          non-empty (destination, expert) piece and one ncclRecv per non-empty (source, local
 //          expert) piece, self included.
 //   peer   kernels/ep_layer.cu --dispatch peer: one own kernel (64 blocks) storing each row through
-//          peer pointers, then a counter wait; no per-piece cost.
+//          peer pointers, then a counter wait; no per-piece cost; its stores to its own GPU run
+//          at a measured 1240 GB/s (self_bandwidth), not at a device copy's rate.
 // Both real implementations first permute the rows by expert (an HBM gather), exchange the
 // per-expert counts (ncclAllGather + copy to the host, which then enqueues the rounds) and after
 // the combine unpermute (weighted sum of the top-k outputs); the step builder emits those ops.
 //
-// One GPU's part of a round: latency + piece_latency x pieces + max((max(out, in) + reverse_share x
-// min(out, in)) / bandwidth, self copy), out and in the bytes it sends to and receives from other
-// GPUs, self copy the time of a device copy of the rows it sends to itself.
+// One GPU's part of a round, in two parts done one after the other:
+//   fixed   latency + piece_latency x pieces: launch, host and proxy work that hardly depends on
+//           bytes; beside compute it progresses at 1 / (1 + fixed_stretch);
+//   moving  max((max(out, in) + reverse_share x min(out, in)) / bandwidth, self copy): the bytes;
+//           beside compute it progresses at 1 / (1 + round_stretch);
+// out and in the bytes it sends to and receives from other GPUs, self copy the rows it sends to
+// itself: bytes / self_bandwidth where the implementation's own local stores were measured, else
+// a device copy of those bytes (the cost model's).
 // Every constant is fitted to kernels/results/ep2-h200x2-2026-11-29.json (E = 32) and checked on
 // ep2-h200x2-e16-2026-11-29.json (E = 16); dispatch_impl.cpp says which cases.
 #pragma once
@@ -28,6 +34,13 @@
 
 namespace epsim {
 
+// One GPU's work in one round at full speed (sim/executor.h runs it: fixed, then moving).
+struct RoundWork {
+  Time fixed;   // latency + per-piece cost
+  Time moving;  // the bytes
+  Time total() const { return fixed + moving; }
+};
+
 struct DispatchImpl {
   std::string name = "ideal";
   Time latency;                // per round, per GPU
@@ -38,13 +51,15 @@ struct DispatchImpl {
   Time host_gap;               // the host reading the counts and enqueuing the rounds (once per layer)
   int comm_sms = 24;           // SMs its kernels hold while a round runs (schedule.comm_sms default)
   double hbm_share = 0;        // HBM bandwidth share its traffic takes from HBM-bound compute meanwhile
-  double round_stretch = 0;    // a round progresses at 1 / (1 + this) while its GPU computes
+  double round_stretch = 0;    // a round's moving part progresses at 1 / (1 + this) while its GPU computes
+  double fixed_stretch = 0;    // its fixed part (latency, pieces) at 1 / (1 + this)
+  Bandwidth self_bandwidth;    // rows a GPU routes to itself (0: a device copy, the cost model's)
 
   bool ideal() const { return name == "ideal"; }
   // One GPU's part of a round that moves `out` bytes to and `in` bytes from other GPUs in
-  // `pieces` non-empty pieces, and copies its rows for itself in `self` (the cost model's device
-  // copy of those bytes), at the same time as the cross-GPU bytes move.
-  Time round_time(std::int64_t pieces, Bytes out, Bytes in, Time self = Time::zero()) const;
+  // `pieces` non-empty pieces, and its `own` rows for itself at the same time as the cross-GPU
+  // bytes move (`device_copy`: the cost model's device copy of them, used without self_bandwidth).
+  RoundWork round_work(std::int64_t pieces, Bytes out, Bytes in, Bytes own = Bytes(0), Time device_copy = Time::zero()) const;
 
   static std::vector<std::string> names();
   static DispatchImpl named(const std::string& name);  // throws std::out_of_range

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "models/dispatch_impl.h"
 #include "placement/dispatch_matrix.h"
 #include "sim/network.h"
 #include "topology/cluster.h"
@@ -36,9 +37,9 @@ struct CommPlan {
   std::vector<FlowSpec> flows;
   std::vector<GpuId> src, dst;
   // Per GPU (empty: none): the implementation's own work in this round (network.dispatch_impl),
-  // at full speed; the executor slows it while that GPU computes. The GPU's part ends when both
-  // this and its flows are done.
-  std::vector<Time> rounds;
+  // at full speed, its fixed and moving parts; the executor slows each by its own factor while
+  // that GPU computes. The GPU's part ends when both this and its flows are done.
+  std::vector<RoundWork> rounds;
   void add(const Cluster& cluster, GpuId from, GpuId to, Bytes bytes);
 };
 

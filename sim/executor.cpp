@@ -1,5 +1,6 @@
 #include "sim/executor.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "models/errors.h"
@@ -75,15 +76,20 @@ void Executor::start_compute(TaskId id) {
   round_plan(t.gpu);
 }
 
-double Executor::round_rate(const GpuState& s) const {
+double Executor::round_rate(const GpuState& s, double stretch) const {
   if (s.running < 0) return 1.0;
-  return 1.0 / (1.0 + sm_.round_stretch);
+  return 1.0 / (1.0 + stretch);
 }
 
 void Executor::round_advance(int gpu) {
   GpuState& s = gpus_[static_cast<std::size_t>(gpu)];
   if (s.round < 0) return;
-  s.round_left_ps -= static_cast<double>((sim_.now() - s.round_since).picoseconds()) * round_rate(s);
+  double elapsed = static_cast<double>((sim_.now() - s.round_since).picoseconds());
+  const double fixed_rate = round_rate(s, sm_.fixed_stretch);
+  const double fixed_done = std::min(s.fixed_left_ps, elapsed * fixed_rate);
+  s.fixed_left_ps -= fixed_done;
+  elapsed = std::max(0.0, elapsed - fixed_done / fixed_rate);
+  s.round_left_ps -= elapsed * round_rate(s, sm_.round_stretch);
   if (s.round_left_ps < 0) s.round_left_ps = 0;
   s.round_since = sim_.now();
 }
@@ -92,7 +98,7 @@ void Executor::round_plan(int gpu) {
   GpuState& s = gpus_[static_cast<std::size_t>(gpu)];
   if (s.round < 0) return;
   const std::uint64_t v = ++s.round_version;
-  const double left = s.round_left_ps / round_rate(s);
+  const double left = s.fixed_left_ps / round_rate(s, sm_.fixed_stretch) + s.round_left_ps / round_rate(s, sm_.round_stretch);
   sim_.after(Time::ps(static_cast<std::int64_t>(std::ceil(left))), [this, gpu, v] {
     GpuState& st = gpus_[static_cast<std::size_t>(gpu)];
     if (st.round_version != v || st.round < 0) return;
@@ -200,10 +206,11 @@ void Executor::fill(int collective, std::uint64_t key, Transfer& t) {
   if (key != 0) summaries_.emplace(key, CollectiveInfo{{}, {}, info.flows, info.bytes, info.busiest_link, info.busiest_bytes});
   const auto& arrivals = graph_.arrivals(collective);
   for (std::size_t g = 0; g < plan.rounds.size() && g < arrivals.size(); ++g) {
-    if (plan.rounds[g] <= Time::zero()) continue;
+    if (plan.rounds[g].total() <= Time::zero()) continue;
     GpuState& s = gpus_[g];
     s.round = arrivals[g];
-    s.round_left_ps = static_cast<double>(plan.rounds[g].picoseconds());
+    s.fixed_left_ps = static_cast<double>(plan.rounds[g].fixed.picoseconds());
+    s.round_left_ps = static_cast<double>(plan.rounds[g].moving.picoseconds());
     s.round_since = sim_.now();
     round_plan(static_cast<int>(g));
   }

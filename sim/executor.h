@@ -8,8 +8,9 @@
 // sm_bound = f) stretches by f of that, and its HBM-bound rest by the HBM share the collective's
 // traffic takes: 1 / rate = 1 + f (sms / (sms - comm_sms) - 1) + (1 - f) hbm_share / (1 - hbm_share).
 // The other way: a collective's rounds (CommPlan::rounds, the dispatch implementation's own work on
-// each GPU) progress at 1 / (1 + round_stretch) while that GPU runs any compute task (HBM-bound
-// ones included: they contend too). A GPU's part of a collective ends when its flows
+// each GPU) are slowed while that GPU runs any compute task (HBM-bound ones included: they contend
+// too): first the round's fixed part (latency, per-piece cost: host and proxy work) at
+// 1 / (1 + fixed_stretch), then its moving part (the bytes) at 1 / (1 + round_stretch). A GPU's part of a collective ends when its flows
 // and its round are both done. Finishes are re-planned whenever a rate changes; stale finish events
 // are recognised by a per-GPU version and ignored.
 #pragma once
@@ -29,7 +30,8 @@ struct SmSharing {
   int sms = 132;
   int comm_sms = 0;        // 0: communication never slows compute through SMs
   double hbm_share = 0;    // share of HBM bandwidth a collective takes from compute bound by HBM
-  double round_stretch = 0;  // a round (CommPlan::rounds) progresses at 1 / (1 + this) while its GPU computes
+  double round_stretch = 0;  // a round's moving part (CommPlan::rounds) progresses at 1 / (1 + this) while its GPU computes
+  double fixed_stretch = 0;  // its fixed part at 1 / (1 + this)
   double compute_rate() const { return static_cast<double>(sms - comm_sms) / sms; }
 };
 
@@ -50,7 +52,8 @@ class Executor {
     Time since;                   // when remaining_ps was last brought up to date
     std::uint64_t version = 0;    // bumps on every re-plan
     TaskId round = -1;            // arrival whose round is in flight
-    double round_left_ps = 0;     // its work left at full speed
+    double fixed_left_ps = 0;     // its fixed part left at full speed (done first)
+    double round_left_ps = 0;     // its moving part left at full speed
     Time round_since;
     std::uint64_t round_version = 0;
   };
@@ -62,7 +65,7 @@ class Executor {
   void set_comm(int gpu, int delta);
   void replan(int gpu);
   double rate(const GpuState& s) const;
-  double round_rate(const GpuState& s) const;
+  double round_rate(const GpuState& s, double stretch) const;
   void round_advance(int gpu);  // brings the round's work left up to now at its current rate
   void round_plan(int gpu);     // plans its end at the current rate
   void endpoint_done(TaskId arrival);

@@ -60,7 +60,7 @@ const StepResult& Simulation::run() {
   Simulator sim;
   auto net = make_network(sc.network, sim, cluster_);
   const DispatchImpl impl = DispatchImpl::named(sc.network.dispatch_impl);
-  SmSharing sharing{sc.gpu.sms, sc.schedule.comm_sms, impl.hbm_share, impl.round_stretch};
+  SmSharing sharing{sc.gpu.sms, sc.schedule.comm_sms, impl.hbm_share, impl.round_stretch, impl.fixed_stretch};
   Executor exec(sim, *net, graph_, sharing, &cluster_.links());
   StepResult& r = result_;
   r = StepResult{};

@@ -231,13 +231,14 @@ std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> pla
     }
     const auto& entry = traffic->entry(l, mb, T);
     const auto slots = entry.slots;
-    p.rounds.assign(static_cast<std::size_t>(gpus), Time::zero());
+    p.rounds.assign(static_cast<std::size_t>(gpus), RoundWork{});
     for (int g = 0; g < gpus; ++g) {
       // The rows a GPU routes to its own experts (every (token, expert) copy): a local copy.
       const Bytes own = row_bytes * share(entry.matrix->copies[entry.matrix->idx(g, g)], c, chunks);
-      p.rounds[static_cast<std::size_t>(g)] = impl.round_time(slots ? slots->pieces(g, c, chunks) : 0, Bytes(out[static_cast<std::size_t>(g)]),
-                                        Bytes(in[static_cast<std::size_t>(g)]),
-                                        own.count() > 0 ? cost->time(ops.local_copy(own)) : Time::zero());
+      p.rounds[static_cast<std::size_t>(g)] =
+          impl.round_work(slots ? slots->pieces(g, c, chunks) : 0, Bytes(out[static_cast<std::size_t>(g)]),
+                          Bytes(in[static_cast<std::size_t>(g)]), own,
+                          own.count() > 0 && impl.self_bandwidth.bytes_per_second() <= 0 ? cost->time(ops.local_copy(own)) : Time::zero());
     }
     return p;
   };

@@ -37,6 +37,38 @@ TEST_CASE("compute slows down while a collective holds SMs") {
   CHECK(run(0) == Time::us(100));
 }
 
+// A round of 20 us fixed + 30 us moving work on GPU 0 while it computes 100 us: the fixed part at
+// 1 / (1 + 1) ends at 40 us; the moving part at 1 / (1 + 2) does 20 us of work by 100 us, when the
+// compute ends, and its last 10 us at full speed: the GPU's part ends at 110 us. Alone: 50 us.
+TEST_CASE("a round's fixed and moving parts slow down by their own factors beside compute") {
+  ClusterSpec spec;
+  spec.nodes = 1;
+  spec.gpus_per_node = 2;
+  const Cluster cluster(spec);
+  auto run = [&](bool compute) {
+    TaskGraph g;
+    if (compute) g.compute(0, Phase::Experts, 0, 0, Time::us(100));
+    const Cluster* cl = &cluster;
+    const TaskId c = g.collective(2, Phase::Dispatch, 0, 0, [cl] {
+      CommPlan p;
+      p.add(*cl, 0, 1, Bytes(4500000));
+      p.rounds = {RoundWork{Time::us(20), Time::us(30)}, RoundWork{}};
+      return p;
+    });
+    Simulator sim;
+    AnalyticalNetwork net(sim, cluster);
+    SmSharing sm{132, 0};
+    sm.round_stretch = 2.0;
+    sm.fixed_stretch = 1.0;
+    Executor exec(sim, net, g, sm);
+    exec.run();
+    CHECK(g.task(g.arrival(c, 1)).end == Time::us(11));
+    return g.task(g.arrival(c, 0)).end;
+  };
+  CHECK(run(true) == Time::us(110));
+  CHECK(run(false) == Time::us(50));
+}
+
 TEST_CASE("a dependency cycle is reported, not hung") {
   TaskGraph g;
   const TaskId a = g.compute(0, Phase::Gate, 0, 0, Time::us(1));
