@@ -77,7 +77,7 @@ RoutingSample GateModel::sample(int layer, int micro_batch, int sources, std::in
     r.experts = E;
     r.tokens.assign(static_cast<std::size_t>(sources), tokens_per_source);
     if (trace_) {
-      r.counts = trace_->counts(layer - model_.dense_layers, sources, tokens_per_source, model_.top_k);
+      r.counts = trace_->counts(layer - model_.dense_layers, micro_batch, sources, tokens_per_source, model_.top_k);
     } else {
       const std::vector<double> p = marginals(layer).expert;
       r.counts.assign(static_cast<std::size_t>(sources) * static_cast<std::size_t>(E), 0);

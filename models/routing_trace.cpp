@@ -71,6 +71,20 @@ RoutingTrace RoutingTrace::read(const std::string& file, const std::string& key,
   return from_csv(in, file, shape);
 }
 
+namespace {
+// Per-source rows (a non-empty array of rows, each a load_row).
+TraceEntry source_rows(const nlohmann::json& S, const std::string& where, int experts, int top_k) {
+  if (!S.is_array() || S.empty()) throw ConfigError(where, json_text(S), "must be a non-empty array of per-source rows");
+  TraceEntry e;
+  for (std::size_t s = 0; s < S.size(); ++s) {
+    const auto row = load_row(S[s], where + "[" + std::to_string(s) + "]", experts, top_k);
+    e.load.insert(e.load.end(), row.begin(), row.end());
+  }
+  e.rows = static_cast<int>(S.size());
+  return e;
+}
+}  // namespace
+
 RoutingTrace RoutingTrace::from_json(const nlohmann::json& j, const std::string& file, const TraceShape& shape) {
   const int experts = shape.experts, first_moe_layer = shape.first_moe_layer;
   const std::string at = file + ":";
@@ -91,8 +105,8 @@ RoutingTrace RoutingTrace::from_json(const nlohmann::json& j, const std::string&
     const auto& L = layers[i];
     if (!L.is_object()) throw ConfigError(where, json_text(L), "must be an object with load or sources");
     for (const auto& [k, v] : L.items())
-      if (k != "layer" && k != "load" && k != "sources")
-        throw ConfigError(where + "." + k, json_text(v), "unknown key (known here: layer, load, sources)");
+      if (k != "layer" && k != "load" && k != "sources" && k != "micro_batches")
+        throw ConfigError(where + "." + k, json_text(v), "unknown key (known here: layer, load, sources, micro_batches)");
     if (L.contains("layer")) {
       const std::int64_t want = first_moe_layer + static_cast<std::int64_t>(i);
       if (!L["layer"].is_number_integer() || L["layer"].get<std::int64_t>() != want)
@@ -108,11 +122,14 @@ RoutingTrace RoutingTrace::from_json(const nlohmann::json& j, const std::string&
       const auto& S = L["sources"];
       if (!S.is_array() || S.empty())
         throw ConfigError(where + ".sources", json_text(S), "must be a non-empty array of per-source rows");
-      for (std::size_t s = 0; s < S.size(); ++s) {
-        const auto row = load_row(S[s], where + ".sources[" + std::to_string(s) + "]", experts, shape.top_k);
-        e.load.insert(e.load.end(), row.begin(), row.end());
-      }
-      e.rows = static_cast<int>(S.size());
+      e = source_rows(S, where + ".sources", experts, shape.top_k);
+    }
+    if (L.contains("micro_batches")) {
+      const auto& M = L["micro_batches"];
+      if (!M.is_array() || M.empty())
+        throw ConfigError(where + ".micro_batches", json_text(M), "must be a non-empty array of per-micro-batch source rows");
+      for (std::size_t m = 0; m < M.size(); ++m)
+        e.micro_batches.push_back(source_rows(M[m], where + ".micro_batches[" + std::to_string(m) + "]", experts, shape.top_k));
     }
     t.entries_.push_back(std::move(e));
   }
@@ -191,8 +208,11 @@ static std::vector<std::int64_t> scale_row(const std::int64_t* row, int experts,
   return apportion(x, total);
 }
 
-std::vector<std::int64_t> RoutingTrace::counts(int moe_index, int sources, std::int64_t tokens, int top_k) const {
-  const TraceEntry& t = for_moe_layer(moe_index);
+std::vector<std::int64_t> RoutingTrace::counts(int moe_index, int micro_batch, int sources, std::int64_t tokens, int top_k) const {
+  const TraceEntry& layer = for_moe_layer(moe_index);
+  const TraceEntry& t = layer.micro_batches.empty()
+                            ? layer
+                            : layer.micro_batches[static_cast<std::size_t>(micro_batch) % layer.micro_batches.size()];
   const std::size_t E = static_cast<std::size_t>(experts_);
   std::vector<std::int64_t> out(static_cast<std::size_t>(sources) * E, 0);
   const std::int64_t picks = tokens * top_k;

@@ -7,6 +7,9 @@
 //      {"layer": 1, "load": [812, 790, ...]},        // per-expert selections summed over sources
 //      {"sources": [[52, 49, ...], [47, 50, ...]]}   // or per source GPU, one row each
 //    ]}
+//   A layer may add "micro_batches": [[[...], [...]], ...]: per micro-batch, per-source rows as in
+//   "sources" (what each micro-batch routed, e.g. from a measured dual micro-batch run); micro-batch
+//   m of the step replays entry m mod count, else the layer's rows.
 //   Every row (or load) needs at least top_k nonzero entries: a token selects top_k distinct experts.
 //   "layer" is optional; when present it must be the i-th MoE layer's index (dense_layers + i).
 // CSV (a header line, then one row per nonzero load; blank lines and lines starting with # skipped)
@@ -40,6 +43,7 @@ struct TraceShape {
 struct TraceEntry {
   int rows = 0;                     // 0: per-expert loads only; else per-source rows
   std::vector<std::int64_t> load;   // rows == 0: [expert]; else [row * experts + expert]
+  std::vector<TraceEntry> micro_batches;  // optional: per micro-batch, per-source rows
 };
 
 class RoutingTrace {
@@ -56,8 +60,9 @@ class RoutingTrace {
   // The entry replayed at `moe_index` (0 = first MoE layer), cyclic.
   const TraceEntry& for_moe_layer(int moe_index) const { return entry(moe_index % entries()); }
 
-  // Selection counts for `sources` GPUs of `tokens` tokens each: counts[s * experts + e].
-  std::vector<std::int64_t> counts(int moe_index, int sources, std::int64_t tokens, int top_k) const;
+  // Selection counts for `sources` GPUs of `tokens` tokens each in micro-batch `micro_batch`:
+  // counts[s * experts + e].
+  std::vector<std::int64_t> counts(int moe_index, int micro_batch, int sources, std::int64_t tokens, int top_k) const;
   // Per-token selection probability of each expert (sums to top_k), averaged over sources.
   std::vector<double> probabilities(int moe_index, int top_k) const;
 

@@ -109,6 +109,14 @@ Scenario ep_layer_scenario(const nlohmann::json& measured_case, const std::strin
   s.routing.distribution = "trace";
   s.routing.trace = where + ".trace";
   s.routing.trace_document = need(measured_case, "trace", where);
+  // What each micro-batch routed (routing.per_microbatch[layer][micro-batch][source][expert]), so
+  // a dual micro-batch case replays each half's own counts rather than half the layer's.
+  if (measured_case.contains("routing") && measured_case["routing"].contains("per_microbatch")) {
+    const auto& per_mb = measured_case["routing"]["per_microbatch"];
+    auto& entries = s.routing.trace_document["layers"];
+    if (per_mb.is_array() && per_mb.size() == entries.size())
+      for (std::size_t l = 0; l < entries.size(); ++l) entries[l]["micro_batches"] = per_mb[l];
+  }
   return s;
 }
 

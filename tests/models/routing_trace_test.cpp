@@ -178,3 +178,31 @@ TEST_CASE("bad CSV traces name the file and line, the value and the rule") {
   CHECK(csv_error("layer,expert,tokens\n0,0,9\n") == "t.csv:line 2 = \"0,0,9\": layer must be a MoE layer (>= dense_layers = 1)");
   CHECK(csv_error("layer,expert,tokens\n1,0\n") == "t.csv:line 2 = \"1,0\": must have 3 columns like the header");
 }
+
+TEST_CASE("per-micro-batch rows: micro-batch m replays its own counts") {
+  // 2 sources of 4 tokens, top-4 of 16 experts. Micro-batch 0 routes every token to experts 0-3,
+  // micro-batch 1 to experts 4-7; the layer's rows (their sum) would give each half 2+2 of both.
+  const auto first = [](int from) {
+    json rows = json::array();
+    for (int s = 0; s < 2; ++s) {
+      json r = json::array();
+      for (int e = 0; e < 16; ++e) r.push_back(e >= from && e < from + 4 ? 4 : 0);
+      rows.push_back(r);
+    }
+    return rows;
+  };
+  json layer_rows = first(0);
+  for (int s = 0; s < 2; ++s)
+    for (int e = 4; e < 8; ++e) layer_rows[static_cast<std::size_t>(s)][static_cast<std::size_t>(e)] = 4;
+  json doc{{"experts", 16}, {"layers", json::array({json{{"sources", layer_rows}, {"micro_batches", json::array({first(0), first(4)})}}})}};
+  RoutingSpec spec = RoutingSpec::from_json(json{{"distribution", "trace"}, {"trace", "inline"}}, "routing");
+  spec.trace_document = doc;
+  const GateModel gate(spec, small());
+  const RoutingSample mb0 = gate.sample(1, 0, 2, 4), mb1 = gate.sample(1, 1, 2, 4);
+  for (int e = 0; e < 16; ++e) {
+    CHECK(mb0.at(1, e) == (e < 4 ? 4 : 0));
+    CHECK(mb1.at(1, e) == (e >= 4 && e < 8 ? 4 : 0));
+  }
+  doc["layers"][0]["micro_batches"] = json::array();
+  CHECK(error_of([&] { (void)RoutingTrace::from_json(doc, "t.json", shape); }).find("t.json:layers[0].micro_batches") != std::string::npos);
+}
