@@ -157,7 +157,7 @@ TEST_CASE("bad JSON traces name the file's JSON path, the value and the rule") {
   CHECK(json_error({{"experts", 16}, {"layers", {{{"load", load}, {"sources", {load}}}}}}).rfind(
             "t.json:layers[0] = ", 0) == 0);
   CHECK(json_error({{"experts", 16}, {"layers", {{{"loads", load}}}}}) ==
-        "t.json:layers[0].loads = [100,0,0,0,5,5,5,0,0,0,0,0,0,0,0,0]: unknown key (known here: layer, load, sources)");
+        "t.json:layers[0].loads = [100,0,0,0,5,5,5,0,0,0,0,0,0,0,0,0]: unknown key (known here: layer, load, sources, micro_batches)");
   CHECK(json_error({{"experts", 16}, {"layers", {{{"sources", {load, {1}}}}}}}) ==
         "t.json:layers[0].sources[1] = [1]: must have 16 entries (model.routed_experts), has 1");
 }
