@@ -16,7 +16,7 @@ void AnalyticalNetwork::start(Transfer transfer) {
   if (transfer.key != 0 && transfer.on_flow_done) throw SimulationError("a keyed transfer reports endpoints, not flows");
   auto t = std::make_shared<Transfer>(std::move(transfer));
   if (replay_ && t->key != 0)
-    if (auto record = memo_.find(t->key)) return replay(*record, t);
+    if (auto record = memo_.find(t->key)) return replay(record, t);
   if (t->fill) t->fill(*t);
   solve(t);
 }
@@ -44,9 +44,7 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
     const auto i = static_cast<std::size_t>(l);
     drain[i] = Bytes(load_[i]) / cluster_.link(l).bandwidth;
     const LinkCounters added{Bytes(load_[i]), drain[i], count_[i]};
-    counters_[i].bytes += added.bytes;
-    counters_[i].busy += added.busy;
-    counters_[i].peak_flows = std::max(counters_[i].peak_flows, added.peak_flows);
+    counters_[i].add(added);
     rec.links.push_back(l);
     rec.counters.push_back(added);
   }
@@ -114,32 +112,24 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
   if (flows.empty() && t->on_done) sim_.at(sim_.now(), [t] { t->on_done(); });
 }
 
-void AnalyticalNetwork::replay(const MemoRecord& record, const std::shared_ptr<Transfer>& t) {
+void AnalyticalNetwork::replay(std::shared_ptr<const MemoRecord> record, const std::shared_ptr<Transfer>& t) {
   ++memo_.stats().replayed;
-  const MemoComponent& c = record.components.front();
-  for (std::size_t k = 0; k < c.links.size(); ++k) {
-    LinkCounters& to = counters_[static_cast<std::size_t>(c.links[k])];
-    to.bytes += c.counters[k].bytes;
-    to.busy += c.counters[k].busy;
-    to.peak_flows = std::max(to.peak_flows, c.counters[k].peak_flows);
-  }
+  const MemoComponent& c = record->components.front();
+  for (std::size_t k = 0; k < c.links.size(); ++k) counters_[static_cast<std::size_t>(c.links[k])].add(c.counters[k]);
   std::vector<std::int32_t> pending(static_cast<std::size_t>(t->endpoints), 0);
   for (const auto& [e, at] : c.endpoint_done) pending[static_cast<std::size_t>(e)] = 1;
   finish_empty_endpoints(t, pending);
   // One event per distinct offset; endpoints in the order the solved run finished them.
-  auto done = std::make_shared<const std::vector<std::pair<GpuId, Time>>>(c.endpoint_done);
-  for (std::size_t i = 0; i < done->size();) {
-    std::size_t j = i;
-    while (j < done->size() && (*done)[j].second == (*done)[i].second) ++j;
-    const bool final_group = j == done->size() && (*done)[i].second == c.end;
-    sim_.at(sim_.now() + (*done)[i].second, [t, done, i, j, final_group] {
+  for (const auto& [i, j] : same_offset_runs(c.endpoint_done)) {
+    const bool final_group = j == c.endpoint_done.size() && c.endpoint_done[i].second == c.end;
+    sim_.at(sim_.now() + c.endpoint_done[i].second, [t, record, i, j, final_group] {
+      const auto& done = record->components.front().endpoint_done;
       if (t->on_endpoint_done)
-        for (std::size_t k = i; k < j; ++k) t->on_endpoint_done((*done)[k].first);
+        for (std::size_t k = i; k < j; ++k) t->on_endpoint_done(done[k].first);
       if (final_group && t->on_done) t->on_done();
     });
-    i = j;
   }
-  if (done->empty() || done->back().second != c.end)
+  if (c.endpoint_done.empty() || c.endpoint_done.back().second != c.end)
     sim_.at(sim_.now() + c.end, [t] { if (t->on_done) t->on_done(); });
 }
 

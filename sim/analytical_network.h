@@ -24,7 +24,7 @@ class AnalyticalNetwork final : public Network {
 
  private:
   void solve(const std::shared_ptr<Transfer>& t);
-  void replay(const MemoRecord& record, const std::shared_ptr<Transfer>& t);
+  void replay(std::shared_ptr<const MemoRecord> record, const std::shared_ptr<Transfer>& t);
   void finish_empty_endpoints(const std::shared_ptr<Transfer>& t, const std::vector<std::int32_t>& pending);
 
   Simulator& sim_;

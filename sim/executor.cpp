@@ -149,10 +149,10 @@ void Executor::set_comm(int gpu, int delta) {
 }
 
 namespace {
-void summarise(const CommPlan& plan, CollectiveInfo& info, std::size_t links, const std::vector<Link>* bw) {
+CollectiveTraffic summarise(const CommPlan& plan, std::size_t links, const std::vector<Link>* bw) {
+  CollectiveTraffic info;
   std::vector<std::int64_t> per_link(links, 0);
   info.flows = static_cast<std::int64_t>(plan.flows.size());
-  info.bytes = Bytes(0);
   for (const auto& f : plan.flows) {
     info.bytes += f.bytes;
     for (LinkId l : f.route) per_link[static_cast<std::size_t>(l)] += f.bytes.count();
@@ -166,6 +166,7 @@ void summarise(const CommPlan& plan, CollectiveInfo& info, std::size_t links, co
       info.busiest_link = static_cast<LinkId>(l);
     }
   }
+  return info;
 }
 }  // namespace
 
@@ -174,12 +175,7 @@ void Executor::start_collective(TaskId id) {
   CollectiveInfo& info = graph_.info(c);
   const std::uint64_t key = info.make_key ? info.make_key() : 0;
   if (key != 0)
-    if (auto it = summaries_.find(key); it != summaries_.end()) {
-      info.flows = it->second.flows;
-      info.bytes = it->second.bytes;
-      info.busiest_link = it->second.busiest_link;
-      info.busiest_bytes = it->second.busiest_bytes;
-    }
+    if (auto it = summaries_.find(key); it != summaries_.end()) info.traffic = it->second;
   const auto& arrivals = graph_.arrivals(c);
   for (std::size_t g = 0; g < arrivals.size(); ++g) {
     graph_.tasks()[static_cast<std::size_t>(arrivals[g])].start = sim_.now();
@@ -202,8 +198,12 @@ void Executor::start_collective(TaskId id) {
 void Executor::fill(int collective, std::uint64_t key, Transfer& t) {
   CollectiveInfo& info = graph_.info(collective);
   CommPlan plan = info.make_plan();
-  summarise(plan, info, net_.counters().size(), links_);
-  if (key != 0) summaries_.emplace(key, CollectiveInfo{{}, {}, info.flows, info.bytes, info.busiest_link, info.busiest_bytes});
+  info.traffic = summarise(plan, net_.counters().size(), links_);
+  if (key != 0) {
+    // A replayed collective never makes its plan again: its rounds (executor work) would be lost.
+    if (!plan.rounds.empty()) throw SimulationError("a keyed collective carries dispatch rounds: it cannot be replayed");
+    summaries_.emplace(key, info.traffic);
+  }
   const auto& arrivals = graph_.arrivals(collective);
   for (std::size_t g = 0; g < plan.rounds.size() && g < arrivals.size(); ++g) {
     if (plan.rounds[g].total() <= Time::zero()) continue;

@@ -82,7 +82,7 @@ class Executor {
   std::vector<GpuState> gpus_;
   // What a keyed plan carried (flows, bytes, busiest link), for collectives the network replays
   // without making their plan.
-  std::unordered_map<std::uint64_t, CollectiveInfo> summaries_;
+  std::unordered_map<std::uint64_t, CollectiveTraffic> summaries_;
 };
 
 }  // namespace epsim

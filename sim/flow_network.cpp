@@ -80,31 +80,20 @@ void FlowNetwork::finish_empty_endpoints(std::int32_t slot) {
     if (transfers_[at(slot)].pending.left(e) == 0) done(e);
 }
 
-void FlowNetwork::start_solved(std::int32_t slot) {
-  TransferState& tr = transfers_[at(slot)];
-  const Time now = sim_.now();
-  tr.outstanding = tr.flows.size();
-  if (tr.endpoints > 0)
-    for (std::size_t i = 0; i < tr.flows.size(); ++i) {
-      tr.pending.add(tr.src[i]);
-      tr.pending.add(tr.dst[i]);
-    }
-  if (tr.key != 0 && replay_) begin_recording(tr);
-  finish_empty_endpoints(slot);
-  TransferState& t = transfers_[at(slot)];
-  if (t.flows.empty()) {
-    sim_.at(now, [this, slot] {
-      TransferState& s = transfers_[at(slot)];
-      auto done = std::move(s.on_done);
-      s = TransferState{};
-      free_transfers_.push_back(slot);
-      if (done) done();
-    });
-    return;
+void FlowNetwork::expect_flows(TransferState& tr, std::size_t first) {
+  tr.outstanding += tr.flows.size() - first;
+  if (tr.endpoints == 0) return;
+  for (std::size_t i = first; i < tr.flows.size(); ++i) {
+    tr.pending.add(tr.src[i]);
+    tr.pending.add(tr.dst[i]);
   }
+}
+
+void FlowNetwork::enter_flows(std::int32_t slot, std::size_t first) {
+  const Time now = sim_.now();
   std::vector<Arrival> instant;
-  for (std::size_t i = 0; i < t.flows.size(); ++i) {
-    const FlowSpec& spec = t.flows[i];
+  for (std::size_t i = first; i < transfers_[at(slot)].flows.size(); ++i) {
+    const FlowSpec& spec = transfers_[at(slot)].flows[i];
     if (spec.bytes.count() < 0) throw SimulationError("flow network: a flow of negative size");
     for (LinkId l : spec.route)
       if (l < 0 || at(l) >= counters_.size()) throw SimulationError("flow network: route through unknown link");
@@ -118,6 +107,19 @@ void FlowNetwork::start_solved(std::int32_t slot) {
   stats_.peak_active = std::max(stats_.peak_active, active_);
   if (!instant.empty()) schedule_arrivals(instant);
   request_process(now);
+}
+
+void FlowNetwork::start_solved(std::int32_t slot) {
+  TransferState& tr = transfers_[at(slot)];
+  expect_flows(tr, 0);
+  if (tr.key != 0 && replay_) begin_recording(tr);
+  finish_empty_endpoints(slot);
+  if (transfers_[at(slot)].flows.empty()) {  // done at once: one unit so the slot is freed as usual
+    transfers_[at(slot)].outstanding = 1;
+    sim_.at(sim_.now(), [this, slot] { unit_done(slot); });
+    return;
+  }
+  enter_flows(slot, 0);
 }
 
 void FlowNetwork::add_live(std::int32_t slot, std::size_t index, double bytes, double started, bool count_bytes) {
@@ -272,14 +274,8 @@ void FlowNetwork::start_hit(std::int32_t slot) {
     if (replay[c]) {
       for (const auto& [e, offset] : rec.components[c].endpoint_done) tr.pending.add(e);
       ++tr.outstanding;
-      continue;
-    }
-    for (std::size_t i = take_in(tr, static_cast<std::int32_t>(c)); i < tr.flows.size(); ++i) {
-      if (tr.endpoints > 0) {
-        tr.pending.add(tr.src[i]);
-        tr.pending.add(tr.dst[i]);
-      }
-      ++tr.outstanding;
+    } else {
+      expect_flows(tr, take_in(tr, static_cast<std::int32_t>(c)));
     }
   }
   finish_empty_endpoints(slot);
@@ -287,17 +283,7 @@ void FlowNetwork::start_hit(std::int32_t slot) {
     if (replay[c]) begin_replay(slot, static_cast<std::int32_t>(c));
   if (!solve_some) return;
   ++memo_.stats().solved;
-  const Time now = sim_.now();
-  std::vector<Arrival> instant;
-  TransferState& t = transfers_[at(slot)];
-  for (std::size_t i = 0; i < t.flows.size(); ++i) {
-    const FlowSpec& spec = t.flows[i];
-    if (spec.bytes.count() == 0 || spec.route.hops == 0) instant.push_back(Arrival{spec.route.latency, next_seq_++, slot, i});
-    else add_live(slot, i, static_cast<double>(spec.bytes.count()), static_cast<double>(now.picoseconds()), true);
-  }
-  stats_.peak_active = std::max(stats_.peak_active, active_);
-  if (!instant.empty()) schedule_arrivals(instant);
-  request_process(now);
+  enter_flows(slot, 0);
 }
 
 void FlowNetwork::begin_replay(std::int32_t slot, std::int32_t component) {
@@ -321,15 +307,11 @@ void FlowNetwork::begin_replay(std::int32_t slot, std::int32_t component) {
   for (std::size_t k = 0; k < c.links.size(); ++k) {
     const auto l = at(c.links[k]);
     held_by_[l] = r;
-    counters_[l].bytes += c.counters[k].bytes;
-    counters_[l].busy += c.counters[k].busy;
-    counters_[l].peak_flows = std::max(counters_[l].peak_flows, c.counters[k].peak_flows);
+    counters_[l].add(c.counters[k]);
   }
   // One event per distinct offset, endpoints in the order the solved run finished them.
   const Time t0 = sim_.now();
-  for (std::size_t i = 0; i < c.endpoint_done.size();) {
-    std::size_t j = i;
-    while (j < c.endpoint_done.size() && c.endpoint_done[j].second == c.endpoint_done[i].second) ++j;
+  for (const auto& [i, j] : same_offset_runs(c.endpoint_done)) {
     sim_.at(t0 + c.endpoint_done[i].second, [this, r, v, i, j] {
       // A callback may start a transfer that takes this replay back (materialise): then it has
       // accounted for the endpoints not yet fired, and this event stops.
@@ -341,7 +323,6 @@ void FlowNetwork::begin_replay(std::int32_t slot, std::int32_t component) {
         if (tr.pending.remove(e) && tr.on_endpoint_done) tr.on_endpoint_done(e);
       }
     });
-    i = j;
   }
   sim_.at(t0 + c.drained, [this, r, v] {
     Replay& p = replays_[at(r)];
@@ -441,14 +422,7 @@ std::vector<double> FlowNetwork::remaining(std::int32_t slot, std::size_t flows)
   const double t = static_cast<double>(sim_.now().picoseconds());
   for (const FlowState& f : flows_) {
     if (f.transfer != slot) continue;
-    double rest = f.tag;
-    if (f.link >= 0) {
-      const LinkClock& c = clocks_[at(f.link)];
-      double v = c.v;
-      if (c.level > 0.0 && c.level < std::numeric_limits<double>::infinity()) v += c.level * (t - static_cast<double>(c.t)) * 1e-12;
-      rest = std::max(0.0, f.tag - v);
-    }
-    left[f.index] = rest;
+    left[f.index] = f.link >= 0 ? std::max(0.0, f.tag - clock_at(clocks_[at(f.link)], t)) : f.tag;
   }
   return left;
 }
@@ -469,10 +443,15 @@ void FlowNetwork::request_process(Time t) {
   });
 }
 
+double FlowNetwork::clock_at(const LinkClock& c, double t) {
+  if (c.level > 0.0 && c.level < std::numeric_limits<double>::infinity())
+    return c.v + c.level * (t - static_cast<double>(c.t)) * 1e-12;
+  return c.v;
+}
+
 void FlowNetwork::advance(LinkClock& c, std::int64_t t) {
   if (c.t == t) return;
-  if (c.level > 0.0 && c.level < std::numeric_limits<double>::infinity())
-    c.v += c.level * static_cast<double>(t - c.t) * 1e-12;
+  c.v = clock_at(c, static_cast<double>(t));
   c.t = t;
 }
 

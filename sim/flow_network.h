@@ -140,6 +140,7 @@ class FlowNetwork final : public Network {
 
   void process();                       // complete what is due, re-solve, re-time, wake up later
   void advance(LinkClock& c, std::int64_t t);
+  static double clock_at(const LinkClock& c, double t);  // its v at time t (ps), without moving it
   const Tag* top_of(LinkClock& c);      // smallest valid tag, or null
   void retime(Index link);              // recompute `next` and its place in the heap of links
   void sift_up(std::size_t p);
@@ -151,6 +152,10 @@ class FlowNetwork final : public Network {
   std::int32_t new_transfer_slot();
   void start_solved(std::int32_t slot);
   void start_hit(std::int32_t slot);
+  // Flows [first, end) of a transfer: counted as outstanding at both endpoints, then entered into
+  // the solver (or scheduled, when they take no bandwidth).
+  void expect_flows(TransferState& tr, std::size_t first);
+  void enter_flows(std::int32_t slot, std::size_t first);
   void begin_recording(TransferState& tr);
   void finish_recording(std::int32_t slot, std::int32_t component);
   void begin_replay(std::int32_t slot, std::int32_t component);

@@ -17,6 +17,7 @@
 // timing instead, when that is exact).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -48,6 +49,12 @@ struct LinkCounters {
   Bytes bytes;                 // total bytes that crossed the link
   Time busy;                   // time with at least one active flow on the link
   std::int64_t peak_flows = 0; // most flows on the link at once
+  // Adds another period's use of the link (busy periods that do not overlap).
+  void add(const LinkCounters& o) {
+    bytes += o.bytes;
+    busy += o.busy;
+    peak_flows = std::max(peak_flows, o.peak_flows);
+  }
 };
 
 class Network {

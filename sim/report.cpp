@@ -121,9 +121,9 @@ std::string chrome_trace(const Simulation& sim) {
   for (int c = 0; c < g.collective_count(); ++c) {
     const CollectiveInfo& info = g.info(c);
     const Task& t = g.task(g.collective_task(c));
-    if (info.busiest_link < 0 || t.end <= t.start) continue;
-    const Link& link = sim.cluster().link(info.busiest_link);
-    const double util = static_cast<double>(info.busiest_bytes.count()) /
+    if (info.traffic.busiest_link < 0 || t.end <= t.start) continue;
+    const Link& link = sim.cluster().link(info.traffic.busiest_link);
+    const double util = static_cast<double>(info.traffic.busiest_bytes.count()) /
                         (link.bandwidth.bytes_per_second() * (t.end - t.start).to_seconds());
     const std::string kind = to_string(link.kind);
     sep();

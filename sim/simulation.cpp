@@ -89,8 +89,8 @@ const StepResult& Simulation::run() {
   r.bound_gpu = cp.gpu;
   r.bound_gpu_straggle = cp.gpu_straggle;
   if (cp.collective >= 0) {
-    r.bound_link = graph_.info(cp.collective).busiest_link;
-    r.bound_link_bytes = graph_.info(cp.collective).busiest_bytes;
+    r.bound_link = graph_.info(cp.collective).traffic.busiest_link;
+    r.bound_link_bytes = graph_.info(cp.collective).traffic.busiest_bytes;
   }
   for (std::size_t l = 0; l < r.layers.size(); ++l) r.layers[l].straggler_gpu = cp.straggler_by_layer[l];
   return r;

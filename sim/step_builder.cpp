@@ -275,6 +275,42 @@ void StepBuilder::dispatch_half(int l, int mb) {
                              moe_tail_, chunk_key(l, mb, c, true)));
 }
 
+StepBuilder::ExpertChunk StepBuilder::expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c,
+                                                   int slots, Pass pass) const {
+  const int chunks = sc_.schedule.chunks;
+  ExpertChunk out{Time::zero(), ops_.expert_mlp(0, 1)};
+  out.work.bytes = Bytes(0);
+  if (per_slot == nullptr) {
+    const std::int64_t tokens = share(received, c, chunks);
+    if (tokens > 0) {
+      out.work = ops_.expert_mlp(tokens, slots);
+      out.time = scaled(out.work, pass);
+    }
+    return out;
+  }
+  // One MLP per expert slot at its own rows of this chunk (each (source, slot) count is cut into
+  // chunks as the dispatch cuts it); empty slots launch nothing. Priced as the layer runs them: two
+  // GEMMs per expert, one activation over the chunk's rows.
+  std::int64_t rows = 0;
+  for (int j = 0; j < per_slot->slots_per_gpu; ++j) {
+    std::int64_t n = 0;
+    for (int s = 0; s < gpus_; ++s) n += share(per_slot->at(s, gpu, j), c, chunks);
+    if (n == 0) continue;
+    rows += n;
+    for (const OpWork& w : {ops_.expert_gemm_up(n), ops_.expert_gemm_down(n)}) {
+      out.time += scaled(w, pass);
+      out.work.flops += w.flops;
+      out.work.bytes += w.bytes;
+    }
+  }
+  if (rows > 0) {
+    const OpWork w = ops_.expert_activation(rows);
+    out.time += scaled(w, pass);
+    out.work.bytes += w.bytes;
+  }
+  return out;
+}
+
 // Forward: tokens go out in the dispatch and back in the combine. Backward: output gradients go
 // out the dispatch way and input gradients come back the combine way, so the program is the same.
 void StepBuilder::expert_half(int l, int mb, Pass pass) {
@@ -286,8 +322,10 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
   load.per_gpu.resize(static_cast<std::size_t>(gpus_), 0);
   // Per routed expert: routed shared experts (always taken) are left out of the balance figures.
   load.per_expert.resize(static_cast<std::size_t>(sc_.model.routed_experts), 0);
+  std::vector<std::int64_t> received(static_cast<std::size_t>(gpus_));
+  for (int gpu = 0; gpu < gpus_; ++gpu) received[static_cast<std::size_t>(gpu)] = m->received(gpu);
   if (pass == Pass::Forward) {
-    for (int gpu = 0; gpu < gpus_; ++gpu) load.per_gpu[static_cast<std::size_t>(gpu)] += m->received(gpu);
+    for (int gpu = 0; gpu < gpus_; ++gpu) load.per_gpu[static_cast<std::size_t>(gpu)] += received[static_cast<std::size_t>(gpu)];
     for (std::size_t e = 0; e < load.per_expert.size(); ++e) load.per_expert[e] += entry.expert_load[e];
     load.dropped += entry.dropped;
   }
@@ -295,44 +333,15 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
   const auto& dispatches = dispatches_[static_cast<std::size_t>(mb)];
   // Weights read per GPU: its physical slots in this layer (redundant experts add slots).
   const int slots = traffic_->placement.layer(l).slots_per_gpu();
+  const SlotTraffic* per_slot = sc_.cost_model.per_expert_gemms ? entry.slots.get() : nullptr;
   std::vector<Deps> per_chunk(static_cast<std::size_t>(chunks), Deps(static_cast<std::size_t>(gpus_)));
-  for (int gpu = 0; gpu < gpus_; ++gpu) {
-    const std::int64_t received = m->received(gpu);
+  for (int gpu = 0; gpu < gpus_; ++gpu)
     for (int c = 0; c < chunks; ++c) {
-      const std::int64_t tokens = share(received, c, chunks);
-      Time t = Time::zero();
-      OpWork all = ops_.expert_mlp(0, 1);  // the chunk's FLOPs and bytes, for its SM-bound share
-      all.bytes = Bytes(0);
-      if (sc_.cost_model.per_expert_gemms && entry.slots) {
-        // One MLP per expert slot at its own rows of this chunk (each (source, slot) count is cut
-        // into chunks as the dispatch cuts it); empty slots launch nothing.
-        // Priced as the layer runs them: two GEMMs per expert, one activation over the chunk's rows.
-        std::int64_t rows = 0;
-        for (int j = 0; j < entry.slots->slots_per_gpu; ++j) {
-          std::int64_t n = 0;
-          for (int s = 0; s < gpus_; ++s) n += share(entry.slots->at(s, gpu, j), c, chunks);
-          if (n == 0) continue;
-          rows += n;
-          for (const OpWork& w : {ops_.expert_gemm_up(n), ops_.expert_gemm_down(n)}) {
-            t += scaled(w, pass);
-            all.flops += w.flops;
-            all.bytes += w.bytes;
-          }
-        }
-        if (rows > 0) {
-          const OpWork w = ops_.expert_activation(rows);
-          t += scaled(w, pass);
-          all.bytes += w.bytes;
-        }
-      } else if (tokens > 0) {
-        all = ops_.expert_mlp(tokens, slots);
-        t = scaled(all, pass);
-      }
-      const TaskId e = compute(gpu, Phase::Experts, l, mb, t, {g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu)},
-                               sm_bound(all));
+      const ExpertChunk work = expert_chunk(per_slot, received[static_cast<std::size_t>(gpu)], gpu, c, slots, pass);
+      const TaskId e = compute(gpu, Phase::Experts, l, mb, work.time, {g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu)},
+                               sm_bound(work.work));
       per_chunk[static_cast<std::size_t>(c)][static_cast<std::size_t>(gpu)] = {e};
     }
-  }
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   for (auto& r : ready) r.clear();
   for (int c = 0; c < chunks; ++c) {

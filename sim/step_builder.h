@@ -30,6 +30,7 @@
 #include "models/layer_ops.h"
 #include "models/pricing_ledger.h"
 #include "placement/placement.h"
+#include "placement/slot_traffic.h"
 #include "sim/comm_scheme.h"
 #include "sim/scenario.h"
 #include "sim/task_graph.h"
@@ -70,6 +71,13 @@ class StepBuilder {
   // Its key: the hash of the (layer, micro-batch) matrix with the chunk, direction and scheme.
   std::function<std::uint64_t()> chunk_key(int l, int mb, int c, bool outbound) const;
   void expert_half(int l, int mb, Pass pass);
+  // GPU `gpu`'s experts on chunk c: their time, and the FLOPs and bytes they move (for the SM-bound
+  // share). `per_slot` (per-expert GEMMs) or else one MLP over the GPU's `received` rows.
+  struct ExpertChunk {
+    Time time;
+    OpWork work;
+  };
+  ExpertChunk expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c, int slots, Pass pass) const;
   void lm_head(int mb, Pass pass);
   // network.dispatch_impl nccl | peer: the weighted sum of (layer, micro-batch)'s expert outputs,
   // emitted where the measured layer runs it: before the next layer's gate, or at the end.

@@ -66,9 +66,9 @@ void collect_metrics(const TaskGraph& graph, const std::vector<LayerLoad>& loads
         if (t.phase == Phase::Dispatch) {
           lr.dispatch += d;
           const CollectiveInfo& info = graph.info(t.collective);
-          if (info.busiest_bytes > lr.busiest_link_bytes) {
-            lr.busiest_link_bytes = info.busiest_bytes;
-            lr.busiest_link = info.busiest_link;
+          if (info.traffic.busiest_bytes > lr.busiest_link_bytes) {
+            lr.busiest_link_bytes = info.traffic.busiest_bytes;
+            lr.busiest_link = info.traffic.busiest_link;
           }
         } else if (t.phase == Phase::CountExchange) {
           lr.dispatch += d;  // the count exchange before the dispatch rounds (dispatch_impl nccl | peer)

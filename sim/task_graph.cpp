@@ -35,7 +35,7 @@ TaskId TaskGraph::compute(int gpu, Phase phase, int layer, int mb, Time duration
 TaskId TaskGraph::collective(int gpus, Phase phase, int layer, int mb, std::function<CommPlan()> make_plan,
                              std::function<std::uint64_t()> make_key) {
   const int c = static_cast<int>(collectives_.size());
-  collectives_.push_back(CollectiveInfo{std::move(make_plan), std::move(make_key), 0, Bytes(0), -1, Bytes(0)});
+  collectives_.push_back(CollectiveInfo{std::move(make_plan), std::move(make_key), CollectiveTraffic{}});
   tasks_.push_back(Task{TaskKind::Collective, phase, -1, layer, mb, Time::zero(), c, {}, 0});
   const auto id = static_cast<TaskId>(tasks_.size() - 1);
   collective_tasks_.push_back(id);

@@ -43,15 +43,20 @@ struct Task {
   Time end = Time::infinity();
 };
 
-// What a collective carried, filled in when it starts.
-struct CollectiveInfo {
-  std::function<CommPlan()> make_plan;  // dropped when the collective ends
-  // Equal keys promise equal plans (0 or empty: no key); lets the network replay a plan's timing.
-  std::function<std::uint64_t()> make_key;
+// What a collective's plan carries (the same for every collective of one key).
+struct CollectiveTraffic {
   std::int64_t flows = 0;
   Bytes bytes;              // all flows
   LinkId busiest_link = -1; // the link with the longest drain (bytes / bandwidth) in this collective
   Bytes busiest_bytes;
+};
+
+// A collective: how to make its plan, and what it carried, filled in when it starts.
+struct CollectiveInfo {
+  std::function<CommPlan()> make_plan;  // dropped when the collective ends
+  // Equal keys promise equal plans (0 or empty: no key); lets the network replay a plan's timing.
+  std::function<std::uint64_t()> make_key;
+  CollectiveTraffic traffic;
 };
 
 class TaskGraph {

@@ -38,6 +38,17 @@ std::vector<std::int32_t> flow_components(const std::vector<FlowSpec>& flows, st
   return out;
 }
 
+std::vector<std::pair<std::size_t, std::size_t>> same_offset_runs(const std::vector<std::pair<GpuId, Time>>& done) {
+  std::vector<std::pair<std::size_t, std::size_t>> runs;
+  for (std::size_t i = 0; i < done.size();) {
+    std::size_t j = i;
+    while (j < done.size() && done[j].second == done[i].second) ++j;
+    runs.emplace_back(i, j);
+    i = j;
+  }
+  return runs;
+}
+
 std::shared_ptr<const MemoRecord> TransferMemo::find(std::uint64_t key) {
   const auto it = records_.find(key);
   if (it == records_.end()) {

@@ -37,6 +37,9 @@ struct MemoComponent {
   std::vector<GpuId> src, dst;
 };
 
+// [first, last) index ranges of endpoint_done whose offsets are equal (one event each when replayed).
+std::vector<std::pair<std::size_t, std::size_t>> same_offset_runs(const std::vector<std::pair<GpuId, Time>>& endpoint_done);
+
 struct MemoRecord {
   std::vector<MemoComponent> components;
 };
