@@ -9,8 +9,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <numeric>
+#include <sstream>
+#include <string>
 
 #include "common.h"
 #include "moe_kernels.h"
@@ -385,12 +388,20 @@ void bench_grouped(Blas& b, Report& rep, const Options& opt) {
   // GEMM1 of the expert MLP (7168 -> 2*2048) over E experts; three implementations.
   std::vector<std::pair<int, int>> cfg;  // (E, T)
   std::vector<int> Es = opt.quick ? std::vector<int>{8} : std::vector<int>{1, 8, 32};
+  // One expert per GPU (E = 1) goes to 262144 tokens: the seed's prefill gives each expert
+  // 32768 and a skewed gate several times that; several experts stop at 65536 tokens in all.
   std::vector<int> Ts = opt.quick ? std::vector<int>{16, 1024}
                                   : std::vector<int>{1, 4, 16, 64, 128, 256, 512, 1024, 2048,
-                                                     4096, 8192, 16384};
+                                                     4096, 8192, 16384, 32768, 65536, 131072, 262144};
+  if (const char* env = std::getenv("EPSIM_MLP_TOKENS")) {  // development knob: comma list of T
+    Ts.clear();
+    std::stringstream ss(env);
+    std::string item;
+    while (std::getline(ss, item, ',')) Ts.push_back(std::atoi(item.c_str()));
+  }
   for (int E : Es)
     for (int T : Ts)
-      if ((long long)E * T <= 65536) cfg.push_back({E, T});
+      if (T > 0 && (long long)E * T <= (E == 1 ? 262144 : 65536)) cfg.push_back({E, T});
   const int N = 2 * kInter, K = kHidden;
   for (auto ec : cfg) {
     const int E = ec.first, T = ec.second;
@@ -509,12 +520,20 @@ std::vector<double> ref_mlp(const TI* X, const TI* W1, const TI* W2, const std::
 void bench_expert_mlp(Blas& b, Report& rep, const Options& opt, bool fp8_variant) {
   std::vector<std::pair<int, int>> cfg;
   std::vector<int> Es = opt.quick ? std::vector<int>{8} : std::vector<int>{1, 8, 32};
+  // One expert per GPU (E = 1) goes to 262144 tokens: the seed's prefill gives each expert
+  // 32768 and a skewed gate several times that; several experts stop at 65536 tokens in all.
   std::vector<int> Ts = opt.quick ? std::vector<int>{16, 1024}
                                   : std::vector<int>{1, 4, 16, 64, 128, 256, 512, 1024, 2048,
-                                                     4096, 8192, 16384};
+                                                     4096, 8192, 16384, 32768, 65536, 131072, 262144};
+  if (const char* env = std::getenv("EPSIM_MLP_TOKENS")) {  // development knob: comma list of T
+    Ts.clear();
+    std::stringstream ss(env);
+    std::string item;
+    while (std::getline(ss, item, ',')) Ts.push_back(std::atoi(item.c_str()));
+  }
   for (int E : Es)
     for (int T : Ts)
-      if ((long long)E * T <= 65536) cfg.push_back({E, T});
+      if (T > 0 && (long long)E * T <= (E == 1 ? 262144 : 65536)) cfg.push_back({E, T});
   const int N1 = 2 * kInter, K1 = kHidden, N2 = kHidden, K2 = kInter;
   LtFp8 lt;
   lt.blas = &b;

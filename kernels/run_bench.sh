@@ -4,7 +4,8 @@
 # Writes under $OUT (default ./bench-out): epsim-bench.json (the one result file), bench.log,
 # sdpa.json (PyTorch SDPA rows, merged into epsim-bench.json), env.txt. Prints the quality table last.
 # Env: GIT_COMMIT (recorded in the JSON), LABEL (file name prefix), EPSIM_BENCH_BIN (use this
-# binary instead of building; kernels/prebuilt/epsim-bench is the fallback if the build fails).
+# binary instead of building; kernels/prebuilt/epsim-bench is the fallback if the build fails),
+# SDPA=0 (skip the PyTorch attention reference, for runs that time no attention).
 set -u -o pipefail
 # Never use NVLink multicast on shared hosts.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -66,9 +67,13 @@ grep -E "NCCL" "$OUT/build.log" 2>/dev/null | head -2
 QUICK=()
 [ "$MODE" = quick ] && QUICK=(--quick)
 
-echo "== PyTorch SDPA reference"
-python3 "$HERE/sdpa_torch.py" "$OUT/sdpa.json" "${QUICK[@]}" > "$OUT/sdpa.log" 2>&1 || { tail -5 "$OUT/sdpa.log"; echo '[]' > "$OUT/sdpa.json"; }
-tail -3 "$OUT/sdpa.log"
+if [ "${SDPA:-1}" = 0 ]; then  # runs that time no attention leave the reference out
+  echo '[]' > "$OUT/sdpa.json"
+else
+  echo "== PyTorch SDPA reference"
+  python3 "$HERE/sdpa_torch.py" "$OUT/sdpa.json" "${QUICK[@]}" > "$OUT/sdpa.log" 2>&1 || { tail -5 "$OUT/sdpa.log"; echo '[]' > "$OUT/sdpa.json"; }
+  tail -3 "$OUT/sdpa.log"
+fi
 
 SMI=$(nvidia-smi --query-gpu=index,name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,power.limit --format=csv,noheader 2>/dev/null)
 echo "== epsim-bench ($MODE)"
