@@ -151,10 +151,10 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
   std::string detail;
   if (p.x > hi) {
     gap = p.x / hi;
-    detail = fmt::format("{} {:.6g} above measured {:.6g}..{:.6g} ({:.2f}x)", p.x_name, p.x, lo, hi, gap);
+    detail = fmt::format("{} {:.10g} above measured {:.10g}..{:.10g} ({:.2f}x)", p.x_name, p.x, lo, hi, gap);
   } else if (p.x < lo) {
     gap = lo / p.x;
-    detail = fmt::format("{} {:.6g} below measured {:.6g}..{:.6g} ({:.2f}x)", p.x_name, p.x, lo, hi, gap);
+    detail = fmt::format("{} {:.10g} below measured {:.10g}..{:.10g} ({:.2f}x)", p.x_name, p.x, lo, hi, gap);
   }
   if (series_gap > gap) gap = series_gap;
   if (!series_detail.empty()) detail += (detail.empty() ? "" : "; ") + series_detail;

@@ -14,7 +14,7 @@ struct PriceNote {
   std::string model;           // CostModel::name(): "nominal(h100-seed)", "calibrated(h200-measured)"
   std::string curve;           // "roofline" or "expert_mlp_bf16 experts=1 by tokens_per_expert"
   double extrapolation = 1.0;  // 1: inside the measured range; else outside it by this factor (> 1)
-  std::string detail;          // "tokens_per_expert 32768 above measured 1..16384 (2.00x)"; empty inside
+  std::string detail;          // "tokens_per_expert 524288 above measured 1..262144 (2.00x)"; empty inside
   bool extrapolated() const { return extrapolation > 1.0; }
 };
 

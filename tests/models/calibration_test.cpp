@@ -116,7 +116,7 @@ TEST_CASE("held-out error over the committed measurements: median <= 5% and max 
   };
   const Pin pins[] = {
       {"gemm_bf16", 77, 17, 1.902, 12.167},      {"grouped_gemm_bf16", 45, 9, 2.581, 12.134},
-      {"expert_mlp_bf16", 32, 7, 4.875, 10.699}, {"expert_mlp_fp8", 32, 7, 4.405, 10.895},
+      {"expert_mlp_bf16", 36, 8, 2.266, 11.071}, {"expert_mlp_fp8", 36, 8, 4.400, 10.929},
       {"dense_mlp_bf16", 8, 2, 1.657, 1.804},    {"gate_topk", 7, 1, 3.589, 3.589},
       {"attention_prefill", 5, 1, 0.472, 0.472}, {"attention_decode", 10, 2, 2.176, 4.003},
       {"permute", 8, 2, 3.207, 6.285},           {"unpermute_combine", 8, 2, 3.264, 5.997},
@@ -202,9 +202,13 @@ TEST_CASE("the shipped h200-measured profile is what epsim calibrate builds from
             doctest::Approx(fresh.curves[i].time(p.flops, p.bytes, x).to_us()).epsilon(1e-9));
     }
   }
-  REQUIRE(ship.sources.size() == 1);
+  // Two files: everything from the two-GPU machine, and the expert MLP at one expert per GPU up to
+  // 262144 tokens from the one-GPU machine (8192 and 16384 measured on both: their median).
+  REQUIRE(ship.sources.size() == 2);
   CHECK(ship.sources[0].device == "NVIDIA H200");
   CHECK(ship.sources[0].git_commit == "2cc921c");
+  CHECK(ship.sources[1].file == "kernels/results/h200-2026-11-30-expert-large.json");
+  CHECK(ship.sources[1].git_commit == "6511846");
 }
 
 TEST_CASE("calibrated prices: measured shapes come back, extrapolation is flagged with its gap") {
@@ -216,10 +220,14 @@ TEST_CASE("calibrated prices: measured shapes come back, extrapolation is flagge
   CHECK(m.time(e).to_us() == doctest::Approx(1111.65).epsilon(0.03));
   CHECK_FALSE(m.note(e).extrapolated());
   CHECK(m.note(e).curve == "expert_mlp_bf16 experts=8 by tokens_per_expert");
-  // One expert with 32768 tokens: twice the largest measured 16384.
-  const OpWork big = ops.expert_mlp(32768, 1);
+  // One expert with the seed's 32768 tokens was measured (4216.5 us, the one-GPU run)...
+  const OpWork seed_expert = ops.expert_mlp(32768, 1);
+  CHECK_FALSE(m.note(seed_expert).extrapolated());
+  CHECK(m.time(seed_expert).to_us() == doctest::Approx(4216.5).epsilon(0.03));
+  // ... 524288 is twice the largest measured 262144.
+  const OpWork big = ops.expert_mlp(524288, 1);
   CHECK(m.note(big).extrapolation == doctest::Approx(2.0));
-  CHECK(m.note(big).detail.find("above measured") != std::string::npos);
+  CHECK(m.note(big).detail == "tokens_per_expert 524288 above measured 1..262144 (2.00x)");
   // 4 experts: between the 1- and 8-expert series, not extrapolated, between their prices.
   const OpWork four = ops.expert_mlp(4 * 512, 4);
   CHECK_FALSE(m.note(four).extrapolated());
@@ -253,7 +261,7 @@ TEST_CASE("PricingLedger: per op class, which curve priced it and the worst extr
   PricingLedger ledger;
   for (int l = 0; l < 3; ++l) {
     ledger.record(ops.attention_proj(4096), m);
-    ledger.record(ops.expert_mlp(32768, 1), m);
+    ledger.record(ops.expert_mlp(524288, 1), m);
     ledger.record(ops.expert_mlp(8192, 1), m);
   }
   const auto s = ledger.summary();
