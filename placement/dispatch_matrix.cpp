@@ -16,10 +16,11 @@ std::int64_t DispatchMatrix::received(int d) const {
 DispatchMatrix build_dispatch(const RoutingSample& routing, const Placement& placement, int gpus_per_node) {
   if (!placement.uniform())
     throw SimulationError("build_dispatch: placement '" + placement.strategy() + "' differs per layer; pass placement.layer(l)");
-  return build_dispatch(routing, placement.tables().front(), gpus_per_node);
+  return build_dispatch(routing, placement.tables().front(), gpus_per_node, placement.replica_choice());
 }
 
-DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement& placement, int gpus_per_node) {
+DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement& placement, int gpus_per_node,
+                              ReplicaChoice choice) {
   const int G = routing.sources, E = routing.experts, ep = placement.ep();
   if (placement.experts() != E) throw SimulationError("placement and routing disagree on the expert count");
   if (G % ep != 0) throw SimulationError("build_dispatch: ep does not divide the source count");
@@ -32,6 +33,8 @@ DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement
   m.node_unique.assign(static_cast<std::size_t>(G) * static_cast<std::size_t>(m.nodes()), 0);
   std::vector<double> miss_gpu(static_cast<std::size_t>(G)), miss_node(static_cast<std::size_t>(m.nodes()));
   std::vector<std::int64_t> to_gpu(static_cast<std::size_t>(G), 0);  // this expert's share per GPU (scratch)
+  std::vector<int> rep_gpu;                                            // GPU of each replica (scratch)
+  std::vector<std::int64_t> shares;
   for (int s = 0; s < G; ++s) {
     const int base = (s / ep) * ep;
     const double T = static_cast<double>(routing.tokens[static_cast<std::size_t>(s)]);
@@ -41,10 +44,10 @@ DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement
       const std::int64_t c = routing.at(s, e);
       if (c == 0) continue;
       const auto& reps = placement.replicas(e);
-      const auto r = static_cast<std::int64_t>(reps.size());
-      for (std::int64_t i = 0; i < r; ++i) {
-        to_gpu[static_cast<std::size_t>(base + placement.gpu_of_slot(reps[static_cast<std::size_t>(i)]))] += replica_share(c, r, i, s);
-      }
+      rep_gpu.clear();
+      for (int slot : reps) rep_gpu.push_back(base + placement.gpu_of_slot(slot));
+      replica_shares(choice, c, rep_gpu, s, gpus_per_node, shares);
+      for (std::size_t i = 0; i < reps.size(); ++i) to_gpu[static_cast<std::size_t>(rep_gpu[i])] += shares[i];
       // Replicas on one GPU (or node) share a token's send: combine their shares before the miss.
       for (int slot : reps) {
         const int d = base + placement.gpu_of_slot(slot);

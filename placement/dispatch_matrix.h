@@ -7,6 +7,7 @@
 
 #include "models/gate_model.h"
 #include "placement/placement.h"
+#include "placement/replica_choice.h"
 
 namespace epsim {
 
@@ -25,13 +26,14 @@ struct DispatchMatrix {
 };
 
 // Sources are all GPUs; GPU s belongs to EP group s / ep and sends to that group's experts. An
-// expert with r replicas splits source s's c tokens into r integer shares (c / r each, the c mod r
-// extra tokens to the replicas starting at index s mod r, so that sources even them out).
-// Distinct-token counts assume a token's expert choices are independent given the per-expert
-// probabilities counts/tokens (exact for one expert per GPU).
-DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement& placement, int gpus_per_node);
-// The same with a whole-model placement that has one table for every layer (Placement::uniform());
-// throws SimulationError for per-layer placements, which need the layer: pass placement.layer(l).
+// expert with several replicas splits source s's tokens over them as `choice` says
+// (replica_choice.h: integer shares). Distinct-token counts assume a token's expert choices are
+// independent given the per-expert probabilities counts/tokens (exact for one expert per GPU).
+DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement& placement, int gpus_per_node,
+                              ReplicaChoice choice = ReplicaChoice::even);
+// The same with a whole-model placement that has one table for every layer (Placement::uniform()),
+// split by its replica_choice(); throws SimulationError for per-layer placements, which need the
+// layer: pass placement.layer(l).
 DispatchMatrix build_dispatch(const RoutingSample& routing, const Placement& placement, int gpus_per_node);
 
 }  // namespace epsim

@@ -8,8 +8,8 @@
 namespace epsim {
 
 PlacementEvaluation evaluate(const LayerPlacement& placement, const ExpectedRouting& routing, const Cluster& cluster,
-                             Bytes token_bytes, Bytes expert_bytes, int moe_layers) {
-  const LinkLoadModel m(routing, cluster, placement, token_bytes);
+                             Bytes token_bytes, Bytes expert_bytes, int moe_layers, ReplicaChoice choice) {
+  const LinkLoadModel m(routing, cluster, placement, token_bytes, Time::zero(), choice);
   PlacementEvaluation r;
   r.max_tokens_link = m.most_tokens_link();
   r.max_link_tokens = m.link_tokens()[static_cast<std::size_t>(r.max_tokens_link)];

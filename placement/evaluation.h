@@ -9,6 +9,7 @@
 #include "placement/dispatch_matrix.h"
 #include "placement/expected_routing.h"
 #include "placement/layer_placement.h"
+#include "placement/replica_choice.h"
 #include "topology/cluster.h"
 
 namespace epsim {
@@ -26,9 +27,10 @@ struct PlacementEvaluation {
   double imbalance() const { return gpu_load_mean > 0 ? gpu_load_max / gpu_load_mean : 0.0; }
 };
 
-// `expert_bytes`: weights of one expert in one layer; `moe_layers` multiplies the memory.
+// `expert_bytes`: weights of one expert in one layer; `moe_layers` multiplies the memory; `choice`:
+// how sources split over replicas.
 PlacementEvaluation evaluate(const LayerPlacement& placement, const ExpectedRouting& routing, const Cluster& cluster,
-                             Bytes token_bytes, Bytes expert_bytes, int moe_layers);
+                             Bytes token_bytes, Bytes expert_bytes, int moe_layers, ReplicaChoice choice = ReplicaChoice::even);
 
 // Distinct tokens each link carries in one simulated dispatch (DispatchMatrix::unique on the direct
 // routes), per link id.

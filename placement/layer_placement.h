@@ -1,7 +1,7 @@
 // One MoE layer's expert placement, in the layout of DeepSeek's EPLB: an EP group of `ep` GPUs
 // with `slots_per_gpu` physical slots each; physical slot p lives on GPU p / slots_per_gpu of the
-// group and holds logical expert phy2log[p] (-1: an empty slot). An expert with several replicas
-// splits its tokens evenly among them.
+// group and holds logical expert phy2log[p] (-1: an empty slot). How an expert with several
+// replicas splits its tokens among them: replica_choice.h.
 #pragma once
 
 #include <cstdint>
@@ -44,12 +44,5 @@ class LayerPlacement {
   std::vector<int> phy2log_;
   std::vector<std::vector<int>> log2phy_;
 };
-
-// Replica `index` of an expert with `replicas` replicas gets this share of source `source`'s `count`
-// tokens: count / replicas each, the count mod replicas extra ones to the replicas starting at
-// index source mod replicas (so that sources even them out).
-inline std::int64_t replica_share(std::int64_t count, std::int64_t replicas, std::int64_t index, int source) {
-  return count / replicas + (((index - source) % replicas + replicas) % replicas < count % replicas ? 1 : 0);
-}
 
 }  // namespace epsim

@@ -19,9 +19,9 @@ bool LoadObjective::better_than(const LoadObjective& o) const {
 }
 
 LinkLoadModel::LinkLoadModel(const ExpectedRouting& routing, const Cluster& cluster, LayerPlacement placement, Bytes token_bytes,
-                             Time compute_per_token)
+                             Time compute_per_token, ReplicaChoice choice)
     : routing_(routing), cluster_(cluster), placement_(std::move(placement)), gpus_(cluster.gpu_count()), ep_(placement_.ep()),
-      compute_per_token_(compute_per_token.to_seconds()) {
+      compute_per_token_(compute_per_token.to_seconds()), choice_(choice) {
   if (routing.sources != gpus_) throw SimulationError("LinkLoadModel: routing sources differ from the GPU count");
   if (routing.experts != placement_.experts()) throw SimulationError("LinkLoadModel: routing and placement disagree on experts");
   if (gpus_ % ep_ != 0) throw SimulationError("LinkLoadModel: ep does not divide the GPU count");
@@ -46,10 +46,22 @@ double LinkLoadModel::distinct(int s, int d_rel) const {
     bool seen = false;  // several replicas of e on this GPU count once, with their joint share
     for (int q = d_rel * spg; q < p; ++q) seen = seen || placement_.expert_at(q) == e;
     if (seen) continue;
-    const double share = static_cast<double>(placement_.replicas_on(e, d_rel)) / placement_.replica_count(e);
-    miss *= 1.0 - std::min(1.0, routing_.at(s, e) * share / T);
+    miss *= 1.0 - std::min(1.0, routing_.at(s, e) * share_on(s, e, d_rel) / T);
   }
   return T * (1.0 - miss);
+}
+
+double LinkLoadModel::share_on(int s, int e, int d_rel) const {
+  if (choice_ == ReplicaChoice::even) return static_cast<double>(placement_.replicas_on(e, d_rel)) / placement_.replica_count(e);
+  const int base = (s / ep_) * ep_;
+  const auto& reps = placement_.replicas(e);
+  rep_gpu_.clear();
+  for (int slot : reps) rep_gpu_.push_back(base + placement_.gpu_of_slot(slot));
+  replica_fractions(choice_, rep_gpu_, s, cluster_.gpus_per_node(), rep_frac_);
+  double f = 0.0;
+  for (std::size_t i = 0; i < reps.size(); ++i)
+    if (rep_gpu_[i] == base + d_rel) f += rep_frac_[i];
+  return f;
 }
 
 // Recomputes everything that depends on the contents of GPU d_rel (in every EP group).
@@ -69,7 +81,9 @@ void LinkLoadModel::update_gpu(int d_rel) {
       u = fresh;
       for (int p = d_rel * spg; p < (d_rel + 1) * spg; ++p) {
         const int e = placement_.expert_at(p);
-        if (e >= 0) load += routing_.at(s, e) / placement_.replica_count(e);
+        bool seen = false;  // an expert's replicas on this GPU take their joint share once
+        for (int q = d_rel * spg; q < p; ++q) seen = seen || placement_.expert_at(q) == e;
+        if (e >= 0 && !seen) load += routing_.at(s, e) * share_on(s, e, d_rel);
       }
     }
     gpu_load_[z(d)] = load;
@@ -88,7 +102,17 @@ void LinkLoadModel::swap_slots(int a, int b) {
   if (ga == gb || ea == eb) return;
   update_gpu(ga);
   update_gpu(gb);
-  // Loads of other GPUs change only through replica counts, which a swap keeps.
+  // Under `even` loads of other GPUs change only through replica counts, which a swap keeps; under
+  // `nearest` the GPUs holding the two experts' other replicas may win or lose sources.
+  if (choice_ == ReplicaChoice::even) return;
+  std::vector<int> others;
+  for (int e : {ea, eb})
+    if (e >= 0)
+      for (int slot : placement_.replicas(e)) {
+        const int g = placement_.gpu_of_slot(slot);
+        if (g != ga && g != gb && std::find(others.begin(), others.end(), g) == others.end()) others.push_back(g);
+      }
+  for (int g : others) update_gpu(g);
 }
 
 LinkId LinkLoadModel::busiest_link() const {

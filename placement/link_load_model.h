@@ -4,9 +4,10 @@
 // columns, so a local search can evaluate thousands of moves per second.
 //
 // Distinct tokens: a token of source s reaches GPU d unless it selects none of d's replicas; with
-// p = c[s][e] / T[s] the chance that it selects expert e, and an expert's tokens split evenly over
-// its r replicas, it misses d with probability prod_e (1 - p * (replicas of e on d) / r), expert
-// choices taken as independent given the source (as build_dispatch does).
+// p = c[s][e] / T[s] the chance that it selects expert e, and f the fraction of s's tokens for e
+// that d's replicas take (replica_choice.h: (replicas of e on d) / r under `even`), it misses d with
+// probability prod_e (1 - p * f), expert choices taken as independent given the source (as
+// build_dispatch does).
 //
 // Load of a link = expected tokens x token bytes / link bandwidth (seconds): NVLink, NIC and spine
 // links are compared by the time they are busy. With `compute_per_token` > 0 every GPU is one more
@@ -21,6 +22,7 @@
 #include "models/units.h"
 #include "placement/expected_routing.h"
 #include "placement/layer_placement.h"
+#include "placement/replica_choice.h"
 #include "topology/cluster.h"
 
 namespace epsim {
@@ -36,7 +38,7 @@ class LinkLoadModel {
  public:
   // routing.sources must equal the cluster's GPU count; placement.ep must divide it.
   LinkLoadModel(const ExpectedRouting& routing, const Cluster& cluster, LayerPlacement placement, Bytes token_bytes,
-                Time compute_per_token = Time::zero());
+                Time compute_per_token = Time::zero(), ReplicaChoice choice = ReplicaChoice::even);
 
   const LayerPlacement& placement() const { return placement_; }
   const std::vector<double>& link_tokens() const { return link_tokens_; }
@@ -56,6 +58,7 @@ class LinkLoadModel {
 
  private:
   double distinct(int s, int d_rel) const;
+  double share_on(int s, int e, int d_rel) const;  // fraction of s's tokens for e that GPU d_rel's replicas take
   void update_gpu(int d_rel);
   const ExpectedRouting& routing_;
   const Cluster& cluster_;
@@ -66,6 +69,9 @@ class LinkLoadModel {
   std::vector<double> unique_;             // [s * ep + d_rel]
   std::vector<double> gpu_load_;
   double compute_per_token_ = 0;
+  ReplicaChoice choice_ = ReplicaChoice::even;
+  mutable std::vector<int> rep_gpu_;    // share_on scratch
+  mutable std::vector<double> rep_frac_;
 };
 
 }  // namespace epsim

@@ -48,6 +48,14 @@ Placement Placement::contiguous(int experts, int ep) {
 }
 
 Placement Placement::make(const PlacementSpec& spec, int experts, int ep) {
+  return layouts(spec, experts, ep).with_replica_choice(replica_choice_from_name(spec.replica_choice));
+}
+
+Placement Placement::make(const PlacementSpec& spec, const PlacementInputs& in) {
+  return layouts(spec, in).with_replica_choice(replica_choice_from_name(spec.replica_choice));
+}
+
+Placement Placement::layouts(const PlacementSpec& spec, int experts, int ep) {
   if (spec.resolved) return *spec.resolved;
   if (spec.strategy == "contiguous") return contiguous(experts, ep);
   if (spec.strategy == "random") return Placement("random", 0, {random_layout(experts, ep, spec.seed)});
@@ -56,13 +64,13 @@ Placement Placement::make(const PlacementSpec& spec, int experts, int ep) {
                     "it must call Placement::make(spec, PlacementInputs)");
 }
 
-Placement Placement::make(const PlacementSpec& spec, const PlacementInputs& in) {
+Placement Placement::layouts(const PlacementSpec& spec, const PlacementInputs& in) {
   if (spec.resolved) return *spec.resolved;
   const MoeModelSpec& m = in.model;
   const int E = m.routed_experts, ep = in.ep, moe = m.moe_layers(), first = m.dense_layers;
   const int G = in.cluster.gpu_count(), gpn = in.cluster.gpus_per_node();
   const std::string& s = spec.strategy;
-  if (s == "contiguous" || s == "random") return make(spec, E, ep);
+  if (s == "contiguous" || s == "random") return layouts(spec, E, ep);
   if (s == "round_robin") return Placement(s, first, {round_robin_layout(E, ep, gpn)});
   if (s == "file") return read_placement_file(spec.file, E, ep, moe, first);
 

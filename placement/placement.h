@@ -11,6 +11,7 @@
 #include "models/moe_model.h"
 #include "placement/layer_placement.h"
 #include "placement/placement_spec.h"
+#include "placement/replica_choice.h"
 #include "topology/cluster.h"
 
 namespace epsim {
@@ -54,9 +55,20 @@ class Placement {
   int first_layer() const { return first_layer_; }
   const std::vector<LayerPlacement>& tables() const { return tables_; }
   const std::string& strategy() const { return strategy_; }
+  // How a source splits an expert's tokens over its replicas (placement.replica_choice).
+  ReplicaChoice replica_choice() const { return replica_choice_; }
+  Placement& with_replica_choice(ReplicaChoice c) {
+    replica_choice_ = c;
+    return *this;
+  }
 
  private:
+  // The strategy's tables (make() adds the replica choice).
+  static Placement layouts(const PlacementSpec& spec, int experts, int ep);
+  static Placement layouts(const PlacementSpec& spec, const PlacementInputs& inputs);
+
   std::string strategy_;
+  ReplicaChoice replica_choice_ = ReplicaChoice::even;
   int first_layer_ = 0;
   std::vector<LayerPlacement> tables_;
 };

@@ -1,5 +1,7 @@
 #include "placement/placement_spec.h"
 
+#include "placement/replica_choice.h"
+
 namespace epsim {
 
 const std::vector<std::string>& PlacementSpec::strategies() {
@@ -31,6 +33,10 @@ const Schema& PlacementSpec::schema() {
        "per-layer expert loads ({\"load\": [[...]]}, MoE layers x experts, or one row for all) driving eplb and "
        "topology_aware instead of the gate model's expected selection probabilities"},
       {"search_moves", "integer", 4000, "", "topology_aware: slot swaps the local search evaluates per distinct layer"},
+      {"replica_choice", "string", "even", "",
+       "how a source GPU splits an expert's tokens over the expert's replicas (eplb's redundant slots, the routed "
+       "shared expert): even: over every replica (vLLM's round robin); nearest: over the replicas on its own GPU, else "
+       "on its node, else every replica (a deployment that keeps replicas close, e.g. one shared-expert replica per node)"},
   }};
   return s;
 }
@@ -47,6 +53,7 @@ PlacementSpec PlacementSpec::from_json(const nlohmann::json& j, const std::strin
   p.file = c.string("file");
   p.load_stats = c.string("load_stats");
   p.search_moves = static_cast<int>(c.integer("search_moves", 0));
+  p.replica_choice = c.choice("replica_choice", replica_choice_names());
   if (p.redundant_slots > 0 && p.strategy != "eplb") c.fail("redundant_slots", "only the eplb strategy adds redundant slots");
   if (p.strategy == "file" && p.file.empty()) c.fail("file", "strategy \"file\" needs a placement file");
   if (p.colocate > 0 && p.strategy != "colocated") c.fail("colocate", "only the colocated strategy takes colocate");

@@ -22,6 +22,7 @@ struct PlacementSpec {
   std::string file;                 // strategy file: phy2log JSON
   std::string load_stats;           // per-layer expert loads driving eplb and topology_aware
   int search_moves = 4000;          // topology_aware local-search budget per distinct layer
+  std::string replica_choice = "even";  // even | nearest: how sources split an expert's tokens over its replicas
 
   // Set by code (epsim compare), never by JSON: a placement already computed; make() returns it.
   std::shared_ptr<const Placement> resolved;

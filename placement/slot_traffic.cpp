@@ -23,7 +23,8 @@ std::int64_t SlotTraffic::pieces(int g, int chunk, int chunks) const {
   return p;
 }
 
-SlotTraffic slot_traffic(const RoutingSample& routing, const LayerPlacement& placement) {
+SlotTraffic slot_traffic(const RoutingSample& routing, const LayerPlacement& placement, int gpus_per_node,
+                         ReplicaChoice choice) {
   const int G = routing.sources, E = routing.experts, ep = placement.ep();
   if (placement.experts() != E) throw SimulationError("slot_traffic: placement and routing disagree on the expert count");
   if (G % ep != 0) throw SimulationError("slot_traffic: ep does not divide the source count");
@@ -31,19 +32,21 @@ SlotTraffic slot_traffic(const RoutingSample& routing, const LayerPlacement& pla
   t.gpus = G;
   t.slots_per_gpu = placement.slots_per_gpu();
   t.rows.assign(static_cast<std::size_t>(G) * static_cast<std::size_t>(G) * static_cast<std::size_t>(t.slots_per_gpu), 0);
+  std::vector<int> rep_gpu;  // GPU of each replica (scratch)
+  std::vector<std::int64_t> shares;
   for (int s = 0; s < G; ++s) {
     const int base = (s / ep) * ep;
     for (int e = 0; e < E; ++e) {
       const std::int64_t c = routing.at(s, e);
       if (c == 0) continue;
       const auto& reps = placement.replicas(e);
-      const auto r = static_cast<std::int64_t>(reps.size());
-      for (std::int64_t i = 0; i < r; ++i) {
-        const int slot = reps[static_cast<std::size_t>(i)];
-        const int d = base + placement.gpu_of_slot(slot);
-        const int j = slot % t.slots_per_gpu;
-        t.rows[(static_cast<std::size_t>(s) * static_cast<std::size_t>(G) + static_cast<std::size_t>(d)) *
-                   static_cast<std::size_t>(t.slots_per_gpu) + static_cast<std::size_t>(j)] += replica_share(c, r, i, s);
+      rep_gpu.clear();
+      for (int slot : reps) rep_gpu.push_back(base + placement.gpu_of_slot(slot));
+      replica_shares(choice, c, rep_gpu, s, gpus_per_node, shares);
+      for (std::size_t i = 0; i < reps.size(); ++i) {
+        const int j = reps[i] % t.slots_per_gpu;
+        t.rows[(static_cast<std::size_t>(s) * static_cast<std::size_t>(G) + static_cast<std::size_t>(rep_gpu[i])) *
+                   static_cast<std::size_t>(t.slots_per_gpu) + static_cast<std::size_t>(j)] += shares[i];
       }
     }
   }

@@ -8,6 +8,7 @@
 
 #include "models/routing_sample.h"
 #include "placement/layer_placement.h"
+#include "placement/replica_choice.h"
 
 namespace epsim {
 
@@ -27,6 +28,7 @@ struct SlotTraffic {
   std::int64_t pieces(int g, int chunk, int chunks) const;
 };
 
-SlotTraffic slot_traffic(const RoutingSample& routing, const LayerPlacement& placement);
+SlotTraffic slot_traffic(const RoutingSample& routing, const LayerPlacement& placement, int gpus_per_node,
+                         ReplicaChoice choice = ReplicaChoice::even);
 
 }  // namespace epsim

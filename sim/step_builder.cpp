@@ -56,11 +56,11 @@ struct StepBuilder::Traffic {
     if (it != cache.end()) return it->second;
     if (cache.size() > 8) cache.erase(cache.begin());
     const RoutingSample r = gate.sample(layer, mb, cluster.gpu_count(), tokens);
-    auto m = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement.layer(layer), cluster.gpus_per_node()));
+    auto m = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement.layer(layer), cluster.gpus_per_node(), placement.replica_choice()));
     const std::uint64_t h = KeyHasher().add(m->gpus).add(m->gpus_per_node).add(m->copies).add(m->unique).add(m->node_unique).key();
     hashes[key] = h;
     Entry e{std::move(m), r.expert_load(), r.dropped, h, nullptr};
-    if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(layer)));
+    if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(layer), cluster.gpus_per_node(), placement.replica_choice()));
     return cache.emplace(key, std::move(e)).first->second;
   }
   std::shared_ptr<const DispatchMatrix> at(int layer, int mb, std::int64_t tokens) { return entry(layer, mb, tokens).matrix; }

@@ -89,7 +89,7 @@ Row measure(const nlohmann::json& base, const std::string& strategy, int steps) 
   bool first = true;
   for (int l = sc.model.dense_layers; l < sc.model.layers; ++l) {
     const ExpectedRouting r = gate_expected_routing(gate, l, cluster.gpu_count(), sc.workload.tokens());
-    const PlacementEvaluation e = evaluate(placement->layer(l), r, cluster, token_bytes, expert_bytes, sc.model.moe_layers());
+    const PlacementEvaluation e = evaluate(placement->layer(l), r, cluster, token_bytes, expert_bytes, sc.model.moe_layers(), placement->replica_choice());
     row.expected = first ? e : worst_of(row.expected, e);
     first = false;
   }
@@ -106,10 +106,10 @@ Row measure(const nlohmann::json& base, const std::string& strategy, int steps) 
   for (int step = 0; step < steps; ++step) {
     RoutingSpec rs = sc.routing;
     rs.seed = seed + static_cast<std::uint64_t>(step);
-    const GateModel g(rs, sc.model);
+    const GateModel g(rs, sc.model, sc.parallelism.routed_shared(sc.model));
     for (int l = sc.model.dense_layers; l < sc.model.layers; ++l) {
       const RoutingSample sample = g.sample(l, 0, cluster.gpu_count(), sc.workload.tokens());
-      const auto tokens = dispatch_link_tokens(build_dispatch(sample, placement->layer(l), cluster.gpus_per_node()), cluster);
+      const auto tokens = dispatch_link_tokens(build_dispatch(sample, placement->layer(l), cluster.gpus_per_node(), placement->replica_choice()), cluster);
       const auto it = std::max_element(tokens.begin(), tokens.end());
       if (static_cast<double>(*it) > worst_link) {
         worst_link = static_cast<double>(*it);

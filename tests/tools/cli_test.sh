@@ -36,6 +36,7 @@ expect_error tp 'parallelism.attention_tp = 3: must divide cluster.gpus_per_node
 echo '{"num_hidden_layers": 61}' >"$tmp/config.json"
 expect_error missing-hf 'config.json:hidden_size = (missing)' run scenarios/seed.json --set model.hf_config="$tmp/config.json" --out "$tmp/o"
 expect_error bad-command "unknown command 'rnu'" rnu
+expect_error replica-choice 'placement.replica_choice = "closest": must be one of' run scenarios/seed.json --set placement.replica_choice=closest --out "$tmp/o"
 
 # Determinism: the same scenario twice gives byte-identical report.json.
 "$EPSIM" run scenarios/seed.json --out "$tmp/a" >/dev/null && "$EPSIM" run scenarios/seed.json --out "$tmp/b" >/dev/null \
@@ -50,6 +51,10 @@ done
 for s in scenarios/*.json; do
   "$EPSIM" run "$s" --out "$tmp/s" --no-trace >/dev/null 2>"$tmp/err" && ok || bad "$s: $(cat "$tmp/err")"
 done
+
+# compare on the routed shared expert (its per-step gate samples carry the shared expert's column).
+"$EPSIM" compare scenarios/seed-shared-routed.json --placements eplb --out "$tmp/cmp" >/dev/null 2>"$tmp/err" \
+  && ok || bad "compare seed-shared-routed: $(cat "$tmp/err")"
 
 # Every declared key is documented in scenarios/README.md.
 "$EPSIM" keys | grep -o '^| `[^`]*`' | tr -d '|` ' >"$tmp/keys"
