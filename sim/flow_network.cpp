@@ -13,9 +13,9 @@ namespace epsim {
 
 namespace {
 
-// Flows whose drain ends at most this fraction of their own duration after the current wake-up
-// complete with it (moves no result by more than this, relatively).
-constexpr double kBatch = 1e-9;
+// The smallest completion window: ends that rounding set apart by this fraction of a flow's
+// duration are one end.
+constexpr double kMinWindow = 1e-9;
 
 std::vector<double> capacities_of(const std::vector<Link>& links) {
   std::vector<double> c;
@@ -28,10 +28,11 @@ std::size_t at(std::int64_t i) { return static_cast<std::size_t>(i); }
 
 }  // namespace
 
-FlowNetwork::FlowNetwork(Simulator& sim, const std::vector<Link>& links, bool replay)
+FlowNetwork::FlowNetwork(Simulator& sim, const std::vector<Link>& links, bool replay, double completion_window)
     : sim_(sim),
       links_(links),
       replay_(replay),
+      window_(std::max(kMinWindow, completion_window)),
       held_by_(links.size(), -1),
       owner_(links.size(), -1),
       solver_(capacities_of(links)),
@@ -365,7 +366,7 @@ void FlowNetwork::materialise(std::int32_t r) {
     alone.flows.push_back(f);
   }
   Simulator scratch_sim;
-  FlowNetwork scratch(scratch_sim, own, false);
+  FlowNetwork scratch(scratch_sim, own, false, window_);
   std::vector<double> drained(index.size(), -1.0);
   std::vector<char> arrived(index.size(), 0);
   scratch.drain_log_ = &drained;
@@ -555,7 +556,7 @@ void FlowNetwork::process() {
     for (const Tag* top = top_of(c); top != nullptr; top = top_of(c)) {
       const double end = static_cast<double>(c.t) + std::max(0.0, top->tag - c.v) / c.level * 1e12;
       const FlowState& f = flows_[at(top->flow)];
-      if (!(end <= tp + 0.5 || end - tp <= kBatch * (end - f.started))) {
+      if (!(end <= tp + 0.5 || end - tp <= window_ * (end - f.started))) {
         not_due = true;
         break;
       }

@@ -4,11 +4,15 @@
 //
 // Events. start() enters a transfer's flows into the solver and asks for one solve at the current
 // time (transfers started at the same instant share it). Between events rates are constant, so drain
-// ends are known exactly. A wake-up completes every flow due by then, plus flows due within 1e-9 of
-// their own duration later (near-simultaneous ends of an all-to-all that rounding set apart), removes
-// them from the solver and re-solves (the solver only re-fills what can move). Deliveries
-// (on_flow_done, then on_done once a transfer's last flow is in) run as Simulator events at drain
-// end + latency: in time order, then in the order the flows drained.
+// ends are known exactly. A wake-up completes every flow due by then, plus the flows due within the
+// completion window w of their own duration later (end - now <= w x (end - start)), removes them
+// from the solver and re-solves once (the solver only re-fills what can move). w = 1e-9 (the least)
+// only joins ends that rounding set apart: exact. A larger w trades accuracy for speed: a flow
+// arrives at most w of its duration early, and in an all-to-all of many different sizes (skewed
+// routing) one solve then serves every end in the window instead of one solve per end (each a
+// filling of the whole system when rates move everywhere). Deliveries (on_flow_done, then on_done
+// once a transfer's last flow is in) run as Simulator events at drain end + latency: in time order,
+// then in the order the flows drained.
 //
 // Per-link virtual clocks. A flow's rate is level(its bottleneck link) (unit weights), so after a
 // re-solve many rates change while few flows change bottleneck. Each link keeps a virtual clock v
@@ -58,7 +62,9 @@ class FlowNetwork final : public Network {
 
   // `links` gives every link's bandwidth (each > 0); routes index into it. Both must outlive this.
   // `replay`: reuse the timing of keyed transfers seen before (see above; off only to check).
-  FlowNetwork(Simulator& sim, const std::vector<Link>& links, bool replay = true);
+  // `completion_window`: a wake-up also completes the flows due within this fraction of their own
+  // duration (see above; 0: exact, up to 1e-9).
+  FlowNetwork(Simulator& sim, const std::vector<Link>& links, bool replay = true, double completion_window = 0.0);
 
   void start(Transfer transfer) override;
   const std::vector<LinkCounters>& counters() const override { return counters_; }
@@ -175,6 +181,7 @@ class FlowNetwork final : public Network {
   Simulator& sim_;
   const std::vector<Link>& links_;
   bool replay_;
+  double window_;  // completion window, relative to a flow's duration (>= 1e-9)
   TransferMemo memo_;
   std::vector<Replay> replays_;
   std::vector<std::int32_t> free_replays_;

@@ -17,7 +17,7 @@ namespace epsim {
 
 std::unique_ptr<Network> make_network(const NetworkSpec& spec, Simulator& sim, const Cluster& cluster) {
   if (spec.model == "analytical") return std::make_unique<AnalyticalNetwork>(sim, cluster, spec.replay);
-  if (spec.model == "flow") return std::make_unique<FlowNetwork>(sim, cluster.links(), spec.replay);
+  if (spec.model == "flow") return std::make_unique<FlowNetwork>(sim, cluster.links(), spec.replay, spec.completion_window);
   throw ConfigError("network.model", "\"" + spec.model + "\"", "unknown network model");
 }
 

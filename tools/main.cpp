@@ -60,7 +60,8 @@ commands:
       alltoall-jitter (sizes B +-50%, --jitter J), incast (--senders K to GPU 0), permutation,
       zipf (skewed destinations, --zipf-s S), file (lines "src dst bytes"). Fabric: --nic-gbps
       (400), --nvlink-gbs (450), --oversubscription (1), --nodes-per-leaf (32); --model flow
-      (default) | analytical. Prints completion time, algbw and busbw (nccl-tests definitions),
+      (default) | analytical; --completion-window W (flow: 1e-3, 0 exact; as network.
+      completion_window). Prints completion time, algbw and busbw (nccl-tests definitions),
       the number of flows and the wall time; --csv writes every flow's completion time.
   validate MEASURED.json... [--phases] [--json OUT] [--set key.path=value ...]
       Hold the simulator to measured expert-parallel MoE layers (kernels/results/ep*.json, written by

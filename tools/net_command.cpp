@@ -37,6 +37,7 @@ struct NetOptions {
   double oversubscription = 1.0;
   int nodes_per_leaf = 32;
   std::string model = "flow";
+  double completion_window = 1e-3;  // flow: as network.completion_window
   std::string csv;
 };
 
@@ -49,7 +50,8 @@ NetOptions parse(const Args& args) {
       "pattern-file", po::value(&o.traffic.file))("csv", po::value(&o.csv))("senders", po::value(&o.traffic.senders))(
       "jitter", po::value(&o.traffic.jitter))("zipf-s", po::value(&o.traffic.zipf_s))("nic-gbps", po::value(&o.nic_gbps))(
       "nvlink-gbs", po::value(&o.nvlink_gbs))("oversubscription", po::value(&o.oversubscription))(
-      "nodes-per-leaf", po::value(&o.nodes_per_leaf))("model", po::value(&o.model));
+      "nodes-per-leaf", po::value(&o.nodes_per_leaf))("model", po::value(&o.model))(
+      "completion-window", po::value(&o.completion_window));
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).run(), vm);
   po::notify(vm);
@@ -68,6 +70,8 @@ NetOptions parse(const Args& args) {
   if (o.nodes_per_leaf < 1) throw ConfigError("--nodes-per-leaf", std::to_string(o.nodes_per_leaf), "must be >= 1");
   if (o.model != "flow" && o.model != "analytical")
     throw ConfigError("--model", "\"" + o.model + "\"", "flow or analytical");
+  if (!(o.completion_window >= 0.0 && o.completion_window <= 0.05))
+    throw ConfigError("--completion-window", fmt::format("{}", o.completion_window), "must be in [0, 0.05]");
   return o;
 }
 
@@ -119,7 +123,7 @@ int net_command(const Args& args) {
   const auto t0 = std::chrono::steady_clock::now();
   Simulator sim;
   std::unique_ptr<Network> net;
-  if (o.model == "flow") net = std::make_unique<FlowNetwork>(sim, cluster.links());
+  if (o.model == "flow") net = std::make_unique<FlowNetwork>(sim, cluster.links(), true, o.completion_window);
   else net = std::make_unique<AnalyticalNetwork>(sim, cluster);
   std::vector<Time> done(flows.size(), Time::zero());
   Time end = Time::zero();

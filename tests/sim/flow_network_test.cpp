@@ -128,25 +128,51 @@ TEST_CASE("a flow leaving frees bandwidth for the flows it bottlenecked, two lin
   CHECK(net.counters()[0].busy == Time::ns(6000));
 }
 
-TEST_CASE("near-simultaneous ends complete together; distinct ends do not") {
-  // Two flows of 2 GB and 2 GB + 1 B on separate links of 1 GB/s end at 2 s and 2 s + 1 ns: within
-  // 1e-9 of their duration (2 ns), so one wake-up completes both, at 2 s. A third ends 2 us later:
-  // a wake-up of its own.
-  const auto ls = links(3);
+// Flows of the given sizes, each on its own 1 GB/s link, through a network with completion window
+// `window`: when each completed, and how many wake-ups completed flows.
+struct SeparateLinks {
+  std::vector<Time> done;
+  std::uint64_t batches = 0;
+};
+SeparateLinks on_separate_links(const std::vector<std::int64_t>& bytes, double window) {
+  const auto ls = links(static_cast<int>(bytes.size()));
   Simulator sim;
-  FlowNetwork net(sim, ls);
-  std::vector<Time> done(3);
+  FlowNetwork net(sim, ls, true, window);
+  SeparateLinks out;
+  out.done.resize(bytes.size());
   Transfer t;
-  t.flows.push_back(FlowSpec{route(ls, {0}), Bytes(2'000'000'000)});
-  t.flows.push_back(FlowSpec{route(ls, {1}), Bytes(2'000'000'001)});
-  t.flows.push_back(FlowSpec{route(ls, {2}), Bytes(2'000'002'000)});
-  t.on_flow_done = [&](std::size_t i) { done[i] = sim.now(); };
+  for (std::size_t i = 0; i < bytes.size(); ++i) t.flows.push_back(FlowSpec{route(ls, {static_cast<LinkId>(i)}), Bytes(bytes[i])});
+  t.on_flow_done = [&](std::size_t i) { out.done[i] = sim.now(); };
   net.start(std::move(t));
   sim.run();
-  CHECK(done[0] == Time::seconds(2.0));
-  CHECK(done[1] == Time::seconds(2.0));
-  CHECK(done[2] == Time::seconds(2.0) + Time::us(2));
-  CHECK(net.stats().batches == 2);
+  out.batches = net.stats().batches;
+  return out;
+}
+
+TEST_CASE("near-simultaneous ends complete together; distinct ends do not") {
+  // 2 GB and 2 GB + 1 B end at 2 s and 2 s + 1 ns: within 1e-9 of their duration (2 ns), so one
+  // wake-up completes both, at 2 s. A third ends 2 us later: a wake-up of its own.
+  const SeparateLinks r = on_separate_links({2'000'000'000, 2'000'000'001, 2'000'002'000}, 0.0);
+  CHECK(r.done[0] == Time::seconds(2.0));
+  CHECK(r.done[1] == Time::seconds(2.0));
+  CHECK(r.done[2] == Time::seconds(2.0) + Time::us(2));
+  CHECK(r.batches == 2);
+}
+
+TEST_CASE("a completion window of 1e-3: ends within 0.1% of a flow's duration complete together, early") {
+  // Flow 0 ends at 2 s. Flow 1 (2 GB + 1 MB) would end at 2.001 s: 1 ms after the wake-up, within
+  // 1e-3 of its 2.001 s duration (2.001 ms), so it completes at 2 s, 1 ms early. Flow 2 (2 GB +
+  // 3 MB) ends 3 ms after it, beyond 2.003 ms: a wake-up of its own, exact.
+  const std::vector<std::int64_t> bytes = {2'000'000'000, 2'001'000'000, 2'003'000'000};
+  const SeparateLinks r = on_separate_links(bytes, 1e-3);
+  CHECK(r.done[0] == Time::seconds(2.0));
+  CHECK(r.done[1] == Time::seconds(2.0));
+  CHECK(r.done[2] == Time::seconds(2.003));
+  CHECK(r.batches == 2);
+  // Exact (window 0): three wake-ups at 2, 2.001 and 2.003 s.
+  const SeparateLinks exact = on_separate_links(bytes, 0.0);
+  CHECK(exact.done[1] == Time::seconds(2.001));
+  CHECK(exact.batches == 3);
 }
 
 TEST_CASE("empty transfers, zero-byte flows and flows to oneself arrive without bandwidth") {

@@ -36,6 +36,8 @@ expect_error tp 'parallelism.attention_tp = 3: must divide cluster.gpus_per_node
 echo '{"num_hidden_layers": 61}' >"$tmp/config.json"
 expect_error missing-hf 'config.json:hidden_size = (missing)' run scenarios/seed.json --set model.hf_config="$tmp/config.json" --out "$tmp/o"
 expect_error bad-command "unknown command 'rnu'" rnu
+expect_error window 'network.completion_window = 0.5: must be in [0, 0.05]' run scenarios/seed.json --set network.completion_window=0.5 --out "$tmp/o"
+expect_error net-window '--completion-window = 0.2: must be in [0, 0.05]' net --nodes 2 --gpus-per-node 2 --pattern alltoall --bytes 1000 --completion-window 0.2
 expect_error replica-choice 'placement.replica_choice = "closest": must be one of' run scenarios/seed.json --set placement.replica_choice=closest --out "$tmp/o"
 
 # Determinism: the same scenario twice gives byte-identical report.json.
