@@ -778,13 +778,24 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
         ce_cfgs.push_back(c);
       }
   }
+  // hybrid variants: EPSIM_DISPATCH_HYBRID = comma list of the copy engine's share of each
+  // destination's rows, in percent (the SMs send the rest at the same time), or "none"
+  std::vector<int> hybrid_pcts;
+  {
+    const char* env = std::getenv("EPSIM_DISPATCH_HYBRID");
+    std::stringstream ss(env ? env : opt.quick ? "50" : "50,75");
+    std::string item;
+    while (std::getline(ss, item, ','))
+      if (const int pct = std::atoi(item.c_str()); pct > 0 && pct < 100) hybrid_pcts.push_back(pct);
+  }
+  const bool need_ce = !ce_cfgs.empty() || !hybrid_pcts.empty();  // flags, lanes, permuted rows
   std::vector<DevBuf<unsigned>> ce_flag(n);
   // extra streams (lanes 1..) per GPU for several copies at once, and events to fork/join them
   const int ce_lanes = (n - 1) * kCeMaxSplit;
   std::vector<std::vector<cudaStream_t>> ce_ls(n, std::vector<cudaStream_t>(ce_lanes));
   std::vector<std::vector<cudaEvent_t>> ce_ev(n, std::vector<cudaEvent_t>(ce_lanes));
   unsigned ce_seq = 0;
-  if (!ce_cfgs.empty())
+  if (need_ce)
     for (int d = 0; d < n; ++d) {
       CK(cudaSetDevice(d));
       ce_flag[d].alloc(kMaxGpus * kCeMaxSplit);
@@ -809,7 +820,7 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
       std::shuffle(perm.begin(), perm.end(), std::mt19937(T + d));
       idx[d].alloc(T);
       CK(cudaMemcpy(idx[d].get(), perm.data(), T * sizeof(int), cudaMemcpyHostToDevice));
-      if (!ce_cfgs.empty()) {  // the permuted rows the copy-engine variants send (built untimed)
+      if (need_ce) {  // the permuted rows the copy-engine and hybrid variants send (built untimed)
         xp[d].alloc(slot);
         gather_rows_kernel<<<sms * 4, 256>>>(reinterpret_cast<const uint4*>(x[d].get()), idx[d].get(), T, nvec,
                                              reinterpret_cast<uint4*>(xp[d].get()));
@@ -820,6 +831,37 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
     for (int all = 1; all >= 0; --all) {
       const int ndest = all ? n - 1 : 1;
       const double bytes = (double)T * H * 2 * ndest;  // sent by one GPU per round
+      // Poison every receive buffer, run one checking round (receivers wait for the signals, then
+      // scan for poison at once), then compare every received row with its source row. Adds the
+      // poisoned lanes seen and the bad words to nbad, the words compared to words.
+      auto check_round = [&](const std::function<void(bool)>& round, long long& nbad, long long& words) {
+        for (int d = 0; d < n; ++d) {
+          CK(cudaSetDevice(d));
+          poison(recv[d].get(), recv[d].size());
+          CK(cudaMemset(bad[d].get(), 0, 8));
+          CK(cudaDeviceSynchronize());
+        }
+        round(true);
+        P.sync_all();
+        for (int g = 0; g < n; ++g) {
+          CK(cudaSetDevice(g));
+          unsigned long long h = 0;
+          CK(cudaMemcpy(&h, bad[g].get(), 8, cudaMemcpyDeviceToHost));
+          nbad += (long long)h;  // poisoned lanes seen after the signal
+          CK(cudaMemset(bad[g].get(), 0, 8));
+          for (int src = 0; src < n; ++src) {
+            if (src == g || !(all || (src == 0 && g == 1))) continue;
+            compare_rows_kernel<<<sms * 4, 256>>>(
+                reinterpret_cast<const uint4*>(recv[g].get() + (size_t)src * slot),
+                reinterpret_cast<const uint4*>(x[src].get()), idx[src].get(), T, nvec, bad[g].get());
+            CK_LAST();
+            words += (long long)T * nvec;
+          }
+          CK(cudaMemcpy(&h, bad[g].get(), 8, cudaMemcpyDeviceToHost));
+          nbad += (long long)h;
+        }
+        CK(cudaSetDevice(0));
+      };
       for (const DispatchCfg& c : cfgs) {
         if (c.blocks == 32 && (double)T * H * 2 < (16 << 20)) continue;
         const int want = c.blocks ? c.blocks : c.per_sm * sms;
@@ -887,34 +929,8 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
           }
           CK(cudaSetDevice(0));
         };
-        // check: poison, one round with receiver-side wait+scan, then a full compare
-        for (int d = 0; d < n; ++d) {
-          CK(cudaSetDevice(d));
-          poison(recv[d].get(), recv[d].size());
-          CK(cudaMemset(bad[d].get(), 0, 8));
-          CK(cudaDeviceSynchronize());
-        }
-        round(true);
-        P.sync_all();
         long long nbad = 0, words = 0;
-        for (int g = 0; g < n; ++g) {
-          CK(cudaSetDevice(g));
-          unsigned long long h = 0;
-          CK(cudaMemcpy(&h, bad[g].get(), 8, cudaMemcpyDeviceToHost));
-          nbad += (long long)h;  // poisoned lanes seen after the signal
-          CK(cudaMemset(bad[g].get(), 0, 8));
-          for (int src = 0; src < n; ++src) {
-            if (src == g || !(all || (src == 0 && g == 1))) continue;
-            compare_rows_kernel<<<sms * 4, 256>>>(
-                reinterpret_cast<const uint4*>(recv[g].get() + (size_t)src * slot),
-                reinterpret_cast<const uint4*>(x[src].get()), idx[src].get(), T, nvec, bad[g].get());
-            CK_LAST();
-            words += (long long)T * nvec;
-          }
-          CK(cudaMemcpy(&h, bad[g].get(), 8, cudaMemcpyDeviceToHost));
-          nbad += (long long)h;
-        }
-        CK(cudaSetDevice(0));
+        check_round(round, nbad, words);
         // time
         auto t = time_it(P.s[0], [&](int) { round(false); }, opt);
         P.sync_all();
@@ -1028,33 +1044,8 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
           }
           CK(cudaSetDevice(0));
         };
-        for (int d = 0; d < n; ++d) {
-          CK(cudaSetDevice(d));
-          poison(recv[d].get(), recv[d].size());
-          CK(cudaMemset(bad[d].get(), 0, 8));
-          CK(cudaDeviceSynchronize());
-        }
-        round(true);
-        P.sync_all();
         long long nbad = 0, words = 0;
-        for (int g = 0; g < n; ++g) {
-          CK(cudaSetDevice(g));
-          unsigned long long h = 0;
-          CK(cudaMemcpy(&h, bad[g].get(), 8, cudaMemcpyDeviceToHost));
-          nbad += (long long)h;
-          CK(cudaMemset(bad[g].get(), 0, 8));
-          for (int src = 0; src < n; ++src) {
-            if (src == g || !(all || (src == 0 && g == 1))) continue;
-            compare_rows_kernel<<<sms * 4, 256>>>(
-                reinterpret_cast<const uint4*>(recv[g].get() + (size_t)src * slot),
-                reinterpret_cast<const uint4*>(x[src].get()), idx[src].get(), T, nvec, bad[g].get());
-            CK_LAST();
-            words += (long long)T * nvec;
-          }
-          CK(cudaMemcpy(&h, bad[g].get(), 8, cudaMemcpyDeviceToHost));
-          nbad += (long long)h;
-        }
-        CK(cudaSetDevice(0));
+        check_round(round, nbad, words);
         // enqueuing a round takes the host several us per stream operation on every GPU: queue a
         // longer GPU spin ahead so that the host stays ahead of the GPUs
         const double spin = 40.0 + 25.0 * lanes * n;
@@ -1075,9 +1066,105 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
         rep.add(make_res("peer_dispatch", variant.c_str(), shape, t, bytes, chk));
         rep.add(make_res("peer_dispatch", (variant + "_pipelined").c_str(), shape, tp, bytes, chk));
       }
+      // ---- hybrid variants: both data paths at once on one link. Of each destination's rows the
+      // first (100 - pct) % go through the SM kernel (simt, 2 loads in flight, 1 CTA per SM; the
+      // gather inside), the rest through the copy engine on a second stream from the permuted rows
+      // (as copyengine_*); the destination waits for both signals (its counter, its memop flag). A
+      // copy engine alone streams at ~397 GB/s but starts slowly; SM stores start at once and stream
+      // at ~370: together the link may fill sooner. Rounds end on GPU0's stream after its kernel,
+      // the join of its copy stream and (all-to-all) its waits on the incoming flags.
+      for (int pct : hybrid_pcts) {
+        const int r_ce = (int)((long long)T * pct / 100), r_sm = T - r_ce;
+        if (r_ce < 1 || r_sm < 1) continue;
+        DispatchCfg c;
+        c.unroll = 2;
+        const int blocks = std::max(ndest, std::min(sms, std::max(1, r_sm * nvec / 256) * ndest));
+        auto nd_of = [&](int k) { return (blocks - k + ndest - 1) / ndest; };
+        auto dest_of = [&](int src, int k) { return all ? (src + 1 + k) % n : 1; };
+        auto flag_at = [&](int dst, int src) { return ce_flag[dst].get() + src * kCeMaxSplit; };
+        auto sends_to = [&](int src, int g) { return src != g && (all || (src == 0 && g == 1)); };
+        std::vector<unsigned long long> incoming(n, 0);
+        for (int src = 0; src < (all ? n : 1); ++src)
+          for (int k = 0; k < ndest; ++k) incoming[dest_of(src, k)] += nd_of(k);
+        auto round = [&](bool check) {
+          const unsigned seq = ++ce_seq;
+          for (int g = 0; g < n; ++g) cnt_epoch[g] += incoming[g];
+          for (int src = 0; src < (all ? n : 1); ++src) {
+            CK(cudaSetDevice(src));
+            cudaStream_t s0 = P.s[src], s1 = ce_ls[src][0];
+            CK(cudaEventRecord(P.ev[src], s0));
+            CK(cudaStreamWaitEvent(s1, P.ev[src], 0));
+            DispatchArgs a{};
+            a.x = reinterpret_cast<const uint4*>(x[src].get());
+            a.idx = idx[src].get();
+            a.rows = r_sm;
+            a.nvec = nvec;
+            a.ndest = ndest;
+            for (int k = 0; k < ndest; ++k) {
+              const int dst = dest_of(src, k);
+              a.out[k] = reinterpret_cast<uint4*>(recv[dst].get() + (size_t)src * slot);
+              a.sig[k] = cnt[dst].get();
+              CK(cudaMemcpyAsync(recv[dst].get() + (size_t)src * slot + (size_t)r_sm * H, xp[src].get() + (size_t)r_sm * H,
+                                 (size_t)r_ce * H * 2, cudaMemcpyDeviceToDevice, s1));
+              CU(cuStreamWriteValue32(s1, (CUdeviceptr)(uintptr_t)flag_at(dst, src), seq, CU_STREAM_WRITE_VALUE_DEFAULT));
+            }
+            if (!check && all && incoming[src]) {  // the last CTA waits for the peers' SM rows
+              done_epoch[src] += blocks;
+              a.done = done[src].get();
+              a.done_target = done_epoch[src];
+              a.wait = cnt[src].get();
+              a.wait_target = cnt_epoch[src];
+            }
+            launch_dispatch(c, blocks, a, s0);
+            CK(cudaEventRecord(ce_ev[src][0], s1));
+            CK(cudaStreamWaitEvent(s0, ce_ev[src][0], 0));
+            if (!check && all)
+              for (int from = 0; from < n; ++from)
+                if (sends_to(from, src))
+                  CU(cuStreamWaitValue32(s0, (CUdeviceptr)(uintptr_t)flag_at(src, from), seq, CU_STREAM_WAIT_VALUE_GEQ));
+          }
+          for (int g = 0; g < n; ++g) {
+            if (!incoming[g] || (all && !check)) continue;  // alltoall senders waited above
+            CK(cudaSetDevice(g));
+            unsigned mask = 0;
+            for (int from = 0; from < n; ++from)
+              if (sends_to(from, g)) {
+                mask |= 1u << from;
+                CU(cuStreamWaitValue32(P.s[g], (CUdeviceptr)(uintptr_t)flag_at(g, from), seq, CU_STREAM_WAIT_VALUE_GEQ));
+              }
+            if (check) {
+              wait_scan_kernel<<<sms, 512, 0, P.s[g]>>>(cnt[g].get(), cnt_epoch[g],
+                                                         reinterpret_cast<const uint4*>(recv[g].get()),
+                                                         (long long)slot / 8, mask, n, bad[g].get());
+            } else {
+              wait_kernel<<<1, 1, 0, P.s[g]>>>(cnt[g].get(), cnt_epoch[g]);
+            }
+            CK_LAST();
+          }
+          CK(cudaSetDevice(0));
+        };
+        long long nbad = 0, words = 0;
+        check_round(round, nbad, words);
+        const double spin = 40.0 + 25.0 * 2 * n;
+        auto t = time_it(P.s[0], [&](int) { round(false); }, opt, -1, spin);
+        P.sync_all();
+        auto tp = time_pipelined(P.s[0], [&] { round(false); }, t.med, spin);
+        P.sync_all();
+        std::vector<std::pair<std::string, long long>> shape = {
+            {"tokens", T}, {"hidden", H}, {"bytes", (long long)bytes},
+            {"bytes_per_peer", (long long)T * H * 2}, {"gpus", all ? n : 2}, {"blocks", blocks},
+            {"unroll", c.unroll}, {"pdl", 0}, {"ce_pct", pct}};
+        const std::string variant = std::string("hybrid_") + (all ? "alltoall" : "0to1");
+        const Check chk = exact(nbad, (size_t)words,
+                                "exact, every row; receivers scanned for poison right after both signals (counter "
+                                "and memop flag); bytes = sent by one GPU per round; the copy engine's rows come "
+                                "from the permuted rows (built untimed), the SMs gather theirs");
+        rep.add(make_res("peer_dispatch", variant.c_str(), shape, t, bytes, chk));
+        rep.add(make_res("peer_dispatch", (variant + "_pipelined").c_str(), shape, tp, bytes, chk));
+      }
     }
   }
-  if (!ce_cfgs.empty())
+  if (need_ce)
     for (int d = 0; d < n; ++d) {
       CK(cudaSetDevice(d));
       CK(cudaDeviceSynchronize());

@@ -155,6 +155,7 @@ std::vector<Quality> quality(Report& rep) {
     if (b->get("unroll") > 0) cfg += " u" + std::to_string(b->get("unroll"));
     if (b->get("stages") > 0) cfg += " s" + std::to_string(b->get("stages"));
     if (b->get("pdl") == 1) cfg += " pdl";
+    if (b->get("ce_pct") > 0) cfg += " ce " + std::to_string(b->get("ce_pct")) + "%";  // hybrid: copy engine's share
     std::string impl = b->variant;
     if (k.pipe) impl = impl.substr(0, impl.size() - 10);
     x.name = "peer_dispatch " + k.mode + " " + std::to_string(k.bpp >> 20) + " MiB/peer" +
