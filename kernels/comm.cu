@@ -454,8 +454,8 @@ __global__ void __launch_bounds__(256) dispatch_simt_kernel(DispatchArgs a) {
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
-// Half-row pieces (nvec even, piece = nvec/2 vectors); S stages of one piece each.
-template <int S>
+// Pieces of 1/Q row (nvec a multiple of Q, piece = nvec/Q vectors); S stages of one piece each.
+template <int S, int Q>
 __global__ void __launch_bounds__(32) dispatch_tma_kernel(DispatchArgs a) {
   extern __shared__ __align__(128) unsigned char buf[];
   __shared__ __align__(8) unsigned long long bar[S];
@@ -465,10 +465,10 @@ __global__ void __launch_bounds__(32) dispatch_tma_kernel(DispatchArgs a) {
   uint4* out;
   unsigned long long* sig;
   pick_dest(a, k, j, nd, out, sig);
-  const int pv = a.nvec / 2;                 // vectors per piece
+  const int pv = a.nvec / Q;                 // vectors per piece
   const uint32_t pbytes = (uint32_t)pv * 16;
-  const long long items = 2ll * a.rows;
-  // item m of this CTA: piece (j + m * nd) -> row p / 2, half p % 2
+  const long long items = (long long)Q * a.rows;
+  // item m of this CTA: piece (j + m * nd) -> row p / Q, part p % Q
   auto count = (items - j + nd - 1) / nd;
   if (j >= items) count = 0;
   for (int s = 0; s < S; ++s)
@@ -477,8 +477,8 @@ __global__ void __launch_bounds__(32) dispatch_tma_kernel(DispatchArgs a) {
   auto load = [&](long long m) {
     const int s = (int)(m % S);
     const long long p = j + m * nd;
-    const int row = (int)(p >> 1), half = (int)(p & 1);
-    const uint4* src = a.x + (long long)__ldg(a.idx + row) * a.nvec + half * pv;
+    const int row = (int)(p / Q), part = (int)(p % Q);
+    const uint4* src = a.x + (long long)__ldg(a.idx + row) * a.nvec + part * pv;
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(&bar[s])), "r"(pbytes)
                  : "memory");
     asm volatile(
@@ -498,7 +498,7 @@ __global__ void __launch_bounds__(32) dispatch_tma_kernel(DispatchArgs a) {
         "r"(parity)
         : "memory");
     const long long p = j + m * nd;
-    uint4* dst = out + (p >> 1) * a.nvec + (p & 1) * pv;
+    uint4* dst = out + (p / Q) * a.nvec + (p % Q) * pv;
     asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(dst),
                  "r"(smem_u32(buf + (size_t)s * pbytes)), "r"(pbytes)
                  : "memory");
@@ -653,6 +653,7 @@ struct DispatchCfg {
   bool tma = false;
   int unroll = 4;   // simt
   int stages = 3;   // tma
+  int pieces = 2;   // tma: pieces per row (1: whole 14 KB rows, 2: halves)
   int blocks = 0;   // 0: per_sm * SMs
   int per_sm = 2;
   bool pdl = false; // launch as a programmatic dependent of the previous kernel on the stream
@@ -675,12 +676,16 @@ void launch_k(K kernel, int blocks, int threads, size_t smem, bool pdl, const Di
 
 void launch_dispatch(const DispatchCfg& c, int blocks, const DispatchArgs& a, cudaStream_t s) {
   if (c.tma) {
-    const size_t smem = (size_t)c.stages * (a.nvec / 2) * 16;
-    switch (c.stages) {
-      case 2: launch_k(dispatch_tma_kernel<2>, blocks, 32, smem, c.pdl, a, s); break;
-      case 3: launch_k(dispatch_tma_kernel<3>, blocks, 32, smem, c.pdl, a, s); break;
-      case 4: launch_k(dispatch_tma_kernel<4>, blocks, 32, smem, c.pdl, a, s); break;
-      default: fail("dispatch", __FILE__, __LINE__, "tma stages must be 2..4");
+    const size_t smem = (size_t)c.stages * (a.nvec / c.pieces) * 16;
+    const int key = c.stages * 10 + c.pieces;
+    switch (key) {
+      case 22: launch_k(dispatch_tma_kernel<2, 2>, blocks, 32, smem, c.pdl, a, s); break;
+      case 32: launch_k(dispatch_tma_kernel<3, 2>, blocks, 32, smem, c.pdl, a, s); break;
+      case 42: launch_k(dispatch_tma_kernel<4, 2>, blocks, 32, smem, c.pdl, a, s); break;
+      case 21: launch_k(dispatch_tma_kernel<2, 1>, blocks, 32, smem, c.pdl, a, s); break;
+      case 31: launch_k(dispatch_tma_kernel<3, 1>, blocks, 32, smem, c.pdl, a, s); break;
+      case 41: launch_k(dispatch_tma_kernel<4, 1>, blocks, 32, smem, c.pdl, a, s); break;
+      default: fail("dispatch", __FILE__, __LINE__, "tma stages must be 2..4 and pieces per row 1 or 2");
     }
   } else {
     switch (c.unroll) {
@@ -709,8 +714,8 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
   // is the SM budget a production dispatch overlapping GEMMs would get (>= 16 MiB only).
   std::vector<DispatchCfg> cfgs;
   if (const char* env = std::getenv("EPSIM_DISPATCH_CFGS")) {
-    // development knob: comma list of s<unroll>x<CTAs per SM>[p] | t<stages>x<CTAs per SM>[p] |
-    // s<unroll>b<CTAs>[p]; p = PDL launch
+    // development knob: comma list of s<unroll>x<CTAs per SM>[p] | t<stages>[f]x<CTAs per SM>[p] |
+    // s<unroll>b<CTAs>[p]; p = PDL launch, f = whole rows per bulk copy (else halves)
     std::stringstream ss(env);
     std::string item;
     while (std::getline(ss, item, ',')) {
@@ -720,6 +725,7 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
       const size_t sep = item.find_first_of("xb", 1);
       const int v = std::atoi(item.substr(1, sep - 1).c_str());
       (c.tma ? c.stages : c.unroll) = v;
+      if (c.tma && item.substr(1, sep - 1).find('f') != std::string::npos) c.pieces = 1;
       const int w = std::atoi(item.substr(sep + 1).c_str());
       if (item[sep] == 'b') { c.blocks = w; c.per_sm = 0; } else { c.per_sm = w; }
       c.pdl = item.back() == 'p';
@@ -750,7 +756,8 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
   if (opt.quick) cfgs.resize(3);
   for (int d = 0; d < n; ++d) {
     CK(cudaSetDevice(d));
-    CK(cudaFuncSetAttribute(dispatch_tma_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, 4 * 7168));
+    for (auto k : {dispatch_tma_kernel<2, 1>, dispatch_tma_kernel<3, 1>, dispatch_tma_kernel<4, 1>})
+      CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, 4 * 14336));
   }
   std::vector<DevBuf<unsigned long long>> cnt(n), done(n), bad(n);
   for (int d = 0; d < n; ++d) {
@@ -866,13 +873,13 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
         if (c.blocks == 32 && (double)T * H * 2 < (16 << 20)) continue;
         const int want = c.blocks ? c.blocks : c.per_sm * sms;
         // at least one CTA per destination; no more CTAs than 16-byte vectors (simt) / pieces (tma)
-        const int blocks = std::max(ndest, std::min(want, c.tma ? 2 * T * ndest : std::max(1, T * nvec / 256) * ndest));
+        const int blocks = std::max(ndest, std::min(want, c.tma ? c.pieces * T * ndest : std::max(1, T * nvec / 256) * ndest));
         bool dup = false;  // small T: several configurations clamp to the same launch
         for (const DispatchCfg& o : cfgs) {
           if (&o == &c) break;
           const int ow = o.blocks ? o.blocks : o.per_sm * sms;
-          const int ob = std::max(ndest, std::min(ow, o.tma ? 2 * T * ndest : std::max(1, T * nvec / 256) * ndest));
-          if (o.tma == c.tma && o.pdl == c.pdl && (o.tma ? o.stages == c.stages : o.unroll == c.unroll) && ob == blocks &&
+          const int ob = std::max(ndest, std::min(ow, o.tma ? o.pieces * T * ndest : std::max(1, T * nvec / 256) * ndest));
+          if (o.tma == c.tma && o.pdl == c.pdl && (o.tma ? o.stages == c.stages && o.pieces == c.pieces : o.unroll == c.unroll) && ob == blocks &&
               !(o.blocks == 32 && (double)T * H * 2 < (16 << 20)))
             dup = true;
         }
@@ -939,8 +946,12 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
         std::vector<std::pair<std::string, long long>> shape = {
             {"tokens", T}, {"hidden", H}, {"bytes", (long long)bytes},
             {"bytes_per_peer", (long long)T * H * 2}, {"gpus", all ? n : 2}, {"blocks", blocks}};
-        if (c.tma) shape.push_back({"stages", c.stages});
-        else shape.push_back({"unroll", c.unroll});
+        if (c.tma) {
+          shape.push_back({"stages", c.stages});
+          shape.push_back({"pieces", c.pieces});
+        } else {
+          shape.push_back({"unroll", c.unroll});
+        }
         shape.push_back({"pdl", c.pdl ? 1 : 0});
         const std::string variant = std::string(c.tma ? "own_tma_" : "own_") + (all ? "alltoall" : "0to1");
         const Check chk = exact(nbad, (size_t)words,

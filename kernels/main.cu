@@ -154,6 +154,7 @@ std::vector<Quality> quality(Report& rep) {
     if (b->get("signal") >= 0) cfg += b->get("signal") == 0 ? " memop" : " kernel-flag";
     if (b->get("unroll") > 0) cfg += " u" + std::to_string(b->get("unroll"));
     if (b->get("stages") > 0) cfg += " s" + std::to_string(b->get("stages"));
+    if (b->get("pieces") == 1) cfg += " whole-rows";
     if (b->get("pdl") == 1) cfg += " pdl";
     if (b->get("ce_pct") > 0) cfg += " ce " + std::to_string(b->get("ce_pct")) + "%";  // hybrid: copy engine's share
     std::string impl = b->variant;
