@@ -9,11 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <map>
 #include <numeric>
-#include <sstream>
-#include <string>
 
 #include "common.h"
 #include "moe_kernels.h"
@@ -388,20 +385,12 @@ void bench_grouped(Blas& b, Report& rep, const Options& opt) {
   // GEMM1 of the expert MLP (7168 -> 2*2048) over E experts; three implementations.
   std::vector<std::pair<int, int>> cfg;  // (E, T)
   std::vector<int> Es = opt.quick ? std::vector<int>{8} : std::vector<int>{1, 8, 32};
-  // One expert per GPU (E = 1) goes to 262144 tokens: the seed's prefill gives each expert
-  // 32768 and a skewed gate several times that; several experts stop at 65536 tokens in all.
   std::vector<int> Ts = opt.quick ? std::vector<int>{16, 1024}
                                   : std::vector<int>{1, 4, 16, 64, 128, 256, 512, 1024, 2048,
-                                                     4096, 8192, 16384, 32768, 65536, 131072, 262144};
-  if (const char* env = std::getenv("EPSIM_MLP_TOKENS")) {  // development knob: comma list of T
-    Ts.clear();
-    std::stringstream ss(env);
-    std::string item;
-    while (std::getline(ss, item, ',')) Ts.push_back(std::atoi(item.c_str()));
-  }
+                                                     4096, 8192, 16384};
   for (int E : Es)
     for (int T : Ts)
-      if (T > 0 && (long long)E * T <= (E == 1 ? 262144 : 65536)) cfg.push_back({E, T});
+      if ((long long)E * T <= 65536) cfg.push_back({E, T});
   const int N = 2 * kInter, K = kHidden;
   for (auto ec : cfg) {
     const int E = ec.first, T = ec.second;
@@ -525,12 +514,7 @@ void bench_expert_mlp(Blas& b, Report& rep, const Options& opt, bool fp8_variant
   std::vector<int> Ts = opt.quick ? std::vector<int>{16, 1024}
                                   : std::vector<int>{1, 4, 16, 64, 128, 256, 512, 1024, 2048,
                                                      4096, 8192, 16384, 32768, 65536, 131072, 262144};
-  if (const char* env = std::getenv("EPSIM_MLP_TOKENS")) {  // development knob: comma list of T
-    Ts.clear();
-    std::stringstream ss(env);
-    std::string item;
-    while (std::getline(ss, item, ',')) Ts.push_back(std::atoi(item.c_str()));
-  }
+  Ts = env_int_list("EPSIM_MLP_TOKENS", Ts);
   for (int E : Es)
     for (int T : Ts)
       if (T > 0 && (long long)E * T <= (E == 1 ? 262144 : 65536)) cfg.push_back({E, T});

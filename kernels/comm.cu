@@ -747,12 +747,7 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
       cfgs.push_back(c);
     }
   }
-  if (const char* env = std::getenv("EPSIM_DISPATCH_TOKENS")) {
-    Ts.clear();
-    std::stringstream ss(env);
-    std::string item;
-    while (std::getline(ss, item, ',')) Ts.push_back(std::atoi(item.c_str()));
-  }
+  Ts = env_int_list("EPSIM_DISPATCH_TOKENS", Ts);
   if (opt.quick) cfgs.resize(3);
   for (int d = 0; d < n; ++d) {
     CK(cudaSetDevice(d));
@@ -788,13 +783,8 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
   // hybrid variants: EPSIM_DISPATCH_HYBRID = comma list of the copy engine's share of each
   // destination's rows, in percent (the SMs send the rest at the same time), or "none"
   std::vector<int> hybrid_pcts;
-  {
-    const char* env = std::getenv("EPSIM_DISPATCH_HYBRID");
-    std::stringstream ss(env ? env : opt.quick ? "50" : "50,75");
-    std::string item;
-    while (std::getline(ss, item, ','))
-      if (const int pct = std::atoi(item.c_str()); pct > 0 && pct < 100) hybrid_pcts.push_back(pct);
-  }
+  for (int pct : env_int_list("EPSIM_DISPATCH_HYBRID", opt.quick ? std::vector<int>{50} : std::vector<int>{50, 75}))
+    if (pct > 0 && pct < 100) hybrid_pcts.push_back(pct);
   const bool need_ce = !ce_cfgs.empty() || !hybrid_pcts.empty();  // flags, lanes, permuted rows
   std::vector<DevBuf<unsigned>> ce_flag(n);
   // extra streams (lanes 1..) per GPU for several copies at once, and events to fork/join them

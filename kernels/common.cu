@@ -4,7 +4,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdarg>
+#include <cstdlib>
 #include <numeric>
+#include <sstream>
+#include <string>
 
 namespace epsim::bench {
 
@@ -290,6 +293,16 @@ size_t l2_bytes() {
     CK(cudaDeviceGetAttribute(&n, cudaDevAttrL2CacheSize, dev));
   }
   return (size_t)n;
+}
+
+std::vector<int> env_int_list(const char* name, std::vector<int> fallback) {
+  const char* env = std::getenv(name);
+  if (env == nullptr) return fallback;
+  std::vector<int> out;
+  std::stringstream ss(env);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(std::atoi(item.c_str()));
+  return out;
 }
 
 int rotation_count(size_t footprint, int cap) {

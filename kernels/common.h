@@ -177,5 +177,8 @@ inline long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
 int sm_count();
 size_t l2_bytes();
 void log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+// Development knobs: the comma-separated integers of environment variable `name`, or `fallback`
+// when it is unset.
+std::vector<int> env_int_list(const char* name, std::vector<int> fallback);
 
 }  // namespace epsim::bench
