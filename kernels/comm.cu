@@ -859,6 +859,30 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
         }
         CK(cudaSetDevice(0));
       };
+      auto dest_of = [&](int src, int k) { return all ? (src + 1 + k) % n : 1; };
+      // The SM kernel's arguments for source `src`: its first `rows` rows to every destination;
+      // with `wait`, the grid's last CTA waits for the `incoming` signals of this round.
+      auto sm_args = [&](int src, int rows, int blocks, bool wait, unsigned long long incoming) {
+        DispatchArgs a{};
+        a.x = reinterpret_cast<const uint4*>(x[src].get());
+        a.idx = idx[src].get();
+        a.rows = rows;
+        a.nvec = nvec;
+        a.ndest = ndest;
+        for (int k = 0; k < ndest; ++k) {
+          const int dst = dest_of(src, k);
+          a.out[k] = reinterpret_cast<uint4*>(recv[dst].get() + (size_t)src * slot);
+          a.sig[k] = cnt[dst].get();
+        }
+        if (wait && incoming) {
+          done_epoch[src] += blocks;
+          a.done = done[src].get();
+          a.done_target = done_epoch[src];
+          a.wait = cnt[src].get();
+          a.wait_target = cnt_epoch[src];
+        }
+        return a;
+      };
       for (const DispatchCfg& c : cfgs) {
         if (c.blocks == 32 && (double)T * H * 2 < (16 << 20)) continue;
         const int want = c.blocks ? c.blocks : c.per_sm * sms;
@@ -875,38 +899,16 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
         }
         if (dup) continue;
         auto nd_of = [&](int k) { return (blocks - k + ndest - 1) / ndest; };
-        auto dest_of = [&](int src, int k) { return all ? (src + 1 + k) % n : 1; };
         // incoming signals per round on each GPU
         std::vector<unsigned long long> incoming(n, 0);
         for (int src = 0; src < (all ? n : 1); ++src)
           for (int k = 0; k < ndest; ++k) incoming[dest_of(src, k)] += nd_of(k);
-        auto args_for = [&](int src, bool wait) {
-          DispatchArgs a{};
-          a.x = reinterpret_cast<const uint4*>(x[src].get());
-          a.idx = idx[src].get();
-          a.rows = T;
-          a.nvec = nvec;
-          a.ndest = ndest;
-          for (int k = 0; k < ndest; ++k) {
-            const int dst = dest_of(src, k);
-            a.out[k] = reinterpret_cast<uint4*>(recv[dst].get() + (size_t)src * slot);
-            a.sig[k] = cnt[dst].get();
-          }
-          if (wait && incoming[src]) {
-            done_epoch[src] += blocks;
-            a.done = done[src].get();
-            a.done_target = done_epoch[src];
-            a.wait = cnt[src].get();
-            a.wait_target = cnt_epoch[src];
-          }
-          return a;
-        };
         // One round. check: no in-kernel wait; every receiver runs wait_scan instead.
         auto round = [&](bool check) {
           for (int g = 0; g < n; ++g) cnt_epoch[g] += incoming[g];
           for (int src = 0; src < (all ? n : 1); ++src) {
             CK(cudaSetDevice(src));
-            launch_dispatch(c, blocks, args_for(src, !check), P.s[src]);
+            launch_dispatch(c, blocks, sm_args(src, T, blocks, !check, incoming[src]), P.s[src]);
           }
           for (int g = 0; g < n; ++g) {
             if (!incoming[g]) continue;
@@ -959,7 +961,6 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
           if (ce_cfgs[o].memop == c.memop && std::min(ce_cfgs[o].split, T) == S) dup = true;
         if (dup) continue;
         const int lanes = ndest * S;
-        auto dest_of = [&](int src, int k) { return all ? (src + 1 + k) % n : 1; };
         auto flag_at = [&](int dst, int src, int part) { return ce_flag[dst].get() + src * kCeMaxSplit + part; };
         // the flags GPU g waits on in a round (every part of every source that sends to it)
         auto waits_of = [&](int g, CeFlags& f) {
@@ -1081,7 +1082,6 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
         c.unroll = 2;
         const int blocks = std::max(ndest, std::min(sms, std::max(1, r_sm * nvec / 256) * ndest));
         auto nd_of = [&](int k) { return (blocks - k + ndest - 1) / ndest; };
-        auto dest_of = [&](int src, int k) { return all ? (src + 1 + k) % n : 1; };
         auto flag_at = [&](int dst, int src) { return ce_flag[dst].get() + src * kCeMaxSplit; };
         auto sends_to = [&](int src, int g) { return src != g && (all || (src == 0 && g == 1)); };
         std::vector<unsigned long long> incoming(n, 0);
@@ -1095,28 +1095,14 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
             cudaStream_t s0 = P.s[src], s1 = ce_ls[src][0];
             CK(cudaEventRecord(P.ev[src], s0));
             CK(cudaStreamWaitEvent(s1, P.ev[src], 0));
-            DispatchArgs a{};
-            a.x = reinterpret_cast<const uint4*>(x[src].get());
-            a.idx = idx[src].get();
-            a.rows = r_sm;
-            a.nvec = nvec;
-            a.ndest = ndest;
             for (int k = 0; k < ndest; ++k) {
               const int dst = dest_of(src, k);
-              a.out[k] = reinterpret_cast<uint4*>(recv[dst].get() + (size_t)src * slot);
-              a.sig[k] = cnt[dst].get();
               CK(cudaMemcpyAsync(recv[dst].get() + (size_t)src * slot + (size_t)r_sm * H, xp[src].get() + (size_t)r_sm * H,
                                  (size_t)r_ce * H * 2, cudaMemcpyDeviceToDevice, s1));
               CU(cuStreamWriteValue32(s1, (CUdeviceptr)(uintptr_t)flag_at(dst, src), seq, CU_STREAM_WRITE_VALUE_DEFAULT));
             }
-            if (!check && all && incoming[src]) {  // the last CTA waits for the peers' SM rows
-              done_epoch[src] += blocks;
-              a.done = done[src].get();
-              a.done_target = done_epoch[src];
-              a.wait = cnt[src].get();
-              a.wait_target = cnt_epoch[src];
-            }
-            launch_dispatch(c, blocks, a, s0);
+            // all-to-all: the last CTA waits for the peers' SM rows
+            launch_dispatch(c, blocks, sm_args(src, r_sm, blocks, !check && all, incoming[src]), s0);
             CK(cudaEventRecord(ce_ev[src][0], s1));
             CK(cudaStreamWaitEvent(s0, ce_ev[src][0], 0));
             if (!check && all)

@@ -51,6 +51,23 @@ static RoutingSample two_experts_replicated() {
 }
 static const LayerPlacement kReplicated(3, 4, {0, -1, 1, -1, 2, -1, 0, -1});
 
+static ClusterSpec two_by_two() {  // 2 nodes x 2 GPUs
+  ClusterSpec spec;
+  spec.nodes = 2;
+  spec.gpus_per_node = 2;
+  return spec;
+}
+
+// The expected form of two_experts_replicated().
+static ExpectedRouting expected_two_experts() {
+  ExpectedRouting r;
+  r.sources = 4;
+  r.experts = 3;
+  r.tokens.assign(4, 10.0);
+  r.counts = {6, 4, 0, 6, 4, 0, 6, 4, 0, 6, 4, 0};
+  return r;
+}
+
 TEST_CASE("dispatch matrix and slot rows under nearest: expert 0's tokens stay on their node") {
   const RoutingSample r = two_experts_replicated();
   const DispatchMatrix even = build_dispatch(r, kReplicated, 2, ReplicaChoice::even);
@@ -82,15 +99,8 @@ TEST_CASE("dispatch matrix and slot rows under nearest: expert 0's tokens stay o
 }
 
 TEST_CASE("expected link loads under nearest: the replica on each node takes that node's sources") {
-  ClusterSpec spec;
-  spec.nodes = 2;
-  spec.gpus_per_node = 2;
-  const Cluster c(spec);
-  ExpectedRouting r;
-  r.sources = 4;
-  r.experts = 3;
-  r.tokens.assign(4, 10.0);
-  r.counts = {6, 4, 0, 6, 4, 0, 6, 4, 0, 6, 4, 0};
+  const Cluster c(two_by_two());
+  const ExpectedRouting r = expected_two_experts();
   const Bytes token(1000);
   const LinkLoadModel even(r, c, kReplicated, token);
   const LinkLoadModel near(r, c, kReplicated, token, Time::zero(), ReplicaChoice::nearest);
@@ -110,15 +120,8 @@ TEST_CASE("expected link loads under nearest: the replica on each node takes tha
 }
 
 TEST_CASE("LinkLoadModel under nearest: a swap updates the GPUs of the moved expert's other replicas") {
-  ClusterSpec spec;
-  spec.nodes = 2;
-  spec.gpus_per_node = 2;
-  const Cluster c(spec);
-  ExpectedRouting r;
-  r.sources = 4;
-  r.experts = 3;
-  r.tokens.assign(4, 10.0);
-  r.counts = {6, 4, 0, 6, 4, 0, 6, 4, 0, 6, 4, 0};
+  const Cluster c(two_by_two());
+  const ExpectedRouting r = expected_two_experts();
   LinkLoadModel m(r, c, kReplicated, Bytes(1000), Time::zero(), ReplicaChoice::nearest);
   // Move expert 0's node-1 replica (slot 6, GPU 3) to GPU 1 (slot 3, empty): both replicas on node 0.
   m.swap_slots(6, 3);
