@@ -43,14 +43,11 @@ DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement
     for (int e = 0; e < E; ++e) {
       const std::int64_t c = routing.at(s, e);
       if (c == 0) continue;
-      const auto& reps = placement.replicas(e);
-      rep_gpu.clear();
-      for (int slot : reps) rep_gpu.push_back(base + placement.gpu_of_slot(slot));
+      replica_gpus(placement, e, base, rep_gpu);
       replica_shares(choice, c, rep_gpu, s, gpus_per_node, shares);
-      for (std::size_t i = 0; i < reps.size(); ++i) to_gpu[static_cast<std::size_t>(rep_gpu[i])] += shares[i];
+      for (std::size_t i = 0; i < rep_gpu.size(); ++i) to_gpu[static_cast<std::size_t>(rep_gpu[i])] += shares[i];
       // Replicas on one GPU (or node) share a token's send: combine their shares before the miss.
-      for (int slot : reps) {
-        const int d = base + placement.gpu_of_slot(slot);
+      for (int d : rep_gpu) {
         std::int64_t& share = to_gpu[static_cast<std::size_t>(d)];
         if (share == 0) continue;
         m.copies[m.idx(s, d)] += share;

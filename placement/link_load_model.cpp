@@ -35,9 +35,9 @@ LinkLoadModel::LinkLoadModel(const ExpectedRouting& routing, const Cluster& clus
   for (int d = 0; d < ep_; ++d) update_gpu(d);
 }
 
-double LinkLoadModel::distinct(int s, int d_rel) const {
+double LinkLoadModel::distinct(int s, int d_rel, double& pairs) const {
   const double T = routing_.tokens[z(s)];
-  if (!(T > 0)) return 0.0;
+  if (!(T > 0)) return 0.0;  // no tokens: no pairs either
   const int spg = placement_.slots_per_gpu();
   double miss = 1.0;
   for (int p = d_rel * spg; p < (d_rel + 1) * spg; ++p) {
@@ -46,7 +46,9 @@ double LinkLoadModel::distinct(int s, int d_rel) const {
     bool seen = false;  // several replicas of e on this GPU count once, with their joint share
     for (int q = d_rel * spg; q < p; ++q) seen = seen || placement_.expert_at(q) == e;
     if (seen) continue;
-    miss *= 1.0 - std::min(1.0, routing_.at(s, e) * share_on(s, e, d_rel) / T);
+    const double taken = routing_.at(s, e) * share_on(s, e, d_rel);
+    pairs += taken;
+    miss *= 1.0 - std::min(1.0, taken / T);
   }
   return T * (1.0 - miss);
 }
@@ -54,37 +56,28 @@ double LinkLoadModel::distinct(int s, int d_rel) const {
 double LinkLoadModel::share_on(int s, int e, int d_rel) const {
   if (choice_ == ReplicaChoice::even) return static_cast<double>(placement_.replicas_on(e, d_rel)) / placement_.replica_count(e);
   const int base = (s / ep_) * ep_;
-  const auto& reps = placement_.replicas(e);
-  rep_gpu_.clear();
-  for (int slot : reps) rep_gpu_.push_back(base + placement_.gpu_of_slot(slot));
+  replica_gpus(placement_, e, base, rep_gpu_);
   replica_fractions(choice_, rep_gpu_, s, cluster_.gpus_per_node(), rep_frac_);
   double f = 0.0;
-  for (std::size_t i = 0; i < reps.size(); ++i)
+  for (std::size_t i = 0; i < rep_gpu_.size(); ++i)
     if (rep_gpu_[i] == base + d_rel) f += rep_frac_[i];
   return f;
 }
 
 // Recomputes everything that depends on the contents of GPU d_rel (in every EP group).
 void LinkLoadModel::update_gpu(int d_rel) {
-  const int spg = placement_.slots_per_gpu();
   for (int base = 0; base < gpus_; base += ep_) {
     const int d = base + d_rel;
     double load = 0.0;
     for (int s = base; s < base + ep_; ++s) {
       double& u = unique_[z(s) * z(ep_) + z(d_rel)];
-      const double fresh = distinct(s, d_rel);
+      const double fresh = distinct(s, d_rel, load);
       if (s != d) {
         const double delta = fresh - u;
         if (delta != 0.0)
           for (LinkId l : cluster_.route(s, d)) link_tokens_[z(l)] += delta;
       }
       u = fresh;
-      for (int p = d_rel * spg; p < (d_rel + 1) * spg; ++p) {
-        const int e = placement_.expert_at(p);
-        bool seen = false;  // an expert's replicas on this GPU take their joint share once
-        for (int q = d_rel * spg; q < p; ++q) seen = seen || placement_.expert_at(q) == e;
-        if (e >= 0 && !seen) load += routing_.at(s, e) * share_on(s, e, d_rel);
-      }
     }
     gpu_load_[z(d)] = load;
   }

@@ -57,7 +57,8 @@ class LinkLoadModel {
   void swap_slots(int a, int b);
 
  private:
-  double distinct(int s, int d_rel) const;
+  // Expected distinct tokens s sends to GPU d_rel; adds the (token, expert) pairs they carry to `pairs`.
+  double distinct(int s, int d_rel, double& pairs) const;
   double share_on(int s, int e, int d_rel) const;  // fraction of s's tokens for e that GPU d_rel's replicas take
   void update_gpu(int d_rel);
   const ExpectedRouting& routing_;

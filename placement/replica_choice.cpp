@@ -49,6 +49,11 @@ ReplicaChoice replica_choice_from_name(const std::string& name) {
 
 const char* replica_choice_name(ReplicaChoice choice) { return choice == ReplicaChoice::even ? "even" : "nearest"; }
 
+void replica_gpus(const LayerPlacement& placement, int expert, int group_base, std::vector<int>& out) {
+  out.clear();
+  for (int slot : placement.replicas(expert)) out.push_back(group_base + placement.gpu_of_slot(slot));
+}
+
 void replica_shares(ReplicaChoice choice, std::int64_t count, const std::vector<int>& replica_gpus, int source,
                     int gpus_per_node, std::vector<std::int64_t>& out) {
   const Tier tier(choice, replica_gpus, source, gpus_per_node);

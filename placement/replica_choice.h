@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "placement/layer_placement.h"
+
 namespace epsim {
 
 enum class ReplicaChoice { even, nearest };
@@ -23,6 +25,10 @@ const char* replica_choice_name(ReplicaChoice choice);
 inline std::int64_t replica_share(std::int64_t count, std::int64_t replicas, std::int64_t index, int source) {
   return count / replicas + (((index - source) % replicas + replicas) % replicas < count % replicas ? 1 : 0);
 }
+
+// out[i] = the GPU id of the expert's i-th replica (placement.replicas(expert)) in the EP group whose
+// first GPU is group_base.
+void replica_gpus(const LayerPlacement& placement, int expert, int group_base, std::vector<int>& out);
 
 // out[i] = tokens of source `source` (a GPU id) that go to the replica on GPU replica_gpus[i];
 // the shares sum to `count`. gpus_per_node groups GPU ids into nodes (id / gpus_per_node).

@@ -40,8 +40,7 @@ SlotTraffic slot_traffic(const RoutingSample& routing, const LayerPlacement& pla
       const std::int64_t c = routing.at(s, e);
       if (c == 0) continue;
       const auto& reps = placement.replicas(e);
-      rep_gpu.clear();
-      for (int slot : reps) rep_gpu.push_back(base + placement.gpu_of_slot(slot));
+      replica_gpus(placement, e, base, rep_gpu);
       replica_shares(choice, c, rep_gpu, s, gpus_per_node, shares);
       for (std::size_t i = 0; i < reps.size(); ++i) {
         const int j = reps[i] % t.slots_per_gpu;
