@@ -119,10 +119,7 @@ RoutingTrace RoutingTrace::from_json(const nlohmann::json& j, const std::string&
     if (L.contains("load")) {
       e.load = load_row(L["load"], where + ".load", experts, shape.top_k);
     } else {
-      const auto& S = L["sources"];
-      if (!S.is_array() || S.empty())
-        throw ConfigError(where + ".sources", json_text(S), "must be a non-empty array of per-source rows");
-      e = source_rows(S, where + ".sources", experts, shape.top_k);
+      e = source_rows(L["sources"], where + ".sources", experts, shape.top_k);
     }
     if (L.contains("micro_batches")) {
       const auto& M = L["micro_batches"];

@@ -10,12 +10,12 @@ namespace epsim {
 
 namespace {
 std::size_t z(int i) { return static_cast<std::size_t>(i); }
+}  // namespace
 
 void require_divides(int experts, int ep) {
   if (ep < 1 || experts % ep != 0)
     throw ConfigError("parallelism.ep", std::to_string(ep), "must divide the routed experts " + std::to_string(experts) + " (routed shared experts included; eplb with placement.redundant_slots fills the slots)");
 }
-}  // namespace
 
 LayerPlacement contiguous_layout(int experts, int ep) {
   require_divides(experts, ep);

@@ -18,6 +18,9 @@
 
 namespace epsim {
 
+// Throws ConfigError naming parallelism.ep unless ep >= 1 divides the experts (one per slot).
+void require_divides(int experts, int ep);
+
 LayerPlacement contiguous_layout(int experts, int ep);
 LayerPlacement round_robin_layout(int experts, int ep, int gpus_per_node);
 LayerPlacement random_layout(int experts, int ep, std::uint64_t seed);

@@ -23,7 +23,7 @@ int group_gpus_per_node(const Cluster& cluster, int ep) {
 
 LayerPlacement greedy_affinity_layout(const ExpectedRouting& routing, const Cluster& cluster, int ep) {
   const int E = routing.experts;
-  if (ep < 1 || E % ep != 0) throw ConfigError("parallelism.ep", std::to_string(ep), "must divide the routed experts " + std::to_string(E) + " (routed shared experts included; eplb with placement.redundant_slots fills the slots)");
+  require_divides(E, ep);
   const int gpn = group_gpus_per_node(cluster, ep), nodes = ep / gpn, k = E / ep;
   // Demand of each node of the group (all EP groups folded onto one) for each expert.
   std::vector<double> demand(z(E) * z(nodes), 0.0);

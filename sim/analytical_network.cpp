@@ -37,7 +37,9 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
       if (count_[static_cast<std::size_t>(l)]++ == 0) touched.push_back(l);
       load_[static_cast<std::size_t>(l)] += f.bytes.count();
     }
-  std::sort(touched.begin(), touched.end());
+  // Only a keyed transfer with replay on is recorded (its links in id order).
+  const bool recording = t->key != 0 && replay_;
+  if (recording) std::sort(touched.begin(), touched.end());
   MemoComponent rec;
   std::vector<Time> drain(cluster_.links().size());
   for (LinkId l : touched) {
@@ -45,6 +47,7 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
     drain[i] = Bytes(load_[i]) / cluster_.link(l).bandwidth;
     const LinkCounters added{Bytes(load_[i]), drain[i], count_[i]};
     counters_[i].add(added);
+    if (!recording) continue;
     rec.links.push_back(l);
     rec.counters.push_back(added);
   }
@@ -83,12 +86,14 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
       ++(*pending)[static_cast<std::size_t>(t->src[f])];
       ++(*pending)[static_cast<std::size_t>(t->dst[f])];
     }
-  if (t->key != 0 && replay_) {  // the order in which the events below will finish endpoints
+  if (recording) {  // the order in which the events below will finish endpoints
     std::vector<std::int32_t> left = *pending;
     for (std::size_t k : order)
-      for (std::size_t f : buckets[k])
+      for (std::size_t f : buckets[k]) {
+        if (t->endpoints == 0) break;
         for (GpuId e : {t->src[f], t->dst[f]})
           if (--left[static_cast<std::size_t>(e)] == 0) rec.endpoint_done.emplace_back(e, times[k] - sim_.now());
+      }
     rec.end = rec.drained = times.empty() ? Time::zero() : times[order.back()] - sim_.now();
     MemoRecord record;
     record.components.push_back(std::move(rec));

@@ -302,7 +302,6 @@ void FlowNetwork::begin_replay(std::int32_t slot, std::int32_t component) {
   rp.component = component;
   rp.started = sim_.now().picoseconds();
   rp.fired.assign(c.endpoint_done.size(), 0);
-  rp.holding = true;
   const std::uint32_t v = ++rp.version;
   ++memo_.stats().replayed;
   for (std::size_t k = 0; k < c.links.size(); ++k) {
@@ -327,8 +326,7 @@ void FlowNetwork::begin_replay(std::int32_t slot, std::int32_t component) {
   }
   sim_.at(t0 + c.drained, [this, r, v] {
     Replay& p = replays_[at(r)];
-    if (p.version != v || !p.holding) return;
-    p.holding = false;
+    if (p.version != v) return;  // taken back, or already ended
     for (LinkId l : transfers_[at(p.transfer)].record->components[at(p.component)].links) held_by_[at(l)] = -1;
   });
   sim_.at(t0 + c.end, [this, r, v] {

@@ -135,7 +135,6 @@ class FlowNetwork final : public Network {
     std::int64_t started = 0;   // ps
     std::uint32_t version = 0;  // bumps when it ends or is taken back: its pending events then do nothing
     std::vector<char> fired;    // per entry of the component's endpoint_done
-    bool holding = false;       // its links are still held
   };
   struct Arrival {
     Time latency;

@@ -1,5 +1,7 @@
 #include "sim/scenario.h"
 
+#include <fmt/format.h>
+
 #include "models/dispatch_impl.h"
 #include "sim/comm_scheme.h"
 
@@ -24,8 +26,8 @@ NetworkSpec NetworkSpec::from_json(const nlohmann::json& j, const std::string& p
   n.scheme = c.choice("scheme", comm_scheme_names());
   n.replay = c.boolean("replay");
   n.completion_window = c.number("completion_window");
-  if (!(n.completion_window >= 0.0 && n.completion_window <= 0.05))
-    c.fail("completion_window", "must be in [0, 0.05] (a fraction of a flow's duration)");
+  if (!(n.completion_window >= 0.0 && n.completion_window <= kMaxCompletionWindow))
+    c.fail("completion_window", fmt::format("must be in [0, {}] (a fraction of a flow's duration)", kMaxCompletionWindow));
   n.dispatch_impl = c.choice("dispatch_impl", DispatchImpl::names());
   return n;
 }

@@ -21,6 +21,7 @@ struct NetworkSpec {
   std::string scheme = "direct";
   bool replay = true;
   double completion_window = 1e-3;      // flow: fraction of a flow's duration it may arrive early
+  static constexpr double kMaxCompletionWindow = 0.05;
   std::string dispatch_impl = "ideal";  // ideal | nccl | peer (models/dispatch_impl.h)
   static const Schema& schema();
   static NetworkSpec from_json(const nlohmann::json& j, const std::string& path);

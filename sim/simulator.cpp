@@ -9,28 +9,23 @@ void Simulator::at(Time t, Action action) {
   queue_.push(Event{t, next_seq_++, std::move(action)});
 }
 
-std::uint64_t Simulator::run() {
-  const std::uint64_t before = executed_;
-  while (!queue_.empty()) {
-    Event e = std::move(const_cast<Event&>(queue_.top()));
-    queue_.pop();
-    now_ = e.time;
-    ++executed_;
-    e.action();
-  }
-  return executed_ - before;
-}
+std::uint64_t Simulator::run() { return run_events(Time::infinity()); }
 
 std::uint64_t Simulator::run_until(Time t) {
+  const std::uint64_t n = run_events(t);
+  if (now_ < t) now_ = t;
+  return n;
+}
+
+std::uint64_t Simulator::run_events(Time limit) {
   const std::uint64_t before = executed_;
-  while (!queue_.empty() && queue_.top().time <= t) {
+  while (!queue_.empty() && queue_.top().time <= limit) {
     Event e = std::move(const_cast<Event&>(queue_.top()));
     queue_.pop();
     now_ = e.time;
     ++executed_;
     e.action();
   }
-  if (now_ < t) now_ = t;
   return executed_ - before;
 }
 

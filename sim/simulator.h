@@ -29,6 +29,8 @@ class Simulator {
   std::uint64_t events_executed() const { return executed_; }
 
  private:
+  // Runs the events due at or before `limit` (the clock stays at the last one run).
+  std::uint64_t run_events(Time limit);
   struct Event {
     Time time;
     std::uint64_t seq;

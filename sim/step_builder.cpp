@@ -40,14 +40,13 @@ struct StepBuilder::Traffic {
     std::shared_ptr<const DispatchMatrix> matrix;
     std::vector<std::int64_t> expert_load;
     std::int64_t dropped = 0;
-    std::uint64_t hash = 0;  // of the matrix: equal hashes, equal traffic
     std::shared_ptr<const SlotTraffic> slots;  // when `want_slots`
   };
   const GateModel& gate;
   const Placement& placement;
   const Cluster& cluster;
   std::map<std::pair<int, int>, Entry> cache;
-  std::map<std::pair<int, int>, std::uint64_t> hashes;  // every (layer, micro-batch) seen: small, kept
+  std::map<std::pair<int, int>, std::uint64_t> hashes;  // matrix hash of every (layer, micro-batch) seen: small, kept
   bool want_slots = false;  // per-(source, slot) rows: dispatch_impl pieces, per-expert GEMMs
 
   const Entry& entry(int layer, int mb, std::int64_t tokens) {
@@ -59,14 +58,15 @@ struct StepBuilder::Traffic {
     auto m = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement.layer(layer), cluster.gpus_per_node(), placement.replica_choice()));
     const std::uint64_t h = KeyHasher().add(m->gpus).add(m->gpus_per_node).add(m->copies).add(m->unique).add(m->node_unique).key();
     hashes[key] = h;
-    Entry e{std::move(m), r.expert_load(), r.dropped, h, nullptr};
+    Entry e{std::move(m), r.expert_load(), r.dropped, nullptr};
     if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(layer), cluster.gpus_per_node(), placement.replica_choice()));
     return cache.emplace(key, std::move(e)).first->second;
   }
   std::shared_ptr<const DispatchMatrix> at(int layer, int mb, std::int64_t tokens) { return entry(layer, mb, tokens).matrix; }
+  // Of the matrix: equal hashes, equal traffic.
   std::uint64_t hash(int layer, int mb, std::int64_t tokens) {
-    const auto it = hashes.find({layer, mb});
-    return it != hashes.end() ? it->second : entry(layer, mb, tokens).hash;
+    if (!hashes.count({layer, mb})) entry(layer, mb, tokens);
+    return hashes.at({layer, mb});
   }
 };
 

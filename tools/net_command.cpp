@@ -15,8 +15,8 @@
 #include <fmt/format.h>
 
 #include "models/errors.h"
-#include "sim/analytical_network.h"
 #include "sim/flow_network.h"
+#include "sim/simulation.h"
 #include "sim/simulator.h"
 #include "sim/traffic_pattern.h"
 #include "tools/commands.h"
@@ -70,8 +70,9 @@ NetOptions parse(const Args& args) {
   if (o.nodes_per_leaf < 1) throw ConfigError("--nodes-per-leaf", std::to_string(o.nodes_per_leaf), "must be >= 1");
   if (o.model != "flow" && o.model != "analytical")
     throw ConfigError("--model", "\"" + o.model + "\"", "flow or analytical");
-  if (!(o.completion_window >= 0.0 && o.completion_window <= 0.05))
-    throw ConfigError("--completion-window", fmt::format("{}", o.completion_window), "must be in [0, 0.05]");
+  if (!(o.completion_window >= 0.0 && o.completion_window <= NetworkSpec::kMaxCompletionWindow))
+    throw ConfigError("--completion-window", fmt::format("{}", o.completion_window),
+                      fmt::format("must be in [0, {}]", NetworkSpec::kMaxCompletionWindow));
   return o;
 }
 
@@ -122,9 +123,10 @@ int net_command(const Args& args) {
 
   const auto t0 = std::chrono::steady_clock::now();
   Simulator sim;
-  std::unique_ptr<Network> net;
-  if (o.model == "flow") net = std::make_unique<FlowNetwork>(sim, cluster.links(), true, o.completion_window);
-  else net = std::make_unique<AnalyticalNetwork>(sim, cluster);
+  NetworkSpec net_spec;
+  net_spec.model = o.model;
+  net_spec.completion_window = o.completion_window;
+  const std::unique_ptr<Network> net = make_network(net_spec, sim, cluster);
   std::vector<Time> done(flows.size(), Time::zero());
   Time end = Time::zero();
   {
