@@ -2,6 +2,7 @@
 // project's own NVLink peer-pointer dispatch (each GPU writes its tokens straight into the peer's
 // receive buffer, then signals the peer through a counter in the peer's memory).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <numeric>
 #include <cstdlib>
@@ -354,9 +355,9 @@ void bench_nccl(Group& P, Report& rep, const Options& opt) {
 // ---------------------------------------------------------------- own peer-pointer dispatch
 // Each source GPU gathers its token rows (out[row] = x[idx[row]]) and writes them straight into
 // each destination GPU's receive buffer through the peer pointer; then each CTA signals once:
-// bar.sync, one thread's system-scope fence, one release-add on the destination's counter. The
-// destination knows the round's data has landed when its (local) counter reaches the number of
-// CTAs that write to it. Two data paths:
+// bar.sync, one thread's system-scope fence, one release-add on the destination's counter for this
+// // source. The destination knows the round's data has landed when each of its (local) per-source
+// counters reaches the number of that source's CTAs that write to it. Two data paths:
 //   simt: 256 threads per CTA, 16-byte loads/stores, U loads in flight per thread before the U
 //         stores; the vectors of a destination are spread evenly over its CTAs.
 //   tma:  one thread per CTA drives the bulk copy engine: half-rows (7 KB) global -> shared
@@ -373,17 +374,29 @@ __device__ __forceinline__ void red_release_sys(unsigned long long* p, unsigned 
 }
 __device__ __forceinline__ void fence_acq_rel_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
 
+// A receiver's counters, one per source GPU (each source's CTAs add to their own, so a fast peer's
+// next round cannot stand in for a slow one's), and the value each must reach this round (0 for
+// sources that send nothing).
+struct CounterWait {
+  const unsigned long long* cnt = nullptr;  // kMaxGpus local counters; null: nothing to wait for
+  unsigned long long target[kMaxGpus] = {};
+};
+__device__ __forceinline__ void wait_counters(const CounterWait& w) {
+  if (!w.cnt) return;
+  for (int i = 0; i < kMaxGpus; ++i)
+    while (ld_acquire_sys(w.cnt + i) < w.target[i]) __nanosleep(20);
+}
+
 struct DispatchArgs {
   const uint4* x;                       // local rows
   const int* idx;                       // local: source row of each output row
   int rows, nvec;                       // rows per destination, 16-byte vectors per row
   int ndest;                            // 1 .. kMaxGpus-1
   uint4* out[kMaxGpus - 1];             // destination k's receive slot for this source (peer pointer)
-  unsigned long long* sig[kMaxGpus - 1];// destination k's counter (peer pointer)
-  unsigned long long* done;             // local count of CTAs finished (only used when wait != null)
+  unsigned long long* sig[kMaxGpus - 1];// destination k's counter for this source (peer pointer)
+  unsigned long long* done;             // local count of CTAs finished (only used when wait.cnt != null)
   unsigned long long done_target;       // its value once this round's last CTA has counted itself
-  const unsigned long long* wait;       // local counter the last CTA waits on (null: none)
-  unsigned long long wait_target;
+  CounterWait wait;                     // what the last CTA waits for (cnt null: nothing)
 };
 
 __device__ __forceinline__ void pick_dest(const DispatchArgs& a, int& k, int& j, int& nd, uint4*& out,
@@ -403,10 +416,9 @@ __device__ __forceinline__ void pick_dest(const DispatchArgs& a, int& k, int& j,
 __device__ __forceinline__ void signal_and_maybe_wait(const DispatchArgs& a, unsigned long long* sig) {
   fence_acq_rel_sys();
   red_release_sys(sig, 1ull);
-  if (a.wait) {
+  if (a.wait.cnt) {
     unsigned long long prev = atomicAdd(a.done, 1ull);
-    if (prev + 1 == a.done_target)  // the last CTA of this grid: wait for what comes in
-      while (ld_acquire_sys(a.wait) < a.wait_target) __nanosleep(20);
+    if (prev + 1 == a.done_target) wait_counters(a.wait);  // the grid's last CTA: wait for what comes in
   }
 }
 
@@ -514,19 +526,12 @@ __global__ void __launch_bounds__(32) dispatch_tma_kernel(DispatchArgs a) {
   signal_and_maybe_wait(a, sig);
 }
 
-// Receiver-side check of the signal: thread 0 of every CTA waits for the counter (acquire), then
-// the CTA counts 16-bit lanes still holding the poison pattern in its share of the listed slots.
-// Run once, right after the sources start: data that the signal claims has landed must be there.
-__global__ void wait_scan_kernel(const unsigned long long* cnt, unsigned long long target, const uint4* recv,
-                                 long long slot_vecs, unsigned slot_mask, int nslots,
-                                 unsigned long long* bad) {
-  __shared__ int go;
-  if (threadIdx.x == 0) {
-    while (ld_acquire_sys(cnt) < target) __nanosleep(20);
-    go = 1;
-  }
-  __syncthreads();
-  unsigned long long c = go ? 0 : 1;  // go is always 1 here; read it so the barrier orders the scan
+// After the CTA's barrier: counts the 16-bit lanes still holding the poison pattern in the CTA's
+// share of the slots in slot_mask (slot_vecs 16-byte vectors each) into *bad. `go` (set to 1 by
+// the waiting thread before the barrier) is read so that the barrier orders the scan after the wait.
+__device__ void count_poison(int go, const uint4* recv, long long slot_vecs, unsigned slot_mask, int nslots,
+                             unsigned long long* bad) {
+  unsigned long long c = go ? 0 : 1;
   for (int sl = 0; sl < nslots; ++sl) {
     if (!(slot_mask >> sl & 1)) continue;
     const uint4* p = recv + sl * slot_vecs;
@@ -540,9 +545,21 @@ __global__ void wait_scan_kernel(const unsigned long long* cnt, unsigned long lo
   }
   if (c) atomicAdd(bad, c);
 }
-__global__ void wait_kernel(const unsigned long long* cnt, unsigned long long target) {
-  while (ld_acquire_sys(cnt) < target) __nanosleep(20);
+
+// Receiver-side check of the signal: thread 0 of every CTA waits for the counters (acquire), then
+// the CTA counts 16-bit lanes still holding the poison pattern in its share of the listed slots.
+// Run once, right after the sources start: data that the signal claims has landed must be there.
+__global__ void wait_scan_kernel(CounterWait w, const uint4* recv, long long slot_vecs, unsigned slot_mask, int nslots,
+                                 unsigned long long* bad) {
+  __shared__ int go;
+  if (threadIdx.x == 0) {
+    wait_counters(w);
+    go = 1;
+  }
+  __syncthreads();
+  count_poison(go, recv, slot_vecs, slot_mask, nslots, bad);
 }
+__global__ void wait_kernel(CounterWait w) { wait_counters(w); }
 // Full compare of one received slot with the source's rows: recv[r] == x[idx[r]] (x and idx on
 // the source GPU, read through peer pointers). Counts differing 16-byte vectors.
 __global__ void compare_rows_kernel(const uint4* recv, const uint4* x, const int* idx, int rows, int nvec,
@@ -612,19 +629,7 @@ __global__ void ce_wait_scan_kernel(CeFlags f, const uint4* recv, long long slot
     go = 1;
   }
   __syncthreads();
-  unsigned long long c = go ? 0 : 1;
-  for (int sl = 0; sl < nslots; ++sl) {
-    if (!(slot_mask >> sl & 1)) continue;
-    const uint4* p = recv + sl * slot_vecs;
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < slot_vecs;
-         i += (long long)gridDim.x * blockDim.x) {
-      uint4 v = p[i];
-      unsigned w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-      for (int q = 0; q < 4; ++q) c += ((w[q] & 0xffffu) == 0x7fffu) + ((w[q] >> 16) == 0x7fffu);
-    }
-  }
-  if (c) atomicAdd(bad, c);
+  count_poison(go, recv, slot_vecs, slot_mask, nslots, bad);
 }
 // The permute's output for the copy-engine path (untimed): xp[r] = x[idx[r]].
 __global__ void gather_rows_kernel(const uint4* x, const int* idx, int rows, int nvec, uint4* xp) {
@@ -702,8 +707,9 @@ void launch_dispatch(const DispatchCfg& c, int blocks, const DispatchArgs& a, cu
 // every GPU sends `rows` rows to every other GPU at once (at 2 GPUs: both directions).
 // Timing (the same method as p2p_copy): time_it on GPU0's stream, CUDA events between back-to-back
 // rounds. A round on GPU0 ends when its kernel ends: every CTA's stores are fenced and signalled
-// and, in alltoall, GPU0's counter shows every peer's rows of this round have landed. Rounds need
-// no barrier: a GPU's round r cannot end before every peer has signalled its round r.
+// and, in alltoall, GPU0's counter for each peer shows that peer's rows of this round have landed.
+// Rounds need no barrier: a GPU's round r cannot end before every peer has signalled its round r
+// (per-source counters: a fast peer's round r + 1 cannot stand in for a slow peer's round r).
 // bytes = what one GPU sends in a round: rows x 2*hidden x (number of destinations).
 void bench_dispatch(Group& P, Report& rep, const Options& opt) {
   const int n = P.n, H = 7168, nvec = H / 8;
@@ -713,42 +719,30 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
   // Configurations: the first is the 2026-11-29 shape (simt, 4 in flight, 2 CTAs per SM); 32 CTAs
   // is the SM budget a production dispatch overlapping GEMMs would get (>= 16 MiB only).
   std::vector<DispatchCfg> cfgs;
-  if (const char* env = std::getenv("EPSIM_DISPATCH_CFGS")) {
-    // development knob: comma list of s<unroll>x<CTAs per SM>[p] | t<stages>[f]x<CTAs per SM>[p] |
-    // s<unroll>b<CTAs>[p]; p = PDL launch, f = whole rows per bulk copy (else halves)
-    std::stringstream ss(env);
+  // EPSIM_DISPATCH_CFGS (development knob): comma list of s<unroll>x<CTAs per SM>[p] |
+  // t<stages>[f]x<CTAs per SM>[p] | s<unroll>b<CTAs>[p]; p = PDL launch, f = whole rows per bulk copy
+  // (else halves). Default: simt u4 x2 CTAs/SM, the 2026-11-29 shape; 1 CTA/SM with 2 loads in
+  // flight was the fastest simt shape in a sweep on nvidia-h200-x2 (see NOTES.md); b32: the SM
+  // budget of a dispatch overlapping GEMMs (>= 16 MiB only).
+  {
+    const char* env = std::getenv("EPSIM_DISPATCH_CFGS");
+    std::stringstream ss(env ? env : "s4x2,s2x1,s2x1p,s4x1p,s2x2p,t3x1p,t3x2p,s4b32");
     std::string item;
     while (std::getline(ss, item, ',')) {
-      if (item.size() < 4) continue;
+      const size_t sep = item.find_first_of("xb", 1);
+      if (item.size() < 4 || sep == std::string::npos) continue;
       DispatchCfg c;
       c.tma = item[0] == 't';
-      const size_t sep = item.find_first_of("xb", 1);
-      const int v = std::atoi(item.substr(1, sep - 1).c_str());
-      (c.tma ? c.stages : c.unroll) = v;
+      (c.tma ? c.stages : c.unroll) = std::atoi(item.substr(1, sep - 1).c_str());
       if (c.tma && item.substr(1, sep - 1).find('f') != std::string::npos) c.pieces = 1;
       const int w = std::atoi(item.substr(sep + 1).c_str());
       if (item[sep] == 'b') { c.blocks = w; c.per_sm = 0; } else { c.per_sm = w; }
       c.pdl = item.back() == 'p';
       cfgs.push_back(c);
     }
-  } else {
-    // simt u4 x2 CTAs/SM: the 2026-11-29 shape; 1 CTA/SM with 2 loads in flight was the fastest
-    // simt shape in a sweep on nvidia-h200-x2 (see NOTES.md); p = PDL launch; b32: the SM budget
-    // of a dispatch overlapping GEMMs (>= 16 MiB only)
-    for (const char* item : {"s4x2", "s2x1", "s2x1p", "s4x1p", "s2x2p", "t3x1p", "t3x2p", "s4b32"}) {
-      DispatchCfg c;
-      const std::string it = item;
-      c.tma = it[0] == 't';
-      const size_t sep = it.find_first_of("xb", 1);
-      (c.tma ? c.stages : c.unroll) = std::atoi(it.substr(1, sep - 1).c_str());
-      const int w = std::atoi(it.substr(sep + 1).c_str());
-      if (it[sep] == 'b') { c.blocks = w; c.per_sm = 0; } else { c.per_sm = w; }
-      c.pdl = it.back() == 'p';
-      cfgs.push_back(c);
-    }
   }
   Ts = env_int_list("EPSIM_DISPATCH_TOKENS", Ts);
-  if (opt.quick) cfgs.resize(3);
+  if (opt.quick && cfgs.size() > 3) cfgs.resize(3);
   for (int d = 0; d < n; ++d) {
     CK(cudaSetDevice(d));
     for (auto k : {dispatch_tma_kernel<2, 1>, dispatch_tma_kernel<3, 1>, dispatch_tma_kernel<4, 1>})
@@ -757,14 +751,17 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
   std::vector<DevBuf<unsigned long long>> cnt(n), done(n), bad(n);
   for (int d = 0; d < n; ++d) {
     CK(cudaSetDevice(d));
-    cnt[d].alloc(1);
+    cnt[d].alloc(kMaxGpus);  // one counter per source
     done[d].alloc(1);
     bad[d].alloc(1);
-    CK(cudaMemset(cnt[d].get(), 0, 8));
+    CK(cudaMemset(cnt[d].get(), 0, kMaxGpus * 8));
     CK(cudaMemset(done[d].get(), 0, 8));
     CK(cudaDeviceSynchronize());
   }
-  std::vector<unsigned long long> cnt_epoch(n, 0), done_epoch(n, 0);
+  // per receiver and source: the counter's value once the current round has landed
+  using PerSource = std::array<unsigned long long, kMaxGpus>;
+  std::vector<PerSource> cnt_epoch(n, PerSource{});
+  std::vector<unsigned long long> done_epoch(n, 0);
   // copy-engine variants: EPSIM_DISPATCH_CE = comma list of m<split> (stream memop signal/wait) |
   // k<split> (1-thread kernels), or "none"
   std::vector<CeCfg> ce_cfgs;
@@ -786,6 +783,21 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
   for (int pct : env_int_list("EPSIM_DISPATCH_HYBRID", opt.quick ? std::vector<int>{50} : std::vector<int>{50, 75}))
     if (pct > 0 && pct < 100) hybrid_pcts.push_back(pct);
   const bool need_ce = !ce_cfgs.empty() || !hybrid_pcts.empty();  // flags, lanes, permuted rows
+  // cuStreamWaitValue32 on a flag a peer writes after its copy: with FLUSH, where the platform
+  // offers it, the peer's earlier writes are visible to work after the wait; without it the
+  // driver's documentation allows them to be reordered (the poison scan checks what happens).
+  std::vector<unsigned> wait_value(n, CU_STREAM_WAIT_VALUE_GEQ);
+  bool flush = true;
+  for (int d = 0; d < n; ++d) {
+    CUdevice dev;
+    int can = 0;
+    CU(cuDeviceGet(&dev, d));
+    CU(cuDeviceGetAttribute(&can, CU_DEVICE_ATTRIBUTE_CAN_FLUSH_REMOTE_WRITES, dev));
+    if (can) wait_value[d] |= CU_STREAM_WAIT_VALUE_FLUSH;
+    flush = flush && can;
+  }
+  const std::string wait_note = flush ? "; waits flush remote writes (CU_STREAM_WAIT_VALUE_FLUSH)"
+                                      : "; the platform offers no CU_STREAM_WAIT_VALUE_FLUSH: wait without it";
   std::vector<DevBuf<unsigned>> ce_flag(n);
   // extra streams (lanes 1..) per GPU for several copies at once, and events to fork/join them
   const int ce_lanes = (n - 1) * kCeMaxSplit;
@@ -859,10 +871,47 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
         }
         CK(cudaSetDevice(0));
       };
+      // Checks one family's round (check_round), times it per round (events between rounds, with
+      // `spin_round` us of GPU spin queued ahead per round so that the host's enqueue stays ahead)
+      // and back to back (`spin_pipe`), and reports both rows.
+      using Shape = std::vector<std::pair<std::string, long long>>;
+      auto measure = [&](const std::function<void(bool)>& round, double spin_round, double spin_pipe, const Shape& shape,
+                         const std::string& variant, const std::string& note) {
+        long long nbad = 0, words = 0;
+        check_round(round, nbad, words);
+        auto t = time_it(P.s[0], [&](int) { round(false); }, opt, -1, spin_round);
+        P.sync_all();
+        auto tp = time_pipelined(P.s[0], [&] { round(false); }, t.med, spin_pipe);
+        P.sync_all();
+        const Check chk = exact(nbad, (size_t)words, note);
+        rep.add(make_res("peer_dispatch", variant.c_str(), shape, t, bytes, chk));
+        rep.add(make_res("peer_dispatch", (variant + "_pipelined").c_str(), shape, tp, bytes, chk));
+      };
       auto dest_of = [&](int src, int k) { return all ? (src + 1 + k) % n : 1; };
+      // Signals per round on each receiver from each source, for `blocks` CTAs spread over the
+      // destinations; a round moves every receiver's targets on by them.
+      auto incoming_of = [&](int blocks) {
+        std::vector<PerSource> in(n, PerSource{});
+        for (int src = 0; src < (all ? n : 1); ++src)
+          for (int k = 0; k < ndest; ++k) in[dest_of(src, k)][src] += (blocks - k + ndest - 1) / ndest;
+        return in;
+      };
+      auto receives = [](const PerSource& in) {
+        return std::any_of(in.begin(), in.end(), [](unsigned long long v) { return v > 0; });
+      };
+      auto next_round = [&](const std::vector<PerSource>& in) {
+        for (int g = 0; g < n; ++g)
+          for (int s = 0; s < kMaxGpus; ++s) cnt_epoch[g][s] += in[g][s];
+      };
+      auto waits_of = [&](int g) {
+        CounterWait w;
+        w.cnt = cnt[g].get();
+        for (int s = 0; s < kMaxGpus; ++s) w.target[s] = cnt_epoch[g][s];
+        return w;
+      };
       // The SM kernel's arguments for source `src`: its first `rows` rows to every destination;
-      // with `wait`, the grid's last CTA waits for the `incoming` signals of this round.
-      auto sm_args = [&](int src, int rows, int blocks, bool wait, unsigned long long incoming) {
+      // with `wait`, the grid's last CTA waits for what `incoming` says comes to `src` this round.
+      auto sm_args = [&](int src, int rows, int blocks, bool wait, const PerSource& incoming) {
         DispatchArgs a{};
         a.x = reinterpret_cast<const uint4*>(x[src].get());
         a.idx = idx[src].get();
@@ -872,14 +921,13 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
         for (int k = 0; k < ndest; ++k) {
           const int dst = dest_of(src, k);
           a.out[k] = reinterpret_cast<uint4*>(recv[dst].get() + (size_t)src * slot);
-          a.sig[k] = cnt[dst].get();
+          a.sig[k] = cnt[dst].get() + src;
         }
-        if (wait && incoming) {
+        if (wait && receives(incoming)) {
           done_epoch[src] += blocks;
           a.done = done[src].get();
           a.done_target = done_epoch[src];
-          a.wait = cnt[src].get();
-          a.wait_target = cnt_epoch[src];
+          a.wait = waits_of(src);
         }
         return a;
       };
@@ -898,44 +946,32 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
             dup = true;
         }
         if (dup) continue;
-        auto nd_of = [&](int k) { return (blocks - k + ndest - 1) / ndest; };
-        // incoming signals per round on each GPU
-        std::vector<unsigned long long> incoming(n, 0);
-        for (int src = 0; src < (all ? n : 1); ++src)
-          for (int k = 0; k < ndest; ++k) incoming[dest_of(src, k)] += nd_of(k);
+        const std::vector<PerSource> incoming = incoming_of(blocks);
         // One round. check: no in-kernel wait; every receiver runs wait_scan instead.
         auto round = [&](bool check) {
-          for (int g = 0; g < n; ++g) cnt_epoch[g] += incoming[g];
+          next_round(incoming);
           for (int src = 0; src < (all ? n : 1); ++src) {
             CK(cudaSetDevice(src));
             launch_dispatch(c, blocks, sm_args(src, T, blocks, !check, incoming[src]), P.s[src]);
           }
           for (int g = 0; g < n; ++g) {
-            if (!incoming[g]) continue;
+            if (!receives(incoming[g])) continue;
             CK(cudaSetDevice(g));
             if (check) {
               unsigned mask = 0;
               for (int src = 0; src < n; ++src)
                 if (src != g && (all || src == 0)) mask |= 1u << src;
-              wait_scan_kernel<<<sms, 512, 0, P.s[g]>>>(cnt[g].get(), cnt_epoch[g],
-                                                         reinterpret_cast<const uint4*>(recv[g].get()),
+              wait_scan_kernel<<<sms, 512, 0, P.s[g]>>>(waits_of(g), reinterpret_cast<const uint4*>(recv[g].get()),
                                                          (long long)slot / 8, mask, n, bad[g].get());
               CK_LAST();
             } else if (!all) {
-              wait_kernel<<<1, 1, 0, P.s[g]>>>(cnt[g].get(), cnt_epoch[g]);
+              wait_kernel<<<1, 1, 0, P.s[g]>>>(waits_of(g));
               CK_LAST();
             }
           }
           CK(cudaSetDevice(0));
         };
-        long long nbad = 0, words = 0;
-        check_round(round, nbad, words);
-        // time
-        auto t = time_it(P.s[0], [&](int) { round(false); }, opt);
-        P.sync_all();
-        auto tp = time_pipelined(P.s[0], [&] { round(false); }, t.med);
-        P.sync_all();
-        std::vector<std::pair<std::string, long long>> shape = {
+        Shape shape = {
             {"tokens", T}, {"hidden", H}, {"bytes", (long long)bytes},
             {"bytes_per_peer", (long long)T * H * 2}, {"gpus", all ? n : 2}, {"blocks", blocks}};
         if (c.tma) {
@@ -945,12 +981,9 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
           shape.push_back({"unroll", c.unroll});
         }
         shape.push_back({"pdl", c.pdl ? 1 : 0});
-        const std::string variant = std::string(c.tma ? "own_tma_" : "own_") + (all ? "alltoall" : "0to1");
-        const Check chk = exact(nbad, (size_t)words,
-                                "exact, every row; receivers scanned for poison right after the signal; "
-                                "bytes = sent by one GPU per round");
-        rep.add(make_res("peer_dispatch", variant.c_str(), shape, t, bytes, chk));
-        rep.add(make_res("peer_dispatch", (variant + "_pipelined").c_str(), shape, tp, bytes, chk));
+        measure(round, 15.0, 20.0, shape, std::string(c.tma ? "own_tma_" : "own_") + (all ? "alltoall" : "0to1"),
+                "exact, every row; receivers scanned for poison right after the signal; "
+                "bytes = sent by one GPU per round");
       }
       // ---- copy-engine variants (see CeFlags): same rounds, checks and timing
       for (size_t ci = 0; ci < ce_cfgs.size(); ++ci) {
@@ -1011,7 +1044,7 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
                 CeFlags f{};
                 waits_of(src, f);
                 for (int i = 0; i < f.nwait; ++i)
-                  CU(cuStreamWaitValue32(s0, (CUdeviceptr)(uintptr_t)f.wait[i], seq, CU_STREAM_WAIT_VALUE_GEQ));
+                  CU(cuStreamWaitValue32(s0, (CUdeviceptr)(uintptr_t)f.wait[i], seq, wait_value[src]));
               } else {
                 waits_of(src, last);
               }
@@ -1029,7 +1062,7 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
             CK(cudaSetDevice(g));
             if (c.memop) {
               for (int i = 0; i < f.nwait; ++i)
-                CU(cuStreamWaitValue32(P.s[g], (CUdeviceptr)(uintptr_t)f.wait[i], seq, CU_STREAM_WAIT_VALUE_GEQ));
+                CU(cuStreamWaitValue32(P.s[g], (CUdeviceptr)(uintptr_t)f.wait[i], seq, wait_value[g]));
               f.nwait = 0;  // the stream has waited; the scan kernel starts after it
             }
             if (check) {
@@ -1046,27 +1079,18 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
           }
           CK(cudaSetDevice(0));
         };
-        long long nbad = 0, words = 0;
-        check_round(round, nbad, words);
         // enqueuing a round takes the host several us per stream operation on every GPU: queue a
         // longer GPU spin ahead so that the host stays ahead of the GPUs
         const double spin = 40.0 + 25.0 * lanes * n;
-        auto t = time_it(P.s[0], [&](int) { round(false); }, opt, -1, spin);
-        P.sync_all();
-        auto tp = time_pipelined(P.s[0], [&] { round(false); }, t.med, spin);
-        P.sync_all();
-        std::vector<std::pair<std::string, long long>> shape = {
+        const Shape shape = {
             {"tokens", T}, {"hidden", H}, {"bytes", (long long)bytes},
             {"bytes_per_peer", (long long)T * H * 2}, {"gpus", all ? n : 2}, {"split", S},
             {"signal", c.memop ? 0 : 1}};
-        const std::string variant = std::string("copyengine_") + (all ? "alltoall" : "0to1");
-        const Check chk = exact(nbad, (size_t)words,
-                                std::string("exact, every row; receivers scanned for poison right after the ") +
-                                    (c.memop ? "cuStreamWaitValue32 on the flag" : "flag (kernel spin)") +
-                                    "; bytes = sent by one GPU per round; source = the permuted rows (the "
-                                    "gather is not in the timed round)");
-        rep.add(make_res("peer_dispatch", variant.c_str(), shape, t, bytes, chk));
-        rep.add(make_res("peer_dispatch", (variant + "_pipelined").c_str(), shape, tp, bytes, chk));
+        measure(round, spin, spin, shape, std::string("copyengine_") + (all ? "alltoall" : "0to1"),
+                std::string("exact, every row; receivers scanned for poison right after the ") +
+                    (c.memop ? "cuStreamWaitValue32 on the flag" : "flag (kernel spin)") +
+                    "; bytes = sent by one GPU per round; source = the permuted rows (the "
+                    "gather is not in the timed round)" + (c.memop ? wait_note : std::string()));
       }
       // ---- hybrid variants: both data paths at once on one link. Of each destination's rows the
       // first (100 - pct) % go through the SM kernel (simt, 2 loads in flight, 1 CTA per SM; the
@@ -1081,15 +1105,12 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
         DispatchCfg c;
         c.unroll = 2;
         const int blocks = std::max(ndest, std::min(sms, std::max(1, r_sm * nvec / 256) * ndest));
-        auto nd_of = [&](int k) { return (blocks - k + ndest - 1) / ndest; };
         auto flag_at = [&](int dst, int src) { return ce_flag[dst].get() + src * kCeMaxSplit; };
         auto sends_to = [&](int src, int g) { return src != g && (all || (src == 0 && g == 1)); };
-        std::vector<unsigned long long> incoming(n, 0);
-        for (int src = 0; src < (all ? n : 1); ++src)
-          for (int k = 0; k < ndest; ++k) incoming[dest_of(src, k)] += nd_of(k);
+        const std::vector<PerSource> incoming = incoming_of(blocks);
         auto round = [&](bool check) {
           const unsigned seq = ++ce_seq;
-          for (int g = 0; g < n; ++g) cnt_epoch[g] += incoming[g];
+          next_round(incoming);
           for (int src = 0; src < (all ? n : 1); ++src) {
             CK(cudaSetDevice(src));
             cudaStream_t s0 = P.s[src], s1 = ce_ls[src][0];
@@ -1108,46 +1129,36 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
             if (!check && all)
               for (int from = 0; from < n; ++from)
                 if (sends_to(from, src))
-                  CU(cuStreamWaitValue32(s0, (CUdeviceptr)(uintptr_t)flag_at(src, from), seq, CU_STREAM_WAIT_VALUE_GEQ));
+                  CU(cuStreamWaitValue32(s0, (CUdeviceptr)(uintptr_t)flag_at(src, from), seq, wait_value[src]));
           }
           for (int g = 0; g < n; ++g) {
-            if (!incoming[g] || (all && !check)) continue;  // alltoall senders waited above
+            if (!receives(incoming[g]) || (all && !check)) continue;  // alltoall senders waited above
             CK(cudaSetDevice(g));
             unsigned mask = 0;
             for (int from = 0; from < n; ++from)
               if (sends_to(from, g)) {
                 mask |= 1u << from;
-                CU(cuStreamWaitValue32(P.s[g], (CUdeviceptr)(uintptr_t)flag_at(g, from), seq, CU_STREAM_WAIT_VALUE_GEQ));
+                CU(cuStreamWaitValue32(P.s[g], (CUdeviceptr)(uintptr_t)flag_at(g, from), seq, wait_value[g]));
               }
             if (check) {
-              wait_scan_kernel<<<sms, 512, 0, P.s[g]>>>(cnt[g].get(), cnt_epoch[g],
-                                                         reinterpret_cast<const uint4*>(recv[g].get()),
+              wait_scan_kernel<<<sms, 512, 0, P.s[g]>>>(waits_of(g), reinterpret_cast<const uint4*>(recv[g].get()),
                                                          (long long)slot / 8, mask, n, bad[g].get());
             } else {
-              wait_kernel<<<1, 1, 0, P.s[g]>>>(cnt[g].get(), cnt_epoch[g]);
+              wait_kernel<<<1, 1, 0, P.s[g]>>>(waits_of(g));
             }
             CK_LAST();
           }
           CK(cudaSetDevice(0));
         };
-        long long nbad = 0, words = 0;
-        check_round(round, nbad, words);
         const double spin = 40.0 + 25.0 * 2 * n;
-        auto t = time_it(P.s[0], [&](int) { round(false); }, opt, -1, spin);
-        P.sync_all();
-        auto tp = time_pipelined(P.s[0], [&] { round(false); }, t.med, spin);
-        P.sync_all();
-        std::vector<std::pair<std::string, long long>> shape = {
+        const Shape shape = {
             {"tokens", T}, {"hidden", H}, {"bytes", (long long)bytes},
             {"bytes_per_peer", (long long)T * H * 2}, {"gpus", all ? n : 2}, {"blocks", blocks},
             {"unroll", c.unroll}, {"pdl", 0}, {"ce_pct", pct}};
-        const std::string variant = std::string("hybrid_") + (all ? "alltoall" : "0to1");
-        const Check chk = exact(nbad, (size_t)words,
-                                "exact, every row; receivers scanned for poison right after both signals (counter "
-                                "and memop flag); bytes = sent by one GPU per round; the copy engine's rows come "
-                                "from the permuted rows (built untimed), the SMs gather theirs");
-        rep.add(make_res("peer_dispatch", variant.c_str(), shape, t, bytes, chk));
-        rep.add(make_res("peer_dispatch", (variant + "_pipelined").c_str(), shape, tp, bytes, chk));
+        measure(round, spin, spin, shape, std::string("hybrid_") + (all ? "alltoall" : "0to1"),
+                "exact, every row; receivers scanned for poison right after both signals (counter "
+                "and memop flag); bytes = sent by one GPU per round; the copy engine's rows come "
+                "from the permuted rows (built untimed), the SMs gather theirs" + wait_note);
       }
     }
   }
