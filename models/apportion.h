@@ -11,4 +11,10 @@ namespace epsim {
 // sum targets_i = total up to rounding.
 std::vector<std::int64_t> apportion(const std::vector<double>& targets, std::int64_t total);
 
+// Part `part` of `n` cut into `parts` near-equal integers: n / parts each, the n mod parts
+// remainder one each to the first parts (0 <= part < parts).
+inline std::int64_t equal_share(std::int64_t n, std::int64_t part, std::int64_t parts) {
+  return n / parts + (part < n % parts ? 1 : 0);
+}
+
 }  // namespace epsim

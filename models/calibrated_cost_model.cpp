@@ -38,8 +38,12 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
   const double rows = static_cast<double>(w.rows > 0 ? w.rows : std::max<std::int64_t>(w.tokens, 1));
   double series_gap = 1.0;
   std::string series_detail;
+  // The family's one curve (families the constructor does not require are checked here).
   auto single = [&](const std::string& family) {
-    p.lo = p.hi = profile_.family(family).front();
+    const auto curves = profile_.family(family);
+    if (curves.empty())
+      throw InputError(fmt::format("calibration profile {} has no curve for {} (re-run epsim calibrate with its measurements)", label_, family));
+    p.lo = p.hi = curves.front();
   };
   switch (w.op) {
     case OpClass::ExpertMlp:
@@ -111,8 +115,6 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
     }
     case OpClass::ExpertActivation:
     case OpClass::LocalCopy: {
-      if (profile_.family("hbm_copy").empty())
-        throw InputError(fmt::format("calibration profile {} has no curve for hbm_copy (re-run epsim calibrate with its measurements)", label_));
       single("hbm_copy");
       p.x = static_cast<double>(w.bytes.count()) / 2.0;  // a copy of x bytes reads and writes x
       p.x_name = "bytes";
@@ -122,8 +124,6 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
     case OpClass::Permute:
     case OpClass::Unpermute: {
       const char* family = w.op == OpClass::Permute ? "permute" : "unpermute_combine";
-      if (profile_.family(family).empty())
-        throw InputError(fmt::format("calibration profile {} has no curve for {} (re-run epsim calibrate with its measurements)", label_, family));
       single(family);
       p.x = tokens;
       p.x_name = "tokens";

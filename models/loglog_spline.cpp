@@ -76,34 +76,35 @@ double LogLogSpline::seconds(double x) const {
   return std::exp(y);
 }
 
+LogLogSpline::Segment LogLogSpline::segment(std::size_t i) const {
+  Segment s;
+  s.x0 = xs_[i];
+  s.x1 = xs_[i + 1];
+  s.t0 = std::exp(ln_t_[i]);
+  s.t1 = std::exp(ln_t_[i + 1]);
+  const double per_x = (s.t1 - s.t0) / (s.x1 - s.x0);  // seconds per unit of x
+  s.rate = per_x != 0 ? 1.0 / per_x : std::numeric_limits<double>::infinity();
+  s.latency = s.t0 - per_x * s.x0;
+  return s;
+}
+
 std::vector<LogLogSpline::Segment> LogLogSpline::segments() const {
   std::vector<Segment> out;
-  for (std::size_t i = 0; i + 1 < xs_.size(); ++i) {
-    Segment s;
-    s.x0 = xs_[i];
-    s.x1 = xs_[i + 1];
-    s.t0 = std::exp(ln_t_[i]);
-    s.t1 = std::exp(ln_t_[i + 1]);
-    const double per_x = (s.t1 - s.t0) / (s.x1 - s.x0);  // seconds per unit of x
-    s.rate = per_x != 0 ? 1.0 / per_x : std::numeric_limits<double>::infinity();
-    s.latency = s.t0 - per_x * s.x0;
-    out.push_back(s);
-  }
+  for (std::size_t i = 0; i + 1 < xs_.size(); ++i) out.push_back(segment(i));
   return out;
 }
 
 LogLogSpline::Segment LogLogSpline::segment_at(double x) const {
-  const std::vector<Segment> all = segments();
-  if (all.empty()) {
+  if (xs_.size() < 2) {
     Segment s;
     s.x0 = s.x1 = xs_.front();
     s.t0 = s.t1 = s.latency = std::exp(ln_t_.front());
     s.rate = std::numeric_limits<double>::infinity();
     return s;
   }
-  for (const Segment& s : all)
-    if (x <= s.x1) return s;
-  return all.back();
+  // the first segment whose end is at or above x; beyond the last knot, the last segment
+  const auto end = static_cast<std::size_t>(std::lower_bound(xs_.begin() + 1, xs_.end(), x) - xs_.begin());
+  return segment(std::min(end, xs_.size() - 1) - 1);
 }
 
 }  // namespace epsim

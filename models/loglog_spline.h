@@ -45,6 +45,7 @@ class LogLogSpline {
   double max_x() const { return xs_.back(); }
 
  private:
+  Segment segment(std::size_t i) const;  // between knots i and i + 1
   std::vector<double> xs_;
   std::vector<double> ln_t_;
   std::vector<double> second_;  // d2 ln t / d (log2 x)^2 at the knots

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "models/apportion.h"
 #include "placement/layer_placement.h"
 
 namespace epsim {
@@ -21,9 +22,10 @@ const std::vector<std::string>& replica_choice_names();  // "even", "nearest": t
 ReplicaChoice replica_choice_from_name(const std::string& name);  // one of replica_choice_names()
 const char* replica_choice_name(ReplicaChoice choice);
 
-// Replica `index` of `replicas` gets this share of source `source`'s `count` tokens (the even split).
+// Replica `index` of `replicas` gets this share of source `source`'s `count` tokens (the even split,
+// its remainder rotated by the source).
 inline std::int64_t replica_share(std::int64_t count, std::int64_t replicas, std::int64_t index, int source) {
-  return count / replicas + (((index - source) % replicas + replicas) % replicas < count % replicas ? 1 : 0);
+  return equal_share(count, ((index - source) % replicas + replicas) % replicas, replicas);
 }
 
 // out[i] = the GPU id of the expert's i-th replica (placement.replicas(expert)) in the EP group whose

@@ -1,5 +1,6 @@
 #include "placement/slot_traffic.h"
 
+#include "models/apportion.h"
 #include "models/errors.h"
 
 namespace epsim {
@@ -11,15 +12,12 @@ std::int64_t SlotTraffic::slot_rows(int d, int j) const {
 }
 
 std::int64_t SlotTraffic::pieces(int g, int chunk, int chunks) const {
-  auto nonempty = [&](std::int64_t n) { return n / chunks + (chunk < n % chunks ? 1 : 0) > 0 ? 1 : 0; };
-  std::int64_t p = 0;
+  auto nonempty = [&](std::int64_t n) { return equal_share(n, chunk, chunks) > 0 ? 1 : 0; };
+  std::int64_t p = 0;  // self pieces (g to g) count in both loops: a send and a receive
   for (int d = 0; d < gpus; ++d)
-    for (int j = 0; j < slots_per_gpu; ++j) {
-      if (d == g) continue;  // self pieces are counted below, as a send and a receive
-      p += nonempty(at(g, d, j));
-    }
+    for (int j = 0; j < slots_per_gpu; ++j) p += nonempty(at(g, d, j));
   for (int s = 0; s < gpus; ++s)
-    for (int j = 0; j < slots_per_gpu; ++j) p += nonempty(at(s, g, j)) * (s == g ? 2 : 1);
+    for (int j = 0; j < slots_per_gpu; ++j) p += nonempty(at(s, g, j));
   return p;
 }
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <numeric>
 
+#include "models/apportion.h"
 #include "placement/dispatch_matrix.h"
 #include "sim/transfer_memo.h"
 #include "placement/slot_traffic.h"
@@ -20,15 +21,12 @@ double LayerLoad::mean() const {
 }
 
 namespace {
-// Chunk c of `chunks` of a count: the remainder goes to the first chunks.
-std::int64_t share(std::int64_t n, int c, int chunks) { return n / chunks + (c < n % chunks ? 1 : 0); }
-
 DispatchMatrix chunk_of(const DispatchMatrix& m, int c, int chunks) {
   if (chunks == 1) return m;
   DispatchMatrix out = m;
-  for (auto& v : out.copies) v = share(v, c, chunks);
-  for (auto& v : out.unique) v = share(v, c, chunks);
-  for (auto& v : out.node_unique) v = share(v, c, chunks);
+  for (auto& v : out.copies) v = equal_share(v, c, chunks);
+  for (auto& v : out.unique) v = equal_share(v, c, chunks);
+  for (auto& v : out.node_unique) v = equal_share(v, c, chunks);
   return out;
 }
 }  // namespace
@@ -86,7 +84,7 @@ double StepBuilder::sm_bound(const OpWork& w) const {
 }
 
 std::int64_t StepBuilder::mb_tokens(int mb) const {
-  return share(sc_.workload.tokens(), mb, sc_.schedule.micro_batches());
+  return equal_share(sc_.workload.tokens(), mb, sc_.schedule.micro_batches());
 }
 
 Time StepBuilder::scaled(const OpWork& w, Pass pass) const {
@@ -234,7 +232,7 @@ std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> pla
     p.rounds.assign(static_cast<std::size_t>(gpus), RoundWork{});
     for (int g = 0; g < gpus; ++g) {
       // The rows a GPU routes to its own experts (every (token, expert) copy): a local copy.
-      const Bytes own = row_bytes * share(entry.matrix->copies[entry.matrix->idx(g, g)], c, chunks);
+      const Bytes own = row_bytes * equal_share(entry.matrix->copies_at(g, g), c, chunks);
       p.rounds[static_cast<std::size_t>(g)] =
           impl.round_work(slots ? slots->pieces(g, c, chunks) : 0, Bytes(out[static_cast<std::size_t>(g)]),
                           Bytes(in[static_cast<std::size_t>(g)]), own,
@@ -281,7 +279,7 @@ StepBuilder::ExpertChunk StepBuilder::expert_chunk(const SlotTraffic* per_slot, 
   ExpertChunk out{Time::zero(), ops_.expert_mlp(0, 1)};
   out.work.bytes = Bytes(0);
   if (per_slot == nullptr) {
-    const std::int64_t tokens = share(received, c, chunks);
+    const std::int64_t tokens = equal_share(received, c, chunks);
     if (tokens > 0) {
       out.work = ops_.expert_mlp(tokens, slots);
       out.time = scaled(out.work, pass);
@@ -294,7 +292,7 @@ StepBuilder::ExpertChunk StepBuilder::expert_chunk(const SlotTraffic* per_slot, 
   std::int64_t rows = 0;
   for (int j = 0; j < per_slot->slots_per_gpu; ++j) {
     std::int64_t n = 0;
-    for (int s = 0; s < gpus_; ++s) n += share(per_slot->at(s, gpu, j), c, chunks);
+    for (int s = 0; s < gpus_; ++s) n += equal_share(per_slot->at(s, gpu, j), c, chunks);
     if (n == 0) continue;
     rows += n;
     for (const OpWork& w : {ops_.expert_gemm_up(n), ops_.expert_gemm_down(n)}) {
