@@ -13,7 +13,8 @@ Executor::Executor(Simulator& sim, Network& net, TaskGraph& graph, SmSharing sm,
   for (const Task& t : graph_.tasks()) gpus = std::max(gpus, t.gpu + 1);
   gpus_.resize(static_cast<std::size_t>(gpus));
   net_done_.assign(graph_.tasks().size(), 0);
-  collective_task_.assign(static_cast<std::size_t>(graph_.collective_count()), -1);
+  for (int c = 0; c < graph_.collective_count(); ++c)
+    arrivals_left_.push_back(static_cast<std::int64_t>(graph_.arrivals(c).size()));
 }
 
 Time Executor::run() {
@@ -45,6 +46,7 @@ void Executor::ready(TaskId id) {
 void Executor::finish(TaskId id) {
   Task& t = graph_.tasks()[static_cast<std::size_t>(id)];
   t.end = sim_.now();
+  if (t.kind == TaskKind::Arrival) --arrivals_left_[static_cast<std::size_t>(t.collective)];
   if (t.kind == TaskKind::Compute) {
     round_advance(t.gpu);
     gpus_[static_cast<std::size_t>(t.gpu)].running = -1;
@@ -53,13 +55,12 @@ void Executor::finish(TaskId id) {
   if (t.kind == TaskKind::Arrival) set_comm(t.gpu, -1);
   for (TaskId n : t.next)
     if (--graph_.tasks()[static_cast<std::size_t>(n)].waiting == 0) ready(n);
-  if (t.kind == TaskKind::Arrival) collective_maybe_done(collective_task_[static_cast<std::size_t>(t.collective)]);
+  if (t.kind == TaskKind::Arrival) collective_maybe_done(graph_.collective_task(t.collective));
 }
 
 void Executor::collective_maybe_done(TaskId id) {
-  if (id < 0 || !net_done_[static_cast<std::size_t>(id)] || graph_.task(id).end != Time::infinity()) return;
-  for (TaskId a : graph_.arrivals(graph_.task(id).collective))
-    if (graph_.task(a).end == Time::infinity()) return;
+  if (!net_done_[static_cast<std::size_t>(id)] || graph_.task(id).end != Time::infinity()) return;
+  if (arrivals_left_[static_cast<std::size_t>(graph_.task(id).collective)] > 0) return;
   graph_.info(graph_.task(id).collective).make_plan = nullptr;
   finish(id);
 }
@@ -186,7 +187,6 @@ void Executor::start_collective(TaskId id) {
   tr.key = key;
   tr.fill = [this, c, key](Transfer& t) { fill(c, key, t); };
   tr.on_endpoint_done = [this, c](GpuId g) { endpoint_done(graph_.arrivals(c)[static_cast<std::size_t>(g)]); };
-  collective_task_[static_cast<std::size_t>(c)] = id;
   tr.on_done = [this, id] {
     net_done_[static_cast<std::size_t>(id)] = 1;
     collective_maybe_done(id);

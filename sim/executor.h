@@ -72,7 +72,7 @@ class Executor {
   std::vector<char> net_done_;  // per task: an arrival whose flows are done, a collective whose transfer is
   // A collective ends when its transfer and every GPU's part (flows and round) have ended.
   void collective_maybe_done(TaskId collective);
-  std::vector<TaskId> collective_task_;  // per collective index: its task
+  std::vector<std::int64_t> arrivals_left_;  // per collective index: its arrivals not yet finished
 
   Simulator& sim_;
   Network& net_;
