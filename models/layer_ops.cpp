@@ -71,7 +71,7 @@ OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len) c
   const double flops = group_seqs * heads * static_cast<double>(kv_len) * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
   // Memory-bound: the whole KV cache of every sequence is read once.
   const double kv = group_seqs * static_cast<double>(kv_len) * static_cast<double>(kv_bytes_per_token().count()) / tp_;
-  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs};
+  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(checked_int64(kv, "KV bytes (double) -> Bytes")), seqs};
   w.kv_len = kv_len;
   return w;
 }

@@ -87,7 +87,7 @@ class LayerOps {
   int tp() const { return tp_; }
 
  private:
-  Bytes elems(double n) const { return Bytes(static_cast<std::int64_t>(n) * m_.bytes_per_param); }
+  Bytes elems(double n) const { return Bytes(checked_int64(n, "elements (double) -> Bytes")) * m_.bytes_per_param; }
   OpWork mlp(OpClass op, std::int64_t tokens, std::int64_t intermediate, int copies, double weight_share) const;
   OpWork gemm(OpClass op, std::int64_t rows, std::int64_t n, std::int64_t k) const;
   const MoeModelSpec& m_;

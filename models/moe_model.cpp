@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "models/limits.h"
+
 namespace epsim {
 
 std::int64_t MoeModelSpec::qk_head_dim() const {
@@ -52,14 +54,17 @@ const Schema& MoeModelSpec::schema() {
 }
 
 namespace {
-int hf_int(const nlohmann::json& cfg, const std::string& path, const char* key, bool required, int fallback) {
+// A config.json integer in [0, max], checked before narrowing (the same bounds as the model keys).
+int hf_int(const nlohmann::json& cfg, const std::string& path, const char* key, bool required, int fallback,
+           std::int64_t max = limits::kHeadDim) {
   auto it = cfg.find(key);
   if (it == cfg.end() || it->is_null()) {
     if (required) throw ConfigError(path + ":" + key, "(missing)", "required key of a DeepSeek-V3-style config.json");
     return fallback;
   }
-  if (!it->is_number_integer() || it->get<std::int64_t>() < 0)
-    throw ConfigError(path + ":" + key, json_text(*it), "must be a non-negative integer");
+  const bool in_range = it->is_number_integer() && (it->is_number_unsigned() ? it->get<std::uint64_t>() <= static_cast<std::uint64_t>(max)
+                                                                               : it->get<std::int64_t>() >= 0 && it->get<std::int64_t>() <= max);
+  if (!in_range) throw ConfigError(path + ":" + key, json_text(*it), "must be an integer in [0, " + std::to_string(max) + "]");
   return static_cast<int>(it->get<std::int64_t>());
 }
 }  // namespace
@@ -67,19 +72,22 @@ int hf_int(const nlohmann::json& cfg, const std::string& path, const char* key, 
 MoeModelSpec MoeModelSpec::from_hf_config(const nlohmann::json& cfg, const std::string& path) {
   if (!cfg.is_object()) throw ConfigError(path, json_text(cfg), "must be a JSON object");
   MoeModelSpec m;
-  m.name = cfg.value("model_type", std::string("hf-config"));
-  m.hidden = hf_int(cfg, path, "hidden_size", true, 0);
-  m.layers = hf_int(cfg, path, "num_hidden_layers", true, 0);
-  m.dense_layers = hf_int(cfg, path, "first_k_dense_replace", false, 0);
-  m.dense_intermediate = hf_int(cfg, path, "intermediate_size", true, 0);
-  m.expert_intermediate = hf_int(cfg, path, "moe_intermediate_size", true, 0);
-  m.routed_experts = hf_int(cfg, path, "n_routed_experts", true, 0);
-  m.shared_experts = hf_int(cfg, path, "n_shared_experts", false, 0);
-  m.top_k = hf_int(cfg, path, "num_experts_per_tok", true, 0);
-  m.groups = hf_int(cfg, path, "n_group", false, 1);
-  m.topk_groups = hf_int(cfg, path, "topk_group", false, m.groups);
-  m.heads = hf_int(cfg, path, "num_attention_heads", true, 0);
-  m.vocab = hf_int(cfg, path, "vocab_size", false, 129280);
+  const auto type = cfg.find("model_type");
+  if (type != cfg.end() && !type->is_string()) throw ConfigError(path + ":model_type", json_text(*type), "must be a string");
+  m.name = type != cfg.end() ? type->get<std::string>() : "hf-config";
+  using namespace limits;
+  m.hidden = hf_int(cfg, path, "hidden_size", true, 0, kHidden);
+  m.layers = hf_int(cfg, path, "num_hidden_layers", true, 0, kLayers);
+  m.dense_layers = hf_int(cfg, path, "first_k_dense_replace", false, 0, kLayers);
+  m.dense_intermediate = hf_int(cfg, path, "intermediate_size", true, 0, kIntermediate);
+  m.expert_intermediate = hf_int(cfg, path, "moe_intermediate_size", true, 0, kIntermediate);
+  m.routed_experts = hf_int(cfg, path, "n_routed_experts", true, 0, kExperts);
+  m.shared_experts = hf_int(cfg, path, "n_shared_experts", false, 0, kExperts);
+  m.top_k = hf_int(cfg, path, "num_experts_per_tok", true, 0, kExperts);
+  m.groups = hf_int(cfg, path, "n_group", false, 1, kExperts);
+  m.topk_groups = hf_int(cfg, path, "topk_group", false, m.groups, kExperts);
+  m.heads = hf_int(cfg, path, "num_attention_heads", true, 0, kHeads);
+  m.vocab = hf_int(cfg, path, "vocab_size", false, 129280, kVocab);
   if (cfg.contains("kv_lora_rank") && !cfg["kv_lora_rank"].is_null()) {
     m.attention = AttentionKind::Mla;
     m.q_lora_rank = hf_int(cfg, path, "q_lora_rank", false, 0);
@@ -109,22 +117,22 @@ MoeModelSpec MoeModelSpec::from_json(const nlohmann::json& j, const std::string&
       c.fail("preset", "unknown model preset (known: seed, deepseek-v3)");
     }
   }
-  auto set_int = [&](const char* key, auto& field, std::int64_t min) {
-    if (c.has(key)) field = static_cast<std::remove_reference_t<decltype(field)>>(c.integer(key, min));
+  auto set_int = [&](const char* key, auto& field, std::int64_t min, std::int64_t max) {
+    if (c.has(key)) field = c.integer_in<std::remove_reference_t<decltype(field)>>(key, min, max);
   };
-  set_int("layers", m.layers, 1);
-  set_int("dense_layers", m.dense_layers, 0);
-  set_int("hidden", m.hidden, 1);
-  set_int("dense_intermediate", m.dense_intermediate, 1);
-  set_int("expert_intermediate", m.expert_intermediate, 1);
-  set_int("routed_experts", m.routed_experts, 1);
-  set_int("shared_experts", m.shared_experts, 0);
-  set_int("top_k", m.top_k, 1);
-  set_int("groups", m.groups, 1);
-  set_int("topk_groups", m.topk_groups, 1);
-  set_int("heads", m.heads, 1);
-  set_int("head_dim", m.head_dim, 1);
-  set_int("vocab", m.vocab, 0);
+  set_int("layers", m.layers, 1, limits::kLayers);
+  set_int("dense_layers", m.dense_layers, 0, limits::kLayers);
+  set_int("hidden", m.hidden, 1, limits::kHidden);
+  set_int("dense_intermediate", m.dense_intermediate, 1, limits::kIntermediate);
+  set_int("expert_intermediate", m.expert_intermediate, 1, limits::kIntermediate);
+  set_int("routed_experts", m.routed_experts, 1, limits::kExperts);
+  set_int("shared_experts", m.shared_experts, 0, limits::kExperts);
+  set_int("top_k", m.top_k, 1, limits::kExperts);
+  set_int("groups", m.groups, 1, limits::kExperts);
+  set_int("topk_groups", m.topk_groups, 1, limits::kExperts);
+  set_int("heads", m.heads, 1, limits::kHeads);
+  set_int("head_dim", m.head_dim, 1, limits::kHeadDim);
+  set_int("vocab", m.vocab, 0, limits::kVocab);
   if (c.has("attention")) {
     const std::string a = c.choice("attention", {"mha", "mla", "none"});
     m.attention = a == "mha" ? AttentionKind::Mha : a == "mla" ? AttentionKind::Mla : AttentionKind::None;

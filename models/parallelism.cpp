@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "models/limits.h"
+
 namespace epsim {
 
 const Schema& Parallelism::schema() {
@@ -18,10 +20,10 @@ Parallelism Parallelism::from_json(const nlohmann::json& j, const std::string& p
   const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
   ConfigObject c(obj, path, schema());
   Parallelism p;
-  p.attention_tp = static_cast<int>(c.integer("attention_tp", 1));
+  p.attention_tp = c.integer_in<int>("attention_tp", 1, limits::kGpus);
   if (gpus_per_node % p.attention_tp != 0)
     c.fail("attention_tp", "must divide cluster.gpus_per_node = " + std::to_string(gpus_per_node));
-  p.ep = static_cast<int>(c.integer("ep", 0));
+  p.ep = c.integer_in<int>("ep", 0, limits::kGpus);
   if (p.ep == 0) p.ep = gpus;
   if (p.ep > gpus || gpus % p.ep != 0)
     c.fail("ep", "must divide the GPU count (nodes x gpus_per_node = " + std::to_string(gpus) + ")");

@@ -60,7 +60,7 @@ CriticalPath critical_path(const TaskGraph& g, int gpus, int layers) {
             ++n;
           }
         mean /= n;
-        const Time wait = g.task(p).end - Time::ps(static_cast<std::int64_t>(mean));
+        const Time wait = g.task(p).end - Time::ps(checked_int64(mean, "mean end (ps) -> Time"));
         straggle[static_cast<std::size_t>(g.task(p).gpu)] += wait;
         if (l < static_cast<std::size_t>(layers) && wait > Time::zero()) cp.straggler_by_layer[l] = g.task(p).gpu;
       }

@@ -100,7 +100,7 @@ void Executor::round_plan(int gpu) {
   if (s.round < 0) return;
   const std::uint64_t v = ++s.round_version;
   const double left = s.fixed_left_ps / round_rate(s, sm_.fixed_stretch) + s.round_left_ps / round_rate(s, sm_.round_stretch);
-  sim_.after(Time::ps(static_cast<std::int64_t>(std::ceil(left))), [this, gpu, v] {
+  sim_.after(Time::ceil_ps(left), [this, gpu, v] {
     GpuState& st = gpus_[static_cast<std::size_t>(gpu)];
     if (st.round_version != v || st.round < 0) return;
     const TaskId a = st.round;
@@ -122,7 +122,7 @@ void Executor::replan(int gpu) {
   const std::uint64_t v = ++s.version;
   const TaskId id = s.running;
   const double left = s.remaining_ps / rate(s);
-  sim_.after(Time::ps(static_cast<std::int64_t>(std::ceil(left))), [this, gpu, v, id] {
+  sim_.after(Time::ceil_ps(left), [this, gpu, v, id] {
     GpuState& st = gpus_[static_cast<std::size_t>(gpu)];
     if (st.version != v || st.running != id) return;
     finish(id);

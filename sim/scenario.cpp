@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "models/dispatch_impl.h"
+#include "models/limits.h"
 #include "sim/comm_scheme.h"
 
 namespace epsim {
@@ -46,9 +47,8 @@ ScheduleSpec ScheduleSpec::from_json(const nlohmann::json& j, const std::string&
   ConfigObject c(obj, path, schema());
   ScheduleSpec s;
   s.overlap = c.choice("overlap", {"serial", "dual-microbatch", "decode-5stage"});
-  s.chunks = static_cast<int>(c.integer("chunks", 1));
-  if (s.chunks > 64) c.fail("chunks", "must be <= 64");
-  s.comm_sms = static_cast<int>(c.integer("comm_sms", 0));
+  s.chunks = c.integer_in<int>("chunks", 1, limits::kChunks);
+  s.comm_sms = c.integer_in<int>("comm_sms", 0, limits::kSms);
   s.comm_sms_given = c.has("comm_sms");
   if (s.overlap == "decode-5stage") s.comm_sms = 0;
   return s;
@@ -80,6 +80,10 @@ std::vector<const Schema*> Scenario::all_schemas() {
 
 Scenario Scenario::from_json(const nlohmann::json& doc) {
   ConfigObject top(doc, "", schema());
+  // A section given as null would read as all defaults (the sections' from_json take null for
+  // "absent"): refuse it like any other non-object.
+  for (const KeyDoc& k : schema().keys)
+    if (k.type == "object" && top.has(k.key) && top.raw(k.key).is_null()) top.fail(k.key, "must be a JSON object");
   Scenario s;
   s.name = top.string("name");
   s.description = top.string("description");
@@ -99,6 +103,18 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
   if (s.schedule.comm_sms >= s.gpu.sms)
     throw ConfigError("schedule.comm_sms", std::to_string(s.schedule.comm_sms),
                       "must be < gpu.sms = " + std::to_string(s.gpu.sms));
+  const std::int64_t units = static_cast<std::int64_t>(s.model.layers) * s.cluster.gpu_count() * s.schedule.micro_batches() * s.schedule.chunks;
+  if (units > limits::kStepUnits)
+    throw ConfigError("model.layers", std::to_string(s.model.layers),
+                      fmt::format("layers x GPUs x micro-batches x chunks = {} x {} x {} x {} = {}: must be <= {} (the step's task graph; "
+                                  "scenarios/README.md, Limits)", s.model.layers, s.cluster.gpu_count(), s.schedule.micro_batches(),
+                                  s.schedule.chunks, units, limits::kStepUnits));
+  const std::int64_t gpus = s.cluster.gpu_count();
+  const std::int64_t traffic = static_cast<std::int64_t>(s.model.moe_layers()) * gpus * gpus;
+  if (traffic > limits::kTrafficUnits)
+    throw ConfigError("model.layers", std::to_string(s.model.layers),
+                      fmt::format("MoE layers x GPUs^2 = {} x {}^2 = {}: must be <= {} (each MoE layer's traffic matrices; "
+                                  "scenarios/README.md, Limits)", s.model.moe_layers(), gpus, traffic, limits::kTrafficUnits));
   if (s.workload.tokens() < s.schedule.micro_batches() * s.schedule.chunks)
     throw ConfigError("schedule.chunks", std::to_string(s.schedule.chunks),
                       "micro-batches x chunks must not exceed the tokens per GPU (" + std::to_string(s.workload.tokens()) + ")");
