@@ -2,7 +2,6 @@
 // compare.json, compare.svg and each strategy's placement in EPLB's JSON layout.
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <memory>
 #include <sstream>
 
@@ -10,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "models/config.h"
+#include "models/limits.h"
 #include "placement/dispatch_matrix.h"
 #include "placement/evaluation.h"
 #include "placement/gate_routing.h"
@@ -17,6 +17,8 @@
 #include "sim/report.h"
 #include "sim/simulation.h"
 #include "tools/commands.h"
+#include "tools/output_paths.h"
+#include "tools/overflow_keys.h"
 
 namespace po = boost::program_options;
 
@@ -43,7 +45,8 @@ CompareOptions parse(const Args& args) {
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
   po::notify(vm);
-  if (o.steps < 1) throw UsageError("--steps must be >= 1");
+  if (o.steps < 1 || o.steps > limits::kSteps)
+    throw UsageError("--steps " + std::to_string(o.steps) + ": must be in [1, " + std::to_string(limits::kSteps) + "]");
   std::stringstream ss(list);
   for (std::string item; std::getline(ss, item, ',');)
     if (!item.empty()) o.placements.push_back(item);
@@ -164,15 +167,12 @@ std::string svg(const std::string& title, const std::vector<Row>& rows) {
   return s + "</svg>\n";
 }
 
-}  // namespace
-
-int compare_command(const Args& args) {
-  const CompareOptions o = parse(args);
-  nlohmann::json doc = read_json_file(o.scenario);
-  for (const auto& s : o.sets) apply_override(doc, s);
+int compare(const CompareOptions& o, const nlohmann::json& doc) {
+  // Every strategy's scenario is checked before the first simulation and before --out is made.
+  for (const std::string& name : o.placements) (void)Scenario::from_json(with_strategy(doc, name));
+  require_writable_dir("--out", o.out);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Row> rows;
-  std::filesystem::create_directories(o.out);
   for (const std::string& name : o.placements) {
     rows.push_back(measure(doc, name, o.steps));
     // The placement file a serving system can load (EPLB layout).
@@ -224,6 +224,15 @@ int compare_command(const Args& args) {
   fmt::print("  compared {} strategies in {:.2f} s wall time\n  wrote {}/compare.json, {}/compare.svg and {}/placement-*.json\n",
              rows.size(), wall, o.out, o.out, o.out);
   return 0;
+}
+
+}  // namespace
+
+int compare_command(const Args& args) {
+  const CompareOptions o = parse(args);
+  nlohmann::json doc = read_json_file(o.scenario);
+  for (const auto& s : o.sets) apply_override(doc, s);
+  return with_scale_keys(doc, [&] { return compare(o, doc); });
 }
 
 }  // namespace epsim::cli

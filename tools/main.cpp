@@ -17,17 +17,18 @@ std::string cli::usage() {
 usage: epsim <command> [options]
 
 commands:
-  run [SCENARIO] [--set key.path=value ...] [--out DIR] [--no-trace] [--steps N]
+  run [SCENARIO] [--set key.path=value ...] [--out DIR] [--no-trace] [--steps N (1..10000, default 1)]
       Simulate one step of SCENARIO (default: scenarios/seed.json). Prints a summary table
       (step time, tokens/s per GPU and per node, per-layer compute / dispatch / combine /
       exposed communication, memory per GPU and whether it fits) and writes DIR/report.json
-      and DIR/trace.json (Chrome trace: open in https://ui.perfetto.dev). DIR defaults to out/.
+      and DIR/trace.json (Chrome trace: open in https://ui.perfetto.dev). DIR defaults to out/; it
+      is created and checked writable after the scenario is read and before the simulation starts.
       --set overrides one scenario key (repeatable); the value is JSON or a bare string,
       e.g. --set workload.tokens_per_gpu=8192 --set network.model=analytical
       --steps N simulates N steps; after each the gate observes the expert loads (routing.balance=
       bias moves its per-expert bias) and a line per step shows the step time, max/mean routed
       tokens per expert and dropped tokens. The summary and files describe the last step.
-  compare [SCENARIO] --placements a,b,c [--steps N] [--set key.path=value ...] [--out DIR]
+  compare [SCENARIO] [--placements a,b,c] [--steps N] [--set key.path=value ...] [--out DIR]
       Simulate SCENARIO once per placement strategy (contiguous, round_robin, random, colocated,
       topology_aware, eplb, file; default: contiguous,round_robin,topology_aware,eplb) on the same
       routing samples (step i uses routing.seed + i, for every strategy). Prints step time,
@@ -35,7 +36,7 @@ commands:
       routed load per GPU, exposed communication, the expected link load without simulation and
       expert memory per GPU; writes DIR/compare.json, DIR/compare.svg (bar charts of step time and
       max link tokens) and DIR/placement-<strategy>.json (EPLB layout: phy2log, log2phy, logcnt).
-  calibrate RESULTS.json... -o PROFILE.json [--holdout FRACTION | --holdout-shapes SPEC...]
+  calibrate RESULTS.json... [-o PROFILE.json] [--holdout FRACTION | --holdout-shapes SPEC...]
             [--smoothing S] [-v]
       Fit a calibrated cost profile from epsim-bench result files (kernels/results/*.json): per
       kernel family with FLOPs an efficiency curve (baseline / measured time, piecewise linear in
@@ -44,21 +45,27 @@ commands:
       each family's error on held-out shapes (median and max, %) and writes the profile with its
       provenance. --holdout FRACTION (default 0.25): every round(1/FRACTION)-th interior size of
       each series is held out (deterministic); --holdout-shapes KERNEL:key=value[,key=value]
-      holds out those shapes instead. --smoothing S (default 0.02): weight of the fit's second-
-      difference penalty. -v lists every held-out point and the spline segments. Scenarios use a profile
+      holds out those shapes instead. --smoothing S (default 0.02, >= 0): weight of the fit's second-
+      difference penalty. -v lists every held-out point and the spline segments. Without -o nothing is
+      written. Every row needs us_median > 0, flops and bytes >= 0, and flops > 0 in a family priced by
+      FLOPs; a bad row stops with file:results[i].key = value: rule. Scenarios use a profile
       with "cost_model": {"calibration": "PROFILE.json"} or the shipped "h200-measured".
   explain [SCENARIO] --op OP [--tokens N] [--experts E] [--seq N] [--kv N] [--set key=value ...]
       Show how one op's time is obtained under SCENARIO's cost model: FLOPs, bytes, the curve
       and the measured neighbours (calibrated) or the roofline terms (nominal). OP: attention_proj,
       attention_core, gate, dense_mlp, expert_mlp, shared_expert, lm_head. Sizes default to the
-      scenario's workload (expert_mlp: tokens x top_k over parallelism.experts_per_gpu experts).
+      scenario's workload (expert_mlp: tokens x top_k over parallelism.experts_per_gpu experts);
+      given, each must be >= 1.
   explain [SCENARIO] --family F --x SIZE [--series key=value,...] --set cost_model.calibration=P
       One curve of the calibration profile (any family, e.g. nccl_alltoall --x 16777216): its
       shape, its segments (the one holding SIZE marked), the value at SIZE and the measured points.
-  net --nodes N --gpus-per-node G --pattern P --bytes B [--seed S] [--pattern-file F] [--csv FILE]
-      One traffic pattern through the network alone, the simulator's nccl-tests. P: alltoall,
-      alltoall-jitter (sizes B +-50%, --jitter J), incast (--senders K to GPU 0), permutation,
-      zipf (skewed destinations, --zipf-s S), file (lines "src dst bytes"). Fabric: --nic-gbps
+  net [--nodes N] [--gpus-per-node G] [--pattern P] [--bytes B] [--seed S] [--pattern-file F] [--csv FILE]
+      One traffic pattern through the network alone, the simulator's nccl-tests. Defaults: 32 nodes
+      x 8 GPUs (at most 4096 GPUs), alltoall, B = 1000000 bytes per flow (at most 2^40), seed 1.
+      P: alltoall, alltoall-jitter (sizes B +-50%, --jitter J), incast (--senders K to GPU 0;
+      default every other GPU), permutation, zipf (skewed destinations, --zipf-s S in [0, 16]),
+      file (--pattern-file F: lines "src dst bytes", three decimal integers, src != dst, '#'
+      comments; a bad line stops with F:line:column). --csv is checked writable before the run. Fabric: --nic-gbps
       (400), --nvlink-gbs (450), --oversubscription (1), --nodes-per-leaf (32); --model flow
       (default) | analytical; --completion-window W (flow: 1e-3, 0 exact; as network.
       completion_window). Prints completion time, algbw and busbw (nccl-tests definitions),
@@ -72,7 +79,8 @@ commands:
       phase's error (gate, permute, count exchange, dispatch, experts, combine, unpermute); per file
       the median and max total-time error against the target (median <= 5%, every case <= 10%).
       --phases also prints each phase's measured and predicted us; --json writes everything;
-      --set overrides a key of every case's scenario (e.g. --set schedule.comm_sms=40).
+      --set overrides a key of every case's scenario (e.g. --set schedule.comm_sms=40). A case needs
+      total_us > 0 and phases_us >= 0; --json is checked writable before the first case runs.
   keys
       Print every scenario key with its type, default, unit and meaning (markdown).
   help, --help, -h
@@ -113,6 +121,9 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "epsim: error: {}\n", e.what());
   } catch (const epsim::InputError& e) {
     fmt::print(stderr, "epsim: error: {}\n", e.what());
+  } catch (const epsim::UnitOverflow& e) {
+    // Commands that read a scenario turn this into a ConfigError naming its keys (tools/overflow_keys.h).
+    fmt::print(stderr, "epsim: error: the inputs leave the simulator's 64-bit range: {}\n", e.what());
   } catch (const cli::UsageError& e) {
     fmt::print(stderr, "epsim: error: {}\n", e.what());
   } catch (const boost::program_options::error& e) {

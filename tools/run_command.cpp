@@ -1,14 +1,16 @@
 // epsim run: scenario -> simulation -> summary table, report.json, trace.json.
 #include <chrono>
-#include <filesystem>
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
 #include "models/config.h"
+#include "models/limits.h"
 #include "sim/report.h"
 #include "sim/simulation.h"
 #include "tools/commands.h"
+#include "tools/output_paths.h"
+#include "tools/overflow_keys.h"
 
 namespace po = boost::program_options;
 
@@ -35,7 +37,8 @@ RunOptions parse(const Args& args) {
   po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
   po::notify(vm);
   o.trace = !vm["no-trace"].as<bool>();
-  if (o.steps < 1) throw UsageError("--steps " + std::to_string(o.steps) + ": must be >= 1");
+  if (o.steps < 1 || o.steps > limits::kSteps)
+    throw UsageError("--steps " + std::to_string(o.steps) + ": must be in [1, " + std::to_string(limits::kSteps) + "]");
   return o;
 }
 
@@ -110,17 +113,20 @@ int run_command(const Args& args) {
   const RunOptions o = parse(args);
   nlohmann::json doc = read_json_file(o.scenario);
   for (const auto& s : o.sets) apply_override(doc, s);
-  const auto t0 = std::chrono::steady_clock::now();
-  Simulation sim(Scenario::from_json(doc));
-  const std::vector<StepSummary> steps = sim.run_steps(o.steps);
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (o.steps > 1) print_steps(steps);
-  std::filesystem::create_directories(o.out);
-  write_file(o.out + "/report.json", report_json(sim).dump(2) + "\n");
-  if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim));
-  print_summary(sim, wall);
-  fmt::print("  wrote {}/report.json{}\n", o.out, o.trace ? " and " + o.out + "/trace.json" : "");
-  return 0;
+  return with_scale_keys(doc, [&] {
+    Scenario scenario = Scenario::from_json(doc);
+    require_writable_dir("--out", o.out);  // before the simulation, not after it
+    const auto t0 = std::chrono::steady_clock::now();
+    Simulation sim(std::move(scenario));
+    const std::vector<StepSummary> steps = sim.run_steps(o.steps);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (o.steps > 1) print_steps(steps);
+    write_file(o.out + "/report.json", report_json(sim).dump(2) + "\n");
+    if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim));
+    print_summary(sim, wall);
+    fmt::print("  wrote {}/report.json{}\n", o.out, o.trace ? " and " + o.out + "/trace.json" : "");
+    return 0;
+  });
 }
 
 }  // namespace epsim::cli
