@@ -76,6 +76,7 @@ const Schema& Scenario::schema() {
       {"name", "string", "", "", "scenario name, printed in the summary"},
       {"description", "string", "", "", "free text"},
       {"model", "object", nlohmann::json::object(), "", "the MoE architecture (see model.*)"},
+      {"precision", "object", nlohmann::json::object(), "", "number formats per op class, weights, dispatch, combine and KV cache; defaults from the model (see precision.*)"},
       {"gpu", "object", nlohmann::json::object(), "", "the GPU (see gpu.*)"},
       {"cluster", "object", nlohmann::json::object(), "", "nodes, NVLink and InfiniBand fabric (see cluster.*)"},
       {"parallelism", "object", nlohmann::json::object(), "", "attention TP and expert parallelism (see parallelism.*)"},
@@ -90,7 +91,7 @@ const Schema& Scenario::schema() {
 }
 
 std::vector<const Schema*> Scenario::all_schemas() {
-  return {&schema(), &MoeModelSpec::schema(), &GpuSpec::schema(), &ClusterSpec::schema(),
+  return {&schema(), &MoeModelSpec::schema(), &Precision::schema(), &GpuSpec::schema(), &ClusterSpec::schema(),
           &Parallelism::schema(), &Workload::schema(), &RoutingSpec::schema(), &PlacementSpec::schema(),
           &NetworkSpec::schema(), &ScheduleSpec::schema(), &CostModelSpec::schema()};
 }
@@ -101,6 +102,7 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
   s.name = top.string("name");
   s.description = top.string("description");
   s.model = MoeModelSpec::from_json(top.raw("model"), "model");
+  s.model.precision = Precision::from_json(top.raw("precision"), "precision", s.model.precision);
   s.gpu = GpuSpec::from_json(top.raw("gpu"), "gpu");
   s.cluster = ClusterSpec::from_json(top.raw("cluster"), "cluster", s.gpu.nvlink);
   s.parallelism = Parallelism::from_json(top.raw("parallelism"), "parallelism", s.model, s.cluster.gpu_count(),
