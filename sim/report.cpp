@@ -85,6 +85,17 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
                      {"utilisation", c.busy.to_seconds() / r.step_time.to_seconds()}, {"peak_flows", c.peak_flows}});
   }
   j["top_links"] = links;
+  // Bytes that entered each class of link over the step: NVLink (GPU -> NVSwitch), InfiniBand
+  // (GPU NIC -> leaf) and the spine (leaf -> spine).
+  double nvlink = 0, infiniband = 0, spine = 0;
+  for (std::size_t i = 0; i < r.links.size(); ++i) {
+    const LinkKind k = cl.link(static_cast<LinkId>(i)).kind;
+    const double gb = r.links[i].bytes.to_gb();
+    if (k == LinkKind::NvlinkUp) nvlink += gb;
+    if (k == LinkKind::NicUp) infiniband += gb;
+    if (k == LinkKind::LeafUp) spine += gb;
+  }
+  j["traffic_gb"] = {{"nvlink", nvlink}, {"infiniband", infiniband}, {"spine", spine}};
   return j;
 }
 
