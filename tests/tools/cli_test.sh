@@ -31,6 +31,8 @@ expect_error ep 'parallelism.ep = 48: must divide the GPU count' run scenarios/s
 expect_error ep-experts 'parallelism.ep = 256: must divide model.routed_experts = 96' run scenarios/seed.json --set model.routed_experts=96 --out "$tmp/o"
 expect_error shared-routed 'parallelism.shared_expert = "routed": needs model.shared_experts > 0' run scenarios/seed.json --set parallelism.shared_expert=routed --set model.shared_experts=0 --out "$tmp/o"
 expect_error shared-slots 'parallelism.ep = 256: must divide the routed experts 257' run scenarios/seed.json --set parallelism.shared_expert=routed --out "$tmp/o"
+expect_error slots 'parallelism.slots_per_gpu = 3: ep x slots_per_gpu = 216 slots must hold the 256 routed experts' run scenarios/seed.json --set cluster.nodes=9 --set parallelism.ep=72 --set parallelism.slots_per_gpu=3 --out "$tmp/o"
+expect_error slots-strategy 'placement.strategy = "contiguous": parallelism.slots_per_gpu = 4 leaves 32 slots' run scenarios/seed.json --set cluster.nodes=9 --set parallelism.ep=72 --set parallelism.slots_per_gpu=4 --out "$tmp/o"
 expect_error gpus-nodes 'cluster.gpus = 20: must be a multiple of cluster.gpus_per_node = 8' run scenarios/seed.json --set cluster.gpus=20 --out "$tmp/o"
 expect_error tp 'parallelism.attention_tp = 3: must divide cluster.gpus_per_node = 8' run scenarios/seed.json --set parallelism.attention_tp=3 --out "$tmp/o"
 echo '{"num_hidden_layers": 61}' >"$tmp/config.json"
