@@ -34,6 +34,11 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
   };
   for (auto it = model_keys.begin(); it != model_keys.end(); ++it)
     if (!m.contains(it.key())) m[it.key()] = it.value();
+  // The number formats the model (and its config.json) default to, as the run used them.
+  nlohmann::json& p = out["precision"];
+  const nlohmann::json formats = model.precision.to_json();
+  for (auto it = formats.begin(); it != formats.end(); ++it)
+    if (!p.contains(it.key())) p[it.key()] = it.value();
   // The GPU preset's own figures (exact: the preset is made from these numbers).
   nlohmann::json& g = out["gpu"];
   const nlohmann::json preset = GpuSpec::preset_keys(g["preset"].get<std::string>());
