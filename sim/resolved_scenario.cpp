@@ -1,5 +1,6 @@
 #include "sim/resolved_scenario.h"
 
+#include "models/cost_model_spec.h"
 #include "sim/dispatch_mode.h"
 #include "sim/scenario.h"
 
@@ -9,21 +10,6 @@ namespace {
 
 const char* attention_name(AttentionKind a) {
   return a == AttentionKind::Mha ? "mha" : a == AttentionKind::Mla ? "mla" : "none";
-}
-
-// The transfer engines the run used: the defaults, or the calibrated profile's (models/transfer_engine.h).
-void fill_engines(nlohmann::json& n, const Scenario& sc) {
-  const std::unique_ptr<CostModel> cost = make_cost_model(sc.cost_model, sc.gpu);
-  const EngineRates e = engine_rates(sc, *cost);
-  const nlohmann::json values = {
-      {"nvlink_sm_efficiency", e.nvlink_sm.efficiency}, {"nvlink_sm_round_us", e.nvlink_sm.round.to_us()},
-      {"nvlink_ce_efficiency", e.nvlink_ce.efficiency}, {"nvlink_ce_round_us", e.nvlink_ce.round.to_us()},
-      {"rdma_efficiency", e.rdma.efficiency},           {"rdma_message_rate_m", e.rdma.message_rate * 1e-6},
-      {"rdma_round_us", e.rdma.round.to_us()},          {"nccl_efficiency", e.nccl.efficiency},
-      {"nccl_round_us", e.nccl.round.to_us()},          {"comm_gbps_per_sm", e.per_sm.to_gb_per_s()},
-  };
-  for (auto it = values.begin(); it != values.end(); ++it)
-    if (!n.contains(it.key())) n[it.key()] = it.value();
 }
 
 // Keys a preset or another key decides (their schema default is null or depends on presence):
@@ -65,9 +51,25 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
   c["nodes"] = sc.cluster.nodes;  // also when cluster.gpus gave it
   nlohmann::json& w = out["workload"];
   if (!w.contains("seq_len")) w["seq_len"] = sc.workload.seq_len;
+  // The transfer engines' rates the run used: sourced defaults, or a calibrated profile's.
+  const EngineRates rates = engine_rates(sc, *make_cost_model(sc.cost_model, sc.gpu));
+  nlohmann::json& n = out["network"];
+  const nlohmann::json engine_keys = {
+      {"nvlink_sm_efficiency", rates.nvlink_sm.efficiency},
+      {"nvlink_sm_round_us", rates.nvlink_sm.round.to_us()},
+      {"nvlink_ce_efficiency", rates.nvlink_ce.efficiency},
+      {"nvlink_ce_round_us", rates.nvlink_ce.round.to_us()},
+      {"rdma_efficiency", rates.rdma.efficiency},
+      {"rdma_message_rate_m", rates.rdma.message_rate / 1e6},
+      {"rdma_round_us", rates.rdma.round.to_us()},
+      {"nccl_efficiency", rates.nccl.efficiency},
+      {"nccl_round_us", rates.nccl.round.to_us()},
+      {"comm_gbps_per_sm", rates.per_sm.bytes_per_second() / 1e9},
+  };
+  for (auto it = engine_keys.begin(); it != engine_keys.end(); ++it)
+    if (!n.contains(it.key())) n[it.key()] = it.value();
   // Without the key, comm_sms follows network.dispatch_impl and the overlap: the value it took.
   out["schedule"]["comm_sms"] = sc.schedule.comm_sms;
-  fill_engines(out["network"], sc);
 }
 
 }  // namespace

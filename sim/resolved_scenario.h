@@ -10,7 +10,7 @@ namespace epsim {
 // every declared key present: keys the document gives are kept as written; absent keys get their
 // schema default, or the value the model and GPU presets (and the keys derived from them:
 // precision.*, model.kv_heads, cluster.nvlink_gbps, cluster.nodes, workload.seq_len,
-// schedule.comm_sms, the network.* transfer-engine terms) gave the run. Left
+// schedule.comm_sms) gave the run. Left
 // out: the alternatives cluster.gpus and model.hf_config when the document does not use them.
 // Resolving a resolved document changes nothing, and it parses to the same Scenario.
 nlohmann::json resolved_scenario(const nlohmann::json& doc);
