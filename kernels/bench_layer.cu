@@ -603,6 +603,25 @@ void bench_moe_bwd(Report& rep, const Options& opt, cudaStream_t s) {
       for (int e = 0; e < E; ++e) { r2.push_back(ref_row[e]); g2.push_back(row[e]); }
     }
     Check c2 = mk(compare(r2, g2), kTolElem, count_nonfinite(dl.get(), dl.size()));
+    // the router's top-k alone (the layer's router_topk op: group top-k, then the local expert map)
+    {
+      DevBuf<int> loc((size_t)T * K8);
+      auto ids_before = host(ids.get(), ids.size());
+      group_topk(logits.get(), T, E, 8, 4, K8, ids.get(), wts.get(), s);
+      map_local(loc.get(), (long long)T * K8, 8, s);
+      CK(cudaStreamSynchronize(s));
+      auto ids_after = host(ids.get(), ids.size());
+      auto hloc = host(loc.get(), loc.size());
+      long long bad = 0;
+      for (size_t i = 0; i < ids_after.size(); ++i) bad += (ids_after[i] != ids_before[i]) + (hloc[i] != (int)(i % 8));
+      Check c3 = mk((double)bad / ids_after.size(), 0, 0, "same ids as the checked run above; local map i % 8");
+      auto t3 = time_it(s, [&](int) {
+        group_topk(logits.get(), T, E, 8, 4, K8, ids.get(), wts.get(), s);
+        map_local(loc.get(), (long long)T * K8, 8, s);
+      }, opt);
+      add(rep, "router_topk", "own", {{"tokens", T}, {"experts", E}, {"topk", K8}}, t3, 20.0 * T * E,
+          (double)T * E * 4 + (double)T * K8 * 12, c3);
+    }
     auto t2 = time_it(s, [&](int) { router_topk_bwd(gw.get(), ids.get(), logits.get(), T, K8, E, dl.get(), s); }, opt);
     add(rep, "router_topk_bwd", "own", {{"tokens", T}, {"experts", E}, {"topk", K8}}, t2, 20.0 * T * K8,
         (double)T * E * 2 + (double)T * K8 * 12, c2);

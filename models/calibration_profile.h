@@ -94,6 +94,9 @@ struct CalibrationProfile {
   std::vector<CalibratedCurve> curves;
   std::vector<FamilyError> errors;
   std::map<std::string, LatencyBandwidthFit> links;  // "p2p_copy", "nccl_alltoall", ...
+  // Launch and dependency gap per kernel, back-to-back dependent kernels on one stream (JSON
+  // "kernel_gap_us"; zero when the measurements had no kernel_gap rows).
+  Time kernel_gap = Time::zero();
 
   std::vector<const CalibratedCurve*> family(const std::string& name) const;
   const LatencyBandwidthFit* link(const std::string& name) const;
