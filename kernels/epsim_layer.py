@@ -91,9 +91,16 @@ def p(t):
 
 
 def rnd(shape, lo, hi, gen, dtype=BF):
-    mag = torch.rand(shape, generator=gen, device="cuda") * (hi - lo) + lo
-    sign = torch.randint(0, 2, shape, generator=gen, device="cuda") * 2 - 1
-    return (mag * sign).to(dtype)
+    """uniform magnitudes in [lo, hi), random signs (never zero); filled in chunks so that large
+    tensors (KV caches) need no large temporaries."""
+    out = torch.empty(shape, dtype=dtype, device="cuda")
+    flat = out.view(-1)
+    step = 1 << 26
+    for i in range(0, flat.numel(), step):
+        n = min(step, flat.numel() - i)
+        u = torch.rand(n, generator=gen, device="cuda") * 2 - 1  # sign and magnitude from one draw
+        flat[i:i + n] = (torch.sign(u) * (lo + (hi - lo) * u.abs())).to(dtype)
+    return out
 
 
 class Op:
@@ -591,13 +598,13 @@ def reference(L, x, qrows=None, kernel_wts=None):
     scale = 1.0 / math.sqrt(L.dqk)
     if L.phase == "decode":
         Bn, Lk = L.B, L.L
-        kc = L.kc.double().clone()
-        vc = L.vc.double().clone()
-        kc[:, :, Lk - 1] = k
-        vc[:, :, Lk - 1] = v
+        kc = L.kc[rows].double()  # [r, Hkv, L, D]: only the checked sequences
+        vc = L.vc[rows].double()
+        kc[:, :, Lk - 1] = k[rows]
+        vc[:, :, Lk - 1] = v[rows]
         qq = q[rows]  # [r, Hq, D]
-        kk = kc[rows].repeat_interleave(g, 1)  # [r, Hq, L, D]
-        vv = vc[rows].repeat_interleave(g, 1)
+        kk = kc.repeat_interleave(g, 1)  # [r, Hq, L, D]
+        vv = vc.repeat_interleave(g, 1)
         s = torch.einsum("rhd,rhld->rhl", qq, kk) * scale
         o = torch.einsum("rhl,rhld->rhd", torch.softmax(s, -1), vv)
     else:
@@ -767,7 +774,9 @@ def cases(args):
             if "prefill" in args.phases:
                 out += [(model, "prefill", prec, T, 1, 0) for T in pre]
             if "decode" in args.phases and MODELS[model]["attention"] != "mla":
-                out += [(model, "decode", prec, B, B, L) for B, L in dec]
+                m = MODELS[model]
+                kv_bytes = lambda B, L: 2.0 * B * L * m["kv_heads"] * m["head_dim"] * 2  # noqa: E731
+                out += [(model, "decode", prec, B, B, L) for B, L in dec if kv_bytes(B, L) <= 24e9]
             if "train" in args.phases and prec == "bf16":
                 out += [(model, "train", prec, T, 1, 0) for T in trn]
     return out
