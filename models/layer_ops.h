@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "models/moe_model.h"
 #include "models/units.h"
@@ -44,12 +45,30 @@ struct OpWork {
   std::int64_t kv_len = 0;
 };
 
+// One linear layer's weight, rows x cols (input width x output width), named as the op that uses it.
+struct WeightMatrix {
+  const char* op;
+  std::int64_t rows;
+  std::int64_t cols;
+};
+
 class LayerOps {
  public:
   LayerOps(const MoeModelSpec& model, int tp) : m_(model), tp_(tp) {}
 
+  // One layer's attention projections, whole (not divided by tp): MHA/GQA q, k, v, o; MLA q (or
+  // q_a and q_b), kv_a (kv_proj), kv_b, o.
+  std::vector<WeightMatrix> attention_matrices() const;
   // Parameters (elements) of one layer's attention projections, whole (not divided by tp).
   std::int64_t attention_proj_params() const;
+  // Stored bytes of one layer's weights at precision.weights (fp8: with the 128 x 128 block scales),
+  // whole (not divided by tp): attention projections, one expert (gate, up, down: hidden x I each),
+  // the dense MLP; the router (hidden x experts, bf16) and the LM head (precision.lm_head_weight_bytes).
+  Bytes attention_weight_bytes() const;
+  Bytes expert_weight_bytes() const;
+  Bytes dense_mlp_weight_bytes() const;
+  Bytes gate_weight_bytes() const { return Precision::matrix_bytes(NumberFormat::Bf16, m_.hidden, m_.routed_experts); }
+  Bytes lm_head_weight_bytes() const { return m_.precision.lm_head_weight_bytes(m_.hidden, m_.vocab); }
   std::int64_t expert_params() const { return 3 * m_.hidden * m_.expert_intermediate; }
   std::int64_t dense_mlp_params() const { return 3 * m_.hidden * m_.dense_intermediate; }
   std::int64_t gate_params() const { return m_.hidden * m_.routed_experts; }
