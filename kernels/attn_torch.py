@@ -107,10 +107,16 @@ def attn_fwd(q, k, v, T, causal=True, grad=False):
     return rows(out, T), None
 
 
-def attn_bwd(ctx, d_rows, T):
-    """attn_core.bwd: dO given as [T, H*Dv] rows; returns dq, dk, dv as [1, H, T, D] tensors."""
+def attn_bwd(ctx, d_rows, T, outs=None):
+    """attn_core.bwd: dO given as [T, H*Dv] rows; dq, dk, dv written as token-major rows into outs
+    (three [T, heads*D] buffers; the copy, where the backend's layout needs one, is part of the op,
+    in the bench rows as in the layer), or returned as the backend made them when outs is None."""
     out, q, k, v = ctx
     B, H, S, Dv = out.shape
     do = d_rows.view(T, H, Dv).unsqueeze(0).transpose(1, 2)
-    dq, dk, dv = torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
-    return dq, dk, dv
+    g = torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
+    if outs is None:
+        return g
+    for src, dst in zip(g, outs):
+        dst.view(T, src.shape[1], src.shape[3]).copy_(src[0].transpose(0, 1))
+    return outs

@@ -12,6 +12,7 @@ usage: epsim_layer.py --lib build/libepsim_ops.so --out FILE.json [--quick] [--m
 import argparse
 import ctypes
 import datetime
+import gc
 import json
 import math
 import os
@@ -435,7 +436,6 @@ class Layer:
             ld = ldx or width
 
             def run():
-                dw.zero_()
                 o.rmsnorm_bwd(p(dy), p(x), ld, p(w), p(r), p(dx), p(dw), T, width, S)
             B.append(Op(name + ".dgrad", run, 8.0 * T * width, 6.0 * T * width + 6.0 * width + 4 * T, 2, "bf16",
                         {"tokens": T, "hidden": width}))
@@ -493,9 +493,7 @@ class Layer:
             d_kvb, d_kva, d_c, d_qan, d_qa = z(T, Hq * 256), z(T, kl + 64), z(T, kl), z(T, ql), z(T, ql)
 
             def attn_b():
-                g = A.attn_bwd(self.attn_ctx, d_o, T)
-                for src, dst in zip(g, (dq, dk, dvv)):
-                    dst.copy_(A.rows(src, T))
+                A.attn_bwd(self.attn_ctx, d_o, T, (dq, dk, dvv))
             B.append(self._attn_bwd_op(attn_b))
             B.append(Op("rope.dgrad", lambda: o.mla_rope_bwd(p(dq), p(dk), p(dvv), p(d_kvb), p(d_kva), T, Hq, self.pos0,
                                                              self.pos_step, S),
@@ -516,9 +514,7 @@ class Layer:
             dq, dk, dvv = z(T, Hq * D), z(T, Hkv * D), z(T, Hkv * D)
 
             def attn_b():
-                g = A.attn_bwd(self.attn_ctx, d_o, T)
-                for src, dst in zip(g, (dq, dk, dvv)):
-                    dst.copy_(A.rows(src, T))
+                A.attn_bwd(self.attn_ctx, d_o, T, (dq, dk, dvv))
             B.append(self._attn_bwd_op(attn_b))
 
             def rope_b():
@@ -838,9 +834,12 @@ def main():
                   f"check {chk['rel_err']:.2e} {'ok' if chk['pass'] else 'FAIL'}  ({chk['note']})", flush=True)
             del L
         except Exception as e:
+            L = None
             doc["errors"].append(f"{label}: {type(e).__name__}: {e}")
             print(f"{label}: FAILED {type(e).__name__}: {e}", flush=True)
             traceback.print_exc()
+        L = None
+        gc.collect()  # the op closures hold the layer in reference cycles: free its memory now
         torch.cuda.empty_cache()
         with open(args.out, "w") as f:
             json.dump(doc, f, indent=1)

@@ -100,19 +100,39 @@ LtPlan& lt_plan(int mode, int M, int N, int K) {
   cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
   CBL(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t));
   CBL(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof n));
-  if (mode == 0 || mode == 1) {
-    int32_t am = mode == 0 ? CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F : CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
-    int32_t bm = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+  const bool x_is_a = mode == 3 || mode == 4;
+  if (mode != 2) {
+    const int32_t blk = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, vec = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+    const int32_t am = mode == 0 ? blk : vec, bm = x_is_a ? blk : vec;
     CBL(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &am, sizeof am));
     CBL(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &bm, sizeof bm));
+    // the heuristic may want the scale pointers set: any device buffer will do here
+    static float* dummy = nullptr;
+    if (!dummy) CK(cudaMalloc(&dummy, 1 << 20));
+    CBL(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &dummy, sizeof dummy));
+    CBL(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &dummy, sizeof dummy));
   } else {
     int8_t fast = 1;
     CBL(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast));
   }
-  // A = W (col-major K x N, op T), B = X (col-major K x M), C = D (col-major N x M) = row-major [M, N].
-  CBL(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, K, N, K));
-  CBL(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, K, M, K));
-  CBL(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_16BF, N, M, N));
+  if (!x_is_a) {
+    // A = W (col-major K x N, op T), B = X (col-major K x M), C = D (col-major N x M) = row-major [M, N].
+    CBL(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, K, N, K));
+    CBL(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, K, M, K));
+    CBL(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_16BF, N, M, N));
+  } else {
+    // A = X (col-major K x M, op T), B = W (col-major K x N), D = M x N: row order (mode 3, our
+    // row-major [M, N]) or column order (mode 4: C^T in memory, for timing only).
+    CBL(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, K, M, K));
+    CBL(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, K, N, K));
+    if (mode == 3) {
+      CBL(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_16BF, M, N, N));
+      const int32_t row = CUBLASLT_ORDER_ROW;
+      CBL(cublasLtMatrixLayoutSetAttribute(p.c, CUBLASLT_MATRIX_LAYOUT_ORDER, &row, sizeof row));
+    } else {
+      CBL(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_16BF, M, N, M));
+    }
+  }
   cublasLtMatmulPreference_t pref;
   CBL(cublasLtMatmulPreferenceCreate(&pref));
   CBL(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g.ws_bytes,
@@ -134,13 +154,18 @@ cublasStatus_t lt_run(int mode, int M, int N, int K, const fp8* X, const float* 
                       bf16* C, float alpha, cudaStream_t s) {
   LtPlan& p = lt_plan(mode, M, N, K);
   if (!p.ok) return CUBLAS_STATUS_NOT_SUPPORTED;
-  if (mode == 0 || mode == 1) {
-    CBL(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &ws, sizeof ws));
-    CBL(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &xs, sizeof xs));
+  const bool x_is_a = mode == 3 || mode == 4;
+  if (mode != 2) {
+    const float* as = x_is_a ? xs : ws;
+    const float* bs = x_is_a ? ws : xs;
+    CBL(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &as, sizeof as));
+    CBL(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &bs, sizeof bs));
   }
   GemmCtx& g = gemm_ctx();
   const float zero = 0.f;
-  return cublasLtMatmul(g.lt, p.op, &alpha, W, p.a, X, p.b, &zero, C, p.c, C, p.c, &p.algo, g.ws, g.ws_bytes, s);
+  const fp8* A = x_is_a ? X : W;
+  const fp8* B = x_is_a ? W : X;
+  return cublasLtMatmul(g.lt, p.op, &alpha, A, p.a, B, p.b, &zero, C, p.c, C, p.c, &p.algo, g.ws, g.ws_bytes, s);
 }
 
 size_t x_index(int layout, int M, int K, int m, int kb) {
@@ -220,9 +245,12 @@ const Fp8Config& fp8_probe(cudaStream_t s) {
       }
   std::string note;
   (void)NB;
-  for (int mode = 0; mode < 2 && !g_fp8.probed; ++mode) {
+  const char* names[5] = {"A=W 128x128, B=X 1x128", "A=W 1x128, B=X 1x128", "", "A=X 1x128, B=W 128x128, D row order",
+                           "A=X 1x128, B=W 128x128, D column order (C^T)"};
+  for (int mode : {0, 3, 1, 4}) {
+    if (g_fp8.probed) break;
     if (!lt_plan(mode, M, N, K).ok) {
-      note += std::string(mode == 0 ? "W 128x128 + X 1x128" : "W 1x128 + X 1x128") + ": no cuBLASLt algorithm; ";
+      note += std::string(names[mode]) + ": no cuBLASLt algorithm; ";
       continue;
     }
     for (int wl = 0; wl < 2 && !g_fp8.probed; ++wl)
@@ -231,7 +259,7 @@ const Fp8Config& fp8_probe(cudaStream_t s) {
         cublasStatus_t st = lt_run(mode, M, N, K, X.get(), xs.get(), W.get(), ws.get(), C.get(), 1.f, s);
         CK(cudaStreamSynchronize(s));
         if (st != CUBLAS_STATUS_SUCCESS) {
-          note += "mode " + std::to_string(mode) + ": cublasLtMatmul " + cublas_status(st) + "; ";
+          note += std::string(names[mode]) + ": cublasLtMatmul " + cublas_status(st) + "; ";
           wl = 2;
           break;
         }
@@ -242,13 +270,13 @@ const Fp8Config& fp8_probe(cudaStream_t s) {
             double acc = 0;
             for (int kb = 0; kb < KB; ++kb)
               acc += part[((size_t)m * N + n) * KB + kb] * hxs[x_index(xl, M, K, m, kb)] * hws[w_index(mode, wl, N, K, n, kb)];
-            const double e = (double)got[(size_t)m * N + n] - acc;
+            const double e = (double)got[mode == 4 ? (size_t)n * M + m : (size_t)m * N + n] - acc;
             num += e * e;
             den += acc * acc;
           }
         const double err = std::sqrt(num / den);
         char buf[160];
-        std::snprintf(buf, sizeof buf, "mode %d W layout %d X layout %d: rel err %.2e; ", mode, wl, xl, err);
+        std::snprintf(buf, sizeof buf, "%s, W layout %d X layout %d: rel err %.2e; ", names[mode], wl, xl, err);
         note += buf;
         if (std::isfinite(err) && err < 1e-2) {
           g_fp8.mode = mode;
@@ -343,7 +371,7 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_bwd_kernel(const bf16* _
                                                                   const bf16* __restrict__ x, long long ldx,
                                                                   const bf16* __restrict__ w,
                                                                   const float* __restrict__ rstd,
-                                                                  bf16* __restrict__ dx, float* __restrict__ dw,
+                                                                  bf16* __restrict__ dx, float* __restrict__ dw_part,
                                                                   int T, int H, int rows_per_block) {
   __shared__ float sh[32];
   const int nv = H / 8;
@@ -388,13 +416,23 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_bwd_kernel(const bf16* _
       }
     }
   }
+  // this block's partial dw (summed over blocks by dw_reduce_kernel: no atomics on shared columns)
+  float* part = dw_part + (long long)blockIdx.x * H;
 #pragma unroll
   for (int j = 0; j < kNormVec; ++j) {
     const int i = threadIdx.x + j * kNormThreads;
     if (i < nv)
 #pragma unroll
-      for (int q = 0; q < 8; ++q) atomicAdd(dw + i * 8 + q, acc[j][q]);
+      for (int q = 0; q < 8; ++q) part[i * 8 + q] = acc[j][q];
   }
+}
+
+__global__ void dw_reduce_kernel(const float* __restrict__ part, int blocks, int H, float* __restrict__ dw) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= H) return;
+  float s = 0.f;
+  for (int b = 0; b < blocks; ++b) s += part[(long long)b * H + c];
+  dw[c] = s;
 }
 
 __device__ __forceinline__ void rope_angle(int pos, int i, int rd, float* c, float* s) {
@@ -663,8 +701,13 @@ void rmsnorm_bwd(const bf16* dy, const bf16* x, const bf16* w, const float* rstd
 void rmsnorm_bwd_strided(const bf16* dy, const bf16* x, long long ldx, const bf16* w, const float* rstd, bf16* dx,
                          float* dw, int T, int H, cudaStream_t s) {
   if (H % 8 || H > kNormThreads * kNormVec * 8 || ldx % 8) fail("rmsnorm_bwd", __FILE__, __LINE__, "H % 8, H <= 8192");
-  const int rpb = std::clamp(T / (2 * sm_count()), 1, 64);
-  rmsnorm_bwd_kernel<<<(unsigned)ceil_div(T, rpb), kNormThreads, 0, s>>>(dy, x, ldx, w, rstd, dx, dw, T, H, rpb);
+  const int rpb = (int)std::max<long long>(1, ceil_div(T, 2LL * sm_count()));
+  const int blocks = (int)ceil_div(T, rpb);
+  static DevBuf<float> part;  // per-block partial dw, grown as needed (one per process)
+  if (part.size() < (size_t)blocks * H) part.alloc((size_t)blocks * H);
+  rmsnorm_bwd_kernel<<<blocks, kNormThreads, 0, s>>>(dy, x, ldx, w, rstd, dx, part.get(), T, H, rpb);
+  CK_LAST();
+  dw_reduce_kernel<<<(unsigned)ceil_div(H, 256), 256, 0, s>>>(part.get(), blocks, H, dw);
   CK_LAST();
 }
 void rope(bf16* x, int T, int heads, long long row_stride, int head_stride, int offset, int rd, int pos0, int pos_step,

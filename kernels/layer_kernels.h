@@ -44,8 +44,10 @@ void gemm_bf16(GemmMode mode, int M, int N, int K, const bf16* A, const bf16* B,
 // against a float64 reference. K must be a multiple of 128, M and N multiples of 16.
 struct Fp8Config {
   bool probed = false;
-  int mode = -1;        // 0: block scaling (W 128x128, X 1x128); 1: X and W both 1x128 (VEC128);
-                        // 2: no block scaling available: per-tensor scales (alpha), see note
+  int mode = -1;        // 0: block scaling, A = W (128x128), B = X (1x128); 3: the same with A = X,
+                        // B = W and D in row order; 1: X and W both 1x128 (VEC128); 4: as 3 with D in
+                        // column order (C^T in memory: timing only); 2: no block scaling
+                        // available: per-tensor scales (alpha), see note
   int x_layout = 0;     // X scales: 0 s[kb*M + m] (M fastest), 1 s[m*KB + kb]
   int w_layout = 0;     // W scales (mode 0): 0 s[nb*ld + kb] with ld = roundup(KB, 4), 1 s[kb*NB + nb]
                         //          (mode 1): as x_layout with N rows
@@ -67,7 +69,8 @@ void rmsnorm_fwd(const bf16* x, const bf16* w, bf16* y, float* rstd, int T, int 
 // Same, x rows ldx elements apart (y contiguous): MLA's kv_a_norm reads the latent part of kv_a's rows.
 void rmsnorm_fwd_strided(const bf16* x, long long ldx, const bf16* w, bf16* y, float* rstd, int T, int H, float eps,
                          cudaStream_t s);
-// dx = rstd * (w dy) - x rstd^3 mean(w dy x); dw[h] += sum_t dy x rstd (fp32, accumulated: zero it first).
+// dx = rstd * (w dy) - x rstd^3 mean(w dy x); dw[h] = sum_t dy x rstd (fp32, written): per-block
+// partial sums, then one reduction kernel (two launches).
 void rmsnorm_bwd(const bf16* dy, const bf16* x, const bf16* w, const float* rstd, bf16* dx, float* dw, int T, int H,
                  cudaStream_t s);
 // Same, x and dx rows ldx elements apart (dy contiguous).

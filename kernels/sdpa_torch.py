@@ -126,6 +126,9 @@ def layer_rows(add, quick, gen):
                 for b in views:
                     _, c = A.attn_fwd(*b, T, grad=True)
                     ctxs.append(c)
+                outs = [torch.empty((T, H * dqk), dtype=torch.bfloat16, device="cuda"),
+                        torch.empty((T, Hkv * dqk), dtype=torch.bfloat16, device="cuda"),
+                        torch.empty((T, Hkv * dv), dtype=torch.bfloat16, device="cuda")]
                 dq, dk, dvv = A.attn_bwd(ctxs[0], do, T)
                 torch.cuda.synchronize()
                 bad = sum(int((~torch.isfinite(x)).sum().item()) for x in (dq, dk, dvv))
@@ -142,7 +145,7 @@ def layer_rows(add, quick, gen):
                     note = "float64 autograd of the first kv group (dq, dk, dv)"
                 if bad:
                     err_b = float("inf")
-                t = time_fn(lambda i: A.attn_bwd(ctxs[i % nrot], do, T), nrot)
+                t = time_fn(lambda i: A.attn_bwd(ctxs[i % nrot], do, T, outs), nrot)
                 be_b = A.backend_of(*ctxs[0][1:], True, True) or be
                 add("attention_bwd", be_b, shape, t, A.bwd_flops(T, H, dqk, dv), 2 * nbytes + 2.0 * T * H * dv * 2,
                     err_b, 2e-2, note)

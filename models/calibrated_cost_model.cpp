@@ -240,7 +240,10 @@ Time CalibratedCostModel::time_family(const FamilyQuery& q, double flops, double
     used += fmt::format(" ({:.2f}) + {} ({:.2f})", w0 / (w0 + w1), curves[1]->series_text(), w1 / (w0 + w1));
   }
   if (why) *why = q.family + " " + used;
-  return Time::seconds(t * calls);
+  // Each call's measured price carries one event overhead (per-repetition timing); the layer's
+  // calls run back to back: take it off, at most half of the call.
+  const double per_call = t - std::min(profile_.event_overhead.to_seconds(), t / 2);
+  return Time::seconds(per_call * calls);
 }
 
 PriceNote CalibratedCostModel::note(const OpWork& w) const { return pick(w, true).note; }

@@ -44,8 +44,8 @@ const std::vector<FamilyDef>& families() {
       {"unpermute_bwd", {"unpermute_bwd"}, {}, {}, "tokens", {"topk", "hidden"}, {}, true, "hbm", "unpermute .dgrad"},
       {"router_topk", {"router_topk"}, {}, {}, "tokens", {"experts", "topk"}, {}, true, "hbm", "router_topk"},
       {"router_topk_bwd", {"router_topk_bwd"}, {}, {}, "tokens", {"experts", "topk"}, {}, true, "hbm", "router_topk .dgrad"},
-      {"attention_fwd", {"attention_fwd"}, {}, {"heads", "kv_heads", "head_dim_qk", "head_dim_v"}, "@flops", {"batch", "seq", "causal"}, {}, true, "hbm", "attn_core (prefill)"},
-      {"attention_bwd", {"attention_bwd"}, {}, {"heads", "kv_heads", "head_dim_qk", "head_dim_v"}, "@flops", {"batch", "seq", "causal"}, {}, true, "hbm", "attn_core.bwd"},
+      {"attention_fwd", {"attention_fwd"}, {}, {"heads", "kv_heads", "head_dim_qk", "head_dim_v"}, "seq", {"batch", "causal"}, {}, true, "hbm", "attn_core (prefill)"},
+      {"attention_bwd", {"attention_bwd"}, {}, {"heads", "kv_heads", "head_dim_qk", "head_dim_v"}, "seq", {"batch", "causal"}, {}, true, "hbm", "attn_core.bwd"},
       {"attention_decode_gqa", {"attention_decode_torch"}, {}, {"heads", "kv_heads", "head_dim_qk", "head_dim_v"}, "@bytes", {"batch", "kv_len"}, {}, true, "hbm", "attn_core (decode)"},
   };
   return defs;
@@ -312,11 +312,17 @@ CalibrationResult calibrate(const std::vector<BenchFile>& files, const HoldoutPo
   }
   // Launch and dependency gap between back-to-back dependent kernels on one stream (kernel_gap
   // rows, empty kernels): the median over the files that measured it.
-  std::vector<double> gaps;
+  // An event between the kernels (empty_event_between) adds the event overhead to that gap.
+  std::vector<double> gaps, with_events;
   for (const auto& f : files)
-    for (const auto& r : f.rows)
-      if (r.kernel == "kernel_gap" && r.variant == "empty_back_to_back" && r.passed) gaps.push_back(r.median.to_us());
+    for (const auto& r : f.rows) {
+      if (r.kernel != "kernel_gap" || !r.passed) continue;
+      if (r.variant == "empty_back_to_back") gaps.push_back(r.median.to_us());
+      if (r.variant == "empty_event_between") with_events.push_back(r.median.to_us());
+    }
   if (!gaps.empty()) prof.kernel_gap = Time::us(median(gaps));
+  if (!gaps.empty() && !with_events.empty())
+    prof.event_overhead = Time::us(std::max(0.0, median(with_events) - median(gaps)));
   if (prof.curves.empty()) throw InputError("calibrate: no rows of any known kernel in the given files");
   return result;
 }

@@ -32,6 +32,7 @@ const std::set<std::string>& linears() {
 FamilyQuery family_for_op(const std::string& name, const std::string& precision,
                           const std::map<std::string, std::int64_t>& shape, double flops, double bytes) {
   FamilyQuery q;
+  (void)flops;
   std::string base = name, suffix;
   for (const char* s : {".dgrad", ".wgrad", ".bwd"})
     if (ends_with(name, s)) {
@@ -54,10 +55,11 @@ FamilyQuery family_for_op(const std::string& name, const std::string& precision,
     q.x = get(shape, "m");
     q.calls = static_cast<int>(std::max(1.0, get(shape, "experts", 1)));
   } else if (base == "rope") {
-    if (shape.count("kv_heads")) {
+    if (shape.count("kv_heads")) {  // two kernels: the queries, then the keys
       q.family = "rope";
-      q.series = {{"heads", get(shape, "heads") + get(shape, "kv_heads")}, {"head_dim", get(shape, "head_dim")},
+      q.series = {{"heads", (get(shape, "heads") + get(shape, "kv_heads")) / 2}, {"head_dim", get(shape, "head_dim")},
                   {"rope_dim", get(shape, "head_dim")}};
+      q.calls = 2;
     } else {
       q.family = "mla_rope";
       q.series = {{"heads", get(shape, "heads")}};
@@ -70,18 +72,19 @@ FamilyQuery family_for_op(const std::string& name, const std::string& precision,
     q.series = heads;
     if (suffix == ".bwd") {
       q.family = "attention_bwd";
-      q.x = flops;
+      q.x = get(shape, "seq");
     } else if (get(shape, "kv_len") > 0) {
       q.family = "attention_decode_gqa";
       q.x = bytes;
     } else {
       q.family = "attention_fwd";
-      q.x = flops;
+      q.x = get(shape, "seq");
     }
   } else if (base == "attn_residual" || base == "ffn_residual") {
     q.family = "residual_add";
     q.series = {{"hidden", get(shape, "hidden")}};
     q.x = tokens;
+    if (base == "ffn_residual" && suffix.empty()) q.calls = 2;  // moe + shared, then + the residual
   } else if (base == "router_topk") {
     q.family = suffix.empty() ? "router_topk" : "router_topk_bwd";
     q.x = tokens;

@@ -144,7 +144,8 @@ int calibrate_command(const Args& args) {
                  h.shape, h.measured.to_us(), h.predicted.to_us(), h.error_pct);
   }
   if (p.kernel_gap > Time::zero())
-    fmt::print("\n  kernel_gap_us {:.3f} (back-to-back dependent empty kernels on one stream, per kernel)\n", p.kernel_gap.to_us());
+    fmt::print("\n  kernel_gap_us {:.3f} (back-to-back dependent empty kernels on one stream, per kernel); event_overhead_us {:.3f}\n",
+               p.kernel_gap.to_us(), p.event_overhead.to_us());
   fmt::print("\n  latency + bandwidth fits (time = latency + bytes / bandwidth, relative least squares):\n");
   for (const auto& [name, l] : p.links)
     fmt::print("  {:<19} latency {:>8.2f} us  bandwidth {:>8.1f} GB/s\n", name, l.latency.to_us(), l.bandwidth.to_gb_per_s());
