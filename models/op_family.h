@@ -10,8 +10,8 @@
 //                                  gemm_bf16 | gemm_fp8_block     series (n, k), x m (rows)
 //   <linear>.dgrad / .wgrad        gemm_bf16_dgrad / gemm_bf16_wgrad, series the forward's (n, k)
 //   rope (MHA/GQA; MLA)            rope series (heads, head_dim, rope_dim) | mla_rope series heads
-//   attn_core                      attention_fwd (prefill, x = FLOPs) | attention_decode_gqa (x = bytes)
-//   attn_core.bwd                  attention_bwd, x = FLOPs
+//   attn_core                      attention_fwd (prefill, x = seq) | attention_decode_gqa (x = bytes)
+//   attn_core.bwd                  attention_bwd, x = seq
 //   attn_residual, ffn_residual (and .dgrad)   residual_add, x tokens
 //   router_topk / .dgrad           router_topk / router_topk_bwd, x tokens
 //   permute, unpermute, permute.dgrad          permute / unpermute_combine (log-log, scaled by bytes)

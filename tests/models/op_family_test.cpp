@@ -36,10 +36,10 @@ TEST_CASE("family_for_op: each layer op name goes to its measured family at its 
   CHECK(family_for_op("quant_act.expert_up", "fp8", {{"rows", 4096}, {"k", 7168}}, 0, 0).family == "quant_act");
   CHECK(family_for_op("kv_a_norm", "bf16", {{"tokens", 16}, {"hidden", 512}}, 0, 0).family == "rmsnorm");
   CHECK(family_for_op("ffn_norm.dgrad", "bf16", {{"tokens", 16}, {"hidden", 512}}, 0, 0).family == "rmsnorm_bwd");
-  // Attention: prefill sized by FLOPs, decode by the KV bytes it reads, backward by FLOPs.
+  // Attention: prefill and backward sized by the sequence, decode by the KV bytes it reads.
   const std::map<std::string, std::int64_t> pre = {{"seq", 4096}, {"heads", 32}, {"kv_heads", 8}, {"head_dim_qk", 128}, {"head_dim_v", 128}};
   CHECK(family_for_op("attn_core", "bf16", pre, 7e11, 1e8).family == "attention_fwd");
-  CHECK(family_for_op("attn_core", "bf16", pre, 7e11, 1e8).x == 7e11);
+  CHECK(family_for_op("attn_core", "bf16", pre, 7e11, 1e8).x == 4096);  // x = sequence length
   CHECK(family_for_op("attn_core.bwd", "bf16", pre, 2e12, 1e8).family == "attention_bwd");
   auto dec = pre;
   dec["kv_len"] = 4096;
