@@ -8,6 +8,7 @@ them into its results. Usage: sdpa_torch.py OUT.json [--quick]
 import json
 import math
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -44,8 +45,16 @@ def time_fn(fn, nrot, budget_ms=150.0, max_iters=100):
     b.synchronize()
     est = max(a.elapsed_time(b), 1e-3)
     iters = int(min(max(budget_ms / est, 5), max_iters))
+    # The host's time to enqueue one call (PyTorch's dispatch, tens of us) can exceed a small
+    # attention's GPU time: spin the GPU for all of it, so that the events time the GPU alone.
+    torch.cuda.synchronize()
+    h0 = time.perf_counter()
+    for i in range(3):
+        fn(i)
+    host_s = (time.perf_counter() - h0) / 3
+    torch.cuda.synchronize()
     ev = [torch.cuda.Event(enable_timing=True) for _ in range(iters + 1)]
-    torch.cuda._sleep(int(2_000_000))  # keep the queue ahead of the GPU (cycles)
+    torch.cuda._sleep(int(2_000_000 + 2.0e9 * host_s * iters * 1.5))  # cycles (~2 GHz)
     for i in range(iters):
         ev[i].record()
         fn(i + 4)
