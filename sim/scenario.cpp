@@ -96,6 +96,26 @@ std::vector<const Schema*> Scenario::all_schemas() {
           &NetworkSpec::schema(), &ScheduleSpec::schema(), &CostModelSpec::schema()};
 }
 
+namespace {
+// routing.max_nodes against the model's group limit and the EP group's nodes.
+void check_node_limit(const Scenario& s) {
+  const int limit = s.routing.max_nodes;
+  if (limit == 0) return;
+  const MoeModelSpec& m = s.model;
+  if (s.routing.group_limited && m.groups > 1 && m.topk_groups < m.groups)
+    throw ConfigError("routing.max_nodes", std::to_string(limit),
+                      "node-limited routing replaces the group limit (model.groups = " + std::to_string(m.groups) +
+                          ", topk_groups = " + std::to_string(m.topk_groups) +
+                          "): set routing.group_limited = false or model.topk_groups = model.groups");
+  const int nodes = std::max(1, s.parallelism.ep / s.cluster.gpus_per_node);
+  const int per_node = (m.routed_experts + nodes - 1) / nodes;
+  if (static_cast<std::int64_t>(limit) * per_node < m.top_k)
+    throw ConfigError("routing.max_nodes", std::to_string(limit),
+                      "must leave room for top_k = " + std::to_string(m.top_k) + " experts (" + std::to_string(per_node) +
+                          " routed experts per node of the EP group)");
+}
+}  // namespace
+
 Scenario Scenario::from_json(const nlohmann::json& doc) {
   ConfigObject top(doc, "", schema());
   Scenario s;
@@ -114,6 +134,7 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
   s.network = NetworkSpec::from_json(top.raw("network"), "network");
   s.schedule = ScheduleSpec::from_json(top.raw("schedule"), "schedule");
   s.cost_model = CostModelSpec::from_json(top.raw("cost_model"), "cost_model");
+  check_node_limit(s);
   if (!s.schedule.comm_sms_given && s.schedule.overlap != "decode-5stage")
     s.schedule.comm_sms = DispatchImpl::named(s.network.dispatch_impl).comm_sms;
   if (s.schedule.comm_sms >= s.gpu.sms)
