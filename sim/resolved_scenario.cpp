@@ -44,11 +44,6 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
   const nlohmann::json preset = GpuSpec::preset_keys(g["preset"].get<std::string>());
   for (auto it = preset.begin(); it != preset.end(); ++it)
     if (!g.contains(it.key())) g[it.key()] = it.value();
-  // The precision the model preset (or config.json) and the section gave.
-  const nlohmann::json precision = sc.model.precision.to_json();
-  nlohmann::json& p = out["precision"];
-  for (auto it = precision.begin(); it != precision.end(); ++it)
-    if (!p.contains(it.key())) p[it.key()] = it.value();
   nlohmann::json& c = out["cluster"];
   if (!c.contains("nvlink_gbps")) c["nvlink_gbps"] = g["nvlink_gbps"];
   c["nodes"] = sc.cluster.nodes;  // also when cluster.gpus gave it
