@@ -324,6 +324,7 @@ CalibrationResult calibrate(const std::vector<BenchFile>& files, const HoldoutPo
   if (!gaps.empty() && !with_events.empty())
     prof.event_overhead = Time::us(std::max(0.0, median(with_events) - median(gaps)));
   if (prof.curves.empty()) throw InputError("calibrate: no rows of any known kernel in the given files");
+  if (const SmRateFit sm = fit_sm_rate(files); !sm.points.empty()) prof.sm_rates["peer_dispatch"] = sm;
   return result;
 }
 
