@@ -170,7 +170,7 @@ double median_abs(std::vector<double> v) {
 TEST_CASE("h100-measured is what epsim calibrate builds from its committed file, and prices the measured layers") {
   const CalibrationProfile ship = CalibrationProfile::load(resolve_calibration("h100-measured"));
   REQUIRE(ship.sources.size() == 1);
-  CHECK(ship.sources[0].file == "kernels/results/h100-2026-12-06b.json");
+  CHECK(ship.sources[0].file == "kernels/results/h100-2026-12-06c.json");
   const BenchFile f = read_bench_file(std::string(EPSIM_SOURCE_DIR) + "/" + ship.sources[0].file);
   const CalibrationProfile fresh = calibrate({f}, HoldoutPolicy{}, "x").profile;
   REQUIRE(fresh.curves.size() == ship.curves.size());
@@ -180,24 +180,27 @@ TEST_CASE("h100-measured is what epsim calibrate builds from its committed file,
     CHECK(ship.curves[i].time(p.flops, p.bytes, p.x * 1.3).to_us() ==
           doctest::Approx(fresh.curves[i].time(p.flops, p.bytes, p.x * 1.3).to_us()).epsilon(1e-9));
   }
-  CHECK(ship.kernel_gap.to_us() == doctest::Approx(1.944).epsilon(1e-3));
-  CHECK(ship.event_overhead.to_us() == doctest::Approx(4.009 - 1.944).epsilon(1e-3));
+  // kernel_gap rows of that file: empty_back_to_back 1.930 us, empty_event_between 3.963 us
+  CHECK(ship.kernel_gap.to_us() == doctest::Approx(1.930).epsilon(1e-3));
+  CHECK(ship.event_overhead.to_us() == doctest::Approx(3.963 - 1.930).epsilon(1e-3));
   // The whole layers measured in the same run (none of them in the fit): the sum of each case's
   // predicted ops against the layer measured as one, issue 14's target (median <= 5 %, every
   // case <= 10 %), per model and over all 42 cases.
   const CalibratedCostModel model(ship, "h100-measured");
-  const MeasuredLayerFile layers = read_layer_file(std::string(EPSIM_SOURCE_DIR) + "/kernels/results/h100-2026-12-06b-layer.json");
-  std::map<std::string, std::vector<double>> errs;
-  for (const auto& c : layers.cases) {
-    REQUIRE(c.passed);
-    const double e = std::abs(predict_layer(model, c).error_pct());
-    errs[c.model_name].push_back(e);
-    errs["all"].push_back(e);
-  }
-  CHECK(errs["all"].size() == 42);
-  for (const auto& [name, v] : errs) {
-    INFO(name);
-    CHECK(median_abs(v) <= 5.0);
-    CHECK(*std::max_element(v.begin(), v.end()) <= 10.0);
+  for (const char* run : {"h100-2026-12-06c-layer.json", "h100-2026-12-06b-layer.json"}) {
+    const MeasuredLayerFile layers = read_layer_file(std::string(EPSIM_SOURCE_DIR) + "/kernels/results/" + run);
+    std::map<std::string, std::vector<double>> errs;
+    for (const auto& c : layers.cases) {
+      REQUIRE(c.passed);
+      const double e = std::abs(predict_layer(model, c).error_pct());
+      errs[c.model_name + " " + c.phase].push_back(e);
+      errs["all"].push_back(e);
+    }
+    CHECK(errs["all"].size() == 42);
+    for (const auto& [name, v] : errs) {
+      INFO(run << " " << name);
+      CHECK(median_abs(v) <= 5.0);
+      CHECK(*std::max_element(v.begin(), v.end()) <= 10.0);
+    }
   }
 }
