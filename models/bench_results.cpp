@@ -33,6 +33,7 @@ BenchFile parse_bench_file(const nlohmann::json& doc, const std::string& path) {
   const auto& dev = measured_field(doc, "device", path);
   f.device = measured_string(dev, "name", path + ".device");
   f.device_count = static_cast<int>(measured_int_or(dev, "count", path + ".device", 1, limits::kGpus, 1));
+  f.sm_count = static_cast<int>(measured_int_or(dev, "sm_count", path + ".device", 0, limits::kSms, 0));
   f.date = measured_string_or(doc, "date", path, "");
   f.git_commit = measured_string_or(doc, "git_commit", path, "");
   if (doc.contains("libraries")) {

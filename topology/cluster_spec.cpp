@@ -16,6 +16,10 @@ const Schema& ClusterSpec::schema() {
       {"nvlink_latency_us", "number", 0.5, "us", "latency of one NVLink link (a GPU-to-GPU message crosses two)"},
       {"nic_latency_us", "number", 1.0, "us", "latency of one NIC link (GPU<->leaf)"},
       {"spine_latency_us", "number", 0.5, "us", "latency of one leaf<->spine link"},
+      {"topology", "string", "rail", "",
+       "the rail-optimised fabric (GPU i of every node on rail leaf i) and how traffic between rails is routed: rail: "
+       "from the source GPU's NIC across the spine to the destination's rail | rail_pxn: first over NVLink to the GPU "
+       "of the source's node on the destination's rail, then on that rail (no spine crossing; NCCL's PXN)"},
   }};
   return s;
 }
@@ -44,6 +48,7 @@ ClusterSpec ClusterSpec::from_json(const nlohmann::json& j, const std::string& p
   s.nvlink_latency = Time::us(c.number_in("nvlink_latency_us", 0.0, kMaxLatencyUs, "us"));
   s.nic_latency = Time::us(c.number_in("nic_latency_us", 0.0, kMaxLatencyUs, "us"));
   s.spine_latency = Time::us(c.number_in("spine_latency_us", 0.0, kMaxLatencyUs, "us"));
+  s.topology = c.choice("topology", {"rail", "rail_pxn"});
   if (static_cast<std::int64_t>(s.nodes) * s.gpus_per_node > limits::kGpus)
     c.fail(c.has("gpus") ? "gpus" : c.has("nodes") ? "nodes" : "gpus_per_node",
            "nodes x gpus_per_node = " + std::to_string(static_cast<std::int64_t>(s.nodes) * s.gpus_per_node) + " GPUs: must be <= " +

@@ -10,8 +10,21 @@ bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 #    top-level file it names) must exist; globs must match. Outputs (out/, build/) and the
 #    placeholder DIR/ are not paths in the repository. No path may leave it (../).
 grep -n '\.\./' README.md | grep -v 'https\?://' | while read -r line; do echo "FAIL: README.md points outside the repository: $line"; done | grep . && fails=$((fails + 1))
-paths=$(grep -oE '(^|[^A-Za-z0-9_./-])(\.ci|docs|kernels|models|placement|scenarios|sim|tests|tools|topology)/[A-Za-z0-9_.*/-]*' README.md \
-  | sed -E 's/^[^A-Za-z0-9_.]//; s/[.,:;]+$//' | sort -u)
+# A path cited from another repository ("(github.com/deepseek-ai/DeepEP, docs/legacy.md)") is not
+# ours: a match is skipped when its parenthesis, up to it, names a URL.
+paths=$(python3 - <<'PY'
+import re
+seen = set()
+for line in open("README.md", encoding="utf-8"):
+    for m in re.finditer(r"(?<![A-Za-z0-9_./-])(?:\.ci|docs|kernels|models|placement|scenarios|sim|tests|tools|topology)/[A-Za-z0-9_.*/-]*", line):
+        before = line[:m.start()]
+        paren = before[before.rfind("(") + 1:] if "(" in before else ""
+        if "github.com" in paren or "://" in paren:
+            continue
+        seen.add(m.group(0).rstrip(".,:;"))
+print("\n".join(sorted(seen)))
+PY
+)
 n=0
 for p in $paths; do
   n=$((n + 1))
