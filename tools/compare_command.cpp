@@ -168,7 +168,10 @@ std::string svg(const std::string& title, const std::vector<Row>& rows) {
 }
 
 int compare(const CompareOptions& o, const nlohmann::json& doc) {
-  // Every strategy's scenario is checked before the first simulation and before --out is made.
+  // The scenario as given and every strategy's variant of it are checked before the first
+  // simulation and before --out is made (with_strategy would paper over a placement that is not
+  // an object).
+  (void)Scenario::from_json(doc);
   for (const std::string& name : o.placements) (void)Scenario::from_json(with_strategy(doc, name));
   require_writable_dir("--out", o.out);
   const auto t0 = std::chrono::steady_clock::now();
