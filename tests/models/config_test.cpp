@@ -43,5 +43,5 @@ TEST_CASE("Hugging Face config.json import") {
   json bad = cfg;
   bad.erase("n_routed_experts");
   CHECK(error_of([&] { MoeModelSpec::from_hf_config(bad, "config.json"); }) ==
-        "config.json:n_routed_experts = (missing): required key of a DeepSeek-V3-style config.json");
+        "config.json:n_routed_experts = (missing): a MoE config.json names its routed experts in n_routed_experts, num_experts or num_local_experts");
 }
