@@ -4,7 +4,6 @@
 #include <map>
 #include <optional>
 
-#include "models/hf_quantization.h"
 
 namespace epsim {
 
@@ -364,10 +363,15 @@ MoeModelSpec read_hf_config(const nlohmann::json& cfg, const std::string& path) 
   if (!contiguous) m.moe_layer_ids = moe;
   windows_of(r, m);
 
-  if (r.has("quantization_config")) {
-    const HfQuantization q = weights_from_quantization_config(r.at("quantization_config"));
-    m.weights_precision = q.weights;
-    r.use("quantization_config", "precision.weights default " + q.weights + ": " + q.note);
+  // quantization_config: at the top (Llama 4 puts it beside text_config) or in the text config.
+  HfReader& q = r.has("quantization_config") || !top.has("quantization_config") ? r : top;
+  m.precision = Precision::from_quantization_config(&q == &r && nested ? cfg["text_config"] : cfg, path);
+  if (q.has("quantization_config")) {
+    const std::string quant = q.at("quantization_config").value("quant_method", std::string());
+    std::string note = "the precision section's defaults: weights " + std::string(to_string(m.precision.weights)) +
+                       ", expert GEMMs " + to_string(m.precision.routed_experts) + ", dispatch " + to_string(m.precision.dispatch);
+    if (quant == "mxfp4") note += " (MXFP4, 4.25 bits a weight, has no format here: stored as fp8, ~1.9x its bytes)";
+    q.use("quantization_config", note);
   }
   m.mtp_layers = static_cast<int>(r.integer_or("num_nextn_predict_layers", 0,
                                                "model.mtp_layers (weights and KV cache held; compute not simulated)"));

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "models/moe_model.h"
 #include "models/units.h"
@@ -44,12 +45,30 @@ struct OpWork {
   std::int64_t kv_len = 0;
 };
 
+// One linear layer's weight, rows x cols (input width x output width), named as the op that uses it.
+struct WeightMatrix {
+  const char* op;
+  std::int64_t rows;
+  std::int64_t cols;
+};
+
 class LayerOps {
  public:
   LayerOps(const MoeModelSpec& model, int tp) : m_(model), tp_(tp) {}
 
+  // One layer's attention projections, whole (not divided by tp): MHA/GQA q, k, v, o; MLA q (or
+  // q_a and q_b), kv_a (kv_proj), kv_b, o.
+  std::vector<WeightMatrix> attention_matrices() const;
   // Parameters (elements) of one layer's attention projections, whole (not divided by tp).
   std::int64_t attention_proj_params() const;
+  // Stored bytes of one layer's weights at precision.weights (fp8: with the 128 x 128 block scales),
+  // whole (not divided by tp): attention projections, one expert (gate, up, down: hidden x I each),
+  // the dense MLP; the router (hidden x experts, bf16) and the LM head (precision.lm_head_weight_bytes).
+  Bytes attention_weight_bytes() const;
+  Bytes expert_weight_bytes() const;
+  Bytes dense_mlp_weight_bytes() const;
+  Bytes gate_weight_bytes() const { return Precision::matrix_bytes(NumberFormat::Bf16, m_.hidden, m_.routed_experts); }
+  Bytes lm_head_weight_bytes() const { return m_.precision.lm_head_weight_bytes(m_.hidden, m_.vocab); }
   std::int64_t expert_params() const { return 3 * m_.hidden * m_.expert_intermediate; }
   std::int64_t dense_mlp_params() const { return 3 * m_.hidden * m_.dense_intermediate; }
   std::int64_t gate_params() const { return m_.hidden * m_.routed_experts; }
@@ -60,9 +79,11 @@ class LayerOps {
   // `tokens` is the tokens of this GPU (T); the TP group processes tp*T with 1/tp of the weights.
   OpWork attention_proj(std::int64_t tokens) const;
   // Causal prefill of `seqs` sequences of `seq_len` tokens on this GPU (heads split over tp).
-  OpWork attention_core_prefill(std::int64_t seqs, std::int64_t seq_len) const;
+  // `window` > 0: a local-attention layer (model.attention_window, sliding or chunked).
+  OpWork attention_core_prefill(std::int64_t seqs, std::int64_t seq_len, std::int64_t window = 0) const;
   // One decode token for each of `seqs` sequences at KV length `kv_len`.
-  OpWork attention_core_decode(std::int64_t seqs, std::int64_t kv_len) const;
+  // `window` > 0: the layer reads at most that many of the kv_len cached tokens.
+  OpWork attention_core_decode(std::int64_t seqs, std::int64_t kv_len, std::int64_t window = 0) const;
   OpWork gate(std::int64_t tokens) const;
   OpWork dense_mlp(std::int64_t tokens) const;
   // `tokens` routed tokens spread over `experts` experts held by this GPU.

@@ -1,23 +1,39 @@
 #include "models/memory_model.h"
 
+#include <algorithm>
+
 namespace epsim {
 
 MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const Workload& work, const GpuSpec& gpu) {
   const MoeModelSpec& m = ops.model();
   const std::int64_t b = m.bytes_per_param, tp = par.attention_tp;
-  const std::int64_t moe = m.moe_layers();
+  // An MTP module is one more MoE decoder layer (its attention, experts, shared experts and gate)
+  // plus its projection of [embedding; hidden] (2 hidden x hidden); it shares the embedding and head.
+  const std::int64_t mtp = m.mtp_layers;
+  const std::int64_t moe = m.moe_layers() + mtp;
+  const std::int64_t shared_here = m.shared_experts - par.routed_shared(m);
   MemoryReport r;
-  r.attention_weights = Bytes(m.layers * ops.attention_proj_params() / tp * b);
-  r.dense_weights = Bytes(m.dense_layers * ops.dense_mlp_params() / tp * b);
-  r.expert_weights = Bytes(moe * par.experts_per_gpu * ops.expert_params() * b);
+  // Weights as stored (models/precision.h: bf16, or fp8 with one FP32 scale per 128 x 128 block).
+  r.attention_weights = Bytes((m.layers + mtp) * ops.attention_weight_bytes().count() / tp);
+  r.dense_weights = Bytes(m.dense_layer_count() * ops.dense_mlp_weight_bytes().count() / tp);
+  r.expert_weights = ops.expert_weight_bytes() * (moe * par.experts_per_gpu);
   // Routed shared experts sit in expert slots (counted in experts_per_gpu), not on every GPU.
-  r.shared_weights = Bytes(moe * (m.shared_experts - par.routed_shared(m)) * ops.expert_params() / tp * b);
-  r.other_weights = Bytes((moe * ops.gate_params() + 2 * m.vocab * m.hidden / tp) * b);
+  r.shared_weights = Bytes(moe * shared_here * ops.expert_weight_bytes().count() / tp);
+  // Gates (bf16), the embedding (bf16) and the LM head, the last two 1/tp.
+  const Bytes embedding = Precision::matrix_bytes(NumberFormat::Bf16, m.vocab, m.hidden);
+  r.other_weights = ops.gate_weight_bytes() * moe + Bytes((embedding + ops.lm_head_weight_bytes()).count() / tp) +
+                    Precision::matrix_bytes(m.precision.weights, 2 * m.hidden, m.hidden) * mtp;
 
-  const std::int64_t cached_tokens = work.mode == Mode::Prefill  ? work.tokens_per_gpu
-                                     : work.mode == Mode::Decode ? work.batch_per_gpu * work.kv_len
-                                                                 : 0;
-  r.kv_cache = Bytes(cached_tokens * m.layers * ops.kv_bytes_per_token().count());
+  // KV cache: every sequence's context in each layer; a windowed layer keeps at most its window
+  // of each sequence (sliding: the last tokens; chunked: the current chunk, at most the window).
+  const std::int64_t context = work.mode == Mode::Prefill ? work.seq_len : work.mode == Mode::Decode ? work.kv_len : 0;
+  const std::int64_t seqs = work.mode == Mode::Training ? 0 : work.sequences();
+  std::int64_t cached = mtp * seqs * context;  // token-layers of cache on this GPU
+  for (int l = 0; l < m.layers; ++l) {
+    const std::int64_t window = m.window_of(l);
+    cached += seqs * (window > 0 ? std::min(window, context) : context);
+  }
+  r.kv_cache = Bytes(cached * ops.kv_bytes_per_token().count());
 
   // One layer's peak: residual stream in and out, the TP group's q/k/v/o, and the MoE buffers:
   // dispatch receive and expert output (R tokens of hidden), expert intermediate (R x 3I), combine
@@ -28,7 +44,12 @@ MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const 
   const std::int64_t moe_buf = R * (2 * m.hidden + 3 * m.expert_intermediate) + R * m.hidden;
   r.activations = Bytes((2 * T * m.hidden + attn + moe_buf) * b);
   if (work.mode == Mode::Training) {
-    r.optimizer = Bytes(r.weights().count() / b * 14);
+    // Gradients (2 B) and Adam's master weights, m and v (3 x 4 B) per parameter, whatever the
+    // weights' stored format.
+    const std::int64_t params = (m.layers + mtp) * ops.attention_proj_params() / tp + m.dense_layer_count() * ops.dense_mlp_params() / tp +
+                                moe * par.experts_per_gpu * ops.expert_params() + moe * shared_here * ops.expert_params() / tp +
+                                moe * ops.gate_params() + 2 * m.vocab * m.hidden / tp;
+    r.optimizer = Bytes(params * 14);
     r.activations = r.activations * m.layers;
   }
   r.capacity = gpu.memory;

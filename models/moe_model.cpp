@@ -59,6 +59,7 @@ MoeModelSpec MoeModelSpec::preset(const std::string& name) {
     m.v_head_dim = 128;
     m.groups = 8;
     m.topk_groups = 4;
+    m.precision = Precision::deepseek_fp8();
     return m;
   }
   throw std::out_of_range(name);
@@ -86,9 +87,8 @@ const Schema& MoeModelSpec::schema() {
       {"topk_groups", "integer", nullptr, "", "groups one token may use (default: preset)"},
       {"attention", "string", nullptr, "", "mha | mla | none (no attention: the layer is its MoE block alone, as the measured EP layer of `epsim validate`) (default: preset)"},
       {"heads", "integer", nullptr, "", "attention heads (default: preset, 128)"},
-      {"kv_heads", "integer", nullptr, "",
-       "key/value heads of grouped-query attention (num_key_value_heads); must divide heads; equal to heads = MHA (default: preset or config.json; the seed: 128)"},
-      {"head_dim", "integer", nullptr, "", "MHA/GQA head dimension (default: preset, 128; config.json: head_dim, else hidden / heads)"},
+      {"head_dim", "integer", nullptr, "", "MHA and GQA head dimension (default: preset, 128; config.json: head_dim, else hidden / heads)"},
+      {"kv_heads", "integer", nullptr, "", "MHA and GQA: key/value heads, dividing heads; fewer than heads is grouped-query attention (default: heads, MHA; config.json: num_key_value_heads)"},
       {"attention_window", "integer", nullptr, "tokens",
        "local attention: a query of a windowed layer attends to at most this many tokens (KV cache and attention cost "
        "shrink accordingly); 0 = none (default: preset 0; config.json: sliding_window or attention_chunk_size)"},
@@ -206,7 +206,7 @@ void MoeModelSpec::validate(const std::string& path) const {
   if (heads < 1) bad("heads", heads, "must be >= 1");
   if (attention == AttentionKind::Mha && head_dim < 1) bad("head_dim", head_dim, "must be >= 1");
   if (kv_heads < 0 || (kv_heads > 0 && heads % kv_heads != 0))
-    bad("kv_heads", kv_heads, "must divide heads = " + std::to_string(heads) + " (grouped-query attention)");
+    bad("kv_heads", kv_heads, "must divide heads = " + std::to_string(heads) + "");
   if (attention_window < 0) bad("attention_window", attention_window, "must be >= 0");
   if (mtp_layers < 0) bad("mtp_layers", mtp_layers, "must be >= 0");
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/config.h"
+#include "models/precision.h"
 
 namespace epsim {
 
@@ -34,8 +35,8 @@ struct MoeModelSpec {
   int topk_groups = 1;              // groups a token may use (topk_group)
   AttentionKind attention = AttentionKind::Mha;
   int heads = 128;
-  int kv_heads = 0;                 // grouped-query attention: K/V heads; 0 or == heads: MHA
-  int head_dim = 128;               // MHA
+  int head_dim = 128;               // MHA and GQA
+  int kv_heads = 0;                 // MHA and GQA: key/value heads (0 or == heads: MHA; fewer: grouped-query)
   int q_lora_rank = 0;              // MLA (0: queries projected directly)
   int kv_lora_rank = 512;           // MLA
   int qk_nope_head_dim = 128;       // MLA
@@ -49,10 +50,10 @@ struct MoeModelSpec {
   std::vector<int> window_layer_ids;
   int mtp_layers = 0;               // multi-token-prediction modules (one MoE decoder layer each): weights and KV cache held
   std::int64_t vocab = 129280;       // 0: no LM head
-  int bytes_per_param = 2;          // BF16 weights and activations
-  // Weight format the checkpoint ships (bf16 | fp8), from a config.json's quantization_config
-  // (models/hf_quantization.h); the default of precision.weights.
-  std::string weights_precision = "bf16";
+  int bytes_per_param = 2;          // BF16 activations (and weights where `precision` keeps them bf16)
+  // Number formats per op class, weights, dispatch, combine and KV cache: the preset's (or the
+  // config.json's quantization_config), overridden by the scenario's `precision` section.
+  Precision precision;
   std::shared_ptr<const HfImport> hf_import;  // set when read from a config.json (model.hf_config)
 
   int moe_layers() const;
@@ -63,11 +64,11 @@ struct MoeModelSpec {
   std::vector<int> moe_layer_list() const;  // every MoE layer, ascending
   int first_moe_layer() const { return moe_layer_ids.empty() ? dense_layers : moe_layer_ids.front(); }
   int dense_layer_count() const { return layers - moe_layers(); }
-  int kv_head_count() const { return kv_heads > 0 ? kv_heads : heads; }
   // Tokens of context a query of `layer` attends to at most (0: unlimited).
   int window_of(int layer) const;
   std::int64_t qk_head_dim() const;   // per-head query/key width
   std::int64_t v_dim() const;         // per-head value width
+  int kv_head_count() const { return kv_heads > 0 ? kv_heads : heads; }  // MHA and GQA
 
   static const Schema& schema();
   static std::vector<std::string> preset_names();

@@ -12,10 +12,13 @@ namespace {
 double ms(Time t) { return t.to_ms(); }
 }  // namespace
 
-nlohmann::json report_json(const Simulation& sim) {
+nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) {
   const StepResult& r = sim.result();
   const Cluster& cl = sim.cluster();
   nlohmann::json j;
+  if (!provenance.version.empty()) j["version"] = provenance.version;
+  if (!provenance.command.empty()) j["command"] = provenance.command;
+  if (!provenance.scenario.is_null()) j["resolved_scenario"] = provenance.scenario;
   j["scenario"] = r.scenario;
   j["network"] = r.network;
   j["cost_model"] = r.cost_model;

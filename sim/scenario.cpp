@@ -54,11 +54,29 @@ ScheduleSpec ScheduleSpec::from_json(const nlohmann::json& j, const std::string&
   return s;
 }
 
+// parallelism.slots_per_gpu fixes the physical slots; the slots beyond the experts become eplb's
+// redundant slots (placement.redundant_slots, which must then agree or be left out).
+static void resolve_expert_slots(const Parallelism& par, const MoeModelSpec& model, PlacementSpec& placement) {
+  if (par.slots_per_gpu == 0) return;
+  const int extra = par.extra_slots(model);
+  if (placement.redundant_slots > 0 && placement.redundant_slots != extra)
+    throw ConfigError("placement.redundant_slots", std::to_string(placement.redundant_slots),
+                      fmt::format("must equal ep x parallelism.slots_per_gpu - experts = {} x {} - {} = {} (or be left out)",
+                                  par.ep, par.slots_per_gpu, par.ep * par.slots_per_gpu - extra, extra));
+  if (extra > 0 && placement.strategy != "eplb" && placement.strategy != "file")
+    throw ConfigError("placement.strategy", "\"" + placement.strategy + "\"",
+                      fmt::format("parallelism.slots_per_gpu = {} leaves {} slots beyond the {} experts; they hold redundant "
+                                  "experts, which the eplb strategy chooses (or a placement file gives): use eplb or file",
+                                  par.slots_per_gpu, extra, par.ep * par.slots_per_gpu - extra));
+  if (placement.strategy == "eplb") placement.redundant_slots = extra;
+}
+
 const Schema& Scenario::schema() {
   static const Schema s{"", {
       {"name", "string", "", "", "scenario name, printed in the summary"},
       {"description", "string", "", "", "free text"},
       {"model", "object", nlohmann::json::object(), "", "the MoE architecture (see model.*)"},
+      {"precision", "object", nlohmann::json::object(), "", "number formats per op class, weights, dispatch, combine and KV cache; defaults from the model (see precision.*)"},
       {"gpu", "object", nlohmann::json::object(), "", "the GPU (see gpu.*)"},
       {"cluster", "object", nlohmann::json::object(), "", "nodes, NVLink and InfiniBand fabric (see cluster.*)"},
       {"parallelism", "object", nlohmann::json::object(), "", "attention TP and expert parallelism (see parallelism.*)"},
@@ -73,7 +91,7 @@ const Schema& Scenario::schema() {
 }
 
 std::vector<const Schema*> Scenario::all_schemas() {
-  return {&schema(), &MoeModelSpec::schema(), &GpuSpec::schema(), &ClusterSpec::schema(),
+  return {&schema(), &MoeModelSpec::schema(), &Precision::schema(), &GpuSpec::schema(), &ClusterSpec::schema(),
           &Parallelism::schema(), &Workload::schema(), &RoutingSpec::schema(), &PlacementSpec::schema(),
           &NetworkSpec::schema(), &ScheduleSpec::schema(), &CostModelSpec::schema()};
 }
@@ -84,6 +102,7 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
   s.name = top.string("name");
   s.description = top.string("description");
   s.model = MoeModelSpec::from_json(top.raw("model"), "model");
+  s.model.precision = Precision::from_json(top.raw("precision"), "precision", s.model.precision);
   s.gpu = GpuSpec::from_json(top.raw("gpu"), "gpu");
   s.cluster = ClusterSpec::from_json(top.raw("cluster"), "cluster", s.gpu.nvlink);
   s.parallelism = Parallelism::from_json(top.raw("parallelism"), "parallelism", s.model, s.cluster.gpu_count(),
@@ -91,6 +110,7 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
   s.workload = Workload::from_json(top.raw("workload"), "workload");
   s.routing = RoutingSpec::from_json(top.raw("routing"), "routing");
   s.placement = PlacementSpec::from_json(top.raw("placement"), "placement");
+  resolve_expert_slots(s.parallelism, s.model, s.placement);
   s.network = NetworkSpec::from_json(top.raw("network"), "network");
   s.schedule = ScheduleSpec::from_json(top.raw("schedule"), "schedule");
   s.cost_model = CostModelSpec::from_json(top.raw("cost_model"), "cost_model");

@@ -54,6 +54,12 @@ const StepResult& Simulation::run() {
   const GateModel& gate = gate_;
   const Placement placement = Placement::make(sc.placement, PlacementInputs{sc.parallelism.as_routed(sc.model), sc.parallelism.ep, cluster_, gate, sc.workload.tokens(),
                                                                         expert_compute_per_token(sc.model, sc.gpu)});
+  if (sc.parallelism.slots_per_gpu > 0)
+    for (const LayerPlacement& t : placement.tables())
+      if (t.slots_per_gpu() != sc.parallelism.slots_per_gpu)
+        throw ConfigError("placement.file", "\"" + sc.placement.file + "\"",
+                          "holds " + std::to_string(t.slots_per_gpu()) + " slots per GPU; parallelism.slots_per_gpu = " +
+                              std::to_string(sc.parallelism.slots_per_gpu));
   StepBuilder builder(sc, cluster_, *cost_, gate, placement);
   graph_ = builder.build();
 

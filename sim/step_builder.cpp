@@ -141,8 +141,9 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   if (sc_.model.attention != AttentionKind::None) {
     const OpWork proj_op = ops_.attention_proj(T);
-    const OpWork core_op = w.mode == Mode::Decode ? ops_.attention_core_decode(T, w.kv_len)
-                                                  : ops_.attention_core_prefill(seqs, w.seq_len);
+    const int window = sc_.model.window_of(l);
+    const OpWork core_op = w.mode == Mode::Decode ? ops_.attention_core_decode(T, w.kv_len, window)
+                                                  : ops_.attention_core_prefill(seqs, w.seq_len, window);
     const Time proj = scaled(proj_op, pass);
     const Time core = scaled(core_op, pass);
     if (tp && (l > 0 || pass == Pass::Backward)) {

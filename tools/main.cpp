@@ -8,6 +8,7 @@
 
 #include "models/errors.h"
 #include "tools/commands.h"
+#include "tools/version.h"
 
 namespace cli = epsim::cli;
 
@@ -15,6 +16,8 @@ std::string cli::usage() {
   return R"(epsim: discrete-event simulator of Mixture-of-Experts steps under large expert parallelism
 
 usage: epsim <command> [options]
+       epsim --version     the version it was built from (git describe at build time; "unknown"
+                           when built outside a git checkout); report.json records it too
 
 commands:
   run [SCENARIO] [--set key.path=value ...] [--out DIR] [--no-trace] [--steps N]
@@ -99,6 +102,10 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
       fmt::print("{}", cli::usage());
+      return 0;
+    }
+    if (cmd == "--version" || cmd == "version") {
+      fmt::print("epsim {}\n", cli::version());
       return 0;
     }
     auto it = commands.find(cmd);

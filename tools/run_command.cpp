@@ -7,8 +7,10 @@
 
 #include "models/config.h"
 #include "sim/report.h"
+#include "sim/resolved_scenario.h"
 #include "sim/simulation.h"
 #include "tools/commands.h"
+#include "tools/version.h"
 
 namespace po = boost::program_options;
 
@@ -116,7 +118,9 @@ int run_command(const Args& args) {
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (o.steps > 1) print_steps(steps);
   std::filesystem::create_directories(o.out);
-  write_file(o.out + "/report.json", report_json(sim).dump(2) + "\n");
+  Provenance provenance{version(), {"epsim", "run"}, resolved_scenario(doc)};
+  provenance.command.insert(provenance.command.end(), args.begin(), args.end());
+  write_file(o.out + "/report.json", report_json(sim, provenance).dump(2) + "\n");
   if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim));
   print_summary(sim, wall);
   fmt::print("  wrote {}/report.json{}\n", o.out, o.trace ? " and " + o.out + "/trace.json" : "");

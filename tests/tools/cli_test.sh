@@ -31,6 +31,8 @@ expect_error ep 'parallelism.ep = 48: must divide the GPU count' run scenarios/s
 expect_error ep-experts 'parallelism.ep = 256: must divide model.routed_experts = 96' run scenarios/seed.json --set model.routed_experts=96 --out "$tmp/o"
 expect_error shared-routed 'parallelism.shared_expert = "routed": needs model.shared_experts > 0' run scenarios/seed.json --set parallelism.shared_expert=routed --set model.shared_experts=0 --out "$tmp/o"
 expect_error shared-slots 'parallelism.ep = 256: must divide the routed experts 257' run scenarios/seed.json --set parallelism.shared_expert=routed --out "$tmp/o"
+expect_error slots 'parallelism.slots_per_gpu = 3: ep x slots_per_gpu = 216 slots must hold the 256 routed experts' run scenarios/seed.json --set cluster.nodes=9 --set parallelism.ep=72 --set parallelism.slots_per_gpu=3 --out "$tmp/o"
+expect_error slots-strategy 'placement.strategy = "contiguous": parallelism.slots_per_gpu = 4 leaves 32 slots' run scenarios/seed.json --set cluster.nodes=9 --set parallelism.ep=72 --set parallelism.slots_per_gpu=4 --out "$tmp/o"
 expect_error gpus-nodes 'cluster.gpus = 20: must be a multiple of cluster.gpus_per_node = 8' run scenarios/seed.json --set cluster.gpus=20 --out "$tmp/o"
 expect_error tp 'parallelism.attention_tp = 3: must divide cluster.gpus_per_node = 8' run scenarios/seed.json --set parallelism.attention_tp=3 --out "$tmp/o"
 echo '{"num_hidden_layers": 61}' >"$tmp/config.json"
@@ -40,9 +42,28 @@ expect_error window 'network.completion_window = 0.5: must be in [0, 0.05]' run 
 expect_error net-window '--completion-window = 0.2: must be in [0, 0.05]' net --nodes 2 --gpus-per-node 2 --pattern alltoall --bytes 1000 --completion-window 0.2
 expect_error replica-choice 'placement.replica_choice = "closest": must be one of' run scenarios/seed.json --set placement.replica_choice=closest --out "$tmp/o"
 
-# Determinism: the same scenario twice gives byte-identical report.json.
-"$EPSIM" run scenarios/seed.json --out "$tmp/a" >/dev/null && "$EPSIM" run scenarios/seed.json --out "$tmp/b" >/dev/null \
-  && cmp -s "$tmp/a/report.json" "$tmp/b/report.json" && ok || bad "seed report.json differs between two runs"
+# Determinism: the same command twice gives byte-identical report.json (the command line is part
+# of the report, so both runs write to the same directory).
+"$EPSIM" run scenarios/seed.json --out "$tmp/a" >/dev/null && cp "$tmp/a/report.json" "$tmp/first.json" \
+  && "$EPSIM" run scenarios/seed.json --out "$tmp/a" >/dev/null \
+  && cmp -s "$tmp/a/report.json" "$tmp/first.json" && ok || bad "seed report.json differs between two runs"
+# report.json records the version, the command line and the resolved scenario, which reruns the same.
+python3 - "$tmp/a/report.json" "$tmp/resolved.json" "$("$EPSIM" --version)" <<'PY' && ok || bad "report.json provenance"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert "epsim " + r["version"] == sys.argv[3], (r["version"], sys.argv[3])
+assert r["command"] == ["epsim", "run", "scenarios/seed.json", "--out", sys.argv[1].rsplit("/", 2)[0] + "/a"], r["command"]
+assert r["resolved_scenario"]["gpu"]["peak_tflops"] == 400 and r["resolved_scenario"]["model"]["layers"] == 61
+json.dump(r["resolved_scenario"], open(sys.argv[2], "w"))
+PY
+"$EPSIM" run "$tmp/resolved.json" --out "$tmp/r" --no-trace >/dev/null && python3 - "$tmp/a/report.json" "$tmp/r/report.json" <<'PY' \
+  && ok || bad "the resolved scenario does not reproduce the seed's report"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+for r in (a, b): del r["command"], r["resolved_scenario"]
+assert a == b
+PY
+"$EPSIM" --version | grep -qE '^epsim [^ ]+$' && ok || bad "--version"
 python3 -c "import json,sys; t=json.load(open(sys.argv[1])); assert len(t['traceEvents'])>1000" "$tmp/a/trace.json" 2>/dev/null \
   && ok || bad "trace.json is not valid Chrome trace JSON"
 for k in step_time_ms tokens_per_s_per_gpu '"per_gpu_gb"' '"fits"' compute_ms dispatch_ms combine_ms exposed_comm_ms; do
