@@ -29,6 +29,7 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
       {"attention", attention_name(model.attention)},
       {"heads", model.heads},
       {"head_dim", model.head_dim},
+      {"kv_heads", model.kv_head_count()},
       {"vocab", model.vocab},
   };
   for (auto it = model_keys.begin(); it != model_keys.end(); ++it)
@@ -38,6 +39,11 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
   const nlohmann::json preset = GpuSpec::preset_keys(g["preset"].get<std::string>());
   for (auto it = preset.begin(); it != preset.end(); ++it)
     if (!g.contains(it.key())) g[it.key()] = it.value();
+  // The precision the model preset (or config.json) and the section gave.
+  const nlohmann::json precision = sc.model.precision.to_json();
+  nlohmann::json& p = out["precision"];
+  for (auto it = precision.begin(); it != precision.end(); ++it)
+    if (!p.contains(it.key())) p[it.key()] = it.value();
   nlohmann::json& c = out["cluster"];
   if (!c.contains("nvlink_gbps")) c["nvlink_gbps"] = g["nvlink_gbps"];
   c["nodes"] = sc.cluster.nodes;  // also when cluster.gpus gave it
