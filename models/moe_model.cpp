@@ -161,6 +161,9 @@ MoeModelSpec MoeModelSpec::from_json(const nlohmann::json& j, const std::string&
     if (c.has("dense_layers") && m.dense_layers != m.moe_layer_ids.front())
       c.fail("dense_layers", "must equal the first of model.moe_layer_ids (" + std::to_string(m.moe_layer_ids.front()) + ")");
     m.dense_layers = m.moe_layer_ids.front();
+    // Every layer from the first MoE one on: the default shape, kept as such.
+    if (m.moe_layer_ids.back() == m.layers - 1 && static_cast<int>(m.moe_layer_ids.size()) == m.layers - m.dense_layers)
+      m.moe_layer_ids.clear();
   }
   set_int("hidden", m.hidden, 1);
   set_int("dense_intermediate", m.dense_intermediate, 1);

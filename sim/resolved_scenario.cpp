@@ -18,6 +18,7 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
   const nlohmann::json model_keys = {
       {"layers", model.layers},
       {"dense_layers", model.dense_layers},
+      {"moe_layer_ids", model.moe_layer_list()},
       {"hidden", model.hidden},
       {"dense_intermediate", model.dense_intermediate},
       {"expert_intermediate", model.expert_intermediate},
@@ -30,6 +31,10 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
       {"heads", model.heads},
       {"head_dim", model.head_dim},
       {"kv_heads", model.kv_head_count()},
+      {"attention_window", model.attention_window},
+      {"window_kind", model.chunked_window ? "chunked" : "sliding"},
+      {"window_layers", model.window_layer_ids},
+      {"mtp_layers", model.mtp_layers},
       {"vocab", model.vocab},
   };
   for (auto it = model_keys.begin(); it != model_keys.end(); ++it)
