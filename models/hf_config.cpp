@@ -211,6 +211,7 @@ void windows_of(HfReader& r, MoeModelSpec& m) {
       r.use("no_rope_layers", "layers flagged 1 (RoPE) use the chunked window (model.window_layers)");
       r.ignore("no_rope_layer_interval", "no_rope_layers lists the layers");
     } else {
+      r.ignore("no_rope_layers", "empty: every no_rope_layer_interval-th layer (default 4) attends globally");
       const auto every = r.integer_or("no_rope_layer_interval", 4, "every interval-th layer attends globally, the others use the chunked window");
       if (every < 1) r.fail("no_rope_layer_interval", "must be >= 1");
       for (int l = 0; l < L; ++l)
@@ -234,6 +235,8 @@ void windows_of(HfReader& r, MoeModelSpec& m) {
       for (int l = 0; l < L; ++l) windowed.push_back(l);  // Mixtral: every layer
     }
   } else {
+    r.ignore("sliding_window", "no local attention");
+    r.ignore("attention_chunk_size", "no local attention");
     r.ignore("use_sliding_window", "no sliding_window given");
     r.ignore("max_window_layers", "no sliding_window given");
     if (r.has("layer_types")) {

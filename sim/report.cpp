@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "models/errors.h"
+#include "models/hf_config.h"
 
 namespace epsim {
 
@@ -20,6 +21,8 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
   if (!provenance.command.empty()) j["command"] = provenance.command;
   if (!provenance.scenario.is_null()) j["resolved_scenario"] = provenance.scenario;
   j["scenario"] = r.scenario;
+  // A model read from a config.json: which keys were used and which ignored (models/hf_config.h).
+  if (const HfImport* hf = sim.scenario().model.hf_import.get()) j["hf_config"] = hf->to_json();
   j["network"] = r.network;
   j["cost_model"] = r.cost_model;
   j["gpus"] = r.gpus;

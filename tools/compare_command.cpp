@@ -172,7 +172,7 @@ std::string svg(const std::string& title, const std::vector<Row>& rows) {
 
 int compare_command(const Args& args) {
   const CompareOptions o = parse(args);
-  nlohmann::json doc = read_json_file(o.scenario);
+  nlohmann::json doc = read_scenario_file(o.scenario);
   for (const auto& s : o.sets) apply_override(doc, s);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Row> rows;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "models/config.h"
+#include "models/hf_config.h"
 #include "sim/report.h"
 #include "sim/resolved_scenario.h"
 #include "sim/simulation.h"
@@ -72,6 +73,11 @@ void print_summary(const Simulation& sim, double wall_s) {
   fmt::print("  model {} ({} layers, {} routed experts, top-{}), GPU {}, {} nodes x {} GPUs, EP {}, attention TP {}\n",
              sc.model.name, sc.model.layers, sc.model.routed_experts, sc.model.top_k, sc.gpu.name, sc.cluster.nodes,
              sc.cluster.gpus_per_node, sc.parallelism.ep, sc.parallelism.attention_tp);
+  if (const HfImport* hf = sc.model.hf_import.get()) {
+    fmt::print("  config.json {} ({}): {} keys used, {} ignored\n", hf->file, hf->model_type.empty() ? "no model_type" : hf->model_type,
+               hf->used(), hf->ignored());
+    for (const HfKeyUse& k : hf->keys) fmt::print("    {}\n", k.line());
+  }
   fmt::print("  {} of {} tokens per GPU; network {}; cost model {}; schedule {}\n",
              sc.workload.mode == Mode::Prefill ? "prefill" : sc.workload.mode == Mode::Decode ? "decode" : "training step", r.tokens_per_gpu, r.network, r.cost_model,
              sc.schedule.overlap);
@@ -110,7 +116,7 @@ void print_steps(const std::vector<StepSummary>& steps) {
 
 int run_command(const Args& args) {
   const RunOptions o = parse(args);
-  nlohmann::json doc = read_json_file(o.scenario);
+  nlohmann::json doc = read_scenario_file(o.scenario);
   for (const auto& s : o.sets) apply_override(doc, s);
   const auto t0 = std::chrono::steady_clock::now();
   Simulation sim(Scenario::from_json(doc));
