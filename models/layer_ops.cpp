@@ -20,6 +20,7 @@ const char* to_string(OpClass c) {
     case OpClass::ExpertGemm: return "expert_gemm";
     case OpClass::ExpertActivation: return "expert_activation";
     case OpClass::LocalCopy: return "local_copy";
+    case OpClass::MtpProjection: return "mtp_projection";
   }
   return "?";
 }
@@ -93,41 +94,51 @@ OpWork LayerOps::attention_proj(std::int64_t tokens) const {
 }
 
 namespace {
-// (query, key) pairs of one causal sequence of n tokens: query i attends to keys 0..i (n (n + 1) / 2);
-// with a sliding window w to the last min(i + 1, w) keys; with chunks of w to its chunk's keys so far.
-double causal_pairs(std::int64_t n, std::int64_t window, bool chunked) {
-  auto triangle = [](std::int64_t k) { return static_cast<double>(k) * static_cast<double>(k + 1) / 2.0; };
-  if (window <= 0 || window >= n) return triangle(n);
-  if (chunked) return static_cast<double>(n / window) * triangle(window) + triangle(n % window);
-  return triangle(window) + static_cast<double>(n - window) * static_cast<double>(window);
+// (query, key) pairs of the queries cached..n-1 of one causal sequence of n tokens: query i attends
+// to keys 0..i; with a sliding window w to the last min(i + 1, w); with chunks of w to the keys of
+// its own chunk up to itself.
+double causal_pairs(std::int64_t n, std::int64_t cached, std::int64_t window, bool chunked) {
+  auto upto = [&](std::int64_t q) {  // pairs of the queries 0..q-1
+    auto triangle = [](std::int64_t k) { return static_cast<double>(k) * static_cast<double>(k + 1) / 2.0; };
+    if (window <= 0 || window >= q) return triangle(q);
+    if (chunked) return static_cast<double>(q / window) * triangle(window) + triangle(q % window);
+    return triangle(window) + static_cast<double>(q - window) * static_cast<double>(window);
+  };
+  return upto(n) - upto(cached);
 }
 }  // namespace
 
-OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len, std::int64_t window) const {
-  // Causal: each (query, key) pair (causal_pairs per sequence) costs 2*dqk (scores) + 2*dv
-  // (weighted values) FLOPs per head.
+OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len, std::int64_t cached, std::int64_t window) const {
+  // Causal: per sequence the queries cached..seq_len-1 make causal_pairs (query, key) pairs; each
+  // costs 2*dqk (scores) + 2*dv (weighted values) FLOPs per head.
   const double group_seqs = static_cast<double>(seqs) * tp_;
   const double heads = static_cast<double>(m_.heads) / tp_;
-  const double pairs = causal_pairs(seq_len, window, m_.chunked_window);
+  const double s = static_cast<double>(seq_len);
+  const double pairs = causal_pairs(seq_len, cached, window, m_.chunked_window);
   const double flops = group_seqs * heads * pairs * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
-  const double tok = group_seqs * static_cast<double>(seq_len);
-  const double io = tok * heads * static_cast<double>(2 * m_.qk_head_dim() + 2 * m_.v_dim());  // q,k,v in; o out
-  OpWork w{OpClass::AttentionCore, Flops(flops), elems(io), seqs * seq_len};
+  // q in and o out for the new tokens, k and v in for every token.
+  const double width = static_cast<double>(m_.qk_head_dim() + m_.v_dim());
+  const double io = group_seqs * heads * (static_cast<double>(seq_len - cached) * width + s * width);
+  OpWork w{OpClass::AttentionCore, Flops(flops), elems(io), seqs * (seq_len - cached)};
   w.seq_len = seq_len;
   return w;
 }
 
-OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t context, std::int64_t window) const {
+OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t context, int queries, std::int64_t window) const {
   // A windowed layer reads at most its window of the context (a chunked one: at most a whole chunk).
   const std::int64_t kv_len = window > 0 ? std::min(context, window) : context;
   const double group_seqs = static_cast<double>(seqs) * tp_;
   const double heads = static_cast<double>(m_.heads) / tp_;
-  const double flops = group_seqs * heads * static_cast<double>(kv_len) * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
-  // Memory-bound: the whole KV cache of every sequence is read once.
+  const double flops = group_seqs * queries * heads * static_cast<double>(kv_len) * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
+  // Memory-bound: the whole KV cache of every sequence is read once, whatever its query count.
   const double kv = group_seqs * static_cast<double>(kv_len) * static_cast<double>(kv_bytes_per_token().count()) / tp_;
-  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs};
+  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs * queries};
   w.kv_len = kv_len;
   return w;
+}
+
+OpWork LayerOps::mtp_projection(std::int64_t tokens) const {
+  return gemm(OpClass::MtpProjection, tokens, m_.hidden, 2 * m_.hidden);
 }
 
 OpWork LayerOps::gate(std::int64_t tokens) const {

@@ -7,25 +7,27 @@ namespace epsim {
 MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const Workload& work, const GpuSpec& gpu) {
   const MoeModelSpec& m = ops.model();
   const std::int64_t b = m.bytes_per_param, tp = par.attention_tp;
-  // An MTP module is one more MoE decoder layer (its attention, experts, shared experts and gate)
-  // plus its projection of [embedding; hidden] (2 hidden x hidden); it shares the embedding and head.
-  const std::int64_t mtp = m.mtp_layers;
+  // workload.mtp_tokens: the MTP modules (model.mtp_layers, at least one; each one MoE decoder layer
+  // and its 2h x h projection; the embedding and the LM head are the model's) are stored once,
+  // whatever the draft count.
+  const std::int64_t mtp = work.mtp_tokens > 0 ? std::max(1, m.mtp_layers) : 0;
+  const std::int64_t layers = m.layers + mtp;
   const std::int64_t moe = m.moe_layers() + mtp;
   const std::int64_t shared_here = m.shared_experts - par.routed_shared(m);
   MemoryReport r;
   // Weights as stored (models/precision.h: bf16, or fp8 with one FP32 scale per 128 x 128 block).
-  r.attention_weights = Bytes((m.layers + mtp) * ops.attention_weight_bytes().count() / tp);
+  r.attention_weights = Bytes(layers * ops.attention_weight_bytes().count() / tp);
   r.dense_weights = Bytes(m.dense_layer_count() * ops.dense_mlp_weight_bytes().count() / tp);
   r.expert_weights = ops.expert_weight_bytes() * (moe * par.experts_per_gpu);
   // Routed shared experts sit in expert slots (counted in experts_per_gpu), not on every GPU.
   r.shared_weights = Bytes(moe * shared_here * ops.expert_weight_bytes().count() / tp);
   // Gates (bf16), the embedding (bf16) and the LM head, the last two 1/tp.
   const Bytes embedding = Precision::matrix_bytes(NumberFormat::Bf16, m.vocab, m.hidden);
-  r.other_weights = ops.gate_weight_bytes() * moe + Bytes((embedding + ops.lm_head_weight_bytes()).count() / tp) +
-                    Precision::matrix_bytes(m.precision.weights, 2 * m.hidden, m.hidden) * mtp;
+  r.other_weights = ops.gate_weight_bytes() * moe + Bytes((embedding + ops.lm_head_weight_bytes()).count() / tp);
+  if (mtp > 0) r.other_weights += m.precision.weight_bytes(2 * m.hidden, m.hidden) * mtp;
 
-  // KV cache: every sequence's context in each layer; a windowed layer keeps at most its window
-  // of each sequence (sliding: the last tokens; chunked: the current chunk, at most the window).
+  // KV cache: every sequence's context in each layer (the MTP modules' too); a windowed layer keeps
+  // at most its window of each sequence (sliding: the last tokens; chunked: the current chunk).
   const std::int64_t context = work.mode == Mode::Prefill ? work.seq_len : work.mode == Mode::Decode ? work.kv_len : 0;
   const std::int64_t seqs = work.mode == Mode::Training ? 0 : work.sequences();
   std::int64_t cached = mtp * seqs * context;  // token-layers of cache on this GPU

@@ -40,11 +40,12 @@ Workload prefill(std::int64_t tokens, std::int64_t seq) {
   w.seq_len = seq;
   return w;
 }
-Workload decode(std::int64_t batch, std::int64_t kv) {
+Workload decode(std::int64_t batch, std::int64_t kv, int mtp_tokens = 0) {
   Workload w;
   w.mode = Mode::Decode;
   w.batch_per_gpu = batch;
   w.kv_len = kv;
+  w.mtp_tokens = mtp_tokens;
   return w;
 }
 MemoryReport memory(const MoeModelSpec& m, const Parallelism& p, const Workload& w) {
@@ -93,9 +94,10 @@ TEST_CASE("DeepSeek-V3: MLA, 3 dense layers, 256 experts top-8 in 8 groups of wh
   CHECK(key_use(m, "rope_theta")->note == "positional encoding does not change costs");
   CHECK(m.hf_import->to_json()["ignored"].contains("my_future_routing_knob"));
 
-  // Memory per GPU at EP 256 (one expert each), decode of 64 sequences at 4096, TP 1; the MTP layer
-  // is a 62nd attention and a 59th MoE layer. fp8 weights carry one FP32 scale per 128 x 128 block.
-  const MemoryReport r = memory(m, ep_of(1), decode(64, 4096));
+  // Memory per GPU at EP 256 (one expert each), decode of 64 sequences at 4096 with one MTP draft,
+  // TP 1: the MTP layer is a 62nd attention and a 59th MoE layer. fp8 weights carry one FP32 scale
+  // per 128 x 128 block.
+  const MemoryReport r = memory(m, ep_of(1), decode(64, 4096, 1));
   const std::int64_t expert = 3 * (7168LL * 2048 + 56 * 16 * 4);  // 14683648 bytes
   CHECK(r.expert_weights.count() == 59 * expert);
   CHECK(r.shared_weights.count() == 59 * expert);
@@ -105,6 +107,8 @@ TEST_CASE("DeepSeek-V3: MLA, 3 dense layers, 256 experts top-8 in 8 groups of wh
   CHECK(r.other_weights.count() == 59LL * 7168 * 256 * 2 + 2LL * 129280 * 7168 * 2 + (14336LL * 7168 + 112 * 56 * 4));
   // KV: (512 + 64) x 2 bytes per token and layer, 62 layers, 64 x 4096 tokens.
   CHECK(r.kv_cache.count() == 64LL * 4096 * 62 * 1152);
+  // Without drafting the MTP module is not loaded.
+  CHECK(memory(m, ep_of(1), decode(64, 4096)).kv_cache.count() == 64LL * 4096 * 61 * 1152);
 }
 
 TEST_CASE("DeepSeek-V2: 1 dense layer, 160 experts top-6, 2 shared, group-limited 8 / 3, BF16") {
@@ -272,7 +276,7 @@ TEST_CASE("Llama 4 Maverick: text_config, MoE every other layer with a shared ex
   CHECK(r.kv_cache.count() == 8LL * (12 * 32768 + 36 * 8192) * 4096);
   // The chunked layers' decode attention reads a chunk at most.
   const LayerOps ops(m, 1);
-  CHECK(ops.attention_core_decode(8, 32768, m.window_of(4)).bytes.count() == 8LL * 8192 * 4096);
+  CHECK(ops.attention_core_decode(8, 32768, 1, m.window_of(4)).bytes.count() == 8LL * 8192 * 4096);
 }
 
 TEST_CASE("gpt-oss: experts_per_token, alternating sliding layers of 128 tokens, MXFP4 priced as fp8 storage") {
@@ -309,7 +313,7 @@ TEST_CASE("gpt-oss: experts_per_token, alternating sliding layers of 128 tokens,
   // Prefill of one 1024-token sequence on a sliding layer: 128 x 129 / 2 + 896 x 128 (query, key) pairs.
   const LayerOps ops(m, 1);
   const double per_pair = 2.0 * 64 * (64 + 64);  // heads x 2 (qk + v) FLOPs
-  CHECK(ops.attention_core_prefill(1, 1024, 128).flops.count() == per_pair * (128.0 * 129 / 2 + 896.0 * 128));
+  CHECK(ops.attention_core_prefill(1, 1024, 0, 128).flops.count() == per_pair * (128.0 * 129 / 2 + 896.0 * 128));
   CHECK(ops.attention_core_prefill(1, 1024).flops.count() == per_pair * (1024.0 * 1025 / 2));
 }
 
