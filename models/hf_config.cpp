@@ -377,7 +377,7 @@ MoeModelSpec read_hf_config(const nlohmann::json& cfg, const std::string& path) 
     q.use("quantization_config", note);
   }
   m.mtp_layers = static_cast<int>(r.integer_or("num_nextn_predict_layers", 0,
-                                               "model.mtp_layers (weights and KV cache held; compute not simulated)"));
+                                               "model.mtp_layers (the modules workload.mtp_tokens drafts with; stored only when it does)"));
   m.vocab = r.integer_or("vocab_size", 0, "model.vocab");
 
   r.finish();

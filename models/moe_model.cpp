@@ -99,8 +99,9 @@ const Schema& MoeModelSpec::schema() {
        "indexes of the layers that use attention_window, ascending (default: every layer; config.json: layer_types, "
        "max_window_layers or no_rope_layers)"},
       {"mtp_layers", "integer", nullptr, "",
-       "multi-token-prediction modules (num_nextn_predict_layers), each one more MoE decoder layer: their weights and KV "
-       "cache count in memory; their compute is not simulated (no speculative decoding) (default: preset 0)"},
+       "multi-token-prediction modules the checkpoint carries (num_nextn_predict_layers), each one more MoE decoder layer "
+       "and its projection: with workload.mtp_tokens > 0 they are stored (at least one) and draft (default: preset 0; "
+       "config.json: num_nextn_predict_layers)"},
       {"vocab", "integer", nullptr, "", "vocabulary size; 0 = no LM head (default: preset, 129280)"},
   }};
   return s;

@@ -48,7 +48,7 @@ struct MoeModelSpec {
   int attention_window = 0;
   bool chunked_window = false;
   std::vector<int> window_layer_ids;
-  int mtp_layers = 0;               // multi-token-prediction modules (one MoE decoder layer each): weights and KV cache held
+  int mtp_layers = 0;               // multi-token-prediction modules (one MoE decoder layer each) the checkpoint carries
   std::int64_t vocab = 129280;       // 0: no LM head
   int bytes_per_param = 2;          // BF16 activations (and weights where `precision` keeps them bf16)
   // Number formats per op class, weights, dispatch, combine and KV cache: the preset's (or the

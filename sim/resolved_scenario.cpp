@@ -54,6 +54,8 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
   nlohmann::json& c = out["cluster"];
   if (!c.contains("nvlink_gbps")) c["nvlink_gbps"] = g["nvlink_gbps"];
   c["nodes"] = sc.cluster.nodes;  // also when cluster.gpus gave it
+  if (!c.contains("gpus_per_node")) c["gpus_per_node"] = sc.cluster.gpus_per_node;  // cluster.preset's
+  if (!c.contains("nvlink_domain")) c["nvlink_domain"] = sc.cluster.domain_size();
   nlohmann::json& w = out["workload"];
   if (!w.contains("seq_len")) w["seq_len"] = sc.workload.seq_len;
   // The transfer engines' rates the run used: sourced defaults, or a calibrated profile's.

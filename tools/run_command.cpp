@@ -115,6 +115,15 @@ void print_summary(const Simulation& sim, double wall_s) {
              sc.workload.mtp_tokens > 0 ? " (accepted tokens)" : sc.workload.prefix_hit > 0 ? " (input tokens, cached ones included)" : "");
   if (sc.workload.prefix_hit > 0) fmt::print("  computed tokens/s   {:>12.1f} per GPU\n", r.computed_tokens_per_s_per_gpu());
   fmt::print("  tokens/s per node   {:>12.1f}\n", r.tokens_per_s_per_node());
+  if (const Cluster& cl = sim.cluster(); cl.domain_size() > cl.gpus_per_node()) {
+    // NVLink domains beyond a node (GB200 NVL72): does each EP group stay inside one?
+    const TrafficByClass t = traffic_by_class(sim);
+    const int ep = sc.parallelism.ep;
+    fmt::print("  NVLink domain       {:>12} GPUs ({} nodes of {}); EP {} {}; traffic {:.3f} GB on NVLink, {:.3f} GB on InfiniBand\n",
+               cl.domain_size(), cl.domain_size() / cl.gpus_per_node(), cl.gpus_per_node(), ep,
+               cl.domain_size() % ep == 0 ? "inside one domain: dispatch and combine stay on NVLink" : "spans domains: dispatch crosses InfiniBand",
+               t.nvlink, t.infiniband);
+  }
   fmt::print("  memory per GPU      {:>12.2f} GB of {:.2f} GB: {}\n", m.total().to_gb(), m.capacity.to_gb(),
              m.fits() ? "fits" : "DOES NOT FIT");
   fmt::print("    weights {:.2f} (attention {:.2f}, dense {:.2f}, experts {:.2f}, shared {:.2f}, other {:.2f}), "

@@ -77,6 +77,36 @@ for s in scenarios/*.json; do
   "$EPSIM" run "$s" --out "$tmp/s" --no-trace >/dev/null 2>"$tmp/err" && ok || bad "$s: $(cat "$tmp/err")"
 done
 
+# Models from config.json: each shipped family scenario prints every key it used or ignored (one
+# line each, the count matching report.json's record) and runs from another working directory,
+# its config.json found beside the scenario.
+for s in scenarios/hf-*.json; do
+  (cd "$tmp" && "$EPSIM" run "$OLDPWD/$s" --out "$tmp/hf" --no-trace >"$tmp/hf.out" 2>"$tmp/err") && python3 - "$tmp/hf.out" "$tmp/hf/report.json" <<'PY' \
+    && ok || bad "$s: $(cat "$tmp/err")"
+import json, re, sys
+out = open(sys.argv[1]).read()
+rec = json.load(open(sys.argv[2]))["hf_config"]
+m = re.search(r"config.json \S+ \((\w+)\): (\d+) keys used, (\d+) ignored", out)
+assert m and int(m[2]) == len(rec["used"]) and int(m[3]) == len(rec["ignored"]), (m and m.groups(), len(rec["used"]))
+lines = [l for l in out.splitlines() if re.match(r"    (used|ignored) ", l)]
+assert len(lines) == len(rec["used"]) + len(rec["ignored"]) and len(rec["ignored"]) > 0, len(lines)
+assert rec["model_type"] == m[1]
+PY
+done
+# An unknown config.json key is reported as ignored, not refused.
+python3 -c "import json; c=json.load(open('scenarios/models/mixtral-8x22b.json')); c['my_new_knob']=1; json.dump(c, open('$tmp/cfg.json','w'))"
+"$EPSIM" run scenarios/hf-mixtral-8x22b-prefill.json --set model.hf_config="$tmp/cfg.json" --no-trace --out "$tmp/o" 2>&1 \
+  | grep -qF "ignored  my_new_knob = 1: not read by epsim" && ok || bad "an unknown config.json key is not reported as ignored"
+# A path in a scenario resolves against the scenario's folder; the error names the path tried.
+mkdir -p "$tmp/sc/sub"
+echo '{"model": {"hf_config": "sub/missing.json"}}' >"$tmp/sc/paths.json"
+expect_error scenario-path "$tmp/sc/sub/missing.json: cannot open file" run "$tmp/sc/paths.json" --out "$tmp/o"
+# GB200 NVL72: DeepSeek-V3 at EP 72 keeps dispatch and combine inside the rack's NVLink domain.
+"$EPSIM" run scenarios/gb200-nvl72-deepseek-v3.json --no-trace --out "$tmp/nvl" >"$tmp/nvl.out" 2>&1 \
+  && grep -qF "EP 72 inside one domain: dispatch and combine stay on NVLink" "$tmp/nvl.out" \
+  && python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['traffic_gb']['infiniband']==0 and r['traffic_gb']['nvlink']>0 and r['nvlink_domain']=={'gpus':72,'domains':1,'ep_group_inside':True}" "$tmp/nvl/report.json" \
+  && ok || bad "gb200-nvl72: $(cat "$tmp/nvl.out" | tail -3)"
+
 # compare on the routed shared expert (its per-step gate samples carry the shared expert's column).
 "$EPSIM" compare scenarios/seed-shared-routed.json --placements eplb --out "$tmp/cmp" >/dev/null 2>"$tmp/err" \
   && ok || bad "compare seed-shared-routed: $(cat "$tmp/err")"
