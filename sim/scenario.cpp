@@ -4,6 +4,7 @@
 
 #include "models/dispatch_impl.h"
 #include "sim/comm_scheme.h"
+#include "sim/pipeline_schedule.h"
 
 namespace epsim {
 
@@ -36,6 +37,9 @@ const Schema& ScheduleSpec::schema() {
   static const Schema s{"schedule", {
       {"overlap", "string", "serial", "", "serial: one micro-batch, compute waits for each all-to-all (expert chunks still pipeline with later dispatch chunks) | dual-microbatch: two micro-batches of half the tokens, one computing while the other communicates; a micro-batch's next-layer attention starts once its combine is done (cross-layer pipelining) | decode-5stage: dual-microbatch with attention split around dispatch and combine and communication on 0 SMs"},
       {"chunks", "integer", 1, "", "token batches per dispatch and combine: an expert computes a batch as soon as it has arrived"},
+      {"pipeline", "string", "1f1b", "", "with parallelism.pp > 1 (training), the pipeline schedule: 1f1b (warm-up forwards, then one forward one backward, then the remaining backwards; bubble (PP-1)(F+B)) | interleaved (Megatron's virtual pipeline: pipeline_chunks chunks of layers per rank; bubble (PP-1)(F+B)/chunks) | dualpipe (DeepSeek-V3's bidirectional schedule: half the micro-batches enter at each end, every rank holds two stages, a forward chunk runs overlapped with a backward chunk of another micro-batch and deferred weight gradients fill bubbles; bubble (PP/2-1)(F&B+B-3W))"},
+      {"pipeline_micro_batches", "integer", 0, "", "with parallelism.pp > 1: micro-batches per step, each workload.tokens_per_gpu / M tokens per GPU (0: 2 x pp; interleaved: a multiple of pp; dualpipe: even and >= 2 x pp)"},
+      {"pipeline_chunks", "integer", 2, "", "interleaved: chunks of consecutive layers per pipeline rank (virtual stages = pp x chunks)"},
       {"comm_sms", "integer", 24, "SMs", "SMs held by communication kernels while they run; concurrent compute runs at (gpu.sms - comm_sms) / gpu.sms speed, ops bound by HBM rather than SMs less so (decode-5stage: 0; when not set and network.dispatch_impl is nccl or peer: that implementation's value: 64 for both, the peer kernel's 64 blocks; models/dispatch_impl.cpp)"},
   }};
   return s;
@@ -51,6 +55,9 @@ ScheduleSpec ScheduleSpec::from_json(const nlohmann::json& j, const std::string&
   s.comm_sms = static_cast<int>(c.integer("comm_sms", 0));
   s.comm_sms_given = c.has("comm_sms");
   if (s.overlap == "decode-5stage") s.comm_sms = 0;
+  s.pipeline = c.choice("pipeline", pipeline_schedule_names());
+  s.pipeline_micro_batches = static_cast<int>(c.integer("pipeline_micro_batches", 0));
+  s.pipeline_chunks = static_cast<int>(c.integer("pipeline_chunks", 1));
   return s;
 }
 
@@ -69,6 +76,29 @@ static void resolve_expert_slots(const Parallelism& par, const MoeModelSpec& mod
                                   "experts, which the eplb strategy chooses (or a placement file gives): use eplb or file",
                                   par.slots_per_gpu, extra, par.ep * par.slots_per_gpu - extra));
   if (placement.strategy == "eplb") placement.redundant_slots = extra;
+}
+
+// parallelism.pp > 1: a training step whose micro-batches the pipeline schedule orders.
+static void check_pipeline(const Scenario& s) {
+  const int pp = s.parallelism.pp;
+  const std::string v = std::to_string(pp);
+  if (s.workload.mode != Mode::Training)
+    throw ConfigError("parallelism.pp", v, "pipeline stages run a training step's forward and backward chunks: needs workload.mode = training");
+  if (s.schedule.overlap != "serial")
+    throw ConfigError("schedule.overlap", "\"" + s.schedule.overlap + "\"",
+                      "with parallelism.pp > 1 the pipeline schedule (schedule.pipeline) orders the micro-batches: leave overlap serial");
+  const int stages = s.schedule.pipeline_stages(pp);
+  if (s.model.layers < stages)
+    throw ConfigError("parallelism.pp", v, fmt::format("{} virtual stages need at least as many layers (model.layers = {})", stages, s.model.layers));
+  const int mbs = s.schedule.pipeline_micro_batches_for(pp);
+  make_pipeline_schedule(s.schedule.pipeline, pp, mbs, s.schedule.pipeline_chunks);  // throws if the shape does not fit
+  if (s.workload.tokens_per_gpu < static_cast<std::int64_t>(mbs) * s.schedule.chunks)
+    throw ConfigError("workload.tokens_per_gpu", std::to_string(s.workload.tokens_per_gpu),
+                      fmt::format("must hold the {} pipeline micro-batches x {} chunks", mbs, s.schedule.chunks));
+  const int stage_gpus = s.cluster.gpu_count() / pp;
+  if (s.network.scheme == "hierarchical" && stage_gpus % s.cluster.gpus_per_node != 0)
+    throw ConfigError("network.scheme", "\"hierarchical\"", "relays through whole nodes: a pipeline stage of " +
+                                                                 std::to_string(stage_gpus) + " GPUs is part of one");
 }
 
 const Schema& Scenario::schema() {
@@ -119,6 +149,7 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
   if (s.schedule.comm_sms >= s.gpu.sms)
     throw ConfigError("schedule.comm_sms", std::to_string(s.schedule.comm_sms),
                       "must be < gpu.sms = " + std::to_string(s.gpu.sms));
+  if (s.parallelism.pp > 1) check_pipeline(s);
   if (s.workload.tokens() < s.schedule.micro_batches() * s.schedule.chunks)
     throw ConfigError("schedule.chunks", std::to_string(s.schedule.chunks),
                       "micro-batches x chunks must not exceed the tokens per GPU (" + std::to_string(s.workload.tokens()) + ")");
