@@ -12,7 +12,7 @@ namespace {
 double ms(Time t) { return t.to_ms(); }
 
 nlohmann::json memory_json(const MemoryReport& m) {
-  return {
+  nlohmann::json j = {
       {"per_gpu_gb", m.total().to_gb()},     {"capacity_gb", m.capacity.to_gb()},
       {"fits", m.fits()},                    {"weights_gb", m.weights().to_gb()},
       {"attention_weights_gb", m.attention_weights.to_gb()}, {"dense_weights_gb", m.dense_weights.to_gb()},
@@ -20,6 +20,8 @@ nlohmann::json memory_json(const MemoryReport& m) {
       {"other_weights_gb", m.other_weights.to_gb()},         {"kv_cache_gb", m.kv_cache.to_gb()},
       {"activations_gb", m.activations.to_gb()},
   };
+  if (m.comm_buffers.count() > 0) j["comm_buffers_gb"] = m.comm_buffers.to_gb();
+  return j;
 }
 
 nlohmann::json pipeline_json(const PipelineResult& p) {
@@ -106,8 +108,10 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
     gpus.push_back({{"compute_ms", ms(g.compute_busy)}, {"comm_ms", ms(g.comm_busy)}, {"exposed_comm_ms", ms(g.exposed_comm)}});
   j["per_gpu"] = gpus;
   // The busiest links of the whole step, by bytes (ties: lower link id first).
-  std::vector<std::size_t> order(r.links.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  // Kernel links (a GPU's communication SMs, not a wire) are left out.
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < r.links.size(); ++i)
+    if (cl.link(static_cast<LinkId>(i)).kind != LinkKind::Kernel) order.push_back(i);
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return r.links[a].bytes > r.links[b].bytes; });
   nlohmann::json links = nlohmann::json::array();
   for (std::size_t k = 0; k < std::min<std::size_t>(order.size(), 16); ++k) {
@@ -117,6 +121,17 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
                      {"utilisation", c.busy.to_seconds() / r.step_time.to_seconds()}, {"peak_flows", c.peak_flows}});
   }
   j["top_links"] = links;
+  // Bytes that entered each class of link over the step: NVLink (GPU -> NVSwitch), InfiniBand
+  // (GPU NIC -> leaf) and the spine (leaf -> spine).
+  double nvlink = 0, infiniband = 0, spine = 0;
+  for (std::size_t i = 0; i < r.links.size(); ++i) {
+    const LinkKind k = cl.link(static_cast<LinkId>(i)).kind;
+    const double gb = r.links[i].bytes.to_gb();
+    if (k == LinkKind::NvlinkUp) nvlink += gb;
+    if (k == LinkKind::NicUp) infiniband += gb;
+    if (k == LinkKind::LeafUp) spine += gb;
+  }
+  j["traffic_gb"] = {{"nvlink", nvlink}, {"infiniband", infiniband}, {"spine", spine}};
   return j;
 }
 

@@ -93,15 +93,21 @@ StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const
       traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}, false})), gpus_(cluster.gpu_count()),
       layers_(scenario.model.layers + scenario.workload.mtp_tokens), span_{0, cluster.gpu_count()},
       mbs_(scenario.schedule.micro_batches()), serial_(scenario.schedule.micro_batches() == 1) {
-  traffic_->want_slots = !impl_.ideal() || scenario.cost_model.per_expert_gemms;
+  traffic_->want_slots = impl_.executor_rounds() || scenario.cost_model.per_expert_gemms;
   traffic_->model_layers = scenario.model.layers;
   traffic_->micro_batches = scenario.schedule.micro_batches();
+  const EngineRates rates = engine_rates(scenario, cost);
+  comm_ = comm_setup(scenario, rates, is_calibrated(cost));
+  if (is_calibrated(cost)) tp_.nvlink = rates.nccl;
+  // The peer kernel runs on comm_sms SMs: its rounds move at most comm_sms x the per-SM rate.
+  if (impl_.name == "peer" && rates.per_sm.bytes_per_second() > 0 && scenario.schedule.comm_sms > 0)
+    impl_.bandwidth = std::min(impl_.bandwidth, rates.per_sm * static_cast<double>(scenario.schedule.comm_sms));
 }
 
 int StepBuilder::routing_layer(int layer) const { return std::min(layer, sc_.model.layers - 1); }
 
 double StepBuilder::sm_bound(const OpWork& w) const {
-  if (impl_.ideal()) return 1.0;
+  if (!impl_.executor_rounds()) return 1.0;
   const double compute = w.flops.count() / sc_.gpu.peak_bf16.per_second();
   const double memory = static_cast<double>(w.bytes.count()) / sc_.gpu.hbm.bytes_per_second();
   return compute <= 0 ? 0.0 : std::clamp(1.0 - memory / compute, 0.0, 1.0);
@@ -155,10 +161,11 @@ TaskId StepBuilder::tp_collective(int l, int mb, const Deps& after) {
   KeyHasher hasher;
   if (first != 0) hasher.add(first);
   const std::uint64_t key = hasher.add(0x7470).add(tp).add(gpus).add(per_peer.count()).key();
-  return collective(Phase::TpComm, l, mb, [cl, tp, first, gpus, per_peer] {
+  return collective(Phase::TpComm, l, mb, [cl, tp, first, gpus, per_peer, setup = tp_] {
     CommPlan plan;
     for (int s = first; s < first + gpus; ++s)
       for (int d = (s / tp) * tp; d < (s / tp + 1) * tp; ++d) plan.add(*cl, s, d, per_peer);
+    apply_engines(plan, *cl, setup, per_peer);
     return plan;
   }, after, tp_tail(), [key] { return key; });
 }
@@ -207,7 +214,7 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
   const Time shared = local_shared ? scaled(ops_.shared_expert(T), pass) : Time::zero();
   // dispatch_impl nccl | peer, forward: permute the rows by expert after the gate, then exchange
   // the per-expert counts (the host waits for them before it enqueues the rounds).
-  const bool permute = !impl_.ideal() && pass == Pass::Forward;
+  const bool permute = impl_.executor_rounds() && pass == Pass::Forward;
   const Time perm = permute ? scaled(ops_.permute(T), pass) : Time::zero();
   for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
     auto& r = ready[static_cast<std::size_t>(gpu)];
@@ -247,7 +254,7 @@ void StepBuilder::unpermute(int l, int mb) {
 }
 
 std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> plan, int l, int mb, int c) const {
-  if (impl_.ideal()) return plan;
+  if (!impl_.executor_rounds()) return plan;
   const int chunks = sc_.schedule.chunks;
   const int first = span_.first, gpus = span_.count;
   const std::int64_t T = mb_tokens(mb);
@@ -277,21 +284,20 @@ std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> pla
 }
 
 std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool outbound) const {
-  const CommScheme scheme = comm_scheme_from_string(sc_.network.scheme);
-  const Bytes token_bytes = Bytes(sc_.model.hidden * sc_.model.bytes_per_param);
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
   const int first = span_.first, gpus = span_.count;
-  return [traffic = traffic_, cl = &cluster_, l, mb, T, scheme, token_bytes, chunks, c, outbound, first, gpus] {
-    const DispatchMatrix part = chunk_of(*traffic->at(l, mb, T, first, gpus), c, chunks);
-    return outbound ? dispatch_plan(scheme, *cl, part, token_bytes) : combine_plan(scheme, *cl, part, token_bytes);
+  return [traffic = traffic_, cl = &cluster_, setup = comm_, l, mb, T, chunks, c, outbound, first, gpus] {
+    return comm_plan(setup, *cl, chunk_of(*traffic->at(l, mb, T, first, gpus), c, chunks), outbound);
   };
 }
 
 std::function<std::uint64_t()> StepBuilder::chunk_key(int l, int mb, int c, bool outbound) const {
-  if (!impl_.ideal()) return {};  // its rounds depend on per-slot pieces the matrix hash does not see
-  const int scheme = static_cast<int>(comm_scheme_from_string(sc_.network.scheme));
-  const std::int64_t token_bytes = sc_.model.hidden * sc_.model.bytes_per_param;
+  if (impl_.executor_rounds()) return {};  // its rounds depend on per-slot pieces the matrix hash does not see
+  // Within one step every chunk is shaped by the same engines: the scheme and token bytes tell the
+  // directions and the plans apart.
+  const int scheme = static_cast<int>(comm_.scheme);
+  const std::int64_t token_bytes = (outbound ? comm_.dispatch_token : comm_.combine_token).count();
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
   const int first = span_.first, gpus = span_.count;
@@ -448,7 +454,7 @@ void StepBuilder::mtp_pass(int k) {
   for (int mb = 0; mb < mbs; ++mb) dispatch_half(l, mb);
   for (int mb = 0; mb < mbs; ++mb) expert_half(l, mb, Pass::Forward);
   for (int mb = 0; mb < mbs; ++mb) {
-    if (!impl_.ideal()) unpermute(l, mb);
+    if (impl_.executor_rounds()) unpermute(l, mb);
     if (sc_.model.vocab > 0) lm_head(l, mb, Pass::Forward);
   }
 }
@@ -469,7 +475,7 @@ TaskGraph StepBuilder::build() {
     for (int mb = 0; mb < mbs; ++mb) dispatch_half(l, mb);
     for (int mb = 0; mb < mbs; ++mb) expert_half(l, mb, pass);
   };
-  const bool permute = !impl_.ideal();
+  const bool permute = impl_.executor_rounds();
   for (int l = 0; l < sc_.model.layers; ++l) {
     for (int mb = 0; mb < mbs; ++mb) {
       if (permute && l > 0 && sc_.model.is_moe(l - 1)) unpermute(l - 1, mb);

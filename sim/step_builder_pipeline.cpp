@@ -144,7 +144,7 @@ void StepBuilder::overlapped_chunks(const PipeChunk& f, const PipeChunk& b) {
     lm_head(layers_, b.micro_batch, Pass::InputGrad);
     lm_head(layers_, b.micro_batch, Pass::WeightGrad);
   }
-  const bool permute = !impl_.ideal();
+  const bool permute = impl_.executor_rounds();
   for (int i = 0; i < std::max(nf, nb); ++i) {
     const int lf = f0 + i, lb = b_last - i;
     const bool hf = i < nf, hb = i < nb;

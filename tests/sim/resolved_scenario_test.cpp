@@ -51,7 +51,9 @@ TEST_CASE("a resolved scenario resolves to itself and simulates to the same repo
   json decode = tiny();
   decode["workload"] = {{"mode", "decode"}, {"batch_per_gpu", 16}};
   decode["schedule"] = {{"overlap", "decode-5stage"}};
-  for (const json& doc : {tiny(), gpus, nccl, h200, decode}) {
+  json dsv3 = tiny();  // MLA, fp8 weights and dispatch by default
+  dsv3["model"].update({{"preset", "deepseek-v3"}, {"groups", 1}, {"topk_groups", 1}});
+  for (const json& doc : {tiny(), gpus, nccl, h200, decode, dsv3}) {
     const json r = resolved_scenario(doc);
     CHECK(resolved_scenario(r) == r);
     CHECK(report_of(r) == report_of(doc));
@@ -60,6 +62,8 @@ TEST_CASE("a resolved scenario resolves to itself and simulates to the same repo
   CHECK(resolved_scenario(h200)["gpu"]["mfu"] == 0.5);
   CHECK(resolved_scenario(h200)["gpu"]["memory_gb"] == 141.0);
   CHECK(resolved_scenario(gpus)["cluster"]["nodes"] == 2);
+  CHECK(resolved_scenario(dsv3)["precision"]["dispatch"] == "fp8");
+  CHECK(resolved_scenario(dsv3)["model"]["attention"] == "mla");
 }
 
 TEST_CASE("resolving checks the document as a run does") {

@@ -27,6 +27,8 @@ expect_error wrong-type 'workload.tokens_per_gpu = "many": must be an integer' r
 expect_error zero-size 'workload.tokens_per_gpu = 0: must be >= 1' run scenarios/seed.json --set workload.tokens_per_gpu=0 --out "$tmp/o"
 expect_error negative 'cluster.nic_gbps = -5: must be > 0' run scenarios/seed.json --set cluster.nic_gbps=-5 --out "$tmp/o"
 expect_error topk 'model.top_k = 300: must be in [1, routed_experts = 256]' run scenarios/seed.json --set model.top_k=300 --out "$tmp/o"
+expect_error max-nodes-groups 'routing.max_nodes = 2: node-limited routing replaces the group limit' run scenarios/seed.json --set model.groups=8 --set model.topk_groups=4 --set routing.max_nodes=2 --out "$tmp/o"
+expect_error max-nodes-room 'routing.max_nodes = 1: must leave room for top_k = 12 experts (8 routed experts per node' run scenarios/seed.json --set parallelism.ep=16 --set model.routed_experts=16 --set model.top_k=12 --set routing.max_nodes=1 --out "$tmp/o"
 expect_error ep 'parallelism.ep = 48: must divide the GPU count' run scenarios/seed.json --set parallelism.ep=48 --out "$tmp/o"
 expect_error ep-experts 'parallelism.ep = 256: must divide model.routed_experts = 96' run scenarios/seed.json --set model.routed_experts=96 --out "$tmp/o"
 expect_error shared-routed 'parallelism.shared_expert = "routed": needs model.shared_experts > 0' run scenarios/seed.json --set parallelism.shared_expert=routed --set model.shared_experts=0 --out "$tmp/o"
@@ -88,9 +90,29 @@ while read -r key; do
   grep -qF "\`$key\`" scenarios/README.md && ok || bad "scenarios/README.md does not document $key"
 done <"$tmp/keys"
 
+# ... and every sweep specification key.
+"$EPSIM" keys --sweep | grep -o '^| `[^`]*`' | tr -d '|` ' >"$tmp/sweep-keys"
+[[ $(wc -l <"$tmp/sweep-keys") -gt 10 ]] && ok || bad "epsim keys --sweep lists too few keys"
+while read -r key; do
+  grep -qF "\`$key\`" scenarios/README.md && ok || bad "scenarios/README.md does not document $key"
+done <"$tmp/sweep-keys"
+
+# epsim sweep: bad specifications and bad points exit 2 with one line naming the path.
+echo '{"base": "scenarios/small-2node.json", "axes": [{"key": "schedule.chunk", "values": [1]}]}' >"$tmp/sweep-key.json"
+expect_error sweep-key 'axes[0].key = "schedule.chunk": not a scenario key' sweep "$tmp/sweep-key.json" --out "$tmp/sw"
+echo '{"base": "scenarios/small-2node.json", "axes": [{"key": "parallelism.ep", "values": [16, 6]}]}' >"$tmp/sweep-ep.json"
+expect_error sweep-point 'parallelism.ep = 6: must divide the GPU count (nodes x gpus_per_node = 16) (sweep point 1: parallelism.ep=6;' sweep "$tmp/sweep-ep.json" --out "$tmp/sw"
+[[ ! -s $tmp/sw/results.jsonl ]] && ok || bad "a rejected sweep must run no point"
+expect_error sweep-missing "nope.json: cannot open file" sweep "$tmp/nope.json" --out "$tmp/sw"
+expect_error sweep-jobs "-j -1: must be >= 0" sweep "$tmp/sweep-ep.json" -j -1
+# skip_invalid: the rejected point is recorded with its message, the others run, exit 0.
+echo '{"base": "scenarios/small-2node.json", "skip_invalid": true, "axes": [{"key": "parallelism.ep", "values": [16, 6]}]}' >"$tmp/sweep-skip.json"
+"$EPSIM" sweep "$tmp/sweep-skip.json" --out "$tmp/skip" >"$tmp/out" 2>&1 && grep -q '"error":"parallelism.ep = 6' "$tmp/skip/results.jsonl" \
+  && [[ $(grep -c step_time_ms "$tmp/skip/results.jsonl") -eq 1 ]] && ok || bad "skip_invalid: $(cat "$tmp/out")"
+
 # --help documents every subcommand.
 "$EPSIM" run --help >"$tmp/help"
-for c in run keys net calibrate explain compare validate; do grep -q "^  $c" "$tmp/help" && ok || bad "--help lacks $c"; done
+for c in run keys net calibrate explain compare validate sweep; do grep -q "^  $c" "$tmp/help" && ok || bad "--help lacks $c"; done
 
 # --steps prints a line per step.
 "$EPSIM" run scenarios/small-2node.json --steps 3 --no-trace --out "$tmp/st" >"$tmp/steps" 2>&1 \
