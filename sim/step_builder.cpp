@@ -170,79 +170,99 @@ TaskId StepBuilder::tp_collective(int l, int mb, const Deps& after) {
   }, after, tp_tail(), [key] { return key; });
 }
 
-void StepBuilder::attention_block(int l, int mb, Pass pass) {
+// The attention: [TP all-gather] projections and core [TP reduce-scatter].
+void StepBuilder::attention_item(int l, int mb, Pass pass) {
+  if (sc_.model.attention == AttentionKind::None) return;
   const Workload& w = sc_.workload;
   const std::int64_t T = mb_tokens(mb);
   const bool tp = sc_.parallelism.attention_tp > 1;
-  const bool moe = sc_.model.is_moe(l);
-  const bool serial = serial_;
   const std::int64_t seqs = std::max<std::int64_t>(1, w.sequences() * T / w.tokens());
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
-  if (sc_.model.attention != AttentionKind::None) {
-    const OpWork proj_op = ops_.attention_proj(T);
-    const int queries = split_.tokens_per_unit;  // decode: the new token and its drafts per sequence
-    const OpWork core_op = w.mode == Mode::Decode ? ops_.attention_core_decode(T / queries, w.kv_len, queries)
-                                                  : ops_.attention_core_prefill(seqs, w.seq_len, w.prefix_tokens());
-    const Time proj = scaled(proj_op, pass);
-    const Time core = scaled(core_op, pass);
-    if (tp && (l > 0 || pass != Pass::Forward)) {
-      const TaskId c = tp_collective(l, mb, ready);
-      for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
-    }
-    std::vector<TaskId> core_done(static_cast<std::size_t>(gpus_));
-    for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
-      compute(gpu, Phase::AttentionProj, l, mb, proj, ready[static_cast<std::size_t>(gpu)], sm_bound(proj_op));
-      core_done[static_cast<std::size_t>(gpu)] = compute(gpu, Phase::AttentionCore, l, mb, core, {}, sm_bound(core_op));
-      ready[static_cast<std::size_t>(gpu)] = {core_done[static_cast<std::size_t>(gpu)]};
-    }
-    if (tp) {
-      const TaskId c = tp_collective(l, mb, ready);
-      for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
-    }
-  }
-  if (!moe) {
-    const OpWork mlp_op = ops_.dense_mlp(T);
-    const Time mlp = scaled(mlp_op, pass);
-    for (int gpu = span_.first; gpu < span_.end(); ++gpu)
-      ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::DenseMlp, l, mb, mlp, ready[static_cast<std::size_t>(gpu)], sm_bound(mlp_op))};
-    return;
-  }
-  const OpWork gate_op = ops_.gate(T);
-  const Time gate = scaled(gate_op, pass);
-  // Routed shared experts (parallelism.shared_expert = routed) are computed where they are placed.
-  const bool local_shared = sc_.model.shared_experts > sc_.parallelism.routed_shared(sc_.model);
-  const Time shared = local_shared ? scaled(ops_.shared_expert(T), pass) : Time::zero();
-  // dispatch_impl nccl | peer, forward: permute the rows by expert after the gate, then exchange
-  // the per-expert counts (the host waits for them before it enqueues the rounds).
-  const bool permute = impl_.executor_rounds() && pass == Pass::Forward;
-  const Time perm = permute ? scaled(ops_.permute(T), pass) : Time::zero();
-  for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
-    auto& r = ready[static_cast<std::size_t>(gpu)];
-    const TaskId gt = compute(gpu, Phase::Gate, l, mb, gate, r, sm_bound(gate_op));
-    r = {gt};
-    if (permute) r = {compute(gpu, Phase::Permute, l, mb, perm, {}, 0.0)};
-    if (local_shared) {
-      const TaskId st = compute(gpu, Phase::SharedExpert, l, mb, shared, {}, sm_bound(ops_.shared_expert(T)));
-      if (serial) r = {st};  // serial: the dispatch waits for the shared expert
-    }
-  }
-  if (permute) {
-    // The host's wake-up after the first micro-batch's counts delays everything after them.
-    const Time t = impl_.count_exchange + (mb == 0 ? impl_.host_gap : Time::zero());
-    const int first = span_.first, gpus = span_.count;
-    const TaskId c = collective(Phase::CountExchange, l, mb, [first, gpus, t] {
-      CommPlan plan;
-      for (int g = first; g < first + gpus; ++g) {
-        FlowSpec f;
-        f.route.latency = t;
-        plan.flows.push_back(f);
-        plan.src.push_back(g);
-        plan.dst.push_back(g);
-      }
-      return plan;
-    }, ready, moe_tail());
+  const OpWork proj_op = ops_.attention_proj(T);
+  const int queries = split_.tokens_per_unit;  // decode: the new token and its drafts per sequence
+  const OpWork core_op = w.mode == Mode::Decode ? ops_.attention_core_decode(T / queries, w.kv_len, queries)
+                                                : ops_.attention_core_prefill(seqs, w.seq_len, w.prefix_tokens());
+  const Time proj = scaled(proj_op, pass);
+  const Time core = scaled(core_op, pass);
+  if (tp && (l > 0 || pass != Pass::Forward)) {
+    const TaskId c = tp_collective(l, mb, ready);
     for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
   }
+  for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
+    compute(gpu, Phase::AttentionProj, l, mb, proj, ready[static_cast<std::size_t>(gpu)], sm_bound(proj_op));
+    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::AttentionCore, l, mb, core, {}, sm_bound(core_op))};
+  }
+  if (tp) {
+    const TaskId c = tp_collective(l, mb, ready);
+    for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
+  }
+}
+
+void StepBuilder::dense_item(int l, int mb, Pass pass) {
+  const OpWork mlp_op = ops_.dense_mlp(mb_tokens(mb));
+  const Time mlp = scaled(mlp_op, pass);
+  Deps& ready = ready_[static_cast<std::size_t>(mb)];
+  for (int gpu = span_.first; gpu < span_.end(); ++gpu)
+    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::DenseMlp, l, mb, mlp, ready[static_cast<std::size_t>(gpu)], sm_bound(mlp_op))};
+}
+
+// The gate, and in a forward under nccl | peer the permute of the rows by expert.
+void StepBuilder::moe_in_item(int l, int mb, Pass pass) {
+  const std::int64_t T = mb_tokens(mb);
+  const OpWork gate_op = ops_.gate(T);
+  const Time gate = scaled(gate_op, pass);
+  const bool permute = impl_.executor_rounds() && pass == Pass::Forward;
+  const Time perm = permute ? scaled(ops_.permute(T), pass) : Time::zero();
+  Deps& ready = ready_[static_cast<std::size_t>(mb)];
+  for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
+    auto& r = ready[static_cast<std::size_t>(gpu)];
+    r = {compute(gpu, Phase::Gate, l, mb, gate, r, sm_bound(gate_op))};
+    if (permute) r = {compute(gpu, Phase::Permute, l, mb, perm, {}, 0.0)};
+  }
+}
+
+bool StepBuilder::local_shared() const { return sc_.model.shared_experts > sc_.parallelism.routed_shared(sc_.model); }
+
+// The local shared experts on the compute stream; `chain`: the micro-batch's next item waits for them.
+void StepBuilder::shared_item(int l, int mb, Pass pass, bool chain) {
+  const OpWork op = ops_.shared_expert(mb_tokens(mb));
+  const Time t = scaled(op, pass);
+  for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
+    const TaskId st = compute(gpu, Phase::SharedExpert, l, mb, t, {}, sm_bound(op));
+    if (chain) ready_[static_cast<std::size_t>(mb)][static_cast<std::size_t>(gpu)] = {st};
+  }
+}
+
+// network.dispatch_impl nccl | peer: the per-expert counts exchanged before the dispatch (the host
+// waits for them before it enqueues the rounds).
+void StepBuilder::counts_item(int l, int mb) {
+  // The host's wake-up after the first micro-batch's counts delays everything after them.
+  const Time t = impl_.count_exchange + (mb == 0 ? impl_.host_gap : Time::zero());
+  const int first = span_.first, gpus = span_.count;
+  Deps& ready = ready_[static_cast<std::size_t>(mb)];
+  const TaskId c = collective(Phase::CountExchange, l, mb, [first, gpus, t] {
+    CommPlan plan;
+    for (int g = first; g < first + gpus; ++g) {
+      FlowSpec f;
+      f.route.latency = t;
+      plan.flows.push_back(f);
+      plan.src.push_back(g);
+      plan.dst.push_back(g);
+    }
+    return plan;
+  }, ready, moe_tail());
+  for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
+}
+
+void StepBuilder::attention_block(int l, int mb, Pass pass) {
+  attention_item(l, mb, pass);
+  if (!sc_.model.is_moe(l)) {
+    dense_item(l, mb, pass);
+    return;
+  }
+  moe_in_item(l, mb, pass);
+  if (local_shared()) shared_item(l, mb, pass, serial_);  // serial: the dispatch waits for the shared expert
+  if (impl_.executor_rounds() && pass == Pass::Forward) counts_item(l, mb);
 }
 
 void StepBuilder::unpermute(int l, int mb) {
@@ -354,7 +374,8 @@ StepBuilder::ExpertChunk StepBuilder::expert_chunk(const SlotTraffic* per_slot, 
 
 // Forward: tokens go out in the dispatch and back in the combine. Backward: output gradients go
 // out the dispatch way and input gradients come back the combine way, so the program is the same.
-void StepBuilder::expert_half(int l, int mb, Pass pass) {
+// The experts' chunks on every GPU; combine_item sends them back.
+void StepBuilder::experts_item(int l, int mb, Pass pass) {
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
   const auto& entry = traffic_->entry(l, mb, T, span_.first, span_.count);
@@ -385,13 +406,24 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
                                sm_bound(work.work));
       per_chunk[static_cast<std::size_t>(c)][static_cast<std::size_t>(gpu)] = {e};
     }
+  combine_after_[static_cast<std::size_t>(mb)] = std::move(per_chunk);
+}
+
+// Chunk c leaves once every GPU has computed its chunk c; the micro-batch's next item waits for all.
+void StepBuilder::combine_item(int l, int mb) {
+  const auto& per_chunk = combine_after_[static_cast<std::size_t>(mb)];
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)].clear();
-  for (int c = 0; c < chunks; ++c) {
+  for (int c = 0; c < sc_.schedule.chunks; ++c) {
     const TaskId comb = collective(Phase::Combine, l, mb, with_rounds(chunk_plan(l, mb, c, false), l, mb, c),
                                    per_chunk[static_cast<std::size_t>(c)], moe_tail(), chunk_key(l, mb, c, false));
     for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)].push_back(g_.arrival(comb, gpu));
   }
+}
+
+void StepBuilder::expert_half(int l, int mb, Pass pass) {
+  experts_item(l, mb, pass);
+  combine_item(l, mb);
 }
 
 // Pipeline backward: layer l's weight gradients on every GPU of the span, one task per GPU (the
@@ -459,10 +491,51 @@ void StepBuilder::mtp_pass(int k) {
   }
 }
 
+void StepBuilder::run_stages(const std::vector<ScheduleStage>& stages, int l, Pass pass) {
+  for (const ScheduleStage& stage : stages) {
+    for (const ScheduleItem& item : stage.compute) run_item(item, l, pass);
+    for (const ScheduleItem& item : stage.comm) run_item(item, l, pass);
+  }
+}
+
+// One item of the overlap schedule on layer l; items that do not apply to the layer emit nothing.
+void StepBuilder::run_item(const ScheduleItem& item, int l, Pass pass) {
+  const int mb = item.micro_batch;
+  const bool moe = sc_.model.is_moe(l), rounds = impl_.executor_rounds();
+  switch (item.op) {
+    case ScheduleOp::MoeOut:
+      if (rounds && l > 0 && sc_.model.is_moe(l - 1)) unpermute(l - 1, mb);
+      return;
+    case ScheduleOp::Attention: attention_item(l, mb, pass); return;
+    case ScheduleOp::MoeIn:
+      if (moe) moe_in_item(l, mb, pass);
+      return;
+    case ScheduleOp::Shared:
+      if (moe && local_shared()) shared_item(l, mb, pass, item.chain);
+      return;
+    case ScheduleOp::Dense:
+      if (!moe) dense_item(l, mb, pass);
+      return;
+    case ScheduleOp::Counts:
+      if (moe && rounds && pass == Pass::Forward) counts_item(l, mb);
+      return;
+    case ScheduleOp::Dispatch:
+      if (moe) dispatch_half(l, mb);
+      return;
+    case ScheduleOp::Experts:
+      if (moe) experts_item(l, mb, pass);
+      return;
+    case ScheduleOp::Combine:
+      if (moe) combine_item(l, mb);
+      return;
+  }
+}
+
 TaskGraph StepBuilder::build() {
   if (sc_.parallelism.pp > 1) return build_pipeline();
   g_ = TaskGraph{};
-  const int mbs = sc_.schedule.micro_batches();
+  const OverlapSchedule& program = sc_.schedule.program;
+  const int mbs = program.micro_batches;
   loads_.assign(static_cast<std::size_t>(layers_), LayerLoad{});
   split_ = sc_.workload.mode == Mode::Decode ? TokenSplit{sc_.workload.batch_per_gpu, sc_.workload.queries_per_sequence()}
                                              : TokenSplit{sc_.workload.tokens(), 1};
@@ -471,19 +544,9 @@ TaskGraph StepBuilder::build() {
   tp_tails_.assign(1, -1);
   ready_.assign(static_cast<std::size_t>(mbs), Deps(static_cast<std::size_t>(gpus_)));
   dispatches_.assign(static_cast<std::size_t>(mbs), {});
-  auto moe = [&](int l, Pass pass) {
-    for (int mb = 0; mb < mbs; ++mb) dispatch_half(l, mb);
-    for (int mb = 0; mb < mbs; ++mb) expert_half(l, mb, pass);
-  };
-  const bool permute = impl_.executor_rounds();
-  for (int l = 0; l < sc_.model.layers; ++l) {
-    for (int mb = 0; mb < mbs; ++mb) {
-      if (permute && l > 0 && sc_.model.is_moe(l - 1)) unpermute(l - 1, mb);
-      attention_block(l, mb, Pass::Forward);
-    }
-    if (sc_.model.is_moe(l)) moe(l, Pass::Forward);
-  }
-  if (permute && sc_.model.is_moe(sc_.model.layers - 1))
+  combine_after_.assign(static_cast<std::size_t>(mbs), {});
+  for (int l = 0; l < sc_.model.layers; ++l) run_stages(program.forward, l, Pass::Forward);
+  if (impl_.executor_rounds() && sc_.model.is_moe(sc_.model.layers - 1))
     for (int mb = 0; mb < mbs; ++mb) unpermute(sc_.model.layers - 1, mb);
   if (sc_.model.vocab > 0)
     for (int mb = 0; mb < mbs; ++mb) lm_head(layers_, mb, Pass::Forward);
@@ -491,10 +554,7 @@ TaskGraph StepBuilder::build() {
   if (sc_.workload.mode == Mode::Training) {
     if (sc_.model.vocab > 0)
       for (int mb = 0; mb < mbs; ++mb) lm_head(layers_, mb, Pass::Backward);
-    for (int l = sc_.model.layers - 1; l >= 0; --l) {
-      if (sc_.model.is_moe(l)) moe(l, Pass::Backward);
-      for (int mb = 0; mb < mbs; ++mb) attention_block(l, mb, Pass::Backward);
-    }
+    for (int l = sc_.model.layers - 1; l >= 0; --l) run_stages(program.backward, l, Pass::Backward);
   }
   return std::move(g_);
 }

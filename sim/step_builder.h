@@ -84,6 +84,19 @@ class StepBuilder {
   };
   using Deps = std::vector<std::vector<TaskId>>;  // per GPU: tasks the next block must wait for
 
+  // The items of the overlap schedule (sim/overlap_schedule.h), each on every GPU of span_.
+  void run_stages(const std::vector<ScheduleStage>& stages, int l, Pass pass);
+  void run_item(const ScheduleItem& item, int l, Pass pass);
+  void attention_item(int l, int mb, Pass pass);
+  void moe_in_item(int l, int mb, Pass pass);
+  void shared_item(int l, int mb, Pass pass, bool chain);
+  void dense_item(int l, int mb, Pass pass);
+  void counts_item(int l, int mb);
+  void experts_item(int l, int mb, Pass pass);
+  void combine_item(int l, int mb);
+  bool local_shared() const;  // shared experts computed on every GPU (not routed into expert slots)
+  // attention, then moe_in, shared (chained when serial_) and counts, or dense: a layer's attention
+  // block in one go (the pipeline and the MTP passes).
   void attention_block(int l, int mb, Pass pass);
   // The MoE block in two halves, so that a schedule can issue every micro-batch's dispatch before
   // any combine on the communication stream.
@@ -92,7 +105,7 @@ class StepBuilder {
   std::function<CommPlan()> chunk_plan(int l, int mb, int c, bool outbound) const;
   // Its key: the hash of the (layer, micro-batch) matrix with the chunk, direction and scheme.
   std::function<std::uint64_t()> chunk_key(int l, int mb, int c, bool outbound) const;
-  void expert_half(int l, int mb, Pass pass);
+  void expert_half(int l, int mb, Pass pass);  // experts_item + combine_item
   // GPU `gpu`'s experts on chunk c: their time, and the FLOPs and bytes they move (for the SM-bound
   // share). `per_slot` (per-expert GEMMs) or else one MLP over the GPU's `received` rows.
   struct ExpertChunk {
@@ -180,6 +193,7 @@ class StepBuilder {
   TaskId& tp_tail() { return tp_tails_[static_cast<std::size_t>(rank_)]; }
   std::vector<Deps> ready_;           // per micro-batch: what its next block waits for
   std::vector<std::vector<TaskId>> dispatches_;  // per micro-batch: the dispatch chunks in flight
+  std::vector<std::vector<Deps>> combine_after_;  // per micro-batch, per chunk: the expert tasks its combine waits for
   PipelineRun pipeline_;
 };
 
