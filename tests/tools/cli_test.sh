@@ -118,6 +118,36 @@ cp scenarios/schedules/dual-microbatch.json "$tmp/mine.json"
   && [[ "$(grep step_time_ms "$tmp/m1/report.json")" == "$(grep step_time_ms "$tmp/m2/report.json")" ]] && ok \
   || bad "a copied schedule description file does not run as the shipped one"
 
+# epsim net speaks nccl-tests: -b/-e/-f sizes with suffixes, each size one rank's buffer. 2 nodes x
+# 2 GPUs, 4M per rank: 1M to each rank; a NIC carries 2 x 1048576 B at 50 GB/s (41.943 us) plus the
+# across-rails route's 3 us: 44.94 us; algbw 4194304 B / 44.943 us = 93.32 GB/s, busbw x 3/4 = 69.99.
+"$EPSIM" net --nodes 2 --gpus-per-node 2 --pattern alltoall -b 1M -e 4M -f 2 >"$tmp/net.out" 2>&1 \
+  && [[ $(grep -cE '^ +[0-9]+ +[0-9]+ +float ' "$tmp/net.out") -eq 3 ]] \
+  && grep -qE '^ +4194304 +1048576 +float +44\.94 +93\.32 +69\.99$' "$tmp/net.out" && ok || bad "net -b/-e/-f: $(cat "$tmp/net.out")"
+expect_error net-size '-b = "4Q": must be a byte count' net --nodes 2 --gpus-per-node 2 -b 4Q
+expect_error net-small '-b = 2: must be at least the rank count 4' net --nodes 2 --gpus-per-node 2 -b 2
+expect_error net-range '-e = 1024: must be >= -b = 2048' net --nodes 2 --gpus-per-node 2 -b 2K -e 1K
+# --calibration adds the profile's NCCL all-to-all terms: its fixed cost at least.
+"$EPSIM" net --nodes 1 --gpus-per-node 8 --pattern alltoall -b 16M --calibration h200-measured >"$tmp/netc.out" 2>&1 \
+  && "$EPSIM" net --nodes 1 --gpus-per-node 8 --pattern alltoall -b 16M >"$tmp/net0.out" 2>&1 \
+  && python3 - "$tmp/netc.out" "$tmp/net0.out" <<'PY' && ok || bad "net --calibration: $(cat "$tmp/netc.out")"
+import re, sys
+t = [float(re.search(r"^ +16777216 +\d+ +float +([0-9.]+)", open(p).read(), re.M)[1]) for p in sys.argv[1:]]
+assert t[0] > t[1] + 20, t  # h200-measured: 20.3 us per collective, and NCCL's lower NVLink rate
+PY
+
+# Placements and load statistics in each serving framework's format, written by compare and read
+# back by placement.file and placement.load_stats.
+for f in eplb sglang vllm vllm-ascend; do
+  "$EPSIM" compare scenarios/small-2node.json --placements eplb --format "$f" --out "$tmp/fmt-$f" >/dev/null 2>"$tmp/err" \
+    && "$EPSIM" run scenarios/small-2node.json --set placement.strategy=file --set placement.file="$tmp/fmt-$f/placement-eplb.json" \
+         --no-trace --out "$tmp/o" >/dev/null 2>>"$tmp/err" \
+    && "$EPSIM" run scenarios/small-2node.json --set placement.strategy=eplb --set placement.load_stats="$tmp/fmt-$f/load-stats.json" \
+         --no-trace --out "$tmp/o" >/dev/null 2>>"$tmp/err" && ok || bad "format $f: $(cat "$tmp/err")"
+done
+grep -q physical_to_logical_map "$tmp/fmt-sglang/placement-eplb.json" && grep -q logical_count "$tmp/fmt-sglang/load-stats.json" \
+  && grep -q layer_list "$tmp/fmt-vllm-ascend/placement-eplb.json" && ok || bad "format files lack their keys"
+
 # compare on the routed shared expert (its per-step gate samples carry the shared expert's column).
 "$EPSIM" compare scenarios/seed-shared-routed.json --placements eplb --out "$tmp/cmp" >/dev/null 2>"$tmp/err" \
   && ok || bad "compare seed-shared-routed: $(cat "$tmp/err")"
