@@ -10,6 +10,32 @@ namespace epsim {
 
 namespace {
 double ms(Time t) { return t.to_ms(); }
+
+nlohmann::json memory_json(const MemoryReport& m) {
+  nlohmann::json j = {
+      {"per_gpu_gb", m.total().to_gb()},     {"capacity_gb", m.capacity.to_gb()},
+      {"fits", m.fits()},                    {"weights_gb", m.weights().to_gb()},
+      {"attention_weights_gb", m.attention_weights.to_gb()}, {"dense_weights_gb", m.dense_weights.to_gb()},
+      {"expert_weights_gb", m.expert_weights.to_gb()},       {"shared_weights_gb", m.shared_weights.to_gb()},
+      {"other_weights_gb", m.other_weights.to_gb()},         {"kv_cache_gb", m.kv_cache.to_gb()},
+      {"activations_gb", m.activations.to_gb()},
+  };
+  if (m.comm_buffers.count() > 0) j["comm_buffers_gb"] = m.comm_buffers.to_gb();
+  return j;
+}
+
+nlohmann::json pipeline_json(const PipelineResult& p) {
+  nlohmann::json ranks = nlohmann::json::array();
+  for (const PipelineRankResult& r : p.per_rank) {
+    nlohmann::json m = memory_json(r.memory);
+    m["optimizer_gb"] = r.memory.optimizer.to_gb();
+    ranks.push_back({{"rank", r.rank}, {"stages", r.stages}, {"layers", r.layers}, {"busy_ms", ms(r.busy)},
+                     {"bubble_ms", ms(r.bubble)}, {"bubble_fraction", r.bubble_fraction},
+                     {"activation_chunks", r.peak_chunks}, {"memory", m}});
+  }
+  return {{"schedule", p.schedule}, {"ranks", p.ranks}, {"micro_batches", p.micro_batches}, {"virtual_stages", p.stages},
+          {"bubble_ms", ms(p.bubble)}, {"bubble_fraction", p.bubble_fraction}, {"per_rank", ranks}};
+}
 }  // namespace
 
 nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) {
@@ -53,16 +79,8 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
   }
   j["bound_by"] = bound;
   j["pricing"] = r.pricing;
-  const MemoryReport& m = r.memory;
-  j["memory"] = {
-      {"per_gpu_gb", m.total().to_gb()},     {"capacity_gb", m.capacity.to_gb()},
-      {"fits", m.fits()},                    {"weights_gb", m.weights().to_gb()},
-      {"attention_weights_gb", m.attention_weights.to_gb()}, {"dense_weights_gb", m.dense_weights.to_gb()},
-      {"expert_weights_gb", m.expert_weights.to_gb()},       {"shared_weights_gb", m.shared_weights.to_gb()},
-      {"other_weights_gb", m.other_weights.to_gb()},         {"kv_cache_gb", m.kv_cache.to_gb()},
-      {"activations_gb", m.activations.to_gb()},
-  };
-  if (m.comm_buffers.count() > 0) j["memory"]["comm_buffers_gb"] = m.comm_buffers.to_gb();
+  j["memory"] = memory_json(r.memory);
+  if (r.pipeline) j["pipeline"] = pipeline_json(*r.pipeline);
   nlohmann::json layers = nlohmann::json::array();
   for (const LayerResult& l : r.layers) {
     nlohmann::json lj = {

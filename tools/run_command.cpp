@@ -63,6 +63,19 @@ void print_layers(const StepResult& r) {
   }
 }
 
+// parallelism.pp > 1: the schedule's bubble and each rank's memory.
+void print_pipeline(const PipelineResult& p, const Scenario& sc) {
+  fmt::print("\n  pipeline {}: {} ranks x {} GPUs, {} micro-batches of {} tokens per GPU, {} virtual stages\n", p.schedule,
+             p.ranks, sc.cluster.gpu_count() / p.ranks, p.micro_batches, sc.workload.tokens() / p.micro_batches, p.stages);
+  fmt::print("  bubble {:.3f} ms ({:.1f}% of the step) on the worst rank\n", p.bubble.to_ms(), 100.0 * p.bubble_fraction);
+  fmt::print("  {:>6} {:>14} {:>11} {:>9} {:>12} {:>14} {:>11}\n", "rank", "layers", "bubble ms", "bubble %", "act. chunks",
+             "activations GB", "memory GB");
+  for (const PipelineRankResult& r : p.per_rank)
+    fmt::print("  {:>6} {:>14} {:>11.3f} {:>9.1f} {:>12g} {:>14.2f} {:>11.2f}{}\n", r.rank, r.layers, r.bubble.to_ms(),
+               100.0 * r.bubble_fraction, r.peak_chunks, r.memory.activations.to_gb(), r.memory.total().to_gb(),
+               r.memory.fits() ? "" : " (does not fit)");
+}
+
 std::string workload_line(const Workload& w) {
   if (w.mode == Mode::Decode) {
     if (w.mtp_tokens == 0) return fmt::format("decode of {} tokens per GPU", w.batch_per_gpu);
@@ -116,6 +129,7 @@ void print_summary(const Simulation& sim, double wall_s) {
              m.weights().to_gb(), m.attention_weights.to_gb(), m.dense_weights.to_gb(), m.expert_weights.to_gb(),
              m.shared_weights.to_gb(), m.other_weights.to_gb(), m.kv_cache.to_gb(), m.activations.to_gb(),
              m.comm_buffers.count() > 0 ? fmt::format(", comm buffers {:.2f}", m.comm_buffers.to_gb()) : "");
+  if (r.pipeline) print_pipeline(*r.pipeline, sc);
   fmt::print("\n  priced by:\n");
   for (const auto& line : r.pricing_lines) fmt::print("    {}\n", line);
   print_layers(r);

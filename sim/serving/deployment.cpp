@@ -13,6 +13,13 @@ PoolPlan make_pool(const nlohmann::json& doc, const ServingSpec& spec, const Poo
   p.name = to_string(role);
   p.doc = pool_document(doc, pool, p.name);
   p.scenario = Scenario::from_json(p.doc);
+  // A pipeline's steps are not batch shapes of one instance (decode under PP runs micro-batches
+  // through the stages); not modelled here.
+  if (p.scenario.parallelism.pp > 1)
+    throw ConfigError("parallelism.pp", std::to_string(p.scenario.parallelism.pp),
+                      "epsim serve prices steps of one pipeline stage group: needs pp = 1 (in the " + p.name + " pool's scenario)");
+  if (p.scenario.workload.mode == Mode::Training)
+    throw ConfigError("workload.mode", "\"training\"", "a serving pool runs prefill and decode steps (in the " + p.name + " pool's scenario)");
   p.instances = pool.instances;
   p.nodes = p.scenario.cluster.nodes;
   p.first_node = first_node;

@@ -35,6 +35,11 @@ expect_error shared-routed 'parallelism.shared_expert = "routed": needs model.sh
 expect_error shared-slots 'parallelism.ep = 256: must divide the routed experts 257' run scenarios/seed.json --set parallelism.shared_expert=routed --out "$tmp/o"
 expect_error slots 'parallelism.slots_per_gpu = 3: ep x slots_per_gpu = 216 slots must hold the 256 routed experts' run scenarios/seed.json --set cluster.nodes=9 --set parallelism.ep=72 --set parallelism.slots_per_gpu=3 --out "$tmp/o"
 expect_error slots-strategy 'placement.strategy = "contiguous": parallelism.slots_per_gpu = 4 leaves 32 slots' run scenarios/seed.json --set cluster.nodes=9 --set parallelism.ep=72 --set parallelism.slots_per_gpu=4 --out "$tmp/o"
+expect_error pp-mode 'parallelism.pp = 8: pipeline stages run a training step' run scenarios/train-pp8-ep32.json --set workload.mode=prefill --out "$tmp/o"
+expect_error pp-dualpipe 'schedule.pipeline_micro_batches = 10: dualpipe: must be even and >= 2 x parallelism.pp = 16' run scenarios/train-pp8-ep32.json --set schedule.pipeline=dualpipe --set schedule.pipeline_micro_batches=10 --out "$tmp/o"
+expect_error pp-ep 'parallelism.ep = 64: must divide the 32 GPUs of a pipeline stage' run scenarios/train-pp8-ep32.json --set parallelism.ep=64 --out "$tmp/o"
+expect_error overlap-name 'schedule.overlap = "triple": must be one of serial, dual-microbatch, decode-5stage' run scenarios/seed.json --set schedule.overlap=triple --out "$tmp/o"
+expect_error overlap-order 'schedule.overlap.forward[0].compute[0] = "experts@0": must come after dispatch@0' run scenarios/small-2node.json --set 'schedule.overlap={"forward": [{"compute": ["experts@0", "moe_out@0", "attention@0", "moe_in@0", "shared@0", "dense@0"], "comm": ["counts@0", "dispatch@0", "combine@0"]}]}' --out "$tmp/o"
 expect_error gpus-nodes 'cluster.gpus = 20: must be a multiple of cluster.gpus_per_node = 8' run scenarios/seed.json --set cluster.gpus=20 --out "$tmp/o"
 expect_error tp 'parallelism.attention_tp = 3: must divide cluster.gpus_per_node = 8' run scenarios/seed.json --set parallelism.attention_tp=3 --out "$tmp/o"
 echo '{"num_hidden_layers": 61}' >"$tmp/config.json"
@@ -76,6 +81,13 @@ done
 for s in scenarios/*.json; do
   "$EPSIM" run "$s" --out "$tmp/s" --no-trace >/dev/null 2>"$tmp/err" && ok || bad "$s: $(cat "$tmp/err")"
 done
+
+# A description file runs as the shipped description it copies.
+cp scenarios/schedules/dual-microbatch.json "$tmp/mine.json"
+"$EPSIM" run scenarios/small-2node.json --set schedule.overlap="$tmp/mine.json" --no-trace --out "$tmp/m1" >/dev/null 2>&1 \
+  && "$EPSIM" run scenarios/small-2node.json --set schedule.overlap=dual-microbatch --no-trace --out "$tmp/m2" >/dev/null 2>&1 \
+  && [[ "$(grep step_time_ms "$tmp/m1/report.json")" == "$(grep step_time_ms "$tmp/m2/report.json")" ]] && ok \
+  || bad "a copied schedule description file does not run as the shipped one"
 
 # compare on the routed shared expert (its per-step gate samples carry the shared expert's column).
 "$EPSIM" compare scenarios/seed-shared-routed.json --placements eplb --out "$tmp/cmp" >/dev/null 2>"$tmp/err" \
