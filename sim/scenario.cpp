@@ -156,6 +156,7 @@ const Schema& Scenario::schema() {
       {"network", "object", nlohmann::json::object(), "", "network model and communication scheme (see network.*)"},
       {"schedule", "object", nlohmann::json::object(), "", "overlap schedule (see schedule.*)"},
       {"cost_model", "object", nlohmann::json::object(), "", "nominal or calibrated op costs (see cost_model.*)"},
+      {"serving", "object", nullptr, "", "request-level serving: traffic, batching limits, prefill/decode pools, latency targets (see serving.*); read by epsim serve and epsim search, ignored by epsim run (default: absent)"},
   }};
   return s;
 }
