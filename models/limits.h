@@ -22,6 +22,8 @@ inline constexpr std::int64_t kStepUnits = std::int64_t{1} << 22;
 // machine): MoE layers x GPUs^2 must stay under 2^32 (about 15 minutes at the bound; the seed is
 // 58 x 65,536 = 3.8 M).
 inline constexpr std::int64_t kTrafficUnits = std::int64_t{1} << 32;
+// Pipeline micro-batches per step (schedule.pipeline_micro_batches): each is a pass of every stage.
+inline constexpr std::int64_t kPipelineMicroBatches = 4096;
 // Tokens per GPU per step (prefill, training) and sequences per GPU (decode): 2^20.
 inline constexpr std::int64_t kTokensPerGpu = std::int64_t{1} << 20;
 // KV-cache length of a decode sequence: 2^24 tokens (16.7 M).
@@ -42,6 +44,8 @@ inline constexpr std::int64_t kVocab = std::int64_t{1} << 24;
 inline constexpr std::int64_t kSms = 4096;
 // Slot swaps topology_aware's local search evaluates per layer (time grows linearly).
 inline constexpr std::int64_t kSearchMoves = 1'000'000;
+// Requests of an `epsim serve` run (serving.requests): its cost grows with requests x output tokens.
+inline constexpr std::int64_t kRequests = 1'000'000;
 // Steps of `epsim run --steps` / `compare --steps`: each is a whole simulation.
 inline constexpr std::int64_t kSteps = 10'000;
 

@@ -155,7 +155,7 @@ int explain_op(const ExplainOptions& o, const Scenario& sc) {
 
 int explain_command(const Args& args) {
   const ExplainOptions o = parse(args);
-  nlohmann::json doc = read_json_file(o.scenario);
+  nlohmann::json doc = read_scenario_file(o.scenario);
   for (const auto& s : o.sets) apply_override(doc, s);
   return with_scale_keys(doc, [&] {
     const Scenario sc = Scenario::from_json(doc);

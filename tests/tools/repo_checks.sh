@@ -35,7 +35,9 @@ done
 
 # 2. Integer keys go through ConfigObject::integer_in (range-checked before narrowing): a cast of
 #    integer(...) to a narrower type is how 2^32 + 1 became 1 (issue 20).
-hits=$(grep -rnE 'static_cast<[^>]*>\(\s*[A-Za-z_]+\.integer\(' --include=*.cpp --include=*.h models topology placement sim tools || true)
+#    models/hf_config.cpp's HfReader::integer is not ConfigObject's: it bounds every value at 2^24.
+hits=$(grep -rnE 'static_cast<[^>]*>\(\s*[A-Za-z_]+\.integer\(' --include=*.cpp --include=*.h models topology placement sim tools \
+  | grep -v '^models/hf_config.cpp:' || true)
 [[ -z "$hits" ]] || bad "narrowing casts of ConfigObject::integer (use integer_in<T>(key, min, max)):
 $hits"
 
