@@ -195,7 +195,7 @@ search, scenario, out = sys.argv[1:]
 point = next(p for p in json.load(open(search))["confirmed"] if p.get("scenario_file") == scenario)
 served = json.load(open(out + "/serve.json"))
 pct = "p%d" % json.load(open(search))["percentile"]
-assert served["output_tokens_per_s_per_gpu"] == point["output_tokens_per_s_per_gpu"], (served["output_tokens_per_s_per_gpu"], point)
+assert served["sustained"]["output_tokens_per_s_per_gpu"] == point["sustained_output_tokens_per_s_per_gpu"], (served["sustained"], point)
 assert served["ttft_ms"][pct] == point["ttft_ms"] and served["tpot_ms"][pct] == point["tpot_ms"], point
 assert json.load(open(out + "/report.json"))["step_time_ms"] == point["decode_step_ms"], point
 PY
