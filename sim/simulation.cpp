@@ -72,8 +72,10 @@ MemoryReport pipeline_memory(PipelineResult& result, const PipelineRun& run, con
     ModelShare share;
     share.embedding = share.lm_head = false;
     for (int v : rr.stages) {
-      for (int l = run.stage_first_layer[static_cast<std::size_t>(v)]; l < run.stage_first_layer[static_cast<std::size_t>(v) + 1]; ++l)
+      for (int l = run.stage_first_layer[static_cast<std::size_t>(v)]; l < run.stage_first_layer[static_cast<std::size_t>(v) + 1]; ++l) {
         ++(sc.model.is_moe(l) ? share.moe_layers : share.dense_layers);
+        if (sc.model.window_of(l) > 0) ++share.window_layers;
+      }
       share.embedding = share.embedding || v == 0;
       share.lm_head = share.lm_head || (v == s.stages - 1 && sc.model.vocab > 0);
     }

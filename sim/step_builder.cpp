@@ -180,8 +180,9 @@ void StepBuilder::attention_item(int l, int mb, Pass pass) {
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   const OpWork proj_op = ops_.attention_proj(T);
   const int queries = split_.tokens_per_unit;  // decode: the new token and its drafts per sequence
-  const OpWork core_op = w.mode == Mode::Decode ? ops_.attention_core_decode(T / queries, w.kv_len, queries)
-                                                : ops_.attention_core_prefill(seqs, w.seq_len, w.prefix_tokens());
+  const int window = sc_.model.window_of(l);  // local attention (model.attention_window), else 0
+  const OpWork core_op = w.mode == Mode::Decode ? ops_.attention_core_decode(T / queries, w.kv_len, queries, window)
+                                                : ops_.attention_core_prefill(seqs, w.seq_len, w.prefix_tokens(), window);
   const Time proj = scaled(proj_op, pass);
   const Time core = scaled(core_op, pass);
   if (tp && (l > 0 || pass != Pass::Forward)) {

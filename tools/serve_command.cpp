@@ -9,7 +9,9 @@
 #include <fmt/format.h>
 
 #include "models/config.h"
+#include "sim/scenario.h"
 #include "sim/serving/serving_report.h"
+#include "sim/serving/serving_spec.h"
 #include "sim/serving/serving_run.h"
 #include "tools/commands.h"
 #include "tools/explore/serving_pricer.h"
@@ -140,7 +142,7 @@ void print_summary(const serving::ServingRun& run, double wall_s) {
 
 int serve_command(const Args& args) {
   const ServeOptions o = parse(args);
-  nlohmann::json doc = read_json_file(o.scenario);
+  nlohmann::json doc = read_scenario_file(o.scenario, serving::ServingSpec::schemas());
   for (const auto& s : o.sets) apply_override(doc, s);
   const auto t0 = std::chrono::steady_clock::now();
   serving::TableCache tables(explore::threaded_pricer(o.jobs));

@@ -82,12 +82,71 @@ for s in scenarios/*.json; do
   "$EPSIM" run "$s" --out "$tmp/s" --no-trace >/dev/null 2>"$tmp/err" && ok || bad "$s: $(cat "$tmp/err")"
 done
 
+# Models from config.json: each shipped family scenario prints every key it used or ignored (one
+# line each, the count matching report.json's record) and runs from another working directory,
+# its config.json found beside the scenario.
+for s in scenarios/hf-*.json; do
+  (cd "$tmp" && "$EPSIM" run "$OLDPWD/$s" --out "$tmp/hf" --no-trace >"$tmp/hf.out" 2>"$tmp/err") && python3 - "$tmp/hf.out" "$tmp/hf/report.json" <<'PY' \
+    && ok || bad "$s: $(cat "$tmp/err")"
+import json, re, sys
+out = open(sys.argv[1]).read()
+rec = json.load(open(sys.argv[2]))["hf_config"]
+m = re.search(r"config.json \S+ \((\w+)\): (\d+) keys used, (\d+) ignored", out)
+assert m and int(m[2]) == len(rec["used"]) and int(m[3]) == len(rec["ignored"]), (m and m.groups(), len(rec["used"]))
+lines = [l for l in out.splitlines() if re.match(r"    (used|ignored) ", l)]
+assert len(lines) == len(rec["used"]) + len(rec["ignored"]) and len(rec["ignored"]) > 0, len(lines)
+assert rec["model_type"] == m[1]
+PY
+done
+# An unknown config.json key is reported as ignored, not refused.
+python3 -c "import json; c=json.load(open('scenarios/models/mixtral-8x22b.json')); c['my_new_knob']=1; json.dump(c, open('$tmp/cfg.json','w'))"
+"$EPSIM" run scenarios/hf-mixtral-8x22b-prefill.json --set model.hf_config="$tmp/cfg.json" --no-trace --out "$tmp/o" 2>&1 \
+  | grep -qF "ignored  my_new_knob = 1: not read by epsim" && ok || bad "an unknown config.json key is not reported as ignored"
+# A path in a scenario resolves against the scenario's folder; the error names the path tried.
+mkdir -p "$tmp/sc/sub"
+echo '{"model": {"hf_config": "sub/missing.json"}}' >"$tmp/sc/paths.json"
+expect_error scenario-path "$tmp/sc/sub/missing.json: cannot open file" run "$tmp/sc/paths.json" --out "$tmp/o"
+# GB200 NVL72: DeepSeek-V3 at EP 72 keeps dispatch and combine inside the rack's NVLink domain.
+"$EPSIM" run scenarios/gb200-nvl72-deepseek-v3.json --no-trace --out "$tmp/nvl" >"$tmp/nvl.out" 2>&1 \
+  && grep -qF "EP 72 inside one domain: dispatch and combine stay on NVLink" "$tmp/nvl.out" \
+  && python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['traffic_gb']['infiniband']==0 and r['traffic_gb']['nvlink']>0 and r['nvlink_domain']=={'gpus':72,'domains':1,'ep_group_inside':True}" "$tmp/nvl/report.json" \
+  && ok || bad "gb200-nvl72: $(cat "$tmp/nvl.out" | tail -3)"
 # A description file runs as the shipped description it copies.
 cp scenarios/schedules/dual-microbatch.json "$tmp/mine.json"
 "$EPSIM" run scenarios/small-2node.json --set schedule.overlap="$tmp/mine.json" --no-trace --out "$tmp/m1" >/dev/null 2>&1 \
   && "$EPSIM" run scenarios/small-2node.json --set schedule.overlap=dual-microbatch --no-trace --out "$tmp/m2" >/dev/null 2>&1 \
   && [[ "$(grep step_time_ms "$tmp/m1/report.json")" == "$(grep step_time_ms "$tmp/m2/report.json")" ]] && ok \
   || bad "a copied schedule description file does not run as the shipped one"
+
+# epsim net speaks nccl-tests: -b/-e/-f sizes with suffixes, each size one rank's buffer. 2 nodes x
+# 2 GPUs, 4M per rank: 1M to each rank; a NIC carries 2 x 1048576 B at 50 GB/s (41.943 us) plus the
+# across-rails route's 3 us: 44.94 us; algbw 4194304 B / 44.943 us = 93.32 GB/s, busbw x 3/4 = 69.99.
+"$EPSIM" net --nodes 2 --gpus-per-node 2 --pattern alltoall -b 1M -e 4M -f 2 >"$tmp/net.out" 2>&1 \
+  && [[ $(grep -cE '^ +[0-9]+ +[0-9]+ +float ' "$tmp/net.out") -eq 3 ]] \
+  && grep -qE '^ +4194304 +1048576 +float +44\.94 +93\.32 +69\.99$' "$tmp/net.out" && ok || bad "net -b/-e/-f: $(cat "$tmp/net.out")"
+expect_error net-size '-b = "4Q": must be a byte count' net --nodes 2 --gpus-per-node 2 -b 4Q
+expect_error net-small '-b = 2: must be at least the rank count 4' net --nodes 2 --gpus-per-node 2 -b 2
+expect_error net-range '-e = 1024: must be >= -b = 2048' net --nodes 2 --gpus-per-node 2 -b 2K -e 1K
+# --calibration adds the profile's NCCL all-to-all terms: its fixed cost at least.
+"$EPSIM" net --nodes 1 --gpus-per-node 8 --pattern alltoall -b 16M --calibration h200-measured >"$tmp/netc.out" 2>&1 \
+  && "$EPSIM" net --nodes 1 --gpus-per-node 8 --pattern alltoall -b 16M >"$tmp/net0.out" 2>&1 \
+  && python3 - "$tmp/netc.out" "$tmp/net0.out" <<'PY' && ok || bad "net --calibration: $(cat "$tmp/netc.out")"
+import re, sys
+t = [float(re.search(r"^ +16777216 +\d+ +float +([0-9.]+)", open(p).read(), re.M)[1]) for p in sys.argv[1:]]
+assert t[0] > t[1] + 20, t  # h200-measured: 20.3 us per collective, and NCCL's lower NVLink rate
+PY
+
+# Placements and load statistics in each serving framework's format, written by compare and read
+# back by placement.file and placement.load_stats.
+for f in eplb sglang vllm vllm-ascend; do
+  "$EPSIM" compare scenarios/small-2node.json --placements eplb --format "$f" --out "$tmp/fmt-$f" >/dev/null 2>"$tmp/err" \
+    && "$EPSIM" run scenarios/small-2node.json --set placement.strategy=file --set placement.file="$tmp/fmt-$f/placement-eplb.json" \
+         --no-trace --out "$tmp/o" >/dev/null 2>>"$tmp/err" \
+    && "$EPSIM" run scenarios/small-2node.json --set placement.strategy=eplb --set placement.load_stats="$tmp/fmt-$f/load-stats.json" \
+         --no-trace --out "$tmp/o" >/dev/null 2>>"$tmp/err" && ok || bad "format $f: $(cat "$tmp/err")"
+done
+grep -q physical_to_logical_map "$tmp/fmt-sglang/placement-eplb.json" && grep -q logical_count "$tmp/fmt-sglang/load-stats.json" \
+  && grep -q layer_list "$tmp/fmt-vllm-ascend/placement-eplb.json" && ok || bad "format files lack their keys"
 
 # compare on the routed shared expert (its per-step gate samples carry the shared expert's column).
 "$EPSIM" compare scenarios/seed-shared-routed.json --placements eplb --out "$tmp/cmp" >/dev/null 2>"$tmp/err" \
