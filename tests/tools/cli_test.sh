@@ -246,6 +246,10 @@ JSON
 "$EPSIM" search "$tmp/search.json" --out "$tmp/se" >"$tmp/search.out" 2>&1 && [[ -s $tmp/se/front.svg && -s $tmp/se/front-1.json ]] \
   && ok || bad "search: $(tail -5 "$tmp/search.out")"
 grep -q '<svg' "$tmp/se/front.svg" && grep -q 'polyline\|circle' "$tmp/se/front.svg" && ok || bad "front.svg"
+# The same search on one thread writes the same results (the output folder aside).
+"$EPSIM" search "$tmp/search.json" --out "$tmp/se1" -j 1 >/dev/null 2>&1 \
+  && cmp -s <(sed "s|$tmp/se1/|OUT/|g" "$tmp/se1/search.json") <(sed "s|$tmp/se/|OUT/|g" "$tmp/se/search.json") \
+  && cmp -s "$tmp/se1/front.svg" "$tmp/se/front.svg" && ok || bad "search results differ between runs"
 for f in "$tmp"/se/front-*.json; do
   "$EPSIM" serve "$f" --out "$tmp/fr" >/dev/null 2>"$tmp/err" && "$EPSIM" run "$f" --out "$tmp/fr" --no-trace >/dev/null 2>>"$tmp/err" \
     && python3 - "$tmp/se/search.json" "$f" "$tmp/fr" <<'PY' && ok || bad "$f does not reproduce its figures: $(cat "$tmp/err")"
