@@ -54,7 +54,7 @@ std::unique_ptr<CostModel> make_cost_model(const CostModelSpec& spec, const GpuS
     const std::string label = spec.calibration.find('/') == std::string::npos && spec.calibration.find(".json") == std::string::npos
                                   ? spec.calibration
                                   : std::filesystem::path(spec.calibration).stem().string();
-    return std::make_unique<CalibratedCostModel>(CalibrationProfile::load(path), label);
+    return std::make_unique<CalibratedCostModel>(CalibrationProfile::load(path), label, gpu);
   } catch (const InputError& e) {
     throw ConfigError("cost_model.calibration", "\"" + spec.calibration + "\"", e.what());
   }

@@ -5,12 +5,13 @@
 namespace epsim {
 
 namespace {
-// Datasheet figures (dense BF16, no sparsity). Memory in GB (1e9 bytes) as sold.
-GpuSpec make(std::string name, double tflops, double mfu, double hbm_tbps, double hbm_eff, double mem_gb,
+// Datasheet figures (dense, no sparsity). Memory in GB (1e9 bytes) as sold.
+GpuSpec make(std::string name, double tflops, double fp8_tflops, double mfu, double hbm_tbps, double hbm_eff, double mem_gb,
              double nvlink_gbps_each_way) {
   GpuSpec g;
   g.name = std::move(name);
   g.peak_bf16 = FlopRate::tflops(tflops);
+  g.peak_fp8 = FlopRate::tflops(fp8_tflops);
   g.mfu = mfu;
   g.hbm = Bandwidth::gb_per_s(hbm_tbps * 1000.0);
   g.hbm_efficiency = hbm_eff;
@@ -24,12 +25,17 @@ std::vector<std::string> GpuSpec::preset_names() { return {"h100-seed", "h100-sx
 
 GpuSpec GpuSpec::preset(const std::string& name) {
   // h100-seed: SEED.md's card: 400 TFLOPS at 60% MFU, 1.8 TB/s at 80%, 64 GB; NVLink 4 (900 GB/s
-  // both ways). The others: NVIDIA datasheets (H100 SXM5 989 TFLOPS BF16, 3.35 TB/s, 80 GB;
-  // H800 SXM: H100 compute with NVLink cut to 400 GB/s both ways; H200 SXM: 4.8 TB/s, 141 GB).
-  if (name == "h100-seed") return make(name, 400, 0.6, 1.8, 0.8, 64, 450);
-  if (name == "h100-sxm") return make(name, 989, 0.6, 3.35, 0.8, 80, 450);
-  if (name == "h800") return make(name, 989, 0.6, 3.35, 0.8, 80, 200);
-  if (name == "h200") return make(name, 989, 0.6, 4.8, 0.8, 141, 450);
+  // both ways); SEED.md gives no FP8 figure, so FP8 at 2 x BF16, Hopper's ratio (below).
+  // The others: NVIDIA datasheets. The H100 SXM5 datasheet (nvidia.com/en-us/data-center/h100,
+  // "H100 SXM" column) lists BF16 1,979 and FP8 3,958 TFLOPS *with sparsity*; dense is half:
+  // BF16 989.5 (kept at 989, the figure every shipped scenario was measured with) and FP8 1,979;
+  // 3.35 TB/s, 80 GB. H800 SXM: H100 compute with NVLink cut to 400 GB/s both ways. H200 SXM
+  // (nvidia.com/en-us/data-center/h200): the same tensor cores (BF16 1,979 / FP8 3,958 sparse),
+  // 4.8 TB/s, 141 GB.
+  if (name == "h100-seed") return make(name, 400, 800, 0.6, 1.8, 0.8, 64, 450);
+  if (name == "h100-sxm") return make(name, 989, 1979, 0.6, 3.35, 0.8, 80, 450);
+  if (name == "h800") return make(name, 989, 1979, 0.6, 3.35, 0.8, 80, 200);
+  if (name == "h200") return make(name, 989, 1979, 0.6, 4.8, 0.8, 141, 450);
   throw std::out_of_range(name);
 }
 
@@ -37,6 +43,7 @@ const Schema& GpuSpec::schema() {
   static const Schema s{"gpu", {
       {"preset", "string", "h100-seed", "", "h100-seed | h100-sxm | h800 | h200; the keys below override it"},
       {"peak_tflops", "number", nullptr, "TFLOPS", "dense BF16 peak (default: preset)"},
+      {"peak_fp8_tflops", "number", nullptr, "TFLOPS", "dense FP8 peak, what GEMMs of a precision.* = fp8 op class reach at mfu (default: preset: h100-seed 800, 2 x its BF16 as Hopper; h100-sxm, h800, h200 1979, the datasheets' 3958 with sparsity halved; 2 x peak_tflops when only that is set)"},
       {"mfu", "number", nullptr, "", "fraction of peak a GEMM reaches, in (0,1] (default: preset, 0.6)"},
       {"hbm_tbps", "number", nullptr, "TB/s", "HBM bandwidth (default: preset)"},
       {"hbm_efficiency", "number", nullptr, "", "fraction of HBM bandwidth reached, in (0,1] (default: preset, 0.8)"},
@@ -57,7 +64,11 @@ GpuSpec GpuSpec::from_json(const nlohmann::json& j, const std::string& path) {
   } catch (const std::out_of_range&) {
     c.fail("preset", "unknown GPU preset (known: h100-seed, h100-sxm, h800, h200)");
   }
-  if (c.has("peak_tflops")) g.peak_bf16 = FlopRate::tflops(c.positive("peak_tflops"));
+  if (c.has("peak_tflops")) {
+    g.peak_bf16 = FlopRate::tflops(c.positive("peak_tflops"));
+    g.peak_fp8 = g.peak_bf16 * 2.0;
+  }
+  if (c.has("peak_fp8_tflops")) g.peak_fp8 = FlopRate::tflops(c.positive("peak_fp8_tflops"));
   if (c.has("mfu")) g.mfu = c.fraction("mfu");
   if (c.has("hbm_tbps")) g.hbm = Bandwidth::gb_per_s(c.positive("hbm_tbps") * 1000.0);
   if (c.has("hbm_efficiency")) g.hbm_efficiency = c.fraction("hbm_efficiency");

@@ -85,8 +85,9 @@ OpWork LayerOps::attention_proj(std::int64_t tokens) const {
   // Reads the group's hidden states, writes q/k/v; reads the attention output, writes hidden.
   const double width = static_cast<double>(m_.heads * (2 * m_.qk_head_dim() + m_.v_dim())) / tp_;
   const double acts = group_tokens * (2.0 * static_cast<double>(m_.hidden) + width + static_cast<double>(m_.heads * m_.v_dim()) / tp_);
-  OpWork w{OpClass::AttentionProj, Flops(flops), elems(params + acts), tokens};
+  OpWork w{OpClass::AttentionProj, Flops(flops), Bytes(attention_weight_bytes().count() / tp_) + elems(acts), tokens};
   w.rows = tokens * tp_;
+  w.precision = m_.precision.attention_proj;
   return w;
 }
 
@@ -101,6 +102,7 @@ OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len)
   const double io = tok * heads * static_cast<double>(2 * m_.qk_head_dim() + 2 * m_.v_dim());  // q,k,v in; o out
   OpWork w{OpClass::AttentionCore, Flops(flops), elems(io), seqs * seq_len};
   w.seq_len = seq_len;
+  w.precision = m_.precision.attention_core;
   return w;
 }
 
@@ -112,6 +114,7 @@ OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len) c
   const double kv = group_seqs * static_cast<double>(kv_len) * static_cast<double>(kv_bytes_per_token().count()) / tp_;
   OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs};
   w.kv_len = kv_len;
+  w.precision = m_.precision.attention_core;
   return w;
 }
 
@@ -121,42 +124,45 @@ OpWork LayerOps::gate(std::int64_t tokens) const {
   return {OpClass::Gate, Flops(flops), elems(static_cast<double>(gate_params()) + t * static_cast<double>(m_.hidden + m_.routed_experts)), tokens};
 }
 
-OpWork LayerOps::mlp(OpClass op, std::int64_t tokens, std::int64_t intermediate, int copies, double weight_share) const {
-  // gate+up: h -> 2I, SiLU*mul, down: I -> h. Three h x I GEMMs per token.
+OpWork LayerOps::mlp(OpClass op, NumberFormat f, std::int64_t tokens, std::int64_t intermediate, int copies, double weight_share) const {
+  // gate+up: h -> 2I, SiLU*mul, down: I -> h. Three h x I GEMMs per token; weights as stored.
   const double t = static_cast<double>(tokens);
   const double params = 3.0 * static_cast<double>(m_.hidden * intermediate) * copies * weight_share;
   const double flops = 2.0 * t * params;
   const double inter = static_cast<double>(intermediate) * copies * weight_share;
   const double acts = t * (2.0 * static_cast<double>(m_.hidden) + 3.0 * inter);  // x in, y out, 2I out + I in
-  return {op, Flops(flops), elems(params + acts), tokens, copies};
+  const double weights = static_cast<double>((m_.precision.weight_bytes(m_.hidden, intermediate) * 3).count()) * copies * weight_share;
+  OpWork w{op, Flops(flops), Bytes(static_cast<std::int64_t>(weights)) + elems(acts), tokens, copies};
+  w.precision = f;
+  return w;
 }
 
 OpWork LayerOps::dense_mlp(std::int64_t tokens) const {
-  return mlp(OpClass::DenseMlp, tokens * tp_, m_.dense_intermediate, 1, 1.0 / tp_);
+  return mlp(OpClass::DenseMlp, m_.precision.dense_mlp, tokens * tp_, m_.dense_intermediate, 1, 1.0 / tp_);
 }
 
 OpWork LayerOps::expert_mlp(std::int64_t tokens, int experts) const {
   // Each token passes through one expert; weights of all `experts` are read.
-  OpWork w = mlp(OpClass::ExpertMlp, tokens, m_.expert_intermediate, 1, 1.0);
-  const double extra = 3.0 * static_cast<double>(m_.hidden * m_.expert_intermediate) * (experts - 1);
-  w.bytes += elems(extra);
+  OpWork w = mlp(OpClass::ExpertMlp, m_.precision.routed_experts, tokens, m_.expert_intermediate, 1, 1.0);
+  w.bytes += expert_weight_bytes() * (experts - 1);
   w.experts = experts;
   return w;
 }
 
-OpWork LayerOps::gemm(OpClass op, std::int64_t rows, std::int64_t n, std::int64_t k) const {
+OpWork LayerOps::gemm(OpClass op, NumberFormat f, std::int64_t rows, std::int64_t n, std::int64_t k) const {
   const double m = static_cast<double>(rows), nn = static_cast<double>(n), kk = static_cast<double>(k);
-  OpWork w{op, Flops(2.0 * m * nn * kk), elems(nn * kk + m * (nn + kk)), rows};
+  OpWork w{op, Flops(2.0 * m * nn * kk), m_.precision.weight_bytes(k, n) + elems(m * (nn + kk)), rows};
   w.rows = rows;
+  w.precision = f;
   return w;
 }
 
 OpWork LayerOps::expert_gemm_up(std::int64_t rows) const {
-  return gemm(OpClass::ExpertGemm, rows, 2 * m_.expert_intermediate, m_.hidden);
+  return gemm(OpClass::ExpertGemm, m_.precision.routed_experts, rows, 2 * m_.expert_intermediate, m_.hidden);
 }
 
 OpWork LayerOps::expert_gemm_down(std::int64_t rows) const {
-  return gemm(OpClass::ExpertGemm, rows, m_.hidden, m_.expert_intermediate);
+  return gemm(OpClass::ExpertGemm, m_.precision.routed_experts, rows, m_.hidden, m_.expert_intermediate);
 }
 
 OpWork LayerOps::expert_activation(std::int64_t rows) const {
@@ -171,14 +177,16 @@ OpWork LayerOps::local_copy(Bytes bytes) const {
 }
 
 OpWork LayerOps::shared_expert(std::int64_t tokens) const {
-  return mlp(OpClass::SharedExpert, tokens * tp_, m_.expert_intermediate, m_.shared_experts, 1.0 / tp_);
+  return mlp(OpClass::SharedExpert, m_.precision.shared_expert, tokens * tp_, m_.expert_intermediate, m_.shared_experts, 1.0 / tp_);
 }
 
 OpWork LayerOps::lm_head(std::int64_t tokens) const {
   const double t = static_cast<double>(tokens) * tp_;
   const double params = static_cast<double>(m_.vocab * m_.hidden) / tp_;
-  OpWork w{OpClass::LmHead, Flops(2.0 * t * params), elems(params + t * (static_cast<double>(m_.hidden) + static_cast<double>(m_.vocab) / tp_)), tokens};
+  OpWork w{OpClass::LmHead, Flops(2.0 * t * params),
+           Bytes(lm_head_weight_bytes().count() / tp_) + elems(t * (static_cast<double>(m_.hidden) + static_cast<double>(m_.vocab) / tp_)), tokens};
   w.rows = tokens * tp_;
+  w.precision = m_.precision.lm_head;
   return w;
 }
 

@@ -43,6 +43,8 @@ struct OpWork {
   std::int64_t rows = 0;
   std::int64_t seq_len = 0;
   std::int64_t kv_len = 0;
+  // The format its math runs in (GEMMs: their op class's precision.*; the peak that prices them).
+  NumberFormat precision = NumberFormat::Bf16;
 };
 
 // One linear layer's weight, rows x cols (input width x output width), named as the op that uses it.
@@ -107,8 +109,8 @@ class LayerOps {
 
  private:
   Bytes elems(double n) const { return Bytes(static_cast<std::int64_t>(n) * m_.bytes_per_param); }
-  OpWork mlp(OpClass op, std::int64_t tokens, std::int64_t intermediate, int copies, double weight_share) const;
-  OpWork gemm(OpClass op, std::int64_t rows, std::int64_t n, std::int64_t k) const;
+  OpWork mlp(OpClass op, NumberFormat f, std::int64_t tokens, std::int64_t intermediate, int copies, double weight_share) const;
+  OpWork gemm(OpClass op, NumberFormat f, std::int64_t rows, std::int64_t n, std::int64_t k) const;
   const MoeModelSpec& m_;
   int tp_;
 };

@@ -78,7 +78,7 @@ StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const
 
 double StepBuilder::sm_bound(const OpWork& w) const {
   if (impl_.ideal()) return 1.0;
-  const double compute = w.flops.count() / sc_.gpu.peak_bf16.per_second();
+  const double compute = w.flops.count() / sc_.gpu.peak(w.precision).per_second();
   const double memory = static_cast<double>(w.bytes.count()) / sc_.gpu.hbm.bytes_per_second();
   return compute <= 0 ? 0.0 : std::clamp(1.0 - memory / compute, 0.0, 1.0);
 }
@@ -213,12 +213,13 @@ void StepBuilder::unpermute(int l, int mb) {
     ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::Unpermute, l, mb, t, ready[static_cast<std::size_t>(gpu)], 0.0)};
 }
 
-std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> plan, int l, int mb, int c) const {
+std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> plan, int l, int mb, int c, bool outbound) const {
   if (impl_.ideal()) return plan;
   const int chunks = sc_.schedule.chunks;
   const int gpus = gpus_;
   const std::int64_t T = mb_tokens(mb);
-  const Bytes row_bytes = Bytes(sc_.model.hidden * sc_.model.bytes_per_param);
+  const Bytes row_bytes = outbound ? sc_.model.precision.dispatch_bytes_per_token(sc_.model.hidden)
+                                  : sc_.model.precision.combine_bytes_per_token(sc_.model.hidden);
   return [plan = std::move(plan), traffic = traffic_, impl = impl_, cost = &cost_, ops = ops_, row_bytes, l, mb, c, chunks, gpus, T] {
     CommPlan p = plan();
     std::vector<std::int64_t> out(static_cast<std::size_t>(gpus), 0), in(static_cast<std::size_t>(gpus), 0);
@@ -244,7 +245,8 @@ std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> pla
 
 std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool outbound) const {
   const CommScheme scheme = comm_scheme_from_string(sc_.network.scheme);
-  const Bytes token_bytes = Bytes(sc_.model.hidden * sc_.model.bytes_per_param);
+  const Bytes token_bytes = outbound ? sc_.model.precision.dispatch_bytes_per_token(sc_.model.hidden)
+                                    : sc_.model.precision.combine_bytes_per_token(sc_.model.hidden);
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
   return [traffic = traffic_, cl = &cluster_, l, mb, T, scheme, token_bytes, chunks, c, outbound] {
@@ -256,7 +258,8 @@ std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool out
 std::function<std::uint64_t()> StepBuilder::chunk_key(int l, int mb, int c, bool outbound) const {
   if (!impl_.ideal()) return {};  // its rounds depend on per-slot pieces the matrix hash does not see
   const int scheme = static_cast<int>(comm_scheme_from_string(sc_.network.scheme));
-  const std::int64_t token_bytes = sc_.model.hidden * sc_.model.bytes_per_param;
+  const std::int64_t token_bytes = (outbound ? sc_.model.precision.dispatch_bytes_per_token(sc_.model.hidden)
+                                             : sc_.model.precision.combine_bytes_per_token(sc_.model.hidden)).count();
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
   return [traffic = traffic_, l, mb, T, scheme, token_bytes, chunks, c, outbound] {
@@ -269,7 +272,7 @@ void StepBuilder::dispatch_half(int l, int mb) {
   auto& out = dispatches_[static_cast<std::size_t>(mb)];
   out.clear();
   for (int c = 0; c < sc_.schedule.chunks; ++c)
-    out.push_back(collective(Phase::Dispatch, l, mb, with_rounds(chunk_plan(l, mb, c, true), l, mb, c), c == 0 ? ready : Deps{},
+    out.push_back(collective(Phase::Dispatch, l, mb, with_rounds(chunk_plan(l, mb, c, true), l, mb, c, true), c == 0 ? ready : Deps{},
                              moe_tail_, chunk_key(l, mb, c, true)));
 }
 
@@ -343,7 +346,7 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   for (auto& r : ready) r.clear();
   for (int c = 0; c < chunks; ++c) {
-    const TaskId comb = collective(Phase::Combine, l, mb, with_rounds(chunk_plan(l, mb, c, false), l, mb, c),
+    const TaskId comb = collective(Phase::Combine, l, mb, with_rounds(chunk_plan(l, mb, c, false), l, mb, c, false),
                                    per_chunk[static_cast<std::size_t>(c)], moe_tail_, chunk_key(l, mb, c, false));
     for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)].push_back(g_.arrival(comb, gpu));
   }

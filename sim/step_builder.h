@@ -82,9 +82,10 @@ class StepBuilder {
   // network.dispatch_impl nccl | peer: the weighted sum of (layer, micro-batch)'s expert outputs,
   // emitted where the measured layer runs it: before the next layer's gate, or at the end.
   void unpermute(int l, int mb);
-  // Adds the implementation's per-GPU round time to a dispatch or combine chunk (a zero-byte flow
-  // per GPU that arrives after it); ideal: the plan unchanged.
-  std::function<CommPlan()> with_rounds(std::function<CommPlan()> plan, int l, int mb, int c) const;
+  // Adds the implementation's per-GPU round time to a dispatch (outbound) or combine chunk (a
+  // zero-byte flow per GPU that arrives after it); ideal: the plan unchanged. Rows carry
+  // precision.dispatch or precision.combine bytes.
+  std::function<CommPlan()> with_rounds(std::function<CommPlan()> plan, int l, int mb, int c, bool outbound) const;
   TaskId compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after,
                  double sm_bound = 1.0);
   // The share of an op's roofline floor that is compute (SM) time; 1 under dispatch_impl ideal.

@@ -39,6 +39,17 @@ TEST_CASE("serial schedule: the step time is the sum of its phases") {
   CHECK(r.layers[0].exposed_comm_max == Time::zero());
 }
 
+TEST_CASE("fp8 dispatch: the dispatch carries hidden + hidden/128 x 4 bytes a token, the combine bf16") {
+  json sc = tiny();
+  sc["precision"] = {{"dispatch", "fp8"}};
+  Simulation sim(Scenario::from_json(sc));
+  const StepResult& r = sim.run();
+  // 128 tokens of 1024 + 8 x 4 = 1056 bytes to each of two GPUs per NIC: 270,336 B at 50 GB/s =
+  // 5.40672 us, + 3 us of latency; the combine as in bf16 (2 KiB a token: 10.48576 us + 3 us).
+  CHECK(r.layers[1].dispatch == Time::ps(5406720) + Time::us(3));
+  CHECK(r.layers[1].combine == Time::ps(10485760) + Time::us(3));
+}
+
 TEST_CASE("the same scenario gives byte-identical reports") {
   Simulation a(Scenario::from_json(tiny()));
   Simulation b(Scenario::from_json(tiny()));
