@@ -19,42 +19,69 @@ std::int64_t series_value(const CalibratedCurve& c, const std::string& key) {
 // The one table from an op class at a precision to the measured family that prices it (how x is
 // read from the op: pick() below). An op with no row, or whose family the profile lacks, is priced
 // by the nominal roofline of the scenario's GPU and the pricing ledger says so. `decode`: the row
-// applies to decode attention only (kv_len > 0), else to the rest.
+// applies to decode attention only (kv_len > 0), else to the rest. `within`: the family measured
+// this op together with the op before it, which it prices; this one then costs nothing more
+// (gate_topk times the router's GEMM and its top-k as one).
 struct FamilyRow {
   OpClass op;
   NumberFormat precision;
   bool decode;
   const char* family;
+  bool within = false;
 };
 constexpr NumberFormat kBf16 = NumberFormat::Bf16, kFp8 = NumberFormat::Fp8;
 constexpr FamilyRow kFamilies[] = {
     {OpClass::ExpertMlp, kBf16, false, "expert_mlp_bf16"},       {OpClass::ExpertMlp, kFp8, false, "expert_mlp_fp8"},
     {OpClass::SharedExpert, kBf16, false, "expert_mlp_bf16"},    {OpClass::SharedExpert, kFp8, false, "expert_mlp_fp8"},
     {OpClass::DenseMlp, kBf16, false, "dense_mlp_bf16"},         {OpClass::DenseMlp, kFp8, false, "dense_mlp_fp8"},
-    {OpClass::Gate, kBf16, false, "gate_topk"},
+    {OpClass::Gate, kBf16, false, "gate_topk"},                  {OpClass::RouterTopk, kBf16, false, "gate_topk", true},
     {OpClass::AttentionProj, kBf16, false, "gemm_bf16"},         {OpClass::AttentionProj, kFp8, false, "gemm_fp8"},
     {OpClass::LmHead, kBf16, false, "gemm_bf16"},                {OpClass::LmHead, kFp8, false, "gemm_fp8"},
     {OpClass::ExpertGemm, kBf16, false, "gemm_bf16"},            {OpClass::ExpertGemm, kFp8, false, "gemm_fp8"},
-    {OpClass::ExpertActivation, kBf16, false, "hbm_copy"},       {OpClass::LocalCopy, kBf16, false, "hbm_copy"},
+    {OpClass::ExpertActivation, kBf16, false, "hbm_copy"},       {OpClass::Activation, kBf16, false, "hbm_copy"},
+    {OpClass::LocalCopy, kBf16, false, "hbm_copy"},
     {OpClass::Permute, kBf16, false, "permute"},                 {OpClass::Unpermute, kBf16, false, "unpermute_combine"},
     {OpClass::AttentionCore, kBf16, false, "attention_prefill"}, {OpClass::AttentionCore, kFp8, false, "attention_prefill_fp8"},
     {OpClass::AttentionCore, kBf16, true, "attention_decode"},   {OpClass::AttentionCore, kFp8, true, "attention_decode_fp8"},
+    {OpClass::AttentionCoreBwd, kBf16, false, "attention_prefill_bwd"},
+    {OpClass::AttentionCoreBwd, kFp8, false, "attention_prefill_bwd_fp8"},
 };
+
+const FamilyRow* row_for(const OpWork& w) {
+  const bool decode = w.op == OpClass::AttentionCore && w.kv_len > 0;
+  for (const FamilyRow& r : kFamilies)
+    if (r.op == w.op && r.precision == w.precision && r.decode == decode) return &r;
+  return nullptr;
+}
+
+// Ops whose size x is their bytes or tokens, not a shape along an efficiency curve.
+bool priced_by_size(OpClass c) {
+  switch (c) {
+    case OpClass::Permute:
+    case OpClass::Unpermute:
+    case OpClass::ExpertActivation:
+    case OpClass::Activation:
+    case OpClass::LocalCopy:
+    case OpClass::Norm:
+    case OpClass::Rope:
+    case OpClass::Residual:
+    case OpClass::QuantAct:
+    case OpClass::RouterTopk: return true;
+    default: return false;
+  }
+}
 }  // namespace
 
 const char* calibrated_family(const OpWork& w) {
-  const bool decode = w.op == OpClass::AttentionCore && w.kv_len > 0;
-  for (const FamilyRow& r : kFamilies)
-    if (r.op == w.op && r.precision == w.precision && r.decode == decode) return r.family;
-  return nullptr;
+  const FamilyRow* r = row_for(w);
+  return r ? r->family : nullptr;
 }
 
 CalibratedCostModel::CalibratedCostModel(CalibrationProfile profile, std::string label, GpuSpec fallback)
     : profile_(std::move(profile)), label_(std::move(label)), nominal_(std::move(fallback)) {
   for (const FamilyRow& r : kFamilies)
     for (const auto* c : profile_.family(r.family))
-      if (c->shape != CurveShape::Efficiency && r.op != OpClass::Permute && r.op != OpClass::Unpermute &&
-          r.op != OpClass::ExpertActivation && r.op != OpClass::LocalCopy)
+      if (c->shape != CurveShape::Efficiency && !priced_by_size(r.op))
         throw InputError("calibration profile " + label_ + ": curve " + r.family + " " + c->series_text() + " has shape " +
                          to_string(c->shape) + ", the simulator prices " + to_string(r.op) + " ops with efficiency curves");
 }
@@ -65,7 +92,16 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
   const double rows = static_cast<double>(w.rows > 0 ? w.rows : std::max<std::int64_t>(w.tokens, 1));
   double series_gap = 1.0;
   std::string series_detail;
-  const char* family = calibrated_family(w);
+  const FamilyRow* row = row_for(w);
+  const char* family = row ? row->family : nullptr;
+  if (row != nullptr && row->within && !profile_.family(family).empty()) {
+    p.within = true;
+    if (describe) {
+      p.why = fmt::format("measured within {} together with the op before it, which that family prices", family);
+      p.note = {name(), fmt::format("within {}", family), 1.0, ""};
+    }
+    return p;
+  }
   if (family == nullptr || profile_.family(family).empty()) {
     p.fallback = true;
     if (describe) {
@@ -146,7 +182,13 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
       break;
     }
     case OpClass::ExpertActivation:
-    case OpClass::LocalCopy: {
+    case OpClass::Activation:
+    case OpClass::LocalCopy:
+    case OpClass::Norm:
+    case OpClass::Rope:
+    case OpClass::Residual:
+    case OpClass::QuantAct:
+    case OpClass::RouterTopk: {  // (no row prices these by bytes yet but the activations)
       single();
       p.x = static_cast<double>(w.bytes.count()) / 2.0;  // a copy of x bytes reads and writes x
       p.x_name = "bytes";
@@ -161,6 +203,12 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
       if (describe) p.why = fmt::format("the measured {} kernel", family);
       break;
     }
+    case OpClass::AttentionCoreBwd:
+      single();
+      p.x = static_cast<double>(w.seq_len > 0 ? w.seq_len : w.tokens);
+      p.x_name = "seq";
+      if (describe) p.why = "causal prefill backward";
+      break;
     case OpClass::AttentionCore:
       if (w.kv_len > 0) {
         single();
@@ -224,6 +272,7 @@ constexpr double kBenchEventGapUs = 2.7;
 
 Time CalibratedCostModel::time(const OpWork& w) const {
   const Pick p = pick(w, false);
+  if (p.within) return Time::zero();
   if (p.fallback) return nominal_.time(w);
   const double flops = w.flops.count(), bytes = static_cast<double>(w.bytes.count());
   if (p.lo->shape == CurveShape::LogLog) return loglog_time(*p.lo, p.x, bytes);
@@ -239,6 +288,7 @@ PriceNote CalibratedCostModel::note(const OpWork& w) const { return pick(w, true
 
 std::string CalibratedCostModel::explain(const OpWork& w) const {
   const Pick p = pick(w, true);
+  if (p.within) return fmt::format("  priced by {}: {}: 0 us here\n", name(), p.why);
   if (p.fallback)
     return fmt::format("  priced by {}: {}, so by the nominal roofline instead\n", name(), p.why) + nominal_.explain(w);
   const CalibratedCurve& c = *p.lo;

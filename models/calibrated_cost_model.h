@@ -38,6 +38,9 @@ class CalibratedCostModel final : public CostModel {
   // when a family the table names has curves of the wrong shape.
   CalibratedCostModel(CalibrationProfile profile, std::string label, GpuSpec fallback);
   Time time(const OpWork& work) const override;
+  // The profile's measured kernel_gap_us; 0 when it has none (its curves are timed with each
+  // kernel's launch: events around every repetition, kernels/README.md).
+  Time kernel_gap() const override { return profile_.kernel_gap.value_or(Time::zero()); }
   std::string name() const override { return "calibrated(" + label_ + ")"; }
   PriceNote note(const OpWork& work) const override;
   std::string explain(const OpWork& work) const override;
@@ -53,6 +56,7 @@ class CalibratedCostModel final : public CostModel {
     std::string why;                      // how the series was chosen
     PriceNote note;
     bool fallback = false;                // no measured family: the nominal roofline prices it
+    bool within = false;                  // measured with the op before it (its family's price covers both)
   };
   Pick pick(const OpWork& work, bool describe) const;  // describe: fill why and note (slower)
   double ln_efficiency(const Pick& p) const;

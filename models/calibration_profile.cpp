@@ -63,6 +63,7 @@ nlohmann::json CalibrationProfile::to_json() const {
   for (const auto& e : errors)
     j["heldout_error"].push_back({{"family", e.family}, {"used_for", e.used_for}, {"points", e.points},
                                   {"heldout", e.heldout}, {"median_pct", e.median_pct}, {"max_pct", e.max_pct}});
+  if (kernel_gap) j["kernel_gap_us"] = kernel_gap->to_us();
   j["links"] = nlohmann::json::object();
   for (const auto& [name, l] : links)
     j["links"][name] = {{"latency_us", l.latency.to_us()}, {"bandwidth_gbps", l.bandwidth.to_gb_per_s()}};
@@ -108,6 +109,11 @@ CalibrationProfile CalibrationProfile::from_json(const nlohmann::json& j, const 
     for (const auto& e : j.at("heldout_error"))
       p.errors.push_back({e.at("family").get<std::string>(), e.value("used_for", ""), e.value("points", 0),
                           e.value("heldout", 0), e.value("median_pct", 0.0), e.value("max_pct", 0.0)});
+    if (j.contains("kernel_gap_us")) {
+      const double gap = j.at("kernel_gap_us").get<double>();
+      if (!(gap >= 0)) throw InputError(path + ": kernel_gap_us = " + std::to_string(gap) + ": must be >= 0");
+      p.kernel_gap = Time::us(gap);
+    }
     for (const auto& [name, l] : j.at("links").items())
       p.links[name] = {Time::us(l.at("latency_us").get<double>()), Bandwidth::gb_per_s(l.at("bandwidth_gbps").get<double>())};
     for (const auto& cj : j.at("curves")) {

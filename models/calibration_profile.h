@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,9 @@ struct CalibrationProfile {
   std::vector<CalibratedCurve> curves;
   std::vector<FamilyError> errors;
   std::map<std::string, LatencyBandwidthFit> links;  // "p2p_copy", "nccl_alltoall", ...
+  // "kernel_gap_us": the measured gap between dependent back-to-back kernels on one stream, added
+  // per kernel launched (absent: none is added).
+  std::optional<Time> kernel_gap;
 
   std::vector<const CalibratedCurve*> family(const std::string& name) const;
   const LatencyBandwidthFit* link(const std::string& name) const;

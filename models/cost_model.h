@@ -23,6 +23,9 @@ class CostModel {
  public:
   virtual ~CostModel() = default;
   virtual Time time(const OpWork& work) const = 0;
+  // What each kernel adds after the previous one on a stream (launch and dependency); an op of k
+  // kernels takes time(work) + k x this.
+  virtual Time kernel_gap() const = 0;
   virtual std::string name() const = 0;
   // For reports: how `work` was priced (cheap; call it beside time()).
   virtual PriceNote note(const OpWork& work) const = 0;
@@ -39,6 +42,7 @@ class NominalCostModel final : public CostModel {
   Time time(const OpWork& work) const override {
     return max(work.flops / gpu_.effective_flops(work.precision), work.bytes / gpu_.effective_hbm());
   }
+  Time kernel_gap() const override { return gpu_.kernel_gap; }
   std::string name() const override { return "nominal(" + gpu_.name + ")"; }
   PriceNote note(const OpWork&) const override { return {name(), "roofline", 1.0, ""}; }
   std::string explain(const OpWork& work) const override;

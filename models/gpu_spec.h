@@ -22,6 +22,7 @@ struct GpuSpec {
   Bytes memory;                  // usable device memory
   Bandwidth nvlink;              // NVLink per GPU, each way
   int sms = 132;                 // streaming multiprocessors
+  Time kernel_gap = Time::us(1.0);  // launch and dependency gap a kernel adds after the previous one on a stream (nominal)
 
   FlopRate peak(NumberFormat f) const { return f == NumberFormat::Fp8 ? peak_fp8 : peak_bf16; }
   FlopRate effective_flops(NumberFormat f = NumberFormat::Bf16) const { return peak(f) * mfu; }

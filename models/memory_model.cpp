@@ -9,7 +9,7 @@ MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const 
   const std::int64_t shared_here = m.shared_experts - par.routed_shared(m);
   MemoryReport r;
   // Weights as stored (models/precision.h: bf16, or fp8 with one FP32 scale per 128 x 128 block).
-  r.attention_weights = Bytes(m.layers * ops.attention_weight_bytes().count() / tp);
+  r.attention_weights = ops.attention_weight_bytes(true) * m.layers;
   r.dense_weights = Bytes(m.dense_layers * ops.dense_mlp_weight_bytes().count() / tp);
   r.expert_weights = ops.expert_weight_bytes() * (moe * par.experts_per_gpu);
   // Routed shared experts sit in expert slots (counted in experts_per_gpu), not on every GPU.
@@ -34,7 +34,7 @@ MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const 
   if (work.mode == Mode::Training) {
     // Gradients (2 B) and Adam's master weights, m and v (3 x 4 B) per parameter, whatever the
     // weights' stored format.
-    const std::int64_t params = m.layers * ops.attention_proj_params() / tp + m.dense_layers * ops.dense_mlp_params() / tp +
+    const std::int64_t params = m.layers * ops.attention_proj_params() / tp +m.dense_layers * ops.dense_mlp_params() / tp +
                                 moe * par.experts_per_gpu * ops.expert_params() + moe * shared_here * ops.expert_params() / tp +
                                 moe * ops.gate_params() + 2 * m.vocab * m.hidden / tp;
     r.optimizer = Bytes(params * 14);

@@ -56,7 +56,7 @@ std::vector<std::string> PricingLedger::lines() const {
     if (c.fallback > 0)
       tail = c.fallback == c.ops ? "no measurement: nominal roofline"
                                  : fmt::format("{} of {} ops without measurement (nominal roofline); {}", c.fallback, c.ops, tail);
-    out.push_back(fmt::format("{:<15} {}: {}; {}", to_string(c.op), c.model, curves, tail));
+    out.push_back(fmt::format("{:<18} {}: {}; {}", to_string(c.op), c.model, curves, tail));
   }
   return out;
 }

@@ -71,6 +71,7 @@ struct StepBuilder::Traffic {
 StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const CostModel& cost,
                          const GateModel& gate, const Placement& placement)
     : sc_(scenario), cluster_(cluster), cost_(cost), ops_(scenario.model, scenario.parallelism.attention_tp),
+      program_(ops_, scenario.model.shared_experts - scenario.parallelism.routed_shared(scenario.model)),
       impl_(DispatchImpl::named(scenario.network.dispatch_impl)),
       traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}, false})), gpus_(cluster.gpu_count()) {
   traffic_->want_slots = !impl_.ideal() || scenario.cost_model.per_expert_gemms;
@@ -87,22 +88,72 @@ std::int64_t StepBuilder::mb_tokens(int mb) const {
   return equal_share(sc_.workload.tokens(), mb, sc_.schedule.micro_batches());
 }
 
-Time StepBuilder::scaled(const OpWork& w, Pass pass) const {
-  ledger_.record(w, cost_);
-  const Time t = cost_.time(w);
-  return pass == Pass::Forward ? t : t + t;
+LayerShape StepBuilder::shape(int mb) const {
+  const Workload& w = sc_.workload;
+  LayerShape s;
+  s.mode = w.mode;
+  s.tokens = mb_tokens(mb);
+  s.seqs = std::max<std::int64_t>(1, w.sequences() * s.tokens / w.tokens());
+  s.seq_len = w.seq_len;
+  s.kv_len = w.kv_len;
+  // Prefill needs logits of each sequence's last token; decode and training of every token.
+  s.logits = w.mode == Mode::Prefill ? s.seqs : s.tokens;
+  return s;
 }
 
-TaskId StepBuilder::compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after,
-                            double sm_bound) {
-  const TaskId id = g_.compute(gpu, phase, l, mb, duration);
-  g_.tasks()[static_cast<std::size_t>(id)].sm_bound = sm_bound;
+namespace {
+Phase phase_of(const LayerOp& op) {
+  switch (op.block) {
+    case Block::AttnIn:
+    case Block::AttnOut: return Phase::AttentionProj;
+    case Block::Attention: return op.name.kind == OpKind::AttnCore ? Phase::AttentionCore : Phase::AttentionProj;
+    case Block::MoeIn: return op.name.kind == OpKind::QuantDispatch || op.name.kind == OpKind::Permute ? Phase::Permute : Phase::Gate;
+    case Block::Shared: return Phase::SharedExpert;
+    case Block::Experts: return Phase::Experts;
+    case Block::MoeOut: return Phase::Unpermute;
+    case Block::Dense: return Phase::DenseMlp;
+    case Block::Head: return Phase::LmHead;
+  }
+  return Phase::AttentionProj;
+}
+}  // namespace
+
+StepBuilder::PricedOp StepBuilder::priced(const LayerOp& op) const {
+  ledger_.record(op.work, cost_);
+  const Time t = cost_.time(op.work) + cost_.kernel_gap() * static_cast<double>(op.work.kernels);
+  return {op.name, phase_of(op), t, sm_bound(op.work)};
+}
+
+std::vector<StepBuilder::PricedOp> StepBuilder::priced(const std::vector<LayerOp>& ops) const {
+  std::vector<PricedOp> out;
+  out.reserve(ops.size());
+  for (const LayerOp& op : ops) out.push_back(priced(op));
+  return out;
+}
+
+TaskId StepBuilder::compute(int gpu, const PricedOp& op, int l, int mb, const std::vector<TaskId>& after) {
+  const TaskId id = g_.compute(gpu, op.phase, l, mb, op.time, op.name);
+  g_.tasks()[static_cast<std::size_t>(id)].sm_bound = op.sm_bound;
   TaskId& tail = compute_tail_[static_cast<std::size_t>(gpu)];
   if (tail >= 0) g_.depend(tail, id);
   for (TaskId a : after)
     if (a != tail) g_.depend(a, id);
   tail = id;
   return id;
+}
+
+TaskId StepBuilder::emit(int gpu, int l, int mb, const std::vector<PricedOp>& ops, const std::vector<TaskId>& after) {
+  TaskId last = -1;
+  for (std::size_t i = 0; i < ops.size(); ++i) last = compute(gpu, ops[i], l, mb, i == 0 ? after : std::vector<TaskId>{});
+  return last;
+}
+
+void StepBuilder::run_block(int l, int mb, Block b, Pass pass) {
+  const std::vector<PricedOp> ops = priced(program_.block(b, shape(mb), pass));
+  if (ops.empty()) return;
+  Deps& ready = ready_[static_cast<std::size_t>(mb)];
+  for (int gpu = 0; gpu < gpus_; ++gpu)
+    ready[static_cast<std::size_t>(gpu)] = {emit(gpu, l, mb, ops, ready[static_cast<std::size_t>(gpu)])};
 }
 
 TaskId StepBuilder::collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after,
@@ -131,95 +182,75 @@ TaskId StepBuilder::tp_collective(int l, int mb, const Deps& after) {
   }, after, tp_tail_, [key] { return key; });
 }
 
+// Forward: attn_norm [TP all-gather] attention [TP reduce-scatter] attn_residual, then the MoeIn
+// ops and the shared expert, or the dense block. Backward the same blocks reversed, each reversed.
 void StepBuilder::attention_block(int l, int mb, Pass pass) {
-  const Workload& w = sc_.workload;
-  const std::int64_t T = mb_tokens(mb);
   const bool tp = sc_.parallelism.attention_tp > 1;
   const bool moe = sc_.model.is_moe(l);
   const bool serial = sc_.schedule.micro_batches() == 1;
-  const std::int64_t seqs = std::max<std::int64_t>(1, w.sequences() * T / w.tokens());
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
-  if (sc_.model.attention != AttentionKind::None) {
-    const OpWork proj_op = ops_.attention_proj(T);
-    const OpWork core_op = w.mode == Mode::Decode ? ops_.attention_core_decode(T, w.kv_len)
-                                                  : ops_.attention_core_prefill(seqs, w.seq_len);
-    const Time proj = scaled(proj_op, pass);
-    const Time core = scaled(core_op, pass);
-    if (tp && (l > 0 || pass == Pass::Backward)) {
-      const TaskId c = tp_collective(l, mb, ready);
-      for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
-    }
-    std::vector<TaskId> core_done(static_cast<std::size_t>(gpus_));
-    for (int gpu = 0; gpu < gpus_; ++gpu) {
-      compute(gpu, Phase::AttentionProj, l, mb, proj, ready[static_cast<std::size_t>(gpu)], sm_bound(proj_op));
-      core_done[static_cast<std::size_t>(gpu)] = compute(gpu, Phase::AttentionCore, l, mb, core, {}, sm_bound(core_op));
-      ready[static_cast<std::size_t>(gpu)] = {core_done[static_cast<std::size_t>(gpu)]};
-    }
-    if (tp) {
-      const TaskId c = tp_collective(l, mb, ready);
-      for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
-    }
-  }
+  auto tp_sync = [&] {
+    const TaskId c = tp_collective(l, mb, ready);
+    for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
+  };
+  auto attention = [&](bool first_sync) {
+    if (sc_.model.attention == AttentionKind::None) return;
+    run_block(l, mb, pass == Pass::Forward ? Block::AttnIn : Block::AttnOut, pass);
+    if (tp && first_sync) tp_sync();
+    run_block(l, mb, Block::Attention, pass);
+    if (tp) tp_sync();
+    run_block(l, mb, pass == Pass::Forward ? Block::AttnOut : Block::AttnIn, pass);
+  };
+  if (pass == Pass::Forward) attention(l > 0);
   if (!moe) {
-    const OpWork mlp_op = ops_.dense_mlp(T);
-    const Time mlp = scaled(mlp_op, pass);
-    for (int gpu = 0; gpu < gpus_; ++gpu)
-      ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::DenseMlp, l, mb, mlp, ready[static_cast<std::size_t>(gpu)], sm_bound(mlp_op))};
+    run_block(l, mb, Block::Dense, pass);
+    if (pass == Pass::Backward) attention(true);
     return;
   }
-  const OpWork gate_op = ops_.gate(T);
-  const Time gate = scaled(gate_op, pass);
-  // Routed shared experts (parallelism.shared_expert = routed) are computed where they are placed.
-  const bool local_shared = sc_.model.shared_experts > sc_.parallelism.routed_shared(sc_.model);
-  const Time shared = local_shared ? scaled(ops_.shared_expert(T), pass) : Time::zero();
-  // dispatch_impl nccl | peer, forward: permute the rows by expert after the gate, then exchange
-  // the per-expert counts (the host waits for them before it enqueues the rounds).
-  const bool permute = !impl_.ideal() && pass == Pass::Forward;
-  const Time perm = permute ? scaled(ops_.permute(T), pass) : Time::zero();
-  for (int gpu = 0; gpu < gpus_; ++gpu) {
-    auto& r = ready[static_cast<std::size_t>(gpu)];
-    const TaskId gt = compute(gpu, Phase::Gate, l, mb, gate, r, sm_bound(gate_op));
-    r = {gt};
-    if (permute) r = {compute(gpu, Phase::Permute, l, mb, perm, {}, 0.0)};
-    if (local_shared) {
-      const TaskId st = compute(gpu, Phase::SharedExpert, l, mb, shared, {}, sm_bound(ops_.shared_expert(T)));
-      if (serial) r = {st};  // serial: the dispatch waits for the shared expert
+  // Backward: the shared expert's backward, then MoeIn's (permute.dgrad ... ffn_norm.dgrad).
+  const Block first = pass == Pass::Forward ? Block::MoeIn : Block::Shared;
+  const Block second = pass == Pass::Forward ? Block::Shared : Block::MoeIn;
+  run_block(l, mb, first, pass);
+  // Forward, serial: the dispatch waits for the shared expert too; dual: only for the MoeIn ops.
+  const Deps before_shared = ready;
+  run_block(l, mb, second, pass);
+  if (pass == Pass::Forward && !serial) ready = before_shared;
+  if (pass == Pass::Backward) {
+    attention(true);
+    return;
+  }
+  // dispatch_impl nccl | peer: after the permute, exchange the per-expert counts (the host waits
+  // for them before it enqueues the rounds).
+  if (impl_.ideal()) return;
+  const Time t = impl_.count_exchange + (mb == 0 ? impl_.host_gap : Time::zero());
+  const int gpus = gpus_;
+  const TaskId c = collective(Phase::CountExchange, l, mb, [gpus, t] {
+    CommPlan plan;
+    for (int g = 0; g < gpus; ++g) {
+      FlowSpec f;
+      f.route.latency = t;
+      plan.flows.push_back(f);
+      plan.src.push_back(g);
+      plan.dst.push_back(g);
     }
-  }
-  if (permute) {
-    // The host's wake-up after the first micro-batch's counts delays everything after them.
-    const Time t = impl_.count_exchange + (mb == 0 ? impl_.host_gap : Time::zero());
-    const int gpus = gpus_;
-    const TaskId c = collective(Phase::CountExchange, l, mb, [gpus, t] {
-      CommPlan plan;
-      for (int g = 0; g < gpus; ++g) {
-        FlowSpec f;
-        f.route.latency = t;
-        plan.flows.push_back(f);
-        plan.src.push_back(g);
-        plan.dst.push_back(g);
-      }
-      return plan;
-    }, ready, moe_tail_);
-    for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
-  }
+    return plan;
+  }, ready, moe_tail_);
+  for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
 }
 
-void StepBuilder::unpermute(int l, int mb) {
-  const OpWork op = ops_.unpermute(mb_tokens(mb));
-  const Time t = scaled(op, Pass::Forward);
-  Deps& ready = ready_[static_cast<std::size_t>(mb)];
-  for (int gpu = 0; gpu < gpus_; ++gpu)
-    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::Unpermute, l, mb, t, ready[static_cast<std::size_t>(gpu)], 0.0)};
+void StepBuilder::moe_out(int l, int mb) { run_block(l, mb, Block::MoeOut, Pass::Forward); }
+
+Bytes StepBuilder::token_bytes(bool outbound, Pass pass) const {
+  const Precision& p = sc_.model.precision;
+  return outbound && pass == Pass::Forward ? p.dispatch_bytes_per_token(sc_.model.hidden) : p.combine_bytes_per_token(sc_.model.hidden);
 }
 
-std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> plan, int l, int mb, int c, bool outbound) const {
+std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> plan, int l, int mb, int c, bool outbound, Pass pass) const {
   if (impl_.ideal()) return plan;
   const int chunks = sc_.schedule.chunks;
   const int gpus = gpus_;
   const std::int64_t T = mb_tokens(mb);
-  const Bytes row_bytes = outbound ? sc_.model.precision.dispatch_bytes_per_token(sc_.model.hidden)
-                                  : sc_.model.precision.combine_bytes_per_token(sc_.model.hidden);
+  const Bytes row_bytes = token_bytes(outbound, pass);
   return [plan = std::move(plan), traffic = traffic_, impl = impl_, cost = &cost_, ops = ops_, row_bytes, l, mb, c, chunks, gpus, T] {
     CommPlan p = plan();
     std::vector<std::int64_t> out(static_cast<std::size_t>(gpus), 0), in(static_cast<std::size_t>(gpus), 0);
@@ -243,71 +274,78 @@ std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> pla
   };
 }
 
-std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool outbound) const {
+std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool outbound, Pass pass) const {
   const CommScheme scheme = comm_scheme_from_string(sc_.network.scheme);
-  const Bytes token_bytes = outbound ? sc_.model.precision.dispatch_bytes_per_token(sc_.model.hidden)
-                                    : sc_.model.precision.combine_bytes_per_token(sc_.model.hidden);
+  const Bytes bytes = token_bytes(outbound, pass);
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
-  return [traffic = traffic_, cl = &cluster_, l, mb, T, scheme, token_bytes, chunks, c, outbound] {
+  return [traffic = traffic_, cl = &cluster_, l, mb, T, scheme, bytes, chunks, c, outbound] {
     const DispatchMatrix part = chunk_of(*traffic->at(l, mb, T), c, chunks);
-    return outbound ? dispatch_plan(scheme, *cl, part, token_bytes) : combine_plan(scheme, *cl, part, token_bytes);
+    return outbound ? dispatch_plan(scheme, *cl, part, bytes) : combine_plan(scheme, *cl, part, bytes);
   };
 }
 
-std::function<std::uint64_t()> StepBuilder::chunk_key(int l, int mb, int c, bool outbound) const {
+std::function<std::uint64_t()> StepBuilder::chunk_key(int l, int mb, int c, bool outbound, Pass pass) const {
   if (!impl_.ideal()) return {};  // its rounds depend on per-slot pieces the matrix hash does not see
   const int scheme = static_cast<int>(comm_scheme_from_string(sc_.network.scheme));
-  const std::int64_t token_bytes = (outbound ? sc_.model.precision.dispatch_bytes_per_token(sc_.model.hidden)
-                                             : sc_.model.precision.combine_bytes_per_token(sc_.model.hidden)).count();
+  const std::int64_t bytes = token_bytes(outbound, pass).count();
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
-  return [traffic = traffic_, l, mb, T, scheme, token_bytes, chunks, c, outbound] {
-    return KeyHasher().add(traffic->hash(l, mb, T)).add(scheme).add(token_bytes).add(chunks).add(c).add(outbound ? 1 : 0).key();
+  return [traffic = traffic_, l, mb, T, scheme, bytes, chunks, c, outbound] {
+    return KeyHasher().add(traffic->hash(l, mb, T)).add(scheme).add(bytes).add(chunks).add(c).add(outbound ? 1 : 0).key();
   };
 }
 
-void StepBuilder::dispatch_half(int l, int mb) {
+void StepBuilder::dispatch_half(int l, int mb, Pass pass) {
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   auto& out = dispatches_[static_cast<std::size_t>(mb)];
   out.clear();
   for (int c = 0; c < sc_.schedule.chunks; ++c)
-    out.push_back(collective(Phase::Dispatch, l, mb, with_rounds(chunk_plan(l, mb, c, true), l, mb, c, true), c == 0 ? ready : Deps{},
-                             moe_tail_, chunk_key(l, mb, c, true)));
+    out.push_back(collective(Phase::Dispatch, l, mb, with_rounds(chunk_plan(l, mb, c, true, pass), l, mb, c, true, pass),
+                             c == 0 ? ready : Deps{}, moe_tail_, chunk_key(l, mb, c, true, pass)));
 }
 
-StepBuilder::ExpertChunk StepBuilder::expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c,
-                                                   int slots, Pass pass) const {
+std::vector<StepBuilder::PricedOp> StepBuilder::expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c,
+                                                             int slots, Pass pass) const {
   const int chunks = sc_.schedule.chunks;
-  ExpertChunk out{Time::zero(), ops_.expert_mlp(0, 1)};
-  out.work.bytes = Bytes(0);
   if (per_slot == nullptr) {
-    const std::int64_t tokens = equal_share(received, c, chunks);
-    if (tokens > 0) {
-      out.work = ops_.expert_mlp(tokens, slots);
-      out.time = scaled(out.work, pass);
-    }
-    return out;
+    const std::int64_t rows = equal_share(received, c, chunks);
+    if (rows == 0) return {};
+    return priced(program_.experts(rows, slots, pass));
   }
-  // One MLP per expert slot at its own rows of this chunk (each (source, slot) count is cut into
-  // chunks as the dispatch cuts it); empty slots launch nothing. Priced as the layer runs them: two
-  // GEMMs per expert, one activation over the chunk's rows.
+  // One GEMM per expert slot at its own rows of this chunk (each (source, slot) count is cut into
+  // chunks as the dispatch cuts it); empty slots launch nothing. The elementwise ops run once over
+  // the chunk's rows (one SiLU kernel per chunk, as kernels/ep_layer.cu).
+  std::vector<std::int64_t> n(static_cast<std::size_t>(per_slot->slots_per_gpu), 0);
   std::int64_t rows = 0;
   for (int j = 0; j < per_slot->slots_per_gpu; ++j) {
-    std::int64_t n = 0;
-    for (int s = 0; s < gpus_; ++s) n += equal_share(per_slot->at(s, gpu, j), c, chunks);
-    if (n == 0) continue;
-    rows += n;
-    for (const OpWork& w : {ops_.expert_gemm_up(n), ops_.expert_gemm_down(n)}) {
-      out.time += scaled(w, pass);
-      out.work.flops += w.flops;
-      out.work.bytes += w.bytes;
-    }
+    for (int s = 0; s < gpus_; ++s) n[static_cast<std::size_t>(j)] += equal_share(per_slot->at(s, gpu, j), c, chunks);
+    rows += n[static_cast<std::size_t>(j)];
   }
-  if (rows > 0) {
-    const OpWork w = ops_.expert_activation(rows);
-    out.time += scaled(w, pass);
-    out.work.bytes += w.bytes;
+  if (rows == 0) return {};
+  const std::vector<LayerOp> ops = program_.experts(rows, slots, pass, true);
+  std::vector<std::vector<LayerOp>> per_expert;  // the same ops at each non-empty slot's rows
+  for (std::int64_t rows_j : n)
+    if (rows_j > 0) per_expert.push_back(program_.experts(rows_j, 1, pass, true));
+  std::vector<PricedOp> out;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].work.op != OpClass::ExpertGemm) {
+      out.push_back(priced(ops[i]));
+      continue;
+    }
+    // The op summed over the slots: its time, and its FLOPs and bytes (for the SM-bound share).
+    PricedOp sum{ops[i].name, Phase::Experts, Time::zero(), 0.0};
+    OpWork work = ops[i].work;
+    work.flops = Flops(0);
+    work.bytes = Bytes(0);
+    for (const auto& list : per_expert) {
+      const LayerOp& one = list[i];
+      sum.time += priced(one).time;
+      work.flops += one.work.flops;
+      work.bytes += one.work.bytes;
+    }
+    sum.sm_bound = sm_bound(work);
+    out.push_back(sum);
   }
   return out;
 }
@@ -338,59 +376,57 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
   std::vector<Deps> per_chunk(static_cast<std::size_t>(chunks), Deps(static_cast<std::size_t>(gpus_)));
   for (int gpu = 0; gpu < gpus_; ++gpu)
     for (int c = 0; c < chunks; ++c) {
-      const ExpertChunk work = expert_chunk(per_slot, received[static_cast<std::size_t>(gpu)], gpu, c, slots, pass);
-      const TaskId e = compute(gpu, Phase::Experts, l, mb, work.time, {g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu)},
-                               sm_bound(work.work));
-      per_chunk[static_cast<std::size_t>(c)][static_cast<std::size_t>(gpu)] = {e};
+      std::vector<PricedOp> ops = expert_chunk(per_slot, received[static_cast<std::size_t>(gpu)], gpu, c, slots, pass);
+      // No rows: a zero-time task keeps the chunk's place on the compute stream.
+      if (ops.empty()) ops.push_back({{OpKind::ExpertUp, OpKind::ExpertUp, Grad::None}, Phase::Experts, Time::zero(), 1.0});
+      const TaskId arrival = g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu);
+      per_chunk[static_cast<std::size_t>(c)][static_cast<std::size_t>(gpu)] = {emit(gpu, l, mb, ops, {arrival})};
     }
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   for (auto& r : ready) r.clear();
   for (int c = 0; c < chunks; ++c) {
-    const TaskId comb = collective(Phase::Combine, l, mb, with_rounds(chunk_plan(l, mb, c, false), l, mb, c, false),
-                                   per_chunk[static_cast<std::size_t>(c)], moe_tail_, chunk_key(l, mb, c, false));
+    const TaskId comb = collective(Phase::Combine, l, mb, with_rounds(chunk_plan(l, mb, c, false, pass), l, mb, c, false, pass),
+                                   per_chunk[static_cast<std::size_t>(c)], moe_tail_, chunk_key(l, mb, c, false, pass));
     for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)].push_back(g_.arrival(comb, gpu));
   }
 }
 
-void StepBuilder::lm_head(int mb, Pass pass) {
-  const Workload& w = sc_.workload;
-  // Prefill needs logits of each sequence's last token; decode and training of every token.
-  const std::int64_t T = mb_tokens(mb);
-  const std::int64_t logits = w.mode == Mode::Prefill ? std::max<std::int64_t>(1, w.sequences() * T / w.tokens()) : T;
-  const Time head = scaled(ops_.lm_head(logits), pass);
-  Deps& ready = ready_[static_cast<std::size_t>(mb)];
-  for (int gpu = 0; gpu < gpus_; ++gpu)
-    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::LmHead, sc_.model.layers, mb, head, ready[static_cast<std::size_t>(gpu)])};
-}
+void StepBuilder::head(int mb, Pass pass) { run_block(sc_.model.layers, mb, Block::Head, pass); }
 
 TaskGraph StepBuilder::build() {
   g_ = TaskGraph{};
   const int mbs = sc_.schedule.micro_batches();
-  loads_.assign(static_cast<std::size_t>(sc_.model.layers), LayerLoad{});
+  const int layers = sc_.model.layers;
+  // About 24 ops per layer and micro-batch, 4 more per chunk (experts, arrivals); training ~3x.
+  const std::size_t per_gpu = static_cast<std::size_t>(layers * mbs * (24 + 4 * sc_.schedule.chunks));
+  g_.reserve(per_gpu * static_cast<std::size_t>(gpus_) * (sc_.workload.mode == Mode::Training ? 3 : 1));
+  loads_.assign(static_cast<std::size_t>(layers), LayerLoad{});
   compute_tail_.assign(static_cast<std::size_t>(gpus_), -1);
   moe_tail_ = tp_tail_ = -1;
   ready_.assign(static_cast<std::size_t>(mbs), Deps(static_cast<std::size_t>(gpus_)));
   dispatches_.assign(static_cast<std::size_t>(mbs), {});
   auto moe = [&](int l, Pass pass) {
-    for (int mb = 0; mb < mbs; ++mb) dispatch_half(l, mb);
+    for (int mb = 0; mb < mbs; ++mb) {
+      if (pass == Pass::Backward) run_block(l, mb, Block::MoeOut, pass);
+      dispatch_half(l, mb, pass);
+    }
     for (int mb = 0; mb < mbs; ++mb) expert_half(l, mb, pass);
   };
-  const bool permute = !impl_.ideal();
-  for (int l = 0; l < sc_.model.layers; ++l) {
+  for (int l = 0; l < layers; ++l) {
     for (int mb = 0; mb < mbs; ++mb) {
-      if (permute && l > 0 && sc_.model.is_moe(l - 1)) unpermute(l - 1, mb);
+      if (l > 0 && sc_.model.is_moe(l - 1)) moe_out(l - 1, mb);
       attention_block(l, mb, Pass::Forward);
     }
     if (sc_.model.is_moe(l)) moe(l, Pass::Forward);
   }
-  if (permute && sc_.model.is_moe(sc_.model.layers - 1))
-    for (int mb = 0; mb < mbs; ++mb) unpermute(sc_.model.layers - 1, mb);
+  if (sc_.model.is_moe(layers - 1))
+    for (int mb = 0; mb < mbs; ++mb) moe_out(layers - 1, mb);
   if (sc_.model.vocab > 0)
-    for (int mb = 0; mb < mbs; ++mb) lm_head(mb, Pass::Forward);
+    for (int mb = 0; mb < mbs; ++mb) head(mb, Pass::Forward);
   if (sc_.workload.mode == Mode::Training) {
     if (sc_.model.vocab > 0)
-      for (int mb = 0; mb < mbs; ++mb) lm_head(mb, Pass::Backward);
-    for (int l = sc_.model.layers - 1; l >= 0; --l) {
+      for (int mb = 0; mb < mbs; ++mb) head(mb, Pass::Backward);
+    for (int l = layers - 1; l >= 0; --l) {
       if (sc_.model.is_moe(l)) moe(l, Pass::Backward);
       for (int mb = 0; mb < mbs; ++mb) attention_block(l, mb, Pass::Backward);
     }

@@ -1,10 +1,13 @@
 // Builds the task graph of one step from a scenario, in its overlap schedule.
 //
-// Per layer and micro-batch the builder emits two blocks:
-//   attention block: [TP all-gather] attention projections, attention core, [TP reduce-scatter],
-//                    gate and shared expert (MoE layers) or the dense MLP;
-//   MoE block:       dispatch in `chunks` collectives; the experts compute chunk c as soon as it has
-//                    arrived; combine chunk c leaves when every GPU's chunk c is computed.
+// Every op of the layer program (models/layer_program.h) is one compute task; per layer and
+// micro-batch the builder emits two blocks of them:
+//   attention block: [the previous MoE layer's MoeOut ops: unpermute, ffn_residual] attn_norm,
+//                    [TP all-gather] the attention ops, [TP reduce-scatter] attn_residual, then the
+//                    MoeIn ops (ffn_norm, router, top-k, [quant_dispatch], permute) and the shared
+//                    expert (MoE layers) or the dense block;
+//   MoE block:       dispatch in `chunks` collectives; the experts' ops run on chunk c as soon as it
+//                    has arrived; combine chunk c leaves when every GPU's chunk c is computed.
 // Emission order per layer: attention blocks of all micro-batches, their dispatches, then their
 // expert halves (experts and combines): compute A0 A1 E0 E1, communication D0 D1 C0 C1.
 // Compute tasks of a GPU run one at a time in emission order (its compute stream); collectives run
@@ -16,8 +19,9 @@
 //                    starts once its own combine is done (cross-layer pipelining);
 //   decode-5stage    the same program with communication on 0 SMs (set by the scenario).
 // Training appends the backward pass: layers in reverse, the MoE block first (its dispatch carries
-// output gradients to the experts, its combine brings input gradients back), every compute op at
-// twice its forward cost.
+// output gradients to the experts, its combine brings input gradients back, both bf16), every block's
+// backward ops in reverse (GEMMs as .dgrad and .wgrad tasks, attn_core.bwd; layer_program.h).
+// Every op's task takes its cost model price plus the model's kernel gap per kernel it launches.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +31,9 @@
 #include "models/cost_model.h"
 #include "models/dispatch_impl.h"
 #include "models/gate_model.h"
+#include "models/layer_op.h"
 #include "models/layer_ops.h"
+#include "models/layer_program.h"
 #include "models/pricing_ledger.h"
 #include "placement/placement.h"
 #include "placement/slot_traffic.h"
@@ -59,35 +65,46 @@ class StepBuilder {
 
  private:
   struct Traffic;  // routing sample -> dispatch matrix, cached per (layer, micro-batch)
-  enum class Pass { Forward, Backward };
   using Deps = std::vector<std::vector<TaskId>>;  // per GPU: tasks the next block must wait for
 
   void attention_block(int l, int mb, Pass pass);
   // The MoE block in two halves, so that a schedule can issue every micro-batch's dispatch before
   // any combine on the communication stream.
-  void dispatch_half(int l, int mb);
+  void dispatch_half(int l, int mb, Pass pass);
+  // Bytes a token carries: forward precision.dispatch (outbound) or precision.combine; backward
+  // both ways the combine's (bf16 gradients, as DeepSeek-V3 keeps the combine and its backward).
+  Bytes token_bytes(bool outbound, Pass pass) const;
   // Makes chunk c of (layer, micro-batch)'s dispatch (outbound) or combine when the collective starts.
-  std::function<CommPlan()> chunk_plan(int l, int mb, int c, bool outbound) const;
-  // Its key: the hash of the (layer, micro-batch) matrix with the chunk, direction and scheme.
-  std::function<std::uint64_t()> chunk_key(int l, int mb, int c, bool outbound) const;
+  std::function<CommPlan()> chunk_plan(int l, int mb, int c, bool outbound, Pass pass) const;
+  // Its key: the hash of the (layer, micro-batch) matrix with the chunk, direction, bytes and scheme.
+  std::function<std::uint64_t()> chunk_key(int l, int mb, int c, bool outbound, Pass pass) const;
   void expert_half(int l, int mb, Pass pass);
-  // GPU `gpu`'s experts on chunk c: their time, and the FLOPs and bytes they move (for the SM-bound
-  // share). `per_slot` (per-expert GEMMs) or else one MLP over the GPU's `received` rows.
-  struct ExpertChunk {
+  // An op as a task runs it: its time (cost model + kernel gaps), its SM-bound share, its phase.
+  struct PricedOp {
+    OpName name;
+    Phase phase;
     Time time;
-    OpWork work;
+    double sm_bound;
   };
-  ExpertChunk expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c, int slots, Pass pass) const;
-  void lm_head(int mb, Pass pass);
-  // network.dispatch_impl nccl | peer: the weighted sum of (layer, micro-batch)'s expert outputs,
-  // emitted where the measured layer runs it: before the next layer's gate, or at the end.
-  void unpermute(int l, int mb);
+  PricedOp priced(const LayerOp& op) const;
+  std::vector<PricedOp> priced(const std::vector<LayerOp>& ops) const;
+  LayerShape shape(int mb) const;
+  // GPU `gpu`'s routed experts' ops on chunk c. `per_slot` (per-expert GEMMs: each expert's GEMM at
+  // its own rows, summed into one task per GEMM op) or else grouped over the GPU's `received` rows.
+  std::vector<PricedOp> expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c, int slots, Pass pass) const;
+  // Runs block `b` of (layer, micro-batch) on every GPU after what the micro-batch waits for.
+  void run_block(int l, int mb, Block b, Pass pass);
+  // Emits `ops` back to back on `gpu`'s compute stream, the first after `after`; the last task.
+  TaskId emit(int gpu, int l, int mb, const std::vector<PricedOp>& ops, const std::vector<TaskId>& after);
+  void head(int mb, Pass pass);
+  // The MoeOut ops (unpermute, ffn_residual) of (layer, micro-batch), emitted where they run: before
+  // the next layer's attention (so the compute stream runs A0 A1 E0 E1), or before the LM head.
+  void moe_out(int l, int mb);
   // Adds the implementation's per-GPU round time to a dispatch (outbound) or combine chunk (a
   // zero-byte flow per GPU that arrives after it); ideal: the plan unchanged. Rows carry
   // precision.dispatch or precision.combine bytes.
-  std::function<CommPlan()> with_rounds(std::function<CommPlan()> plan, int l, int mb, int c, bool outbound) const;
-  TaskId compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after,
-                 double sm_bound = 1.0);
+  std::function<CommPlan()> with_rounds(std::function<CommPlan()> plan, int l, int mb, int c, bool outbound, Pass pass) const;
+  TaskId compute(int gpu, const PricedOp& op, int l, int mb, const std::vector<TaskId>& after);
   // The share of an op's roofline floor that is compute (SM) time; 1 under dispatch_impl ideal.
   double sm_bound(const OpWork& w) const;
   // `tail` is the communication stream the collective is issued on (MoE all-to-alls and TP
@@ -95,13 +112,13 @@ class StepBuilder {
   TaskId collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after, TaskId& tail,
                     std::function<std::uint64_t()> key = {});
   TaskId tp_collective(int l, int mb, const Deps& after);
-  Time scaled(const OpWork& w, Pass pass) const;
   std::int64_t mb_tokens(int mb) const;
 
   const Scenario& sc_;
   const Cluster& cluster_;
   const CostModel& cost_;
   LayerOps ops_;
+  LayerProgram program_;
   DispatchImpl impl_;
   std::shared_ptr<Traffic> traffic_;
   std::vector<LayerLoad> loads_;

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "models/cost_model.h"
+#include "models/layer_program.h"
 #include "sim/report.h"
 #include "sim/simulation.h"
 #include "sim/step_metrics.h"
@@ -17,19 +18,27 @@ static json tiny() {
               {"workload", {{"tokens_per_gpu", 256}}}};
 }
 
-TEST_CASE("serial schedule: the step time is the sum of its phases") {
+TEST_CASE("serial schedule: the step time is the sum of its ops and all-to-alls") {
   Simulation sim(Scenario::from_json(tiny()));
   const StepResult& r = sim.run();
   const Scenario& sc = sim.scenario();
   const NominalCostModel cost(sc.gpu);
   const LayerOps ops(sc.model, 1);
-  const Time attention = cost.time(ops.attention_proj(256)) + cost.time(ops.attention_core_prefill(1, 256));
+  const LayerProgram program(ops);
+  const LayerShape shape{Mode::Prefill, 256, 1, 256, 0, 1};
+  // Every op: its roofline time plus the 1 us kernel gap.
+  auto sum = [&](const std::vector<LayerOp>& v) {
+    Time t = Time::zero();
+    for (const LayerOp& o : v) t += cost.time(o.work) + Time::us(1);
+    return t;
+  };
+  auto block = [&](Block b) { return sum(program.block(b, shape, Pass::Forward)); };
+  const Time attention = block(Block::AttnIn) + block(Block::Attention) + block(Block::AttnOut);
   // Every source sends 256 x 2 / 4 = 128 tokens of 2 KiB to each expert's GPU: each NIC carries two
   // such flows (262,144 B each) at 50 GB/s = 10.48576 us, + 3 us of cross-rail latency.
   const Time all_to_all = Time::ps(10485760) + Time::us(3);
-  const Time expected = attention + cost.time(ops.dense_mlp(256)) + attention + cost.time(ops.gate(256)) +
-                        all_to_all + cost.time(ops.expert_mlp(512, 1)) + cost.time(ops.shared_expert(256)) +
-                        all_to_all + cost.time(ops.lm_head(1));
+  const Time expected = attention + block(Block::Dense) + attention + block(Block::MoeIn) + block(Block::Shared) + all_to_all +
+                        sum(program.experts(512, 1, Pass::Forward)) + all_to_all + block(Block::MoeOut) + block(Block::Head);
   CHECK(r.step_time == expected);
   REQUIRE(r.layers.size() == 2);
   CHECK(r.layers[1].dispatch == all_to_all);
@@ -37,6 +46,13 @@ TEST_CASE("serial schedule: the step time is the sum of its phases") {
   CHECK(r.layers[1].exposed_comm_max == all_to_all + all_to_all);
   CHECK(r.layers[1].expert_tokens_max == 512);
   CHECK(r.layers[0].exposed_comm_max == Time::zero());
+  // One task per op on each GPU: dense layer attn_norm, q_proj, kv_proj, rope, attn_core, o_proj,
+  // attn_residual, ffn_norm, dense_up, dense_swiglu, dense_down, ffn_residual (12); the MoE layer
+  // 7 attention ops, ffn_norm, router, router_topk, permute, shared_up, shared_swiglu, shared_down,
+  // expert_up, swiglu, expert_down, unpermute, ffn_residual (19); final_norm, lm_head (2).
+  int gpu0 = 0;
+  for (const Task& t : sim.graph().tasks()) gpu0 += t.kind == TaskKind::Compute && t.gpu == 0;
+  CHECK(gpu0 == 12 + 19 + 2);
 }
 
 TEST_CASE("fp8 dispatch: the dispatch carries hidden + hidden/128 x 4 bytes a token, the combine bf16") {
@@ -95,14 +111,16 @@ TEST_CASE("chunks let experts start before the whole dispatch has arrived") {
   CHECK(four.result().layers[1].expert_tokens_max == one.result().layers[1].expert_tokens_max);
 }
 
-TEST_CASE("training runs forward and backward: backward compute at twice the forward") {
+TEST_CASE("training runs forward and backward: backward compute at twice the forward or more") {
   json sc = tiny();
+  sc["gpu"] = {{"kernel_gap_us", 0}};  // the gaps are per kernel, not per FLOP: leave them out here
   Simulation prefill(Scenario::from_json(sc));
   sc["workload"]["mode"] = "training";
   Simulation train(Scenario::from_json(sc));
   const Time fwd = prefill.run().step_time;
   const Time step = train.run().step_time;
-  // prefill's LM head sees 1 token; training's all 256 (forward and backward), so compare compute.
+  // prefill's LM head sees 1 token; training's all 256 (forward and backward), so compare compute:
+  // GEMMs and elementwise ops x2 in backward, the attention core x2.5.
   CHECK(train.result().per_gpu[0].compute_busy > prefill.result().per_gpu[0].compute_busy * 2.9);
   CHECK(step > fwd * 2);  // compute x3, all-to-alls x2
   CHECK(train.result().memory.optimizer.count() == train.result().memory.weights().count() * 7);
