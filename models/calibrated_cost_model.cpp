@@ -37,6 +37,7 @@ constexpr FamilyRow kFamilies[] = {
     {OpClass::Gate, kBf16, false, "gate_topk"},                  {OpClass::RouterTopk, kBf16, false, "gate_topk", true},
     {OpClass::AttentionProj, kBf16, false, "gemm_bf16"},         {OpClass::AttentionProj, kFp8, false, "gemm_fp8"},
     {OpClass::LmHead, kBf16, false, "gemm_bf16"},                {OpClass::LmHead, kFp8, false, "gemm_fp8"},
+    {OpClass::MtpProjection, kBf16, false, "gemm_bf16"},
     {OpClass::ExpertGemm, kBf16, false, "gemm_bf16"},            {OpClass::ExpertGemm, kFp8, false, "gemm_fp8"},
     {OpClass::ExpertActivation, kBf16, false, "hbm_copy"},       {OpClass::Activation, kBf16, false, "hbm_copy"},
     {OpClass::LocalCopy, kBf16, false, "hbm_copy"},
@@ -164,6 +165,7 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
       break;
     case OpClass::AttentionProj:
     case OpClass::LmHead:
+    case OpClass::MtpProjection:
     case OpClass::ExpertGemm: {
       const double weights = w.flops.count() / 2.0 / rows;  // parameters per row on this GPU
       const CalibratedCurve* best = nullptr;

@@ -9,6 +9,7 @@ constexpr OpKind kKinds[] = {
     OpKind::Router,    OpKind::RouterTopk,    OpKind::QuantAct,  OpKind::QuantDispatch, OpKind::Permute,   OpKind::ExpertUp,
     OpKind::Swiglu,    OpKind::ExpertDown,    OpKind::Unpermute, OpKind::SharedUp,   OpKind::SharedSwiglu, OpKind::SharedDown,
     OpKind::DenseUp,   OpKind::DenseSwiglu,   OpKind::DenseDown, OpKind::FfnResidual, OpKind::LmHead,     OpKind::FinalNorm,
+    OpKind::MtpProj,
 };
 
 const char* suffix(Grad g) {
@@ -60,6 +61,7 @@ const char* to_string(OpKind k) {
     case OpKind::FfnResidual: return "ffn_residual";
     case OpKind::LmHead: return "lm_head";
     case OpKind::FinalNorm: return "final_norm";
+    case OpKind::MtpProj: return "mtp_proj";
   }
   return "?";
 }
@@ -75,6 +77,7 @@ const char* to_string(Block b) {
     case Block::MoeOut: return "moe_out";
     case Block::Dense: return "dense";
     case Block::Head: return "head";
+    case Block::MtpIn: return "mtp_in";
   }
   return "?";
 }

@@ -17,6 +17,7 @@ enum class OpKind : std::uint8_t {
   AttnNorm, QProj, QANorm, QBProj, KvProj, KvANorm, KvBProj, Rope, AttnCore, OProj, AttnResidual,
   FfnNorm, Router, RouterTopk, QuantAct, QuantDispatch, Permute, ExpertUp, Swiglu, ExpertDown, Unpermute,
   SharedUp, SharedSwiglu, SharedDown, DenseUp, DenseSwiglu, DenseDown, FfnResidual, LmHead, FinalNorm,
+  MtpProj,  // the MTP module's input projection (not in common_names.md: no decoder layer has it)
 };
 const char* to_string(OpKind k);  // "attn_norm", "q_proj", ...
 
@@ -47,7 +48,8 @@ enum class Block : std::uint8_t {
   Experts,    // the GPU's routed experts on the rows a dispatch chunk brought
   MoeOut,     // unpermute, ffn_residual: after the combine
   Dense,      // a dense layer's MLP: ffn_norm ... ffn_residual
-  Head,       // final_norm, lm_head: after the last layer
+  Head,       // final_norm, lm_head: after the last layer (and after each MTP draft's layer)
+  MtpIn,      // mtp_proj: the MTP module's input projection, before its decoder layer
 };
 const char* to_string(Block b);
 

@@ -25,6 +25,7 @@ const char* to_string(OpClass c) {
     case OpClass::RouterTopk: return "router_topk";
     case OpClass::Activation: return "activation";
     case OpClass::AttentionCoreBwd: return "attention_core_bwd";
+    case OpClass::MtpProjection: return "mtp_projection";
   }
   return "?";
 }
@@ -100,27 +101,29 @@ OpWork LayerOps::attention_proj(std::int64_t tokens) const {
   return w;
 }
 
-OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len) const {
-  // Causal: query i attends to keys 0..i, so seq_len*(seq_len+1)/2 (query, key) pairs per sequence;
-  // each pair costs 2*dqk (scores) + 2*dv (weighted values) FLOPs per head. MLA's prefill runs its
-  // k and v per head (expanded by kv_b_proj); MHA/GQA reads kv_heads_per_gpu() heads of k and v.
+OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len, std::int64_t cached) const {
+  // Causal: query i attends to keys 0..i, so per sequence the queries cached..seq_len-1 make
+  // seq_len(seq_len+1)/2 - cached(cached+1)/2 (query, key) pairs; each pair costs 2*dqk (scores) +
+  // 2*dv (weighted values) FLOPs per head. MLA's prefill runs its k and v per head (expanded by
+  // kv_b_proj); MHA/GQA reads kv_heads_per_gpu() heads of k and v.
   const double group_seqs = static_cast<double>(seqs) * tp_;
   const double heads = static_cast<double>(m_.heads) / tp_;
   const double kv_heads = m_.attention == AttentionKind::Mha ? static_cast<double>(kv_heads_per_gpu()) : heads;
-  const double pairs = static_cast<double>(seq_len) * static_cast<double>(seq_len + 1) / 2.0;
+  const double s = static_cast<double>(seq_len), p = static_cast<double>(cached);
+  const double pairs = s * (s + 1.0) / 2.0 - p * (p + 1.0) / 2.0;
   const double flops = group_seqs * heads * pairs * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
-  const double tok = group_seqs * static_cast<double>(seq_len);
+  const double fresh = group_seqs * (s - p), all = group_seqs * s;
   const double dqk = static_cast<double>(m_.qk_head_dim()), dv = static_cast<double>(m_.v_dim());
-  // q, k, v in at the core's format, o out in bf16.
-  const double in = tok * (heads * dqk + kv_heads * (dqk + dv)) * static_cast<double>(Precision::element_bytes(m_.precision.attention_core));
-  const double out = tok * heads * dv * 2.0;
-  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(in + out)), seqs * seq_len};
+  // q of the new tokens and k, v of every token in at the core's format; o of the new tokens out, bf16.
+  const double in = (fresh * heads * dqk + all * kv_heads * (dqk + dv)) * static_cast<double>(Precision::element_bytes(m_.precision.attention_core));
+  const double out = fresh * heads * dv * 2.0;
+  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(in + out)), seqs * (seq_len - cached)};
   w.seq_len = seq_len;
   w.precision = m_.precision.attention_core;
   return w;
 }
 
-OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len) const {
+OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len, int queries) const {
   const double group_seqs = static_cast<double>(seqs) * tp_;
   const double heads = static_cast<double>(m_.heads) / tp_;
   // Per head and cached token: MHA/GQA 2 dqk (scores) + 2 dv (values); MLA absorbed (DeepSeek's
@@ -128,13 +131,18 @@ OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len) c
   const double per_key = m_.attention == AttentionKind::Mla
                              ? 2.0 * static_cast<double>(2 * m_.kv_lora_rank + m_.qk_rope_head_dim)
                              : 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
-  const double flops = group_seqs * heads * static_cast<double>(kv_len) * per_key;
-  // Memory-bound at short KV (MHA/GQA): the whole KV cache of every sequence is read once.
+  const double flops = group_seqs * queries * heads * static_cast<double>(kv_len) * per_key;
+  // Memory-bound at short KV (MHA/GQA): the whole KV cache of every sequence is read once, whatever
+  // its query count.
   const double kv = group_seqs * static_cast<double>(kv_len) * static_cast<double>(kv_bytes_per_token().count()) / tp_;
-  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs};
+  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs * queries};
   w.kv_len = kv_len;
   w.precision = m_.precision.attention_core;
   return w;
+}
+
+OpWork LayerOps::mtp_projection(std::int64_t tokens) const {
+  return linear(OpClass::MtpProjection, NumberFormat::Bf16, tokens, 2 * m_.hidden, m_.hidden, weight(2 * m_.hidden, m_.hidden));
 }
 
 OpWork LayerOps::attention_core_backward(const OpWork& f) const {

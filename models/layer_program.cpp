@@ -18,7 +18,8 @@ bool is_gemm(OpClass c) {
     case OpClass::SharedExpert:
     case OpClass::ExpertMlp:
     case OpClass::ExpertGemm:
-    case OpClass::LmHead: return true;
+    case OpClass::LmHead:
+    case OpClass::MtpProjection: return true;
     default: return false;
   }
 }
@@ -87,6 +88,9 @@ std::vector<LayerOp> LayerProgram::forward(Block b, const LayerShape& s) const {
       add(named(OpKind::FinalNorm), ops_.norm(T, m.hidden));
       add(named(OpKind::LmHead), ops_.lm_head(s.logits));
       break;
+    case Block::MtpIn:
+      add(named(OpKind::MtpProj), ops_.mtp_projection(T));
+      break;
   }
   return out;
 }
@@ -126,8 +130,8 @@ void LayerProgram::attention(std::vector<LayerOp>& out, const LayerShape& s) con
     }
   }
   add(named(OpKind::Rope), ops_.rope(G));
-  add(named(OpKind::AttnCore), s.mode == Mode::Decode ? ops_.attention_core_decode(s.tokens, s.kv_len)
-                                                      : ops_.attention_core_prefill(s.seqs, s.seq_len));
+  add(named(OpKind::AttnCore), s.mode == Mode::Decode ? ops_.attention_core_decode(s.tokens / s.queries, s.kv_len, s.queries)
+                                                      : ops_.attention_core_prefill(s.seqs, s.seq_len, s.cached));
   quant(OpKind::OProj, heads * m.v_dim());
   gemm(OpKind::OProj, heads * m.v_dim(), h);
 }

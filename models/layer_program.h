@@ -15,7 +15,8 @@
 //   Experts    [quant_act.expert_up] expert_up swiglu [quant_act.expert_down] expert_down (per chunk)
 //   MoeOut     unpermute ffn_residual
 //   Dense      ffn_norm [quant_act.dense_up] dense_up dense_swiglu [quant_act.dense_down] dense_down ffn_residual
-//   Head       final_norm lm_head (after the last layer)
+//   Head       final_norm lm_head (after the last layer, and after each MTP draft's layer)
+//   MtpIn      mtp_proj (workload.mtp_tokens: the MTP module's input projection, then one MoE layer)
 // A quant_act precedes an fp8 GEMM whose input is not already fp8 (q_proj's quantised input also
 // feeds kv_proj; the fp8 dispatch brings expert_up's). model.attention = none: the layer is its MoE
 // block as kernels/ep_layer.cu runs it (router, router_topk, permute, experts, unpermute; no norms,
@@ -45,6 +46,8 @@ struct LayerShape {
   std::int64_t seq_len = 0;  // prefill and training
   std::int64_t kv_len = 0;   // decode
   std::int64_t logits = 0;   // rows of the LM head (prefill: one per sequence)
+  std::int64_t cached = 0;   // prefill: tokens of each sequence from the prefix cache (keys only)
+  int queries = 1;           // decode: query tokens per sequence (1 + MTP drafts); tokens = seqs x queries
 };
 
 class LayerProgram {

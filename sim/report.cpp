@@ -12,10 +12,13 @@ namespace {
 double ms(Time t) { return t.to_ms(); }
 }  // namespace
 
-nlohmann::json report_json(const Simulation& sim) {
+nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) {
   const StepResult& r = sim.result();
   const Cluster& cl = sim.cluster();
   nlohmann::json j;
+  if (!provenance.version.empty()) j["version"] = provenance.version;
+  if (!provenance.command.empty()) j["command"] = provenance.command;
+  if (!provenance.scenario.is_null()) j["resolved_scenario"] = provenance.scenario;
   j["scenario"] = r.scenario;
   j["network"] = r.network;
   j["cost_model"] = r.cost_model;
@@ -25,6 +28,20 @@ nlohmann::json report_json(const Simulation& sim) {
   j["tokens_per_gpu"] = r.tokens_per_gpu;
   j["tokens_per_s_per_gpu"] = r.tokens_per_s_per_gpu();
   j["tokens_per_s_per_node"] = r.tokens_per_s_per_node();
+  const Workload& w = sim.scenario().workload;
+  if (w.prefix_hit > 0) {
+    j["prefix_cache"] = {{"prefix_hit", w.prefix_hit},
+                         {"cached_tokens_per_sequence", w.prefix_tokens()},
+                         {"computed_tokens_per_gpu", r.computed_tokens_per_gpu},
+                         {"computed_tokens_per_s_per_gpu", r.computed_tokens_per_s_per_gpu()}};
+  }
+  if (w.mtp_tokens > 0) {
+    j["mtp"] = {{"draft_tokens", w.mtp_tokens},
+                {"acceptance", w.mtp_acceptance},
+                {"tokens_per_sequence", r.output_tokens_per_gpu / static_cast<double>(w.batch_per_gpu)},
+                {"accepted_tokens_per_gpu", r.output_tokens_per_gpu},
+                {"verified_tokens_per_gpu", r.computed_tokens_per_gpu}};
+  }
   j["events"] = r.events;
   j["network_replay"] = {{"hits", r.replay.hits},       {"misses", r.replay.misses},   {"stored", r.replay.stored},
                          {"replayed", r.replay.replayed}, {"solved", r.replay.solved}, {"materialised", r.replay.materialised}};
@@ -53,6 +70,7 @@ nlohmann::json report_json(const Simulation& sim) {
         {"dispatch_ms", ms(l.dispatch)}, {"combine_ms", ms(l.combine)}, {"tp_comm_ms", ms(l.tp_comm)},
         {"exposed_comm_ms", ms(l.exposed_comm_max)}, {"exposed_comm_mean_ms", ms(l.exposed_comm_mean)},
     };
+    if (l.mtp) lj["mtp"] = true;
     if (l.moe) {
       lj["expert_tokens_max"] = l.expert_tokens_max;
       lj["expert_tokens_mean"] = l.expert_tokens_mean;
@@ -82,6 +100,17 @@ nlohmann::json report_json(const Simulation& sim) {
                      {"utilisation", c.busy.to_seconds() / r.step_time.to_seconds()}, {"peak_flows", c.peak_flows}});
   }
   j["top_links"] = links;
+  // Bytes that entered each class of link over the step: NVLink (GPU -> NVSwitch), InfiniBand
+  // (GPU NIC -> leaf) and the spine (leaf -> spine).
+  double nvlink = 0, infiniband = 0, spine = 0;
+  for (std::size_t i = 0; i < r.links.size(); ++i) {
+    const LinkKind k = cl.link(static_cast<LinkId>(i)).kind;
+    const double gb = r.links[i].bytes.to_gb();
+    if (k == LinkKind::NvlinkUp) nvlink += gb;
+    if (k == LinkKind::NicUp) infiniband += gb;
+    if (k == LinkKind::LeafUp) spine += gb;
+  }
+  j["traffic_gb"] = {{"nvlink", nvlink}, {"infiniband", infiniband}, {"spine", spine}};
   return j;
 }
 

@@ -54,6 +54,23 @@ ScheduleSpec ScheduleSpec::from_json(const nlohmann::json& j, const std::string&
   return s;
 }
 
+// parallelism.slots_per_gpu fixes the physical slots; the slots beyond the experts become eplb's
+// redundant slots (placement.redundant_slots, which must then agree or be left out).
+static void resolve_expert_slots(const Parallelism& par, const MoeModelSpec& model, PlacementSpec& placement) {
+  if (par.slots_per_gpu == 0) return;
+  const int extra = par.extra_slots(model);
+  if (placement.redundant_slots > 0 && placement.redundant_slots != extra)
+    throw ConfigError("placement.redundant_slots", std::to_string(placement.redundant_slots),
+                      fmt::format("must equal ep x parallelism.slots_per_gpu - experts = {} x {} - {} = {} (or be left out)",
+                                  par.ep, par.slots_per_gpu, par.ep * par.slots_per_gpu - extra, extra));
+  if (extra > 0 && placement.strategy != "eplb" && placement.strategy != "file")
+    throw ConfigError("placement.strategy", "\"" + placement.strategy + "\"",
+                      fmt::format("parallelism.slots_per_gpu = {} leaves {} slots beyond the {} experts; they hold redundant "
+                                  "experts, which the eplb strategy chooses (or a placement file gives): use eplb or file",
+                                  par.slots_per_gpu, extra, par.ep * par.slots_per_gpu - extra));
+  if (placement.strategy == "eplb") placement.redundant_slots = extra;
+}
+
 const Schema& Scenario::schema() {
   static const Schema s{"", {
       {"name", "string", "", "", "scenario name, printed in the summary"},
@@ -79,6 +96,26 @@ std::vector<const Schema*> Scenario::all_schemas() {
           &NetworkSpec::schema(), &ScheduleSpec::schema(), &CostModelSpec::schema()};
 }
 
+namespace {
+// routing.max_nodes against the model's group limit and the EP group's nodes.
+void check_node_limit(const Scenario& s) {
+  const int limit = s.routing.max_nodes;
+  if (limit == 0) return;
+  const MoeModelSpec& m = s.model;
+  if (s.routing.group_limited && m.groups > 1 && m.topk_groups < m.groups)
+    throw ConfigError("routing.max_nodes", std::to_string(limit),
+                      "node-limited routing replaces the group limit (model.groups = " + std::to_string(m.groups) +
+                          ", topk_groups = " + std::to_string(m.topk_groups) +
+                          "): set routing.group_limited = false or model.topk_groups = model.groups");
+  const int nodes = std::max(1, s.parallelism.ep / s.cluster.gpus_per_node);
+  const int per_node = (m.routed_experts + nodes - 1) / nodes;
+  if (static_cast<std::int64_t>(limit) * per_node < m.top_k)
+    throw ConfigError("routing.max_nodes", std::to_string(limit),
+                      "must leave room for top_k = " + std::to_string(m.top_k) + " experts (" + std::to_string(per_node) +
+                          " routed experts per node of the EP group)");
+}
+}  // namespace
+
 Scenario Scenario::from_json(const nlohmann::json& doc) {
   ConfigObject top(doc, "", schema());
   Scenario s;
@@ -93,9 +130,11 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
   s.workload = Workload::from_json(top.raw("workload"), "workload");
   s.routing = RoutingSpec::from_json(top.raw("routing"), "routing");
   s.placement = PlacementSpec::from_json(top.raw("placement"), "placement");
+  resolve_expert_slots(s.parallelism, s.model, s.placement);
   s.network = NetworkSpec::from_json(top.raw("network"), "network");
   s.schedule = ScheduleSpec::from_json(top.raw("schedule"), "schedule");
   s.cost_model = CostModelSpec::from_json(top.raw("cost_model"), "cost_model");
+  check_node_limit(s);
   if (!s.schedule.comm_sms_given && s.schedule.overlap != "decode-5stage")
     s.schedule.comm_sms = DispatchImpl::named(s.network.dispatch_impl).comm_sms;
   if (s.schedule.comm_sms >= s.gpu.sms)

@@ -54,6 +54,12 @@ const StepResult& Simulation::run() {
   const GateModel& gate = gate_;
   const Placement placement = Placement::make(sc.placement, PlacementInputs{sc.parallelism.as_routed(sc.model), sc.parallelism.ep, cluster_, gate, sc.workload.tokens(),
                                                                         expert_compute_per_token(sc.model, sc.gpu)});
+  if (sc.parallelism.slots_per_gpu > 0)
+    for (const LayerPlacement& t : placement.tables())
+      if (t.slots_per_gpu() != sc.parallelism.slots_per_gpu)
+        throw ConfigError("placement.file", "\"" + sc.placement.file + "\"",
+                          "holds " + std::to_string(t.slots_per_gpu()) + " slots per GPU; parallelism.slots_per_gpu = " +
+                              std::to_string(sc.parallelism.slots_per_gpu));
   StepBuilder builder(sc, cluster_, *cost_, gate, placement);
   graph_ = builder.build();
 
@@ -72,7 +78,10 @@ const StepResult& Simulation::run() {
   r.step_time = exec.run();
   r.events = sim.events_executed();
   r.replay = net->replay_stats();
-  r.tokens_per_gpu = sc.workload.tokens();
+  const Workload& w = sc.workload;
+  r.tokens_per_gpu = w.mode == Mode::Prefill ? w.tokens_per_gpu : w.mode == Mode::Decode ? w.batch_per_gpu : w.tokens();
+  r.computed_tokens_per_gpu = w.tokens();
+  r.output_tokens_per_gpu = w.output_tokens();
   r.links = net->counters();
   // Expert weights per GPU: its physical slots (redundant experts add slots), worst layer.
   Parallelism par = sc.parallelism;
@@ -82,8 +91,10 @@ const StepResult& Simulation::run() {
   loads_ = builder.loads();
   r.pricing_lines = builder.pricing().lines();
   r.pricing = builder.pricing().to_json();
-  collect_metrics(graph_, loads_, sc.model.layers, r);
-  const CriticalPath cp = critical_path(graph_, r.gpus, sc.model.layers);
+  const int layers = sc.model.layers + w.mtp_tokens;  // the MTP module's layer once per draft pass
+  collect_metrics(graph_, loads_, layers, r);
+  for (std::size_t l = static_cast<std::size_t>(sc.model.layers); l < r.layers.size(); ++l) r.layers[l].mtp = true;
+  const CriticalPath cp = critical_path(graph_, r.gpus, layers);
   r.bound_layer = cp.layer;
   r.bound_layer_time = cp.layer_time;
   r.bound_gpu = cp.gpu;

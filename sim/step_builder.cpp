@@ -47,17 +47,24 @@ struct StepBuilder::Traffic {
   std::map<std::pair<int, int>, std::uint64_t> hashes;  // matrix hash of every (layer, micro-batch) seen: small, kept
   bool want_slots = false;  // per-(source, slot) rows: dispatch_impl pieces, per-expert GEMMs
 
+  int model_layers = 0;
+  int micro_batches = 1;
+
   const Entry& entry(int layer, int mb, std::int64_t tokens) {
     auto key = std::make_pair(layer, mb);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
     if (cache.size() > 8) cache.erase(cache.begin());
-    const RoutingSample r = gate.sample(layer, mb, cluster.gpu_count(), tokens);
-    auto m = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement.layer(layer), cluster.gpus_per_node(), placement.replica_choice()));
+    // An MTP layer (beyond the model's) routes with the last layer's gate statistics and placement,
+    // its own draws (micro-batch ids past the model's).
+    const int mtp = layer - model_layers + 1;
+    const int routed = mtp > 0 ? model_layers - 1 : layer;
+    const RoutingSample r = gate.sample(routed, mtp > 0 ? mb + mtp * micro_batches : mb, cluster.gpu_count(), tokens);
+    auto m = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement.layer(routed), cluster.gpus_per_node(), placement.replica_choice()));
     const std::uint64_t h = KeyHasher().add(m->gpus).add(m->gpus_per_node).add(m->copies).add(m->unique).add(m->node_unique).key();
     hashes[key] = h;
     Entry e{std::move(m), r.expert_load(), r.dropped, nullptr};
-    if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(layer), cluster.gpus_per_node(), placement.replica_choice()));
+    if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(routed), cluster.gpus_per_node(), placement.replica_choice()));
     return cache.emplace(key, std::move(e)).first->second;
   }
   std::shared_ptr<const DispatchMatrix> at(int layer, int mb, std::int64_t tokens) { return entry(layer, mb, tokens).matrix; }
@@ -73,9 +80,14 @@ StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const
     : sc_(scenario), cluster_(cluster), cost_(cost), ops_(scenario.model, scenario.parallelism.attention_tp),
       program_(ops_, scenario.model.shared_experts - scenario.parallelism.routed_shared(scenario.model)),
       impl_(DispatchImpl::named(scenario.network.dispatch_impl)),
-      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}, false})), gpus_(cluster.gpu_count()) {
+      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}, false})), gpus_(cluster.gpu_count()),
+      layers_(scenario.model.layers + scenario.workload.mtp_tokens) {
   traffic_->want_slots = !impl_.ideal() || scenario.cost_model.per_expert_gemms;
+  traffic_->model_layers = scenario.model.layers;
+  traffic_->micro_batches = scenario.schedule.micro_batches();
 }
+
+int StepBuilder::routing_layer(int layer) const { return std::min(layer, sc_.model.layers - 1); }
 
 double StepBuilder::sm_bound(const OpWork& w) const {
   if (impl_.ideal()) return 1.0;
@@ -85,7 +97,7 @@ double StepBuilder::sm_bound(const OpWork& w) const {
 }
 
 std::int64_t StepBuilder::mb_tokens(int mb) const {
-  return equal_share(sc_.workload.tokens(), mb, sc_.schedule.micro_batches());
+  return equal_share(split_.units, mb, sc_.schedule.micro_batches()) * split_.tokens_per_unit;
 }
 
 LayerShape StepBuilder::shape(int mb) const {
@@ -96,6 +108,8 @@ LayerShape StepBuilder::shape(int mb) const {
   s.seqs = std::max<std::int64_t>(1, w.sequences() * s.tokens / w.tokens());
   s.seq_len = w.seq_len;
   s.kv_len = w.kv_len;
+  s.cached = w.prefix_tokens();
+  s.queries = split_.tokens_per_unit;  // decode: the new token and its drafts per sequence
   // Prefill needs logits of each sequence's last token; decode and training of every token.
   s.logits = w.mode == Mode::Prefill ? s.seqs : s.tokens;
   return s;
@@ -113,6 +127,7 @@ Phase phase_of(const LayerOp& op) {
     case Block::MoeOut: return Phase::Unpermute;
     case Block::Dense: return Phase::DenseMlp;
     case Block::Head: return Phase::LmHead;
+    case Block::MtpIn: return Phase::MtpProjection;
   }
   return Phase::AttentionProj;
 }
@@ -371,7 +386,7 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
 
   const auto& dispatches = dispatches_[static_cast<std::size_t>(mb)];
   // Weights read per GPU: its physical slots in this layer (redundant experts add slots).
-  const int slots = traffic_->placement.layer(l).slots_per_gpu();
+  const int slots = traffic_->placement.layer(routing_layer(l)).slots_per_gpu();
   const SlotTraffic* per_slot = sc_.cost_model.per_expert_gemms ? entry.slots.get() : nullptr;
   std::vector<Deps> per_chunk(static_cast<std::size_t>(chunks), Deps(static_cast<std::size_t>(gpus_)));
   for (int gpu = 0; gpu < gpus_; ++gpu)
@@ -391,16 +406,34 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
   }
 }
 
-void StepBuilder::head(int mb, Pass pass) { run_block(sc_.model.layers, mb, Block::Head, pass); }
+void StepBuilder::head(int layer, int mb, Pass pass) { run_block(layer, mb, Block::Head, pass); }
+
+void StepBuilder::mtp_pass(int k) {
+  const int mbs = sc_.schedule.micro_batches();
+  const int l = sc_.model.layers + k;
+  split_ = {sc_.workload.batch_per_gpu, 1};
+  for (int mb = 0; mb < mbs; ++mb) {
+    run_block(l, mb, Block::MtpIn, Pass::Forward);
+    attention_block(l, mb, Pass::Forward);
+  }
+  for (int mb = 0; mb < mbs; ++mb) dispatch_half(l, mb, Pass::Forward);
+  for (int mb = 0; mb < mbs; ++mb) expert_half(l, mb, Pass::Forward);
+  for (int mb = 0; mb < mbs; ++mb) {
+    moe_out(l, mb);
+    if (sc_.model.vocab > 0) head(l, mb, Pass::Forward);
+  }
+}
 
 TaskGraph StepBuilder::build() {
   g_ = TaskGraph{};
   const int mbs = sc_.schedule.micro_batches();
   const int layers = sc_.model.layers;
+  split_ = sc_.workload.mode == Mode::Decode ? TokenSplit{sc_.workload.batch_per_gpu, sc_.workload.queries_per_sequence()}
+                                             : TokenSplit{sc_.workload.tokens(), 1};
   // About 24 ops per layer and micro-batch, 4 more per chunk (experts, arrivals); training ~3x.
   const std::size_t per_gpu = static_cast<std::size_t>(layers * mbs * (24 + 4 * sc_.schedule.chunks));
   g_.reserve(per_gpu * static_cast<std::size_t>(gpus_) * (sc_.workload.mode == Mode::Training ? 3 : 1));
-  loads_.assign(static_cast<std::size_t>(layers), LayerLoad{});
+  loads_.assign(static_cast<std::size_t>(layers_), LayerLoad{});
   compute_tail_.assign(static_cast<std::size_t>(gpus_), -1);
   moe_tail_ = tp_tail_ = -1;
   ready_.assign(static_cast<std::size_t>(mbs), Deps(static_cast<std::size_t>(gpus_)));
@@ -422,10 +455,11 @@ TaskGraph StepBuilder::build() {
   if (sc_.model.is_moe(layers - 1))
     for (int mb = 0; mb < mbs; ++mb) moe_out(layers - 1, mb);
   if (sc_.model.vocab > 0)
-    for (int mb = 0; mb < mbs; ++mb) head(mb, Pass::Forward);
+    for (int mb = 0; mb < mbs; ++mb) head(layers_, mb, Pass::Forward);
+  for (int k = 0; k < sc_.workload.mtp_tokens; ++k) mtp_pass(k);
   if (sc_.workload.mode == Mode::Training) {
     if (sc_.model.vocab > 0)
-      for (int mb = 0; mb < mbs; ++mb) head(mb, Pass::Backward);
+      for (int mb = 0; mb < mbs; ++mb) head(layers_, mb, Pass::Backward);
     for (int l = layers - 1; l >= 0; --l) {
       if (sc_.model.is_moe(l)) moe(l, Pass::Backward);
       for (int mb = 0; mb < mbs; ++mb) attention_block(l, mb, Pass::Backward);

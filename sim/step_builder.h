@@ -58,7 +58,7 @@ class StepBuilder {
   StepBuilder(const Scenario& scenario, const Cluster& cluster, const CostModel& cost, const GateModel& gate,
               const Placement& placement);
   TaskGraph build();
-  // Indexed by layer; empty for dense layers.
+  // Indexed by layer (model layers, then one MTP layer per draft pass); empty for dense layers.
   const std::vector<LayerLoad>& loads() const { return loads_; }
   // Which cost model priced each op class, and any extrapolation (models/pricing_ledger.h).
   const PricingLedger& pricing() const { return ledger_; }
@@ -96,7 +96,16 @@ class StepBuilder {
   void run_block(int l, int mb, Block b, Pass pass);
   // Emits `ops` back to back on `gpu`'s compute stream, the first after `after`; the last task.
   TaskId emit(int gpu, int l, int mb, const std::vector<PricedOp>& ops, const std::vector<TaskId>& after);
-  void head(int mb, Pass pass);
+  // At `layer` (model.layers + MTP layers for the model's head: the LM head's pseudo-layer; an MTP
+  // layer's index for its draft's head): final_norm and the logits of each sequence's last token
+  // (prefill), else of every token.
+  void head(int layer, int mb, Pass pass);
+  // workload.mtp_tokens: draft pass k (0-based) of the MTP module over one token per sequence:
+  // mtp_proj, one MoE decoder layer (index model.layers + k) and the shared LM head.
+  void mtp_pass(int k);
+  // The routing (gate statistics) and placement an emitted layer uses: its own, or for an MTP layer
+  // the model's last layer's.
+  int routing_layer(int layer) const;
   // The MoeOut ops (unpermute, ffn_residual) of (layer, micro-batch), emitted where they run: before
   // the next layer's attention (so the compute stream runs A0 A1 E0 E1), or before the LM head.
   void moe_out(int l, int mb);
@@ -112,7 +121,14 @@ class StepBuilder {
   TaskId collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after, TaskId& tail,
                     std::function<std::uint64_t()> key = {});
   TaskId tp_collective(int l, int mb, const Deps& after);
+  // Tokens of micro-batch mb on one GPU in the layers being emitted: its share of split_.units
+  // (tokens, or decode sequences) x split_.tokens_per_unit (decode: 1 + MTP drafts in the model's
+  // layers, 1 in the MTP module's).
   std::int64_t mb_tokens(int mb) const;
+  struct TokenSplit {
+    std::int64_t units = 0;
+    int tokens_per_unit = 1;
+  };
 
   const Scenario& sc_;
   const Cluster& cluster_;
@@ -124,6 +140,8 @@ class StepBuilder {
   std::vector<LayerLoad> loads_;
   mutable PricingLedger ledger_;
   int gpus_;
+  int layers_;  // model layers + MTP layers (one per draft pass); the LM head's pseudo-layer is layers_
+  TokenSplit split_;
   TaskGraph g_;
   std::vector<TaskId> compute_tail_;  // per GPU: last compute task emitted
   TaskId moe_tail_ = -1;              // last dispatch/combine emitted

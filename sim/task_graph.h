@@ -23,7 +23,8 @@ using TaskId = std::int32_t;
 // a dense layer's MLP, norm and residual DenseMlp; final_norm and lm_head LmHead.
 enum class Phase : std::uint8_t {
   AttentionProj, AttentionCore, TpComm, Gate, Dispatch, Experts, SharedExpert, Combine, DenseMlp, LmHead,
-  Permute, CountExchange, Unpermute,
+  Permute, CountExchange, Unpermute,  // network.dispatch_impl nccl | peer (models/dispatch_impl.h)
+  MtpProjection,                      // the MTP module's input projection (workload.mtp_tokens)
 };
 const char* to_string(Phase p);
 bool is_comm(Phase p);

@@ -8,6 +8,7 @@
 
 #include "models/errors.h"
 #include "tools/commands.h"
+#include "tools/version.h"
 
 namespace cli = epsim::cli;
 
@@ -15,6 +16,8 @@ std::string cli::usage() {
   return R"(epsim: discrete-event simulator of Mixture-of-Experts steps under large expert parallelism
 
 usage: epsim <command> [options]
+       epsim --version     the version it was built from (git describe at build time; "unknown"
+                           when built outside a git checkout); report.json records it too
 
 commands:
   run [SCENARIO] [--set key.path=value ...] [--out DIR] [--no-trace] [--steps N]
@@ -73,14 +76,43 @@ commands:
       the median and max total-time error against the target (median <= 5%, every case <= 10%).
       --phases also prints each phase's measured and predicted us; --json writes everything;
       --set overrides a key of every case's scenario (e.g. --set schedule.comm_sms=40).
-  keys
-      Print every scenario key with its type, default, unit and meaning (markdown).
+  sweep SPEC.json [--out DIR] [-j N]
+      Run every point of a sweep: a base scenario plus axes over any scenario keys (grid values or
+      ranges, zipped lists, seeded random samples; the format: scenarios/README.md, `epsim keys
+      --sweep`). Points run on N threads (default: all cores); each finished point is appended at once
+      to DIR/results.jsonl (its id, axes, resolved scenario, headline figures, wall time, version)
+      and DIR/summary.csv tabulates them at the end (DIR defaults to out/<SPEC's name>). Rerunning
+      the same command skips the points already there (after a kill too). A progress bar with ETA
+      on a terminal, else a line per point. Under `mpirun -np R` (an MPI build) rank 0 serves the
+      points one at a time to every rank's threads and writes the files (-j defaults to the cores
+      per rank). Exit status 2 when a point's scenario is rejected (unless "skip_invalid": true).
+  keys [--sweep]
+      Print every scenario key (--sweep: every sweep specification key) with its type, default,
+      unit and meaning (markdown).
   help, --help, -h
       This text. `epsim <command> --help` prints it too.
 
 exit status: 0 success; 2 bad input (the message names the JSON path, the value and the rule);
 1 internal error.
 )";
+}
+
+int cli::print_error(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const epsim::ConfigError& e) {
+    fmt::print(stderr, "epsim: error: {}\n", e.what());
+  } catch (const epsim::InputError& e) {
+    fmt::print(stderr, "epsim: error: {}\n", e.what());
+  } catch (const cli::UsageError& e) {
+    fmt::print(stderr, "epsim: error: {}\n", e.what());
+  } catch (const boost::program_options::error& e) {
+    fmt::print(stderr, "epsim: error: {} (try: epsim --help)\n", e.what());
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "epsim: internal error: {}\n", e.what());
+    return 1;
+  }
+  return 2;
 }
 
 int main(int argc, char** argv) {
@@ -95,10 +127,15 @@ int main(int argc, char** argv) {
       {"explain", cli::explain_command},
       {"compare", cli::compare_command},
       {"validate", cli::validate_command},
+      {"sweep", cli::sweep_command},
   };
   try {
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
       fmt::print("{}", cli::usage());
+      return 0;
+    }
+    if (cmd == "--version" || cmd == "version") {
+      fmt::print("epsim {}\n", cli::version());
       return 0;
     }
     auto it = commands.find(cmd);
@@ -109,17 +146,7 @@ int main(int argc, char** argv) {
         return 0;
       }
     return it->second(args);
-  } catch (const epsim::ConfigError& e) {
-    fmt::print(stderr, "epsim: error: {}\n", e.what());
-  } catch (const epsim::InputError& e) {
-    fmt::print(stderr, "epsim: error: {}\n", e.what());
-  } catch (const cli::UsageError& e) {
-    fmt::print(stderr, "epsim: error: {}\n", e.what());
-  } catch (const boost::program_options::error& e) {
-    fmt::print(stderr, "epsim: error: {} (try: epsim --help)\n", e.what());
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "epsim: internal error: {}\n", e.what());
-    return 1;
+  } catch (...) {
+    return cli::print_error(std::current_exception());
   }
-  return 2;
 }

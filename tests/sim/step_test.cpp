@@ -5,6 +5,7 @@
 #include "sim/report.h"
 #include "sim/simulation.h"
 #include "sim/step_metrics.h"
+#include "tests/sim/op_sum.h"
 
 using namespace epsim;
 using nlohmann::json;
@@ -22,23 +23,15 @@ TEST_CASE("serial schedule: the step time is the sum of its ops and all-to-alls"
   Simulation sim(Scenario::from_json(tiny()));
   const StepResult& r = sim.run();
   const Scenario& sc = sim.scenario();
-  const NominalCostModel cost(sc.gpu);
-  const LayerOps ops(sc.model, 1);
-  const LayerProgram program(ops);
+  using test::blocks_time;
   const LayerShape shape{Mode::Prefill, 256, 1, 256, 0, 1};
-  // Every op: its roofline time plus the 1 us kernel gap.
-  auto sum = [&](const std::vector<LayerOp>& v) {
-    Time t = Time::zero();
-    for (const LayerOp& o : v) t += cost.time(o.work) + Time::us(1);
-    return t;
-  };
-  auto block = [&](Block b) { return sum(program.block(b, shape, Pass::Forward)); };
-  const Time attention = block(Block::AttnIn) + block(Block::Attention) + block(Block::AttnOut);
+  // Every op: its roofline time plus the 1 us kernel gap (tests/sim/op_sum.h).
+  const Time attention = blocks_time(sc, {Block::AttnIn, Block::Attention, Block::AttnOut}, shape);
   // Every source sends 256 x 2 / 4 = 128 tokens of 2 KiB to each expert's GPU: each NIC carries two
   // such flows (262,144 B each) at 50 GB/s = 10.48576 us, + 3 us of cross-rail latency.
   const Time all_to_all = Time::ps(10485760) + Time::us(3);
-  const Time expected = attention + block(Block::Dense) + attention + block(Block::MoeIn) + block(Block::Shared) + all_to_all +
-                        sum(program.experts(512, 1, Pass::Forward)) + all_to_all + block(Block::MoeOut) + block(Block::Head);
+  const Time expected = attention + blocks_time(sc, {Block::Dense}, shape) + attention + blocks_time(sc, {Block::MoeIn, Block::Shared}, shape) +
+                        all_to_all + test::experts_time(sc, 512) + all_to_all + blocks_time(sc, {Block::MoeOut, Block::Head}, shape);
   CHECK(r.step_time == expected);
   REQUIRE(r.layers.size() == 2);
   CHECK(r.layers[1].dispatch == all_to_all);
