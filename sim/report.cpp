@@ -53,6 +53,7 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
   }
   j["bound_by"] = bound;
   j["pricing"] = r.pricing;
+  j["ops"] = to_json(sim.layer_ops());
   const MemoryReport& m = r.memory;
   j["memory"] = {
       {"per_gpu_gb", m.total().to_gb()},     {"capacity_gb", m.capacity.to_gb()},

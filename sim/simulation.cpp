@@ -49,6 +49,15 @@ std::vector<StepSummary> Simulation::run_steps(int steps) {
   return out;
 }
 
+OpsReport Simulation::layer_ops() const {
+  const Scenario& sc = scenario_;
+  std::int64_t rows = 0;
+  const auto l = static_cast<std::size_t>(sc.model.dense_layers);
+  if (l < result_.layers.size() && result_.layers[l].moe)
+    rows = result_.layers[l].expert_tokens_max / sc.schedule.micro_batches();
+  return list_layer_ops(sc, *cost_, rows);
+}
+
 const StepResult& Simulation::run() {
   const Scenario& sc = scenario_;
   const GateModel& gate = gate_;

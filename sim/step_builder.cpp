@@ -6,6 +6,7 @@
 
 #include "models/apportion.h"
 #include "placement/dispatch_matrix.h"
+#include "sim/layer_listing.h"
 #include "sim/transfer_memo.h"
 #include "placement/slot_traffic.h"
 
@@ -101,18 +102,8 @@ std::int64_t StepBuilder::mb_tokens(int mb) const {
 }
 
 LayerShape StepBuilder::shape(int mb) const {
-  const Workload& w = sc_.workload;
-  LayerShape s;
-  s.mode = w.mode;
-  s.tokens = mb_tokens(mb);
-  s.seqs = std::max<std::int64_t>(1, w.sequences() * s.tokens / w.tokens());
-  s.seq_len = w.seq_len;
-  s.kv_len = w.kv_len;
-  s.cached = w.prefix_tokens();
-  s.queries = split_.tokens_per_unit;  // decode: the new token and its drafts per sequence
-  // Prefill needs logits of each sequence's last token; decode and training of every token.
-  s.logits = w.mode == Mode::Prefill ? s.seqs : s.tokens;
-  return s;
+  // decode: split_.tokens_per_unit is the new token and its drafts per sequence
+  return step_layer_shape(sc_, mb_tokens(mb), split_.tokens_per_unit);
 }
 
 namespace {

@@ -190,3 +190,26 @@ TEST_CASE("a routed shared expert is computed where its replicas sit, reached by
   CHECK(local.run().layers[1].expert_tokens_max == 512);
   CHECK(local.result().memory.shared_weights > Bytes(0));
 }
+
+TEST_CASE("the ops listing of one layer adds up to that layer's compute under the serial schedule") {
+  json sc = tiny();
+  sc["workload"]["mode"] = "training";
+  Simulation sim(Scenario::from_json(sc));
+  const StepResult& r = sim.run();
+  const OpsReport ops = sim.layer_ops();
+  REQUIRE(ops.layers.size() == 4);  // dense and MoE, forward and backward
+  CHECK(ops.tokens == 256);
+  CHECK(ops.expert_rows == 512);
+  CHECK(ops.layers[0].ops.front().op == "attn_norm");
+  CHECK(ops.layers[1].pass == Pass::Backward);
+  CHECK(ops.layers[1].ops.front().op == "ffn_residual.dgrad");
+  CHECK(ops.layers[3].ops.front().op == "ffn_residual.dgrad");
+  CHECK(ops.layers[3].ops[1].op == "unpermute.dgrad");
+  // Nothing overlaps compute on a GPU in serial: a layer's compute is its forward + backward ops.
+  CHECK(ops.layers[0].total() + ops.layers[1].total() == r.layers[0].compute_max);
+  CHECK(ops.layers[2].total() + ops.layers[3].total() == r.layers[1].compute_max);
+  const nlohmann::json j = report_json(sim)["ops"];
+  CHECK(j["layers"][2]["kind"] == "moe");
+  CHECK(j["layers"][2]["ops"].size() == ops.layers[2].ops.size());
+  CHECK(j["layers"][2]["ops"][0]["priced_by"] == "nominal(h100-seed): roofline");
+}
