@@ -213,3 +213,31 @@ TEST_CASE("the ops listing of one layer adds up to that layer's compute under th
   CHECK(j["layers"][2]["ops"].size() == ops.layers[2].ops.size());
   CHECK(j["layers"][2]["ops"][0]["priced_by"] == "nominal(h100-seed): roofline");
 }
+
+TEST_CASE("calibrated costs: op classes the profile lacks are priced nominal and flagged, nothing throws") {
+  json sc = tiny();
+  sc["gpu"] = {{"preset", "h200"}};
+  sc["cost_model"] = {{"calibration", "h200-measured"}};
+  sc["precision"] = {{"weights", "fp8"}, {"attention_proj", "fp8"}, {"routed_experts", "fp8"}, {"dispatch", "fp8"}};
+  sc["workload"]["mode"] = "training";
+  Simulation sim(Scenario::from_json(sc));
+  REQUIRE_NOTHROW(sim.run());
+  auto line = [&](const std::string& cls) {
+    for (const auto& l : sim.result().pricing_lines)
+      if (l.rfind(cls + " ", 0) == 0) return l;
+    return std::string("(none)");
+  };
+  CHECK(line("norm").find("no measurement: nominal roofline") != std::string::npos);
+  CHECK(line("attention_core_bwd").find("the profile has no attention_prefill_bwd") != std::string::npos);
+  CHECK(line("attention_proj").find("the profile has no gemm_fp8") != std::string::npos);
+  CHECK(line("expert_mlp").find("expert_mlp_fp8") != std::string::npos);  // measured in fp8
+  CHECK(line("router_topk").find("within gate_topk") != std::string::npos);
+  // A profile-less op's task: the nominal price of its work (h200: 4.8 TB/s x 0.8), no kernel gap
+  // (the profile has no kernel_gap_us).
+  CHECK(sim.cost_model().kernel_gap() == Time::zero());
+  const OpsReport ops = sim.layer_ops();
+  const NominalCostModel nominal(sim.scenario().gpu);
+  const LayerOps lo(sim.scenario().model, 1);
+  CHECK(ops.layers[0].ops.front().op == "attn_norm");
+  CHECK(ops.layers[0].ops.front().time == nominal.time(lo.norm(256, 1024)));
+}
