@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "models/moe_model.h"
+#include "models/op_name.h"
 #include "models/units.h"
 
 namespace epsim {
@@ -57,6 +58,9 @@ struct OpWork {
   // The format its math runs in (GEMMs: their op class's precision.*; the peak that prices them).
   NumberFormat precision = NumberFormat::Bf16;
   int kernels = 1;  // kernel launches it takes (a loop of per-expert GEMMs: one per non-empty expert)
+  // The layer op it is (set by the layer program; the hook for pricing by op name, e.g. a measured
+  // family per op); the class-level functions below leave it at its default.
+  OpName name{};
 };
 
 // One linear layer's weight, rows x cols (input width x output width), named as the op that uses it.

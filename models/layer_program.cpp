@@ -36,8 +36,16 @@ std::vector<Block> LayerProgram::blocks(bool moe, Pass pass) const {
   return b;
 }
 
+namespace {
+// Each op's work carries its name (OpWork::name, the hook for pricing by op name).
+std::vector<LayerOp> with_names(std::vector<LayerOp> ops) {
+  for (LayerOp& o : ops) o.work.name = o.name;
+  return ops;
+}
+}  // namespace
+
 std::vector<LayerOp> LayerProgram::block(Block b, const LayerShape& s, Pass pass) const {
-  std::vector<LayerOp> f = forward(b, s);
+  std::vector<LayerOp> f = with_names(forward(b, s));
   return pass == Pass::Forward ? f : reversed(std::move(f));
 }
 
@@ -106,9 +114,10 @@ void LayerProgram::attention(std::vector<LayerOp>& out, const LayerShape& s) con
   auto quant = [&](OpKind feeds, std::int64_t width) {
     if (f == kFp8) add(quant_for(feeds), ops_.quant(G, width));
   };
-  quant(OpKind::QProj, h);  // also feeds kv_proj
+  quant(OpKind::QProj, h);
   if (m.attention == AttentionKind::Mha) {
     gemm(OpKind::QProj, h, heads * m.head_dim);
+    quant(OpKind::KvProj, h);
     gemm(OpKind::KvProj, h, 2 * ops_.kv_heads_per_gpu() * m.head_dim);
   } else {
     const std::int64_t r = m.q_lora_rank, lora = m.kv_lora_rank, dqk = m.qk_head_dim();
@@ -120,6 +129,7 @@ void LayerProgram::attention(std::vector<LayerOp>& out, const LayerShape& s) con
     } else {
       gemm(OpKind::QProj, h, heads * dqk);
     }
+    quant(OpKind::KvProj, h);
     gemm(OpKind::KvProj, h, lora + m.qk_rope_head_dim);  // kv_a_proj_with_mqa, replicated over TP
     add(named(OpKind::KvANorm), ops_.norm(G, lora));
     if (s.mode == Mode::Decode) {
@@ -161,11 +171,15 @@ std::vector<LayerOp> LayerProgram::experts(std::int64_t rows, int experts, Pass 
   mlp(out, Block::Experts, {OpKind::ExpertUp, OpKind::Swiglu, OpKind::ExpertDown}, m.precision.routed_experts,
       per_expert ? OpClass::ExpertGemm : OpClass::ExpertMlp, rows, m.expert_intermediate, m.precision.dispatch == kFp8,
       per_expert ? 1 : std::max(1, experts));
+  out = with_names(std::move(out));
   return pass == Pass::Forward ? out : reversed(std::move(out));
 }
 
 std::vector<LayerOp> LayerProgram::backward(const LayerOp& f) const {
-  auto with = [&](Grad g, OpWork w) { return LayerOp{{f.name.kind, f.name.feeds, g}, f.block, w}; };
+  auto with = [&](Grad g, OpWork w) {
+    w.name = {f.name.kind, f.name.feeds, g};
+    return LayerOp{w.name, f.block, w};
+  };
   const OpWork& w = f.work;
   if (is_gemm(w.op)) return {with(Grad::Dgrad, w), with(Grad::Wgrad, w)};
   switch (w.op) {

@@ -5,8 +5,8 @@
 //
 // Forward, per layer (ops in brackets only where they apply):
 //   AttnIn     attn_norm
-//   Attention  [quant_act.q_proj] q_proj [q_a_norm [quant_act.q_b_proj] q_b_proj] kv_proj
-//              [kv_a_norm [quant_act.kv_b_proj] kv_b_proj] rope attn_core [quant_act.o_proj] o_proj
+//   Attention  [quant_act.q_proj] q_proj [q_a_norm [quant_act.q_b_proj] q_b_proj] [quant_act.kv_proj]
+//              kv_proj [kv_a_norm [quant_act.kv_b_proj] kv_b_proj] rope attn_core [quant_act.o_proj] o_proj
 //              (MHA/GQA: q_proj, kv_proj; MLA: q_proj = q_a_proj and kv_proj = kv_a_proj_with_mqa;
 //              decode runs MLA absorbed: kv_b_proj as the two per-head products with the latent)
 //   AttnOut    attn_residual
@@ -17,8 +17,8 @@
 //   Dense      ffn_norm [quant_act.dense_up] dense_up dense_swiglu [quant_act.dense_down] dense_down ffn_residual
 //   Head       final_norm lm_head (after the last layer, and after each MTP draft's layer)
 //   MtpIn      mtp_proj (workload.mtp_tokens: the MTP module's input projection, then one MoE layer)
-// A quant_act precedes an fp8 GEMM whose input is not already fp8 (q_proj's quantised input also
-// feeds kv_proj; the fp8 dispatch brings expert_up's). model.attention = none: the layer is its MoE
+// A quant_act precedes every fp8 GEMM whose input is not already fp8 (the fp8 dispatch brings
+// expert_up's), as the measured layer (kernels/epsim_layer.py) quantises each GEMM's input. model.attention = none: the layer is its MoE
 // block as kernels/ep_layer.cu runs it (router, router_topk, permute, experts, unpermute; no norms,
 // residuals or attention).
 // Backward, per block in reverse order, each block's ops in reverse: a GEMM becomes .dgrad and

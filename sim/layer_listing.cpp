@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "models/apportion.h"
+#include "models/op_pricing.h"
 
 namespace epsim {
 
@@ -34,8 +35,8 @@ OpRow row(const LayerOp& op, const CostModel& cost) {
   const PriceNote note = cost.note(op.work);
   std::string by = note.model + ": " + note.curve;
   if (note.extrapolated()) by += " (extrapolated " + fmt::format("{:.2f}x", note.extrapolation) + ")";
-  return {op.name.str(), to_string(op.block), cost.time(op.work) + cost.kernel_gap() * static_cast<double>(op.work.kernels),
-          op.work.flops, op.work.bytes, op.work.precision, op.work.kernels, by};
+  return {op.name.str(), to_string(op.block), price_op(op, cost).time, op.work.flops, op.work.bytes, op.work.precision,
+          op.work.kernels, by};
 }
 }  // namespace
 

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "models/apportion.h"
+#include "models/op_pricing.h"
 #include "placement/dispatch_matrix.h"
 #include "sim/layer_listing.h"
 #include "sim/transfer_memo.h"
@@ -124,20 +125,18 @@ Phase phase_of(const LayerOp& op) {
 }
 }  // namespace
 
-StepBuilder::PricedOp StepBuilder::priced(const LayerOp& op) const {
-  ledger_.record(op.work, cost_);
-  const Time t = cost_.time(op.work) + cost_.kernel_gap() * static_cast<double>(op.work.kernels);
-  return {op.name, phase_of(op), t, sm_bound(op.work)};
+StepBuilder::TaskOp StepBuilder::task_op(const PricedOp& p) const {
+  return {p.op.name, phase_of(p.op), p.time, sm_bound(p.op.work)};
 }
 
-std::vector<StepBuilder::PricedOp> StepBuilder::priced(const std::vector<LayerOp>& ops) const {
-  std::vector<PricedOp> out;
+std::vector<StepBuilder::TaskOp> StepBuilder::priced(const std::vector<LayerOp>& ops) const {
+  std::vector<TaskOp> out;
   out.reserve(ops.size());
-  for (const LayerOp& op : ops) out.push_back(priced(op));
+  for (const LayerOp& op : ops) out.push_back(task_op(price_op(op, cost_, &ledger_)));
   return out;
 }
 
-TaskId StepBuilder::compute(int gpu, const PricedOp& op, int l, int mb, const std::vector<TaskId>& after) {
+TaskId StepBuilder::compute(int gpu, const TaskOp& op, int l, int mb, const std::vector<TaskId>& after) {
   const TaskId id = g_.compute(gpu, op.phase, l, mb, op.time, op.name);
   g_.tasks()[static_cast<std::size_t>(id)].sm_bound = op.sm_bound;
   TaskId& tail = compute_tail_[static_cast<std::size_t>(gpu)];
@@ -148,14 +147,14 @@ TaskId StepBuilder::compute(int gpu, const PricedOp& op, int l, int mb, const st
   return id;
 }
 
-TaskId StepBuilder::emit(int gpu, int l, int mb, const std::vector<PricedOp>& ops, const std::vector<TaskId>& after) {
+TaskId StepBuilder::emit(int gpu, int l, int mb, const std::vector<TaskOp>& ops, const std::vector<TaskId>& after) {
   TaskId last = -1;
   for (std::size_t i = 0; i < ops.size(); ++i) last = compute(gpu, ops[i], l, mb, i == 0 ? after : std::vector<TaskId>{});
   return last;
 }
 
 void StepBuilder::run_block(int l, int mb, Block b, Pass pass) {
-  const std::vector<PricedOp> ops = priced(program_.block(b, shape(mb), pass));
+  const std::vector<TaskOp> ops = priced(program_.block(b, shape(mb), pass));
   if (ops.empty()) return;
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   for (int gpu = 0; gpu < gpus_; ++gpu)
@@ -311,8 +310,8 @@ void StepBuilder::dispatch_half(int l, int mb, Pass pass) {
                              c == 0 ? ready : Deps{}, moe_tail_, chunk_key(l, mb, c, true, pass)));
 }
 
-std::vector<StepBuilder::PricedOp> StepBuilder::expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c,
-                                                             int slots, Pass pass) const {
+std::vector<StepBuilder::TaskOp> StepBuilder::expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c,
+                                                           int slots, Pass pass) const {
   const int chunks = sc_.schedule.chunks;
   if (per_slot == nullptr) {
     const std::int64_t rows = equal_share(received, c, chunks);
@@ -320,39 +319,12 @@ std::vector<StepBuilder::PricedOp> StepBuilder::expert_chunk(const SlotTraffic* 
     return priced(program_.experts(rows, slots, pass));
   }
   // One GEMM per expert slot at its own rows of this chunk (each (source, slot) count is cut into
-  // chunks as the dispatch cuts it); empty slots launch nothing. The elementwise ops run once over
-  // the chunk's rows (one SiLU kernel per chunk, as kernels/ep_layer.cu).
+  // chunks as the dispatch cuts it); empty slots launch nothing (models/op_pricing.h).
   std::vector<std::int64_t> n(static_cast<std::size_t>(per_slot->slots_per_gpu), 0);
-  std::int64_t rows = 0;
-  for (int j = 0; j < per_slot->slots_per_gpu; ++j) {
+  for (int j = 0; j < per_slot->slots_per_gpu; ++j)
     for (int s = 0; s < gpus_; ++s) n[static_cast<std::size_t>(j)] += equal_share(per_slot->at(s, gpu, j), c, chunks);
-    rows += n[static_cast<std::size_t>(j)];
-  }
-  if (rows == 0) return {};
-  const std::vector<LayerOp> ops = program_.experts(rows, slots, pass, true);
-  std::vector<std::vector<LayerOp>> per_expert;  // the same ops at each non-empty slot's rows
-  for (std::int64_t rows_j : n)
-    if (rows_j > 0) per_expert.push_back(program_.experts(rows_j, 1, pass, true));
-  std::vector<PricedOp> out;
-  for (std::size_t i = 0; i < ops.size(); ++i) {
-    if (ops[i].work.op != OpClass::ExpertGemm) {
-      out.push_back(priced(ops[i]));
-      continue;
-    }
-    // The op summed over the slots: its time, and its FLOPs and bytes (for the SM-bound share).
-    PricedOp sum{ops[i].name, Phase::Experts, Time::zero(), 0.0};
-    OpWork work = ops[i].work;
-    work.flops = Flops(0);
-    work.bytes = Bytes(0);
-    for (const auto& list : per_expert) {
-      const LayerOp& one = list[i];
-      sum.time += priced(one).time;
-      work.flops += one.work.flops;
-      work.bytes += one.work.bytes;
-    }
-    sum.sm_bound = sm_bound(work);
-    out.push_back(sum);
-  }
+  std::vector<TaskOp> out;
+  for (const PricedOp& p : price_experts_per_expert(program_, n, pass, cost_, &ledger_)) out.push_back(task_op(p));
   return out;
 }
 
@@ -382,7 +354,7 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
   std::vector<Deps> per_chunk(static_cast<std::size_t>(chunks), Deps(static_cast<std::size_t>(gpus_)));
   for (int gpu = 0; gpu < gpus_; ++gpu)
     for (int c = 0; c < chunks; ++c) {
-      std::vector<PricedOp> ops = expert_chunk(per_slot, received[static_cast<std::size_t>(gpu)], gpu, c, slots, pass);
+      std::vector<TaskOp> ops = expert_chunk(per_slot, received[static_cast<std::size_t>(gpu)], gpu, c, slots, pass);
       // No rows: a zero-time task keeps the chunk's place on the compute stream.
       if (ops.empty()) ops.push_back({{OpKind::ExpertUp, OpKind::ExpertUp, Grad::None}, Phase::Experts, Time::zero(), 1.0});
       const TaskId arrival = g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu);

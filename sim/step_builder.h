@@ -34,6 +34,7 @@
 #include "models/layer_op.h"
 #include "models/layer_ops.h"
 #include "models/layer_program.h"
+#include "models/op_pricing.h"
 #include "models/pricing_ledger.h"
 #include "placement/placement.h"
 #include "placement/slot_traffic.h"
@@ -80,22 +81,23 @@ class StepBuilder {
   std::function<std::uint64_t()> chunk_key(int l, int mb, int c, bool outbound, Pass pass) const;
   void expert_half(int l, int mb, Pass pass);
   // An op as a task runs it: its time (cost model + kernel gaps), its SM-bound share, its phase.
-  struct PricedOp {
+  struct TaskOp {
     OpName name;
     Phase phase;
     Time time;
     double sm_bound;
   };
-  PricedOp priced(const LayerOp& op) const;
-  std::vector<PricedOp> priced(const std::vector<LayerOp>& ops) const;
+  TaskOp task_op(const PricedOp& p) const;
+  // Prices `ops` (models/op_pricing.h), recording them in the ledger.
+  std::vector<TaskOp> priced(const std::vector<LayerOp>& ops) const;
   LayerShape shape(int mb) const;
   // GPU `gpu`'s routed experts' ops on chunk c. `per_slot` (per-expert GEMMs: each expert's GEMM at
   // its own rows, summed into one task per GEMM op) or else grouped over the GPU's `received` rows.
-  std::vector<PricedOp> expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c, int slots, Pass pass) const;
+  std::vector<TaskOp> expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c, int slots, Pass pass) const;
   // Runs block `b` of (layer, micro-batch) on every GPU after what the micro-batch waits for.
   void run_block(int l, int mb, Block b, Pass pass);
   // Emits `ops` back to back on `gpu`'s compute stream, the first after `after`; the last task.
-  TaskId emit(int gpu, int l, int mb, const std::vector<PricedOp>& ops, const std::vector<TaskId>& after);
+  TaskId emit(int gpu, int l, int mb, const std::vector<TaskOp>& ops, const std::vector<TaskId>& after);
   // At `layer` (model.layers + MTP layers for the model's head: the LM head's pseudo-layer; an MTP
   // layer's index for its draft's head): final_norm and the logits of each sequence's last token
   // (prefill), else of every token.
@@ -113,7 +115,7 @@ class StepBuilder {
   // zero-byte flow per GPU that arrives after it); ideal: the plan unchanged. Rows carry
   // precision.dispatch or precision.combine bytes.
   std::function<CommPlan()> with_rounds(std::function<CommPlan()> plan, int l, int mb, int c, bool outbound, Pass pass) const;
-  TaskId compute(int gpu, const PricedOp& op, int l, int mb, const std::vector<TaskId>& after);
+  TaskId compute(int gpu, const TaskOp& op, int l, int mb, const std::vector<TaskId>& after);
   // The share of an op's roofline floor that is compute (SM) time; 1 under dispatch_impl ideal.
   double sm_bound(const OpWork& w) const;
   // `tail` is the communication stream the collective is issued on (MoE all-to-alls and TP

@@ -79,6 +79,10 @@ commands:
       the median and max total-time error against the target (median <= 5%, every case <= 10%).
       --phases also prints each phase's measured and predicted us; --json writes everything;
       --set overrides a key of every case's scenario (e.g. --set schedule.comm_sms=40).
+      Whole-layer files (schema epsim-layer/1, kernels/epsim_layer.py: one decoder layer on one GPU)
+      are recognised by their schema: each case's ops as the simulator's layer program has them,
+      priced by the device's GPU preset and measured profile, against the measured ops by name,
+      and the sum of the predicted ops against the layer measured as one (--phases: every op).
   sweep SPEC.json [--out DIR] [-j N]
       Run every point of a sweep: a base scenario plus axes over any scenario keys (grid values or
       ranges, zipped lists, seeded random samples; the format: scenarios/README.md, `epsim keys

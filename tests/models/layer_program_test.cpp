@@ -92,8 +92,8 @@ TEST_CASE("deepseek-v3 in fp8: MLA's low-rank path, a quant_act before every fp8
   const LayerOps ops(m, 1);
   const LayerProgram p(ops);
   CHECK(names(p.block(Block::Attention, kPrefill, Pass::Forward)) ==
-        Names{"quant_act.q_proj", "q_proj", "q_a_norm", "quant_act.q_b_proj", "q_b_proj", "kv_proj", "kv_a_norm",
-              "quant_act.kv_b_proj", "kv_b_proj", "rope", "attn_core", "quant_act.o_proj", "o_proj"});
+        Names{"quant_act.q_proj", "q_proj", "q_a_norm", "quant_act.q_b_proj", "q_b_proj", "quant_act.kv_proj", "kv_proj",
+              "kv_a_norm", "quant_act.kv_b_proj", "kv_b_proj", "rope", "attn_core", "quant_act.o_proj", "o_proj"});
   CHECK(names(p.block(Block::MoeIn, kPrefill, Pass::Forward)) == Names{"ffn_norm", "router", "router_topk", "quant_dispatch", "permute"});
   // The fp8 dispatch brings expert_up's input quantised already.
   CHECK(names(p.experts(512, 8, Pass::Forward)) == Names{"expert_up", "swiglu", "quant_act.expert_down", "expert_down"});
@@ -107,7 +107,9 @@ TEST_CASE("deepseek-v3 in fp8: MLA's low-rank path, a quant_act before every fp8
   CHECK(up.experts == 8);
   CHECK(up.bytes.count() == 8LL * (7168 * 4096 + 56 * 32 * 4) + 7392 + 4096 * 2);
   // The attention core stays bf16.
-  CHECK(p.block(Block::Attention, kPrefill, Pass::Forward)[10].work.precision == NumberFormat::Bf16);
+  CHECK(p.block(Block::Attention, kPrefill, Pass::Forward)[11].work.op == OpClass::AttentionCore);
+  CHECK(p.block(Block::Attention, kPrefill, Pass::Forward)[11].work.precision == NumberFormat::Bf16);
+  CHECK(p.block(Block::Attention, kPrefill, Pass::Forward)[11].work.name.str() == "attn_core");
 }
 
 TEST_CASE("MLA decode: kv_b_proj absorbed, the core over the latent") {
@@ -116,13 +118,13 @@ TEST_CASE("MLA decode: kv_b_proj absorbed, the core over the latent") {
   const LayerProgram p(ops);
   const LayerShape decode{Mode::Decode, 64, 64, 0, 4096, 64};
   const auto attn = p.block(Block::Attention, decode, Pass::Forward);
-  CHECK(names(attn) == Names{"quant_act.q_proj", "q_proj", "q_a_norm", "quant_act.q_b_proj", "q_b_proj", "kv_proj", "kv_a_norm",
-                             "kv_b_proj", "rope", "attn_core", "quant_act.o_proj", "o_proj"});
+  CHECK(names(attn) == Names{"quant_act.q_proj", "q_proj", "q_a_norm", "quant_act.q_b_proj", "q_b_proj", "quant_act.kv_proj",
+                             "kv_proj", "kv_a_norm", "kv_b_proj", "rope", "attn_core", "quant_act.o_proj", "o_proj"});
   // q_nope (128) into the 512-wide latent and the latent output into v (128), 128 heads, 64 rows.
-  CHECK(attn[7].work.flops.count() == 2.0 * 64 * 128 * 512 * 256);
+  CHECK(attn[8].work.flops.count() == 2.0 * 64 * 128 * 512 * 256);
   // Per head and cached token: 2 x (512 + 64) for the scores, 2 x 512 for the values.
-  CHECK(attn[9].work.flops.count() == 64.0 * 128 * 4096 * 2 * (576 + 512));
-  CHECK(attn[9].work.bytes.count() == 64LL * 4096 * 1152);  // the latent cache, read once
+  CHECK(attn[10].work.flops.count() == 64.0 * 128 * 4096 * 2 * (576 + 512));
+  CHECK(attn[10].work.bytes.count() == 64LL * 4096 * 1152);  // the latent cache, read once
 }
 
 TEST_CASE("GQA: kv_proj and the KV read shrink with kv_heads") {
