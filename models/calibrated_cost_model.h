@@ -24,6 +24,7 @@
 #include "models/calibration_profile.h"
 #include "models/cost_model.h"
 #include "models/gpu_spec.h"
+#include "models/op_family.h"
 
 namespace epsim {
 
@@ -36,15 +37,20 @@ class CalibratedCostModel final : public CostModel {
   // Ops with no family in the table, or whose family the profile lacks, are priced by the nominal
   // roofline of `fallback` (the scenario's GPU) and their PriceNote says so. Throws InputError
   // when a family the table names has curves of the wrong shape.
-  CalibratedCostModel(CalibrationProfile profile, std::string label, GpuSpec fallback);
+  CalibratedCostModel(CalibrationProfile profile, std::string label, GpuSpec fallback = GpuSpec::preset("h100-seed"));
   Time time(const OpWork& work) const override;
   // The profile's measured kernel_gap_us; 0 when it has none (its curves are timed with each
   // kernel's launch: events around every repetition, kernels/README.md).
-  Time kernel_gap() const override { return profile_.kernel_gap.value_or(Time::zero()); }
+  Time kernel_gap() const override { return profile_.kernel_gap; }
   std::string name() const override { return "calibrated(" + label_ + ")"; }
   PriceNote note(const OpWork& work) const override;
   std::string explain(const OpWork& work) const override;
   const CalibrationProfile& profile() const { return profile_; }
+  // An op priced by a measured family (op_family.h): the two series nearest the query's blended,
+  // time = calls x baseline(flops/calls, bytes/calls) / efficiency(x). Throws InputError when the
+  // profile has no curve of the family. `why`, when given, receives the series used.
+  Time time_family(const FamilyQuery& q, double flops, double bytes, std::string* why = nullptr) const;
+  bool has_family(const std::string& family) const { return !profile_.family(family).empty(); }
 
  private:
   struct Pick {

@@ -63,6 +63,7 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
       {"other_weights_gb", m.other_weights.to_gb()},         {"kv_cache_gb", m.kv_cache.to_gb()},
       {"activations_gb", m.activations.to_gb()},
   };
+  if (m.comm_buffers.count() > 0) j["memory"]["comm_buffers_gb"] = m.comm_buffers.to_gb();
   nlohmann::json layers = nlohmann::json::array();
   for (const LayerResult& l : r.layers) {
     nlohmann::json lj = {
@@ -90,8 +91,10 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
     gpus.push_back({{"compute_ms", ms(g.compute_busy)}, {"comm_ms", ms(g.comm_busy)}, {"exposed_comm_ms", ms(g.exposed_comm)}});
   j["per_gpu"] = gpus;
   // The busiest links of the whole step, by bytes (ties: lower link id first).
-  std::vector<std::size_t> order(r.links.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  // Kernel links (a GPU's communication SMs, not a wire) are left out.
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < r.links.size(); ++i)
+    if (cl.link(static_cast<LinkId>(i)).kind != LinkKind::Kernel) order.push_back(i);
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return r.links[a].bytes > r.links[b].bytes; });
   nlohmann::json links = nlohmann::json::array();
   for (std::size_t k = 0; k < std::min<std::size_t>(order.size(), 16); ++k) {

@@ -7,6 +7,7 @@
 #include "models/errors.h"
 #include "sim/analytical_network.h"
 #include "sim/critical_path.h"
+#include "sim/dispatch_mode.h"
 #include "sim/executor.h"
 #include "sim/flow_network.h"
 #include "sim/simulator.h"
@@ -21,9 +22,18 @@ std::unique_ptr<Network> make_network(const NetworkSpec& spec, Simulator& sim, c
   throw ConfigError("network.model", "\"" + spec.model + "\"", "unknown network model");
 }
 
+namespace {
+// The scenario's cluster with one kernel link per GPU when its dispatch kernels are SM-bound.
+ClusterSpec with_kernel_links(const Scenario& sc, const CostModel& cost) {
+  ClusterSpec spec = sc.cluster;
+  spec.kernel_rate = kernel_rate(sc, engine_rates(sc, cost));
+  return spec;
+}
+}  // namespace
+
 Simulation::Simulation(Scenario scenario)
-    : scenario_(std::move(scenario)), cluster_(scenario_.cluster),
-      cost_(make_cost_model(scenario_.cost_model, scenario_.gpu)),
+    : scenario_(std::move(scenario)), cost_(make_cost_model(scenario_.cost_model, scenario_.gpu)),
+      cluster_(with_kernel_links(scenario_, *cost_)),
       gate_(scenario_.routing, scenario_.model, scenario_.parallelism.routed_shared(scenario_.model)) {}
 
 std::vector<StepSummary> Simulation::run_steps(int steps) {
@@ -97,6 +107,7 @@ const StepResult& Simulation::run() {
   for (int l = 0; l < sc.model.layers; ++l)
     if (sc.model.is_moe(l)) par.experts_per_gpu = std::max(par.experts_per_gpu, placement.layer(l).slots_per_gpu());
   r.memory = estimate_memory(LayerOps(sc.model, sc.parallelism.attention_tp), par, sc.workload, sc.gpu);
+  r.memory.comm_buffers = low_latency_buffers(sc, comm_setup(sc, engine_rates(sc, *cost_), is_calibrated(*cost_)), par.experts_per_gpu);
   loads_ = builder.loads();
   r.pricing_lines = builder.pricing().lines();
   r.pricing = builder.pricing().to_json();

@@ -84,15 +84,21 @@ StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const
       impl_(DispatchImpl::named(scenario.network.dispatch_impl)),
       traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}, false})), gpus_(cluster.gpu_count()),
       layers_(scenario.model.layers + scenario.workload.mtp_tokens) {
-  traffic_->want_slots = !impl_.ideal() || scenario.cost_model.per_expert_gemms;
+  traffic_->want_slots = impl_.executor_rounds() || scenario.cost_model.per_expert_gemms;
   traffic_->model_layers = scenario.model.layers;
   traffic_->micro_batches = scenario.schedule.micro_batches();
+  const EngineRates rates = engine_rates(scenario, cost);
+  comm_ = comm_setup(scenario, rates, is_calibrated(cost));
+  if (is_calibrated(cost)) tp_.nvlink = rates.nccl;
+  // The peer kernel runs on comm_sms SMs: its rounds move at most comm_sms x the per-SM rate.
+  if (impl_.name == "peer" && rates.per_sm.bytes_per_second() > 0 && scenario.schedule.comm_sms > 0)
+    impl_.bandwidth = std::min(impl_.bandwidth, rates.per_sm * static_cast<double>(scenario.schedule.comm_sms));
 }
 
 int StepBuilder::routing_layer(int layer) const { return std::min(layer, sc_.model.layers - 1); }
 
 double StepBuilder::sm_bound(const OpWork& w) const {
-  if (impl_.ideal()) return 1.0;
+  if (!impl_.executor_rounds()) return 1.0;
   const double compute = w.flops.count() / sc_.gpu.peak(w.precision).per_second();
   const double memory = static_cast<double>(w.bytes.count()) / sc_.gpu.hbm.bytes_per_second();
   return compute <= 0 ? 0.0 : std::clamp(1.0 - memory / compute, 0.0, 1.0);
@@ -179,10 +185,11 @@ TaskId StepBuilder::tp_collective(int l, int mb, const Deps& after) {
   const Cluster* cl = &cluster_;
   const int gpus = gpus_;
   const std::uint64_t key = KeyHasher().add(0x7470).add(tp).add(gpus).add(per_peer.count()).key();
-  return collective(Phase::TpComm, l, mb, [cl, tp, gpus, per_peer] {
+  return collective(Phase::TpComm, l, mb, [cl, tp, gpus, per_peer, setup = tp_] {
     CommPlan plan;
     for (int s = 0; s < gpus; ++s)
       for (int d = (s / tp) * tp; d < (s / tp + 1) * tp; ++d) plan.add(*cl, s, d, per_peer);
+    apply_engines(plan, *cl, setup, per_peer);
     return plan;
   }, after, tp_tail_, [key] { return key; });
 }
@@ -226,7 +233,7 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
   }
   // dispatch_impl nccl | peer: after the permute, exchange the per-expert counts (the host waits
   // for them before it enqueues the rounds).
-  if (impl_.ideal()) return;
+  if (!impl_.executor_rounds()) return;
   const Time t = impl_.count_exchange + (mb == 0 ? impl_.host_gap : Time::zero());
   const int gpus = gpus_;
   const TaskId c = collective(Phase::CountExchange, l, mb, [gpus, t] {
@@ -246,12 +253,11 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
 void StepBuilder::moe_out(int l, int mb) { run_block(l, mb, Block::MoeOut, Pass::Forward); }
 
 Bytes StepBuilder::token_bytes(bool outbound, Pass pass) const {
-  const Precision& p = sc_.model.precision;
-  return outbound && pass == Pass::Forward ? p.dispatch_bytes_per_token(sc_.model.hidden) : p.combine_bytes_per_token(sc_.model.hidden);
+  return outbound && pass == Pass::Forward ? comm_.dispatch_token : comm_.combine_token;
 }
 
 std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> plan, int l, int mb, int c, bool outbound, Pass pass) const {
-  if (impl_.ideal()) return plan;
+  if (!impl_.executor_rounds()) return plan;
   const int chunks = sc_.schedule.chunks;
   const int gpus = gpus_;
   const std::int64_t T = mb_tokens(mb);
@@ -280,19 +286,20 @@ std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> pla
 }
 
 std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool outbound, Pass pass) const {
-  const CommScheme scheme = comm_scheme_from_string(sc_.network.scheme);
-  const Bytes bytes = token_bytes(outbound, pass);
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
-  return [traffic = traffic_, cl = &cluster_, l, mb, T, scheme, bytes, chunks, c, outbound] {
-    const DispatchMatrix part = chunk_of(*traffic->at(l, mb, T), c, chunks);
-    return outbound ? dispatch_plan(scheme, *cl, part, bytes) : combine_plan(scheme, *cl, part, bytes);
+  CommSetup setup = comm_;
+  if (pass == Pass::Backward) setup.dispatch_token = setup.combine_token;  // gradients both ways, as the combine
+  return [traffic = traffic_, cl = &cluster_, setup, l, mb, T, chunks, c, outbound] {
+    return comm_plan(setup, *cl, chunk_of(*traffic->at(l, mb, T), c, chunks), outbound);
   };
 }
 
 std::function<std::uint64_t()> StepBuilder::chunk_key(int l, int mb, int c, bool outbound, Pass pass) const {
-  if (!impl_.ideal()) return {};  // its rounds depend on per-slot pieces the matrix hash does not see
-  const int scheme = static_cast<int>(comm_scheme_from_string(sc_.network.scheme));
+  if (impl_.executor_rounds()) return {};  // its rounds depend on per-slot pieces the matrix hash does not see
+  // Within one step every chunk is shaped by the same engines: the scheme and token bytes tell the
+  // directions and the plans apart.
+  const int scheme = static_cast<int>(comm_.scheme);
   const std::int64_t bytes = token_bytes(outbound, pass).count();
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);

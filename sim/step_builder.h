@@ -39,6 +39,7 @@
 #include "placement/placement.h"
 #include "placement/slot_traffic.h"
 #include "sim/comm_scheme.h"
+#include "sim/dispatch_mode.h"
 #include "sim/scenario.h"
 #include "sim/task_graph.h"
 #include "topology/cluster.h"
@@ -138,6 +139,8 @@ class StepBuilder {
   LayerOps ops_;
   LayerProgram program_;
   DispatchImpl impl_;
+  CommSetup comm_;  // how a dispatch or combine becomes flows (sim/dispatch_mode.h)
+  CommSetup tp_;    // the TP collectives' engines (NCCL's, calibrated; else none)
   std::shared_ptr<Traffic> traffic_;
   std::vector<LayerLoad> loads_;
   mutable PricingLedger ledger_;

@@ -114,9 +114,10 @@ void print_summary(const Simulation& sim, double wall_s) {
   fmt::print("  memory per GPU      {:>12.2f} GB of {:.2f} GB: {}\n", m.total().to_gb(), m.capacity.to_gb(),
              m.fits() ? "fits" : "DOES NOT FIT");
   fmt::print("    weights {:.2f} (attention {:.2f}, dense {:.2f}, experts {:.2f}, shared {:.2f}, other {:.2f}), "
-             "KV cache {:.2f}, activations {:.2f}\n",
+             "KV cache {:.2f}, activations {:.2f}{}\n",
              m.weights().to_gb(), m.attention_weights.to_gb(), m.dense_weights.to_gb(), m.expert_weights.to_gb(),
-             m.shared_weights.to_gb(), m.other_weights.to_gb(), m.kv_cache.to_gb(), m.activations.to_gb());
+             m.shared_weights.to_gb(), m.other_weights.to_gb(), m.kv_cache.to_gb(), m.activations.to_gb(),
+             m.comm_buffers.count() > 0 ? fmt::format(", comm buffers {:.2f}", m.comm_buffers.to_gb()) : "");
   fmt::print("\n  priced by:\n");
   for (const auto& line : r.pricing_lines) fmt::print("    {}\n", line);
   print_layers(r);
