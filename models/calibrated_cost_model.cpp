@@ -73,13 +73,41 @@ bool priced_by_size(OpClass c) {
 }
 }  // namespace
 
+namespace {
+// An op's named sizes as op_family.h reads them (only those given).
+std::map<std::string, std::int64_t> op_sizes(const OpWork& w) {
+  std::map<std::string, std::int64_t> s;
+  auto put = [&](const char* k, std::int64_t v) {
+    if (v > 0) s[k] = v;
+  };
+  const OpWork::Sizes& z = w.sizes;
+  put("m", z.m);
+  put("n", z.n);
+  put("k", z.k);
+  put("experts", std::max(1, w.experts));
+  put("tokens", w.tokens);
+  put("rows", w.rows);
+  put("hidden", z.hidden);
+  put("inter", z.inter);
+  put("heads", z.heads);
+  put("kv_heads", z.kv_heads);
+  put("head_dim", z.head_dim);
+  put("head_dim_qk", z.head_dim_qk);
+  put("head_dim_v", z.head_dim_v);
+  put("seq", w.seq_len);
+  put("kv_len", w.kv_len);
+  return s;
+}
+}  // namespace
+
 const char* calibrated_family(const OpWork& w) {
   const FamilyRow* r = row_for(w);
   return r ? r->family : nullptr;
 }
 
 CalibratedCostModel::CalibratedCostModel(CalibrationProfile profile, std::string label, GpuSpec fallback)
-    : profile_(std::move(profile)), label_(std::move(label)), nominal_(std::move(fallback)) {
+    : profile_(std::move(profile)), label_(std::move(label)), nominal_(std::move(fallback)),
+      per_op_(!profile_.family("rmsnorm").empty()) {
   for (const FamilyRow& r : kFamilies)
     for (const auto* c : profile_.family(r.family))
       if (c->shape != CurveShape::Efficiency && !priced_by_size(r.op))
@@ -93,6 +121,22 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
   const double rows = static_cast<double>(w.rows > 0 ? w.rows : std::max<std::int64_t>(w.tokens, 1));
   double series_gap = 1.0;
   std::string series_detail;
+  if (per_op_ && w.named) {
+    FamilyQuery q = family_for_op(w.name.str(), to_string(w.precision), op_sizes(w), w.flops.count(), static_cast<double>(w.bytes.count()));
+    // The router's GEMM alone only where its top-k was measured apart (else gate_topk has both).
+    const bool apart = w.name.kind != OpKind::Router || !profile_.family("router_topk").empty();
+    if (!q.family.empty() && !profile_.family(q.family).empty() && apart) {
+      p.by_name = true;
+      p.query = std::move(q);
+      if (describe) {
+        std::string used;
+        time_family(p.query, w.flops.count(), static_cast<double>(w.bytes.count()), &used);
+        p.why = "by op name " + w.name.str() + " (op_family.h): " + used;
+        p.note = {name(), used + (p.query.calls > 1 ? fmt::format(" x {} calls", p.query.calls) : ""), 1.0, ""};
+      }
+      return p;
+    }
+  }
   const FamilyRow* row = row_for(w);
   const char* family = row ? row->family : nullptr;
   if (row != nullptr && row->within && !profile_.family(family).empty()) {
@@ -274,8 +318,12 @@ constexpr double kBenchEventGapUs = 2.7;
 
 Time CalibratedCostModel::time(const OpWork& w) const {
   const Pick p = pick(w, false);
+  if (p.by_name) return time_family(p.query, w.flops.count(), static_cast<double>(w.bytes.count()));
   if (p.within) return Time::zero();
-  if (p.fallback) return nominal_.time(w);
+  if (p.fallback) {
+    const Time gap = profile_.kernel_gap > Time::zero() ? profile_.kernel_gap : nominal_.kernel_gap();
+    return nominal_.time(w) + gap * static_cast<double>(w.kernels);
+  }
   const double flops = w.flops.count(), bytes = static_cast<double>(w.bytes.count());
   if (p.lo->shape == CurveShape::LogLog) return loglog_time(*p.lo, p.x, bytes);
   const double base = p.lo == p.hi ? p.lo->baseline(flops, bytes).to_seconds()
@@ -333,6 +381,7 @@ PriceNote CalibratedCostModel::note(const OpWork& w) const { return pick(w, true
 
 std::string CalibratedCostModel::explain(const OpWork& w) const {
   const Pick p = pick(w, true);
+  if (p.by_name) return fmt::format("  priced by {}: {}: {:.3f} us\n", name(), p.why, time(w).to_us());
   if (p.within) return fmt::format("  priced by {}: {}: 0 us here\n", name(), p.why);
   if (p.fallback)
     return fmt::format("  priced by {}: {}, so by the nominal roofline instead\n", name(), p.why) + nominal_.explain(w);

@@ -39,9 +39,10 @@ class CalibratedCostModel final : public CostModel {
   // when a family the table names has curves of the wrong shape.
   CalibratedCostModel(CalibrationProfile profile, std::string label, GpuSpec fallback = GpuSpec::preset("h100-seed"));
   Time time(const OpWork& work) const override;
-  // The profile's measured kernel_gap_us; 0 when it has none (its curves are timed with each
-  // kernel's launch: events around every repetition, kernels/README.md).
-  Time kernel_gap() const override { return profile_.kernel_gap; }
+  // 0: measured prices include each kernel's launch (events around every repetition less the
+  // profile's event overhead, kernels/README.md). An op no family prices gets the nominal time
+  // plus the profile's measured kernel_gap_us (else the GPU preset's) per kernel, inside time().
+  Time kernel_gap() const override { return Time::zero(); }
   std::string name() const override { return "calibrated(" + label_ + ")"; }
   PriceNote note(const OpWork& work) const override;
   std::string explain(const OpWork& work) const override;
@@ -63,6 +64,8 @@ class CalibratedCostModel final : public CostModel {
     PriceNote note;
     bool fallback = false;                // no measured family: the nominal roofline prices it
     bool within = false;                  // measured with the op before it (its family's price covers both)
+    bool by_name = false;                 // priced by the op's own family (op_family.h), `query`
+    FamilyQuery query;
   };
   Pick pick(const OpWork& work, bool describe) const;  // describe: fill why and note (slower)
   double ln_efficiency(const Pick& p) const;
@@ -70,6 +73,10 @@ class CalibratedCostModel final : public CostModel {
   CalibrationProfile profile_;
   std::string label_;
   NominalCostModel nominal_;
+  // The profile was fitted from the issue-14 op series (it has their families, e.g. rmsnorm): an op
+  // of the layer program is priced by its own family, found by its name (op_family.h), wherever
+  // the profile has that family; other ops, and every op of an older profile, by op class.
+  bool per_op_ = false;
 };
 
 }  // namespace epsim

@@ -53,7 +53,7 @@ const Schema& GpuSpec::schema() {
       {"memory_gb", "number", nullptr, "GB", "device memory, 1e9 bytes (default: preset)"},
       {"nvlink_gbps", "number", nullptr, "GB/s", "NVLink per GPU each way (default: preset)"},
       {"sms", "integer", 132, "", "streaming multiprocessors"},
-      {"kernel_gap_us", "number", 1.0, "us", "nominal cost model: the gap each kernel adds after the previous one on a stream (launch and dependency), added to every op's time per kernel it launches. 1 us: NVIDIA's \"Getting Started with CUDA Graphs\" (developer.nvidia.com/blog/cuda-graphs) measured back-to-back 2.9 us kernels in a stream at 3.8 us each; a calibrated profile gives its own measured kernel_gap_us (else 0: its curves are timed with their launches)"},
+      {"kernel_gap_us", "number", 1.0, "us", "nominal cost model: the gap each kernel adds after the previous one on a stream (launch and dependency), added to every op's time per kernel it launches. 1 us: NVIDIA's \"Getting Started with CUDA Graphs\" (developer.nvidia.com/blog/cuda-graphs) measured back-to-back 2.9 us kernels in a stream at 3.8 us each; under a calibrated cost model measured prices include their launches, and ops no measured family prices get the profile's measured kernel_gap_us (else this)"},
   }};
   return s;
 }

@@ -119,6 +119,7 @@ OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len,
   const double out = fresh * heads * dv * 2.0;
   OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(in + out)), seqs * (seq_len - cached)};
   w.seq_len = seq_len;
+  core_sizes(w);
   w.precision = m_.precision.attention_core;
   return w;
 }
@@ -137,12 +138,20 @@ OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len, i
   const double kv = group_seqs * static_cast<double>(kv_len) * static_cast<double>(kv_bytes_per_token().count()) / tp_;
   OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs * queries};
   w.kv_len = kv_len;
+  core_sizes(w);
   w.precision = m_.precision.attention_core;
   return w;
 }
 
 OpWork LayerOps::mtp_projection(std::int64_t tokens) const {
   return linear(OpClass::MtpProjection, NumberFormat::Bf16, tokens, 2 * m_.hidden, m_.hidden, weight(2 * m_.hidden, m_.hidden));
+}
+
+void LayerOps::core_sizes(OpWork& w) const {
+  w.sizes.heads = m_.heads / tp_;
+  w.sizes.kv_heads = m_.attention == AttentionKind::Mha ? static_cast<int>(kv_heads_per_gpu()) : w.sizes.heads;
+  w.sizes.head_dim_qk = static_cast<int>(m_.qk_head_dim());
+  w.sizes.head_dim_v = static_cast<int>(m_.v_dim());
 }
 
 OpWork LayerOps::attention_core_backward(const OpWork& f) const {
@@ -159,12 +168,16 @@ OpWork LayerOps::linear(OpClass op, NumberFormat f, std::int64_t rows, std::int6
   OpWork w{op, Flops(2.0 * m * nn * kk), weights + in + Bytes(rows * n * 2), rows};
   w.rows = rows;
   w.precision = f;
+  w.sizes.m = rows;
+  w.sizes.n = n;
+  w.sizes.k = k;
   return w;
 }
 
 OpWork LayerOps::norm(std::int64_t rows, std::int64_t width) const {
   OpWork w{OpClass::Norm, Flops(4.0 * static_cast<double>(rows * width)), Bytes(4 * rows * width + 2 * width), rows};
   w.rows = rows;
+  w.sizes.hidden = width;
   return w;
 }
 
@@ -174,24 +187,33 @@ OpWork LayerOps::rope(std::int64_t rows) const {
                                                                    : rows * (heads + 1) * m_.qk_rope_head_dim;
   OpWork w{OpClass::Rope, Flops(3.0 * static_cast<double>(elements)), Bytes(4 * elements), rows};
   w.rows = rows;
+  w.sizes.heads = static_cast<int>(heads);
+  if (m_.attention == AttentionKind::Mha) {
+    w.sizes.kv_heads = static_cast<int>(kv_heads_per_gpu());
+    w.sizes.head_dim = m_.head_dim;
+  }
   return w;
 }
 
 OpWork LayerOps::residual(std::int64_t tokens) const {
   const std::int64_t elements = tokens * m_.hidden;
-  return {OpClass::Residual, Flops(static_cast<double>(elements)), Bytes(6 * elements), tokens};
+  OpWork w{OpClass::Residual, Flops(static_cast<double>(elements)), Bytes(6 * elements), tokens};
+  w.sizes.hidden = m_.hidden;
+  return w;
 }
 
 OpWork LayerOps::quant(std::int64_t rows, std::int64_t width) const {
   OpWork w{OpClass::QuantAct, Flops(2.0 * static_cast<double>(rows * width)),
            Bytes(2 * rows * width) + Precision::token_bytes(NumberFormat::Fp8, width) * rows, rows};
   w.rows = rows;
+  w.sizes.k = width;
   return w;
 }
 
 OpWork LayerOps::swiglu(OpClass op, std::int64_t rows, std::int64_t width) const {
   OpWork w{op, Flops(5.0 * static_cast<double>(rows * width)), Bytes(6 * rows * width), rows};
   w.rows = rows;
+  w.sizes.inter = width;
   return w;
 }
 

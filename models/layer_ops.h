@@ -58,9 +58,16 @@ struct OpWork {
   // The format its math runs in (GEMMs: their op class's precision.*; the peak that prices them).
   NumberFormat precision = NumberFormat::Bf16;
   int kernels = 1;  // kernel launches it takes (a loop of per-expert GEMMs: one per non-empty expert)
-  // The layer op it is (set by the layer program; the hook for pricing by op name, e.g. a measured
-  // family per op); the class-level functions below leave it at its default.
+  // The layer op it is (set by the layer program, `named`; the class-level functions below leave
+  // it unset) and its named sizes, 0 where not given: what a profile measured op by op prices it by
+  // (models/op_family.h's keys; m: GEMM rows per call, experts: calls of a per-expert loop).
   OpName name{};
+  bool named = false;
+  struct Sizes {
+    std::int64_t m = 0, n = 0, k = 0, hidden = 0, inter = 0;
+    int heads = 0, kv_heads = 0, head_dim = 0, head_dim_qk = 0, head_dim_v = 0;
+  };
+  Sizes sizes{};
 };
 
 // One linear layer's weight, rows x cols (input width x output width), named as the op that uses it.
@@ -168,6 +175,7 @@ class LayerOps {
 
  private:
   Bytes elems(double n) const { return Bytes(static_cast<std::int64_t>(n) * m_.bytes_per_param); }
+  void core_sizes(OpWork& w) const;  // the attention core's named sizes
   OpWork mlp(OpClass op, NumberFormat f, std::int64_t tokens, std::int64_t intermediate, int copies, double weight_share) const;
   const MoeModelSpec& m_;
   int tp_;

@@ -39,7 +39,10 @@ std::vector<Block> LayerProgram::blocks(bool moe, Pass pass) const {
 namespace {
 // Each op's work carries its name (OpWork::name, the hook for pricing by op name).
 std::vector<LayerOp> with_names(std::vector<LayerOp> ops) {
-  for (LayerOp& o : ops) o.work.name = o.name;
+  for (LayerOp& o : ops) {
+    o.work.name = o.name;
+    o.work.named = true;
+  }
   return ops;
 }
 }  // namespace
@@ -155,6 +158,7 @@ void LayerProgram::mlp(std::vector<LayerOp>& out, Block b, MlpKinds k, NumberFor
                    ? (kind == k.up ? ops_.expert_gemm_up(rows) : ops_.expert_gemm_down(rows))
                    : ops_.linear(cls, f, rows, in, n, ops_.weight(in, n) * copies);
     w.experts = copies;
+    w.sizes.m = rows / copies;  // a per-expert loop: rows per expert, `copies` calls
     add(named(kind), w);
   };
   if (f == kFp8 && !input_fp8) add(quant_for(k.up), ops_.quant(rows, h));
@@ -178,6 +182,7 @@ std::vector<LayerOp> LayerProgram::experts(std::int64_t rows, int experts, Pass 
 std::vector<LayerOp> LayerProgram::backward(const LayerOp& f) const {
   auto with = [&](Grad g, OpWork w) {
     w.name = {f.name.kind, f.name.feeds, g};
+    w.named = true;
     return LayerOp{w.name, f.block, w};
   };
   const OpWork& w = f.work;

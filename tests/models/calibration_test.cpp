@@ -288,10 +288,12 @@ TEST_CASE("calibrated: an fp8 op with no measured family falls back to the nomin
   MoeModelSpec fp = MoeModelSpec::preset("seed");
   fp.precision = Precision::deepseek_fp8();
   const LayerOps ops(fp, 2);
-  // h200-measured has no gemm_fp8: the fp8 projections are priced as nominal(h200) prices them.
+  // h200-measured has no gemm_fp8: the fp8 projections are priced as nominal(h200) prices them,
+  // with the preset's 1 us kernel gap (the profile measured none; measured prices include theirs).
   const OpWork proj = ops.attention_proj(4096);
   CHECK(calibrated_family(proj) == std::string("gemm_fp8"));
-  CHECK(m.time(proj) == NominalCostModel(GpuSpec::preset("h200")).time(proj));
+  CHECK(m.time(proj) == NominalCostModel(GpuSpec::preset("h200")).time(proj) + Time::us(1));
+  CHECK(m.kernel_gap() == Time::zero());
   CHECK(m.note(proj).fallback);
   CHECK(m.note(proj).curve == "nominal(h200) roofline (the profile has no gemm_fp8)");
   CHECK(m.explain(proj).find("so by the nominal roofline instead") != std::string::npos);

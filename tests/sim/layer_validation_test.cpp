@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <tuple>
 
 #include "models/errors.h"
 #include "sim/layer_validation.h"
@@ -113,4 +114,29 @@ TEST_CASE("whole-layer cases: train adds the backward ops, fp8 the quantisations
   CHECK_THROWS_WITH_AS(validate_layer_file(p2, kNominal), doctest::Contains("model.q_lora_rank = 0: only DeepSeek-V3's MLA"), InputError);
   std::remove(path.c_str());
   std::remove(p2.c_str());
+}
+
+// The kernels helper's H100 whole layers (kernels/results/h100-2026-12-06{b,c}-layer.json, 42 cases
+// each: DeepSeek-V3 MLA, the seed's MHA and a hidden-4096 GQA model with expert hidden 1536, whose
+// GEMM shapes no bench series measured; prefill, decode, train; bf16, fp8), predicted by the
+// simulator's layer program under h100-measured. These are the README's figures.
+TEST_CASE("epsim validate: the measured H100 whole layers against the layer program under h100-measured") {
+  const std::string dir = std::string(EPSIM_SOURCE_DIR) + "/kernels/results/";
+  for (const auto& [file, median, max] : {std::tuple<const char*, double, double>{"h100-2026-12-06c-layer.json", 1.6017, 7.2025},
+                                          {"h100-2026-12-06b-layer.json", 1.9408, 6.7954}}) {
+    CAPTURE(file);
+    const LayerFileValidation v = validate_layer_file(dir + file);
+    CHECK(v.cost_model == "calibrated(h100-measured)");
+    REQUIRE(v.cases.size() == 42);
+    CHECK(v.summary().meets_target());
+    CHECK(v.summary().median_abs_pct == doctest::Approx(median).epsilon(1e-3));
+    CHECK(v.summary().max_abs_pct == doctest::Approx(max).epsilon(1e-3));
+    // Nothing large missing: every measured op is one the simulator has, and the other way round.
+    for (const auto& c : v.cases)
+      for (const auto& o : c.ops) {
+        CAPTURE(c.label);
+        CAPTURE(o.op);
+        CHECK((o.measured && o.predicted));
+      }
+  }
 }
