@@ -227,14 +227,7 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
                           static_cast<double>(series_value(*best, "n") * series_value(*best, "k")) * 1e-6);
       break;
     }
-    case OpClass::ExpertActivation:
-    case OpClass::Activation:
-    case OpClass::LocalCopy:
-    case OpClass::Norm:
-    case OpClass::Rope:
-    case OpClass::Residual:
-    case OpClass::QuantAct:
-    case OpClass::RouterTopk: {  // (no row prices these by bytes yet but the activations)
+    default: {  // the classes priced_by_size() names but permute and unpermute: HBM-bound elementwise ops
       single();
       p.x = static_cast<double>(w.bytes.count()) / 2.0;  // a copy of x bytes reads and writes x
       p.x_name = "bytes";
