@@ -143,8 +143,8 @@ void LayerProgram::attention(std::vector<LayerOp>& out, const LayerShape& s) con
     }
   }
   add(named(OpKind::Rope), ops_.rope(G));
-  add(named(OpKind::AttnCore), s.mode == Mode::Decode ? ops_.attention_core_decode(s.tokens / s.queries, s.kv_len, s.queries)
-                                                      : ops_.attention_core_prefill(s.seqs, s.seq_len, s.cached));
+  add(named(OpKind::AttnCore), s.mode == Mode::Decode ? ops_.attention_core_decode(s.tokens / s.queries, s.kv_len, s.queries, s.window)
+                                                      : ops_.attention_core_prefill(s.seqs, s.seq_len, s.cached, s.window));
   quant(OpKind::OProj, heads * m.v_dim());
   gemm(OpKind::OProj, heads * m.v_dim(), h);
 }

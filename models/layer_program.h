@@ -48,6 +48,7 @@ struct LayerShape {
   std::int64_t logits = 0;   // rows of the LM head (prefill: one per sequence)
   std::int64_t cached = 0;   // prefill: tokens of each sequence from the prefix cache (keys only)
   int queries = 1;           // decode: query tokens per sequence (1 + MTP drafts); tokens = seqs x queries
+  std::int64_t window = 0;   // local attention: the layer's window (model.window_of), 0: full
 };
 
 class LayerProgram {

@@ -54,17 +54,24 @@ OpsReport list_layer_ops(const Scenario& sc, const CostModel& cost, std::int64_t
   const LayerProgram program(ops, sc.model.shared_experts - sc.parallelism.routed_shared(sc.model));
   const LayerShape shape = step_layer_shape(sc, r.tokens, queries);
   const int slots = std::max(1, sc.parallelism.experts_per_gpu);
-  std::vector<int> layers;
-  if (sc.model.dense_layers > 0) layers.push_back(0);
-  if (sc.model.moe_layers() > 0) layers.push_back(sc.model.dense_layers);
+  std::vector<int> layers;  // the first dense layer and the first MoE layer
+  for (bool moe : {false, true})
+    for (int l = 0; l < sc.model.layers; ++l)
+      if (sc.model.is_moe(l) == moe) {
+        layers.push_back(l);
+        break;
+      }
+  std::sort(layers.begin(), layers.end());
   std::vector<Pass> passes = {Pass::Forward};
   if (w.mode == Mode::Training) passes.push_back(Pass::Backward);
   for (int l : layers)
     for (Pass pass : passes) {
       LayerListing listing{l, sc.model.is_moe(l), pass, {}};
+      LayerShape layer_shape = shape;
+      layer_shape.window = sc.model.window_of(l);
       for (Block b : program.blocks(listing.moe, pass)) {
         const std::vector<LayerOp> block =
-            b == Block::Experts ? program.experts(r.expert_rows, slots, pass) : program.block(b, shape, pass);
+            b == Block::Experts ? program.experts(r.expert_rows, slots, pass) : program.block(b, layer_shape, pass);
         for (const LayerOp& op : block) listing.ops.push_back(row(op, cost));
       }
       r.layers.push_back(std::move(listing));

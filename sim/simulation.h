@@ -46,6 +46,8 @@ class Simulation {
   // One dense and one MoE layer's ops as the last step ran them (sim/layer_listing.h), the experts
   // at the most loaded GPU's rows per micro-batch.
   OpsReport layer_ops() const;
+  // parallelism.pp > 1: the schedule and the tasks each slot emitted (last step).
+  const PipelineRun& pipeline() const { return pipeline_; }
 
  private:
   Scenario scenario_;
@@ -55,6 +57,7 @@ class Simulation {
   TaskGraph graph_;
   StepResult result_;
   std::vector<LayerLoad> loads_;  // of the last step
+  PipelineRun pipeline_;
 };
 
 }  // namespace epsim

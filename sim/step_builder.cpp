@@ -52,7 +52,10 @@ struct StepBuilder::Traffic {
   int model_layers = 0;
   int micro_batches = 1;
 
-  const Entry& entry(int layer, int mb, std::int64_t tokens) {
+  // Sources are the GPUs first .. first + gpus - 1 (a pipeline stage; the whole cluster without
+  // pipeline parallelism); a (layer, micro-batch) runs on one stage.
+  const Entry& entry(int layer, int mb, std::int64_t tokens, int first = 0, int gpus = 0) {
+    if (gpus == 0) gpus = cluster.gpu_count();
     auto key = std::make_pair(layer, mb);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
@@ -61,18 +64,26 @@ struct StepBuilder::Traffic {
     // its own draws (micro-batch ids past the model's).
     const int mtp = layer - model_layers + 1;
     const int routed = mtp > 0 ? model_layers - 1 : layer;
-    const RoutingSample r = gate.sample(routed, mtp > 0 ? mb + mtp * micro_batches : mb, cluster.gpu_count(), tokens);
-    auto m = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement.layer(routed), cluster.gpus_per_node(), placement.replica_choice()));
-    const std::uint64_t h = KeyHasher().add(m->gpus).add(m->gpus_per_node).add(m->copies).add(m->unique).add(m->node_unique).key();
+    const RoutingSample r = gate.sample(routed, mtp > 0 ? mb + mtp * micro_batches : mb, gpus, tokens);
+    // A stage inside one node is one node for deduplication.
+    const int gpn = std::min(cluster.gpus_per_node(), gpus);
+    DispatchMatrix built = build_dispatch(r, placement.layer(routed), gpn, placement.replica_choice());
+    built.first_gpu = first;
+    auto m = std::make_shared<const DispatchMatrix>(std::move(built));
+    KeyHasher hasher;
+    if (first != 0) hasher.add(first);  // a stage's traffic crosses its own links
+    const std::uint64_t h = hasher.add(m->gpus).add(m->gpus_per_node).add(m->copies).add(m->unique).add(m->node_unique).key();
     hashes[key] = h;
     Entry e{std::move(m), r.expert_load(), r.dropped, nullptr};
-    if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(routed), cluster.gpus_per_node(), placement.replica_choice()));
+    if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(routed), gpn, placement.replica_choice()));
     return cache.emplace(key, std::move(e)).first->second;
   }
-  std::shared_ptr<const DispatchMatrix> at(int layer, int mb, std::int64_t tokens) { return entry(layer, mb, tokens).matrix; }
+  std::shared_ptr<const DispatchMatrix> at(int layer, int mb, std::int64_t tokens, int first, int gpus) {
+    return entry(layer, mb, tokens, first, gpus).matrix;
+  }
   // Of the matrix: equal hashes, equal traffic.
-  std::uint64_t hash(int layer, int mb, std::int64_t tokens) {
-    if (!hashes.count({layer, mb})) entry(layer, mb, tokens);
+  std::uint64_t hash(int layer, int mb, std::int64_t tokens, int first, int gpus) {
+    if (!hashes.count({layer, mb})) entry(layer, mb, tokens, first, gpus);
     return hashes.at({layer, mb});
   }
 };
@@ -83,7 +94,8 @@ StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const
       program_(ops_, scenario.model.shared_experts - scenario.parallelism.routed_shared(scenario.model)),
       impl_(DispatchImpl::named(scenario.network.dispatch_impl)),
       traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}, false})), gpus_(cluster.gpu_count()),
-      layers_(scenario.model.layers + scenario.workload.mtp_tokens) {
+      layers_(scenario.model.layers + scenario.workload.mtp_tokens), span_{0, cluster.gpu_count()},
+      mbs_(scenario.schedule.micro_batches()), serial_(scenario.schedule.micro_batches() == 1) {
   traffic_->want_slots = impl_.executor_rounds() || scenario.cost_model.per_expert_gemms;
   traffic_->model_layers = scenario.model.layers;
   traffic_->micro_batches = scenario.schedule.micro_batches();
@@ -105,12 +117,14 @@ double StepBuilder::sm_bound(const OpWork& w) const {
 }
 
 std::int64_t StepBuilder::mb_tokens(int mb) const {
-  return equal_share(split_.units, mb, sc_.schedule.micro_batches()) * split_.tokens_per_unit;
+  return equal_share(split_.units, mb, mbs_) * split_.tokens_per_unit;
 }
 
-LayerShape StepBuilder::shape(int mb) const {
+LayerShape StepBuilder::shape(int l, int mb) const {
   // decode: split_.tokens_per_unit is the new token and its drafts per sequence
-  return step_layer_shape(sc_, mb_tokens(mb), split_.tokens_per_unit);
+  LayerShape s = step_layer_shape(sc_, mb_tokens(mb), split_.tokens_per_unit);
+  s.window = sc_.model.window_of(l);  // local attention (model.attention_window), else 0
+  return s;
 }
 
 namespace {
@@ -129,17 +143,47 @@ Phase phase_of(const LayerOp& op) {
   }
   return Phase::AttentionProj;
 }
+
+// The backward ops a pass runs: InputGrad all but the weight gradients, WeightGrad those alone.
+std::vector<LayerOp> of_pass(std::vector<LayerOp> ops, bool input, bool weight) {
+  if (input && weight) return ops;
+  std::vector<LayerOp> out;
+  for (LayerOp& o : ops)
+    if ((o.name.grad == Grad::Wgrad) == weight) out.push_back(std::move(o));
+  return out;
+}
 }  // namespace
 
-StepBuilder::TaskOp StepBuilder::task_op(const PricedOp& p) const {
-  return {p.op.name, phase_of(p.op), p.time, sm_bound(p.op.work)};
+StepBuilder::TaskOp StepBuilder::task_op(const PricedOp& p, Pass pass) const {
+  return {p.op.name, pass == Pass::WeightGrad ? Phase::WeightGrad : phase_of(p.op), p.time, sm_bound(p.op.work)};
 }
 
-std::vector<StepBuilder::TaskOp> StepBuilder::priced(const std::vector<LayerOp>& ops) const {
+std::vector<StepBuilder::TaskOp> StepBuilder::priced(const std::vector<LayerOp>& ops, Pass pass) const {
   std::vector<TaskOp> out;
   out.reserve(ops.size());
-  for (const LayerOp& op : ops) out.push_back(task_op(price_op(op, cost_, &ledger_)));
+  for (const LayerOp& op : ops) out.push_back(task_op(price_op(op, cost_, &ledger_), pass));
   return out;
+}
+
+std::vector<LayerOp> StepBuilder::block_ops(Block b, int l, int mb, Pass pass) const {
+  if (pass == Pass::Forward) return program_.block(b, shape(l, mb), epsim::Pass::Forward);
+  return of_pass(program_.block(b, shape(l, mb), epsim::Pass::Backward), pass != Pass::WeightGrad, pass != Pass::InputGrad);
+}
+
+TaskId StepBuilder::emit(int gpu, int l, int mb, const std::vector<TaskOp>& ops, const std::vector<TaskId>& after) {
+  TaskId last = -1;
+  for (std::size_t i = 0; i < ops.size(); ++i) last = compute(gpu, ops[i], l, mb, i == 0 ? after : std::vector<TaskId>{});
+  return last;
+}
+
+void StepBuilder::run_block(int l, int mb, Block b, Pass pass, bool chain) {
+  const std::vector<TaskOp> ops = priced(block_ops(b, l, mb, pass), pass);
+  if (ops.empty()) return;
+  Deps& ready = ready_[static_cast<std::size_t>(mb)];
+  for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
+    const TaskId last = emit(gpu, l, mb, ops, chain ? ready[static_cast<std::size_t>(gpu)] : std::vector<TaskId>{});
+    if (chain) ready[static_cast<std::size_t>(gpu)] = {last};
+  }
 }
 
 TaskId StepBuilder::compute(int gpu, const TaskOp& op, int l, int mb, const std::vector<TaskId>& after) {
@@ -153,26 +197,12 @@ TaskId StepBuilder::compute(int gpu, const TaskOp& op, int l, int mb, const std:
   return id;
 }
 
-TaskId StepBuilder::emit(int gpu, int l, int mb, const std::vector<TaskOp>& ops, const std::vector<TaskId>& after) {
-  TaskId last = -1;
-  for (std::size_t i = 0; i < ops.size(); ++i) last = compute(gpu, ops[i], l, mb, i == 0 ? after : std::vector<TaskId>{});
-  return last;
-}
-
-void StepBuilder::run_block(int l, int mb, Block b, Pass pass) {
-  const std::vector<TaskOp> ops = priced(program_.block(b, shape(mb), pass));
-  if (ops.empty()) return;
-  Deps& ready = ready_[static_cast<std::size_t>(mb)];
-  for (int gpu = 0; gpu < gpus_; ++gpu)
-    ready[static_cast<std::size_t>(gpu)] = {emit(gpu, l, mb, ops, ready[static_cast<std::size_t>(gpu)])};
-}
-
 TaskId StepBuilder::collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after,
                                TaskId& tail, std::function<std::uint64_t()> key) {
-  const TaskId c = g_.collective(gpus_, phase, l, mb, std::move(plan), std::move(key));
+  const TaskId c = g_.collective_on(span_.first, span_.count, phase, l, mb, std::move(plan), std::move(key));
   if (tail >= 0) g_.depend(tail, c);
-  for (const auto& per_gpu : after)
-    for (TaskId a : per_gpu) g_.depend(a, c);
+  for (int gpu = span_.first; gpu < span_.end() && !after.empty(); ++gpu)
+    for (TaskId a : after[static_cast<std::size_t>(gpu)]) g_.depend(a, c);
   tail = c;
   return c;
 }
@@ -183,62 +213,57 @@ TaskId StepBuilder::tp_collective(int l, int mb, const Deps& after) {
   const int tp = sc_.parallelism.attention_tp;
   const Bytes per_peer = Bytes(mb_tokens(mb) * sc_.model.hidden * sc_.model.bytes_per_param);
   const Cluster* cl = &cluster_;
-  const int gpus = gpus_;
-  const std::uint64_t key = KeyHasher().add(0x7470).add(tp).add(gpus).add(per_peer.count()).key();
-  return collective(Phase::TpComm, l, mb, [cl, tp, gpus, per_peer, setup = tp_] {
+  const int first = span_.first, gpus = span_.count;
+  KeyHasher hasher;
+  if (first != 0) hasher.add(first);
+  const std::uint64_t key = hasher.add(0x7470).add(tp).add(gpus).add(per_peer.count()).key();
+  return collective(Phase::TpComm, l, mb, [cl, tp, first, gpus, per_peer, setup = tp_] {
     CommPlan plan;
-    for (int s = 0; s < gpus; ++s)
+    for (int s = first; s < first + gpus; ++s)
       for (int d = (s / tp) * tp; d < (s / tp + 1) * tp; ++d) plan.add(*cl, s, d, per_peer);
     apply_engines(plan, *cl, setup, per_peer);
     return plan;
-  }, after, tp_tail_, [key] { return key; });
+  }, after, tp_tail(), [key] { return key; });
 }
 
-// Forward: attn_norm [TP all-gather] attention [TP reduce-scatter] attn_residual, then the MoeIn
-// ops and the shared expert, or the dense block. Backward the same blocks reversed, each reversed.
-void StepBuilder::attention_block(int l, int mb, Pass pass) {
-  const bool tp = sc_.parallelism.attention_tp > 1;
-  const bool moe = sc_.model.is_moe(l);
-  const bool serial = sc_.schedule.micro_batches() == 1;
+// attn_norm, [TP all-gather] the attention ops, [TP reduce-scatter] attn_residual; a backward
+// the same blocks reversed, each reversed.
+void StepBuilder::attention_item(int l, int mb, Pass pass) {
+  if (sc_.model.attention == AttentionKind::None) return;
+  const bool tp = sc_.parallelism.attention_tp > 1 && pass != Pass::WeightGrad;
+  const bool forward = pass == Pass::Forward;
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   auto tp_sync = [&] {
     const TaskId c = tp_collective(l, mb, ready);
-    for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
+    for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
   };
-  auto attention = [&](bool first_sync) {
-    if (sc_.model.attention == AttentionKind::None) return;
-    run_block(l, mb, pass == Pass::Forward ? Block::AttnIn : Block::AttnOut, pass);
-    if (tp && first_sync) tp_sync();
-    run_block(l, mb, Block::Attention, pass);
-    if (tp) tp_sync();
-    run_block(l, mb, pass == Pass::Forward ? Block::AttnOut : Block::AttnIn, pass);
-  };
-  if (pass == Pass::Forward) attention(l > 0);
-  if (!moe) {
-    run_block(l, mb, Block::Dense, pass);
-    if (pass == Pass::Backward) attention(true);
-    return;
-  }
-  // Backward: the shared expert's backward, then MoeIn's (permute.dgrad ... ffn_norm.dgrad).
-  const Block first = pass == Pass::Forward ? Block::MoeIn : Block::Shared;
-  const Block second = pass == Pass::Forward ? Block::Shared : Block::MoeIn;
-  run_block(l, mb, first, pass);
-  // Forward, serial: the dispatch waits for the shared expert too; dual: only for the MoeIn ops.
-  const Deps before_shared = ready;
-  run_block(l, mb, second, pass);
-  if (pass == Pass::Forward && !serial) ready = before_shared;
-  if (pass == Pass::Backward) {
-    attention(true);
-    return;
-  }
-  // dispatch_impl nccl | peer: after the permute, exchange the per-expert counts (the host waits
-  // for them before it enqueues the rounds).
-  if (!impl_.executor_rounds()) return;
+  run_block(l, mb, forward ? Block::AttnIn : Block::AttnOut, pass);
+  if (tp && (l > 0 || !forward)) tp_sync();
+  run_block(l, mb, Block::Attention, pass);
+  if (tp) tp_sync();
+  run_block(l, mb, forward ? Block::AttnOut : Block::AttnIn, pass);
+}
+
+void StepBuilder::dense_item(int l, int mb, Pass pass) { run_block(l, mb, Block::Dense, pass); }
+
+// ffn_norm, router, router_topk, [quant_dispatch], permute (a backward: their gradients, reversed).
+void StepBuilder::moe_in_item(int l, int mb, Pass pass) { run_block(l, mb, Block::MoeIn, pass); }
+
+bool StepBuilder::local_shared() const { return sc_.model.shared_experts > sc_.parallelism.routed_shared(sc_.model); }
+
+// The local shared experts on the compute stream; `chain`: the micro-batch's next item waits for them.
+void StepBuilder::shared_item(int l, int mb, Pass pass, bool chain) { run_block(l, mb, Block::Shared, pass, chain); }
+
+// network.dispatch_impl nccl | peer: the per-expert counts exchanged before the dispatch (the host
+// waits for them before it enqueues the rounds).
+void StepBuilder::counts_item(int l, int mb) {
+  // The host's wake-up after the first micro-batch's counts delays everything after them.
   const Time t = impl_.count_exchange + (mb == 0 ? impl_.host_gap : Time::zero());
-  const int gpus = gpus_;
-  const TaskId c = collective(Phase::CountExchange, l, mb, [gpus, t] {
+  const int first = span_.first, gpus = span_.count;
+  Deps& ready = ready_[static_cast<std::size_t>(mb)];
+  const TaskId c = collective(Phase::CountExchange, l, mb, [first, gpus, t] {
     CommPlan plan;
-    for (int g = 0; g < gpus; ++g) {
+    for (int g = first; g < first + gpus; ++g) {
       FlowSpec f;
       f.route.latency = t;
       plan.flows.push_back(f);
@@ -246,8 +271,19 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
       plan.dst.push_back(g);
     }
     return plan;
-  }, ready, moe_tail_);
-  for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
+  }, ready, moe_tail());
+  for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
+}
+
+void StepBuilder::attention_block(int l, int mb, Pass pass) {
+  attention_item(l, mb, pass);
+  if (!sc_.model.is_moe(l)) {
+    dense_item(l, mb, pass);
+    return;
+  }
+  moe_in_item(l, mb, pass);
+  if (local_shared()) shared_item(l, mb, pass, serial_);  // serial: the dispatch waits for the shared expert
+  if (impl_.executor_rounds() && pass == Pass::Forward) counts_item(l, mb);
 }
 
 void StepBuilder::moe_out(int l, int mb) { run_block(l, mb, Block::MoeOut, Pass::Forward); }
@@ -259,21 +295,22 @@ Bytes StepBuilder::token_bytes(bool outbound, Pass pass) const {
 std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> plan, int l, int mb, int c, bool outbound, Pass pass) const {
   if (!impl_.executor_rounds()) return plan;
   const int chunks = sc_.schedule.chunks;
-  const int gpus = gpus_;
+  const int first = span_.first, gpus = span_.count;
   const std::int64_t T = mb_tokens(mb);
   const Bytes row_bytes = token_bytes(outbound, pass);
-  return [plan = std::move(plan), traffic = traffic_, impl = impl_, cost = &cost_, ops = ops_, row_bytes, l, mb, c, chunks, gpus, T] {
+  return [plan = std::move(plan), traffic = traffic_, impl = impl_, cost = &cost_, ops = ops_, row_bytes, l, mb, c, chunks, first, gpus, T] {
     CommPlan p = plan();
+    // Per GPU of the span (rounds are indexed like the collective's arrivals).
     std::vector<std::int64_t> out(static_cast<std::size_t>(gpus), 0), in(static_cast<std::size_t>(gpus), 0);
     for (std::size_t f = 0; f < p.flows.size(); ++f) {
       if (p.src[f] == p.dst[f]) continue;
-      out[static_cast<std::size_t>(p.src[f])] += p.flows[f].bytes.count();
-      in[static_cast<std::size_t>(p.dst[f])] += p.flows[f].bytes.count();
+      out[static_cast<std::size_t>(p.src[f] - first)] += p.flows[f].bytes.count();
+      in[static_cast<std::size_t>(p.dst[f] - first)] += p.flows[f].bytes.count();
     }
-    const auto& entry = traffic->entry(l, mb, T);
+    const auto& entry = traffic->entry(l, mb, T, first, gpus);
     const auto slots = entry.slots;
     p.rounds.assign(static_cast<std::size_t>(gpus), RoundWork{});
-    for (int g = 0; g < gpus; ++g) {
+    for (int g = 0; g < gpus; ++g) {  // g: within the span
       // The rows a GPU routes to its own experts (every (token, expert) copy): a local copy.
       const Bytes own = row_bytes * equal_share(entry.matrix->copies_at(g, g), c, chunks);
       p.rounds[static_cast<std::size_t>(g)] =
@@ -288,10 +325,11 @@ std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> pla
 std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool outbound, Pass pass) const {
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
+  const int first = span_.first, gpus = span_.count;
   CommSetup setup = comm_;
-  if (pass == Pass::Backward) setup.dispatch_token = setup.combine_token;  // gradients both ways, as the combine
-  return [traffic = traffic_, cl = &cluster_, setup, l, mb, T, chunks, c, outbound] {
-    return comm_plan(setup, *cl, chunk_of(*traffic->at(l, mb, T), c, chunks), outbound);
+  if (pass != Pass::Forward) setup.dispatch_token = setup.combine_token;  // gradients both ways, as the combine
+  return [traffic = traffic_, cl = &cluster_, setup, l, mb, T, chunks, c, outbound, first, gpus] {
+    return comm_plan(setup, *cl, chunk_of(*traffic->at(l, mb, T, first, gpus), c, chunks), outbound);
   };
 }
 
@@ -303,53 +341,64 @@ std::function<std::uint64_t()> StepBuilder::chunk_key(int l, int mb, int c, bool
   const std::int64_t bytes = token_bytes(outbound, pass).count();
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
-  return [traffic = traffic_, l, mb, T, scheme, bytes, chunks, c, outbound] {
-    return KeyHasher().add(traffic->hash(l, mb, T)).add(scheme).add(bytes).add(chunks).add(c).add(outbound ? 1 : 0).key();
+  const int first = span_.first, gpus = span_.count;
+  return [traffic = traffic_, l, mb, T, scheme, bytes, chunks, c, outbound, first, gpus] {
+    return KeyHasher().add(traffic->hash(l, mb, T, first, gpus)).add(scheme).add(bytes).add(chunks).add(c).add(outbound ? 1 : 0).key();
   };
 }
 
 void StepBuilder::dispatch_half(int l, int mb, Pass pass) {
+  if (pass == Pass::Backward || pass == Pass::InputGrad) run_block(l, mb, Block::MoeOut, pass);
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   auto& out = dispatches_[static_cast<std::size_t>(mb)];
   out.clear();
   for (int c = 0; c < sc_.schedule.chunks; ++c)
     out.push_back(collective(Phase::Dispatch, l, mb, with_rounds(chunk_plan(l, mb, c, true, pass), l, mb, c, true, pass),
-                             c == 0 ? ready : Deps{}, moe_tail_, chunk_key(l, mb, c, true, pass)));
+                             c == 0 ? ready : Deps{}, moe_tail(), chunk_key(l, mb, c, true, pass)));
 }
 
 std::vector<StepBuilder::TaskOp> StepBuilder::expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c,
                                                            int slots, Pass pass) const {
   const int chunks = sc_.schedule.chunks;
+  const epsim::Pass p = pass == Pass::Forward ? epsim::Pass::Forward : epsim::Pass::Backward;
+  const bool input = pass != Pass::WeightGrad, weight = pass != Pass::InputGrad;
+  std::vector<TaskOp> out;
   if (per_slot == nullptr) {
     const std::int64_t rows = equal_share(received, c, chunks);
     if (rows == 0) return {};
-    return priced(program_.experts(rows, slots, pass));
+    const auto ops = program_.experts(rows, slots, p);
+    return priced(pass == Pass::Forward ? ops : of_pass(ops, input, weight), pass);
   }
   // One GEMM per expert slot at its own rows of this chunk (each (source, slot) count is cut into
   // chunks as the dispatch cuts it); empty slots launch nothing (models/op_pricing.h).
+  const int local = gpu - span_.first;  // the slot rows are indexed within the span
   std::vector<std::int64_t> n(static_cast<std::size_t>(per_slot->slots_per_gpu), 0);
   for (int j = 0; j < per_slot->slots_per_gpu; ++j)
-    for (int s = 0; s < gpus_; ++s) n[static_cast<std::size_t>(j)] += equal_share(per_slot->at(s, gpu, j), c, chunks);
-  std::vector<TaskOp> out;
-  for (const PricedOp& p : price_experts_per_expert(program_, n, pass, cost_, &ledger_)) out.push_back(task_op(p));
+    for (int s = 0; s < span_.count; ++s) n[static_cast<std::size_t>(j)] += equal_share(per_slot->at(s, local, j), c, chunks);
+  for (const PricedOp& priced_op : price_experts_per_expert(program_, n, p, cost_, &ledger_))
+    if (pass == Pass::Forward || (priced_op.op.name.grad == Grad::Wgrad) == weight || (input && weight))
+      out.push_back(task_op(priced_op, pass));
   return out;
 }
 
 // Forward: tokens go out in the dispatch and back in the combine. Backward: output gradients go
 // out the dispatch way and input gradients come back the combine way, so the program is the same.
-void StepBuilder::expert_half(int l, int mb, Pass pass) {
+// The experts' chunks on every GPU; combine_item sends them back.
+void StepBuilder::experts_item(int l, int mb, Pass pass) {
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
-  const auto& entry = traffic_->entry(l, mb, T);
+  const auto& entry = traffic_->entry(l, mb, T, span_.first, span_.count);
   const auto m = entry.matrix;
   LayerLoad& load = loads_[static_cast<std::size_t>(l)];
-  load.per_gpu.resize(static_cast<std::size_t>(gpus_), 0);
+  load.per_gpu.resize(static_cast<std::size_t>(span_.count), 0);  // the layer's stage's GPUs
+  load.first_gpu = span_.first;
   // Per routed expert: routed shared experts (always taken) are left out of the balance figures.
   load.per_expert.resize(static_cast<std::size_t>(sc_.model.routed_experts), 0);
   std::vector<std::int64_t> received(static_cast<std::size_t>(gpus_));
-  for (int gpu = 0; gpu < gpus_; ++gpu) received[static_cast<std::size_t>(gpu)] = m->received(gpu);
+  for (int gpu = span_.first; gpu < span_.end(); ++gpu) received[static_cast<std::size_t>(gpu)] = m->received(gpu - span_.first);
   if (pass == Pass::Forward) {
-    for (int gpu = 0; gpu < gpus_; ++gpu) load.per_gpu[static_cast<std::size_t>(gpu)] += received[static_cast<std::size_t>(gpu)];
+    for (int gpu = span_.first; gpu < span_.end(); ++gpu)
+      load.per_gpu[static_cast<std::size_t>(gpu - span_.first)] += received[static_cast<std::size_t>(gpu)];
     for (std::size_t e = 0; e < load.per_expert.size(); ++e) load.per_expert[e] += entry.expert_load[e];
     load.dropped += entry.dropped;
   }
@@ -359,7 +408,7 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
   const int slots = traffic_->placement.layer(routing_layer(l)).slots_per_gpu();
   const SlotTraffic* per_slot = sc_.cost_model.per_expert_gemms ? entry.slots.get() : nullptr;
   std::vector<Deps> per_chunk(static_cast<std::size_t>(chunks), Deps(static_cast<std::size_t>(gpus_)));
-  for (int gpu = 0; gpu < gpus_; ++gpu)
+  for (int gpu = span_.first; gpu < span_.end(); ++gpu)
     for (int c = 0; c < chunks; ++c) {
       std::vector<TaskOp> ops = expert_chunk(per_slot, received[static_cast<std::size_t>(gpu)], gpu, c, slots, pass);
       // No rows: a zero-time task keeps the chunk's place on the compute stream.
@@ -367,16 +416,61 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
       const TaskId arrival = g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu);
       per_chunk[static_cast<std::size_t>(c)][static_cast<std::size_t>(gpu)] = {emit(gpu, l, mb, ops, {arrival})};
     }
+  combine_after_[static_cast<std::size_t>(mb)] = std::move(per_chunk);
+}
+
+// Chunk c leaves once every GPU has computed its chunk c; the micro-batch's next item waits for all.
+void StepBuilder::combine_item(int l, int mb, Pass pass) {
+  const auto& per_chunk = combine_after_[static_cast<std::size_t>(mb)];
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
-  for (auto& r : ready) r.clear();
-  for (int c = 0; c < chunks; ++c) {
+  for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)].clear();
+  for (int c = 0; c < sc_.schedule.chunks; ++c) {
     const TaskId comb = collective(Phase::Combine, l, mb, with_rounds(chunk_plan(l, mb, c, false, pass), l, mb, c, false, pass),
-                                   per_chunk[static_cast<std::size_t>(c)], moe_tail_, chunk_key(l, mb, c, false, pass));
-    for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)].push_back(g_.arrival(comb, gpu));
+                                   per_chunk[static_cast<std::size_t>(c)], moe_tail(), chunk_key(l, mb, c, false, pass));
+    for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)].push_back(g_.arrival(comb, gpu));
   }
 }
 
-void StepBuilder::head(int layer, int mb, Pass pass) { run_block(layer, mb, Block::Head, pass); }
+void StepBuilder::expert_half(int l, int mb, Pass pass) {
+  experts_item(l, mb, pass);
+  combine_item(l, mb, pass);
+}
+
+// Pipeline backward: layer l's weight gradients on every GPU of the span, its .wgrad ops (the
+// attention projections, the dense MLP or the router and local shared expert, the GPU's experts of
+// every chunk) back to back. `chain`: the micro-batch's
+// next block waits for it (a backward that computes both gradients before moving on, as autograd
+// does); a deferred W chunk waits for nothing.
+void StepBuilder::weight_grad(int l, int mb, bool chain) {
+  const bool moe = sc_.model.is_moe(l);
+  std::vector<TaskOp> common;  // the same on every GPU of the span
+  auto add = [&](Block b) {
+    for (const TaskOp& t : priced(block_ops(b, l, mb, Pass::WeightGrad), Pass::WeightGrad)) common.push_back(t);
+  };
+  add(Block::Attention);
+  if (!moe) {
+    add(Block::Dense);
+  } else {
+    add(Block::MoeIn);
+    add(Block::Shared);
+  }
+  const auto* entry = moe ? &traffic_->entry(l, mb, mb_tokens(mb), span_.first, span_.count) : nullptr;
+  const int slots = traffic_->placement.layer(routing_layer(l)).slots_per_gpu();
+  const SlotTraffic* per_slot = entry && sc_.cost_model.per_expert_gemms ? entry->slots.get() : nullptr;
+  for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
+    std::vector<TaskOp> ops = common;
+    if (moe) {
+      const std::int64_t received = entry->matrix->received(gpu - span_.first);
+      for (int c = 0; c < sc_.schedule.chunks; ++c)
+        for (const TaskOp& t : expert_chunk(per_slot, received, gpu, c, slots, Pass::WeightGrad)) ops.push_back(t);
+    }
+    if (ops.empty()) continue;
+    const TaskId w = emit(gpu, l, mb, ops, {});
+    if (chain) ready_[static_cast<std::size_t>(mb)][static_cast<std::size_t>(gpu)] = {w};
+  }
+}
+
+void StepBuilder::lm_head(int layer, int mb, Pass pass, bool chain) { run_block(layer, mb, Block::Head, pass, chain); }
 
 void StepBuilder::mtp_pass(int k) {
   const int mbs = sc_.schedule.micro_batches();
@@ -390,50 +484,74 @@ void StepBuilder::mtp_pass(int k) {
   for (int mb = 0; mb < mbs; ++mb) expert_half(l, mb, Pass::Forward);
   for (int mb = 0; mb < mbs; ++mb) {
     moe_out(l, mb);
-    if (sc_.model.vocab > 0) head(l, mb, Pass::Forward);
+    if (sc_.model.vocab > 0) lm_head(l, mb, Pass::Forward);
+  }
+}
+
+void StepBuilder::run_stages(const std::vector<ScheduleStage>& stages, int l, Pass pass) {
+  for (const ScheduleStage& stage : stages) {
+    for (const ScheduleItem& item : stage.compute) run_item(item, l, pass);
+    for (const ScheduleItem& item : stage.comm) run_item(item, l, pass);
+  }
+}
+
+// One item of the overlap schedule on layer l; items that do not apply to the layer emit nothing.
+void StepBuilder::run_item(const ScheduleItem& item, int l, Pass pass) {
+  const int mb = item.micro_batch;
+  const bool moe = sc_.model.is_moe(l), rounds = impl_.executor_rounds();
+  switch (item.op) {
+    case ScheduleOp::MoeOut:  // forward only: a backward runs the MoeOut gradients in its dispatch item
+      if (pass == Pass::Forward && l > 0 && sc_.model.is_moe(l - 1)) moe_out(l - 1, mb);
+      return;
+    case ScheduleOp::Attention: attention_item(l, mb, pass); return;
+    case ScheduleOp::MoeIn:
+      if (moe) moe_in_item(l, mb, pass);
+      return;
+    case ScheduleOp::Shared:
+      if (moe && local_shared()) shared_item(l, mb, pass, item.chain);
+      return;
+    case ScheduleOp::Dense:
+      if (!moe) dense_item(l, mb, pass);
+      return;
+    case ScheduleOp::Counts:
+      if (moe && rounds && pass == Pass::Forward) counts_item(l, mb);
+      return;
+    case ScheduleOp::Dispatch:
+      if (moe) dispatch_half(l, mb, pass);
+      return;
+    case ScheduleOp::Experts:
+      if (moe) experts_item(l, mb, pass);
+      return;
+    case ScheduleOp::Combine:
+      if (moe) combine_item(l, mb, pass);
+      return;
   }
 }
 
 TaskGraph StepBuilder::build() {
+  if (sc_.parallelism.pp > 1) return build_pipeline();
   g_ = TaskGraph{};
-  const int mbs = sc_.schedule.micro_batches();
-  const int layers = sc_.model.layers;
+  const OverlapSchedule& program = sc_.schedule.program;
+  const int mbs = program.micro_batches;
+  loads_.assign(static_cast<std::size_t>(layers_), LayerLoad{});
   split_ = sc_.workload.mode == Mode::Decode ? TokenSplit{sc_.workload.batch_per_gpu, sc_.workload.queries_per_sequence()}
                                              : TokenSplit{sc_.workload.tokens(), 1};
-  // About 24 ops per layer and micro-batch, 4 more per chunk (experts, arrivals); training ~3x.
-  const std::size_t per_gpu = static_cast<std::size_t>(layers * mbs * (24 + 4 * sc_.schedule.chunks));
-  g_.reserve(per_gpu * static_cast<std::size_t>(gpus_) * (sc_.workload.mode == Mode::Training ? 3 : 1));
-  loads_.assign(static_cast<std::size_t>(layers_), LayerLoad{});
   compute_tail_.assign(static_cast<std::size_t>(gpus_), -1);
-  moe_tail_ = tp_tail_ = -1;
+  moe_tails_.assign(1, -1);
+  tp_tails_.assign(1, -1);
   ready_.assign(static_cast<std::size_t>(mbs), Deps(static_cast<std::size_t>(gpus_)));
   dispatches_.assign(static_cast<std::size_t>(mbs), {});
-  auto moe = [&](int l, Pass pass) {
-    for (int mb = 0; mb < mbs; ++mb) {
-      if (pass == Pass::Backward) run_block(l, mb, Block::MoeOut, pass);
-      dispatch_half(l, mb, pass);
-    }
-    for (int mb = 0; mb < mbs; ++mb) expert_half(l, mb, pass);
-  };
-  for (int l = 0; l < layers; ++l) {
-    for (int mb = 0; mb < mbs; ++mb) {
-      if (l > 0 && sc_.model.is_moe(l - 1)) moe_out(l - 1, mb);
-      attention_block(l, mb, Pass::Forward);
-    }
-    if (sc_.model.is_moe(l)) moe(l, Pass::Forward);
-  }
-  if (sc_.model.is_moe(layers - 1))
-    for (int mb = 0; mb < mbs; ++mb) moe_out(layers - 1, mb);
+  combine_after_.assign(static_cast<std::size_t>(mbs), {});
+  for (int l = 0; l < sc_.model.layers; ++l) run_stages(program.forward, l, Pass::Forward);
+  if (sc_.model.is_moe(sc_.model.layers - 1))
+    for (int mb = 0; mb < mbs; ++mb) moe_out(sc_.model.layers - 1, mb);
   if (sc_.model.vocab > 0)
-    for (int mb = 0; mb < mbs; ++mb) head(layers_, mb, Pass::Forward);
+    for (int mb = 0; mb < mbs; ++mb) lm_head(layers_, mb, Pass::Forward);
   for (int k = 0; k < sc_.workload.mtp_tokens; ++k) mtp_pass(k);
   if (sc_.workload.mode == Mode::Training) {
     if (sc_.model.vocab > 0)
-      for (int mb = 0; mb < mbs; ++mb) head(layers_, mb, Pass::Backward);
-    for (int l = layers - 1; l >= 0; --l) {
-      if (sc_.model.is_moe(l)) moe(l, Pass::Backward);
-      for (int mb = 0; mb < mbs; ++mb) attention_block(l, mb, Pass::Backward);
-    }
+      for (int mb = 0; mb < mbs; ++mb) lm_head(layers_, mb, Pass::Backward);
+    for (int l = sc_.model.layers - 1; l >= 0; --l) run_stages(program.backward, l, Pass::Backward);
   }
   return std::move(g_);
 }

@@ -1,13 +1,13 @@
 // Builds the task graph of one step from a scenario, in its overlap schedule.
 //
-// Every op of the layer program (models/layer_program.h) is one compute task; per layer and
-// micro-batch the builder emits two blocks of them:
-//   attention block: [the previous MoE layer's MoeOut ops: unpermute, ffn_residual] attn_norm,
-//                    [TP all-gather] the attention ops, [TP reduce-scatter] attn_residual, then the
-//                    MoeIn ops (ffn_norm, router, top-k, [quant_dispatch], permute) and the shared
-//                    expert (MoE layers) or the dense block;
-//   MoE block:       dispatch in `chunks` collectives; the experts' ops run on chunk c as soon as it
-//                    has arrived; combine chunk c leaves when every GPU's chunk c is computed.
+// Every op of the layer program (models/layer_program.h) is one compute task. Per layer and
+// micro-batch the overlap schedule's items (sim/overlap_schedule.h) emit them:
+//   moe_out   the previous MoE layer's unpermute and ffn_residual;
+//   attention attn_norm, [TP all-gather] the attention ops, [TP reduce-scatter] attn_residual;
+//   moe_in    ffn_norm, router, router_topk, [quant_dispatch], permute; shared: the shared expert;
+//   dense     a dense layer's MLP block;
+//   dispatch  in `chunks` collectives; experts: the routed experts' ops on chunk c as soon as it has
+//             arrived; combine: chunk c leaves when every GPU's chunk c is computed.
 // Emission order per layer: attention blocks of all micro-batches, their dispatches, then their
 // expert halves (experts and combines): compute A0 A1 E0 E1, communication D0 D1 C0 C1.
 // Compute tasks of a GPU run one at a time in emission order (its compute stream); collectives run
@@ -19,9 +19,10 @@
 //                    starts once its own combine is done (cross-layer pipelining);
 //   decode-5stage    the same program with communication on 0 SMs (set by the scenario).
 // Training appends the backward pass: layers in reverse, the MoE block first (its dispatch carries
-// output gradients to the experts, its combine brings input gradients back, both bf16), every block's
-// backward ops in reverse (GEMMs as .dgrad and .wgrad tasks, attn_core.bwd; layer_program.h).
-// Every op's task takes its cost model price plus the model's kernel gap per kernel it launches.
+// output gradients to the experts, after the MoE out block's gradients; its combine brings input
+// gradients back, both bf16), each item's ops as the layer program's backward (GEMMs as .dgrad and
+// .wgrad tasks, attn_core.bwd). Every op's task takes its cost model price plus the model's kernel
+// gap per kernel it launches (models/op_pricing.h).
 #pragma once
 
 #include <cstdint>
@@ -40,6 +41,7 @@
 #include "placement/slot_traffic.h"
 #include "sim/comm_scheme.h"
 #include "sim/dispatch_mode.h"
+#include "sim/pipeline_schedule.h"
 #include "sim/scenario.h"
 #include "sim/task_graph.h"
 #include "topology/cluster.h"
@@ -48,11 +50,22 @@ namespace epsim {
 
 // Routed (token, expert) pairs each GPU computes in one MoE layer, all micro-batches together.
 struct LayerLoad {
-  std::vector<std::int64_t> per_gpu;
+  std::vector<std::int64_t> per_gpu;     // GPUs first_gpu.. of the layer's pipeline stage (all without PP)
+  int first_gpu = 0;
   std::vector<std::int64_t> per_expert;  // routed tokens per expert
   std::int64_t dropped = 0;              // selections a capacity factor dropped
   std::int64_t max() const;
   double mean() const;
+};
+
+// What a pipeline-parallel step ran (parallelism.pp > 1), for its metrics (sim/pipeline_metrics.h).
+struct PipelineRun {
+  PipelineSchedule schedule;
+  std::vector<int> stage_first_layer;  // per virtual stage, its first layer; one more entry: model.layers
+  int gpus_per_rank = 0;               // rank r runs on GPUs r x gpus_per_rank ..
+  // Per rank, per slot of schedule.slots: the task ids [first, end) it emitted (its sends included).
+  std::vector<std::vector<std::pair<TaskId, TaskId>>> slot_tasks;
+  int stage_layers(int stage) const { return stage_first_layer[static_cast<std::size_t>(stage) + 1] - stage_first_layer[static_cast<std::size_t>(stage)]; }
 };
 
 class StepBuilder {
@@ -64,23 +77,45 @@ class StepBuilder {
   const std::vector<LayerLoad>& loads() const { return loads_; }
   // Which cost model priced each op class, and any extrapolation (models/pricing_ledger.h).
   const PricingLedger& pricing() const { return ledger_; }
+  // The pipeline schedule and what each slot emitted (empty schedule without pipeline parallelism).
+  const PipelineRun& pipeline() const { return pipeline_; }
 
  private:
   struct Traffic;  // routing sample -> dispatch matrix, cached per (layer, micro-batch)
+  // Backward: the layer program's backward ops, input and weight gradients; under pipeline
+  // parallelism a backward is InputGrad (the backward ops but the .wgrad ones) and WeightGrad (the
+  // .wgrad ops alone: weight_grad).
+  enum class Pass { Forward, Backward, InputGrad, WeightGrad };
+  struct GpuSpan {
+    int first = 0, count = 0;
+    int end() const { return first + count; }
+  };
   using Deps = std::vector<std::vector<TaskId>>;  // per GPU: tasks the next block must wait for
 
+  // The items of the overlap schedule (sim/overlap_schedule.h), each on every GPU of span_.
+  void run_stages(const std::vector<ScheduleStage>& stages, int l, Pass pass);
+  void run_item(const ScheduleItem& item, int l, Pass pass);
+  void attention_item(int l, int mb, Pass pass);
+  void moe_in_item(int l, int mb, Pass pass);
+  void shared_item(int l, int mb, Pass pass, bool chain);
+  void dense_item(int l, int mb, Pass pass);
+  void counts_item(int l, int mb);
+  void experts_item(int l, int mb, Pass pass);
+  void combine_item(int l, int mb, Pass pass);
+  bool local_shared() const;  // shared experts computed on every GPU (not routed into expert slots)
+  // attention, then moe_in, shared (chained when serial_) and counts, or dense: a layer's attention
+  // block in one go (the pipeline and the MTP passes).
   void attention_block(int l, int mb, Pass pass);
   // The MoE block in two halves, so that a schedule can issue every micro-batch's dispatch before
   // any combine on the communication stream.
+  // In a backward the MoeOut block's gradients (ffn_residual.dgrad, unpermute.dgrad) run first on
+  // the compute stream: the rows the dispatch sends.
   void dispatch_half(int l, int mb, Pass pass);
-  // Bytes a token carries: forward precision.dispatch (outbound) or precision.combine; backward
-  // both ways the combine's (bf16 gradients, as DeepSeek-V3 keeps the combine and its backward).
-  Bytes token_bytes(bool outbound, Pass pass) const;
   // Makes chunk c of (layer, micro-batch)'s dispatch (outbound) or combine when the collective starts.
   std::function<CommPlan()> chunk_plan(int l, int mb, int c, bool outbound, Pass pass) const;
   // Its key: the hash of the (layer, micro-batch) matrix with the chunk, direction, bytes and scheme.
   std::function<std::uint64_t()> chunk_key(int l, int mb, int c, bool outbound, Pass pass) const;
-  void expert_half(int l, int mb, Pass pass);
+  void expert_half(int l, int mb, Pass pass);  // experts_item + combine_item
   // An op as a task runs it: its time (cost model + kernel gaps), its SM-bound share, its phase.
   struct TaskOp {
     OpName name;
@@ -88,33 +123,59 @@ class StepBuilder {
     Time time;
     double sm_bound;
   };
-  TaskOp task_op(const PricedOp& p) const;
+  TaskOp task_op(const PricedOp& p, Pass pass) const;
   // Prices `ops` (models/op_pricing.h), recording them in the ledger.
-  std::vector<TaskOp> priced(const std::vector<LayerOp>& ops) const;
-  LayerShape shape(int mb) const;
+  std::vector<TaskOp> priced(const std::vector<LayerOp>& ops, Pass pass) const;
+  // The layer program's ops of block b for (layer, micro-batch) in `pass` (InputGrad: without the
+  // .wgrad ops; WeightGrad: those alone).
+  std::vector<LayerOp> block_ops(Block b, int l, int mb, Pass pass) const;
+  LayerShape shape(int l, int mb) const;
   // GPU `gpu`'s routed experts' ops on chunk c. `per_slot` (per-expert GEMMs: each expert's GEMM at
   // its own rows, summed into one task per GEMM op) or else grouped over the GPU's `received` rows.
   std::vector<TaskOp> expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c, int slots, Pass pass) const;
-  // Runs block `b` of (layer, micro-batch) on every GPU after what the micro-batch waits for.
-  void run_block(int l, int mb, Block b, Pass pass);
-  // Emits `ops` back to back on `gpu`'s compute stream, the first after `after`; the last task.
+  // Runs block b of (layer, micro-batch) on every GPU of the span after what the micro-batch waits
+  // for; `chain`: the micro-batch's next item waits for its last op (else only the stream does).
+  void run_block(int l, int mb, Block b, Pass pass, bool chain = true);
+  // Emits `ops` back to back on `gpu`'s compute stream, the first after `after`; the last task (-1: none).
   TaskId emit(int gpu, int l, int mb, const std::vector<TaskOp>& ops, const std::vector<TaskId>& after);
   // At `layer` (model.layers + MTP layers for the model's head: the LM head's pseudo-layer; an MTP
-  // layer's index for its draft's head): final_norm and the logits of each sequence's last token
-  // (prefill), else of every token.
-  void head(int layer, int mb, Pass pass);
+  // layer's index for its draft's head): logits of each sequence's last token (prefill), else of
+  // every token. Without `chain` (a deferred weight gradient) nothing of the micro-batch waits for it.
+  void lm_head(int layer, int mb, Pass pass, bool chain = true);
   // workload.mtp_tokens: draft pass k (0-based) of the MTP module over one token per sequence:
-  // mtp_proj, one MoE decoder layer (index model.layers + k) and the shared LM head.
+  // its projection, one MoE decoder layer (index model.layers + k) and the shared LM head.
   void mtp_pass(int k);
+
+  // Pipeline parallelism (sim/step_builder_pipeline.cpp): the step as parallelism.pp ranks of
+  // consecutive layers running schedule.pipeline's slots in order.
+  TaskGraph build_pipeline();
+  void emit_slot(int rank, const PipeSlot& slot);
+  // One chunk's layers; a forward ends at the next stage's send, a backward at the previous one's.
+  void forward_chunk(const PipeChunk& c);
+  void backward_chunk(const PipeChunk& c);
+  void weight_chunk(const PipeChunk& c);
+  // DualPipe's F&B: the two chunks' layers interleaved block by block, so that one's compute runs
+  // while the other's all-to-all is in flight (compute A_f E_b E_f A_b, communication D_b D_f C_b C_f).
+  void overlapped_chunks(const PipeChunk& f, const PipeChunk& b);
+  // Layer l's weight gradients on every GPU of the span: one task per GPU; with `chain` the
+  // micro-batch's next block (or send) waits for it.
+  void weight_grad(int l, int mb, bool chain);
+  // Micro-batch mb's activations (forward) or gradients from GPU i of `from`'s span to GPU i of
+  // `to`'s: one flow per GPU pair, a collective over the receiving span only.
+  void pipe_send(int l, int mb, int from, int to);
+  void set_rank(int rank);
   // The routing (gate statistics) and placement an emitted layer uses: its own, or for an MTP layer
   // the model's last layer's.
   int routing_layer(int layer) const;
-  // The MoeOut ops (unpermute, ffn_residual) of (layer, micro-batch), emitted where they run: before
-  // the next layer's attention (so the compute stream runs A0 A1 E0 E1), or before the LM head.
+  // The MoeOut ops (unpermute, ffn_residual) of (layer, micro-batch), emitted where they run:
+  // before the next layer's attention (so the compute stream runs A0 A1 E0 E1), or before the LM
+  // head.
   void moe_out(int l, int mb);
+  // Bytes a token carries: forward the dispatch's (outbound) or the combine's; backward the
+  // combine's both ways (bf16 gradients, as DeepSeek-V3 keeps the combine and its backward).
+  Bytes token_bytes(bool outbound, Pass pass) const;
   // Adds the implementation's per-GPU round time to a dispatch (outbound) or combine chunk (a
-  // zero-byte flow per GPU that arrives after it); ideal: the plan unchanged. Rows carry
-  // precision.dispatch or precision.combine bytes.
+  // zero-byte flow per GPU that arrives after it); ideal: the plan unchanged.
   std::function<CommPlan()> with_rounds(std::function<CommPlan()> plan, int l, int mb, int c, bool outbound, Pass pass) const;
   TaskId compute(int gpu, const TaskOp& op, int l, int mb, const std::vector<TaskId>& after);
   // The share of an op's roofline floor that is compute (SM) time; 1 under dispatch_impl ideal.
@@ -149,10 +210,19 @@ class StepBuilder {
   TokenSplit split_;
   TaskGraph g_;
   std::vector<TaskId> compute_tail_;  // per GPU: last compute task emitted
-  TaskId moe_tail_ = -1;              // last dispatch/combine emitted
-  TaskId tp_tail_ = -1;               // last TP collective emitted
+  // Per pipeline rank (one without PP): the last dispatch/combine and the last TP collective
+  // emitted, the tails of its two communication streams.
+  std::vector<TaskId> moe_tails_, tp_tails_;
+  int rank_ = 0;      // the pipeline rank being emitted
+  GpuSpan span_;      // its GPUs (the whole cluster without PP); every block below emits on them
+  int mbs_;           // micro-batches the step's tokens are split into
+  bool serial_;       // one micro-batch at a time: the dispatch waits for the shared expert
+  TaskId& moe_tail() { return moe_tails_[static_cast<std::size_t>(rank_)]; }
+  TaskId& tp_tail() { return tp_tails_[static_cast<std::size_t>(rank_)]; }
   std::vector<Deps> ready_;           // per micro-batch: what its next block waits for
   std::vector<std::vector<TaskId>> dispatches_;  // per micro-batch: the dispatch chunks in flight
+  std::vector<std::vector<Deps>> combine_after_;  // per micro-batch, per chunk: the expert tasks its combine waits for
+  PipelineRun pipeline_;
 };
 
 }  // namespace epsim
