@@ -185,6 +185,12 @@ echo '{"base": "scenarios/small-2node.json", "skip_invalid": true, "axes": [{"ke
 "$EPSIM" sweep "$tmp/sweep-skip.json" --out "$tmp/skip" >"$tmp/out" 2>&1 && grep -q '"error":"parallelism.ep = 6' "$tmp/skip/results.jsonl" \
   && [[ $(grep -c step_time_ms "$tmp/skip/results.jsonl") -eq 1 ]] && ok || bad "skip_invalid: $(cat "$tmp/out")"
 
+# --ops lists one layer's ops; report.json carries them; the fp8 precision section shows in both.
+"$EPSIM" run scenarios/decode.json --ops --no-trace --out "$tmp/ops" >"$tmp/ops.txt" 2>&1 \
+  && grep -q "quant_act.expert_down" "$tmp/ops.txt" && grep -q "MoE layer 3, forward" "$tmp/ops.txt" \
+  && python3 -c "import json,sys; o=json.load(open(sys.argv[1]))['ops']; l=o['layers'][1]; assert l['kind']=='moe' and any(x['op']=='expert_up' and x['precision']=='fp8' for x in l['ops'])" "$tmp/ops/report.json" \
+  && ok || bad "run --ops: $(tail -3 "$tmp/ops.txt")"
+
 # epsim serve: bad serving keys and traces exit 2 naming the path; serve.json is deterministic.
 expect_error serve-key 'serving.rat = 5: unknown key' serve scenarios/serve-small.json --set serving.rat=5 --out "$tmp/sv"
 expect_error serve-spread 'serving.length_spread = 1.5: must be in [0, 1)' serve scenarios/serve-small.json --set serving.length_spread=1.5 --out "$tmp/sv"

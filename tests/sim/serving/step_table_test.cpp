@@ -42,7 +42,7 @@ TEST_CASE("step table: a grid node is the step simulator's step time; between no
   double corners = 0;
   for (int b : {16, 32})
     for (int kv : {1024, 2048}) corners += run_ms(small(), {{"mode", "decode"}, {"batch_per_gpu", b}, {"kv_len", kv}});
-  CHECK(mid == doctest::Approx(corners / 4).epsilon(1e-12));
+  CHECK(mid == doctest::Approx(corners / 4).epsilon(1e-9));  // to the picosecond the mix rounds to
   CHECK(t.nodes() == 4);
   // Prefill node (T = 2048, S = 512): 4 sequences of 512 tokens.
   CHECK(t.prefill({2048, 256.5}).to_ms() ==
