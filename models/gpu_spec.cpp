@@ -69,6 +69,7 @@ const Schema& GpuSpec::schema() {
       {"memory_gb", "number", nullptr, "GB", "device memory, 1e9 bytes (default: preset)"},
       {"nvlink_gbps", "number", nullptr, "GB/s", "NVLink per GPU each way (default: preset)"},
       {"sms", "integer", nullptr, "", "streaming multiprocessors (default: preset: 132 Hopper, 78 H20, 148 Blackwell)"},
+      {"kernel_gap_us", "number", 1.0, "us", "nominal cost model: the gap each kernel adds after the previous one on a stream (launch and dependency), added to every op's time per kernel it launches. 1 us: NVIDIA's \"Getting Started with CUDA Graphs\" (developer.nvidia.com/blog/cuda-graphs) measured back-to-back 2.9 us kernels in a stream at 3.8 us each; under a calibrated cost model measured prices include their launches, and ops no measured family prices get the profile's measured kernel_gap_us (else this)"},
   }};
   return s;
 }
@@ -95,6 +96,7 @@ GpuSpec GpuSpec::from_json(const nlohmann::json& j, const std::string& path) {
   if (c.has("memory_gb")) g.memory = Bytes::gb(c.number_in("memory_gb", kMinRate, kMaxMemoryGb, "GB"));
   if (c.has("nvlink_gbps")) g.nvlink = Bandwidth::gb_per_s(c.number_in("nvlink_gbps", kMinRate, kMaxRate, "GB/s"));
   if (c.has("sms")) g.sms = c.integer_in<int>("sms", 1, kSms);
+  g.kernel_gap = Time::us(c.number_in("kernel_gap_us", 0.0, kMaxLatencyUs, "us"));
   return g;
 }
 

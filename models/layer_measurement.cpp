@@ -5,7 +5,10 @@
 
 namespace epsim {
 
-bool is_layer_document(const nlohmann::json& doc) { return doc.is_object() && doc.value("schema", "") == "epsim-layer/1"; }
+bool is_layer_document(const nlohmann::json& doc) { 
+  const auto it = doc.is_object() ? doc.find("schema") : doc.end();
+  return doc.is_object() && it != doc.end() && it->is_string() && it->get<std::string>() == "epsim-layer/1";
+}
 
 MeasuredLayerFile read_layer_file(const std::string& path) {
   const nlohmann::json doc = read_json_file(path);

@@ -15,6 +15,7 @@
 #include "models/layer_ops.h"
 #include "models/limits.h"
 #include "sim/scenario.h"
+#include "sim/serving/serving_spec.h"
 #include "tools/commands.h"
 #include "tools/overflow_keys.h"
 
@@ -159,6 +160,7 @@ int explain_command(const Args& args) {
   for (const auto& s : o.sets) apply_override(doc, s);
   return with_scale_keys(doc, [&] {
     const Scenario sc = Scenario::from_json(doc);
+    serving::check_serving_section(doc);
     return o.family.empty() ? explain_op(o, sc) : explain_family(o, sc);
   });
 }

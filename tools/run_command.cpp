@@ -9,6 +9,7 @@
 #include "models/limits.h"
 #include "sim/report.h"
 #include "sim/resolved_scenario.h"
+#include "sim/serving/serving_spec.h"
 #include "sim/simulation.h"
 #include "tools/commands.h"
 #include "tools/output_paths.h"
@@ -26,6 +27,7 @@ struct RunOptions {
   std::vector<std::string> sets;
   std::string out = "out";
   bool trace = true;
+  bool ops = false;  // --ops: one dense and one MoE layer's ops (sim/layer_listing.h)
   int steps = 1;
 };
 
@@ -33,7 +35,8 @@ RunOptions parse(const Args& args) {
   RunOptions o;
   po::options_description desc;
   desc.add_options()("scenario", po::value(&o.scenario))("set", po::value(&o.sets)->composing())(
-      "out", po::value(&o.out))("no-trace", po::bool_switch())("steps", po::value(&o.steps));
+      "out", po::value(&o.out))("no-trace", po::bool_switch())("steps", po::value(&o.steps))(
+      "ops", po::bool_switch(&o.ops));
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
@@ -178,6 +181,7 @@ int run_command(const Args& args) {
   for (const auto& s : o.sets) apply_override(doc, s);
   return with_scale_keys(doc, [&] {
     Scenario scenario = Scenario::from_json(doc);
+    serving::check_serving_section(doc);
     require_writable_dir("--out", o.out);  // before the simulation, not after it
     const auto t0 = std::chrono::steady_clock::now();
     Simulation sim(std::move(scenario));
@@ -190,6 +194,7 @@ int run_command(const Args& args) {
     if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim));
     print_summary(sim, wall);
     fmt::print("  wrote {}/report.json{}\n", o.out, o.trace ? " and " + o.out + "/trace.json" : "");
+    if (o.ops) fmt::print("\n{}", ops_table(sim.layer_ops()));
     return 0;
   });
 }

@@ -154,4 +154,11 @@ nlohmann::json pool_document(const nlohmann::json& doc, const PoolSpec& pool, co
   return out;
 }
 
+void check_serving_section(const nlohmann::json& doc) {
+  if (!doc.is_object() || !doc.contains("serving")) return;
+  const ServingSpec s = ServingSpec::from_json(doc.at("serving"));
+  for (const auto& [pool, name] : {std::pair{&s.colocated, "colocated"}, {&s.prefill, "prefill"}, {&s.decode, "decode"}})
+    if (!pool->set.empty()) (void)pool_document(doc, *pool, name);
+}
+
 }  // namespace epsim::serving
