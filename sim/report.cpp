@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include "models/errors.h"
+#include "sim/fault_report.h"
+#include "sim/step_distribution.h"
 
 namespace epsim {
 
@@ -114,6 +116,8 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
     if (k == LinkKind::LeafUp) spine += gb;
   }
   j["traffic_gb"] = {{"nvlink", nvlink}, {"infiniband", infiniband}, {"spine", spine}};
+  if (nlohmann::json f = faults_json(sim); !f.is_null()) j["faults"] = f;
+  if (sim.history().size() > 1) j["steps"] = to_json(step_distribution(sim.history(), sim.straggle_total()));
   return j;
 }
 

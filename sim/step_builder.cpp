@@ -29,6 +29,24 @@ DispatchMatrix chunk_of(const DispatchMatrix& m, int c, int chunks) {
   for (auto& v : out.node_unique) v = equal_share(v, c, chunks);
   return out;
 }
+
+// Failures in a routing sample: sources that hold no tokens route none, and the selections of
+// `lost` experts (no live replica) are dropped. Returns the selections dropped.
+std::int64_t drop_unserved(RoutingSample& r, const ComputeFaults& faults, const std::vector<int>& lost) {
+  std::int64_t dropped = 0;
+  for (int s = 0; s < r.sources; ++s) {
+    if (faults.serves_tokens(s)) continue;
+    r.tokens[static_cast<std::size_t>(s)] = 0;
+    std::fill_n(r.counts.begin() + static_cast<std::ptrdiff_t>(s) * r.experts, r.experts, 0);
+  }
+  for (int e : lost)
+    for (int s = 0; s < r.sources; ++s) {
+      std::int64_t& c = r.counts[static_cast<std::size_t>(s) * static_cast<std::size_t>(r.experts) + static_cast<std::size_t>(e)];
+      dropped += c;
+      c = 0;
+    }
+  return dropped;
+}
 }  // namespace
 
 // Re-derives dispatch matrices on demand (deterministic), keeping only the latest few, so a step's
@@ -38,11 +56,13 @@ struct StepBuilder::Traffic {
     std::shared_ptr<const DispatchMatrix> matrix;
     std::vector<std::int64_t> expert_load;
     std::int64_t dropped = 0;
+    std::int64_t lost = 0;  // selections of lost experts (drop_unserved)
     std::shared_ptr<const SlotTraffic> slots;  // when `want_slots`
   };
   const GateModel& gate;
   const Placement& placement;
   const Cluster& cluster;
+  const ComputeFaults& faults;
   std::map<std::pair<int, int>, Entry> cache;
   std::map<std::pair<int, int>, std::uint64_t> hashes;  // matrix hash of every (layer, micro-batch) seen: small, kept
   bool want_slots = false;  // per-(source, slot) rows: dispatch_impl pieces, per-expert GEMMs
@@ -59,11 +79,12 @@ struct StepBuilder::Traffic {
     // its own draws (micro-batch ids past the model's).
     const int mtp = layer - model_layers + 1;
     const int routed = mtp > 0 ? model_layers - 1 : layer;
-    const RoutingSample r = gate.sample(routed, mtp > 0 ? mb + mtp * micro_batches : mb, cluster.gpu_count(), tokens);
+    RoutingSample r = gate.sample(routed, mtp > 0 ? mb + mtp * micro_batches : mb, cluster.gpu_count(), tokens);
+    const std::int64_t lost = cluster.spec().failed_gpus.empty() ? 0 : drop_unserved(r, faults, placement.layer(routed).lost());
     auto m = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement.layer(routed), cluster.gpus_per_node(), placement.replica_choice()));
     const std::uint64_t h = KeyHasher().add(m->gpus).add(m->gpus_per_node).add(m->copies).add(m->unique).add(m->node_unique).key();
     hashes[key] = h;
-    Entry e{std::move(m), r.expert_load(), r.dropped, nullptr};
+    Entry e{std::move(m), r.expert_load(), r.dropped, lost, nullptr};
     if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(routed), cluster.gpus_per_node(), placement.replica_choice()));
     return cache.emplace(key, std::move(e)).first->second;
   }
@@ -76,10 +97,10 @@ struct StepBuilder::Traffic {
 };
 
 StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const CostModel& cost,
-                         const GateModel& gate, const Placement& placement)
-    : sc_(scenario), cluster_(cluster), cost_(cost), ops_(scenario.model, scenario.parallelism.attention_tp),
+                         const GateModel& gate, const Placement& placement, ComputeFaults faults)
+    : sc_(scenario), cluster_(cluster), cost_(cost), faults_(std::move(faults)), ops_(scenario.model, scenario.parallelism.attention_tp),
       impl_(DispatchImpl::named(scenario.network.dispatch_impl)),
-      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}, false})), gpus_(cluster.gpu_count()),
+      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, faults_, {}, {}, false})), gpus_(cluster.gpu_count()),
       layers_(scenario.model.layers + scenario.workload.mtp_tokens) {
   traffic_->want_slots = impl_.executor_rounds() || scenario.cost_model.per_expert_gemms;
   traffic_->model_layers = scenario.model.layers;
@@ -114,7 +135,9 @@ Time StepBuilder::scaled(const OpWork& w, Pass pass) const {
 TaskId StepBuilder::compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after,
                             double sm_bound) {
   const TaskId id = g_.compute(gpu, phase, l, mb, duration);
-  g_.tasks()[static_cast<std::size_t>(id)].sm_bound = sm_bound;
+  Task& task = g_.tasks()[static_cast<std::size_t>(id)];
+  task.duration = faults_.duration(duration, gpu, phase, id);
+  task.sm_bound = sm_bound;
   TaskId& tail = compute_tail_[static_cast<std::size_t>(gpu)];
   if (tail >= 0) g_.depend(tail, id);
   for (TaskId a : after)
@@ -141,10 +164,12 @@ TaskId StepBuilder::tp_collective(int l, int mb, const Deps& after) {
   const Cluster* cl = &cluster_;
   const int gpus = gpus_;
   const std::uint64_t key = KeyHasher().add(0x7470).add(tp).add(gpus).add(per_peer.count()).key();
-  return collective(Phase::TpComm, l, mb, [cl, tp, gpus, per_peer, setup = tp_] {
+  // A group with a failed GPU holds no tokens and exchanges none (the key is per step: equal).
+  return collective(Phase::TpComm, l, mb, [cl, tp, gpus, per_peer, setup = tp_, faults = &faults_] {
     CommPlan plan;
     for (int s = 0; s < gpus; ++s)
-      for (int d = (s / tp) * tp; d < (s / tp + 1) * tp; ++d) plan.add(*cl, s, d, per_peer);
+      for (int d = (s / tp) * tp; d < (s / tp + 1) * tp; ++d)
+        if (faults->serves_tokens(s)) plan.add(*cl, s, d, per_peer);
     apply_engines(plan, *cl, setup, per_peer);
     return plan;
   }, after, tp_tail_, [key] { return key; });
@@ -345,6 +370,7 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
     for (int gpu = 0; gpu < gpus_; ++gpu) load.per_gpu[static_cast<std::size_t>(gpu)] += received[static_cast<std::size_t>(gpu)];
     for (std::size_t e = 0; e < load.per_expert.size(); ++e) load.per_expert[e] += entry.expert_load[e];
     load.dropped += entry.dropped;
+    load.lost += entry.lost;
   }
 
   const auto& dispatches = dispatches_[static_cast<std::size_t>(mb)];
