@@ -1,5 +1,6 @@
 #include "placement/placement.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "models/errors.h"
@@ -26,7 +27,7 @@ std::vector<LayerPlacement> dedupe(std::vector<LayerPlacement> tables) {
 
 // EPLB re-planned around failed GPUs: the live GPUs form the group EPLB packs (nodes = the live
 // nodes when whole nodes failed, else one), and the failed GPUs' slots stay empty.
-Placement Placement::eplb_over_live(const std::vector<std::vector<double>>& weight, int first_layer, int slots_per_gpu, int groups, int ep,
+Placement Placement::eplb_over_live(const std::vector<std::vector<double>>& weight, const std::vector<int>& moe_layers, int slots_per_gpu, int groups, int ep,
                                     int gpus_per_node, const std::vector<int>& failed, EplbPolicy policy) {
   const int E = static_cast<int>(weight.front().size());
   std::vector<char> down(z(ep), 0);
@@ -52,22 +53,31 @@ Placement Placement::eplb_over_live(const std::vector<std::vector<double>>& weig
       for (int j = 0; j < slots_per_gpu; ++j) full[z(live[k] * slots_per_gpu + j)] = row[k * z(slots_per_gpu) + z(j)];
     tables.emplace_back(E, ep, std::move(full));
   }
-  return Placement("eplb", first_layer, dedupe(std::move(tables)));
+  return Placement("eplb", moe_layers, dedupe(std::move(tables)));
 }
 
-Placement::Placement(std::string strategy, int first_layer, std::vector<LayerPlacement> tables)
-    : strategy_(std::move(strategy)), first_layer_(first_layer), tables_(std::move(tables)) {
+Placement::Placement(std::string strategy, std::vector<int> moe_layers, std::vector<LayerPlacement> tables)
+    : strategy_(std::move(strategy)), moe_layers_(std::move(moe_layers)), tables_(std::move(tables)) {
   if (tables_.empty()) throw SimulationError("Placement without tables");
+  if (tables_.size() > 1 && moe_layers_.size() != tables_.size())
+    throw SimulationError("Placement: " + std::to_string(tables_.size()) + " tables for " + std::to_string(moe_layers_.size()) + " MoE layers");
   for (const auto& t : tables_)
     if (t.experts() != tables_.front().experts() || t.ep() != tables_.front().ep())
       throw SimulationError("Placement: tables differ in experts or ep");
 }
 
 const LayerPlacement& Placement::layer(int layer) const {
-  if (tables_.size() == 1 || layer < first_layer_) return tables_.front();
-  const auto i = static_cast<std::size_t>(layer - first_layer_);
-  if (i >= tables_.size()) throw SimulationError("Placement: no table for layer " + std::to_string(layer));
-  return tables_[i];
+  if (tables_.size() == 1) return tables_.front();
+  const auto it = std::lower_bound(moe_layers_.begin(), moe_layers_.end(), layer);
+  if (it == moe_layers_.end() || *it != layer) return tables_.front();
+  return tables_[static_cast<std::size_t>(it - moe_layers_.begin())];
+}
+
+const LayerPlacement& Placement::moe_table(int index) const {
+  if (tables_.size() == 1) return tables_.front();
+  if (index < 0 || static_cast<std::size_t>(index) >= tables_.size())
+    throw SimulationError("Placement: no table for MoE layer " + std::to_string(index));
+  return tables_[static_cast<std::size_t>(index)];
 }
 
 Time expert_compute_per_token(const MoeModelSpec& model, const GpuSpec& gpu) {
@@ -75,7 +85,7 @@ Time expert_compute_per_token(const MoeModelSpec& model, const GpuSpec& gpu) {
 }
 
 Placement Placement::contiguous(int experts, int ep) {
-  return Placement("contiguous", 0, {contiguous_layout(experts, ep)});
+  return Placement("contiguous", {}, {contiguous_layout(experts, ep)});
 }
 
 Placement Placement::make(const PlacementSpec& spec, int experts, int ep) {
@@ -90,7 +100,7 @@ Placement Placement::make(const PlacementSpec& spec, const PlacementInputs& in) 
 Placement Placement::without_gpus(const std::vector<int>& gpus) const {
   std::vector<LayerPlacement> tables;
   for (const LayerPlacement& t : tables_) tables.push_back(t.without_gpus(gpus));
-  Placement out(strategy_, first_layer_, std::move(tables));
+  Placement out(strategy_, moe_layers_, std::move(tables));
   out.replica_choice_ = replica_choice_;
   return out;
 }
@@ -104,7 +114,7 @@ std::vector<std::vector<int>> Placement::lost_experts() const {
 Placement Placement::layouts(const PlacementSpec& spec, int experts, int ep) {
   if (spec.resolved) return *spec.resolved;
   if (spec.strategy == "contiguous") return contiguous(experts, ep);
-  if (spec.strategy == "random") return Placement("random", 0, {random_layout(experts, ep, spec.seed)});
+  if (spec.strategy == "random") return Placement("random", {}, {random_layout(experts, ep, spec.seed)});
   throw ConfigError("placement.strategy", "\"" + spec.strategy + "\"",
                     "needs the cluster and the gate model: this caller uses Placement::make(spec, experts, ep); "
                     "it must call Placement::make(spec, PlacementInputs)");
@@ -113,19 +123,20 @@ Placement Placement::layouts(const PlacementSpec& spec, int experts, int ep) {
 Placement Placement::layouts(const PlacementSpec& spec, const PlacementInputs& in) {
   if (spec.resolved) return *spec.resolved;
   const MoeModelSpec& m = in.model;
-  const int E = m.routed_experts, ep = in.ep, moe = m.moe_layers(), first = m.dense_layers;
+  const int E = m.routed_experts, ep = in.ep, moe = m.moe_layers();
+  const std::vector<int> layers = m.moe_layer_list();
   const int G = in.cluster.gpu_count(), gpn = in.cluster.gpus_per_node();
   const std::string& s = spec.strategy;
   if (s == "contiguous" || s == "random") return layouts(spec, E, ep);
-  if (s == "round_robin") return Placement(s, first, {round_robin_layout(E, ep, gpn)});
-  if (s == "file") return read_placement_file(spec.file, E, ep, moe, first);
+  if (s == "round_robin") return Placement(s, {}, {round_robin_layout(E, ep, gpn)});
+  if (s == "file") return read_placement_file(spec.file, m, ep);
 
   // The routing-aware strategies: an expected routing matrix per MoE layer.
   std::optional<std::vector<std::vector<double>>> stats;
-  if (!spec.load_stats.empty()) stats = read_load_stats(spec.load_stats, E, moe);
+  if (!spec.load_stats.empty()) stats = read_load_stats(spec.load_stats, m);
   auto routing_of = [&](int l) {  // l: MoE layer index
     if (stats) return ExpectedRouting::from_load((*stats)[z(l)], G, static_cast<double>(in.tokens_per_gpu), m.top_k);
-    return gate_expected_routing(in.gate, first + l, G, in.tokens_per_gpu);
+    return gate_expected_routing(in.gate, layers[z(l)], G, in.tokens_per_gpu);
   };
   const Bytes token_bytes(m.hidden * m.bytes_per_param);
 
@@ -139,12 +150,12 @@ Placement Placement::layouts(const PlacementSpec& spec, const PlacementInputs& i
     const EplbPolicy policy = spec.eplb_policy == "hierarchical" ? EplbPolicy::Hierarchical
                               : spec.eplb_policy == "global"     ? EplbPolicy::Global
                                                                  : EplbPolicy::Auto;
-    if (in.replan && !in.failed_gpus.empty()) return eplb_over_live(weight, first, physical / ep, m.groups, ep, gpn, in.failed_gpus, policy);
+    if (in.replan && !in.failed_gpus.empty()) return eplb_over_live(weight, layers, physical / ep, m.groups, ep, gpn, in.failed_gpus, policy);
     const int nodes = ep % gpn == 0 ? ep / gpn : 1;
     const EplbResult r = rebalance_experts(weight, physical, m.groups, nodes, ep, policy);
     std::vector<LayerPlacement> tables;
     for (const auto& row : r.phy2log) tables.emplace_back(E, ep, row);
-    return Placement(s, first, dedupe(std::move(tables)));
+    return Placement(s, layers, dedupe(std::move(tables)));
   }
 
   std::vector<LayerPlacement> tables;
@@ -162,7 +173,7 @@ Placement Placement::layouts(const PlacementSpec& spec, const PlacementInputs& i
     }
     previous = std::move(r);
   }
-  return Placement(s, first, dedupe(std::move(tables)));
+  return Placement(s, layers, dedupe(std::move(tables)));
 }
 
 }  // namespace epsim

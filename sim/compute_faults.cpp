@@ -14,7 +14,10 @@ std::vector<std::string> phase_ops(Phase phase) {
     case Phase::Permute: return {"permute"};
     case Phase::Unpermute: return {"unpermute"};
     case Phase::MtpProjection: return {"mtp_proj"};
-    case Phase::TpComm: case Phase::Dispatch: case Phase::Combine: case Phase::CountExchange: return {};
+    case Phase::WeightGrad:
+      return {"q_proj.wgrad", "q_b_proj.wgrad", "kv_proj.wgrad", "kv_b_proj.wgrad", "o_proj.wgrad", "router.wgrad",
+              "expert_up.wgrad", "expert_down.wgrad", "shared_up.wgrad", "shared_down.wgrad"};
+    case Phase::TpComm: case Phase::Dispatch: case Phase::Combine: case Phase::CountExchange: case Phase::PipeSend: return {};
   }
   return {};
 }
@@ -35,8 +38,9 @@ ComputeFaults::ComputeFaults(const Scenario& sc, const KernelJitter& jitter, int
     serving_.assign(static_cast<std::size_t>(G), 1);
     for (int g = 0; g < G; ++g) serving_[static_cast<std::size_t>(g)] = sc.serves_tokens(g) ? 1 : 0;
   }
+  // Every value a Phase can take (ops outside phase_ops get the given or fallback CV).
   if (jitter.enabled())
-    for (int p = 0; p <= static_cast<int>(Phase::MtpProjection); ++p) cv_.push_back(jitter.cv(phase_ops(static_cast<Phase>(p))));
+    for (int p = 0; p < 256; ++p) cv_.push_back(jitter.cv(phase_ops(static_cast<Phase>(p))));
 }
 
 Time ComputeFaults::duration(Time nominal, int gpu, Phase phase, TaskId task) const {

@@ -48,6 +48,8 @@ class Simulation {
   const Cluster& cluster() const { return cluster_; }
   const TaskGraph& graph() const { return graph_; }
   const StepResult& result() const { return result_; }
+  // parallelism.pp > 1: the schedule and the tasks each slot emitted (last step).
+  const PipelineRun& pipeline() const { return pipeline_; }
 
  private:
   Scenario scenario_;
@@ -60,6 +62,7 @@ class Simulation {
   KernelJitter jitter_;           // faults.kernel_jitter (its measured spreads read once)
   std::vector<StepSummary> history_;
   std::vector<Time> straggle_total_;
+  PipelineRun pipeline_;
 };
 
 }  // namespace epsim

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@
 
 #include "models/memory_model.h"
 #include "sim/network.h"
+#include "sim/pipeline_metrics.h"
 #include "topology/link.h"
 
 namespace epsim {
@@ -68,6 +70,8 @@ struct StepResult {
   int serving_gpus = 0;
   std::int64_t lost_selections = 0, selections = 0;
   std::vector<int> lost_experts;  // experts without a live replica in any MoE layer, ascending
+  // parallelism.pp > 1: per rank bubble and memory (`memory` above is then the fullest rank's).
+  std::optional<PipelineResult> pipeline;
 
   double tokens_per_s_per_gpu() const { return output_tokens_per_gpu / step_time.to_seconds(); }
   double computed_tokens_per_s_per_gpu() const { return static_cast<double>(computed_tokens_per_gpu) / step_time.to_seconds(); }

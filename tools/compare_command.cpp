@@ -1,6 +1,7 @@
 // epsim compare: scenarios x placement strategies (x fault states with --faults: healthy, degraded,
 // degraded with the placement re-planned), the same routing samples; a table, compare.json,
-// compare.svg and each row's placement in EPLB's JSON layout.
+// compare.svg, each row's placement and the expected expert loads, in EPLB's JSON layout or a
+// serving system's (--format, placement/interchange.h).
 #include <algorithm>
 #include <cmath>
 #include <chrono>
@@ -33,6 +34,7 @@ struct CompareOptions {
   int steps = 1;
   std::string out = "out";
   std::string faults;  // a faults section: inline JSON or a file (empty: no fault dimension)
+  InterchangeFormat format = InterchangeFormat::eplb;  // of placement-<row>.json and load-stats.json
 };
 
 // The strategy name that keeps each scenario's own placement section.
@@ -41,10 +43,11 @@ constexpr const char* kOwnPlacement = "scenario";
 CompareOptions parse(const Args& args) {
   CompareOptions o;
   std::string list;
+  std::string format = "eplb";
   po::options_description desc;
   desc.add_options()("scenario", po::value(&o.scenarios)->composing())("placements", po::value(&list))(
       "steps", po::value(&o.steps))("out", po::value(&o.out))("set", po::value(&o.sets)->composing())(
-      "faults", po::value(&o.faults));
+      "faults", po::value(&o.faults))("format", po::value(&format));
   po::positional_options_description pos;
   pos.add("scenario", -1);
   po::variables_map vm;
@@ -54,6 +57,7 @@ CompareOptions parse(const Args& args) {
   if (o.scenarios.empty()) o.scenarios.push_back("scenarios/seed.json");
   // One scenario: the placement strategies side by side; several: each with its own placement.
   if (list.empty()) list = o.scenarios.size() == 1 ? "contiguous,round_robin,topology_aware,eplb" : kOwnPlacement;
+  o.format = interchange_format(format, "--format");
   std::stringstream ss(list);
   for (std::string item; std::getline(ss, item, ',');)
     if (!item.empty()) o.placements.push_back(item);
@@ -82,7 +86,7 @@ nlohmann::json faults_section(const std::string& arg) {
     if (j.is_discarded() || !j.is_object()) throw ConfigError("--faults", "\"" + arg + "\"", "must be a JSON object (the faults section) or a file");
     return j;
   }
-  const nlohmann::json doc = read_json_file(arg);
+  const nlohmann::json doc = read_scenario_file(arg);
   // A whole scenario lends its faults section.
   if (doc.is_object() && doc.contains("faults") && doc["faults"].is_object()) return doc["faults"];
   return doc;
@@ -115,7 +119,7 @@ struct Row {
   double max_link_tokens = 0, gpu_max_over_mean = 0;
   std::string busiest_link;
   bool fits = true;
-  nlohmann::json placement;       // EPLB layout
+  nlohmann::json placement;       // in CompareOptions::format
 };
 
 // The scenario document with `strategy` and only the placement keys that strategy takes.
@@ -129,7 +133,7 @@ nlohmann::json with_strategy(nlohmann::json doc, const std::string& strategy) {
   return doc;
 }
 
-Row measure(const nlohmann::json& base, const std::string& strategy, int steps) {
+Row measure(const nlohmann::json& base, const std::string& strategy, int steps, InterchangeFormat format) {
   Row row;
   Scenario sc = Scenario::from_json(with_strategy(base, strategy));
   row.strategy = sc.placement.strategy;
@@ -144,17 +148,17 @@ Row measure(const nlohmann::json& base, const std::string& strategy, int steps) 
   const Bytes token_bytes(sc.model.hidden * sc.model.bytes_per_param);
   const Bytes expert_bytes(3 * sc.model.hidden * sc.model.expert_intermediate * sc.model.bytes_per_param);
   bool first = true;
-  for (int l = sc.model.dense_layers; l < sc.model.layers; ++l) {
+  for (int l : sc.model.moe_layer_list()) {
     const ExpectedRouting r = gate_expected_routing(gate, l, cluster.gpu_count(), sc.workload.tokens());
     const PlacementEvaluation e = evaluate(placement->layer(l), r, cluster, token_bytes, expert_bytes, sc.model.moe_layers(), placement->replica_choice());
     row.expected = first ? e : worst_of(row.expected, e);
     first = false;
   }
   row.expected.expert_memory_per_gpu = Bytes(0);
-  for (int l = sc.model.dense_layers; l < sc.model.layers; ++l)
+  for (int l : sc.model.moe_layer_list())
     row.expected.expert_memory_per_gpu += expert_bytes * placement->layer(l).slots_per_gpu();
 
-  row.placement = placement_to_json(*placement, sc.model.moe_layers());
+  row.placement = placement_to_json(*placement, sc.parallelism.as_routed(sc.model), format);
   sc.placement.resolved = placement;
   const std::uint64_t seed = sc.routing.seed;
   // The most tokens one link carries in one MoE layer's dispatch, from the gate samples the
@@ -164,7 +168,7 @@ Row measure(const nlohmann::json& base, const std::string& strategy, int steps) 
     RoutingSpec rs = sc.routing;
     rs.seed = seed + static_cast<std::uint64_t>(step);
     const GateModel g(rs, sc.model, sc.parallelism.routed_shared(sc.model));
-    for (int l = sc.model.dense_layers; l < sc.model.layers; ++l) {
+    for (int l : sc.model.moe_layer_list()) {
       const RoutingSample sample = g.sample(l, 0, cluster.gpu_count(), sc.workload.tokens());
       const auto tokens = dispatch_link_tokens(build_dispatch(sample, placement->layer(l), cluster.gpus_per_node(), placement->replica_choice()), cluster);
       const auto it = std::max_element(tokens.begin(), tokens.end());
@@ -245,7 +249,7 @@ void measure_states(const nlohmann::json& doc, const std::string& prefix, const 
     const nlohmann::json variant = with_faults(doc, state, faults);
     Row row;
     try {
-      row = measure(variant, strategy, o.steps);
+      row = measure(variant, strategy, o.steps, o.format);
     } catch (const ConfigError& e) {
       if (state != FaultState::Degraded && state != FaultState::Replanned) throw;
       row.strategy = strategy;
@@ -304,7 +308,7 @@ int compare_command(const Args& args) {
   std::filesystem::create_directories(o.out);
   std::vector<Scenario> scenarios;
   for (const std::string& path : o.scenarios) {
-    nlohmann::json doc = read_json_file(path);
+    nlohmann::json doc = read_scenario_file(path);
     for (const auto& s : o.sets) apply_override(doc, s);
     scenarios.push_back(Scenario::from_json(with_strategy(doc, o.placements.front())));
     const std::string prefix = o.scenarios.size() > 1 ? (scenarios.back().name.empty() ? path : scenarios.back().name) + " " : "";
@@ -312,6 +316,14 @@ int compare_command(const Args& args) {
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const Scenario& sc = scenarios.front();
+  {  // The expected per-expert loads the routing-aware strategies were sized on (the first scenario's), as load statistics.
+    const Cluster cluster(sc.cluster);
+    const GateModel gate(sc.routing, sc.model, sc.parallelism.routed_shared(sc.model));
+    std::vector<std::vector<double>> loads;
+    for (int l : sc.model.moe_layer_list())
+      loads.push_back(gate_expected_routing(gate, l, cluster.gpu_count(), sc.workload.tokens()).expert_load());
+    write_file(o.out + "/load-stats.json", load_stats_to_json(loads, sc.parallelism.as_routed(sc.model), o.format).dump() + "\n");
+  }
 
   fmt::print("epsim compare: {} ({} nodes x {} GPUs, EP {}, {} experts, top-{}, routing {}), {} step{} per strategy\n\n",
              sc.name.empty() ? o.scenarios.front() : sc.name, sc.cluster.nodes, sc.cluster.gpus_per_node, sc.parallelism.ep,
@@ -362,8 +374,8 @@ int compare_command(const Args& args) {
   for (const Row& r : rows)
     if (r.error.empty()) drawn.push_back(r);
   write_file(o.out + "/compare.svg", svg("epsim compare: " + base, drawn));
-  fmt::print("  compared {} rows in {:.2f} s wall time\n  wrote {}/compare.json, {}/compare.svg and {}/placement-*.json\n",
-             rows.size(), wall, o.out, o.out, o.out);
+  fmt::print("  compared {} rows in {:.2f} s wall time\n  wrote {}/compare.json, {}/compare.svg, {}/placement-*.json and {}/load-stats.json ({} format)\n",
+             rows.size(), wall, o.out, o.out, o.out, o.out, interchange_format_names()[static_cast<std::size_t>(o.format)]);
   return 0;
 }
 

@@ -96,9 +96,29 @@ commands:
       on a terminal, else a line per point. Under `mpirun -np R` (an MPI build) rank 0 serves the
       points one at a time to every rank's threads and writes the files (-j defaults to the cores
       per rank). Exit status 2 when a point's scenario is rejected (unless "skip_invalid": true).
-  keys [--sweep]
-      Print every scenario key (--sweep: every sweep specification key) with its type, default,
-      unit and meaning (markdown).
+  serve SCENARIO [--set key.path=value ...] [--out DIR] [-j N]
+      Serve requests on the deployment SCENARIO describes, with its serving section (keys:
+      scenarios/README.md): Poisson arrivals or a CSV trace, continuous batching (prefill first,
+      chunked prompts, max sequences and prompt tokens per GPU), one colocated pool or prefill and
+      decode pools whose KV caches move over the fabric. Each step's time comes from the step
+      simulator on the pool's scenario at that batch shape (a grid of shapes interpolated, the error
+      measured against exact runs on a sample; N threads price them, default all cores). Prints
+      TTFT, TPOT and end-to-end latency (mean, p50, p90, p99, max), throughput per GPU and per node,
+      goodput under serving.ttft_ms / tpot_ms, Little's law, each pool's steps, balance and KV
+      cache; writes DIR/serve.json, DIR/requests.csv (a row per request), DIR/kv.csv (KV over time).
+  search SPEC.json [--out DIR] [-j N]
+      Search deployments for a traffic and latency targets on a budget of nodes (format:
+      scenarios/README.md, `epsim keys --search`): instance size (EP), attention TP, overlap,
+      dispatch, placement, colocated or prefill:decode pools, batch limits, prompt tokens per step,
+      load. Pool configurations are characterised and the deployments served on the analytical
+      network with layers extrapolated; the best are served again exactly on the flow network.
+      Prints the confirmed deployments with the Pareto fronts (output tokens/s per GPU against TPOT
+      and against TTFT at the percentile, within the targets) and the chosen one; writes
+      DIR/search.json, DIR/front.svg and DIR/front-N.json per front point (`epsim serve` on it gives
+      its figures, `epsim run` its decode step). DIR defaults to out/<SPEC's name>.
+  keys [--sweep | --search]
+      Print every scenario key (--sweep: every sweep specification key; --search: every search
+      specification key) with its type, default, unit and meaning (markdown).
   help, --help, -h
       This text. `epsim <command> --help` prints it too.
 
@@ -138,6 +158,8 @@ int main(int argc, char** argv) {
       {"compare", cli::compare_command},
       {"validate", cli::validate_command},
       {"sweep", cli::sweep_command},
+      {"serve", cli::serve_command},
+      {"search", cli::search_command},
   };
   try {
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {

@@ -25,7 +25,8 @@ bool is_nvlink(LinkKind kind) { return kind == LinkKind::NvlinkUp || kind == Lin
 
 namespace {
 
-// Vertices: GPUs [0, G), NVSwitches, leaves, one spine vertex (the spine layer, ideal ECMP).
+// Vertices: GPUs [0, G), NVSwitches (one per NVLink domain), leaves, one spine vertex (the spine
+// layer, ideal ECMP).
 // Edge property: the LinkId of the directed link the edge stands for.
 using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, boost::no_property,
                                     boost::property<boost::edge_index_t, LinkId>>;
@@ -33,11 +34,11 @@ using Vertex = boost::graph_traits<Graph>::vertex_descriptor;
 using Edge = boost::graph_traits<Graph>::edge_descriptor;
 
 struct Layout {
-  int gpus, nodes, gpn, leaves_per_rail;
-  Vertex nvswitch(int node) const { return static_cast<Vertex>(gpus + node); }
-  Vertex leaf(int index) const { return static_cast<Vertex>(gpus + nodes + index); }
-  Vertex spine() const { return static_cast<Vertex>(gpus + nodes + gpn * leaves_per_rail); }
-  int vertex_count() const { return gpus + nodes + gpn * leaves_per_rail + 1; }
+  int gpus, domains, gpn, leaves_per_rail;
+  Vertex nvswitch(int domain) const { return static_cast<Vertex>(gpus + domain); }
+  Vertex leaf(int index) const { return static_cast<Vertex>(gpus + domains + index); }
+  Vertex spine() const { return static_cast<Vertex>(gpus + domains + gpn * leaves_per_rail); }
+  int vertex_count() const { return gpus + domains + gpn * leaves_per_rail + 1; }
   int leaf_index(int gpu) const { return (gpu % gpn) * leaves_per_rail + (gpu / gpn) / nodes_per_leaf_; }
   int nodes_per_leaf_;
 };
@@ -111,18 +112,21 @@ int Cluster::leaf_of(GpuId g) const {
 
 Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
   const int leaves_per_rail = spec.leaves_per_rail();
-  const Layout lay{spec.gpu_count(), spec.nodes, spec.gpus_per_node, leaves_per_rail, spec.nodes_per_leaf};
+  const Layout lay{spec.gpu_count(), spec.gpu_count() / spec.domain_size(), spec.gpus_per_node, leaves_per_rail, spec.nodes_per_leaf};
   Graph g(static_cast<std::size_t>(lay.vertex_count()));
   auto add = [&](Vertex u, Vertex v, LinkKind kind, Bandwidth bw, Time lat, int owner, std::string name) {
     const auto id = static_cast<LinkId>(links_.size());
     links_.push_back(Link{kind, bw, lat, owner, std::move(name)});
     boost::add_edge(u, v, id, g);
   };
+  std::vector<LinkId> nvlink_up, nvlink_down;  // per GPU
   for (GpuId gpu = 0; gpu < lay.gpus; ++gpu) {
     const auto v = static_cast<Vertex>(gpu);
     const std::string n = "gpu" + std::to_string(gpu);
-    add(v, lay.nvswitch(node_of(gpu)), LinkKind::NvlinkUp, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.up");
-    add(lay.nvswitch(node_of(gpu)), v, LinkKind::NvlinkDown, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.down");
+    nvlink_up.push_back(static_cast<LinkId>(links_.size()));
+    nvlink_down.push_back(static_cast<LinkId>(links_.size() + 1));
+    add(v, lay.nvswitch(domain_of(gpu)), LinkKind::NvlinkUp, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.up");
+    add(lay.nvswitch(domain_of(gpu)), v, LinkKind::NvlinkDown, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.down");
     add(v, lay.leaf(leaf_of(gpu)), LinkKind::NicUp, spec.nic, spec.nic_latency, gpu, n + ".nic.up");
     add(lay.leaf(leaf_of(gpu)), v, LinkKind::NicDown, spec.nic, spec.nic_latency, gpu, n + ".nic.down");
   }
@@ -139,16 +143,28 @@ Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
   failed_.assign(static_cast<std::size_t>(lay.gpus), 0);
   for (GpuId f : spec.failed_gpus) failed_[static_cast<std::size_t>(f)] = 1;
 
-  // The route rule: one BFS per source over live links without GPU transit (the fewest-hop route
-  // is unique in this topology), rail_pxn's composition, then detours (transit through live GPUs)
-  // for the pairs a failed link left without a route. Pairs with a failed end need none.
+  // The route rule. Inside an NVLink domain: NVLink (the GPU's up link to the NVSwitch, the
+  // destination's down link), also where a NIC route would be as short (same rail, same leaf, other
+  // node of the domain). Elsewhere one BFS per source over live links without GPU transit (the
+  // fewest-hop route is unique there), then rail_pxn's composition. Last, detours (transit through
+  // live GPUs) for the pairs a failed link left without a route; pairs with a failed end need none.
   const auto G = static_cast<std::size_t>(lay.gpus);
   routes_.assign(G * G, Route{});
   std::vector<char> found(G * G, 0);
   auto row = [&](GpuId src) { return static_cast<std::size_t>(src) * G; };
-  for (GpuId src = 0; src < lay.gpus; ++src)
+  for (GpuId src = 0; src < lay.gpus; ++src) {
     search_routes(g, RouteEdges{&g, &links_, &failed_, static_cast<Vertex>(src), lay.gpus, false}, src, lay.gpus, links_,
                   &routes_[row(src)], &found[row(src)]);
+    for (GpuId dst = domain_of(src) * domain_size(); dst < (domain_of(src) + 1) * domain_size(); ++dst) {
+      if (dst == src) continue;
+      Route& r = routes_[row(src) + static_cast<std::size_t>(dst)];
+      const LinkId up = nvlink_up[static_cast<std::size_t>(src)], down = nvlink_down[static_cast<std::size_t>(dst)];
+      r = Route{};
+      found[row(src) + static_cast<std::size_t>(dst)] = !link(up).failed && !link(down).failed;
+      if (!found[row(src) + static_cast<std::size_t>(dst)]) continue;
+      for (const LinkId id : {up, down}) r.append(id, link(id).latency);
+    }
+  }
   if (spec.topology == "rail_pxn") pxn_routes(found);
   for (GpuId f : spec.failed_gpus)
     for (GpuId other = 0; other < lay.gpus; ++other) routes_[row(f) + static_cast<std::size_t>(other)] = routes_[row(other) + static_cast<std::size_t>(f)] = Route{};
@@ -184,15 +200,15 @@ void Cluster::apply_link_factors() {
   }
 }
 
-// Between different rails of different nodes: NVLink to the source node's GPU on the destination's
-// rail, then that GPU's (same-rail) route. A pair whose relay is down or whose parts a failed link
-// broke keeps found = 0 and gets a detour.
+// Between different rails of different NVLink domains: NVLink to the source node's GPU on the
+// destination's rail, then that GPU's (same-rail) route. A pair whose relay is down or whose parts
+// a failed link broke keeps found = 0 and gets a detour.
 void Cluster::pxn_routes(std::vector<char>& found) {
   const auto G = static_cast<std::size_t>(gpu_count());
   auto at = [G](GpuId a, GpuId b) { return static_cast<std::size_t>(a) * G + static_cast<std::size_t>(b); };
   for (GpuId src = 0; src < gpu_count(); ++src)
     for (GpuId dst = 0; dst < gpu_count(); ++dst) {
-      if (node_of(src) == node_of(dst) || rail_of(src) == rail_of(dst)) continue;
+      if (same_domain(src, dst) || rail_of(src) == rail_of(dst)) continue;
       const GpuId relay = gpu(node_of(src), rail_of(dst));
       Route r;
       found[at(src, dst)] = !failed(relay) && found[at(src, relay)] && found[at(relay, dst)];
