@@ -66,6 +66,13 @@ double KernelJitter::cv(const std::vector<std::string>& ops) const {
   return n % 2 == 1 ? per_case[n / 2] : 0.5 * (per_case[n / 2 - 1] + per_case[n / 2]);
 }
 
+bool KernelJitter::measures(const std::vector<std::string>& ops) const {
+  for (const auto& c : cases_)
+    for (const Spread& s : c)
+      if (std::find(ops.begin(), ops.end(), s.op) != ops.end()) return true;
+  return false;
+}
+
 double KernelJitter::factor(std::uint64_t seed, std::int64_t step, std::int64_t task, double cv) {
   if (cv <= 0) return 1.0;
   auto uniform = [&](std::int64_t k) {  // in (0, 1)

@@ -27,8 +27,11 @@ class KernelJitter {
   static KernelJitter measured(const MeasuredLayerFile& file, double fallback_cv);
 
   bool enabled() const { return enabled_; }
-  // The CV of a task running `ops` (common_names.md op names) back to back.
+  // The CV of a task running `ops` (common_names.md op names) back to back; the given CV (lognormal)
+  // or the fallback (ops the file lacks).
   double cv(const std::vector<std::string>& ops) const;
+  // Whether the spread file times any of `ops`.
+  bool measures(const std::vector<std::string>& ops) const;
   // The factor of task `task` in step `step`: lognormal of mean 1 and coefficient of variation cv.
   static double factor(std::uint64_t seed, std::int64_t step, std::int64_t task, double cv);
 

@@ -1,22 +1,26 @@
 #include "sim/compute_faults.h"
 
+#include <algorithm>
+
 namespace epsim {
 
-std::vector<std::string> phase_ops(Phase phase) {
+std::vector<std::vector<std::string>> phase_ops(Phase phase) {
   switch (phase) {
-    case Phase::AttentionProj: return {"q_proj", "q_b_proj", "kv_proj", "kv_b_proj", "o_proj"};
-    case Phase::AttentionCore: return {"attn_core"};
-    case Phase::Gate: return {"router", "router_topk"};
-    case Phase::Experts: return {"expert_up", "swiglu", "expert_down"};
-    case Phase::SharedExpert: return {"shared_up", "shared_swiglu", "shared_down"};
-    case Phase::DenseMlp: return {"dense_up", "dense_swiglu", "dense_down"};
-    case Phase::LmHead: return {"lm_head"};
-    case Phase::Permute: return {"permute"};
-    case Phase::Unpermute: return {"unpermute"};
-    case Phase::MtpProjection: return {"mtp_proj"};
+    case Phase::AttentionProj: return {{"q_proj", "q_b_proj", "kv_proj", "kv_b_proj", "o_proj"}};
+    case Phase::AttentionCore: return {{"attn_core"}};
+    case Phase::Gate: return {{"router", "router_topk"}};
+    case Phase::Experts: return {{"expert_up", "swiglu", "expert_down"}};
+    case Phase::SharedExpert: return {{"shared_up", "shared_swiglu", "shared_down"}};
+    // The layer files time no dense layer's MLP: the shared expert is the same MLP (up GEMM, SwiGLU,
+    // down GEMM) over every token, so its spreads stand in where the dense_* ops are missing.
+    case Phase::DenseMlp: return {{"dense_up", "dense_swiglu", "dense_down"}, {"shared_up", "shared_swiglu", "shared_down"}};
+    case Phase::LmHead: return {{"lm_head"}};
+    case Phase::Permute: return {{"permute"}};
+    case Phase::Unpermute: return {{"unpermute"}};
+    case Phase::MtpProjection: return {{"mtp_proj"}};
     case Phase::WeightGrad:
-      return {"q_proj.wgrad", "q_b_proj.wgrad", "kv_proj.wgrad", "kv_b_proj.wgrad", "o_proj.wgrad", "router.wgrad",
-              "expert_up.wgrad", "expert_down.wgrad", "shared_up.wgrad", "shared_down.wgrad"};
+      return {{"q_proj.wgrad", "q_b_proj.wgrad", "kv_proj.wgrad", "kv_b_proj.wgrad", "o_proj.wgrad", "router.wgrad",
+               "expert_up.wgrad", "expert_down.wgrad", "shared_up.wgrad", "shared_down.wgrad"}};
     case Phase::TpComm: case Phase::Dispatch: case Phase::Combine: case Phase::CountExchange: case Phase::PipeSend: return {};
   }
   return {};
@@ -40,7 +44,11 @@ ComputeFaults::ComputeFaults(const Scenario& sc, const KernelJitter& jitter, int
   }
   // Every value a Phase can take (ops outside phase_ops get the given or fallback CV).
   if (jitter.enabled())
-    for (int p = 0; p < 256; ++p) cv_.push_back(jitter.cv(phase_ops(static_cast<Phase>(p))));
+    for (int p = 0; p < 256; ++p) {
+      const auto choices = phase_ops(static_cast<Phase>(p));
+      auto it = std::find_if(choices.begin(), choices.end(), [&](const auto& ops) { return jitter.measures(ops); });
+      cv_.push_back(jitter.cv(it != choices.end() ? *it : std::vector<std::string>{}));
+    }
 }
 
 Time ComputeFaults::duration(Time nominal, int gpu, Phase phase, TaskId task) const {

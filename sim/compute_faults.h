@@ -18,8 +18,9 @@
 
 namespace epsim {
 
-// The ops (common_names.md) a compute task of `phase` runs, whose measured spreads give its CV.
-std::vector<std::string> phase_ops(Phase phase);
+// The ops (common_names.md) a compute task of `phase` runs, whose measured spreads give its CV:
+// alternatives, the first the spread file measures is taken (none: the given CV).
+std::vector<std::vector<std::string>> phase_ops(Phase phase);
 
 class ComputeFaults {
  public:

@@ -30,7 +30,10 @@ commands:
       --steps N simulates N steps; after each the gate observes the expert loads (routing.balance=
       bias moves its per-expert bias) and a line per step shows the step time, max/mean routed
       tokens per expert and dropped tokens. The summary and files describe the last step.
-  compare [SCENARIO] --placements a,b,c [--steps N] [--set key.path=value ...] [--out DIR]
+      With more than one step it also prints the step-time distribution (p50, p99 nearest rank)
+      and how much of the tail the barriers' waits for their slowest GPU explain, and which GPUs
+      they waited for (report.json steps); noisy kernels come from faults.kernel_jitter.
+  compare [SCENARIO...] --placements a,b,c [--faults F] [--steps N] [--set key.path=value ...] [--out DIR]
       Simulate SCENARIO once per placement strategy (contiguous, round_robin, random, colocated,
       topology_aware, eplb, file; default: contiguous,round_robin,topology_aware,eplb) on the same
       routing samples (step i uses routing.seed + i, for every strategy). Prints step time,
@@ -38,6 +41,12 @@ commands:
       routed load per GPU, exposed communication, the expected link load without simulation and
       expert memory per GPU; writes DIR/compare.json, DIR/compare.svg (bar charts of step time and
       max link tokens) and DIR/placement-<strategy>.json (EPLB layout: phy2log, log2phy, logcnt).
+      Several scenarios: each with its own placement (--placements scenario) unless --placements
+      is given. --faults F (a faults section as inline JSON, a file, or a scenario whose faults
+      section is taken): each row runs healthy, degraded by F, and for eplb re-planned around the
+      failed GPUs (faults.replan_placement); a state the scenario refuses (lost experts) prints why;
+      with --faults or --steps > 1 a second table gives p99 step time, cluster tokens/s, GPUs
+      holding tokens and the share of selections lost.
   calibrate RESULTS.json... -o PROFILE.json [--holdout FRACTION | --holdout-shapes SPEC...]
             [--smoothing S] [--check-layer LAYER.json...] [-v]
       Fit a calibrated cost profile from epsim-bench result files (kernels/results/*.json): per
