@@ -1,30 +1,31 @@
 #include "sim/compute_faults.h"
 
-#include <algorithm>
-
 namespace epsim {
 
-std::vector<std::vector<std::string>> phase_ops(Phase phase) {
-  switch (phase) {
-    case Phase::AttentionProj: return {{"q_proj", "q_b_proj", "kv_proj", "kv_b_proj", "o_proj"}};
-    case Phase::AttentionCore: return {{"attn_core"}};
-    case Phase::Gate: return {{"router", "router_topk"}};
-    case Phase::Experts: return {{"expert_up", "swiglu", "expert_down"}};
-    case Phase::SharedExpert: return {{"shared_up", "shared_swiglu", "shared_down"}};
-    // The layer files time no dense layer's MLP: the shared expert is the same MLP (up GEMM, SwiGLU,
-    // down GEMM) over every token, so its spreads stand in where the dense_* ops are missing.
-    case Phase::DenseMlp: return {{"dense_up", "dense_swiglu", "dense_down"}, {"shared_up", "shared_swiglu", "shared_down"}};
-    case Phase::LmHead: return {{"lm_head"}};
-    case Phase::Permute: return {{"permute"}};
-    case Phase::Unpermute: return {{"unpermute"}};
-    case Phase::MtpProjection: return {{"mtp_proj"}};
-    case Phase::WeightGrad:
-      return {{"q_proj.wgrad", "q_b_proj.wgrad", "kv_proj.wgrad", "kv_b_proj.wgrad", "o_proj.wgrad", "router.wgrad",
-               "expert_up.wgrad", "expert_down.wgrad", "shared_up.wgrad", "shared_down.wgrad"}};
-    case Phase::TpComm: case Phase::Dispatch: case Phase::Combine: case Phase::CountExchange: case Phase::PipeSend: return {};
-  }
-  return {};
+bool routed_expert_op(const OpName& op) {
+  auto expert = [](OpKind k) { return k == OpKind::ExpertUp || k == OpKind::Swiglu || k == OpKind::ExpertDown; };
+  return expert(op.kind) || (op.kind == OpKind::QuantAct && expert(op.feeds));
 }
+
+double op_cv(const KernelJitter& jitter, const OpName& op) {
+  const std::string name = op.str();
+  if (jitter.measures({name})) return jitter.cv({name});
+  if (const auto at = name.find("dense_"); at != std::string::npos) {
+    const std::string shared = name.substr(0, at) + "shared_" + name.substr(at + 6);
+    if (jitter.measures({shared})) return jitter.cv({shared});
+  }
+  return jitter.cv({name});  // the given CV, or the fallback
+}
+
+namespace {
+constexpr int kKinds = static_cast<int>(OpKind::MtpProj) + 1;
+constexpr int kGrads = 4;
+// Ops by (kind, grad); quant_act ops by (the GEMM they feed, grad) after them.
+std::size_t cv_index(const OpName& op) {
+  const int k = op.kind == OpKind::QuantAct ? kKinds + static_cast<int>(op.feeds) : static_cast<int>(op.kind);
+  return static_cast<std::size_t>(k * kGrads + static_cast<int>(op.grad));
+}
+}  // namespace
 
 KernelJitter make_kernel_jitter(const FaultSpec& f) {
   if (f.kernel_jitter == "lognormal") return KernelJitter::lognormal(f.kernel_cv);
@@ -42,19 +43,23 @@ ComputeFaults::ComputeFaults(const Scenario& sc, const KernelJitter& jitter, int
     serving_.assign(static_cast<std::size_t>(G), 1);
     for (int g = 0; g < G; ++g) serving_[static_cast<std::size_t>(g)] = sc.serves_tokens(g) ? 1 : 0;
   }
-  // Every value a Phase can take (ops outside phase_ops get the given or fallback CV).
-  if (jitter.enabled())
-    for (int p = 0; p < 256; ++p) {
-      const auto choices = phase_ops(static_cast<Phase>(p));
-      auto it = std::find_if(choices.begin(), choices.end(), [&](const auto& ops) { return jitter.measures(ops); });
-      cv_.push_back(jitter.cv(it != choices.end() ? *it : std::vector<std::string>{}));
-    }
+  // Every op name: (kind or fed GEMM, gradient).
+  if (jitter.enabled()) {
+    cv_.assign(static_cast<std::size_t>(2 * kKinds * kGrads), 0.0);
+    for (int k = 0; k < kKinds; ++k)
+      for (int g = 0; g < kGrads; ++g) {
+        const OpName plain{static_cast<OpKind>(k), OpKind::AttnNorm, static_cast<Grad>(g)};
+        const OpName quant{OpKind::QuantAct, static_cast<OpKind>(k), static_cast<Grad>(g)};
+        cv_[cv_index(plain)] = op_cv(jitter, plain);
+        cv_[cv_index(quant)] = op_cv(jitter, quant);
+      }
+  }
 }
 
-Time ComputeFaults::duration(Time nominal, int gpu, Phase phase, TaskId task) const {
-  if (!serves_tokens(gpu) && phase != Phase::Experts) return Time::zero();
+Time ComputeFaults::duration(Time nominal, int gpu, const OpName& op, TaskId task) const {
+  if (!serves_tokens(gpu) && !routed_expert_op(op)) return Time::zero();
   double f = slowdown_.empty() ? 1.0 : slowdown_[static_cast<std::size_t>(gpu)];
-  if (!cv_.empty()) f *= KernelJitter::factor(seed_, step_, task, cv_[static_cast<std::size_t>(phase)]);
+  if (!cv_.empty()) f *= KernelJitter::factor(seed_, step_, task, cv_[cv_index(op)]);
   return f == 1.0 ? nominal : nominal * f;
 }
 

@@ -84,6 +84,7 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
   }
   j["bound_by"] = bound;
   j["pricing"] = r.pricing;
+  j["ops"] = to_json(sim.layer_ops());
   j["memory"] = memory_json(r.memory);
   if (r.pipeline) j["pipeline"] = pipeline_json(*r.pipeline);
   nlohmann::json layers = nlohmann::json::array();
@@ -174,12 +175,13 @@ std::string chrome_trace(const Simulation& sim) {
   auto us = [](Time t) { return fmt::format("{}.{:06}", t.picoseconds() / 1000000, t.picoseconds() % 1000000); };
   for (const Task& t : g.tasks()) {
     if (t.kind == TaskKind::Collective || t.end <= t.start) continue;
-    const int tid = t.kind == TaskKind::Compute ? 0 : 1;
+    const bool compute = t.kind == TaskKind::Compute;
     sep();
+    // A compute slice is named by its op ("q_proj L3 mb0", "expert_up.wgrad L3 mb1"), with its phase.
     fmt::format_to(std::back_inserter(out),
-                   R"({{"ph":"X","pid":{},"tid":{},"ts":{},"dur":{},"name":"{} L{} mb{}","cat":"mb{}","cname":"{}","args":{{"layer":{},"micro_batch":{}}}}})",
-                   t.gpu, tid, us(t.start), us(t.end - t.start), to_string(t.phase), t.layer, t.micro_batch,
-                   t.micro_batch, kColour[t.micro_batch % 4], t.layer, t.micro_batch);
+                   R"({{"ph":"X","pid":{},"tid":{},"ts":{},"dur":{},"name":"{} L{} mb{}","cat":"mb{}","cname":"{}","args":{{"layer":{},"micro_batch":{},"phase":"{}"}}}})",
+                   t.gpu, compute ? 0 : 1, us(t.start), us(t.end - t.start), compute ? t.op.str() : to_string(t.phase), t.layer,
+                   t.micro_batch, t.micro_batch, kColour[t.micro_batch % 4], t.layer, t.micro_batch, to_string(t.phase));
   }
   // Counter tracks, in a "network" process: the utilisation of each collective's busiest link over
   // the collective's lifetime (its bytes / (bandwidth x duration)).

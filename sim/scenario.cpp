@@ -261,11 +261,13 @@ std::string resolved_against(const std::filesystem::path& dir, const std::string
 }
 }  // namespace
 
-nlohmann::json read_scenario_file(const std::string& file) {
+nlohmann::json read_scenario_file(const std::string& file, const std::vector<const Schema*>& extra) {
   nlohmann::json doc = read_json_file(file);
   const std::filesystem::path dir = std::filesystem::path(file).parent_path();
   if (!doc.is_object() || dir.empty()) return doc;
-  for (const Schema* schema : Scenario::all_schemas()) {
+  std::vector<const Schema*> schemas = Scenario::all_schemas();
+  schemas.insert(schemas.end(), extra.begin(), extra.end());
+  for (const Schema* schema : schemas) {
     if (schema->section.empty() || !doc.contains(schema->section) || !doc[schema->section].is_object()) continue;
     nlohmann::json& section = doc[schema->section];
     for (const KeyDoc& key : schema->keys) {

@@ -26,6 +26,7 @@ struct RunOptions {
   std::vector<std::string> sets;
   std::string out = "out";
   bool trace = true;
+  bool ops = false;  // --ops: one dense and one MoE layer's ops (sim/layer_listing.h)
   int steps = 1;
 };
 
@@ -33,7 +34,8 @@ RunOptions parse(const Args& args) {
   RunOptions o;
   po::options_description desc;
   desc.add_options()("scenario", po::value(&o.scenario))("set", po::value(&o.sets)->composing())(
-      "out", po::value(&o.out))("no-trace", po::bool_switch())("steps", po::value(&o.steps));
+      "out", po::value(&o.out))("no-trace", po::bool_switch())("steps", po::value(&o.steps))(
+      "ops", po::bool_switch(&o.ops));
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
@@ -207,6 +209,7 @@ int run_command(const Args& args) {
   if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim));
   print_summary(sim, wall);
   fmt::print("  wrote {}/report.json{}\n", o.out, o.trace ? " and " + o.out + "/trace.json" : "");
+  if (o.ops) fmt::print("\n{}", ops_table(sim.layer_ops()));
   return 0;
 }
 

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "models/cost_model.h"
@@ -7,6 +8,7 @@
 #include "sim/report.h"
 #include "sim/simulation.h"
 #include "sim/step_distribution.h"
+#include "tests/sim/op_sum.h"
 
 using namespace epsim;
 using nlohmann::json;
@@ -22,19 +24,26 @@ static json tiny() {
               {"workload", {{"tokens_per_gpu", 256}}}};
 }
 
-static Time layer_time(const StepResult& r, int l) { return r.layers[static_cast<std::size_t>(l)].end - r.layers[static_cast<std::size_t>(l)].start; }
+// When GPU `gpu` starts its first op of layer `layer`.
+static Time entry(const Simulation& sim, int layer, int gpu) {
+  Time t = Time::infinity();
+  for (const Task& k : sim.graph().tasks())
+    if (k.kind == TaskKind::Compute && k.layer == layer && k.gpu == gpu) t = std::min(t, k.start);
+  return t;
+}
 
 TEST_CASE("one GPU at 0.5x compute raises the serial MoE layer by that GPU's compute") {
   Simulation healthy(Scenario::from_json(tiny()));
   const StepResult& h = healthy.run();
-  // GPU 1's compute in the MoE layer, by hand: its attention (TP 2: half the heads of 2 x 256
-  // tokens, priced on its 256), the gate, its expert on the 256 x 2 x 4 / 4 = 512 (token, expert)
-  // pairs it receives and the shared expert, each at the nominal roofline.
+  // GPU 1's compute in the MoE layer, by hand: each op of the layer program at its roofline time
+  // plus the 1 us kernel gap (tests/sim/op_sum.h): attention (TP 2: half the heads, on its 256
+  // tokens), norms, gate, permute, the shared expert, its expert on the 256 x 2 x 4 / 4 = 512
+  // (token, expert) pairs it receives, unpermute and the residual.
   const Scenario& sc = healthy.scenario();
-  const NominalCostModel cost(sc.gpu);
-  const LayerOps ops(sc.model, 2);
-  const Time compute = cost.time(ops.attention_proj(256)) + cost.time(ops.attention_core_prefill(1, 256)) +
-                       cost.time(ops.gate(256)) + cost.time(ops.expert_mlp(512, 1)) + cost.time(ops.shared_expert(256));
+  const LayerShape shape{Mode::Prefill, 256, 1, 256, 0, 1};
+  const Time after_combine = test::blocks_time(sc, {Block::MoeOut}, shape);
+  const Time compute = test::blocks_time(sc, {Block::AttnIn, Block::Attention, Block::AttnOut, Block::MoeIn, Block::Shared}, shape) +
+                       test::experts_time(sc, 512) + after_combine;
   REQUIRE(h.layers[1].compute_max == compute);
 
   json doc = tiny();
@@ -42,16 +51,19 @@ TEST_CASE("one GPU at 0.5x compute raises the serial MoE layer by that GPU's com
   Simulation slow(Scenario::from_json(doc));
   const StepResult& s = slow.run();
   // Serial: every compute segment of GPU 1 takes twice as long and every barrier after it waits for
-  // GPU 1, so the layer grows by exactly GPU 1's compute (its whole share of the layer's time).
-  CHECK(layer_time(s, 1) - layer_time(h, 1) == compute);
+  // GPU 1, so the MoE layer, timed from GPU 1's first op (it enters last: the dense layer's ops
+  // after its last barrier ran slow too), grows by exactly GPU 1's compute (its whole share).
+  CHECK(entry(healthy, 1, 1) == h.layers[1].start);  // healthy: every GPU enters together
+  CHECK(h.layers[1].end - entry(healthy, 1, 1) + compute == s.layers[1].end - entry(slow, 1, 1));
   CHECK(s.layers[1].compute_max == compute + compute);
   CHECK(s.layers[1].dispatch == h.layers[1].dispatch);
   // The critical path blames GPU 1: at each barrier the others were ready c before it, where c is
   // GPU 1's extra time in the segment, so the wait is c - c / 4 (release minus the mean of four
-  // ready times). Every compute segment but the LM head ends at a barrier.
+  // ready times). Every compute segment ends at a barrier but the last: the MoE layer's ops after
+  // the combine, the final norm and the LM head.
   CHECK(s.bound_gpu == 1);
-  const Time lm_head = cost.time(ops.lm_head(1));
-  const double expected_wait = 0.75 * static_cast<double>((healthy.result().per_gpu[1].compute_busy - lm_head).picoseconds());
+  const Time tail = after_combine + test::blocks_time(sc, {Block::Head}, shape);
+  const double expected_wait = 0.75 * static_cast<double>((healthy.result().per_gpu[1].compute_busy - tail).picoseconds());
   INFO("barrier wait ", s.barrier_wait.picoseconds(), " ps, expected ", expected_wait);
   CHECK(std::abs(static_cast<double>(s.barrier_wait.picoseconds()) - expected_wait) <= 8);  // 1 ps of rounding per barrier
   CHECK(s.straggle[1] == s.barrier_wait);

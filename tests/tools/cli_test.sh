@@ -142,6 +142,36 @@ cp scenarios/schedules/dual-microbatch.json "$tmp/mine.json"
   && [[ "$(grep step_time_ms "$tmp/m1/report.json")" == "$(grep step_time_ms "$tmp/m2/report.json")" ]] && ok \
   || bad "a copied schedule description file does not run as the shipped one"
 
+# epsim net speaks nccl-tests: -b/-e/-f sizes with suffixes, each size one rank's buffer. 2 nodes x
+# 2 GPUs, 4M per rank: 1M to each rank; a NIC carries 2 x 1048576 B at 50 GB/s (41.943 us) plus the
+# across-rails route's 3 us: 44.94 us; algbw 4194304 B / 44.943 us = 93.32 GB/s, busbw x 3/4 = 69.99.
+"$EPSIM" net --nodes 2 --gpus-per-node 2 --pattern alltoall -b 1M -e 4M -f 2 >"$tmp/net.out" 2>&1 \
+  && [[ $(grep -cE '^ +[0-9]+ +[0-9]+ +float ' "$tmp/net.out") -eq 3 ]] \
+  && grep -qE '^ +4194304 +1048576 +float +44\.94 +93\.32 +69\.99$' "$tmp/net.out" && ok || bad "net -b/-e/-f: $(cat "$tmp/net.out")"
+expect_error net-size '-b = "4Q": must be a byte count' net --nodes 2 --gpus-per-node 2 -b 4Q
+expect_error net-small '-b = 2: must be at least the rank count 4' net --nodes 2 --gpus-per-node 2 -b 2
+expect_error net-range '-e = 1024: must be >= -b = 2048' net --nodes 2 --gpus-per-node 2 -b 2K -e 1K
+# --calibration adds the profile's NCCL all-to-all terms: its fixed cost at least.
+"$EPSIM" net --nodes 1 --gpus-per-node 8 --pattern alltoall -b 16M --calibration h200-measured >"$tmp/netc.out" 2>&1 \
+  && "$EPSIM" net --nodes 1 --gpus-per-node 8 --pattern alltoall -b 16M >"$tmp/net0.out" 2>&1 \
+  && python3 - "$tmp/netc.out" "$tmp/net0.out" <<'PY' && ok || bad "net --calibration: $(cat "$tmp/netc.out")"
+import re, sys
+t = [float(re.search(r"^ +16777216 +\d+ +float +([0-9.]+)", open(p).read(), re.M)[1]) for p in sys.argv[1:]]
+assert t[0] > t[1] + 20, t  # h200-measured: 20.3 us per collective, and NCCL's lower NVLink rate
+PY
+
+# Placements and load statistics in each serving framework's format, written by compare and read
+# back by placement.file and placement.load_stats.
+for f in eplb sglang vllm vllm-ascend; do
+  "$EPSIM" compare scenarios/small-2node.json --placements eplb --format "$f" --out "$tmp/fmt-$f" >/dev/null 2>"$tmp/err" \
+    && "$EPSIM" run scenarios/small-2node.json --set placement.strategy=file --set placement.file="$tmp/fmt-$f/placement-eplb.json" \
+         --no-trace --out "$tmp/o" >/dev/null 2>>"$tmp/err" \
+    && "$EPSIM" run scenarios/small-2node.json --set placement.strategy=eplb --set placement.load_stats="$tmp/fmt-$f/load-stats.json" \
+         --no-trace --out "$tmp/o" >/dev/null 2>>"$tmp/err" && ok || bad "format $f: $(cat "$tmp/err")"
+done
+grep -q physical_to_logical_map "$tmp/fmt-sglang/placement-eplb.json" && grep -q logical_count "$tmp/fmt-sglang/load-stats.json" \
+  && grep -q layer_list "$tmp/fmt-vllm-ascend/placement-eplb.json" && ok || bad "format files lack their keys"
+
 # compare on the routed shared expert (its per-step gate samples carry the shared expert's column).
 "$EPSIM" compare scenarios/seed-shared-routed.json --placements eplb --out "$tmp/cmp" >/dev/null 2>"$tmp/err" \
   && ok || bad "compare seed-shared-routed: $(cat "$tmp/err")"
@@ -178,6 +208,12 @@ expect_error sweep-jobs "-j -1: must be >= 0" sweep "$tmp/sweep-ep.json" -j -1
 echo '{"base": "scenarios/small-2node.json", "skip_invalid": true, "axes": [{"key": "parallelism.ep", "values": [16, 6]}]}' >"$tmp/sweep-skip.json"
 "$EPSIM" sweep "$tmp/sweep-skip.json" --out "$tmp/skip" >"$tmp/out" 2>&1 && grep -q '"error":"parallelism.ep = 6' "$tmp/skip/results.jsonl" \
   && [[ $(grep -c step_time_ms "$tmp/skip/results.jsonl") -eq 1 ]] && ok || bad "skip_invalid: $(cat "$tmp/out")"
+
+# --ops lists one layer's ops; report.json carries them; the fp8 precision section shows in both.
+"$EPSIM" run scenarios/decode.json --ops --no-trace --out "$tmp/ops" >"$tmp/ops.txt" 2>&1 \
+  && grep -q "quant_act.expert_down" "$tmp/ops.txt" && grep -q "MoE layer 3, forward" "$tmp/ops.txt" \
+  && python3 -c "import json,sys; o=json.load(open(sys.argv[1]))['ops']; l=o['layers'][1]; assert l['kind']=='moe' and any(x['op']=='expert_up' and x['precision']=='fp8' for x in l['ops'])" "$tmp/ops/report.json" \
+  && ok || bad "run --ops: $(tail -3 "$tmp/ops.txt")"
 
 # epsim serve: bad serving keys and traces exit 2 naming the path; serve.json is deterministic.
 expect_error serve-key 'serving.rat = 5: unknown key' serve scenarios/serve-small.json --set serving.rat=5 --out "$tmp/sv"
@@ -240,6 +276,10 @@ JSON
 "$EPSIM" search "$tmp/search.json" --out "$tmp/se" >"$tmp/search.out" 2>&1 && [[ -s $tmp/se/front.svg && -s $tmp/se/front-1.json ]] \
   && ok || bad "search: $(tail -5 "$tmp/search.out")"
 grep -q '<svg' "$tmp/se/front.svg" && grep -q 'polyline\|circle' "$tmp/se/front.svg" && ok || bad "front.svg"
+# The same search on one thread writes the same results (the output folder aside).
+"$EPSIM" search "$tmp/search.json" --out "$tmp/se1" -j 1 >/dev/null 2>&1 \
+  && cmp -s <(sed "s|$tmp/se1/|OUT/|g" "$tmp/se1/search.json") <(sed "s|$tmp/se/|OUT/|g" "$tmp/se/search.json") \
+  && cmp -s "$tmp/se1/front.svg" "$tmp/se/front.svg" && ok || bad "search results differ between runs"
 for f in "$tmp"/se/front-*.json; do
   "$EPSIM" serve "$f" --out "$tmp/fr" >/dev/null 2>"$tmp/err" && "$EPSIM" run "$f" --out "$tmp/fr" --no-trace >/dev/null 2>>"$tmp/err" \
     && python3 - "$tmp/se/search.json" "$f" "$tmp/fr" <<'PY' && ok || bad "$f does not reproduce its figures: $(cat "$tmp/err")"
@@ -248,7 +288,7 @@ search, scenario, out = sys.argv[1:]
 point = next(p for p in json.load(open(search))["confirmed"] if p.get("scenario_file") == scenario)
 served = json.load(open(out + "/serve.json"))
 pct = "p%d" % json.load(open(search))["percentile"]
-assert served["output_tokens_per_s_per_gpu"] == point["output_tokens_per_s_per_gpu"], (served["output_tokens_per_s_per_gpu"], point)
+assert served["sustained"]["output_tokens_per_s_per_gpu"] == point["sustained_output_tokens_per_s_per_gpu"], (served["sustained"], point)
 assert served["ttft_ms"][pct] == point["ttft_ms"] and served["tpot_ms"][pct] == point["tpot_ms"], point
 assert json.load(open(out + "/report.json"))["step_time_ms"] == point["decode_step_ms"], point
 PY
