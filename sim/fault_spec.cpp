@@ -31,10 +31,10 @@ const Schema& FaultSpec::schema() {
        "placement.strategy eplb: plan the slots over the live GPUs only (EPLB on the survivors, as a deployment that "
        "rebalances after the failure); false: the healthy placement with the failed GPUs' slots emptied"},
       {"kernel_jitter", "string", "none", "",
-       "none | lognormal: every compute task's time times an independent lognormal draw of mean 1 and coefficient of "
-       "variation kernel_cv | measured: the same with each task's CV from the repeat spread of its ops in "
-       "kernel_spread_file (range / d2(repetitions) / median, median over the file's cases; models/kernel_jitter.h), "
-       "kernel_cv for ops the file lacks. Draws are seeded by seed, the step and the task; `epsim run --steps N` reports "
+       "none | lognormal: every compute task's time (one op of the layer program) times an independent lognormal draw "
+       "of mean 1 and coefficient of variation kernel_cv | measured: the same with each op's CV from its repeat spread in "
+       "kernel_spread_file (range / d2(repetitions) / median, median over the file's cases; models/kernel_jitter.h; "
+       "dense_* ops, which layer files do not time, take the shared expert's), kernel_cv for ops the file lacks. Draws are seeded by seed, the step and the task; `epsim run --steps N` reports "
        "the step-time distribution"},
       {"kernel_cv", "number", 0.0, "", "lognormal: the coefficient of variation of every compute task's time (0.05 = 5%); measured: for ops the file lacks; unread with kernel_jitter none"},
       {"kernel_spread_file", "string", "", "path",

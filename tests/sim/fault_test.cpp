@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "models/cost_model.h"
+#include "sim/compute_faults.h"
 #include "sim/critical_path.h"
 #include "sim/report.h"
 #include "sim/simulation.h"
@@ -208,6 +209,20 @@ TEST_CASE("measured spreads: sigma = range / d2(n), a task's ops combined as ind
   CHECK(j.cv({"expert_up"}) == doctest::Approx(0.02).epsilon(1e-6));
   CHECK(j.cv({"expert_up", "swiglu"}) == doctest::Approx(2.5 / 150).epsilon(1e-6));  // sqrt(2^2 + 1.5^2) / 150
   CHECK(j.cv({"lm_head"}) == 0.03);  // not in the file: the fallback
+
+  // A task is one op: its own spread; dense_* (the files time no dense MLP) the shared expert's.
+  c.ops.push_back({"shared_up", Time::us(40), Time::us(40 - 0.2 * d2), Time::us(40 + 0.2 * d2), 1, 0, 0, "bf16", {}});
+  f.cases[0] = c;
+  const KernelJitter k = KernelJitter::measured(f, 0.03);
+  CHECK(op_cv(k, {OpKind::ExpertUp}) == doctest::Approx(0.02).epsilon(1e-6));
+  CHECK(op_cv(k, {OpKind::DenseUp}) == doctest::Approx(0.01).epsilon(1e-6));  // sigma 0.4 us over 40 us
+  CHECK(op_cv(k, {OpKind::DenseDown}) == 0.03);                               // shared_down is not timed either
+  CHECK(op_cv(k, {OpKind::QuantAct, OpKind::ExpertUp}) == 0.03);
+  // A GPU without tokens runs only these (for the tokens it receives).
+  CHECK(routed_expert_op({OpKind::Swiglu, OpKind::AttnNorm, Grad::Wgrad}));
+  CHECK(routed_expert_op({OpKind::QuantAct, OpKind::ExpertDown}));
+  CHECK_FALSE(routed_expert_op({OpKind::QuantAct, OpKind::SharedUp}));
+  CHECK_FALSE(routed_expert_op({OpKind::Permute}));
 }
 
 TEST_CASE("the step-time distribution: nearest-rank percentiles, the tail's barrier part, stragglers") {
