@@ -23,6 +23,8 @@ MeasuredLayerOp read_op(const nlohmann::json& o, const std::string& w) {
   MeasuredLayerOp op;
   op.name = measured_string(o, "name", w);
   op.measured = Time::us(measured_number(o, "us", w, 0.0, false));
+  op.fastest = Time::us(number_or(o, "us_min", w, 0.0));
+  op.slowest = Time::us(number_or(o, "us_max", w, 0.0));
   op.kernels = static_cast<int>(measured_int_or(o, "kernels", w, 0, limits::kSteps, 1));
   op.flops = number_or(o, "flops", w, 0.0);
   op.bytes = number_or(o, "bytes", w, 0.0);
@@ -52,7 +54,9 @@ MeasuredLayerCase read_case(const nlohmann::json& c, const std::string& w) {
   const auto& pass = measured_field(check, "pass", w + ".check");
   if (!pass.is_boolean()) throw InputError(w + ".check.pass = " + json_text(pass) + ": must be true or false");
   k.passed = pass.get<bool>();
-  k.layer = Time::us(measured_number(measured_field(c, "layer_us", w), "median", w + ".layer_us", 0.0, true));
+  const auto& layer_us = measured_field(c, "layer_us", w);
+  k.layer = Time::us(measured_number(layer_us, "median", w + ".layer_us", 0.0, true));
+  k.repetitions = static_cast<int>(measured_int_or(layer_us, "iters", w + ".layer_us", 0, 1'000'000'000, 0));
   k.ops_layer = Time::us(number_or(c, "ops_layer_us", w, 0.0));
   const auto& ops = measured_field(c, "ops", w);
   if (!ops.is_array()) throw InputError(w + ".ops = " + json_text(ops) + ": must be an array of ops");
