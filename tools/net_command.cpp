@@ -155,6 +155,8 @@ int net_command(const Args& args) {
     const auto& s = flow->solver_stats();
     fmt::print("  solver           {} solves, {} full fills, {} completion batches\n", s.solves, s.full_fills,
                flow->stats().batches);
+    fmt::print("  solver work      {} flows re-filled, {} level changes, {} bottleneck moves\n", s.flows_filled,
+               s.levels_changed, s.moves);
   }
   if (!o.csv.empty()) {
     std::ofstream out(o.csv);

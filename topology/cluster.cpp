@@ -24,10 +24,10 @@ namespace {
 
 // Vertices: GPUs [0, G), NVSwitches, leaves, one spine vertex (the spine layer, ideal ECMP).
 // Edge property: the LinkId of the directed link the edge stands for.
-using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, boost::no_property,
-                                    boost::property<boost::edge_index_t, LinkId>>;
-using Vertex = boost::graph_traits<Graph>::vertex_descriptor;
-using Edge = boost::graph_traits<Graph>::edge_descriptor;
+using BoostGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, boost::no_property,
+                                         boost::property<boost::edge_index_t, LinkId>>;
+using Vertex = boost::graph_traits<BoostGraph>::vertex_descriptor;
+using Edge = boost::graph_traits<BoostGraph>::edge_descriptor;
 
 struct Layout {
   int gpus, nodes, gpn, leaves_per_rail;
@@ -41,7 +41,7 @@ struct Layout {
 
 // Only the source GPU may send onward: every edge leaving another GPU is filtered out.
 struct NoTransitGpu {
-  const Graph* g = nullptr;
+  const BoostGraph* g = nullptr;
   Vertex source = 0;
   int gpus = 0;
   bool operator()(const Edge& e) const {
@@ -63,7 +63,45 @@ struct TreeRecorder : boost::default_bfs_visitor {
   }
 };
 
+// The builder's link numbering: GPU g owns links 4g .. 4g+3 (NVLink up, down, NIC up, down), then
+// leaf i owns 4G + 2i (to the spine) and 4G + 2i + 1 (from it). The fewest-hop route, which is
+// unique: NVLink inside a node; else the NICs, through the spine when the leaves differ.
+class FatTreeRoutes final : public RouteRule {
+ public:
+  FatTreeRoutes(const ClusterSpec& spec, int leaves_per_rail)
+      : gpus_(spec.gpu_count()), gpn_(spec.gpus_per_node), nodes_per_leaf_(spec.nodes_per_leaf),
+        leaves_per_rail_(leaves_per_rail), nvlink_(spec.nvlink_latency), nic_(spec.nic_latency),
+        spine_(spec.spine_latency) {}
+  Route route(GpuId src, GpuId dst) const override {
+    Route r;
+    if (src == dst) return r;
+    if (src / gpn_ == dst / gpn_) {
+      r.append(4 * src, nvlink_);
+      r.append(4 * dst + 1, nvlink_);
+      return r;
+    }
+    r.append(4 * src + 2, nic_);
+    const int from = leaf(src), to = leaf(dst);
+    if (from != to) {
+      r.append(4 * gpus_ + 2 * from, spine_);
+      r.append(4 * gpus_ + 2 * to + 1, spine_);
+    }
+    r.append(4 * dst + 3, nic_);
+    return r;
+  }
+
+ private:
+  int leaf(GpuId g) const { return (g % gpn_) * leaves_per_rail_ + (g / gpn_) / nodes_per_leaf_; }
+  int gpus_, gpn_, nodes_per_leaf_, leaves_per_rail_;
+  Time nvlink_, nic_, spine_;
+};
+
 }  // namespace
+
+struct Cluster::Graph {
+  explicit Graph(std::size_t vertices) : g(vertices) {}
+  BoostGraph g;
+};
 
 int Cluster::leaf_of(GpuId g) const {
   const int leaves_per_rail = (spec_.nodes + spec_.nodes_per_leaf - 1) / spec_.nodes_per_leaf;
@@ -73,7 +111,8 @@ int Cluster::leaf_of(GpuId g) const {
 Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
   const int leaves_per_rail = (spec.nodes + spec.nodes_per_leaf - 1) / spec.nodes_per_leaf;
   const Layout lay{spec.gpu_count(), spec.nodes, spec.gpus_per_node, leaves_per_rail, spec.nodes_per_leaf};
-  Graph g(static_cast<std::size_t>(lay.vertex_count()));
+  graph_ = std::make_unique<Graph>(static_cast<std::size_t>(lay.vertex_count()));
+  BoostGraph& g = graph_->g;
   auto add = [&](Vertex u, Vertex v, LinkKind kind, Bandwidth bw, Time lat, int owner, std::string name) {
     const auto id = static_cast<LinkId>(links_.size());
     links_.push_back(Link{kind, bw, lat, owner, std::move(name)});
@@ -94,48 +133,44 @@ Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
       const std::string n = "leaf" + std::to_string(leaf);
       add(lay.leaf(leaf), lay.spine(), LinkKind::LeafUp, up, spec.spine_latency, leaf, n + ".up");
       add(lay.spine(), lay.leaf(leaf), LinkKind::SpineDown, up, spec.spine_latency, leaf, n + ".down");
+      // Fed by (draining into) the NICs of its nodes_here GPUs: dominated unless oversubscribed.
+      const bool dominated = spec.oversubscription <= 1.0;
+      links_[links_.size() - 2].dominated = links_[links_.size() - 1].dominated = dominated;
     }
   }
-
-  // One breadth-first search per source GPU over the graph without GPU transit; the BFS tree gives
-  // the fewest-hop route, which is unique in this topology.
-  const auto G = static_cast<std::size_t>(lay.gpus);
-  routes_.assign(G * G, Route{});
-  auto edge_id = boost::get(boost::edge_index, g);
-  std::vector<Edge> pred(static_cast<std::size_t>(lay.vertex_count()));
-  std::vector<char> reached(pred.size());
-  for (GpuId src = 0; src < lay.gpus; ++src) {
-    NoTransitGpu keep{&g, static_cast<Vertex>(src), lay.gpus};
-    boost::filtered_graph<Graph, NoTransitGpu> fg(g, keep);
-    std::fill(reached.begin(), reached.end(), 0);
-    reached[static_cast<std::size_t>(src)] = 1;
-    TreeRecorder vis{&pred, &reached};
-    boost::breadth_first_search(fg, static_cast<Vertex>(src), boost::visitor(vis));
-    for (GpuId dst = 0; dst < lay.gpus; ++dst) {
-      if (dst == src) continue;
-      if (!reached[static_cast<std::size_t>(dst)]) throw SimulationError("cluster graph: GPU unreachable");
-      std::array<LinkId, Route::kMaxHops> rev{};
-      int n = 0;
-      for (Vertex v = static_cast<Vertex>(dst); v != static_cast<Vertex>(src); v = boost::source(pred[v], g)) {
-        if (n == Route::kMaxHops) throw SimulationError("cluster graph: route too long");
-        rev[static_cast<std::size_t>(n++)] = edge_id[pred[v]];
-      }
-      Route& r = routes_[static_cast<std::size_t>(src) * G + static_cast<std::size_t>(dst)];
-      for (int i = n - 1; i >= 0; --i) {
-        const LinkId id = rev[static_cast<std::size_t>(i)];
-        r.append(id, link(id).latency);
-      }
-    }
-  }
+  rule_ = std::make_unique<FatTreeRoutes>(spec, leaves_per_rail);
 }
 
 Cluster::~Cluster() = default;
 Cluster::Cluster(Cluster&&) noexcept = default;
 Cluster& Cluster::operator=(Cluster&&) noexcept = default;
 
-const Route& Cluster::route(GpuId src, GpuId dst) const {
-  const auto G = static_cast<std::size_t>(gpu_count());
-  return routes_[static_cast<std::size_t>(src) * G + static_cast<std::size_t>(dst)];
+// One breadth-first search from src over the graph without GPU transit; the BFS tree gives the
+// fewest-hop route.
+Route Cluster::searched_route(GpuId src, GpuId dst) const {
+  Route r;
+  if (src == dst) return r;
+  const BoostGraph& g = graph_->g;
+  auto edge_id = boost::get(boost::edge_index, g);
+  std::vector<Edge> pred(boost::num_vertices(g));
+  std::vector<char> reached(pred.size(), 0);
+  NoTransitGpu keep{&g, static_cast<Vertex>(src), gpu_count()};
+  boost::filtered_graph<BoostGraph, NoTransitGpu> fg(g, keep);
+  reached[static_cast<std::size_t>(src)] = 1;
+  TreeRecorder vis{&pred, &reached};
+  boost::breadth_first_search(fg, static_cast<Vertex>(src), boost::visitor(vis));
+  if (!reached[static_cast<std::size_t>(dst)]) throw SimulationError("cluster graph: GPU unreachable");
+  std::array<LinkId, Route::kMaxHops> rev{};
+  int n = 0;
+  for (Vertex v = static_cast<Vertex>(dst); v != static_cast<Vertex>(src); v = boost::source(pred[v], g)) {
+    if (n == Route::kMaxHops) throw SimulationError("cluster graph: route too long");
+    rev[static_cast<std::size_t>(n++)] = edge_id[pred[v]];
+  }
+  for (int i = n - 1; i >= 0; --i) {
+    const LinkId id = rev[static_cast<std::size_t>(i)];
+    r.append(id, link(id).latency);
+  }
+  return r;
 }
 
 }  // namespace epsim

@@ -4,7 +4,9 @@
 // Routing ("direct", as NCCL's all-to-all without PXN): same node -> NVLink through the NVSwitch;
 // other node -> out of the source GPU's own NIC to its rail's leaf, across the spine when the
 // destination's NIC hangs off another leaf, into the destination GPU's NIC. GPUs never forward.
-// Boost.Graph stays inside cluster.cpp.
+// Routes are computed on demand by the builder's RouteRule (O(1), no all-pairs table); the
+// fewest-hop search on the graph (Boost.Graph, inside cluster.cpp) finds the same routes and is
+// kept to check the rule.
 #pragma once
 
 #include <memory>
@@ -12,6 +14,7 @@
 
 #include "topology/cluster_spec.h"
 #include "topology/link.h"
+#include "topology/route_rule.h"
 
 namespace epsim {
 
@@ -34,12 +37,17 @@ class Cluster {
   const std::vector<Link>& links() const { return links_; }
   const Link& link(LinkId id) const { return links_[static_cast<std::size_t>(id)]; }
   // The direct route src -> dst (src != dst); empty route for src == dst.
-  const Route& route(GpuId src, GpuId dst) const;
+  Route route(GpuId src, GpuId dst) const { return rule_->route(src, dst); }
+  // The same route found by a breadth-first search of the graph without GPU transit (O(graph) per
+  // call: for checking the rule).
+  Route searched_route(GpuId src, GpuId dst) const;
 
  private:
+  struct Graph;
   ClusterSpec spec_;
   std::vector<Link> links_;
-  std::vector<Route> routes_;  // routes_[src * gpu_count + dst]
+  std::unique_ptr<const RouteRule> rule_;
+  std::unique_ptr<Graph> graph_;
 };
 
 }  // namespace epsim

@@ -42,3 +42,37 @@ TEST_CASE("leaf uplinks are thinned by oversubscription; more nodes than a leaf 
   const Link& up = c.link(c.route(0, 4).link[1]);
   CHECK(up.bandwidth.bytes_per_second() == doctest::Approx(2 * 50e9 / 2.0));
 }
+
+TEST_CASE("spine links are dominated by the NICs under their leaf unless oversubscribed") {
+  // A leaf's uplink of nodes_here x NIC carries only what the nodes_here NICs under it send: it can
+  // never be the tightest link of a flow, and the flow network leaves it out of max-min. Thinned by
+  // oversubscription it can be, and it stays in. NIC and NVLink links never are.
+  ClusterSpec s = small(4, 2);
+  s.nodes_per_leaf = 2;
+  const Cluster plain(s);
+  for (LinkId l : plain.route(0, 4)) CHECK(plain.link(l).dominated == (plain.link(l).kind == LinkKind::LeafUp || plain.link(l).kind == LinkKind::SpineDown));
+  for (LinkId l : plain.route(0, 1)) CHECK_FALSE(plain.link(l).dominated);
+  s.oversubscription = 2.0;
+  const Cluster thin(s);
+  for (LinkId l : thin.route(0, 4)) CHECK_FALSE(thin.link(l).dominated);
+}
+
+TEST_CASE("the route rule gives the graph's fewest-hop routes for every pair") {
+  // Routes are computed by rule, not stored; the breadth-first search of the graph must agree on
+  // every ordered pair of a cluster with several leaves per rail and a partial last leaf.
+  ClusterSpec s = small(5, 4);
+  s.nodes_per_leaf = 2;
+  const Cluster c(s);
+  for (GpuId a = 0; a < c.gpu_count(); ++a)
+    for (GpuId b = 0; b < c.gpu_count(); ++b) {
+      const Route want = c.searched_route(a, b), got = c.route(a, b);
+      INFO(a << " -> " << b);
+      REQUIRE(got.hops == want.hops);
+      CHECK(std::vector<LinkId>(got.begin(), got.end()) == std::vector<LinkId>(want.begin(), want.end()));
+      CHECK(got.latency == want.latency);
+    }
+  const Cluster one(small(3, 1));  // one GPU per node, one leaf: no spine
+  CHECK(one.route(0, 2).hops == 2);
+  CHECK(std::vector<LinkId>(one.route(0, 2).begin(), one.route(0, 2).end()) ==
+        std::vector<LinkId>(one.searched_route(0, 2).begin(), one.searched_route(0, 2).end()));
+}
