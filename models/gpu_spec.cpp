@@ -4,33 +4,35 @@
 
 namespace epsim {
 
-namespace {
-// Datasheet figures (dense BF16, no sparsity). Memory in GB (1e9 bytes) as sold.
-GpuSpec make(std::string name, double tflops, double mfu, double hbm_tbps, double hbm_eff, double mem_gb,
-             double nvlink_gbps_each_way) {
-  GpuSpec g;
-  g.name = std::move(name);
-  g.peak_bf16 = FlopRate::tflops(tflops);
-  g.mfu = mfu;
-  g.hbm = Bandwidth::gb_per_s(hbm_tbps * 1000.0);
-  g.hbm_efficiency = hbm_eff;
-  g.memory = Bytes::gb(mem_gb);
-  g.nvlink = Bandwidth::gb_per_s(nvlink_gbps_each_way);
-  return g;
-}
-}  // namespace
-
 std::vector<std::string> GpuSpec::preset_names() { return {"h100-seed", "h100-sxm", "h800", "h200"}; }
 
-GpuSpec GpuSpec::preset(const std::string& name) {
+nlohmann::json GpuSpec::preset_keys(const std::string& name) {
+  // Datasheet figures (dense BF16, no sparsity), as the schema's keys. Memory in GB (1e9 bytes) as sold.
   // h100-seed: SEED.md's card: 400 TFLOPS at 60% MFU, 1.8 TB/s at 80%, 64 GB; NVLink 4 (900 GB/s
   // both ways). The others: NVIDIA datasheets (H100 SXM5 989 TFLOPS BF16, 3.35 TB/s, 80 GB;
   // H800 SXM: H100 compute with NVLink cut to 400 GB/s both ways; H200 SXM: 4.8 TB/s, 141 GB).
-  if (name == "h100-seed") return make(name, 400, 0.6, 1.8, 0.8, 64, 450);
-  if (name == "h100-sxm") return make(name, 989, 0.6, 3.35, 0.8, 80, 450);
-  if (name == "h800") return make(name, 989, 0.6, 3.35, 0.8, 80, 200);
-  if (name == "h200") return make(name, 989, 0.6, 4.8, 0.8, 141, 450);
+  auto keys = [](double tflops, double mfu, double hbm_tbps, double hbm_eff, double mem_gb, double nvlink_gbps) {
+    return nlohmann::json{{"peak_tflops", tflops}, {"mfu", mfu},           {"hbm_tbps", hbm_tbps},
+                          {"hbm_efficiency", hbm_eff}, {"memory_gb", mem_gb}, {"nvlink_gbps", nvlink_gbps}};
+  };
+  if (name == "h100-seed") return keys(400, 0.6, 1.8, 0.8, 64, 450);
+  if (name == "h100-sxm") return keys(989, 0.6, 3.35, 0.8, 80, 450);
+  if (name == "h800") return keys(989, 0.6, 3.35, 0.8, 80, 200);
+  if (name == "h200") return keys(989, 0.6, 4.8, 0.8, 141, 450);
   throw std::out_of_range(name);
+}
+
+GpuSpec GpuSpec::preset(const std::string& name) {
+  const nlohmann::json k = preset_keys(name);
+  GpuSpec g;
+  g.name = name;
+  g.peak_bf16 = FlopRate::tflops(k["peak_tflops"].get<double>());
+  g.mfu = k["mfu"].get<double>();
+  g.hbm = Bandwidth::gb_per_s(k["hbm_tbps"].get<double>() * 1000.0);
+  g.hbm_efficiency = k["hbm_efficiency"].get<double>();
+  g.memory = Bytes::gb(k["memory_gb"].get<double>());
+  g.nvlink = Bandwidth::gb_per_s(k["nvlink_gbps"].get<double>());
+  return g;
 }
 
 const Schema& GpuSpec::schema() {

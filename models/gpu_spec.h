@@ -27,6 +27,9 @@ struct GpuSpec {
   static const Schema& schema();
   static std::vector<std::string> preset_names();
   static GpuSpec preset(const std::string& name);  // throws std::out_of_range for unknown names
+  // A preset's figures under the schema's keys (peak_tflops, mfu, ...): what the preset stands for
+  // in a resolved scenario. Throws std::out_of_range for unknown names.
+  static nlohmann::json preset_keys(const std::string& name);
   static GpuSpec from_json(const nlohmann::json& j, const std::string& path);
 };
 

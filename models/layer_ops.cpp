@@ -1,5 +1,7 @@
 #include "models/layer_ops.h"
 
+#include <string_view>
+
 namespace epsim {
 
 const char* to_string(OpClass c) {
@@ -16,27 +18,65 @@ const char* to_string(OpClass c) {
     case OpClass::ExpertGemm: return "expert_gemm";
     case OpClass::ExpertActivation: return "expert_activation";
     case OpClass::LocalCopy: return "local_copy";
+    case OpClass::MtpProjection: return "mtp_projection";
   }
   return "?";
 }
 
-std::int64_t LayerOps::attention_proj_params() const {
+std::vector<WeightMatrix> LayerOps::attention_matrices() const {
   const std::int64_t h = m_.hidden, H = m_.heads;
-  if (m_.attention == AttentionKind::None) return 0;
-  if (m_.attention == AttentionKind::Mha) return 4 * h * H * m_.head_dim;  // q, k, v, o
-  const std::int64_t dqk = m_.qk_head_dim();
-  const std::int64_t q = m_.q_lora_rank > 0 ? h * m_.q_lora_rank + m_.q_lora_rank * H * dqk : h * H * dqk;
-  const std::int64_t kv_a = h * (m_.kv_lora_rank + m_.qk_rope_head_dim);
-  const std::int64_t kv_b = static_cast<std::int64_t>(m_.kv_lora_rank) * H * (m_.qk_nope_head_dim + m_.v_head_dim);
-  const std::int64_t o = H * m_.v_head_dim * h;
-  return q + kv_a + kv_b + o;
+  if (m_.attention == AttentionKind::None) return {};
+  if (m_.attention == AttentionKind::Mha) {
+    const std::int64_t d = m_.head_dim, kv = m_.kv_head_count();
+    return {{"q_proj", h, H * d}, {"kv_proj", h, 2 * kv * d}, {"o_proj", H * d, h}};
+  }
+  std::vector<WeightMatrix> w;
+  const std::int64_t dqk = m_.qk_head_dim(), r = m_.q_lora_rank;
+  if (r > 0) {
+    w.push_back({"q_proj", h, r});  // q_a_proj
+    w.push_back({"q_b_proj", r, H * dqk});
+  } else {
+    w.push_back({"q_proj", h, H * dqk});
+  }
+  w.push_back({"kv_proj", h, m_.kv_lora_rank + m_.qk_rope_head_dim});  // kv_a_proj_with_mqa
+  w.push_back({"kv_b_proj", m_.kv_lora_rank, H * (m_.qk_nope_head_dim + m_.v_head_dim)});
+  w.push_back({"o_proj", H * m_.v_head_dim, h});
+  return w;
+}
+
+std::int64_t LayerOps::attention_proj_params() const {
+  std::int64_t n = 0;
+  for (const WeightMatrix& w : attention_matrices()) n += w.rows * w.cols;
+  return n;
+}
+
+Bytes LayerOps::attention_weight_bytes() const {
+  Bytes b(0);
+  // MHA/GQA's k and v are two matrices of hidden x kv_heads*d (their scale blocks counted apart).
+  for (const WeightMatrix& w : attention_matrices())
+    b += std::string_view(w.op) == "kv_proj" && m_.attention == AttentionKind::Mha
+             ? m_.precision.weight_bytes(w.rows, w.cols / 2) * 2
+             : m_.precision.weight_bytes(w.rows, w.cols);
+  return b;
+}
+
+Bytes LayerOps::expert_weight_bytes() const {
+  return m_.precision.weight_bytes(m_.hidden, m_.expert_intermediate) * 3;
+}
+
+Bytes LayerOps::dense_mlp_weight_bytes() const {
+  return m_.precision.weight_bytes(m_.hidden, m_.dense_intermediate) * 3;
 }
 
 Bytes LayerOps::kv_bytes_per_token() const {
   if (m_.attention == AttentionKind::None) return Bytes(0);
-  if (m_.attention == AttentionKind::Mha)
-    return elems(2.0 * static_cast<double>(m_.heads) * static_cast<double>(m_.head_dim));
-  return elems(static_cast<double>(m_.kv_lora_rank + m_.qk_rope_head_dim) * tp_);
+  if (m_.attention == AttentionKind::Mha) {
+    // The TP group caches its tp x T tokens; each GPU holds ceil(kv_heads / tp) heads of them (GQA
+    // with fewer kv heads than tp replicates them), so per token of this GPU: tp x that x 2d.
+    const std::int64_t per_gpu = (m_.kv_head_count() + tp_ - 1) / tp_;
+    return m_.precision.kv_bytes(tp_ * per_gpu * 2 * m_.head_dim);
+  }
+  return m_.precision.kv_bytes(static_cast<std::int64_t>(m_.kv_lora_rank + m_.qk_rope_head_dim) * tp_);
 }
 
 OpWork LayerOps::attention_proj(std::int64_t tokens) const {
@@ -51,29 +91,36 @@ OpWork LayerOps::attention_proj(std::int64_t tokens) const {
   return w;
 }
 
-OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len) const {
-  // Causal: query i attends to keys 0..i, so seq_len*(seq_len+1)/2 (query, key) pairs per sequence;
-  // each pair costs 2*dqk (scores) + 2*dv (weighted values) FLOPs per head.
+OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len, std::int64_t cached) const {
+  // Causal: query i attends to keys 0..i, so per sequence the queries cached..seq_len-1 make
+  // seq_len(seq_len+1)/2 - cached(cached+1)/2 (query, key) pairs; each pair costs 2*dqk (scores) +
+  // 2*dv (weighted values) FLOPs per head.
   const double group_seqs = static_cast<double>(seqs) * tp_;
   const double heads = static_cast<double>(m_.heads) / tp_;
-  const double pairs = static_cast<double>(seq_len) * static_cast<double>(seq_len + 1) / 2.0;
+  const double s = static_cast<double>(seq_len), p = static_cast<double>(cached);
+  const double pairs = s * (s + 1.0) / 2.0 - p * (p + 1.0) / 2.0;
   const double flops = group_seqs * heads * pairs * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
-  const double tok = group_seqs * static_cast<double>(seq_len);
-  const double io = tok * heads * static_cast<double>(2 * m_.qk_head_dim() + 2 * m_.v_dim());  // q,k,v in; o out
-  OpWork w{OpClass::AttentionCore, Flops(flops), elems(io), seqs * seq_len};
+  // q in and o out for the new tokens, k and v in for every token.
+  const double width = static_cast<double>(m_.qk_head_dim() + m_.v_dim());
+  const double io = group_seqs * heads * (static_cast<double>(seq_len - cached) * width + s * width);
+  OpWork w{OpClass::AttentionCore, Flops(flops), elems(io), seqs * (seq_len - cached)};
   w.seq_len = seq_len;
   return w;
 }
 
-OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len) const {
+OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len, int queries) const {
   const double group_seqs = static_cast<double>(seqs) * tp_;
   const double heads = static_cast<double>(m_.heads) / tp_;
-  const double flops = group_seqs * heads * static_cast<double>(kv_len) * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
-  // Memory-bound: the whole KV cache of every sequence is read once.
+  const double flops = group_seqs * queries * heads * static_cast<double>(kv_len) * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
+  // Memory-bound: the whole KV cache of every sequence is read once, whatever its query count.
   const double kv = group_seqs * static_cast<double>(kv_len) * static_cast<double>(kv_bytes_per_token().count()) / tp_;
-  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs};
+  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs * queries};
   w.kv_len = kv_len;
   return w;
+}
+
+OpWork LayerOps::mtp_projection(std::int64_t tokens) const {
+  return gemm(OpClass::MtpProjection, tokens, m_.hidden, 2 * m_.hidden);
 }
 
 OpWork LayerOps::gate(std::int64_t tokens) const {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "models/moe_model.h"
 #include "models/units.h"
@@ -27,6 +28,7 @@ enum class OpClass {
   ExpertGemm,        // one GEMM of one expert's MLP (cost_model.expert_gemms=per-expert)
   ExpertActivation,  // SiLU(gate) x up over a chunk's expert rows, between the two GEMMs (HBM-bound)
   LocalCopy,         // rows a dispatch or combine round sends to its own GPU: a device copy (HBM-bound)
+  MtpProjection,     // the MTP module's 2 x hidden -> hidden GEMM (workload.mtp_tokens)
 };
 const char* to_string(OpClass c);
 
@@ -44,12 +46,30 @@ struct OpWork {
   std::int64_t kv_len = 0;
 };
 
+// One linear layer's weight, rows x cols (input width x output width), named as the op that uses it.
+struct WeightMatrix {
+  const char* op;
+  std::int64_t rows;
+  std::int64_t cols;
+};
+
 class LayerOps {
  public:
   LayerOps(const MoeModelSpec& model, int tp) : m_(model), tp_(tp) {}
 
+  // One layer's attention projections, whole (not divided by tp): MHA/GQA q, k, v, o; MLA q (or
+  // q_a and q_b), kv_a (kv_proj), kv_b, o.
+  std::vector<WeightMatrix> attention_matrices() const;
   // Parameters (elements) of one layer's attention projections, whole (not divided by tp).
   std::int64_t attention_proj_params() const;
+  // Stored bytes of one layer's weights at precision.weights (fp8: with the 128 x 128 block scales),
+  // whole (not divided by tp): attention projections, one expert (gate, up, down: hidden x I each),
+  // the dense MLP; the router (hidden x experts, bf16) and the LM head (precision.lm_head_weight_bytes).
+  Bytes attention_weight_bytes() const;
+  Bytes expert_weight_bytes() const;
+  Bytes dense_mlp_weight_bytes() const;
+  Bytes gate_weight_bytes() const { return Precision::matrix_bytes(NumberFormat::Bf16, m_.hidden, m_.routed_experts); }
+  Bytes lm_head_weight_bytes() const { return m_.precision.lm_head_weight_bytes(m_.hidden, m_.vocab); }
   std::int64_t expert_params() const { return 3 * m_.hidden * m_.expert_intermediate; }
   std::int64_t dense_mlp_params() const { return 3 * m_.hidden * m_.dense_intermediate; }
   std::int64_t gate_params() const { return m_.hidden * m_.routed_experts; }
@@ -59,10 +79,16 @@ class LayerOps {
 
   // `tokens` is the tokens of this GPU (T); the TP group processes tp*T with 1/tp of the weights.
   OpWork attention_proj(std::int64_t tokens) const;
-  // Causal prefill of `seqs` sequences of `seq_len` tokens on this GPU (heads split over tp).
-  OpWork attention_core_prefill(std::int64_t seqs, std::int64_t seq_len) const;
-  // One decode token for each of `seqs` sequences at KV length `kv_len`.
-  OpWork attention_core_decode(std::int64_t seqs, std::int64_t kv_len) const;
+  // Causal prefill of `seqs` sequences of `seq_len` tokens on this GPU (heads split over tp), the
+  // first `cached` of each sequence from the prefix cache: only the others are queries, every
+  // token's k and v is read.
+  OpWork attention_core_prefill(std::int64_t seqs, std::int64_t seq_len, std::int64_t cached = 0) const;
+  // `queries` decode tokens (the new one and its MTP drafts) for each of `seqs` sequences at KV
+  // length `kv_len`: the KV cache is read once per sequence.
+  OpWork attention_core_decode(std::int64_t seqs, std::int64_t kv_len, int queries = 1) const;
+  // DeepSeek-V3's MTP projection: [norm(h); norm(embedding)] (2 x hidden) -> hidden, one GEMM.
+  OpWork mtp_projection(std::int64_t tokens) const;
+  std::int64_t mtp_projection_params() const { return 2 * m_.hidden * m_.hidden; }
   OpWork gate(std::int64_t tokens) const;
   OpWork dense_mlp(std::int64_t tokens) const;
   // `tokens` routed tokens spread over `experts` experts held by this GPU.

@@ -24,6 +24,7 @@ MoeModelSpec MoeModelSpec::preset(const std::string& name) {
     m.v_head_dim = 128;
     m.groups = 8;
     m.topk_groups = 4;
+    m.precision = Precision::deepseek_fp8();
     return m;
   }
   throw std::out_of_range(name);
@@ -45,7 +46,8 @@ const Schema& MoeModelSpec::schema() {
       {"topk_groups", "integer", nullptr, "", "groups one token may use (default: preset)"},
       {"attention", "string", nullptr, "", "mha | mla | none (no attention: the layer is its MoE block alone, as the measured EP layer of `epsim validate`) (default: preset)"},
       {"heads", "integer", nullptr, "", "attention heads (default: preset, 128)"},
-      {"head_dim", "integer", nullptr, "", "MHA head dimension (default: preset, 128)"},
+      {"head_dim", "integer", nullptr, "", "MHA and GQA head dimension (default: preset, 128)"},
+      {"kv_heads", "integer", nullptr, "", "MHA and GQA: key/value heads, dividing heads; fewer than heads is grouped-query attention (default: heads, MHA)"},
       {"vocab", "integer", nullptr, "", "vocabulary size; 0 = no LM head (default: preset, 129280)"},
   }};
   return s;
@@ -91,6 +93,7 @@ MoeModelSpec MoeModelSpec::from_hf_config(const nlohmann::json& cfg, const std::
     m.attention = AttentionKind::Mha;
     m.head_dim = static_cast<int>(m.hidden / std::max(1, m.heads));
   }
+  m.precision = Precision::from_quantization_config(cfg, path);
   m.validate(path);
   return m;
 }
@@ -124,6 +127,7 @@ MoeModelSpec MoeModelSpec::from_json(const nlohmann::json& j, const std::string&
   set_int("topk_groups", m.topk_groups, 1);
   set_int("heads", m.heads, 1);
   set_int("head_dim", m.head_dim, 1);
+  set_int("kv_heads", m.kv_heads, 1);
   set_int("vocab", m.vocab, 0);
   if (c.has("attention")) {
     const std::string a = c.choice("attention", {"mha", "mla", "none"});
@@ -150,6 +154,8 @@ void MoeModelSpec::validate(const std::string& path) const {
     bad("topk_groups", topk_groups, "topk_groups x experts per group must be >= top_k");
   if (heads < 1) bad("heads", heads, "must be >= 1");
   if (attention == AttentionKind::Mha && head_dim < 1) bad("head_dim", head_dim, "must be >= 1");
+  if (kv_heads < 0 || (kv_heads > 0 && heads % kv_heads != 0))
+    bad("kv_heads", kv_heads, "must divide heads = " + std::to_string(heads));
 }
 
 }  // namespace epsim

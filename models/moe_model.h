@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/config.h"
+#include "models/precision.h"
 
 namespace epsim {
 
@@ -27,19 +28,24 @@ struct MoeModelSpec {
   int topk_groups = 1;              // groups a token may use (topk_group)
   AttentionKind attention = AttentionKind::Mha;
   int heads = 128;
-  int head_dim = 128;               // MHA
+  int head_dim = 128;               // MHA and GQA
+  int kv_heads = 0;                 // MHA and GQA: key/value heads (0 or == heads: MHA; fewer: grouped-query)
   int q_lora_rank = 0;              // MLA (0: queries projected directly)
   int kv_lora_rank = 512;           // MLA
   int qk_nope_head_dim = 128;       // MLA
   int qk_rope_head_dim = 64;        // MLA
   int v_head_dim = 128;             // MLA
   std::int64_t vocab = 129280;       // 0: no LM head
-  int bytes_per_param = 2;          // BF16 weights and activations
+  int bytes_per_param = 2;          // BF16 activations (and weights where `precision` keeps them bf16)
+  // Number formats per op class, weights, dispatch, combine and KV cache: the preset's (or the
+  // config.json's quantization_config), overridden by the scenario's `precision` section.
+  Precision precision;
 
   int moe_layers() const { return layers - dense_layers; }
   bool is_moe(int layer) const { return layer >= dense_layers; }
   std::int64_t qk_head_dim() const;   // per-head query/key width
   std::int64_t v_dim() const;         // per-head value width
+  int kv_head_count() const { return kv_heads > 0 ? kv_heads : heads; }  // MHA and GQA
 
   static const Schema& schema();
   static std::vector<std::string> preset_names();

@@ -13,8 +13,13 @@ namespace epsim {
 
 struct Parallelism {
   int attention_tp = 1;  // GPUs of one node sharing each attention layer's heads
-  int ep = 0;            // GPUs holding one full set of routed experts (0: all GPUs)
-  int experts_per_gpu = 1;
+  int pp = 1;            // pipeline stages: the GPUs form pp ranks of consecutive GPUs, each its own EP group(s)
+  int ep = 0;            // GPUs holding one full set of routed experts (0: all GPUs of a pipeline stage)
+  // Physical expert slots per GPU and MoE layer as given (parallelism.slots_per_gpu; 0: derived).
+  // ep x slots_per_gpu >= routed (+ routed shared) experts; the extra slots hold redundant experts
+  // (placement eplb chooses them), so ep need not divide the expert count (EP 72: 256 + 32 in 4 x 72).
+  int slots_per_gpu = 0;
+  int experts_per_gpu = 1;  // physical slots per GPU (slots_per_gpu, or experts / ep)
   // local: every GPU computes the shared experts for its own tokens | routed: they join the routed
   // experts as experts every token takes, placed in expert slots (with replicas) and reached by the
   // dispatch, as DeepSeek-V3's decode deployment does (its "heavy-load" 9th expert).
@@ -26,6 +31,11 @@ struct Parallelism {
   MoeModelSpec as_routed(MoeModelSpec model) const {
     model.routed_experts += routed_shared(model);
     return model;
+  }
+
+  // Slots beyond the experts (redundant experts), when slots_per_gpu is given; else 0.
+  int extra_slots(const MoeModelSpec& model) const {
+    return slots_per_gpu > 0 ? ep * slots_per_gpu - model.routed_experts - routed_shared(model) : 0;
   }
 
   static const Schema& schema();

@@ -10,12 +10,41 @@ namespace epsim {
 
 namespace {
 double ms(Time t) { return t.to_ms(); }
+
+nlohmann::json memory_json(const MemoryReport& m) {
+  nlohmann::json j = {
+      {"per_gpu_gb", m.total().to_gb()},     {"capacity_gb", m.capacity.to_gb()},
+      {"fits", m.fits()},                    {"weights_gb", m.weights().to_gb()},
+      {"attention_weights_gb", m.attention_weights.to_gb()}, {"dense_weights_gb", m.dense_weights.to_gb()},
+      {"expert_weights_gb", m.expert_weights.to_gb()},       {"shared_weights_gb", m.shared_weights.to_gb()},
+      {"other_weights_gb", m.other_weights.to_gb()},         {"kv_cache_gb", m.kv_cache.to_gb()},
+      {"activations_gb", m.activations.to_gb()},
+  };
+  if (m.comm_buffers.count() > 0) j["comm_buffers_gb"] = m.comm_buffers.to_gb();
+  return j;
+}
+
+nlohmann::json pipeline_json(const PipelineResult& p) {
+  nlohmann::json ranks = nlohmann::json::array();
+  for (const PipelineRankResult& r : p.per_rank) {
+    nlohmann::json m = memory_json(r.memory);
+    m["optimizer_gb"] = r.memory.optimizer.to_gb();
+    ranks.push_back({{"rank", r.rank}, {"stages", r.stages}, {"layers", r.layers}, {"busy_ms", ms(r.busy)},
+                     {"bubble_ms", ms(r.bubble)}, {"bubble_fraction", r.bubble_fraction},
+                     {"activation_chunks", r.peak_chunks}, {"memory", m}});
+  }
+  return {{"schedule", p.schedule}, {"ranks", p.ranks}, {"micro_batches", p.micro_batches}, {"virtual_stages", p.stages},
+          {"bubble_ms", ms(p.bubble)}, {"bubble_fraction", p.bubble_fraction}, {"per_rank", ranks}};
+}
 }  // namespace
 
-nlohmann::json report_json(const Simulation& sim) {
+nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) {
   const StepResult& r = sim.result();
   const Cluster& cl = sim.cluster();
   nlohmann::json j;
+  if (!provenance.version.empty()) j["version"] = provenance.version;
+  if (!provenance.command.empty()) j["command"] = provenance.command;
+  if (!provenance.scenario.is_null()) j["resolved_scenario"] = provenance.scenario;
   j["scenario"] = r.scenario;
   j["network"] = r.network;
   j["cost_model"] = r.cost_model;
@@ -25,6 +54,20 @@ nlohmann::json report_json(const Simulation& sim) {
   j["tokens_per_gpu"] = r.tokens_per_gpu;
   j["tokens_per_s_per_gpu"] = r.tokens_per_s_per_gpu();
   j["tokens_per_s_per_node"] = r.tokens_per_s_per_node();
+  const Workload& w = sim.scenario().workload;
+  if (w.prefix_hit > 0) {
+    j["prefix_cache"] = {{"prefix_hit", w.prefix_hit},
+                         {"cached_tokens_per_sequence", w.prefix_tokens()},
+                         {"computed_tokens_per_gpu", r.computed_tokens_per_gpu},
+                         {"computed_tokens_per_s_per_gpu", r.computed_tokens_per_s_per_gpu()}};
+  }
+  if (w.mtp_tokens > 0) {
+    j["mtp"] = {{"draft_tokens", w.mtp_tokens},
+                {"acceptance", w.mtp_acceptance},
+                {"tokens_per_sequence", r.output_tokens_per_gpu / static_cast<double>(w.batch_per_gpu)},
+                {"accepted_tokens_per_gpu", r.output_tokens_per_gpu},
+                {"verified_tokens_per_gpu", r.computed_tokens_per_gpu}};
+  }
   j["events"] = r.events;
   j["network_replay"] = {{"hits", r.replay.hits},       {"misses", r.replay.misses},   {"stored", r.replay.stored},
                          {"replayed", r.replay.replayed}, {"solved", r.replay.solved}, {"materialised", r.replay.materialised}};
@@ -36,15 +79,8 @@ nlohmann::json report_json(const Simulation& sim) {
   }
   j["bound_by"] = bound;
   j["pricing"] = r.pricing;
-  const MemoryReport& m = r.memory;
-  j["memory"] = {
-      {"per_gpu_gb", m.total().to_gb()},     {"capacity_gb", m.capacity.to_gb()},
-      {"fits", m.fits()},                    {"weights_gb", m.weights().to_gb()},
-      {"attention_weights_gb", m.attention_weights.to_gb()}, {"dense_weights_gb", m.dense_weights.to_gb()},
-      {"expert_weights_gb", m.expert_weights.to_gb()},       {"shared_weights_gb", m.shared_weights.to_gb()},
-      {"other_weights_gb", m.other_weights.to_gb()},         {"kv_cache_gb", m.kv_cache.to_gb()},
-      {"activations_gb", m.activations.to_gb()},
-  };
+  j["memory"] = memory_json(r.memory);
+  if (r.pipeline) j["pipeline"] = pipeline_json(*r.pipeline);
   nlohmann::json layers = nlohmann::json::array();
   for (const LayerResult& l : r.layers) {
     nlohmann::json lj = {
@@ -53,6 +89,7 @@ nlohmann::json report_json(const Simulation& sim) {
         {"dispatch_ms", ms(l.dispatch)}, {"combine_ms", ms(l.combine)}, {"tp_comm_ms", ms(l.tp_comm)},
         {"exposed_comm_ms", ms(l.exposed_comm_max)}, {"exposed_comm_mean_ms", ms(l.exposed_comm_mean)},
     };
+    if (l.mtp) lj["mtp"] = true;
     if (l.moe) {
       lj["expert_tokens_max"] = l.expert_tokens_max;
       lj["expert_tokens_mean"] = l.expert_tokens_mean;
@@ -71,8 +108,10 @@ nlohmann::json report_json(const Simulation& sim) {
     gpus.push_back({{"compute_ms", ms(g.compute_busy)}, {"comm_ms", ms(g.comm_busy)}, {"exposed_comm_ms", ms(g.exposed_comm)}});
   j["per_gpu"] = gpus;
   // The busiest links of the whole step, by bytes (ties: lower link id first).
-  std::vector<std::size_t> order(r.links.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  // Kernel links (a GPU's communication SMs, not a wire) are left out.
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < r.links.size(); ++i)
+    if (cl.link(static_cast<LinkId>(i)).kind != LinkKind::Kernel) order.push_back(i);
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return r.links[a].bytes > r.links[b].bytes; });
   nlohmann::json links = nlohmann::json::array();
   for (std::size_t k = 0; k < std::min<std::size_t>(order.size(), 16); ++k) {
@@ -82,6 +121,17 @@ nlohmann::json report_json(const Simulation& sim) {
                      {"utilisation", c.busy.to_seconds() / r.step_time.to_seconds()}, {"peak_flows", c.peak_flows}});
   }
   j["top_links"] = links;
+  // Bytes that entered each class of link over the step: NVLink (GPU -> NVSwitch), InfiniBand
+  // (GPU NIC -> leaf) and the spine (leaf -> spine).
+  double nvlink = 0, infiniband = 0, spine = 0;
+  for (std::size_t i = 0; i < r.links.size(); ++i) {
+    const LinkKind k = cl.link(static_cast<LinkId>(i)).kind;
+    const double gb = r.links[i].bytes.to_gb();
+    if (k == LinkKind::NvlinkUp) nvlink += gb;
+    if (k == LinkKind::NicUp) infiniband += gb;
+    if (k == LinkKind::LeafUp) spine += gb;
+  }
+  j["traffic_gb"] = {{"nvlink", nvlink}, {"infiniband", infiniband}, {"spine", spine}};
   return j;
 }
 

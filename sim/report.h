@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -10,7 +11,15 @@
 
 namespace epsim {
 
-nlohmann::json report_json(const Simulation& sim);
+// What made a report, recorded in it so that the report alone says how to reproduce it. Empty
+// fields are left out of report.json.
+struct Provenance {
+  std::string version;               // epsim's version (git describe at build time)
+  std::vector<std::string> command;  // the command line, "epsim" first
+  nlohmann::json scenario;           // resolved_scenario() of the document simulated
+};
+
+nlohmann::json report_json(const Simulation& sim, const Provenance& provenance = {});
 // A process per GPU, thread 0 = compute stream, thread 1 = communication.
 std::string chrome_trace(const Simulation& sim);
 void write_file(const std::string& path, const std::string& text);  // throws InputError

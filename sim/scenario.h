@@ -1,6 +1,7 @@
 // A what-if scenario: every section of the JSON document, parsed and cross-checked.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include "models/parallelism.h"
 #include "models/workload.h"
 #include "placement/placement.h"
+#include "sim/overlap_schedule.h"
 #include "topology/cluster_spec.h"
 
 namespace epsim {
@@ -22,17 +24,31 @@ struct NetworkSpec {
   bool replay = true;
   double completion_window = 1e-3;      // flow: fraction of a flow's duration it may arrive early
   static constexpr double kMaxCompletionWindow = 0.05;
-  std::string dispatch_impl = "ideal";  // ideal | nccl | peer (models/dispatch_impl.h)
+  std::string dispatch_impl = "ideal";  // ideal | nccl | peer | normal | low_latency (models/dispatch_impl.h)
+  std::string nvlink_engine = "sm";     // normal: the NVLink stage by SM stores or by the copy engine
+  // Transfer-engine terms the scenario sets (unset: the defaults, or a calibrated profile's;
+  // models/transfer_engine.h). Efficiencies in (0, 1], rounds in us, message rate in M/s, GB/s per SM.
+  std::optional<double> nvlink_sm_efficiency, nvlink_sm_round_us, nvlink_ce_efficiency, nvlink_ce_round_us,
+      rdma_efficiency, rdma_message_rate_m, rdma_round_us, nccl_efficiency, nccl_round_us, comm_gbps_per_sm;
   static const Schema& schema();
   static NetworkSpec from_json(const nlohmann::json& j, const std::string& path);
 };
 
 struct ScheduleSpec {
-  std::string overlap = "serial";  // serial | dual-microbatch | decode-5stage
+  std::string overlap = "serial";  // the overlap schedule's name (program.name)
+  OverlapSchedule program;         // the description schedule.overlap names or holds (sim/overlap_schedule.h)
   int chunks = 1;                  // token batches per dispatch (and combine)
   int comm_sms = 24;               // SMs communication kernels hold while they run
   bool comm_sms_given = false;     // set in the scenario (else network.dispatch_impl's value)
-  int micro_batches() const { return overlap == "serial" ? 1 : 2; }
+  // Pipeline parallelism (parallelism.pp > 1): the schedule of sim/pipeline_schedule.h, its
+  // micro-batches (0: 2 x pp) and, for interleaved, the model chunks per rank.
+  std::string pipeline = "1f1b";
+  int pipeline_micro_batches = 0;
+  int pipeline_chunks = 2;
+  int micro_batches() const { return program.micro_batches; }
+  int pipeline_micro_batches_for(int pp) const { return pipeline_micro_batches > 0 ? pipeline_micro_batches : 2 * pp; }
+  // Virtual stages of the pipeline: pp (1f1b, dualpipe) or pp x pipeline_chunks (interleaved).
+  int pipeline_stages(int pp) const { return pipeline == "interleaved" ? pp * pipeline_chunks : pp; }
   static const Schema& schema();
   static ScheduleSpec from_json(const nlohmann::json& j, const std::string& path);
 };

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@
 
 #include "models/memory_model.h"
 #include "sim/network.h"
+#include "sim/pipeline_metrics.h"
 #include "topology/link.h"
 
 namespace epsim {
@@ -16,6 +18,7 @@ namespace epsim {
 struct LayerResult {
   int layer = 0;
   bool moe = false;
+  bool mtp = false;         // the MTP module's decoder layer of one draft pass (workload.mtp_tokens)
   Time start, end;          // first task start, last task end over all GPUs
   Time compute_max;         // the GPU with the most compute busy time in this layer
   Time compute_mean;
@@ -40,7 +43,9 @@ struct StepResult {
   std::string network;
   std::string cost_model;
   Time step_time;
-  std::int64_t tokens_per_gpu = 0;   // tokens each GPU finished in the step
+  std::int64_t tokens_per_gpu = 0;   // tokens each GPU finished in the step (prefill: input tokens, cached ones too; decode: sequences)
+  std::int64_t computed_tokens_per_gpu = 0;  // tokens entering each model layer on one GPU (Workload::tokens())
+  double output_tokens_per_gpu = 0;  // what throughput counts (Workload::output_tokens(): decode with MTP, accepted tokens)
   int gpus = 0, gpus_per_node = 0;
   std::vector<LayerResult> layers;
   std::vector<GpuResult> per_gpu;
@@ -57,8 +62,11 @@ struct StepResult {
   Time bound_gpu_straggle;         // how long the others waited for it at barriers
   LinkId bound_link = -1;          // busiest link (longest drain) of the longest all-to-all on the critical path
   Bytes bound_link_bytes;
+  // parallelism.pp > 1: per rank bubble and memory (`memory` above is then the fullest rank's).
+  std::optional<PipelineResult> pipeline;
 
-  double tokens_per_s_per_gpu() const { return static_cast<double>(tokens_per_gpu) / step_time.to_seconds(); }
+  double tokens_per_s_per_gpu() const { return output_tokens_per_gpu / step_time.to_seconds(); }
+  double computed_tokens_per_s_per_gpu() const { return static_cast<double>(computed_tokens_per_gpu) / step_time.to_seconds(); }
   double tokens_per_s_per_node() const { return tokens_per_s_per_gpu() * gpus_per_node; }
 };
 

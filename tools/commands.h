@@ -2,6 +2,7 @@
 // errors are thrown (ConfigError, InputError, UsageError) and printed by main.
 #pragma once
 
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -18,10 +19,16 @@ class UsageError : public std::runtime_error {
 int run_command(const Args& args);
 int keys_command(const Args& args);
 int net_command(const Args& args);
+int net_moe_command(const Args& args);  // net --pattern moe
 int calibrate_command(const Args& args);
 int explain_command(const Args& args);
 int compare_command(const Args& args);
 int validate_command(const Args& args);
+int sweep_command(const Args& args);
+
+// Prints `error` as one line on stderr (as main does for every command) and returns the exit
+// status: 2 for bad input, 1 for an internal error.
+int print_error(std::exception_ptr error);
 
 // The whole command reference (every subcommand and option), printed by --help anywhere.
 std::string usage();

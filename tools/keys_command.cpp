@@ -2,6 +2,7 @@
 
 #include "sim/scenario.h"
 #include "tools/commands.h"
+#include "tools/explore/sweep_spec.h"
 
 namespace epsim::cli {
 
@@ -18,8 +19,9 @@ std::string cell(const std::string& s) {
 }  // namespace
 
 int keys_command(const Args& args) {
-  if (!args.empty()) throw UsageError("keys takes no arguments");
-  for (const Schema* s : Scenario::all_schemas()) {
+  const bool sweep = args.size() == 1 && args[0] == "--sweep";
+  if (!args.empty() && !sweep) throw UsageError("keys takes no arguments but --sweep");
+  for (const Schema* s : sweep ? explore::SweepSpec::schemas() : Scenario::all_schemas()) {
     fmt::print("\n### {}\n\n| key | type | default | unit | meaning |\n|---|---|---|---|---|\n",
                s->section.empty() ? "top level" : s->section);
     for (const KeyDoc& k : s->keys) {

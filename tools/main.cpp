@@ -8,6 +8,7 @@
 
 #include "models/errors.h"
 #include "tools/commands.h"
+#include "tools/version.h"
 
 namespace cli = epsim::cli;
 
@@ -15,6 +16,8 @@ std::string cli::usage() {
   return R"(epsim: discrete-event simulator of Mixture-of-Experts steps under large expert parallelism
 
 usage: epsim <command> [options]
+       epsim --version     the version it was built from (git describe at build time; "unknown"
+                           when built outside a git checkout); report.json records it too
 
 commands:
   run [SCENARIO] [--set key.path=value ...] [--out DIR] [--no-trace] [--steps N]
@@ -36,7 +39,7 @@ commands:
       expert memory per GPU; writes DIR/compare.json, DIR/compare.svg (bar charts of step time and
       max link tokens) and DIR/placement-<strategy>.json (EPLB layout: phy2log, log2phy, logcnt).
   calibrate RESULTS.json... -o PROFILE.json [--holdout FRACTION | --holdout-shapes SPEC...]
-            [--smoothing S] [-v]
+            [--smoothing S] [--check-layer LAYER.json...] [-v]
       Fit a calibrated cost profile from epsim-bench result files (kernels/results/*.json): per
       kernel family with FLOPs an efficiency curve (baseline / measured time, piecewise linear in
       log2 size, Eigen least squares); for copies, permutes, P2P and NCCL ln(time) as a cubic
@@ -45,8 +48,11 @@ commands:
       provenance. --holdout FRACTION (default 0.25): every round(1/FRACTION)-th interior size of
       each series is held out (deterministic); --holdout-shapes KERNEL:key=value[,key=value]
       holds out those shapes instead. --smoothing S (default 0.02): weight of the fit's second-
-      difference penalty. -v lists every held-out point and the spline segments. Scenarios use a profile
-      with "cost_model": {"calibration": "PROFILE.json"} or the shipped "h200-measured".
+      difference penalty. -v lists every held-out point and the spline segments. --check-layer: price
+      every op of whole layers measured by kernels/epsim_layer.py (epsim-layer/1) with the fitted
+      profile and print each layer's error (sum of predicted ops vs the layer measured as one; -v:
+      per op). Scenarios use a profile with "cost_model": {"calibration": "PROFILE.json"}, a shipped
+      "h100-measured" / "h200-measured", or "measured" (the GPU preset's own).
   explain [SCENARIO] --op OP [--tokens N] [--experts E] [--seq N] [--kv N] [--set key=value ...]
       Show how one op's time is obtained under SCENARIO's cost model: FLOPs, bytes, the curve
       and the measured neighbours (calibrated) or the roofline terms (nominal). OP: attention_proj,
@@ -63,6 +69,13 @@ commands:
       (default) | analytical; --completion-window W (flow: 1e-3, 0 exact; as network.
       completion_window). Prints completion time, algbw and busbw (nccl-tests definitions),
       the number of flows and the wall time; --csv writes every flow's completion time.
+  net --pattern moe --mode normal|low_latency --ep N --tokens T --hidden H --topk K [--experts E]
+      [--fp8] [--groups G --topk-groups M] [--comm-sms S] [--gpus-per-node G] [--nic-gbps B]
+      [--model flow|analytical] [--calibration P] [--csv FILE]
+      One MoE dispatch and combine (uniform gate, contiguous experts) in a DeepEP mode (network.
+      dispatch_impl), each alone: per rank the bytes of the tokens it sends (dispatch) or receives
+      (combine) over RDMA and NVLink, over its time (mean and max over ranks); the engines' constants
+      used; --csv writes every rank.
   validate MEASURED.json... [--phases] [--json OUT] [--set key.path=value ...]
       Hold the simulator to measured expert-parallel MoE layers (kernels/results/ep*.json, written by
       kernels/ep_layer.cu): each case becomes a scenario (its GPUs as one node of H200s, cost model
@@ -73,14 +86,43 @@ commands:
       the median and max total-time error against the target (median <= 5%, every case <= 10%).
       --phases also prints each phase's measured and predicted us; --json writes everything;
       --set overrides a key of every case's scenario (e.g. --set schedule.comm_sms=40).
-  keys
-      Print every scenario key with its type, default, unit and meaning (markdown).
+  sweep SPEC.json [--out DIR] [-j N]
+      Run every point of a sweep: a base scenario plus axes over any scenario keys (grid values or
+      ranges, zipped lists, seeded random samples; the format: scenarios/README.md, `epsim keys
+      --sweep`). Points run on N threads (default: all cores); each finished point is appended at once
+      to DIR/results.jsonl (its id, axes, resolved scenario, headline figures, wall time, version)
+      and DIR/summary.csv tabulates them at the end (DIR defaults to out/<SPEC's name>). Rerunning
+      the same command skips the points already there (after a kill too). A progress bar with ETA
+      on a terminal, else a line per point. Under `mpirun -np R` (an MPI build) rank 0 serves the
+      points one at a time to every rank's threads and writes the files (-j defaults to the cores
+      per rank). Exit status 2 when a point's scenario is rejected (unless "skip_invalid": true).
+  keys [--sweep]
+      Print every scenario key (--sweep: every sweep specification key) with its type, default,
+      unit and meaning (markdown).
   help, --help, -h
       This text. `epsim <command> --help` prints it too.
 
 exit status: 0 success; 2 bad input (the message names the JSON path, the value and the rule);
 1 internal error.
 )";
+}
+
+int cli::print_error(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const epsim::ConfigError& e) {
+    fmt::print(stderr, "epsim: error: {}\n", e.what());
+  } catch (const epsim::InputError& e) {
+    fmt::print(stderr, "epsim: error: {}\n", e.what());
+  } catch (const cli::UsageError& e) {
+    fmt::print(stderr, "epsim: error: {}\n", e.what());
+  } catch (const boost::program_options::error& e) {
+    fmt::print(stderr, "epsim: error: {} (try: epsim --help)\n", e.what());
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "epsim: internal error: {}\n", e.what());
+    return 1;
+  }
+  return 2;
 }
 
 int main(int argc, char** argv) {
@@ -95,10 +137,15 @@ int main(int argc, char** argv) {
       {"explain", cli::explain_command},
       {"compare", cli::compare_command},
       {"validate", cli::validate_command},
+      {"sweep", cli::sweep_command},
   };
   try {
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
       fmt::print("{}", cli::usage());
+      return 0;
+    }
+    if (cmd == "--version" || cmd == "version") {
+      fmt::print("epsim {}\n", cli::version());
       return 0;
     }
     auto it = commands.find(cmd);
@@ -109,17 +156,7 @@ int main(int argc, char** argv) {
         return 0;
       }
     return it->second(args);
-  } catch (const epsim::ConfigError& e) {
-    fmt::print(stderr, "epsim: error: {}\n", e.what());
-  } catch (const epsim::InputError& e) {
-    fmt::print(stderr, "epsim: error: {}\n", e.what());
-  } catch (const cli::UsageError& e) {
-    fmt::print(stderr, "epsim: error: {}\n", e.what());
-  } catch (const boost::program_options::error& e) {
-    fmt::print(stderr, "epsim: error: {} (try: epsim --help)\n", e.what());
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "epsim: internal error: {}\n", e.what());
-    return 1;
+  } catch (...) {
+    return cli::print_error(std::current_exception());
   }
-  return 2;
 }

@@ -14,6 +14,7 @@ const char* to_string(LinkKind kind) {
     case LinkKind::NicDown: return "nic-down";
     case LinkKind::LeafUp: return "leaf-up";
     case LinkKind::SpineDown: return "spine-down";
+    case LinkKind::Kernel: return "kernel";
   }
   return "?";
 }
@@ -65,16 +66,24 @@ struct TreeRecorder : boost::default_bfs_visitor {
 
 // The builder's link numbering: GPU g owns links 4g .. 4g+3 (NVLink up, down, NIC up, down), then
 // leaf i owns 4G + 2i (to the spine) and 4G + 2i + 1 (from it). The fewest-hop route, which is
-// unique: NVLink inside a node; else the NICs, through the spine when the leaves differ.
+// unique: NVLink inside a node; else the NICs, through the spine when the leaves differ. With
+// `pxn` (topology rail_pxn), between different rails of different nodes: NVLink to the source
+// node's GPU on the destination's rail, then that GPU's (same-rail) route.
 class FatTreeRoutes final : public RouteRule {
  public:
-  FatTreeRoutes(const ClusterSpec& spec, int leaves_per_rail)
+  FatTreeRoutes(const ClusterSpec& spec, int leaves_per_rail, bool pxn)
       : gpus_(spec.gpu_count()), gpn_(spec.gpus_per_node), nodes_per_leaf_(spec.nodes_per_leaf),
-        leaves_per_rail_(leaves_per_rail), nvlink_(spec.nvlink_latency), nic_(spec.nic_latency),
+        leaves_per_rail_(leaves_per_rail), pxn_(pxn), nvlink_(spec.nvlink_latency), nic_(spec.nic_latency),
         spine_(spec.spine_latency) {}
   Route route(GpuId src, GpuId dst) const override {
     Route r;
     if (src == dst) return r;
+    if (pxn_ && src / gpn_ != dst / gpn_ && src % gpn_ != dst % gpn_) {
+      const GpuId relay = (src / gpn_) * gpn_ + dst % gpn_;
+      r = route(src, relay);
+      for (LinkId id : route(relay, dst)) r.append(id, latency_of(id));
+      return r;
+    }
     if (src / gpn_ == dst / gpn_) {
       r.append(4 * src, nvlink_);
       r.append(4 * dst + 1, nvlink_);
@@ -92,7 +101,12 @@ class FatTreeRoutes final : public RouteRule {
 
  private:
   int leaf(GpuId g) const { return (g % gpn_) * leaves_per_rail_ + (g / gpn_) / nodes_per_leaf_; }
+  Time latency_of(LinkId id) const {
+    if (id >= 4 * gpus_) return spine_;
+    return id % 4 < 2 ? nvlink_ : nic_;
+  }
   int gpus_, gpn_, nodes_per_leaf_, leaves_per_rail_;
+  bool pxn_;
   Time nvlink_, nic_, spine_;
 };
 
@@ -138,7 +152,12 @@ Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
       links_[links_.size() - 2].dominated = links_[links_.size() - 1].dominated = dominated;
     }
   }
-  rule_ = std::make_unique<FatTreeRoutes>(spec, leaves_per_rail);
+  rule_ = std::make_unique<FatTreeRoutes>(spec, leaves_per_rail, spec.topology == "rail_pxn");
+  if (spec.kernel_rate.bytes_per_second() > 0)
+    for (GpuId gpu = 0; gpu < lay.gpus; ++gpu) {
+      kernel_links_.push_back(static_cast<LinkId>(links_.size()));
+      links_.push_back(Link{LinkKind::Kernel, spec.kernel_rate, Time::zero(), gpu, "gpu" + std::to_string(gpu) + ".kernel"});
+    }
 }
 
 Cluster::~Cluster() = default;

@@ -5,8 +5,11 @@
 // other node -> out of the source GPU's own NIC to its rail's leaf, across the spine when the
 // destination's NIC hangs off another leaf, into the destination GPU's NIC. GPUs never forward.
 // Routes are computed on demand by the builder's RouteRule (O(1), no all-pairs table); the
-// fewest-hop search on the graph (Boost.Graph, inside cluster.cpp) finds the same routes and is
-// kept to check the rule.
+// fewest-hop search on the graph (Boost.Graph, inside cluster.cpp) finds the direct routes and is
+// kept to check the rule. With topology rail_pxn, traffic between different rails of different
+// nodes first crosses NVLink to the source node's GPU on the destination's rail (which forwards
+// it), then that GPU's route. Kernel links (spec.kernel_rate > 0): one per GPU, outside the graph;
+// a plan puts a GPU's kernel link first on the routes of the flows its communication kernels send.
 #pragma once
 
 #include <memory>
@@ -38,9 +41,11 @@ class Cluster {
   const Link& link(LinkId id) const { return links_[static_cast<std::size_t>(id)]; }
   // The direct route src -> dst (src != dst); empty route for src == dst.
   Route route(GpuId src, GpuId dst) const { return rule_->route(src, dst); }
-  // The same route found by a breadth-first search of the graph without GPU transit (O(graph) per
-  // call: for checking the rule).
+  // The direct route found by a breadth-first search of the graph without GPU transit (O(graph)
+  // per call: for checking the rule; topology rail rather than rail_pxn).
   Route searched_route(GpuId src, GpuId dst) const;
+  // GPU g's kernel link, or -1 without kernel links.
+  LinkId kernel_link(GpuId g) const { return kernel_links_.empty() ? -1 : kernel_links_[static_cast<std::size_t>(g)]; }
 
  private:
   struct Graph;
@@ -48,6 +53,7 @@ class Cluster {
   std::vector<Link> links_;
   std::unique_ptr<const RouteRule> rule_;
   std::unique_ptr<Graph> graph_;
+  std::vector<LinkId> kernel_links_;  // per GPU (empty: none)
 };
 
 }  // namespace epsim

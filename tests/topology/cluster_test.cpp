@@ -57,6 +57,8 @@ TEST_CASE("spine links are dominated by the NICs under their leaf unless oversub
   for (LinkId l : thin.route(0, 4)) CHECK_FALSE(thin.link(l).dominated);
 }
 
+static std::vector<LinkId> ids(const Route& r) { return {r.begin(), r.end()}; }
+
 TEST_CASE("the route rule gives the graph's fewest-hop routes for every pair") {
   // Routes are computed by rule, not stored; the breadth-first search of the graph must agree on
   // every ordered pair of a cluster with several leaves per rail and a partial last leaf.
@@ -68,11 +70,63 @@ TEST_CASE("the route rule gives the graph's fewest-hop routes for every pair") {
       const Route want = c.searched_route(a, b), got = c.route(a, b);
       INFO(a << " -> " << b);
       REQUIRE(got.hops == want.hops);
-      CHECK(std::vector<LinkId>(got.begin(), got.end()) == std::vector<LinkId>(want.begin(), want.end()));
+      CHECK(ids(got) == ids(want));
       CHECK(got.latency == want.latency);
+    }
+  // rail_pxn: across rails of two nodes, the search's route to the relay, then the relay's.
+  ClusterSpec p = s;
+  p.topology = "rail_pxn";
+  const Cluster pxn(p);
+  for (GpuId a = 0; a < pxn.gpu_count(); ++a)
+    for (GpuId b = 0; b < pxn.gpu_count(); ++b) {
+      std::vector<LinkId> want;
+      const bool relayed = pxn.node_of(a) != pxn.node_of(b) && pxn.rail_of(a) != pxn.rail_of(b);
+      const GpuId relay = pxn.gpu(pxn.node_of(a), pxn.rail_of(b));
+      for (const Route& part : relayed ? std::vector<Route>{pxn.searched_route(a, relay), pxn.searched_route(relay, b)}
+                                       : std::vector<Route>{pxn.searched_route(a, b)})
+        want.insert(want.end(), part.begin(), part.end());
+      INFO("pxn " << a << " -> " << b);
+      CHECK(ids(pxn.route(a, b)) == want);
     }
   const Cluster one(small(3, 1));  // one GPU per node, one leaf: no spine
   CHECK(one.route(0, 2).hops == 2);
-  CHECK(std::vector<LinkId>(one.route(0, 2).begin(), one.route(0, 2).end()) ==
-        std::vector<LinkId>(one.searched_route(0, 2).begin(), one.searched_route(0, 2).end()));
+  CHECK(ids(one.route(0, 2)) == ids(one.searched_route(0, 2)));
+}
+
+static std::vector<std::string> names(const Cluster& c, GpuId a, GpuId b) {
+  std::vector<std::string> n;
+  for (LinkId l : c.route(a, b)) n.push_back(c.link(l).name);
+  return n;
+}
+
+TEST_CASE("rail_pxn: across rails of two nodes, NVLink first to the destination's rail, never the spine") {
+  ClusterSpec s = small(2, 2);
+  s.topology = "rail_pxn";
+  const Cluster c(s);
+  // GPU 0 (node 0, rail 0) -> GPU 3 (node 1, rail 1): through GPU 1, then rail 1.
+  CHECK(names(c, 0, 3) == std::vector<std::string>{"gpu0.nvlink.up", "gpu1.nvlink.down", "gpu1.nic.up", "gpu3.nic.down"});
+  CHECK(c.route(0, 3).latency == Time::us(3));  // 2 x 0.5 us NVLink + 2 x 1 us NIC
+  // Same rail and same node keep their routes.
+  CHECK(kinds(c, 0, 2) == std::vector{LinkKind::NicUp, LinkKind::NicDown});
+  CHECK(kinds(c, 0, 1) == std::vector{LinkKind::NvlinkUp, LinkKind::NvlinkDown});
+  // Nodes under different leaves of one rail still cross the spine on that rail.
+  ClusterSpec wide = small(4, 2);
+  wide.topology = "rail_pxn";
+  wide.nodes_per_leaf = 2;
+  const Cluster w(wide);
+  CHECK(kinds(w, 0, 7) == std::vector{LinkKind::NvlinkUp, LinkKind::NvlinkDown, LinkKind::NicUp, LinkKind::LeafUp,
+                                      LinkKind::SpineDown, LinkKind::NicDown});
+}
+
+TEST_CASE("kernel links: one per GPU at the kernels' rate, outside every route") {
+  ClusterSpec s = small(2, 2);
+  s.kernel_rate = Bandwidth::gb_per_s(153);
+  const Cluster c(s);
+  const Cluster plain(small(2, 2));
+  CHECK(c.links().size() == plain.links().size() + 4);
+  CHECK(c.link(c.kernel_link(3)).name == "gpu3.kernel");
+  CHECK(c.link(c.kernel_link(3)).kind == LinkKind::Kernel);
+  CHECK(c.link(c.kernel_link(3)).bandwidth.to_gb_per_s() == doctest::Approx(153));
+  CHECK(plain.kernel_link(3) == -1);
+  CHECK(kinds(c, 0, 3) == kinds(plain, 0, 3));
 }

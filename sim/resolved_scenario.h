@@ -1,0 +1,18 @@
+// The scenario as it was simulated: the document after presets, --set and defaults, every key
+// explicit. report.json and every sweep point record it; `epsim run` on it reproduces the run.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+namespace epsim {
+
+// Validates `doc` (throws ConfigError / InputError as Scenario::from_json does) and returns it with
+// every declared key present: keys the document gives are kept as written; absent keys get their
+// schema default, or the value the model and GPU presets (and the keys derived from them:
+// precision.*, model.kv_heads, cluster.nvlink_gbps, cluster.nodes, workload.seq_len,
+// schedule.comm_sms) gave the run. Left
+// out: the alternatives cluster.gpus and model.hf_config when the document does not use them.
+// Resolving a resolved document changes nothing, and it parses to the same Scenario.
+nlohmann::json resolved_scenario(const nlohmann::json& doc);
+
+}  // namespace epsim
