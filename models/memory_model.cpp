@@ -1,15 +1,19 @@
 #include "models/memory_model.h"
 
+#include <algorithm>
+
 namespace epsim {
 
 ModelShare ModelShare::whole(const MoeModelSpec& m, const Workload& work) {
-  // workload.mtp_tokens: the MTP module (one MoE decoder layer and its 2h x h projection; the
-  // embedding and the LM head are the model's) is stored once, whatever the draft count.
-  const bool mtp = work.mtp_tokens > 0;
+  // workload.mtp_tokens: the MTP modules (model.mtp_layers, at least one; each one MoE decoder layer
+  // and its 2h x h projection; the embedding and the LM head are the model's) are stored once,
+  // whatever the draft count.
+  const int mtp = work.mtp_tokens > 0 ? std::max(1, m.mtp_layers) : 0;
   ModelShare s;
-  s.dense_layers = m.dense_layers;
-  s.moe_layers = m.moe_layers() + (mtp ? 1 : 0);
-  s.mtp_projection = mtp;
+  s.dense_layers = m.dense_layer_count();
+  s.moe_layers = m.moe_layers() + mtp;
+  s.mtp_projections = mtp;
+  for (int l = 0; l < m.layers; ++l) s.window_layers += m.window_of(l) > 0 ? 1 : 0;
   s.activation_layers = work.mode == Mode::Training ? m.layers : 1;
   s.activation_tokens = work.tokens();
   return s;
@@ -28,7 +32,7 @@ MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const 
   const std::int64_t shared_here = m.shared_experts - par.routed_shared(m);
   MemoryReport r;
   // Weights as stored (models/precision.h: bf16, or fp8 with one FP32 scale per 128 x 128 block).
-  r.attention_weights = Bytes(layers * ops.attention_weight_bytes().count() / tp);
+  r.attention_weights = ops.attention_weight_bytes(true) * layers;
   r.dense_weights = Bytes(share.dense_layers * ops.dense_mlp_weight_bytes().count() / tp);
   r.expert_weights = ops.expert_weight_bytes() * (moe * par.experts_per_gpu);
   // Routed shared experts sit in expert slots (counted in experts_per_gpu), not on every GPU.
@@ -37,12 +41,14 @@ MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const 
   const Bytes embedding = share.embedding ? Precision::matrix_bytes(NumberFormat::Bf16, m.vocab, m.hidden) : Bytes(0);
   const Bytes head = share.lm_head ? ops.lm_head_weight_bytes() : Bytes(0);
   r.other_weights = ops.gate_weight_bytes() * moe + Bytes((embedding + head).count() / tp);
-  if (share.mtp_projection) r.other_weights += m.precision.weight_bytes(2 * m.hidden, m.hidden);
+  r.other_weights += m.precision.weight_bytes(2 * m.hidden, m.hidden) * share.mtp_projections;
 
-  const std::int64_t cached_tokens = work.mode == Mode::Prefill  ? work.tokens_per_gpu
-                                     : work.mode == Mode::Decode ? work.batch_per_gpu * work.kv_len
-                                                                 : 0;
-  r.kv_cache = Bytes(cached_tokens * layers * ops.kv_bytes_per_token().count());
+  // KV cache: each sequence's context in every layer held; a windowed layer keeps at most its window
+  // of it (sliding: the last tokens; chunked: the current chunk).
+  const std::int64_t context = work.mode == Mode::Prefill ? work.seq_len : work.mode == Mode::Decode ? work.kv_len : 0;
+  const std::int64_t seqs = work.mode == Mode::Training ? 0 : work.sequences();
+  const std::int64_t kept = m.attention_window > 0 ? std::min<std::int64_t>(m.attention_window, context) : context;
+  r.kv_cache = Bytes(seqs * ((layers - share.window_layers) * context + share.window_layers * kept) * ops.kv_bytes_per_token().count());
 
   // One layer's peak: residual stream in and out, the TP group's q/k/v/o, and the MoE buffers:
   // dispatch receive and expert output (R tokens of hidden), expert intermediate (R x 3I), combine

@@ -32,12 +32,13 @@ struct ModelShare {
   std::int64_t moe_layers = 0;    // (an MTP module's layer counts as a MoE layer)
   bool embedding = true;
   bool lm_head = true;
-  bool mtp_projection = false;
+  std::int64_t mtp_projections = 0;  // MTP modules' 2h x h projections
+  std::int64_t window_layers = 0;    // of its layers, those with model.attention_window (their KV cache kept to it)
   // One-layer working sets held at the peak (inference 1, training every layer, a pipeline rank what
   // its schedule holds), of activation_tokens tokens each.
   double activation_layers = 1;
   std::int64_t activation_tokens = 0;
-  // The whole model for this workload (the MTP module when workload.mtp_tokens > 0).
+  // The whole model for this workload (the MTP modules when workload.mtp_tokens > 0).
   static ModelShare whole(const MoeModelSpec& model, const Workload& work);
 };
 

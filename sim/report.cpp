@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "models/errors.h"
+#include "models/hf_config.h"
 
 namespace epsim {
 
@@ -46,6 +47,8 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
   if (!provenance.command.empty()) j["command"] = provenance.command;
   if (!provenance.scenario.is_null()) j["resolved_scenario"] = provenance.scenario;
   j["scenario"] = r.scenario;
+  // A model read from a config.json: which keys were used and which ignored (models/hf_config.h).
+  if (const HfImport* hf = sim.scenario().model.hf_import.get()) j["hf_config"] = hf->to_json();
   j["network"] = r.network;
   j["cost_model"] = r.cost_model;
   j["gpus"] = r.gpus;
@@ -79,6 +82,7 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
   }
   j["bound_by"] = bound;
   j["pricing"] = r.pricing;
+  j["ops"] = to_json(sim.layer_ops());
   j["memory"] = memory_json(r.memory);
   if (r.pipeline) j["pipeline"] = pipeline_json(*r.pipeline);
   nlohmann::json layers = nlohmann::json::array();
@@ -121,18 +125,29 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
                      {"utilisation", c.busy.to_seconds() / r.step_time.to_seconds()}, {"peak_flows", c.peak_flows}});
   }
   j["top_links"] = links;
-  // Bytes that entered each class of link over the step: NVLink (GPU -> NVSwitch), InfiniBand
-  // (GPU NIC -> leaf) and the spine (leaf -> spine).
-  double nvlink = 0, infiniband = 0, spine = 0;
+  const TrafficByClass t = traffic_by_class(sim);
+  j["traffic_gb"] = {{"nvlink", t.nvlink}, {"infiniband", t.infiniband}, {"spine", t.spine}};
+  // NVLink domains larger than a node (cluster.nvlink_domain): whether each EP group lies inside one.
+  if (cl.domain_size() > cl.gpus_per_node()) {
+    const int ep = sim.scenario().parallelism.ep;
+    j["nvlink_domain"] = {{"gpus", cl.domain_size()}, {"domains", cl.gpu_count() / cl.domain_size()},
+                          {"ep_group_inside", cl.domain_size() % ep == 0}};
+  }
+  return j;
+}
+
+TrafficByClass traffic_by_class(const Simulation& sim) {
+  const StepResult& r = sim.result();
+  const Cluster& cl = sim.cluster();
+  TrafficByClass t;
   for (std::size_t i = 0; i < r.links.size(); ++i) {
     const LinkKind k = cl.link(static_cast<LinkId>(i)).kind;
     const double gb = r.links[i].bytes.to_gb();
-    if (k == LinkKind::NvlinkUp) nvlink += gb;
-    if (k == LinkKind::NicUp) infiniband += gb;
-    if (k == LinkKind::LeafUp) spine += gb;
+    if (k == LinkKind::NvlinkUp) t.nvlink += gb;
+    if (k == LinkKind::NicUp) t.infiniband += gb;
+    if (k == LinkKind::LeafUp) t.spine += gb;
   }
-  j["traffic_gb"] = {{"nvlink", nvlink}, {"infiniband", infiniband}, {"spine", spine}};
-  return j;
+  return t;
 }
 
 std::string chrome_trace(const Simulation& sim) {
@@ -156,12 +171,13 @@ std::string chrome_trace(const Simulation& sim) {
   auto us = [](Time t) { return fmt::format("{}.{:06}", t.picoseconds() / 1000000, t.picoseconds() % 1000000); };
   for (const Task& t : g.tasks()) {
     if (t.kind == TaskKind::Collective || t.end <= t.start) continue;
-    const int tid = t.kind == TaskKind::Compute ? 0 : 1;
+    const bool compute = t.kind == TaskKind::Compute;
     sep();
+    // A compute slice is named by its op ("q_proj L3 mb0", "expert_up.wgrad L3 mb1"), with its phase.
     fmt::format_to(std::back_inserter(out),
-                   R"({{"ph":"X","pid":{},"tid":{},"ts":{},"dur":{},"name":"{} L{} mb{}","cat":"mb{}","cname":"{}","args":{{"layer":{},"micro_batch":{}}}}})",
-                   t.gpu, tid, us(t.start), us(t.end - t.start), to_string(t.phase), t.layer, t.micro_batch,
-                   t.micro_batch, kColour[t.micro_batch % 4], t.layer, t.micro_batch);
+                   R"({{"ph":"X","pid":{},"tid":{},"ts":{},"dur":{},"name":"{} L{} mb{}","cat":"mb{}","cname":"{}","args":{{"layer":{},"micro_batch":{},"phase":"{}"}}}})",
+                   t.gpu, compute ? 0 : 1, us(t.start), us(t.end - t.start), compute ? t.op.str() : to_string(t.phase), t.layer,
+                   t.micro_batch, t.micro_batch, kColour[t.micro_batch % 4], t.layer, t.micro_batch, to_string(t.phase));
   }
   // Counter tracks, in a "network" process: the utilisation of each collective's busiest link over
   // the collective's lifetime (its bytes / (bandwidth x duration)).

@@ -20,6 +20,7 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
   const nlohmann::json model_keys = {
       {"layers", model.layers},
       {"dense_layers", model.dense_layers},
+      {"moe_layer_ids", model.moe_layer_list()},
       {"hidden", model.hidden},
       {"dense_intermediate", model.dense_intermediate},
       {"expert_intermediate", model.expert_intermediate},
@@ -32,6 +33,10 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
       {"heads", model.heads},
       {"head_dim", model.head_dim},
       {"kv_heads", model.kv_head_count()},
+      {"attention_window", model.attention_window},
+      {"window_kind", model.chunked_window ? "chunked" : "sliding"},
+      {"window_layers", model.window_layer_ids},
+      {"mtp_layers", model.mtp_layers},
       {"vocab", model.vocab},
   };
   for (auto it = model_keys.begin(); it != model_keys.end(); ++it)
@@ -43,12 +48,17 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
     if (!p.contains(it.key())) p[it.key()] = it.value();
   // The GPU preset's own figures (exact: the preset is made from these numbers).
   nlohmann::json& g = out["gpu"];
+  // gpu.peak_fp8_tflops follows peak_tflops (2x) when only that is given.
+  if (!g.contains("peak_fp8_tflops") && g.contains("peak_tflops") && g["peak_tflops"].is_number())
+    g["peak_fp8_tflops"] = 2.0 * g["peak_tflops"].get<double>();
   const nlohmann::json preset = GpuSpec::preset_keys(g["preset"].get<std::string>());
   for (auto it = preset.begin(); it != preset.end(); ++it)
     if (!g.contains(it.key())) g[it.key()] = it.value();
   nlohmann::json& c = out["cluster"];
   if (!c.contains("nvlink_gbps")) c["nvlink_gbps"] = g["nvlink_gbps"];
   c["nodes"] = sc.cluster.nodes;  // also when cluster.gpus gave it
+  if (!c.contains("gpus_per_node")) c["gpus_per_node"] = sc.cluster.gpus_per_node;  // cluster.preset's
+  if (!c.contains("nvlink_domain")) c["nvlink_domain"] = sc.cluster.domain_size();
   nlohmann::json& w = out["workload"];
   if (!w.contains("seq_len")) w["seq_len"] = sc.workload.seq_len;
   // The transfer engines' rates the run used: sourced defaults, or a calibrated profile's.

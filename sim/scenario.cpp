@@ -1,5 +1,8 @@
 #include "sim/scenario.h"
 
+#include <algorithm>
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "models/dispatch_impl.h"
@@ -153,6 +156,7 @@ const Schema& Scenario::schema() {
       {"network", "object", nlohmann::json::object(), "", "network model and communication scheme (see network.*)"},
       {"schedule", "object", nlohmann::json::object(), "", "overlap schedule (see schedule.*)"},
       {"cost_model", "object", nlohmann::json::object(), "", "nominal or calibrated op costs (see cost_model.*)"},
+      {"serving", "object", nullptr, "", "request-level serving: traffic, batching limits, prefill/decode pools, latency targets (see serving.*); read by epsim serve and epsim search, ignored by epsim run (default: absent)"},
   }};
   return s;
 }
@@ -215,6 +219,37 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
     throw ConfigError("schedule.chunks", std::to_string(s.schedule.chunks),
                       "micro-batches x chunks must not exceed the tokens per GPU (" + std::to_string(s.workload.tokens()) + ")");
   return s;
+}
+
+namespace {
+std::string resolved_against(const std::filesystem::path& dir, const std::string& value) {
+  const std::filesystem::path p(value);
+  if (value.empty() || p.is_absolute()) return value;
+  return (dir / p).lexically_normal().string();
+}
+}  // namespace
+
+nlohmann::json read_scenario_file(const std::string& file, const std::vector<const Schema*>& extra) {
+  nlohmann::json doc = read_json_file(file);
+  const std::filesystem::path dir = std::filesystem::path(file).parent_path();
+  if (!doc.is_object() || dir.empty()) return doc;
+  std::vector<const Schema*> schemas = Scenario::all_schemas();
+  schemas.insert(schemas.end(), extra.begin(), extra.end());
+  for (const Schema* schema : schemas) {
+    if (schema->section.empty() || !doc.contains(schema->section) || !doc[schema->section].is_object()) continue;
+    nlohmann::json& section = doc[schema->section];
+    for (const KeyDoc& key : schema->keys) {
+      const auto it = section.find(key.key);
+      if (it == section.end() || !it->is_string()) continue;  // a wrong type is Scenario::from_json's to report
+      const std::string value = it->get<std::string>();
+      const auto& presets = calibration_presets();
+      const bool path = key.unit == "path" ||
+                        (schema->section == "cost_model" && key.key == "calibration" &&
+                         std::find(presets.begin(), presets.end(), value) == presets.end());
+      if (path) *it = resolved_against(dir, value);
+    }
+  }
+  return doc;
 }
 
 }  // namespace epsim

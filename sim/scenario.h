@@ -73,4 +73,12 @@ struct Scenario {
   static std::vector<const Schema*> all_schemas();
 };
 
+// Reads a scenario file. The files it names (keys whose unit is "path": model.hf_config,
+// routing.trace, placement.file, placement.load_stats; and cost_model.calibration unless it names a
+// shipped profile) are relative to the scenario file's folder: they come back joined to it, so that
+// the run finds them from any working directory and errors name the path it tried. Paths given
+// later with --set stay as typed (relative to the working directory). `extra`: schemas of sections
+// the scenario's own ones do not cover (the serving section of `epsim serve`).
+nlohmann::json read_scenario_file(const std::string& file, const std::vector<const Schema*>& extra = {});
+
 }  // namespace epsim

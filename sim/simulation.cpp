@@ -60,6 +60,17 @@ std::vector<StepSummary> Simulation::run_steps(int steps) {
   return out;
 }
 
+OpsReport Simulation::layer_ops() const {
+  const Scenario& sc = scenario_;
+  std::int64_t rows = 0;
+  for (const LayerResult& l : result_.layers)
+    if (l.moe) {
+      rows = l.expert_tokens_max / sc.schedule.micro_batches();
+      break;
+    }
+  return list_layer_ops(sc, *cost_, rows);
+}
+
 namespace {
 // Per rank: its stages' weights, and the activation chunks its schedule holds at the peak (each the
 // working set of its stage's layers at one micro-batch's tokens). Returns the fullest rank's.
@@ -72,8 +83,10 @@ MemoryReport pipeline_memory(PipelineResult& result, const PipelineRun& run, con
     ModelShare share;
     share.embedding = share.lm_head = false;
     for (int v : rr.stages) {
-      for (int l = run.stage_first_layer[static_cast<std::size_t>(v)]; l < run.stage_first_layer[static_cast<std::size_t>(v) + 1]; ++l)
+      for (int l = run.stage_first_layer[static_cast<std::size_t>(v)]; l < run.stage_first_layer[static_cast<std::size_t>(v) + 1]; ++l) {
         ++(sc.model.is_moe(l) ? share.moe_layers : share.dense_layers);
+        if (sc.model.window_of(l) > 0) ++share.window_layers;
+      }
       share.embedding = share.embedding || v == 0;
       share.lm_head = share.lm_head || (v == s.stages - 1 && sc.model.vocab > 0);
     }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "models/config.h"
+#include "models/hf_config.h"
 #include "sim/report.h"
 #include "sim/resolved_scenario.h"
 #include "sim/simulation.h"
@@ -23,6 +24,7 @@ struct RunOptions {
   std::vector<std::string> sets;
   std::string out = "out";
   bool trace = true;
+  bool ops = false;  // --ops: one dense and one MoE layer's ops (sim/layer_listing.h)
   int steps = 1;
 };
 
@@ -30,7 +32,8 @@ RunOptions parse(const Args& args) {
   RunOptions o;
   po::options_description desc;
   desc.add_options()("scenario", po::value(&o.scenario))("set", po::value(&o.sets)->composing())(
-      "out", po::value(&o.out))("no-trace", po::bool_switch())("steps", po::value(&o.steps));
+      "out", po::value(&o.out))("no-trace", po::bool_switch())("steps", po::value(&o.steps))(
+      "ops", po::bool_switch(&o.ops));
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
@@ -114,6 +117,11 @@ void print_summary(const Simulation& sim, double wall_s) {
   fmt::print("  model {} ({} layers, {} routed experts, top-{}), GPU {}, {} nodes x {} GPUs, EP {}, attention TP {}\n",
              sc.model.name, sc.model.layers, sc.model.routed_experts, sc.model.top_k, sc.gpu.name, sc.cluster.nodes,
              sc.cluster.gpus_per_node, sc.parallelism.ep, sc.parallelism.attention_tp);
+  if (const HfImport* hf = sc.model.hf_import.get()) {
+    fmt::print("  config.json {} ({}): {} keys used, {} ignored\n", hf->file, hf->model_type.empty() ? "no model_type" : hf->model_type,
+               hf->used(), hf->ignored());
+    for (const HfKeyUse& k : hf->keys) fmt::print("    {}\n", k.line());
+  }
   fmt::print("  {}\n", attention_line(sc, r));
   fmt::print("  {}; network {}; cost model {}; schedule {}\n", workload_line(sc.workload), r.network, r.cost_model,
              sc.schedule.overlap);
@@ -122,6 +130,15 @@ void print_summary(const Simulation& sim, double wall_s) {
              sc.workload.mtp_tokens > 0 ? " (accepted tokens)" : sc.workload.prefix_hit > 0 ? " (input tokens, cached ones included)" : "");
   if (sc.workload.prefix_hit > 0) fmt::print("  computed tokens/s   {:>12.1f} per GPU\n", r.computed_tokens_per_s_per_gpu());
   fmt::print("  tokens/s per node   {:>12.1f}\n", r.tokens_per_s_per_node());
+  if (const Cluster& cl = sim.cluster(); cl.domain_size() > cl.gpus_per_node()) {
+    // NVLink domains beyond a node (GB200 NVL72): does each EP group stay inside one?
+    const TrafficByClass t = traffic_by_class(sim);
+    const int ep = sc.parallelism.ep;
+    fmt::print("  NVLink domain       {:>12} GPUs ({} nodes of {}); EP {} {}; traffic {:.3f} GB on NVLink, {:.3f} GB on InfiniBand\n",
+               cl.domain_size(), cl.domain_size() / cl.gpus_per_node(), cl.gpus_per_node(), ep,
+               cl.domain_size() % ep == 0 ? "inside one domain: dispatch and combine stay on NVLink" : "spans domains: dispatch crosses InfiniBand",
+               t.nvlink, t.infiniband);
+  }
   fmt::print("  memory per GPU      {:>12.2f} GB of {:.2f} GB: {}\n", m.total().to_gb(), m.capacity.to_gb(),
              m.fits() ? "fits" : "DOES NOT FIT");
   fmt::print("    weights {:.2f} (attention {:.2f}, dense {:.2f}, experts {:.2f}, shared {:.2f}, other {:.2f}), "
@@ -156,7 +173,7 @@ void print_steps(const std::vector<StepSummary>& steps) {
 
 int run_command(const Args& args) {
   const RunOptions o = parse(args);
-  nlohmann::json doc = read_json_file(o.scenario);
+  nlohmann::json doc = read_scenario_file(o.scenario);
   for (const auto& s : o.sets) apply_override(doc, s);
   const auto t0 = std::chrono::steady_clock::now();
   Simulation sim(Scenario::from_json(doc));
@@ -170,6 +187,7 @@ int run_command(const Args& args) {
   if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim));
   print_summary(sim, wall);
   fmt::print("  wrote {}/report.json{}\n", o.out, o.trace ? " and " + o.out + "/trace.json" : "");
+  if (o.ops) fmt::print("\n{}", ops_table(sim.layer_ops()));
   return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <boost/graph/adjacency_list.hpp>
 #include <boost/graph/breadth_first_search.hpp>
 #include <boost/graph/filtered_graph.hpp>
+#include <boost/range/iterator_range.hpp>
 
 namespace epsim {
 
@@ -23,7 +24,8 @@ bool is_nvlink(LinkKind kind) { return kind == LinkKind::NvlinkUp || kind == Lin
 
 namespace {
 
-// Vertices: GPUs [0, G), NVSwitches, leaves, one spine vertex (the spine layer, ideal ECMP).
+// Vertices: GPUs [0, G), NVSwitches (one per NVLink domain), leaves, one spine vertex (the spine
+// layer, ideal ECMP).
 // Edge property: the LinkId of the directed link the edge stands for.
 using BoostGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, boost::no_property,
                                          boost::property<boost::edge_index_t, LinkId>>;
@@ -31,11 +33,11 @@ using Vertex = boost::graph_traits<BoostGraph>::vertex_descriptor;
 using Edge = boost::graph_traits<BoostGraph>::edge_descriptor;
 
 struct Layout {
-  int gpus, nodes, gpn, leaves_per_rail;
-  Vertex nvswitch(int node) const { return static_cast<Vertex>(gpus + node); }
-  Vertex leaf(int index) const { return static_cast<Vertex>(gpus + nodes + index); }
-  Vertex spine() const { return static_cast<Vertex>(gpus + nodes + gpn * leaves_per_rail); }
-  int vertex_count() const { return gpus + nodes + gpn * leaves_per_rail + 1; }
+  int gpus, domains, gpn, leaves_per_rail;
+  Vertex nvswitch(int domain) const { return static_cast<Vertex>(gpus + domain); }
+  Vertex leaf(int index) const { return static_cast<Vertex>(gpus + domains + index); }
+  Vertex spine() const { return static_cast<Vertex>(gpus + domains + gpn * leaves_per_rail); }
+  int vertex_count() const { return gpus + domains + gpn * leaves_per_rail + 1; }
   int leaf_index(int gpu) const { return (gpu % gpn) * leaves_per_rail + (gpu / gpn) / nodes_per_leaf_; }
   int nodes_per_leaf_;
 };
@@ -66,27 +68,28 @@ struct TreeRecorder : boost::default_bfs_visitor {
 
 // The builder's link numbering: GPU g owns links 4g .. 4g+3 (NVLink up, down, NIC up, down), then
 // leaf i owns 4G + 2i (to the spine) and 4G + 2i + 1 (from it). The fewest-hop route, which is
-// unique: NVLink inside a node; else the NICs, through the spine when the leaves differ. With
-// `pxn` (topology rail_pxn), between different rails of different nodes: NVLink to the source
+// unique: NVLink inside an NVLink domain (also where a NIC route would be as short: same rail, same
+// leaf, other node of the domain); else the NICs, through the spine when the leaves differ. With
+// `pxn` (topology rail_pxn), between different rails of different domains: NVLink to the source
 // node's GPU on the destination's rail, then that GPU's (same-rail) route.
 class FatTreeRoutes final : public RouteRule {
  public:
   FatTreeRoutes(const ClusterSpec& spec, int leaves_per_rail, bool pxn)
-      : gpus_(spec.gpu_count()), gpn_(spec.gpus_per_node), nodes_per_leaf_(spec.nodes_per_leaf),
+      : gpus_(spec.gpu_count()), gpn_(spec.gpus_per_node), domain_(spec.domain_size()), nodes_per_leaf_(spec.nodes_per_leaf),
         leaves_per_rail_(leaves_per_rail), pxn_(pxn), nvlink_(spec.nvlink_latency), nic_(spec.nic_latency),
         spine_(spec.spine_latency) {}
   Route route(GpuId src, GpuId dst) const override {
     Route r;
     if (src == dst) return r;
-    if (pxn_ && src / gpn_ != dst / gpn_ && src % gpn_ != dst % gpn_) {
+    if (src / domain_ == dst / domain_) {
+      r.append(4 * src, nvlink_);
+      r.append(4 * dst + 1, nvlink_);
+      return r;
+    }
+    if (pxn_ && src % gpn_ != dst % gpn_) {
       const GpuId relay = (src / gpn_) * gpn_ + dst % gpn_;
       r = route(src, relay);
       for (LinkId id : route(relay, dst)) r.append(id, latency_of(id));
-      return r;
-    }
-    if (src / gpn_ == dst / gpn_) {
-      r.append(4 * src, nvlink_);
-      r.append(4 * dst + 1, nvlink_);
       return r;
     }
     r.append(4 * src + 2, nic_);
@@ -105,7 +108,7 @@ class FatTreeRoutes final : public RouteRule {
     if (id >= 4 * gpus_) return spine_;
     return id % 4 < 2 ? nvlink_ : nic_;
   }
-  int gpus_, gpn_, nodes_per_leaf_, leaves_per_rail_;
+  int gpus_, gpn_, domain_, nodes_per_leaf_, leaves_per_rail_;
   bool pxn_;
   Time nvlink_, nic_, spine_;
 };
@@ -124,7 +127,7 @@ int Cluster::leaf_of(GpuId g) const {
 
 Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
   const int leaves_per_rail = (spec.nodes + spec.nodes_per_leaf - 1) / spec.nodes_per_leaf;
-  const Layout lay{spec.gpu_count(), spec.nodes, spec.gpus_per_node, leaves_per_rail, spec.nodes_per_leaf};
+  const Layout lay{spec.gpu_count(), spec.gpu_count() / spec.domain_size(), spec.gpus_per_node, leaves_per_rail, spec.nodes_per_leaf};
   graph_ = std::make_unique<Graph>(static_cast<std::size_t>(lay.vertex_count()));
   BoostGraph& g = graph_->g;
   auto add = [&](Vertex u, Vertex v, LinkKind kind, Bandwidth bw, Time lat, int owner, std::string name) {
@@ -132,11 +135,14 @@ Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
     links_.push_back(Link{kind, bw, lat, owner, std::move(name)});
     boost::add_edge(u, v, id, g);
   };
+  std::vector<LinkId> nvlink_up, nvlink_down;  // per GPU
   for (GpuId gpu = 0; gpu < lay.gpus; ++gpu) {
     const auto v = static_cast<Vertex>(gpu);
     const std::string n = "gpu" + std::to_string(gpu);
-    add(v, lay.nvswitch(node_of(gpu)), LinkKind::NvlinkUp, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.up");
-    add(lay.nvswitch(node_of(gpu)), v, LinkKind::NvlinkDown, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.down");
+    nvlink_up.push_back(static_cast<LinkId>(links_.size()));
+    nvlink_down.push_back(static_cast<LinkId>(links_.size() + 1));
+    add(v, lay.nvswitch(domain_of(gpu)), LinkKind::NvlinkUp, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.up");
+    add(lay.nvswitch(domain_of(gpu)), v, LinkKind::NvlinkDown, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.down");
     add(v, lay.leaf(leaf_of(gpu)), LinkKind::NicUp, spec.nic, spec.nic_latency, gpu, n + ".nic.up");
     add(lay.leaf(leaf_of(gpu)), v, LinkKind::NicDown, spec.nic, spec.nic_latency, gpu, n + ".nic.down");
   }
@@ -164,13 +170,26 @@ Cluster::~Cluster() = default;
 Cluster::Cluster(Cluster&&) noexcept = default;
 Cluster& Cluster::operator=(Cluster&&) noexcept = default;
 
-// One breadth-first search from src over the graph without GPU transit; the BFS tree gives the
-// fewest-hop route.
+// Inside an NVLink domain: the NVLink path through the domain's NVSwitch (also where a NIC route
+// would be as short). Elsewhere one breadth-first search from src over the graph without GPU
+// transit; the BFS tree gives the fewest-hop route.
 Route Cluster::searched_route(GpuId src, GpuId dst) const {
   Route r;
   if (src == dst) return r;
   const BoostGraph& g = graph_->g;
   auto edge_id = boost::get(boost::edge_index, g);
+  if (same_domain(src, dst)) {
+    for (const Edge up : boost::make_iterator_range(boost::out_edges(static_cast<Vertex>(src), g))) {
+      if (link(edge_id[up]).kind != LinkKind::NvlinkUp) continue;
+      for (const Edge down : boost::make_iterator_range(boost::out_edges(boost::target(up, g), g)))
+        if (boost::target(down, g) == static_cast<Vertex>(dst)) {
+          r.append(edge_id[up], link(edge_id[up]).latency);
+          r.append(edge_id[down], link(edge_id[down]).latency);
+          return r;
+        }
+    }
+    throw SimulationError("cluster graph: no NVLink path inside a domain");
+  }
   std::vector<Edge> pred(boost::num_vertices(g));
   std::vector<char> reached(pred.size(), 0);
   NoTransitGpu keep{&g, static_cast<Vertex>(src), gpu_count()};
