@@ -5,8 +5,6 @@
 #include <string>
 
 #include "models/errors.h"
-#include <cstdio>
-#include <cstdlib>
 
 namespace epsim {
 
@@ -184,7 +182,6 @@ const MaxMinSolver::Changes& MaxMinSolver::solve() {
   if (fresh_.empty() && removed_.empty()) return changes_;
   ++stats_.solves;
   const double lambda = lowest_touched();
-  last_lambda_ = lambda;
   if (weighted_) {
     refill<true>(lambda);
     commit<true>();
@@ -194,25 +191,6 @@ const MaxMinSolver::Changes& MaxMinSolver::solve() {
   }
   stats_.levels_changed += changes_.levels.size();
   stats_.moves += changes_.moved.size();
-  static bool inner = false;
-  if (!inner && std::getenv("EPSIM_CHECK")) {  // TEMP
-    inner = true;
-    std::vector<double> caps;
-    for (auto& L : links_) caps.push_back(L.capacity);
-    MaxMinSolver ref(caps);
-    std::vector<Index> ids;
-    for (std::size_t f = 0; f < state_.size(); ++f) {
-      if (state_[f] != kLive) { ids.push_back(-1); continue; }
-      ids.push_back(ref.add_flow(std::span<const Index>(&f_link_[f * kMaxLinksPerFlow], f_hops_[f]), f_weight_[f], f_cap_[f]));
-    }
-    ref.solve();
-    inner = false;
-    for (std::size_t f = 0; f < state_.size(); ++f) {
-      if (ids[f] < 0) continue;
-      const double a = rate(static_cast<Index>(f)), b = ref.rate(ids[f]);
-      if (std::abs(a - b) > 1e-9 * b) { std::fprintf(stderr, "MISMATCH solve %lu flow %zu rate %.17g ref %.17g bottleneck %d ref %d lambda %.17g\n", (unsigned long)stats_.solves, f, a, b, f_bottleneck_[f], ref.bottleneck(ids[f]), last_lambda_); std::abort(); }
-    }
-  }
   return changes_;
 }
 

@@ -28,10 +28,11 @@
 // The solve therefore keeps every flow with rho < lambda* and every link's order and remaining
 // capacity up to that point, and re-runs the filling from lambda* on the rest: the flows with
 // rho >= lambda* (plus new ones), over the links they cross, starting from each link's capacity
-// left at lambda* (read from its order, by binary search). A completion in a skewed all-to-all
-// touches only the flows as fast as the one that ended or faster, typically a few percent of the
-// system; lambda* = 0 is a full filling. There is no certificate to check and no fallback: the
-// re-fill is the filling.
+// left at lambda* (read from its order, by binary search). A completion touches only the flows as
+// fast as the one that ended or faster: measured at window 0, about 2% of the active flows per
+// solve in a zipf-skewed 128-GPU all-to-all, about 40% in a jittered one (sizes +-50%: the ending
+// flow is among the slowest, so most flows are faster); lambda* = 0 is a full filling. There is no
+// certificate to check and no fallback: the re-fill is the filling.
 //
 // Output: levels, not rates. A flow's rate is weight x level(bottleneck link) (or its cap), so
 // solve() reports the links whose level changed and the flows whose bottleneck changed; a caller
@@ -175,7 +176,6 @@ class MaxMinSolver {
   bool weighted_ = false;                  // some flow has a weight other than 1
   Changes changes_;
   Stats stats_;
-  double last_lambda_ = 0;  // TEMP
 
   // Scratch of a re-fill.
   std::vector<Work> work_;                 // per link
