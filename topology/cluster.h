@@ -11,6 +11,14 @@
 // nodes first crosses NVLink to the source node's GPU on the destination's rail (which forwards
 // it), then that GPU's route. Kernel links (spec.kernel_rate > 0): one per GPU, outside the graph;
 // a plan puts a GPU's kernel link first on the routes of the flows its communication kernels send.
+//
+// Faults (spec.link_factors, spec.failed_gpus): a degraded link runs at its factor of its bandwidth
+// on the same routes; a failed link (factor 0) is crossed by no route. A pair whose route (direct,
+// or rail_pxn's composed one) would cross a failed link takes a detour: the fewest-hop path over
+// live links on which live GPUs may forward (over NVLink to a neighbour whose NIC works, PXN-style,
+// or through the spine), ties broken by the search order (lower vertex ids first). Routes from and
+// to failed GPUs are left empty: nothing is sent there. Only the detours are stored (found once,
+// at construction, by checking every pair's rule route: O(G^2) time, only with failed links or GPUs).
 #pragma once
 
 #include <memory>
@@ -41,6 +49,8 @@ class Cluster {
   bool same_domain(GpuId a, GpuId b) const { return domain_of(a) == domain_of(b); }
   int leaf_of(GpuId g) const;
   GpuId gpu(int node, int rail) const { return node * spec_.gpus_per_node + rail; }
+  // A failed GPU (spec.failed_gpus) sends, receives and forwards nothing.
+  bool failed(GpuId g) const { return failed_[static_cast<std::size_t>(g)] != 0; }
 
   const std::vector<Link>& links() const { return links_; }
   const Link& link(LinkId id) const { return links_[static_cast<std::size_t>(id)]; }
@@ -54,7 +64,9 @@ class Cluster {
 
  private:
   struct Graph;
+  void apply_link_factors();
   ClusterSpec spec_;
+  std::vector<char> failed_;   // per GPU
   std::vector<Link> links_;
   std::unique_ptr<const RouteRule> rule_;
   std::unique_ptr<Graph> graph_;

@@ -37,6 +37,8 @@ struct Link {
   // NICs under it). It can never limit a flow, so the flow network leaves it out of the max-min
   // system (the allocation is the same; only its counters are kept). The topology builder says so.
   bool dominated = false;
+  // Down (faults.link_bandwidth = 0): no route crosses it; `bandwidth` keeps its nominal value.
+  bool failed = false;
 };
 
 // At most kMaxHops links; composed routes (NVLink hop + rail hop) stay within it.
