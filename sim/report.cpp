@@ -74,70 +74,15 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
     gpus.push_back({{"compute_ms", ms(g.compute_busy)}, {"comm_ms", ms(g.comm_busy)}, {"exposed_comm_ms", ms(g.exposed_comm)}});
   j["per_gpu"] = gpus;
   // The busiest links of the whole step, by bytes (ties: lower link id first).
-  std::vector<std::size_t> order(r.links.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return r.links[a].bytes > r.links[b].bytes; });
   nlohmann::json links = nlohmann::json::array();
-  for (std::size_t k = 0; k < std::min<std::size_t>(order.size(), 16); ++k) {
-    const auto& c = r.links[order[k]];
-    const Link& l = cl.link(static_cast<LinkId>(order[k]));
+  for (LinkId id : busiest_links(r, 16)) {
+    const auto& c = r.links[static_cast<std::size_t>(id)];
+    const Link& l = cl.link(id);
     links.push_back({{"link", l.name}, {"kind", to_string(l.kind)}, {"gb", c.bytes.to_gb()}, {"busy_ms", ms(c.busy)},
                      {"utilisation", c.busy.to_seconds() / r.step_time.to_seconds()}, {"peak_flows", c.peak_flows}});
   }
   j["top_links"] = links;
   return j;
-}
-
-std::string chrome_trace(const Simulation& sim) {
-  const TaskGraph& g = sim.graph();
-  const int G = sim.cluster().gpu_count();
-  fmt::memory_buffer out;
-  fmt::format_to(std::back_inserter(out), "{{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
-  bool first = true;
-  auto sep = [&] { if (!first) fmt::format_to(std::back_inserter(out), ",\n"); first = false; };
-  for (int gpu = 0; gpu < G; ++gpu) {
-    sep();
-    fmt::format_to(std::back_inserter(out), R"({{"ph":"M","pid":{},"name":"process_name","args":{{"name":"GPU {}"}}}})", gpu, gpu);
-    sep();
-    fmt::format_to(std::back_inserter(out), R"({{"ph":"M","pid":{},"tid":0,"name":"thread_name","args":{{"name":"compute"}}}})", gpu);
-    sep();
-    fmt::format_to(std::back_inserter(out), R"({{"ph":"M","pid":{},"tid":1,"name":"thread_name","args":{{"name":"comm"}}}})", gpu);
-  }
-  // Perfetto colours slices by name, so the micro-batch is in the name; chrome://tracing also
-  // reads cname. Times in microseconds with 6 decimals: picosecond resolution, exact.
-  static constexpr const char* kColour[] = {"thread_state_running", "rail_response", "rail_animation", "good"};
-  auto us = [](Time t) { return fmt::format("{}.{:06}", t.picoseconds() / 1000000, t.picoseconds() % 1000000); };
-  for (const Task& t : g.tasks()) {
-    if (t.kind == TaskKind::Collective || t.end <= t.start) continue;
-    const int tid = t.kind == TaskKind::Compute ? 0 : 1;
-    sep();
-    fmt::format_to(std::back_inserter(out),
-                   R"({{"ph":"X","pid":{},"tid":{},"ts":{},"dur":{},"name":"{} L{} mb{}","cat":"mb{}","cname":"{}","args":{{"layer":{},"micro_batch":{}}}}})",
-                   t.gpu, tid, us(t.start), us(t.end - t.start), to_string(t.phase), t.layer, t.micro_batch,
-                   t.micro_batch, kColour[t.micro_batch % 4], t.layer, t.micro_batch);
-  }
-  // Counter tracks, in a "network" process: the utilisation of each collective's busiest link over
-  // the collective's lifetime (its bytes / (bandwidth x duration)).
-  const int net_pid = G;
-  sep();
-  fmt::format_to(std::back_inserter(out), R"({{"ph":"M","pid":{},"name":"process_name","args":{{"name":"network: busiest link of each all-to-all"}}}})", net_pid);
-  for (int c = 0; c < g.collective_count(); ++c) {
-    const CollectiveInfo& info = g.info(c);
-    const Task& t = g.task(g.collective_task(c));
-    if (info.traffic.busiest_link < 0 || t.end <= t.start) continue;
-    const Link& link = sim.cluster().link(info.traffic.busiest_link);
-    const double util = static_cast<double>(info.traffic.busiest_bytes.count()) /
-                        (link.bandwidth.bytes_per_second() * (t.end - t.start).to_seconds());
-    const std::string kind = to_string(link.kind);
-    sep();
-    fmt::format_to(std::back_inserter(out), R"({{"ph":"C","pid":{},"ts":{},"name":"{} utilisation","args":{{"{}":{:.4f}}}}})",
-                   net_pid, us(t.start), kind, link.name, util);
-    sep();
-    fmt::format_to(std::back_inserter(out), R"({{"ph":"C","pid":{},"ts":{},"name":"{} utilisation","args":{{"{}":0}}}})",
-                   net_pid, us(t.end), kind, link.name);
-  }
-  fmt::format_to(std::back_inserter(out), "\n]}}\n");
-  return fmt::to_string(out);
 }
 
 void write_file(const std::string& path, const std::string& text) {

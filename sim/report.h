@@ -1,5 +1,5 @@
-// Writes a StepResult: report.json (deterministic: same scenario and seed, same bytes) and the
-// Chrome trace (trace event format; opens in Perfetto and chrome://tracing).
+// Writes a StepResult: report.json (deterministic: same scenario and seed, same bytes); the Chrome
+// trace is sim/chrome_trace.h.
 #pragma once
 
 #include <string>
@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sim/chrome_trace.h"
 #include "sim/simulation.h"
 
 namespace epsim {
@@ -20,8 +21,6 @@ struct Provenance {
 };
 
 nlohmann::json report_json(const Simulation& sim, const Provenance& provenance = {});
-// A process per GPU, thread 0 = compute stream, thread 1 = communication.
-std::string chrome_trace(const Simulation& sim);
 void write_file(const std::string& path, const std::string& text);  // throws InputError
 
 }  // namespace epsim

@@ -52,8 +52,9 @@ std::vector<StepSummary> Simulation::run_steps(int steps) {
 const StepResult& Simulation::run() {
   const Scenario& sc = scenario_;
   const GateModel& gate = gate_;
-  const Placement placement = Placement::make(sc.placement, PlacementInputs{sc.parallelism.as_routed(sc.model), sc.parallelism.ep, cluster_, gate, sc.workload.tokens(),
-                                                                        expert_compute_per_token(sc.model, sc.gpu)});
+  const auto placement_ptr = std::make_shared<const Placement>(Placement::make(sc.placement, PlacementInputs{sc.parallelism.as_routed(sc.model), sc.parallelism.ep, cluster_, gate, sc.workload.tokens(),
+                                                                        expert_compute_per_token(sc.model, sc.gpu)}));
+  const Placement& placement = *placement_ptr;
   if (sc.parallelism.slots_per_gpu > 0)
     for (const LayerPlacement& t : placement.tables())
       if (t.slots_per_gpu() != sc.parallelism.slots_per_gpu)
@@ -67,9 +68,11 @@ const StepResult& Simulation::run() {
   auto net = make_network(sc.network, sim, cluster_);
   const DispatchImpl impl = DispatchImpl::named(sc.network.dispatch_impl);
   SmSharing sharing{sc.gpu.sms, sc.schedule.comm_sms, impl.hbm_share, impl.round_stretch, impl.fixed_stretch};
-  Executor exec(sim, *net, graph_, sharing, &cluster_.links());
+  LinkTimeline timeline(cluster_.links().size());
+  Executor exec(sim, *net, graph_, sharing, &cluster_.links(), &timeline);
   StepResult& r = result_;
   r = StepResult{};
+  r.placement = placement_ptr;
   r.scenario = sc.name;
   r.network = net->name() + "/" + sc.network.scheme;
   r.cost_model = cost_->name();
@@ -80,6 +83,7 @@ const StepResult& Simulation::run() {
   r.replay = net->replay_stats();
   r.tokens_per_gpu = sc.workload.tokens();
   r.links = net->counters();
+  r.link_timeline = std::move(timeline);
   // Expert weights per GPU: its physical slots (redundant experts add slots), worst layer.
   Parallelism par = sc.parallelism;
   for (int l = 0; l < sc.model.layers; ++l)

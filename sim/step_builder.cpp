@@ -93,10 +93,16 @@ Time StepBuilder::scaled(const OpWork& w, Pass pass) const {
   return pass == Pass::Forward ? t : t + t;
 }
 
+TaskWork StepBuilder::traced(const OpWork& w, Pass pass) {
+  const int times = pass == Pass::Forward ? 1 : 2;
+  return TaskWork{w.flops.count() * times, w.bytes.count() * times, w.tokens};
+}
+
 TaskId StepBuilder::compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after,
-                            double sm_bound) {
+                            double sm_bound, TaskWork work) {
   const TaskId id = g_.compute(gpu, phase, l, mb, duration);
   g_.tasks()[static_cast<std::size_t>(id)].sm_bound = sm_bound;
+  g_.tasks()[static_cast<std::size_t>(id)].work = work;
   TaskId& tail = compute_tail_[static_cast<std::size_t>(gpu)];
   if (tail >= 0) g_.depend(tail, id);
   for (TaskId a : after)
@@ -151,8 +157,8 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
     }
     std::vector<TaskId> core_done(static_cast<std::size_t>(gpus_));
     for (int gpu = 0; gpu < gpus_; ++gpu) {
-      compute(gpu, Phase::AttentionProj, l, mb, proj, ready[static_cast<std::size_t>(gpu)], sm_bound(proj_op));
-      core_done[static_cast<std::size_t>(gpu)] = compute(gpu, Phase::AttentionCore, l, mb, core, {}, sm_bound(core_op));
+      compute(gpu, Phase::AttentionProj, l, mb, proj, ready[static_cast<std::size_t>(gpu)], sm_bound(proj_op), traced(proj_op, pass));
+      core_done[static_cast<std::size_t>(gpu)] = compute(gpu, Phase::AttentionCore, l, mb, core, {}, sm_bound(core_op), traced(core_op, pass));
       ready[static_cast<std::size_t>(gpu)] = {core_done[static_cast<std::size_t>(gpu)]};
     }
     if (tp) {
@@ -164,7 +170,7 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
     const OpWork mlp_op = ops_.dense_mlp(T);
     const Time mlp = scaled(mlp_op, pass);
     for (int gpu = 0; gpu < gpus_; ++gpu)
-      ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::DenseMlp, l, mb, mlp, ready[static_cast<std::size_t>(gpu)], sm_bound(mlp_op))};
+      ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::DenseMlp, l, mb, mlp, ready[static_cast<std::size_t>(gpu)], sm_bound(mlp_op), traced(mlp_op, pass))};
     return;
   }
   const OpWork gate_op = ops_.gate(T);
@@ -178,11 +184,11 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
   const Time perm = permute ? scaled(ops_.permute(T), pass) : Time::zero();
   for (int gpu = 0; gpu < gpus_; ++gpu) {
     auto& r = ready[static_cast<std::size_t>(gpu)];
-    const TaskId gt = compute(gpu, Phase::Gate, l, mb, gate, r, sm_bound(gate_op));
+    const TaskId gt = compute(gpu, Phase::Gate, l, mb, gate, r, sm_bound(gate_op), traced(gate_op, pass));
     r = {gt};
-    if (permute) r = {compute(gpu, Phase::Permute, l, mb, perm, {}, 0.0)};
+    if (permute) r = {compute(gpu, Phase::Permute, l, mb, perm, {}, 0.0, traced(ops_.permute(T), pass))};
     if (local_shared) {
-      const TaskId st = compute(gpu, Phase::SharedExpert, l, mb, shared, {}, sm_bound(ops_.shared_expert(T)));
+      const TaskId st = compute(gpu, Phase::SharedExpert, l, mb, shared, {}, sm_bound(ops_.shared_expert(T)), traced(ops_.shared_expert(T), pass));
       if (serial) r = {st};  // serial: the dispatch waits for the shared expert
     }
   }
@@ -210,7 +216,7 @@ void StepBuilder::unpermute(int l, int mb) {
   const Time t = scaled(op, Pass::Forward);
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   for (int gpu = 0; gpu < gpus_; ++gpu)
-    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::Unpermute, l, mb, t, ready[static_cast<std::size_t>(gpu)], 0.0)};
+    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::Unpermute, l, mb, t, ready[static_cast<std::size_t>(gpu)], 0.0, traced(op, Pass::Forward))};
 }
 
 std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> plan, int l, int mb, int c) const {
@@ -306,6 +312,7 @@ StepBuilder::ExpertChunk StepBuilder::expert_chunk(const SlotTraffic* per_slot, 
     out.time += scaled(w, pass);
     out.work.bytes += w.bytes;
   }
+  out.work.tokens = rows;
   return out;
 }
 
@@ -337,15 +344,22 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
     for (int c = 0; c < chunks; ++c) {
       const ExpertChunk work = expert_chunk(per_slot, received[static_cast<std::size_t>(gpu)], gpu, c, slots, pass);
       const TaskId e = compute(gpu, Phase::Experts, l, mb, work.time, {g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu)},
-                               sm_bound(work.work));
+                               sm_bound(work.work), traced(work.work, pass));
       per_chunk[static_cast<std::size_t>(c)][static_cast<std::size_t>(gpu)] = {e};
+      // The dispatch chunk's arrival here: the (token, expert) pairs it brought (for the trace).
+      g_.tasks()[static_cast<std::size_t>(g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu))].work.tokens =
+          equal_share(received[static_cast<std::size_t>(gpu)], c, chunks);
     }
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   for (auto& r : ready) r.clear();
   for (int c = 0; c < chunks; ++c) {
     const TaskId comb = collective(Phase::Combine, l, mb, with_rounds(chunk_plan(l, mb, c, false), l, mb, c),
                                    per_chunk[static_cast<std::size_t>(c)], moe_tail_, chunk_key(l, mb, c, false));
-    for (int gpu = 0; gpu < gpus_; ++gpu) ready[static_cast<std::size_t>(gpu)].push_back(g_.arrival(comb, gpu));
+    for (int gpu = 0; gpu < gpus_; ++gpu) {
+      const TaskId a = g_.arrival(comb, gpu);
+      g_.tasks()[static_cast<std::size_t>(a)].work.tokens = equal_share(received[static_cast<std::size_t>(gpu)], c, chunks);
+      ready[static_cast<std::size_t>(gpu)].push_back(a);
+    }
   }
 }
 
@@ -354,10 +368,11 @@ void StepBuilder::lm_head(int mb, Pass pass) {
   // Prefill needs logits of each sequence's last token; decode and training of every token.
   const std::int64_t T = mb_tokens(mb);
   const std::int64_t logits = w.mode == Mode::Prefill ? std::max<std::int64_t>(1, w.sequences() * T / w.tokens()) : T;
-  const Time head = scaled(ops_.lm_head(logits), pass);
+  const OpWork op = ops_.lm_head(logits);
+  const Time head = scaled(op, pass);
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   for (int gpu = 0; gpu < gpus_; ++gpu)
-    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::LmHead, sc_.model.layers, mb, head, ready[static_cast<std::size_t>(gpu)])};
+    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::LmHead, sc_.model.layers, mb, head, ready[static_cast<std::size_t>(gpu)], 1.0, traced(op, pass))};
 }
 
 TaskGraph StepBuilder::build() {

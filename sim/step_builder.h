@@ -86,7 +86,9 @@ class StepBuilder {
   // per GPU that arrives after it); ideal: the plan unchanged.
   std::function<CommPlan()> with_rounds(std::function<CommPlan()> plan, int l, int mb, int c) const;
   TaskId compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after,
-                 double sm_bound = 1.0);
+                 double sm_bound = 1.0, TaskWork work = {});
+  // An op's FLOPs, bytes and tokens as it runs in `pass` (backward: twice the FLOPs and bytes).
+  static TaskWork traced(const OpWork& w, Pass pass);
   // The share of an op's roofline floor that is compute (SM) time; 1 under dispatch_impl ideal.
   double sm_bound(const OpWork& w) const;
   // `tail` is the communication stream the collective is issued on (MoE all-to-alls and TP

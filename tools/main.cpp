@@ -21,10 +21,14 @@ usage: epsim <command> [options]
 
 commands:
   run [SCENARIO] [--set key.path=value ...] [--out DIR] [--no-trace] [--steps N]
+      [--trace-gpus LIST] [--trace-layers LIST]
       Simulate one step of SCENARIO (default: scenarios/seed.json). Prints a summary table
       (step time, tokens/s per GPU and per node, per-layer compute / dispatch / combine /
       exposed communication, memory per GPU and whether it fits) and writes DIR/report.json
-      and DIR/trace.json (Chrome trace: open in https://ui.perfetto.dev). DIR defaults to out/.
+      and DIR/trace.json (Chrome trace: open in https://ui.perfetto.dev; whole nanoseconds, slice
+      args with FLOPs, bytes and tokens, counter tracks for the busiest links; --trace-gpus 0-7 and
+      --trace-layers 3,10-12 keep only those GPUs and layers, the LM head being layer
+      model.layers). DIR defaults to out/.
       --set overrides one scenario key (repeatable); the value is JSON or a bare string,
       e.g. --set workload.tokens_per_gpu=8192 --set network.model=analytical
       --steps N simulates N steps; after each the gate observes the expert loads (routing.balance=

@@ -10,6 +10,7 @@
 #include "sim/resolved_scenario.h"
 #include "sim/simulation.h"
 #include "tools/commands.h"
+#include "tools/index_list.h"
 #include "tools/version.h"
 
 namespace po = boost::program_options;
@@ -24,13 +25,15 @@ struct RunOptions {
   std::string out = "out";
   bool trace = true;
   int steps = 1;
+  std::string trace_gpus, trace_layers;  // "0-3,7"; empty: all
 };
 
 RunOptions parse(const Args& args) {
   RunOptions o;
   po::options_description desc;
   desc.add_options()("scenario", po::value(&o.scenario))("set", po::value(&o.sets)->composing())(
-      "out", po::value(&o.out))("no-trace", po::bool_switch())("steps", po::value(&o.steps));
+      "out", po::value(&o.out))("no-trace", po::bool_switch())("steps", po::value(&o.steps))(
+      "trace-gpus", po::value(&o.trace_gpus))("trace-layers", po::value(&o.trace_layers));
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
@@ -114,6 +117,10 @@ int run_command(const Args& args) {
   for (const auto& s : o.sets) apply_override(doc, s);
   const auto t0 = std::chrono::steady_clock::now();
   Simulation sim(Scenario::from_json(doc));
+  TraceOptions trace;
+  if (!o.trace_gpus.empty()) trace.gpus = parse_index_list("--trace-gpus", o.trace_gpus, sim.cluster().gpu_count(), "GPU");
+  if (!o.trace_layers.empty())  // the LM head is layer model.layers
+    trace.layers = parse_index_list("--trace-layers", o.trace_layers, sim.scenario().model.layers + 1, "layer");
   const std::vector<StepSummary> steps = sim.run_steps(o.steps);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (o.steps > 1) print_steps(steps);
@@ -121,7 +128,7 @@ int run_command(const Args& args) {
   Provenance provenance{version(), {"epsim", "run"}, resolved_scenario(doc)};
   provenance.command.insert(provenance.command.end(), args.begin(), args.end());
   write_file(o.out + "/report.json", report_json(sim, provenance).dump(2) + "\n");
-  if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim));
+  if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim, trace));
   print_summary(sim, wall);
   fmt::print("  wrote {}/report.json{}\n", o.out, o.trace ? " and " + o.out + "/trace.json" : "");
   return 0;
