@@ -1,5 +1,6 @@
 #include "sim/report.h"
 
+#include <cmath>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -83,6 +84,69 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
   }
   j["top_links"] = links;
   return j;
+}
+
+namespace {
+double ms_ns(Time t) { return static_cast<double>((t.picoseconds() + 500) / 1000) / 1e6; }  // to the ns
+
+nlohmann::json gpu_layer_json(const StepResult& r) {
+  nlohmann::json compute = nlohmann::json::array(), exposed = nlohmann::json::array();
+  for (const LayerResult& l : r.layers) {
+    nlohmann::json c = nlohmann::json::array(), e = nlohmann::json::array();
+    for (Time t : l.compute_by_gpu) c.push_back(ms_ns(t));
+    for (Time t : l.exposed_comm_by_gpu) e.push_back(ms_ns(t));
+    compute.push_back(std::move(c));
+    exposed.push_back(std::move(e));
+  }
+  return {{"compute_ms", std::move(compute)}, {"exposed_comm_ms", std::move(exposed)}};
+}
+
+nlohmann::json link_timeline_json(const StepResult& r, const Cluster& cl) {
+  const LinkTimeline& tl = r.link_timeline;
+  nlohmann::json links = nlohmann::json::array();
+  for (LinkId id : busiest_links(r, 8)) {
+    if (tl.empty() || r.links[static_cast<std::size_t>(id)].bytes.count() == 0) continue;
+    const Link& l = cl.link(id);
+    nlohmann::json u = nlohmann::json::array();
+    for (int b = 0; b < tl.bins_used(); ++b) u.push_back(std::round(tl.utilisation(id, b, l.bandwidth) * 1e4) / 1e4);
+    links.push_back({{"link", l.name}, {"kind", to_string(l.kind)}, {"gb_per_s", l.bandwidth.to_gb_per_s()}, {"utilisation", std::move(u)}});
+  }
+  return {{"bin_ms", tl.empty() ? 0.0 : tl.width().to_ms()}, {"links", std::move(links)}};
+}
+
+nlohmann::json placement_json(const StepResult& r) {
+  // The MoE layer whose busiest GPU is furthest above the mean (the first of equals).
+  int worst = -1;
+  double imbalance = -1;
+  for (const LayerResult& l : r.layers)
+    if (l.moe && l.expert_tokens_mean > 0 && static_cast<double>(l.expert_tokens_max) / l.expert_tokens_mean > imbalance) {
+      imbalance = static_cast<double>(l.expert_tokens_max) / l.expert_tokens_mean;
+      worst = l.layer;
+    }
+  if (worst < 0 || !r.placement) return nullptr;
+  const LayerPlacement& p = r.placement->layer(worst);
+  nlohmann::json experts = nlohmann::json::array();
+  for (int g = 0; g < r.gpus; ++g) {
+    nlohmann::json on = nlohmann::json::array();
+    const int first = (g % p.ep()) * p.slots_per_gpu();
+    for (int s = first; s < first + p.slots_per_gpu(); ++s) on.push_back(p.expert_at(s));
+    experts.push_back(std::move(on));
+  }
+  return {{"strategy", r.placement->strategy()},
+          {"layer", worst},
+          {"experts_by_gpu", std::move(experts)},
+          {"tokens_by_gpu", r.layers[static_cast<std::size_t>(worst)].expert_tokens_by_gpu}};
+}
+}  // namespace
+
+nlohmann::json report_detail_json(const Simulation& sim) {
+  const StepResult& r = sim.result();
+  return {{"gpus", r.gpus},
+          {"gpus_per_node", r.gpus_per_node},
+          {"step_time_ms", ms(r.step_time)},
+          {"gpu_layer", gpu_layer_json(r)},
+          {"link_timeline", link_timeline_json(r, sim.cluster())},
+          {"placement", placement_json(r)}};
 }
 
 void write_file(const std::string& path, const std::string& text) {

@@ -21,6 +21,14 @@ struct Provenance {
 };
 
 nlohmann::json report_json(const Simulation& sim, const Provenance& provenance = {});
+// What the HTML report draws beyond report.json, written as DIR/detail.json (compact):
+//   gpu_layer: per layer (rows) and GPU (columns): compute_ms and exposed_comm_ms
+//   link_timeline: bin_ms and, for the 8 busiest links, their utilisation in each bin
+//   placement: the MoE layer with the most unbalanced routed load: each GPU's experts and routed
+//     (token, expert) pairs
+// Times rounded to the nanosecond; deterministic as report.json.
+nlohmann::json report_detail_json(const Simulation& sim);
+
 void write_file(const std::string& path, const std::string& text);  // throws InputError
 
 }  // namespace epsim

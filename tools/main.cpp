@@ -90,6 +90,14 @@ commands:
       on a terminal, else a line per point. Under `mpirun -np R` (an MPI build) rank 0 serves the
       points one at a time to every rank's threads and writes the files (-j defaults to the cores
       per rank). Exit status 2 when a point's scenario is rejected (unless "skip_invalid": true).
+  report DIR|RESULTS.jsonl [-o report.html]
+      One self-contained HTML page (inline SVG and script, fetches nothing) of what DIR holds:
+      results.jsonl (a sweep: any metric against one or two axes, lines or a heatmap, chosen in
+      the page), compare.json (compare: the strategies side by side) or report.json (a run: the
+      per-layer time breakdown, GPU x layer heatmaps of compute and exposed communication, the
+      busiest links' utilisation over the step, the placement map with each GPU's routed load,
+      memory per GPU; the per-GPU charts read detail.json, which run writes beside report.json).
+      Output defaults to report.html in DIR.
   keys [--sweep]
       Print every scenario key (--sweep: every sweep specification key) with its type, default,
       unit and meaning (markdown).
@@ -132,6 +140,7 @@ int main(int argc, char** argv) {
       {"compare", cli::compare_command},
       {"validate", cli::validate_command},
       {"sweep", cli::sweep_command},
+      {"report", cli::report_command},
   };
   try {
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {

@@ -128,9 +128,10 @@ int run_command(const Args& args) {
   Provenance provenance{version(), {"epsim", "run"}, resolved_scenario(doc)};
   provenance.command.insert(provenance.command.end(), args.begin(), args.end());
   write_file(o.out + "/report.json", report_json(sim, provenance).dump(2) + "\n");
+  write_file(o.out + "/detail.json", report_detail_json(sim).dump() + "\n");
   if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim, trace));
   print_summary(sim, wall);
-  fmt::print("  wrote {}/report.json{}\n", o.out, o.trace ? " and " + o.out + "/trace.json" : "");
+  fmt::print("  wrote {}/report.json, {}/detail.json{}\n", o.out, o.out, o.trace ? " and " + o.out + "/trace.json" : "");
   return 0;
 }
 

@@ -93,6 +93,9 @@ std::string summary_csv(const SweepSpec& spec, const std::vector<SweepPoint>& po
 SweepRun::SweepRun(const SweepSpec& spec, SweepOptions o) : spec_(spec), o_(std::move(o)), points_(spec.points()) {
   std::filesystem::create_directories(o_.out);
   results_ = std::make_unique<ResultsFile>(o_.out + "/results.jsonl");
+  // What the results are points of (the HTML report reads the axis order and name).
+  write_file(o_.out + "/sweep.json",
+             nlohmann::json{{"name", spec_.name}, {"axes", spec_.axis_keys()}, {"points", points_.size()}, {"version", o_.version}}.dump(2) + "\n");
   for (const SweepPoint& p : points_) {
     if (results_->ids().count(p.id)) ++skipped_;
     else queue_.push_back(p.index);
