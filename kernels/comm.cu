@@ -662,6 +662,7 @@ struct DispatchCfg {
   int blocks = 0;   // 0: per_sm * SMs
   int per_sm = 2;
   bool pdl = false; // launch as a programmatic dependent of the previous kernel on the stream
+  bool sms_sweep = false;  // EPSIM_DISPATCH_SMS: reported as family peer_dispatch_sms with shape key sms
 };
 
 template <class K>
@@ -743,6 +744,19 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
   }
   Ts = env_int_list("EPSIM_DISPATCH_TOKENS", Ts);
   if (opt.quick && cfgs.size() > 3) cfgs.resize(3);
+  // EPSIM_DISPATCH_SMS: throughput against the SMs the kernel runs on (issue 15): one simt u2 PDL
+  // launch of N CTAs per listed N (one CTA per SM on an idle GPU), family peer_dispatch_sms, shape
+  // key sms = N; `epsim calibrate` fits min(N x per-SM rate, ceiling) to it.
+  for (int sms_n : env_int_list("EPSIM_DISPATCH_SMS", {})) {
+    if (sms_n < 1 || sms_n > sms) continue;
+    DispatchCfg c;
+    c.unroll = 2;
+    c.blocks = sms_n;
+    c.per_sm = 0;
+    c.pdl = true;
+    c.sms_sweep = true;
+    cfgs.push_back(c);
+  }
   for (int d = 0; d < n; ++d) {
     CK(cudaSetDevice(d));
     for (auto k : {dispatch_tma_kernel<2, 1>, dispatch_tma_kernel<3, 1>, dispatch_tma_kernel<4, 1>})
@@ -876,7 +890,7 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
       // and back to back (`spin_pipe`), and reports both rows.
       using Shape = std::vector<std::pair<std::string, long long>>;
       auto measure = [&](const std::function<void(bool)>& round, double spin_round, double spin_pipe, const Shape& shape,
-                         const std::string& variant, const std::string& note) {
+                         const std::string& variant, const std::string& note, const char* family = "peer_dispatch") {
         long long nbad = 0, words = 0;
         check_round(round, nbad, words);
         auto t = time_it(P.s[0], [&](int) { round(false); }, opt, -1, spin_round);
@@ -884,8 +898,8 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
         auto tp = time_pipelined(P.s[0], [&] { round(false); }, t.med, spin_pipe);
         P.sync_all();
         const Check chk = exact(nbad, (size_t)words, note);
-        rep.add(make_res("peer_dispatch", variant.c_str(), shape, t, bytes, chk));
-        rep.add(make_res("peer_dispatch", (variant + "_pipelined").c_str(), shape, tp, bytes, chk));
+        rep.add(make_res(family, variant.c_str(), shape, t, bytes, chk));
+        rep.add(make_res(family, (variant + "_pipelined").c_str(), shape, tp, bytes, chk));
       };
       auto dest_of = [&](int src, int k) { return all ? (src + 1 + k) % n : 1; };
       // Signals per round on each receiver from each source, for `blocks` CTAs spread over the
@@ -932,7 +946,7 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
         return a;
       };
       for (const DispatchCfg& c : cfgs) {
-        if (c.blocks == 32 && (double)T * H * 2 < (16 << 20)) continue;
+        if (!c.sms_sweep && c.blocks == 32 && (double)T * H * 2 < (16 << 20)) continue;
         const int want = c.blocks ? c.blocks : c.per_sm * sms;
         // at least one CTA per destination; no more CTAs than 16-byte vectors (simt) / pieces (tma)
         const int blocks = std::max(ndest, std::min(want, c.tma ? c.pieces * T * ndest : std::max(1, T * nvec / 256) * ndest));
@@ -941,7 +955,8 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
           if (&o == &c) break;
           const int ow = o.blocks ? o.blocks : o.per_sm * sms;
           const int ob = std::max(ndest, std::min(ow, o.tma ? o.pieces * T * ndest : std::max(1, T * nvec / 256) * ndest));
-          if (o.tma == c.tma && o.pdl == c.pdl && (o.tma ? o.stages == c.stages && o.pieces == c.pieces : o.unroll == c.unroll) && ob == blocks &&
+          if (o.sms_sweep == c.sms_sweep && o.tma == c.tma && o.pdl == c.pdl &&
+              (o.tma ? o.stages == c.stages && o.pieces == c.pieces : o.unroll == c.unroll) && ob == blocks &&
               !(o.blocks == 32 && (double)T * H * 2 < (16 << 20)))
             dup = true;
         }
@@ -981,9 +996,10 @@ void bench_dispatch(Group& P, Report& rep, const Options& opt) {
           shape.push_back({"unroll", c.unroll});
         }
         shape.push_back({"pdl", c.pdl ? 1 : 0});
+        if (c.sms_sweep) shape.push_back({"sms", blocks});
         measure(round, 15.0, 20.0, shape, std::string(c.tma ? "own_tma_" : "own_") + (all ? "alltoall" : "0to1"),
                 "exact, every row; receivers scanned for poison right after the signal; "
-                "bytes = sent by one GPU per round");
+                "bytes = sent by one GPU per round", c.sms_sweep ? "peer_dispatch_sms" : "peer_dispatch");
       }
       // ---- copy-engine variants (see CeFlags): same rounds, checks and timing
       for (size_t ci = 0; ci < ce_cfgs.size(); ++ci) {

@@ -30,6 +30,7 @@ BenchFile parse_bench_file(const nlohmann::json& doc, const std::string& path) {
     const auto& dev = doc.at("device");
     f.device = dev.at("name").get<std::string>();
     f.device_count = dev.value("count", 1);
+    f.sm_count = dev.value("sm_count", 0);
     f.date = doc.value("date", "");
     f.git_commit = doc.value("git_commit", "");
     if (doc.contains("libraries"))

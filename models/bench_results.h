@@ -32,6 +32,7 @@ struct BenchFile {
   std::string path;
   std::string device;      // device.name
   int device_count = 0;
+  int sm_count = 0;        // device.sm_count (0: not recorded)
   std::string date;        // UTC ISO-8601 of the run
   std::string git_commit;
   std::string libraries;   // "cublas 13.1.0, nccl 22809"

@@ -96,6 +96,7 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
       break;
     case OpClass::AttentionProj:
     case OpClass::LmHead:
+    case OpClass::MtpProjection:
     case OpClass::ExpertGemm: {
       const double weights = w.flops.count() / 2.0 / rows;  // parameters per row on this GPU
       const CalibratedCurve* best = nullptr;

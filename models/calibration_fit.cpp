@@ -292,6 +292,7 @@ CalibrationResult calibrate(const std::vector<BenchFile>& files, const HoldoutPo
     }
   }
   if (prof.curves.empty()) throw InputError("calibrate: no rows of any known kernel in the given files");
+  if (const SmRateFit sm = fit_sm_rate(files); !sm.points.empty()) prof.sm_rates["peer_dispatch"] = sm;
   return result;
 }
 

@@ -66,6 +66,14 @@ nlohmann::json CalibrationProfile::to_json() const {
   j["links"] = nlohmann::json::object();
   for (const auto& [name, l] : links)
     j["links"][name] = {{"latency_us", l.latency.to_us()}, {"bandwidth_gbps", l.bandwidth.to_gb_per_s()}};
+  if (!sm_rates.empty()) {
+    j["sm_rates"] = nlohmann::json::object();
+    for (const auto& [name, f] : sm_rates) {
+      nlohmann::json pts = nlohmann::json::array();
+      for (const auto& [sms, gbps] : f.points) pts.push_back({{"sms", sms}, {"gbps", gbps}});
+      j["sm_rates"][name] = {{"per_sm_gbps", f.per_sm.to_gb_per_s()}, {"ceiling_gbps", f.ceiling.to_gb_per_s()}, {"points", pts}};
+    }
+  }
   j["curves"] = nlohmann::json::array();
   for (const auto& c : curves) {
     nlohmann::json cj;
@@ -110,6 +118,14 @@ CalibrationProfile CalibrationProfile::from_json(const nlohmann::json& j, const 
                           e.value("heldout", 0), e.value("median_pct", 0.0), e.value("max_pct", 0.0)});
     for (const auto& [name, l] : j.at("links").items())
       p.links[name] = {Time::us(l.at("latency_us").get<double>()), Bandwidth::gb_per_s(l.at("bandwidth_gbps").get<double>())};
+    if (j.contains("sm_rates"))
+      for (const auto& [name, f] : j.at("sm_rates").items()) {
+        SmRateFit fit;
+        fit.per_sm = Bandwidth::gb_per_s(f.at("per_sm_gbps").get<double>());
+        fit.ceiling = Bandwidth::gb_per_s(f.at("ceiling_gbps").get<double>());
+        for (const auto& pt : f.at("points")) fit.points.emplace_back(pt.at("sms").get<int>(), pt.at("gbps").get<double>());
+        p.sm_rates[name] = std::move(fit);
+      }
     for (const auto& cj : j.at("curves")) {
       CalibratedCurve c;
       c.family = cj.at("family").get<std::string>();

@@ -24,6 +24,7 @@
 #include "models/curve_fit.h"
 #include "models/latency_bandwidth_fit.h"
 #include "models/loglog_spline.h"
+#include "models/sm_rate_fit.h"
 #include "models/units.h"
 
 namespace epsim {
@@ -94,6 +95,7 @@ struct CalibrationProfile {
   std::vector<CalibratedCurve> curves;
   std::vector<FamilyError> errors;
   std::map<std::string, LatencyBandwidthFit> links;  // "p2p_copy", "nccl_alltoall", ...
+  std::map<std::string, SmRateFit> sm_rates;         // "peer_dispatch": throughput against its SMs (sm_rate_fit.h)
 
   std::vector<const CalibratedCurve*> family(const std::string& name) const;
   const LatencyBandwidthFit* link(const std::string& name) const;

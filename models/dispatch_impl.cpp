@@ -6,7 +6,7 @@
 namespace epsim {
 
 RoundWork DispatchImpl::round_work(std::int64_t pieces, Bytes out, Bytes in, Bytes own, Time device_copy) const {
-  if (ideal()) return {};
+  if (!executor_rounds()) return {};
   const double hi = static_cast<double>(std::max(out.count(), in.count()));
   const double lo = static_cast<double>(std::min(out.count(), in.count()));
   const double moved = bandwidth.bytes_per_second() > 0 ? (hi + reverse_share * lo) / bandwidth.bytes_per_second() : 0.0;
@@ -14,7 +14,7 @@ RoundWork DispatchImpl::round_work(std::int64_t pieces, Bytes out, Bytes in, Byt
   return {latency + piece_latency * static_cast<double>(pieces), max(Time::seconds(moved), self)};
 }
 
-std::vector<std::string> DispatchImpl::names() { return {"ideal", "nccl", "peer"}; }
+std::vector<std::string> DispatchImpl::names() { return {"ideal", "nccl", "peer", "normal", "low_latency"}; }
 
 // Where the numbers come from (E = 32 file unless said; "serial 1-chunk" = the cases where a round
 // runs alone, so its phase time is the round's own; MB = 1e6 bytes):
@@ -66,6 +66,15 @@ DispatchImpl DispatchImpl::named(const std::string& name) {
   DispatchImpl d;
   d.name = name;
   if (name == "ideal") return d;
+  // DeepEP V1's Buffer.num_sms default (deep_ep/buffer.py): the SMs its normal kernels hold.
+  if (name == "normal") {
+    d.comm_sms = 20;
+    return d;
+  }
+  if (name == "low_latency") {  // "a hook-based ... method that does not occupy any SM resource" (DeepEP)
+    d.comm_sms = 0;
+    return d;
+  }
   d.count_exchange = Time::us(16);
   d.host_gap = Time::us(12);
   if (name == "nccl") {

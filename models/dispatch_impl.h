@@ -10,6 +10,9 @@
 //   peer   kernels/ep_layer.cu --dispatch peer: one own kernel (64 blocks) storing each row through
 //          peer pointers, then a counter wait; no per-piece cost; its stores to its own GPU run
 //          at a measured 1240 GB/s (self_bandwidth), not at a device copy's rate.
+//   normal, low_latency  DeepEP's two kernel families, modelled as flows at the transfer engines'
+//          achievable rates (sim/dispatch_mode.h): only the SMs they hold are set here (normal:
+//          DeepEP's default 20; low_latency: none, its receive completes in the background).
 // Both real implementations first permute the rows by expert (an HBM gather), exchange the
 // per-expert counts (ncclAllGather + copy to the host, which then enqueues the rounds) and after
 // the combine unpermute (weighted sum of the top-k outputs); the step builder emits those ops.
@@ -56,6 +59,10 @@ struct DispatchImpl {
   Bandwidth self_bandwidth;    // rows a GPU routes to itself (0: a device copy, the cost model's)
 
   bool ideal() const { return name == "ideal"; }
+  // nccl and peer: the measured EP layer's program (permute, count exchange, rounds the executor
+  // runs on each GPU, unpermute). ideal, normal and low_latency are flows only (sim/dispatch_mode.h
+  // shapes the last two's).
+  bool executor_rounds() const { return name == "nccl" || name == "peer"; }
   // One GPU's part of a round that moves `out` bytes to and `in` bytes from other GPUs in
   // `pieces` non-empty pieces, and its `own` rows for itself at the same time as the cross-GPU
   // bytes move (`device_copy`: the cost model's device copy of them, used without self_bandwidth).

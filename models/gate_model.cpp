@@ -64,6 +64,23 @@ std::vector<double> GateModel::selection_probabilities(int layer) const {
   return p;
 }
 
+std::shared_ptr<const SelectionLaw> GateModel::law(int layer) const {
+  const std::vector<double> p = selection_probabilities(layer);
+  {
+    const std::lock_guard<std::mutex> lock(laws_->mutex);
+    if (auto it = laws_->laws.find(p); it != laws_->laws.end()) return it->second;
+  }
+  std::vector<int> group(p.size(), 0);
+  const int E = model_.routed_experts;
+  const bool limited = group_limited();
+  for (std::size_t e = 0; e < p.size(); ++e)
+    group[e] = static_cast<int>(e) >= E ? -1 : limited ? static_cast<int>(e) / (E / model_.groups) : 0;
+  auto law = std::make_shared<const SelectionLaw>(p, group, limited ? model_.topk_groups : 1, model_.top_k + always_chosen_);
+  const std::lock_guard<std::mutex> lock(laws_->mutex);
+  if (laws_->laws.size() >= 256) laws_->laws.clear();  // bias balancing makes new marginals every step
+  return laws_->laws.emplace(p, std::move(law)).first->second;
+}
+
 RoutingSample GateModel::sample(int layer, int micro_batch, int sources, std::int64_t tokens_per_source) const {
   if (sources < 1 || tokens_per_source < 0)
     throw SimulationError("GateModel::sample: " + std::to_string(sources) + " sources of " +
@@ -91,6 +108,8 @@ RoutingSample GateModel::sample(int layer, int micro_batch, int sources, std::in
   r.step = step_;
   if (spec_.capacity_factor > 0) apply_capacity(r, spec_.capacity_factor);
   if (always_chosen_ > 0) r = with_always_chosen(r, always_chosen_);
+  r.law = law(layer);
+  r.max_nodes = spec_.max_nodes;
   return r;
 }
 

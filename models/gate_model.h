@@ -7,7 +7,9 @@
 // turned into per-token selection probabilities with DeepSeek-V3's group limit when
 // model.groups > 1 (selection_marginals.h), from which each source's counts are drawn
 // (count_sampler.h: a distribution-level draw, not token by token: 256 sources x 256 experts cost
-// ~3 ms per layer); `trace` replays a file's loads exactly (routing_trace.h).
+// ~3 ms per layer); `trace` replays a file's loads exactly (routing_trace.h). Every sample carries
+// the layer's joint selection law (law(): which experts one token takes together, within the group
+// limit), from which the dispatch takes its distinct tokens per GPU and node.
 //
 // Determinism: a sample depends only on (routing.seed, step, layer, micro_batch, sources, tokens)
 // and the balancing bias at the time of the call, never on which samples were drawn before.
@@ -26,6 +28,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -70,6 +75,10 @@ class GateModel {
   std::vector<double> selection_probabilities(int layer) const;
   // The same with the group probabilities (group-limited routing); trace and uniform: one group.
   SelectionMarginals marginals(int layer) const;
+  // The joint law of one token's selection in `layer` (models/selection_law.h): its marginals are
+  // selection_probabilities(layer), its groups the model's when the group limit applies, and the
+  // always-chosen experts are in every selection. Fitted once per distinct marginals (cached).
+  std::shared_ptr<const SelectionLaw> law(int layer) const;
   // The bias of `layer` per expert (log-weight units; all 0 unless balance = bias).
   const std::vector<double>& bias(int layer) const { return bias_.at(layer); }
   const RoutingSpec& spec() const { return spec_; }
@@ -84,6 +93,12 @@ class GateModel {
   std::vector<std::vector<double>> popularity_;  // [layer][expert]; empty for dense layers
   ExpertBias bias_;
   int step_ = 0;
+  // Fitted laws by their marginals (a law depends on nothing else here), shared by copies.
+  struct LawCache {
+    std::mutex mutex;
+    std::map<std::vector<double>, std::shared_ptr<const SelectionLaw>> laws;
+  };
+  std::shared_ptr<LawCache> laws_ = std::make_shared<LawCache>();
 };
 
 }  // namespace epsim

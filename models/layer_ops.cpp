@@ -18,6 +18,7 @@ const char* to_string(OpClass c) {
     case OpClass::ExpertGemm: return "expert_gemm";
     case OpClass::ExpertActivation: return "expert_activation";
     case OpClass::LocalCopy: return "local_copy";
+    case OpClass::MtpProjection: return "mtp_projection";
   }
   return "?";
 }
@@ -90,29 +91,36 @@ OpWork LayerOps::attention_proj(std::int64_t tokens) const {
   return w;
 }
 
-OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len) const {
-  // Causal: query i attends to keys 0..i, so seq_len*(seq_len+1)/2 (query, key) pairs per sequence;
-  // each pair costs 2*dqk (scores) + 2*dv (weighted values) FLOPs per head.
+OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len, std::int64_t cached) const {
+  // Causal: query i attends to keys 0..i, so per sequence the queries cached..seq_len-1 make
+  // seq_len(seq_len+1)/2 - cached(cached+1)/2 (query, key) pairs; each pair costs 2*dqk (scores) +
+  // 2*dv (weighted values) FLOPs per head.
   const double group_seqs = static_cast<double>(seqs) * tp_;
   const double heads = static_cast<double>(m_.heads) / tp_;
-  const double pairs = static_cast<double>(seq_len) * static_cast<double>(seq_len + 1) / 2.0;
+  const double s = static_cast<double>(seq_len), p = static_cast<double>(cached);
+  const double pairs = s * (s + 1.0) / 2.0 - p * (p + 1.0) / 2.0;
   const double flops = group_seqs * heads * pairs * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
-  const double tok = group_seqs * static_cast<double>(seq_len);
-  const double io = tok * heads * static_cast<double>(2 * m_.qk_head_dim() + 2 * m_.v_dim());  // q,k,v in; o out
-  OpWork w{OpClass::AttentionCore, Flops(flops), elems(io), seqs * seq_len};
+  // q in and o out for the new tokens, k and v in for every token.
+  const double width = static_cast<double>(m_.qk_head_dim() + m_.v_dim());
+  const double io = group_seqs * heads * (static_cast<double>(seq_len - cached) * width + s * width);
+  OpWork w{OpClass::AttentionCore, Flops(flops), elems(io), seqs * (seq_len - cached)};
   w.seq_len = seq_len;
   return w;
 }
 
-OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len) const {
+OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len, int queries) const {
   const double group_seqs = static_cast<double>(seqs) * tp_;
   const double heads = static_cast<double>(m_.heads) / tp_;
-  const double flops = group_seqs * heads * static_cast<double>(kv_len) * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
-  // Memory-bound: the whole KV cache of every sequence is read once.
+  const double flops = group_seqs * queries * heads * static_cast<double>(kv_len) * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
+  // Memory-bound: the whole KV cache of every sequence is read once, whatever its query count.
   const double kv = group_seqs * static_cast<double>(kv_len) * static_cast<double>(kv_bytes_per_token().count()) / tp_;
-  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs};
+  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs * queries};
   w.kv_len = kv_len;
   return w;
+}
+
+OpWork LayerOps::mtp_projection(std::int64_t tokens) const {
+  return gemm(OpClass::MtpProjection, tokens, m_.hidden, 2 * m_.hidden);
 }
 
 OpWork LayerOps::gate(std::int64_t tokens) const {

@@ -28,6 +28,7 @@ enum class OpClass {
   ExpertGemm,        // one GEMM of one expert's MLP (cost_model.expert_gemms=per-expert)
   ExpertActivation,  // SiLU(gate) x up over a chunk's expert rows, between the two GEMMs (HBM-bound)
   LocalCopy,         // rows a dispatch or combine round sends to its own GPU: a device copy (HBM-bound)
+  MtpProjection,     // the MTP module's 2 x hidden -> hidden GEMM (workload.mtp_tokens)
 };
 const char* to_string(OpClass c);
 
@@ -78,10 +79,16 @@ class LayerOps {
 
   // `tokens` is the tokens of this GPU (T); the TP group processes tp*T with 1/tp of the weights.
   OpWork attention_proj(std::int64_t tokens) const;
-  // Causal prefill of `seqs` sequences of `seq_len` tokens on this GPU (heads split over tp).
-  OpWork attention_core_prefill(std::int64_t seqs, std::int64_t seq_len) const;
-  // One decode token for each of `seqs` sequences at KV length `kv_len`.
-  OpWork attention_core_decode(std::int64_t seqs, std::int64_t kv_len) const;
+  // Causal prefill of `seqs` sequences of `seq_len` tokens on this GPU (heads split over tp), the
+  // first `cached` of each sequence from the prefix cache: only the others are queries, every
+  // token's k and v is read.
+  OpWork attention_core_prefill(std::int64_t seqs, std::int64_t seq_len, std::int64_t cached = 0) const;
+  // `queries` decode tokens (the new one and its MTP drafts) for each of `seqs` sequences at KV
+  // length `kv_len`: the KV cache is read once per sequence.
+  OpWork attention_core_decode(std::int64_t seqs, std::int64_t kv_len, int queries = 1) const;
+  // DeepSeek-V3's MTP projection: [norm(h); norm(embedding)] (2 x hidden) -> hidden, one GEMM.
+  OpWork mtp_projection(std::int64_t tokens) const;
+  std::int64_t mtp_projection_params() const { return 2 * m_.hidden * m_.hidden; }
   OpWork gate(std::int64_t tokens) const;
   OpWork dense_mlp(std::int64_t tokens) const;
   // `tokens` routed tokens spread over `experts` experts held by this GPU.

@@ -5,11 +5,15 @@ namespace epsim {
 MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const Workload& work, const GpuSpec& gpu) {
   const MoeModelSpec& m = ops.model();
   const std::int64_t b = m.bytes_per_param, tp = par.attention_tp;
-  const std::int64_t moe = m.moe_layers();
+  // workload.mtp_tokens: the MTP module (one MoE decoder layer and its 2h x h projection; the
+  // embedding and the LM head are the model's) is stored once, whatever the draft count.
+  const std::int64_t mtp = work.mtp_tokens > 0 ? 1 : 0;
+  const std::int64_t layers = m.layers + mtp;
+  const std::int64_t moe = m.moe_layers() + mtp;
   const std::int64_t shared_here = m.shared_experts - par.routed_shared(m);
   MemoryReport r;
   // Weights as stored (models/precision.h: bf16, or fp8 with one FP32 scale per 128 x 128 block).
-  r.attention_weights = Bytes(m.layers * ops.attention_weight_bytes().count() / tp);
+  r.attention_weights = Bytes(layers * ops.attention_weight_bytes().count() / tp);
   r.dense_weights = Bytes(m.dense_layers * ops.dense_mlp_weight_bytes().count() / tp);
   r.expert_weights = ops.expert_weight_bytes() * (moe * par.experts_per_gpu);
   // Routed shared experts sit in expert slots (counted in experts_per_gpu), not on every GPU.
@@ -17,11 +21,12 @@ MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const 
   // Gates (bf16), the embedding (bf16) and the LM head, the last two 1/tp.
   const Bytes embedding = Precision::matrix_bytes(NumberFormat::Bf16, m.vocab, m.hidden);
   r.other_weights = ops.gate_weight_bytes() * moe + Bytes((embedding + ops.lm_head_weight_bytes()).count() / tp);
+  if (mtp > 0) r.other_weights += m.precision.weight_bytes(2 * m.hidden, m.hidden);
 
   const std::int64_t cached_tokens = work.mode == Mode::Prefill  ? work.tokens_per_gpu
                                      : work.mode == Mode::Decode ? work.batch_per_gpu * work.kv_len
                                                                  : 0;
-  r.kv_cache = Bytes(cached_tokens * m.layers * ops.kv_bytes_per_token().count());
+  r.kv_cache = Bytes(cached_tokens * layers * ops.kv_bytes_per_token().count());
 
   // One layer's peak: residual stream in and out, the TP group's q/k/v/o, and the MoE buffers:
   // dispatch receive and expert output (R tokens of hidden), expert intermediate (R x 3I), combine

@@ -17,10 +17,11 @@ struct MemoryReport {
   Bytes optimizer;          // training: gradients (2 B) + Adam master weights, m and v (3 x 4 B) per parameter
   Bytes kv_cache;           // prefill: the cache the step writes; decode: batch x kv_len; training: none
   Bytes activations;        // peak working set of one layer (expected routed tokens); training: all layers kept
+  Bytes comm_buffers;       // network.dispatch_impl low_latency: its fixed receive buffers (sim/dispatch_mode.h)
   Bytes capacity;
 
   Bytes weights() const { return attention_weights + dense_weights + expert_weights + shared_weights + other_weights; }
-  Bytes total() const { return weights() + optimizer + kv_cache + activations; }
+  Bytes total() const { return weights() + optimizer + kv_cache + activations + comm_buffers; }
   bool fits() const { return total() <= capacity; }
 };
 

@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
+
+#include "models/selection_law.h"
 
 namespace epsim {
 
@@ -17,6 +20,11 @@ struct RoutingSample {
   std::vector<std::int64_t> tokens;  // per source
   std::vector<std::int64_t> counts;
   std::int64_t dropped = 0;          // (token, expert) selections over capacity, not in counts
+  // The joint law of one token's selection these counts were drawn under (which experts a token
+  // takes together: distinct tokens per destination come from it); null: the pooled loads' law
+  // without a group limit (placement/dispatch_matrix.h).
+  std::shared_ptr<const SelectionLaw> law;
+  int max_nodes = 0;                 // routing.max_nodes: a token's experts on at most this many nodes (0: no limit)
 
   std::int64_t at(int s, int e) const { return counts[static_cast<std::size_t>(s) * static_cast<std::size_t>(experts) + static_cast<std::size_t>(e)]; }
   std::vector<std::int64_t> expert_load() const;  // per expert, summed over sources

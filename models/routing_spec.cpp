@@ -17,6 +17,10 @@ const Schema& RoutingSpec::schema() {
       {"hot_fraction", "number", 0.5, "", "hot: fraction of all selections the hot experts take, in (0, 1)"},
       {"group_limited", "bool", true, "",
        "when model.groups > 1, each token uses at most model.topk_groups groups (DeepSeek-V3 node-limited routing)"},
+      {"max_nodes", "integer", 0, "nodes",
+       "node-limited routing without expert groups: each token's top_k experts lie on at most this many nodes of its EP "
+       "group (its distinct tokens per node and GPU follow; the per-expert counts do not change); 0 = no limit. Needs "
+       "the group limit off (model.topk_groups = model.groups or routing.group_limited = false)"},
       {"trace", "string", "", "path",
        "trace: JSON or CSV file of per-layer expert loads, optionally per source GPU (format: scenarios/README.md)"},
       {"balance", "string", "none", "",
@@ -43,6 +47,7 @@ RoutingSpec RoutingSpec::from_json(const nlohmann::json& j, const std::string& p
   r.hot_fraction = c.fraction("hot_fraction");
   if (r.hot_fraction >= 1.0) c.fail("hot_fraction", "must be in (0, 1)");
   r.group_limited = c.boolean("group_limited");
+  r.max_nodes = static_cast<int>(std::min<std::int64_t>(c.integer("max_nodes", 0), 1 << 20));
   r.trace = c.string("trace");
   r.balance = c.choice("balance", {"none", "bias"}) == "bias" ? Balance::Bias : Balance::None;
   r.bias_step = c.positive("bias_step");

@@ -20,6 +20,7 @@ struct RoutingSpec {
   int hot_experts = 8;                   // hot: how many experts are hot
   double hot_fraction = 0.5;             // hot: share of all selections that go to the hot experts
   bool group_limited = true;             // apply model.topk_groups when model.groups > 1
+  int max_nodes = 0;                     // node-limited routing: a token's experts on at most this many nodes (0: off)
   std::string trace;                     // trace: JSON or CSV file of per-layer expert loads
   // Not a scenario key: a trace document given in memory (epsim validate passes a measured case's
   // `trace` block); when set, `trace` only names it in error messages.

@@ -27,8 +27,10 @@ struct DispatchMatrix {
 
 // Sources are all GPUs; GPU s belongs to EP group s / ep and sends to that group's experts. An
 // expert with several replicas splits source s's tokens over them as `choice` says
-// (replica_choice.h: integer shares). Distinct-token counts assume a token's expert choices are
-// independent given the per-expert probabilities counts/tokens (exact for one expert per GPU).
+// (replica_choice.h: integer shares). Distinct tokens per destination GPU and node: its copies times
+// the distinct tokens per copy of the gate's joint selection law (routing.law: top_k distinct
+// experts within the group limit; routing.max_nodes: within that many nodes), placement/
+// destination_reach.h; exact for one expert per GPU (every copy is a distinct token).
 DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement& placement, int gpus_per_node,
                               ReplicaChoice choice = ReplicaChoice::even);
 // The same with a whole-model placement that has one table for every layer (Placement::uniform()),

@@ -1,7 +1,6 @@
 #include "sim/chrome_trace.h"
 
 #include <algorithm>
-#include <numeric>
 
 #include <fmt/format.h>
 
@@ -124,7 +123,7 @@ void top_link_counters(TraceWriter& w, const Simulation& sim, int pid, int count
   if (tl.empty() || count <= 0) return;
   w.event(fmt::format(R"j({{"ph":"M","pid":{},"name":"process_name","args":{{"name":"network: the {} busiest links (utilisation)"}}}})j",
                       pid, count));
-  for (LinkId l : busiest_links(r, static_cast<std::size_t>(count))) {
+  for (LinkId l : busiest_links(r, sim.cluster(), static_cast<std::size_t>(count))) {
     if (r.links[static_cast<std::size_t>(l)].bytes.count() == 0) continue;
     const Link& link = sim.cluster().link(l);
     const std::int64_t width = to_ns(tl.width());
@@ -138,9 +137,10 @@ void top_link_counters(TraceWriter& w, const Simulation& sim, int pid, int count
 
 }  // namespace
 
-std::vector<LinkId> busiest_links(const StepResult& r, std::size_t count) {
-  std::vector<LinkId> order(r.links.size());
-  std::iota(order.begin(), order.end(), 0);
+std::vector<LinkId> busiest_links(const StepResult& r, const Cluster& cluster, std::size_t count) {
+  std::vector<LinkId> order;
+  for (std::size_t i = 0; i < r.links.size(); ++i)
+    if (cluster.link(static_cast<LinkId>(i)).kind != LinkKind::Kernel) order.push_back(static_cast<LinkId>(i));
   std::stable_sort(order.begin(), order.end(), [&](LinkId a, LinkId b) {
     return r.links[static_cast<std::size_t>(a)].bytes > r.links[static_cast<std::size_t>(b)].bytes;
   });

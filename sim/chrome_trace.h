@@ -27,7 +27,7 @@ struct TraceOptions {
 std::string chrome_trace(const Simulation& sim, const TraceOptions& options = {});
 
 // The busiest links of the step by bytes (ties: the lower id first), at most `count` (idle links
-// included when fewer are busy).
-std::vector<LinkId> busiest_links(const StepResult& r, std::size_t count);
+// included when fewer are busy); kernel links (a GPU's communication SMs, not a wire) left out.
+std::vector<LinkId> busiest_links(const StepResult& r, const Cluster& cluster, std::size_t count);
 
 }  // namespace epsim

@@ -29,6 +29,20 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
   j["tokens_per_gpu"] = r.tokens_per_gpu;
   j["tokens_per_s_per_gpu"] = r.tokens_per_s_per_gpu();
   j["tokens_per_s_per_node"] = r.tokens_per_s_per_node();
+  const Workload& w = sim.scenario().workload;
+  if (w.prefix_hit > 0) {
+    j["prefix_cache"] = {{"prefix_hit", w.prefix_hit},
+                         {"cached_tokens_per_sequence", w.prefix_tokens()},
+                         {"computed_tokens_per_gpu", r.computed_tokens_per_gpu},
+                         {"computed_tokens_per_s_per_gpu", r.computed_tokens_per_s_per_gpu()}};
+  }
+  if (w.mtp_tokens > 0) {
+    j["mtp"] = {{"draft_tokens", w.mtp_tokens},
+                {"acceptance", w.mtp_acceptance},
+                {"tokens_per_sequence", r.output_tokens_per_gpu / static_cast<double>(w.batch_per_gpu)},
+                {"accepted_tokens_per_gpu", r.output_tokens_per_gpu},
+                {"verified_tokens_per_gpu", r.computed_tokens_per_gpu}};
+  }
   j["events"] = r.events;
   j["network_replay"] = {{"hits", r.replay.hits},       {"misses", r.replay.misses},   {"stored", r.replay.stored},
                          {"replayed", r.replay.replayed}, {"solved", r.replay.solved}, {"materialised", r.replay.materialised}};
@@ -49,6 +63,7 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
       {"other_weights_gb", m.other_weights.to_gb()},         {"kv_cache_gb", m.kv_cache.to_gb()},
       {"activations_gb", m.activations.to_gb()},
   };
+  if (m.comm_buffers.count() > 0) j["memory"]["comm_buffers_gb"] = m.comm_buffers.to_gb();
   nlohmann::json layers = nlohmann::json::array();
   for (const LayerResult& l : r.layers) {
     nlohmann::json lj = {
@@ -57,6 +72,7 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
         {"dispatch_ms", ms(l.dispatch)}, {"combine_ms", ms(l.combine)}, {"tp_comm_ms", ms(l.tp_comm)},
         {"exposed_comm_ms", ms(l.exposed_comm_max)}, {"exposed_comm_mean_ms", ms(l.exposed_comm_mean)},
     };
+    if (l.mtp) lj["mtp"] = true;
     if (l.moe) {
       lj["expert_tokens_max"] = l.expert_tokens_max;
       lj["expert_tokens_mean"] = l.expert_tokens_mean;
@@ -75,14 +91,26 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
     gpus.push_back({{"compute_ms", ms(g.compute_busy)}, {"comm_ms", ms(g.comm_busy)}, {"exposed_comm_ms", ms(g.exposed_comm)}});
   j["per_gpu"] = gpus;
   // The busiest links of the whole step, by bytes (ties: lower link id first).
+  // Kernel links (a GPU's communication SMs, not a wire) are left out (busiest_links).
   nlohmann::json links = nlohmann::json::array();
-  for (LinkId id : busiest_links(r, 16)) {
+  for (LinkId id : busiest_links(r, cl, 16)) {
     const auto& c = r.links[static_cast<std::size_t>(id)];
     const Link& l = cl.link(id);
     links.push_back({{"link", l.name}, {"kind", to_string(l.kind)}, {"gb", c.bytes.to_gb()}, {"busy_ms", ms(c.busy)},
                      {"utilisation", c.busy.to_seconds() / r.step_time.to_seconds()}, {"peak_flows", c.peak_flows}});
   }
   j["top_links"] = links;
+  // Bytes that entered each class of link over the step: NVLink (GPU -> NVSwitch), InfiniBand
+  // (GPU NIC -> leaf) and the spine (leaf -> spine).
+  double nvlink = 0, infiniband = 0, spine = 0;
+  for (std::size_t i = 0; i < r.links.size(); ++i) {
+    const LinkKind k = cl.link(static_cast<LinkId>(i)).kind;
+    const double gb = r.links[i].bytes.to_gb();
+    if (k == LinkKind::NvlinkUp) nvlink += gb;
+    if (k == LinkKind::NicUp) infiniband += gb;
+    if (k == LinkKind::LeafUp) spine += gb;
+  }
+  j["traffic_gb"] = {{"nvlink", nvlink}, {"infiniband", infiniband}, {"spine", spine}};
   return j;
 }
 
@@ -104,7 +132,7 @@ nlohmann::json gpu_layer_json(const StepResult& r) {
 nlohmann::json link_timeline_json(const StepResult& r, const Cluster& cl) {
   const LinkTimeline& tl = r.link_timeline;
   nlohmann::json links = nlohmann::json::array();
-  for (LinkId id : busiest_links(r, 8)) {
+  for (LinkId id : busiest_links(r, cl, 8)) {
     if (tl.empty() || r.links[static_cast<std::size_t>(id)].bytes.count() == 0) continue;
     const Link& l = cl.link(id);
     nlohmann::json u = nlohmann::json::array();

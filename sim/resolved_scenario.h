@@ -2,6 +2,9 @@
 // explicit. report.json and every sweep point record it; `epsim run` on it reproduces the run.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 namespace epsim {
@@ -10,9 +13,13 @@ namespace epsim {
 // every declared key present: keys the document gives are kept as written; absent keys get their
 // schema default, or the value the model and GPU presets (and the keys derived from them:
 // precision.*, model.kv_heads, cluster.nvlink_gbps, cluster.nodes, workload.seq_len,
-// schedule.comm_sms) gave the run. Left
-// out: the alternatives cluster.gpus and model.hf_config when the document does not use them.
+// schedule.comm_sms) gave the run. Left out when the document leaves them out: the alternatives
+// cluster.gpus and model.hf_config, and the transfer engines' keys (unresolved_keys()), whose
+// values come from the cost model's calibration profile, which cost_model.calibration names.
 // Resolving a resolved document changes nothing, and it parses to the same Scenario.
 nlohmann::json resolved_scenario(const nlohmann::json& doc);
+
+// The keys resolved_scenario() leaves out when absent ("section.key").
+const std::vector<std::string>& unresolved_keys();
 
 }  // namespace epsim

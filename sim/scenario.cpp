@@ -13,7 +13,18 @@ const Schema& NetworkSpec::schema() {
       {"replay", "boolean", true, "", "reuse the solved timing of an all-to-all whose exact traffic was seen before, when its links are free (equal to solving it; false only to check or time that)"},
       {"completion_window", "number", 1e-3, "", "flow: a re-solve also completes every flow due within this fraction of its own duration (it arrives that much early at most), so one solve serves many nearby ends; 0 is exact. 1e-3 moved a jittered 256-GPU all-to-all's completion by -0.19% and solved it 54x faster; it must be in [0, 0.05]"},
       {"scheme", "string", "direct", "", "direct: one flow per GPU pair through the source GPU's NIC (NCCL all-to-all) | hierarchical: a token crosses InfiniBand once per remote node, to the same-rail GPU, which fans it out over NVLink (DeepEP normal kernels) | per-token: one message per (token, expert) pair, no deduplication (low-latency kernels)"},
-      {"dispatch_impl", "string", "ideal", "", "ideal: dispatch and combine are only their flows on the links | nccl: as kernels/ep_layer.cu with NCCL (permute, count exchange, rounds of grouped send/recv per (peer, expert) piece at 35 us + 3.1 us per piece + bytes / 286 GB/s, unpermute) | peer: the same with its own peer-pointer kernel (16 us + bytes / 370 GB/s per round, its own rows at 1240 GB/s); constants fitted to kernels/results/ep2-h200x2-* (models/dispatch_impl.cpp)"},
+      {"dispatch_impl", "string", "ideal", "", "ideal: dispatch and combine are only their flows on the links (under a calibrated cost model at NCCL's measured NVLink rate and round cost) | nccl: as kernels/ep_layer.cu with NCCL (permute, count exchange, rounds of grouped send/recv per (peer, expert) piece at 35 us + 3.1 us per piece + bytes / 286 GB/s, unpermute) | peer: the same with its own peer-pointer kernel (16 us + bytes / 370 GB/s per round, its own rows at 1240 GB/s); constants fitted to kernels/results/ep2-h200x2-* (models/dispatch_impl.cpp) | normal: DeepEP's throughput kernels: a token crosses InfiniBand once per destination node to the GPU of the same rail, which forwards it over NVLink; the combine is reduced there before going back; RDMA and NVLink stages pipelined; dispatch in precision.dispatch, combine in precision.combine; the kernels run on schedule.comm_sms SMs and move at most that many times comm_gbps_per_sm | low_latency: DeepEP's decode kernels: every (token, expert) copy written straight to the expert's GPU (RDMA across nodes, NVLink within), fixed per-expert receive buffers, no SMs held (compute overlaps fully). Both modes fix network.scheme (hierarchical, per-token) and run their flows at the transfer engines' achievable rates (network.*_efficiency, *_round_us, rdma_message_rate_m)"},
+      {"nvlink_engine", "string", "sm", "", "normal: what moves its NVLink stage: sm (SM stores, held SMs) | copy_engine (the copy engine: no SMs, network.nvlink_ce_*)"},
+      {"nvlink_sm_efficiency", "number", nullptr, "", "NVLink by SM stores: payload over line rate, in (0, 1] (default 0.956, DeepEP intranode 153 of 160 GB/s; calibrated: the measured peer dispatch over the scenario's NVLink)"},
+      {"nvlink_sm_round_us", "number", nullptr, "us", "NVLink by SM stores: fixed cost per round and GPU (default 0: no public figure; calibrated: the peer dispatch's measured latency)"},
+      {"nvlink_ce_efficiency", "number", nullptr, "", "NVLink by the copy engine: payload over line rate, in (0, 1] (default 1; calibrated: the measured P2P copy)"},
+      {"nvlink_ce_round_us", "number", nullptr, "us", "NVLink by the copy engine: fixed cost per round and GPU (default 0; calibrated: the P2P copy's latency)"},
+      {"rdma_efficiency", "number", nullptr, "", "GPU-initiated RDMA over InfiniBand: payload over line rate, in (0, 1] (default 0.86: DeepEP low-latency kernels, 42.9 of ~50 GB/s, models/transfer_engine.cpp)"},
+      {"rdma_message_rate_m", "number", nullptr, "M/s", "RDMA: messages (one a token) per second through one NIC, millions; 0 = no limit (default 330: ConnectX-7)"},
+      {"rdma_round_us", "number", nullptr, "us", "RDMA: fixed cost per round and GPU (default 18: DeepEP low-latency kernels at EP 256)"},
+      {"nccl_efficiency", "number", nullptr, "", "dispatch_impl ideal under a calibrated cost model: NCCL's all-to-all on NVLink, payload over line rate (default 1; calibrated: the measured nccl_alltoall)"},
+      {"nccl_round_us", "number", nullptr, "us", "the same: fixed cost per collective and GPU (default 0; calibrated: nccl_alltoall's latency)"},
+      {"comm_gbps_per_sm", "number", nullptr, "GB/s", "what one SM of a dispatch/combine kernel moves (normal, peer): the kernels on schedule.comm_sms SMs move at most comm_sms times this (default 20: the least rate at which DeepEP's published normal-kernel runs on its default 20 SMs are not SM-bound, models/transfer_engine.cpp; calibrated: the peer dispatch's fitted per-SM rate when the profile has one)"},
   }};
   return s;
 }
@@ -29,6 +40,31 @@ NetworkSpec NetworkSpec::from_json(const nlohmann::json& j, const std::string& p
   if (!(n.completion_window >= 0.0 && n.completion_window <= kMaxCompletionWindow))
     c.fail("completion_window", fmt::format("must be in [0, {}] (a fraction of a flow's duration)", kMaxCompletionWindow));
   n.dispatch_impl = c.choice("dispatch_impl", DispatchImpl::names());
+  n.nvlink_engine = c.choice("nvlink_engine", {"sm", "copy_engine"});
+  // The two DeepEP modes fix the flow shape; the default `direct` (which scenario files often state)
+  // gives way, another scheme is a contradiction.
+  const std::string implied = n.dispatch_impl == "normal" ? "hierarchical" : n.dispatch_impl == "low_latency" ? "per-token" : "";
+  if (!implied.empty()) {
+    if (n.scheme != implied && n.scheme != "direct")
+      c.fail("scheme", "dispatch_impl " + n.dispatch_impl + " sends its tokens as " + implied + " (leave network.scheme at direct)");
+    n.scheme = implied;
+  }
+  auto fraction = [&](const char* key, std::optional<double>& out) {
+    if (c.has(key)) out = c.fraction(key);
+  };
+  auto non_negative = [&](const char* key, std::optional<double>& out) {
+    if (c.has(key)) out = c.non_negative(key);
+  };
+  fraction("nvlink_sm_efficiency", n.nvlink_sm_efficiency);
+  fraction("nvlink_ce_efficiency", n.nvlink_ce_efficiency);
+  fraction("rdma_efficiency", n.rdma_efficiency);
+  fraction("nccl_efficiency", n.nccl_efficiency);
+  non_negative("nvlink_sm_round_us", n.nvlink_sm_round_us);
+  non_negative("nvlink_ce_round_us", n.nvlink_ce_round_us);
+  non_negative("rdma_round_us", n.rdma_round_us);
+  non_negative("nccl_round_us", n.nccl_round_us);
+  non_negative("rdma_message_rate_m", n.rdma_message_rate_m);
+  non_negative("comm_gbps_per_sm", n.comm_gbps_per_sm);
   return n;
 }
 
@@ -36,7 +72,7 @@ const Schema& ScheduleSpec::schema() {
   static const Schema s{"schedule", {
       {"overlap", "string", "serial", "", "serial: one micro-batch, compute waits for each all-to-all (expert chunks still pipeline with later dispatch chunks) | dual-microbatch: two micro-batches of half the tokens, one computing while the other communicates; a micro-batch's next-layer attention starts once its combine is done (cross-layer pipelining) | decode-5stage: dual-microbatch with attention split around dispatch and combine and communication on 0 SMs"},
       {"chunks", "integer", 1, "", "token batches per dispatch and combine: an expert computes a batch as soon as it has arrived"},
-      {"comm_sms", "integer", 24, "SMs", "SMs held by communication kernels while they run; concurrent compute runs at (gpu.sms - comm_sms) / gpu.sms speed, ops bound by HBM rather than SMs less so (decode-5stage: 0; when not set and network.dispatch_impl is nccl or peer: that implementation's value: 64 for both, the peer kernel's 64 blocks; models/dispatch_impl.cpp)"},
+      {"comm_sms", "integer", 24, "SMs", "SMs held by communication kernels while they run; concurrent compute runs at (gpu.sms - comm_sms) / gpu.sms speed, ops bound by HBM rather than SMs less so; under network.dispatch_impl normal and peer the kernels also move at most comm_sms x network.comm_gbps_per_sm (decode-5stage: 0; when not set and network.dispatch_impl is not ideal: that implementation's value: nccl and peer 64, the peer kernel's 64 blocks; normal 20, DeepEP's default; low_latency 0; models/dispatch_impl.cpp)"},
   }};
   return s;
 }
@@ -96,6 +132,26 @@ std::vector<const Schema*> Scenario::all_schemas() {
           &NetworkSpec::schema(), &ScheduleSpec::schema(), &CostModelSpec::schema()};
 }
 
+namespace {
+// routing.max_nodes against the model's group limit and the EP group's nodes.
+void check_node_limit(const Scenario& s) {
+  const int limit = s.routing.max_nodes;
+  if (limit == 0) return;
+  const MoeModelSpec& m = s.model;
+  if (s.routing.group_limited && m.groups > 1 && m.topk_groups < m.groups)
+    throw ConfigError("routing.max_nodes", std::to_string(limit),
+                      "node-limited routing replaces the group limit (model.groups = " + std::to_string(m.groups) +
+                          ", topk_groups = " + std::to_string(m.topk_groups) +
+                          "): set routing.group_limited = false or model.topk_groups = model.groups");
+  const int nodes = std::max(1, s.parallelism.ep / s.cluster.gpus_per_node);
+  const int per_node = (m.routed_experts + nodes - 1) / nodes;
+  if (static_cast<std::int64_t>(limit) * per_node < m.top_k)
+    throw ConfigError("routing.max_nodes", std::to_string(limit),
+                      "must leave room for top_k = " + std::to_string(m.top_k) + " experts (" + std::to_string(per_node) +
+                          " routed experts per node of the EP group)");
+}
+}  // namespace
+
 Scenario Scenario::from_json(const nlohmann::json& doc) {
   ConfigObject top(doc, "", schema());
   Scenario s;
@@ -114,6 +170,7 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
   s.network = NetworkSpec::from_json(top.raw("network"), "network");
   s.schedule = ScheduleSpec::from_json(top.raw("schedule"), "schedule");
   s.cost_model = CostModelSpec::from_json(top.raw("cost_model"), "cost_model");
+  check_node_limit(s);
   if (!s.schedule.comm_sms_given && s.schedule.overlap != "decode-5stage")
     s.schedule.comm_sms = DispatchImpl::named(s.network.dispatch_impl).comm_sms;
   if (s.schedule.comm_sms >= s.gpu.sms)

@@ -1,6 +1,7 @@
 // A what-if scenario: every section of the JSON document, parsed and cross-checked.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -22,7 +23,12 @@ struct NetworkSpec {
   bool replay = true;
   double completion_window = 1e-3;      // flow: fraction of a flow's duration it may arrive early
   static constexpr double kMaxCompletionWindow = 0.05;
-  std::string dispatch_impl = "ideal";  // ideal | nccl | peer (models/dispatch_impl.h)
+  std::string dispatch_impl = "ideal";  // ideal | nccl | peer | normal | low_latency (models/dispatch_impl.h)
+  std::string nvlink_engine = "sm";     // normal: the NVLink stage by SM stores or by the copy engine
+  // Transfer-engine terms the scenario sets (unset: the defaults, or a calibrated profile's;
+  // models/transfer_engine.h). Efficiencies in (0, 1], rounds in us, message rate in M/s, GB/s per SM.
+  std::optional<double> nvlink_sm_efficiency, nvlink_sm_round_us, nvlink_ce_efficiency, nvlink_ce_round_us,
+      rdma_efficiency, rdma_message_rate_m, rdma_round_us, nccl_efficiency, nccl_round_us, comm_gbps_per_sm;
   static const Schema& schema();
   static NetworkSpec from_json(const nlohmann::json& j, const std::string& path);
 };

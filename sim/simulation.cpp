@@ -7,6 +7,7 @@
 #include "models/errors.h"
 #include "sim/analytical_network.h"
 #include "sim/critical_path.h"
+#include "sim/dispatch_mode.h"
 #include "sim/executor.h"
 #include "sim/flow_network.h"
 #include "sim/simulator.h"
@@ -21,9 +22,18 @@ std::unique_ptr<Network> make_network(const NetworkSpec& spec, Simulator& sim, c
   throw ConfigError("network.model", "\"" + spec.model + "\"", "unknown network model");
 }
 
+namespace {
+// The scenario's cluster with one kernel link per GPU when its dispatch kernels are SM-bound.
+ClusterSpec with_kernel_links(const Scenario& sc, const CostModel& cost) {
+  ClusterSpec spec = sc.cluster;
+  spec.kernel_rate = kernel_rate(sc, engine_rates(sc, cost));
+  return spec;
+}
+}  // namespace
+
 Simulation::Simulation(Scenario scenario)
-    : scenario_(std::move(scenario)), cluster_(scenario_.cluster),
-      cost_(make_cost_model(scenario_.cost_model, scenario_.gpu)),
+    : scenario_(std::move(scenario)), cost_(make_cost_model(scenario_.cost_model, scenario_.gpu)),
+      cluster_(with_kernel_links(scenario_, *cost_)),
       gate_(scenario_.routing, scenario_.model, scenario_.parallelism.routed_shared(scenario_.model)) {}
 
 std::vector<StepSummary> Simulation::run_steps(int steps) {
@@ -81,7 +91,10 @@ const StepResult& Simulation::run() {
   r.step_time = exec.run();
   r.events = sim.events_executed();
   r.replay = net->replay_stats();
-  r.tokens_per_gpu = sc.workload.tokens();
+  const Workload& w = sc.workload;
+  r.tokens_per_gpu = w.mode == Mode::Prefill ? w.tokens_per_gpu : w.mode == Mode::Decode ? w.batch_per_gpu : w.tokens();
+  r.computed_tokens_per_gpu = w.tokens();
+  r.output_tokens_per_gpu = w.output_tokens();
   r.links = net->counters();
   r.link_timeline = std::move(timeline);
   // Expert weights per GPU: its physical slots (redundant experts add slots), worst layer.
@@ -89,11 +102,14 @@ const StepResult& Simulation::run() {
   for (int l = 0; l < sc.model.layers; ++l)
     if (sc.model.is_moe(l)) par.experts_per_gpu = std::max(par.experts_per_gpu, placement.layer(l).slots_per_gpu());
   r.memory = estimate_memory(LayerOps(sc.model, sc.parallelism.attention_tp), par, sc.workload, sc.gpu);
+  r.memory.comm_buffers = low_latency_buffers(sc, comm_setup(sc, engine_rates(sc, *cost_), is_calibrated(*cost_)), par.experts_per_gpu);
   loads_ = builder.loads();
   r.pricing_lines = builder.pricing().lines();
   r.pricing = builder.pricing().to_json();
-  collect_metrics(graph_, loads_, sc.model.layers, r);
-  const CriticalPath cp = critical_path(graph_, r.gpus, sc.model.layers);
+  const int layers = sc.model.layers + w.mtp_tokens;  // the MTP module's layer once per draft pass
+  collect_metrics(graph_, loads_, layers, r);
+  for (std::size_t l = static_cast<std::size_t>(sc.model.layers); l < r.layers.size(); ++l) r.layers[l].mtp = true;
+  const CriticalPath cp = critical_path(graph_, r.gpus, layers);
   r.bound_layer = cp.layer;
   r.bound_layer_time = cp.layer_time;
   r.bound_gpu = cp.gpu;

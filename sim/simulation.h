@@ -44,8 +44,8 @@ class Simulation {
 
  private:
   Scenario scenario_;
+  std::unique_ptr<CostModel> cost_;  // before the cluster: its kernel links' rate may come from the profile
   Cluster cluster_;
-  std::unique_ptr<CostModel> cost_;
   GateModel gate_;
   TaskGraph graph_;
   StepResult result_;

@@ -47,17 +47,24 @@ struct StepBuilder::Traffic {
   std::map<std::pair<int, int>, std::uint64_t> hashes;  // matrix hash of every (layer, micro-batch) seen: small, kept
   bool want_slots = false;  // per-(source, slot) rows: dispatch_impl pieces, per-expert GEMMs
 
+  int model_layers = 0;
+  int micro_batches = 1;
+
   const Entry& entry(int layer, int mb, std::int64_t tokens) {
     auto key = std::make_pair(layer, mb);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
     if (cache.size() > 8) cache.erase(cache.begin());
-    const RoutingSample r = gate.sample(layer, mb, cluster.gpu_count(), tokens);
-    auto m = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement.layer(layer), cluster.gpus_per_node(), placement.replica_choice()));
+    // An MTP layer (beyond the model's) routes with the last layer's gate statistics and placement,
+    // its own draws (micro-batch ids past the model's).
+    const int mtp = layer - model_layers + 1;
+    const int routed = mtp > 0 ? model_layers - 1 : layer;
+    const RoutingSample r = gate.sample(routed, mtp > 0 ? mb + mtp * micro_batches : mb, cluster.gpu_count(), tokens);
+    auto m = std::make_shared<const DispatchMatrix>(build_dispatch(r, placement.layer(routed), cluster.gpus_per_node(), placement.replica_choice()));
     const std::uint64_t h = KeyHasher().add(m->gpus).add(m->gpus_per_node).add(m->copies).add(m->unique).add(m->node_unique).key();
     hashes[key] = h;
     Entry e{std::move(m), r.expert_load(), r.dropped, nullptr};
-    if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(layer), cluster.gpus_per_node(), placement.replica_choice()));
+    if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(routed), cluster.gpus_per_node(), placement.replica_choice()));
     return cache.emplace(key, std::move(e)).first->second;
   }
   std::shared_ptr<const DispatchMatrix> at(int layer, int mb, std::int64_t tokens) { return entry(layer, mb, tokens).matrix; }
@@ -72,19 +79,30 @@ StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const
                          const GateModel& gate, const Placement& placement)
     : sc_(scenario), cluster_(cluster), cost_(cost), ops_(scenario.model, scenario.parallelism.attention_tp),
       impl_(DispatchImpl::named(scenario.network.dispatch_impl)),
-      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}, false})), gpus_(cluster.gpu_count()) {
-  traffic_->want_slots = !impl_.ideal() || scenario.cost_model.per_expert_gemms;
+      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}, false})), gpus_(cluster.gpu_count()),
+      layers_(scenario.model.layers + scenario.workload.mtp_tokens) {
+  traffic_->want_slots = impl_.executor_rounds() || scenario.cost_model.per_expert_gemms;
+  traffic_->model_layers = scenario.model.layers;
+  traffic_->micro_batches = scenario.schedule.micro_batches();
+  const EngineRates rates = engine_rates(scenario, cost);
+  comm_ = comm_setup(scenario, rates, is_calibrated(cost));
+  if (is_calibrated(cost)) tp_.nvlink = rates.nccl;
+  // The peer kernel runs on comm_sms SMs: its rounds move at most comm_sms x the per-SM rate.
+  if (impl_.name == "peer" && rates.per_sm.bytes_per_second() > 0 && scenario.schedule.comm_sms > 0)
+    impl_.bandwidth = std::min(impl_.bandwidth, rates.per_sm * static_cast<double>(scenario.schedule.comm_sms));
 }
 
+int StepBuilder::routing_layer(int layer) const { return std::min(layer, sc_.model.layers - 1); }
+
 double StepBuilder::sm_bound(const OpWork& w) const {
-  if (impl_.ideal()) return 1.0;
+  if (!impl_.executor_rounds()) return 1.0;
   const double compute = w.flops.count() / sc_.gpu.peak_bf16.per_second();
   const double memory = static_cast<double>(w.bytes.count()) / sc_.gpu.hbm.bytes_per_second();
   return compute <= 0 ? 0.0 : std::clamp(1.0 - memory / compute, 0.0, 1.0);
 }
 
 std::int64_t StepBuilder::mb_tokens(int mb) const {
-  return equal_share(sc_.workload.tokens(), mb, sc_.schedule.micro_batches());
+  return equal_share(split_.units, mb, sc_.schedule.micro_batches()) * split_.tokens_per_unit;
 }
 
 Time StepBuilder::scaled(const OpWork& w, Pass pass) const {
@@ -129,10 +147,11 @@ TaskId StepBuilder::tp_collective(int l, int mb, const Deps& after) {
   const Cluster* cl = &cluster_;
   const int gpus = gpus_;
   const std::uint64_t key = KeyHasher().add(0x7470).add(tp).add(gpus).add(per_peer.count()).key();
-  return collective(Phase::TpComm, l, mb, [cl, tp, gpus, per_peer] {
+  return collective(Phase::TpComm, l, mb, [cl, tp, gpus, per_peer, setup = tp_] {
     CommPlan plan;
     for (int s = 0; s < gpus; ++s)
       for (int d = (s / tp) * tp; d < (s / tp + 1) * tp; ++d) plan.add(*cl, s, d, per_peer);
+    apply_engines(plan, *cl, setup, per_peer);
     return plan;
   }, after, tp_tail_, [key] { return key; });
 }
@@ -147,8 +166,9 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   if (sc_.model.attention != AttentionKind::None) {
     const OpWork proj_op = ops_.attention_proj(T);
-    const OpWork core_op = w.mode == Mode::Decode ? ops_.attention_core_decode(T, w.kv_len)
-                                                  : ops_.attention_core_prefill(seqs, w.seq_len);
+    const int queries = split_.tokens_per_unit;  // decode: the new token and its drafts per sequence
+    const OpWork core_op = w.mode == Mode::Decode ? ops_.attention_core_decode(T / queries, w.kv_len, queries)
+                                                  : ops_.attention_core_prefill(seqs, w.seq_len, w.prefix_tokens());
     const Time proj = scaled(proj_op, pass);
     const Time core = scaled(core_op, pass);
     if (tp && (l > 0 || pass == Pass::Backward)) {
@@ -180,7 +200,7 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
   const Time shared = local_shared ? scaled(ops_.shared_expert(T), pass) : Time::zero();
   // dispatch_impl nccl | peer, forward: permute the rows by expert after the gate, then exchange
   // the per-expert counts (the host waits for them before it enqueues the rounds).
-  const bool permute = !impl_.ideal() && pass == Pass::Forward;
+  const bool permute = impl_.executor_rounds() && pass == Pass::Forward;
   const Time perm = permute ? scaled(ops_.permute(T), pass) : Time::zero();
   for (int gpu = 0; gpu < gpus_; ++gpu) {
     auto& r = ready[static_cast<std::size_t>(gpu)];
@@ -220,7 +240,7 @@ void StepBuilder::unpermute(int l, int mb) {
 }
 
 std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> plan, int l, int mb, int c) const {
-  if (impl_.ideal()) return plan;
+  if (!impl_.executor_rounds()) return plan;
   const int chunks = sc_.schedule.chunks;
   const int gpus = gpus_;
   const std::int64_t T = mb_tokens(mb);
@@ -249,20 +269,19 @@ std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> pla
 }
 
 std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool outbound) const {
-  const CommScheme scheme = comm_scheme_from_string(sc_.network.scheme);
-  const Bytes token_bytes = Bytes(sc_.model.hidden * sc_.model.bytes_per_param);
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
-  return [traffic = traffic_, cl = &cluster_, l, mb, T, scheme, token_bytes, chunks, c, outbound] {
-    const DispatchMatrix part = chunk_of(*traffic->at(l, mb, T), c, chunks);
-    return outbound ? dispatch_plan(scheme, *cl, part, token_bytes) : combine_plan(scheme, *cl, part, token_bytes);
+  return [traffic = traffic_, cl = &cluster_, setup = comm_, l, mb, T, chunks, c, outbound] {
+    return comm_plan(setup, *cl, chunk_of(*traffic->at(l, mb, T), c, chunks), outbound);
   };
 }
 
 std::function<std::uint64_t()> StepBuilder::chunk_key(int l, int mb, int c, bool outbound) const {
-  if (!impl_.ideal()) return {};  // its rounds depend on per-slot pieces the matrix hash does not see
-  const int scheme = static_cast<int>(comm_scheme_from_string(sc_.network.scheme));
-  const std::int64_t token_bytes = sc_.model.hidden * sc_.model.bytes_per_param;
+  if (impl_.executor_rounds()) return {};  // its rounds depend on per-slot pieces the matrix hash does not see
+  // Within one step every chunk is shaped by the same engines: the scheme and token bytes tell the
+  // directions and the plans apart.
+  const int scheme = static_cast<int>(comm_.scheme);
+  const std::int64_t token_bytes = (outbound ? comm_.dispatch_token : comm_.combine_token).count();
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
   return [traffic = traffic_, l, mb, T, scheme, token_bytes, chunks, c, outbound] {
@@ -337,7 +356,7 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
 
   const auto& dispatches = dispatches_[static_cast<std::size_t>(mb)];
   // Weights read per GPU: its physical slots in this layer (redundant experts add slots).
-  const int slots = traffic_->placement.layer(l).slots_per_gpu();
+  const int slots = traffic_->placement.layer(routing_layer(l)).slots_per_gpu();
   const SlotTraffic* per_slot = sc_.cost_model.per_expert_gemms ? entry.slots.get() : nullptr;
   std::vector<Deps> per_chunk(static_cast<std::size_t>(chunks), Deps(static_cast<std::size_t>(gpus_)));
   for (int gpu = 0; gpu < gpus_; ++gpu)
@@ -363,22 +382,45 @@ void StepBuilder::expert_half(int l, int mb, Pass pass) {
   }
 }
 
-void StepBuilder::lm_head(int mb, Pass pass) {
+void StepBuilder::lm_head(int layer, int mb, Pass pass) {
   const Workload& w = sc_.workload;
-  // Prefill needs logits of each sequence's last token; decode and training of every token.
+  // Prefill needs logits of each sequence's last token; decode (every verified position) and
+  // training of every token.
   const std::int64_t T = mb_tokens(mb);
   const std::int64_t logits = w.mode == Mode::Prefill ? std::max<std::int64_t>(1, w.sequences() * T / w.tokens()) : T;
   const OpWork op = ops_.lm_head(logits);
   const Time head = scaled(op, pass);
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   for (int gpu = 0; gpu < gpus_; ++gpu)
-    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::LmHead, sc_.model.layers, mb, head, ready[static_cast<std::size_t>(gpu)], 1.0, traced(op, pass))};
+    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::LmHead, layer, mb, head, ready[static_cast<std::size_t>(gpu)], 1.0, traced(op, pass))};
+}
+
+void StepBuilder::mtp_pass(int k) {
+  const int mbs = sc_.schedule.micro_batches();
+  const int l = sc_.model.layers + k;
+  split_ = {sc_.workload.batch_per_gpu, 1};
+  for (int mb = 0; mb < mbs; ++mb) {
+    const OpWork op = ops_.mtp_projection(mb_tokens(mb));
+    const Time t = scaled(op, Pass::Forward);
+    Deps& ready = ready_[static_cast<std::size_t>(mb)];
+    for (int gpu = 0; gpu < gpus_; ++gpu)
+      ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::MtpProjection, l, mb, t, ready[static_cast<std::size_t>(gpu)], sm_bound(op), traced(op, Pass::Forward))};
+    attention_block(l, mb, Pass::Forward);
+  }
+  for (int mb = 0; mb < mbs; ++mb) dispatch_half(l, mb);
+  for (int mb = 0; mb < mbs; ++mb) expert_half(l, mb, Pass::Forward);
+  for (int mb = 0; mb < mbs; ++mb) {
+    if (!impl_.ideal()) unpermute(l, mb);
+    if (sc_.model.vocab > 0) lm_head(l, mb, Pass::Forward);
+  }
 }
 
 TaskGraph StepBuilder::build() {
   g_ = TaskGraph{};
   const int mbs = sc_.schedule.micro_batches();
-  loads_.assign(static_cast<std::size_t>(sc_.model.layers), LayerLoad{});
+  loads_.assign(static_cast<std::size_t>(layers_), LayerLoad{});
+  split_ = sc_.workload.mode == Mode::Decode ? TokenSplit{sc_.workload.batch_per_gpu, sc_.workload.queries_per_sequence()}
+                                             : TokenSplit{sc_.workload.tokens(), 1};
   compute_tail_.assign(static_cast<std::size_t>(gpus_), -1);
   moe_tail_ = tp_tail_ = -1;
   ready_.assign(static_cast<std::size_t>(mbs), Deps(static_cast<std::size_t>(gpus_)));
@@ -387,7 +429,7 @@ TaskGraph StepBuilder::build() {
     for (int mb = 0; mb < mbs; ++mb) dispatch_half(l, mb);
     for (int mb = 0; mb < mbs; ++mb) expert_half(l, mb, pass);
   };
-  const bool permute = !impl_.ideal();
+  const bool permute = impl_.executor_rounds();
   for (int l = 0; l < sc_.model.layers; ++l) {
     for (int mb = 0; mb < mbs; ++mb) {
       if (permute && l > 0 && sc_.model.is_moe(l - 1)) unpermute(l - 1, mb);
@@ -398,10 +440,11 @@ TaskGraph StepBuilder::build() {
   if (permute && sc_.model.is_moe(sc_.model.layers - 1))
     for (int mb = 0; mb < mbs; ++mb) unpermute(sc_.model.layers - 1, mb);
   if (sc_.model.vocab > 0)
-    for (int mb = 0; mb < mbs; ++mb) lm_head(mb, Pass::Forward);
+    for (int mb = 0; mb < mbs; ++mb) lm_head(layers_, mb, Pass::Forward);
+  for (int k = 0; k < sc_.workload.mtp_tokens; ++k) mtp_pass(k);
   if (sc_.workload.mode == Mode::Training) {
     if (sc_.model.vocab > 0)
-      for (int mb = 0; mb < mbs; ++mb) lm_head(mb, Pass::Backward);
+      for (int mb = 0; mb < mbs; ++mb) lm_head(layers_, mb, Pass::Backward);
     for (int l = sc_.model.layers - 1; l >= 0; --l) {
       if (sc_.model.is_moe(l)) moe(l, Pass::Backward);
       for (int mb = 0; mb < mbs; ++mb) attention_block(l, mb, Pass::Backward);

@@ -32,6 +32,7 @@
 #include "placement/placement.h"
 #include "placement/slot_traffic.h"
 #include "sim/comm_scheme.h"
+#include "sim/dispatch_mode.h"
 #include "sim/scenario.h"
 #include "sim/task_graph.h"
 #include "topology/cluster.h"
@@ -52,7 +53,7 @@ class StepBuilder {
   StepBuilder(const Scenario& scenario, const Cluster& cluster, const CostModel& cost, const GateModel& gate,
               const Placement& placement);
   TaskGraph build();
-  // Indexed by layer; empty for dense layers.
+  // Indexed by layer (model layers, then one MTP layer per draft pass); empty for dense layers.
   const std::vector<LayerLoad>& loads() const { return loads_; }
   // Which cost model priced each op class, and any extrapolation (models/pricing_ledger.h).
   const PricingLedger& pricing() const { return ledger_; }
@@ -78,7 +79,16 @@ class StepBuilder {
     OpWork work;
   };
   ExpertChunk expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c, int slots, Pass pass) const;
-  void lm_head(int mb, Pass pass);
+  // At `layer` (model.layers + MTP layers for the model's head: the LM head's pseudo-layer; an MTP
+  // layer's index for its draft's head): logits of each sequence's last token (prefill), else of
+  // every token.
+  void lm_head(int layer, int mb, Pass pass);
+  // workload.mtp_tokens: draft pass k (0-based) of the MTP module over one token per sequence:
+  // its projection, one MoE decoder layer (index model.layers + k) and the shared LM head.
+  void mtp_pass(int k);
+  // The routing (gate statistics) and placement an emitted layer uses: its own, or for an MTP layer
+  // the model's last layer's.
+  int routing_layer(int layer) const;
   // network.dispatch_impl nccl | peer: the weighted sum of (layer, micro-batch)'s expert outputs,
   // emitted where the measured layer runs it: before the next layer's gate, or at the end.
   void unpermute(int l, int mb);
@@ -97,17 +107,28 @@ class StepBuilder {
                     std::function<std::uint64_t()> key = {});
   TaskId tp_collective(int l, int mb, const Deps& after);
   Time scaled(const OpWork& w, Pass pass) const;
+  // Tokens of micro-batch mb on one GPU in the layers being emitted: its share of split_.units
+  // (tokens, or decode sequences) x split_.tokens_per_unit (decode: 1 + MTP drafts in the model's
+  // layers, 1 in the MTP module's).
   std::int64_t mb_tokens(int mb) const;
+  struct TokenSplit {
+    std::int64_t units = 0;
+    int tokens_per_unit = 1;
+  };
 
   const Scenario& sc_;
   const Cluster& cluster_;
   const CostModel& cost_;
   LayerOps ops_;
   DispatchImpl impl_;
+  CommSetup comm_;  // how a dispatch or combine becomes flows (sim/dispatch_mode.h)
+  CommSetup tp_;    // the TP collectives' engines (NCCL's, calibrated; else none)
   std::shared_ptr<Traffic> traffic_;
   std::vector<LayerLoad> loads_;
   mutable PricingLedger ledger_;
   int gpus_;
+  int layers_;  // model layers + MTP layers (one per draft pass); the LM head's pseudo-layer is layers_
+  TokenSplit split_;
   TaskGraph g_;
   std::vector<TaskId> compute_tail_;  // per GPU: last compute task emitted
   TaskId moe_tail_ = -1;              // last dispatch/combine emitted

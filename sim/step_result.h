@@ -19,6 +19,7 @@ namespace epsim {
 struct LayerResult {
   int layer = 0;
   bool moe = false;
+  bool mtp = false;         // the MTP module's decoder layer of one draft pass (workload.mtp_tokens)
   Time start, end;          // first task start, last task end over all GPUs
   Time compute_max;         // the GPU with the most compute busy time in this layer
   Time compute_mean;
@@ -47,7 +48,9 @@ struct StepResult {
   std::string network;
   std::string cost_model;
   Time step_time;
-  std::int64_t tokens_per_gpu = 0;   // tokens each GPU finished in the step
+  std::int64_t tokens_per_gpu = 0;   // tokens each GPU finished in the step (prefill: input tokens, cached ones too; decode: sequences)
+  std::int64_t computed_tokens_per_gpu = 0;  // tokens entering each model layer on one GPU (Workload::tokens())
+  double output_tokens_per_gpu = 0;  // what throughput counts (Workload::output_tokens(): decode with MTP, accepted tokens)
   int gpus = 0, gpus_per_node = 0;
   std::vector<LayerResult> layers;
   std::vector<GpuResult> per_gpu;
@@ -67,7 +70,8 @@ struct StepResult {
   LinkId bound_link = -1;          // busiest link (longest drain) of the longest all-to-all on the critical path
   Bytes bound_link_bytes;
 
-  double tokens_per_s_per_gpu() const { return static_cast<double>(tokens_per_gpu) / step_time.to_seconds(); }
+  double tokens_per_s_per_gpu() const { return output_tokens_per_gpu / step_time.to_seconds(); }
+  double computed_tokens_per_s_per_gpu() const { return static_cast<double>(computed_tokens_per_gpu) / step_time.to_seconds(); }
   double tokens_per_s_per_node() const { return tokens_per_s_per_gpu() * gpus_per_node; }
 };
 

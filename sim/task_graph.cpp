@@ -19,6 +19,7 @@ const char* to_string(Phase p) {
     case Phase::Permute: return "permute";
     case Phase::CountExchange: return "count_exchange";
     case Phase::Unpermute: return "unpermute";
+    case Phase::MtpProjection: return "mtp_proj";
   }
   return "?";
 }

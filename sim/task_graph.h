@@ -18,6 +18,7 @@ using TaskId = std::int32_t;
 enum class Phase : std::uint8_t {
   AttentionProj, AttentionCore, TpComm, Gate, Dispatch, Experts, SharedExpert, Combine, DenseMlp, LmHead,
   Permute, CountExchange, Unpermute,  // network.dispatch_impl nccl | peer (models/dispatch_impl.h)
+  MtpProjection,                      // the MTP module's input projection (workload.mtp_tokens)
 };
 const char* to_string(Phase p);
 bool is_comm(Phase p);

@@ -87,6 +87,13 @@ int calibrate_command(const Args& args) {
     fmt::print("  {:<19} latency {:>8.2f} us  bandwidth {:>8.1f} GB/s\n", name, l.latency.to_us(), l.bandwidth.to_gb_per_s());
   fmt::print("  (the profile's curves for these families are log-log splines; {} their segments)\n",
              o.verbose ? "below," : "-v lists");
+  for (const auto& [name, f] : p.sm_rates) {
+    std::string pts;
+    for (const auto& [sms, gbps] : f.points) pts += fmt::format("{}{} SMs {:.1f}", pts.empty() ? "" : ", ", sms, gbps);
+    fmt::print("\n  throughput against SMs (min(SMs x per-SM rate, ceiling), models/sm_rate_fit.h):\n");
+    fmt::print("  {:<19} per SM {:>6.2f} GB/s  ceiling {:>7.1f} GB/s  knee {} SMs  ({} GB/s)\n", name, f.per_sm.to_gb_per_s(),
+               f.ceiling.to_gb_per_s(), f.knee_sms(), pts);
+  }
   if (o.verbose) {
     for (const auto& c : p.curves) {
       if (c.shape != CurveShape::LogLog) continue;

@@ -19,6 +19,7 @@ class UsageError : public std::runtime_error {
 int run_command(const Args& args);
 int keys_command(const Args& args);
 int net_command(const Args& args);
+int net_moe_command(const Args& args);  // net --pattern moe
 int calibrate_command(const Args& args);
 int explain_command(const Args& args);
 int compare_command(const Args& args);

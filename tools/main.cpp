@@ -70,6 +70,13 @@ commands:
       (default) | analytical; --completion-window W (flow: 1e-3, 0 exact; as network.
       completion_window). Prints completion time, algbw and busbw (nccl-tests definitions),
       the number of flows and the wall time; --csv writes every flow's completion time.
+  net --pattern moe --mode normal|low_latency --ep N --tokens T --hidden H --topk K [--experts E]
+      [--fp8] [--groups G --topk-groups M] [--comm-sms S] [--gpus-per-node G] [--nic-gbps B]
+      [--model flow|analytical] [--calibration P] [--csv FILE]
+      One MoE dispatch and combine (uniform gate, contiguous experts) in a DeepEP mode (network.
+      dispatch_impl), each alone: per rank the bytes of the tokens it sends (dispatch) or receives
+      (combine) over RDMA and NVLink, over its time (mean and max over ranks); the engines' constants
+      used; --csv writes every rank.
   validate MEASURED.json... [--phases] [--json OUT] [--set key.path=value ...]
       Hold the simulator to measured expert-parallel MoE layers (kernels/results/ep*.json, written by
       kernels/ep_layer.cu): each case becomes a scenario (its GPUs as one node of H200s, cost model

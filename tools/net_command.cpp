@@ -110,6 +110,9 @@ Bandwidths nccl_bandwidths(const std::string& pattern, const std::vector<PairFlo
 }  // namespace
 
 int net_command(const Args& args) {
+  for (std::size_t i = 0; i < args.size(); ++i)
+    if (args[i] == "--pattern=moe" || (args[i] == "--pattern" && i + 1 < args.size() && args[i + 1] == "moe"))
+      return net_moe_command(args);
   const NetOptions o = parse(args);
   ClusterSpec spec;
   spec.nodes = o.nodes;

@@ -52,7 +52,7 @@ void print_layers(const StepResult& r) {
              "compute", "dispatch", "combine", "tp comm", "exposed comm", "max/mean");
   auto row = [](const LayerResult& l) {
     const double imb = l.moe && l.expert_tokens_mean > 0 ? static_cast<double>(l.expert_tokens_max) / l.expert_tokens_mean : 0.0;
-    return fmt::format("{:>5} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>9}", l.moe ? "moe" : "dense",
+    return fmt::format("{:>5} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>9}", l.mtp ? "mtp" : l.moe ? "moe" : "dense",
                        fmt_ms(l.end - l.start), fmt_ms(l.compute_max), fmt_ms(l.dispatch), fmt_ms(l.combine),
                        fmt_ms(l.tp_comm), fmt_ms(l.exposed_comm_max), l.moe ? fmt::format("{:.3f}", imb) : "-");
   };
@@ -66,6 +66,35 @@ void print_layers(const StepResult& r) {
   }
 }
 
+std::string workload_line(const Workload& w) {
+  if (w.mode == Mode::Decode) {
+    if (w.mtp_tokens == 0) return fmt::format("decode of {} tokens per GPU", w.batch_per_gpu);
+    return fmt::format("decode of {} sequences per GPU with {} MTP draft(s) each at acceptance {} ({} tokens per sequence "
+                       "through every layer, {:.3f} accepted)",
+                       w.batch_per_gpu, w.mtp_tokens, w.mtp_acceptance, 1 + w.mtp_tokens,
+                       w.output_tokens() / static_cast<double>(w.batch_per_gpu));
+  }
+  if (w.mode == Mode::Training) return fmt::format("training step of {} tokens per GPU", w.tokens());
+  if (w.prefix_hit == 0) return fmt::format("prefill of {} tokens per GPU", w.tokens_per_gpu);
+  return fmt::format("prefill of {} tokens per GPU, prefix hit {}: {} of each sequence's {} cached, {} computed per GPU",
+                     w.tokens_per_gpu, w.prefix_hit, w.prefix_tokens(), w.seq_len, w.tokens());
+}
+
+// parallelism.attention_tp: data parallel (1) or tensor parallel, and what the gather and scatter
+// around attention cost (the worst layer's TP collectives).
+std::string attention_line(const Scenario& sc, const StepResult& r) {
+  const int tp = sc.parallelism.attention_tp;
+  const std::int64_t units = sc.workload.mode == Mode::Decode ? sc.workload.batch_per_gpu : sc.workload.tokens();
+  const char* what = sc.workload.mode == Mode::Decode ? "sequences" : "tokens";
+  if (sc.model.attention == AttentionKind::None) return "no attention";
+  if (tp == 1) return fmt::format("attention data parallel: every GPU serves its own {} {} with the whole attention", units, what);
+  Time gather_scatter = Time::zero();
+  for (const LayerResult& l : r.layers) gather_scatter = max(gather_scatter, l.tp_comm);
+  return fmt::format("attention TP {} in each node: a group of {} GPUs serves {} x {} {}, 1/{} of the heads on each; "
+                     "all-gather before and reduce-scatter after attention, {:.3f} ms per layer",
+                     tp, tp, tp, units, what, tp, gather_scatter.to_ms());
+}
+
 void print_summary(const Simulation& sim, double wall_s) {
   const StepResult& r = sim.result();
   const Scenario& sc = sim.scenario();
@@ -75,18 +104,21 @@ void print_summary(const Simulation& sim, double wall_s) {
   fmt::print("  model {} ({} layers, {} routed experts, top-{}), GPU {}, {} nodes x {} GPUs, EP {}, attention TP {}\n",
              sc.model.name, sc.model.layers, sc.model.routed_experts, sc.model.top_k, sc.gpu.name, sc.cluster.nodes,
              sc.cluster.gpus_per_node, sc.parallelism.ep, sc.parallelism.attention_tp);
-  fmt::print("  {} of {} tokens per GPU; network {}; cost model {}; schedule {}\n",
-             sc.workload.mode == Mode::Prefill ? "prefill" : sc.workload.mode == Mode::Decode ? "decode" : "training step", r.tokens_per_gpu, r.network, r.cost_model,
+  fmt::print("  {}\n", attention_line(sc, r));
+  fmt::print("  {}; network {}; cost model {}; schedule {}\n", workload_line(sc.workload), r.network, r.cost_model,
              sc.schedule.overlap);
   fmt::print("\n  step time           {:>12.3f} ms\n", r.step_time.to_ms());
-  fmt::print("  tokens/s per GPU    {:>12.1f}\n", r.tokens_per_s_per_gpu());
+  fmt::print("  tokens/s per GPU    {:>12.1f}{}\n", r.tokens_per_s_per_gpu(),
+             sc.workload.mtp_tokens > 0 ? " (accepted tokens)" : sc.workload.prefix_hit > 0 ? " (input tokens, cached ones included)" : "");
+  if (sc.workload.prefix_hit > 0) fmt::print("  computed tokens/s   {:>12.1f} per GPU\n", r.computed_tokens_per_s_per_gpu());
   fmt::print("  tokens/s per node   {:>12.1f}\n", r.tokens_per_s_per_node());
   fmt::print("  memory per GPU      {:>12.2f} GB of {:.2f} GB: {}\n", m.total().to_gb(), m.capacity.to_gb(),
              m.fits() ? "fits" : "DOES NOT FIT");
   fmt::print("    weights {:.2f} (attention {:.2f}, dense {:.2f}, experts {:.2f}, shared {:.2f}, other {:.2f}), "
-             "KV cache {:.2f}, activations {:.2f}\n",
+             "KV cache {:.2f}, activations {:.2f}{}\n",
              m.weights().to_gb(), m.attention_weights.to_gb(), m.dense_weights.to_gb(), m.expert_weights.to_gb(),
-             m.shared_weights.to_gb(), m.other_weights.to_gb(), m.kv_cache.to_gb(), m.activations.to_gb());
+             m.shared_weights.to_gb(), m.other_weights.to_gb(), m.kv_cache.to_gb(), m.activations.to_gb(),
+             m.comm_buffers.count() > 0 ? fmt::format(", comm buffers {:.2f}", m.comm_buffers.to_gb()) : "");
   fmt::print("\n  priced by:\n");
   for (const auto& line : r.pricing_lines) fmt::print("    {}\n", line);
   print_layers(r);

@@ -14,6 +14,7 @@ const char* to_string(LinkKind kind) {
     case LinkKind::NicDown: return "nic-down";
     case LinkKind::LeafUp: return "leaf-up";
     case LinkKind::SpineDown: return "spine-down";
+    case LinkKind::Kernel: return "kernel";
   }
   return "?";
 }
@@ -127,6 +128,27 @@ Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
       }
     }
   }
+  if (spec.topology == "rail_pxn") pxn_routes();
+  if (spec.kernel_rate.bytes_per_second() > 0)
+    for (GpuId gpu = 0; gpu < lay.gpus; ++gpu) {
+      kernel_links_.push_back(static_cast<LinkId>(links_.size()));
+      links_.push_back(Link{LinkKind::Kernel, spec.kernel_rate, Time::zero(), gpu, "gpu" + std::to_string(gpu) + ".kernel"});
+    }
+}
+
+// Between different rails of different nodes: NVLink to the source node's GPU on the destination's
+// rail, then that GPU's (same-rail) route.
+void Cluster::pxn_routes() {
+  const auto G = static_cast<std::size_t>(gpu_count());
+  for (GpuId src = 0; src < gpu_count(); ++src)
+    for (GpuId dst = 0; dst < gpu_count(); ++dst) {
+      if (node_of(src) == node_of(dst) || rail_of(src) == rail_of(dst)) continue;
+      const GpuId relay = gpu(node_of(src), rail_of(dst));
+      Route r;
+      for (const Route* part : {&route(src, relay), &route(relay, dst)})
+        for (LinkId id : *part) r.append(id, link(id).latency);
+      routes_[static_cast<std::size_t>(src) * G + static_cast<std::size_t>(dst)] = r;
+    }
 }
 
 Cluster::~Cluster() = default;

@@ -4,7 +4,11 @@
 // Routing ("direct", as NCCL's all-to-all without PXN): same node -> NVLink through the NVSwitch;
 // other node -> out of the source GPU's own NIC to its rail's leaf, across the spine when the
 // destination's NIC hangs off another leaf, into the destination GPU's NIC. GPUs never forward.
-// Boost.Graph stays inside cluster.cpp.
+// With topology rail_pxn, traffic between different rails of different nodes first crosses NVLink
+// to the source node's GPU on the destination's rail (which forwards it), then that GPU's route.
+// Kernel links (spec.kernel_rate > 0): one per GPU, outside the graph; a plan puts a GPU's kernel
+// link first on the routes of the flows its communication kernels send. Boost.Graph stays inside
+// cluster.cpp.
 #pragma once
 
 #include <memory>
@@ -35,11 +39,15 @@ class Cluster {
   const Link& link(LinkId id) const { return links_[static_cast<std::size_t>(id)]; }
   // The direct route src -> dst (src != dst); empty route for src == dst.
   const Route& route(GpuId src, GpuId dst) const;
+  // GPU g's kernel link, or -1 without kernel links.
+  LinkId kernel_link(GpuId g) const { return kernel_links_.empty() ? -1 : kernel_links_[static_cast<std::size_t>(g)]; }
 
  private:
+  void pxn_routes();  // topology rail_pxn
   ClusterSpec spec_;
   std::vector<Link> links_;
   std::vector<Route> routes_;  // routes_[src * gpu_count + dst]
+  std::vector<LinkId> kernel_links_;  // per GPU (empty: none)
 };
 
 }  // namespace epsim

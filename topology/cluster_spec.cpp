@@ -14,6 +14,10 @@ const Schema& ClusterSpec::schema() {
       {"nvlink_latency_us", "number", 0.5, "us", "latency of one NVLink link (a GPU-to-GPU message crosses two)"},
       {"nic_latency_us", "number", 1.0, "us", "latency of one NIC link (GPU<->leaf)"},
       {"spine_latency_us", "number", 0.5, "us", "latency of one leaf<->spine link"},
+      {"topology", "string", "rail", "",
+       "the rail-optimised fabric (GPU i of every node on rail leaf i) and how traffic between rails is routed: rail: "
+       "from the source GPU's NIC across the spine to the destination's rail | rail_pxn: first over NVLink to the GPU "
+       "of the source's node on the destination's rail, then on that rail (no spine crossing; NCCL's PXN)"},
   }};
   return s;
 }
@@ -42,6 +46,7 @@ ClusterSpec ClusterSpec::from_json(const nlohmann::json& j, const std::string& p
   s.nvlink_latency = Time::us(c.non_negative("nvlink_latency_us"));
   s.nic_latency = Time::us(c.non_negative("nic_latency_us"));
   s.spine_latency = Time::us(c.non_negative("spine_latency_us"));
+  s.topology = c.choice("topology", {"rail", "rail_pxn"});
   if (s.gpu_count() > 65536) c.fail("nodes", "nodes x gpus_per_node must be <= 65536");
   return s;
 }

@@ -1,6 +1,6 @@
 // What the cluster is made of: nodes of G GPUs on an NVSwitch, one NIC per GPU, a rail-optimised
-// two-tier fat-tree (one leaf per rail per group of `nodes_per_leaf` nodes; leaves joined through a
-// spine layer whose uplinks are thinned by `oversubscription`).
+// two-tier fat-tree (GPU i of every node on rail i: one leaf per rail per group of `nodes_per_leaf`
+// nodes; leaves joined through a spine layer whose uplinks are thinned by `oversubscription`).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -20,6 +20,13 @@ struct ClusterSpec {
   Time nvlink_latency = Time::us(0.5);          // per NVLink link (GPU->NVSwitch, NVSwitch->GPU)
   Time nic_latency = Time::us(1.0);             // per NIC link (GPU<->leaf)
   Time spine_latency = Time::us(0.5);           // per leaf<->spine link
+  // rail: a flow between GPUs of different rails crosses the spine | rail_pxn: it first crosses
+  // NVLink to the GPU of its own node on the destination's rail, then stays on that rail.
+  std::string topology = "rail";
+  // Not a key: what one GPU's communication kernels move per second (schedule.comm_sms x the per-SM
+  // rate, network.dispatch_impl normal); > 0 adds a `Kernel` link per GPU that the dispatch's flows
+  // cross (topology/cluster.h).
+  Bandwidth kernel_rate;
 
   int gpu_count() const { return nodes * gpus_per_node; }
 

@@ -20,6 +20,7 @@ enum class LinkKind : std::uint8_t {
   NicDown,     // leaf -> GPU's NIC
   LeafUp,      // leaf -> spine layer (all uplinks of one leaf, aggregated)
   SpineDown,   // spine layer -> leaf (aggregated)
+  Kernel,      // a GPU's dispatch/combine kernels: what its communication SMs can move (not a wire)
 };
 
 const char* to_string(LinkKind kind);

@@ -68,3 +68,32 @@ TEST_CASE("nominal cost model: the larger of compute and memory time") {
   CHECK(cost.time(compute_bound) == Time::ms(1));
   CHECK(cost.time(memory_bound) == Time::ms(1));
 }
+
+TEST_CASE("prefill with a prefix cache: only the new tokens are queries, every token's k and v is read") {
+  MoeModelSpec m = MoeModelSpec::preset("seed");
+  m.heads = 2;
+  m.head_dim = 4;
+  // 1 sequence of 4 tokens, the first 2 cached: queries 2 and 3 see 3 + 4 = 7 keys (10 - 3) x 2 heads
+  // x 16 FLOPs = 224; io = 2 heads x (2 new x (4 + 4) q,o + 4 x (4 + 4) k,v) = 96 elements x 2 B.
+  const OpWork w = LayerOps(m, 1).attention_core_prefill(1, 4, 2);
+  CHECK(w.flops.count() == 224.0);
+  CHECK(w.bytes.count() == 96 * 2);
+  CHECK(w.tokens == 2);
+  // No cache: the full causal count (10 pairs) and 4 x 16 elements.
+  CHECK(LayerOps(m, 1).attention_core_prefill(1, 4, 0).flops.count() == 320.0);
+  CHECK(LayerOps(m, 1).attention_core_prefill(1, 4, 0).bytes.count() == 128 * 2);
+}
+
+TEST_CASE("decode with MTP drafts: each query reads the same KV cache once per sequence") {
+  MoeModelSpec m = MoeModelSpec::preset("seed");
+  m.heads = 2;
+  m.head_dim = 4;
+  const OpWork one = LayerOps(m, 1).attention_core_decode(1, 10, 1);
+  const OpWork three = LayerOps(m, 1).attention_core_decode(1, 10, 3);
+  CHECK(three.flops.count() == 3 * one.flops.count());
+  CHECK(three.bytes == one.bytes);
+  CHECK(three.tokens == 3);
+  // The MTP projection: 2 x 7168 -> 7168 per token.
+  const OpWork p = LayerOps(MoeModelSpec::preset("seed"), 1).mtp_projection(10);
+  CHECK(p.flops.count() == 2.0 * 10 * 7168 * 14336);
+}

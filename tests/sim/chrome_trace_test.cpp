@@ -110,7 +110,7 @@ TEST_CASE("the top-link counter tracks carry every byte the busiest links carrie
   Simulation sim(Scenario::from_json(tiny("serial")));
   const StepResult& r = sim.run();
   const LinkTimeline& tl = r.link_timeline;
-  for (LinkId l : busiest_links(r, 4)) {
+  for (LinkId l : busiest_links(r, sim.cluster(), 4)) {
     double sum = 0;
     for (int b = 0; b < tl.bins(); ++b) sum += tl.bytes(l, b);
     CHECK(sum == doctest::Approx(static_cast<double>(r.links[static_cast<std::size_t>(l)].bytes.count())));

@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/sim/small_dispatch.h"
+
 #include <map>
 #include <utility>
 
@@ -15,23 +17,7 @@ namespace {
 
 constexpr std::int64_t kTokenBytes = 100;
 
-DispatchMatrix example() {
-  DispatchMatrix m;
-  m.gpus = 4;
-  m.gpus_per_node = 2;
-  m.copies.assign(16, 0);
-  m.unique.assign(16, 0);
-  m.node_unique.assign(8, 0);
-  m.unique[m.idx(0, 1)] = 4;
-  m.unique[m.idx(0, 2)] = 5;
-  m.unique[m.idx(0, 3)] = 3;
-  m.copies[m.idx(0, 1)] = 4;
-  m.copies[m.idx(0, 2)] = 7;
-  m.copies[m.idx(0, 3)] = 3;
-  m.node_unique[0 * 2 + 0] = 4;  // to its own node (GPU 1)
-  m.node_unique[0 * 2 + 1] = 6;  // to node 1
-  return m;
-}
+DispatchMatrix example() { return test::small_dispatch(); }
 
 Cluster cluster() {
   ClusterSpec spec;

@@ -42,3 +42,41 @@ TEST_CASE("leaf uplinks are thinned by oversubscription; more nodes than a leaf 
   const Link& up = c.link(c.route(0, 4).link[1]);
   CHECK(up.bandwidth.bytes_per_second() == doctest::Approx(2 * 50e9 / 2.0));
 }
+
+static std::vector<std::string> names(const Cluster& c, GpuId a, GpuId b) {
+  std::vector<std::string> n;
+  for (LinkId l : c.route(a, b)) n.push_back(c.link(l).name);
+  return n;
+}
+
+TEST_CASE("rail_pxn: across rails of two nodes, NVLink first to the destination's rail, never the spine") {
+  ClusterSpec s = small(2, 2);
+  s.topology = "rail_pxn";
+  const Cluster c(s);
+  // GPU 0 (node 0, rail 0) -> GPU 3 (node 1, rail 1): through GPU 1, then rail 1.
+  CHECK(names(c, 0, 3) == std::vector<std::string>{"gpu0.nvlink.up", "gpu1.nvlink.down", "gpu1.nic.up", "gpu3.nic.down"});
+  CHECK(c.route(0, 3).latency == Time::us(3));  // 2 x 0.5 us NVLink + 2 x 1 us NIC
+  // Same rail and same node keep their routes.
+  CHECK(kinds(c, 0, 2) == std::vector{LinkKind::NicUp, LinkKind::NicDown});
+  CHECK(kinds(c, 0, 1) == std::vector{LinkKind::NvlinkUp, LinkKind::NvlinkDown});
+  // Nodes under different leaves of one rail still cross the spine on that rail.
+  ClusterSpec wide = small(4, 2);
+  wide.topology = "rail_pxn";
+  wide.nodes_per_leaf = 2;
+  const Cluster w(wide);
+  CHECK(kinds(w, 0, 7) == std::vector{LinkKind::NvlinkUp, LinkKind::NvlinkDown, LinkKind::NicUp, LinkKind::LeafUp,
+                                      LinkKind::SpineDown, LinkKind::NicDown});
+}
+
+TEST_CASE("kernel links: one per GPU at the kernels' rate, outside every route") {
+  ClusterSpec s = small(2, 2);
+  s.kernel_rate = Bandwidth::gb_per_s(153);
+  const Cluster c(s);
+  const Cluster plain(small(2, 2));
+  CHECK(c.links().size() == plain.links().size() + 4);
+  CHECK(c.link(c.kernel_link(3)).name == "gpu3.kernel");
+  CHECK(c.link(c.kernel_link(3)).kind == LinkKind::Kernel);
+  CHECK(c.link(c.kernel_link(3)).bandwidth.to_gb_per_s() == doctest::Approx(153));
+  CHECK(plain.kernel_link(3) == -1);
+  CHECK(kinds(c, 0, 3) == kinds(plain, 0, 3));
+}
