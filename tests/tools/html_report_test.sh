@@ -6,11 +6,7 @@
 # screenshot is taken. A page with a broken script must be caught (the check itself can fail).
 set -u
 : "${EPSIM:?set EPSIM to the epsim binary}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+source "$(dirname "$0")/test_lib.sh"
 
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [[ -z $browser ]]; then
@@ -71,5 +67,4 @@ chrome --dump-dom "file://$tmp/broken.html" | grep -q '<html[^>]*data-errors=' &
 "$EPSIM" report "$tmp" -o "$tmp/x.html" >/dev/null 2>"$tmp/err"; rc=$?
 [[ $rc -eq 2 && $(wc -l <"$tmp/err") -eq 1 ]] && grep -q "holds no results.jsonl" "$tmp/err" && ok || bad "report of an empty directory: exit $rc, $(cat "$tmp/err")"
 
-echo "$passes passed, $fails failed"
-[[ $fails -eq 0 ]]
+finish
