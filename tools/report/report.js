@@ -300,10 +300,10 @@
       el('h2', {}, root, 'Per GPU and layer');
       const gpuAxis = { label: 'GPU' }, layerAxis = { label: 'layer' };
       heatmap(root, 'heatmap-compute', 'Compute time per GPU and layer', 'lower',
-              { values: det.gpu_layer.compute_ms, x: gpuAxis, y: layerAxis, unit: 'ms', zero: true });
+              { values: det.gpu_layer.compute_ms, x: gpuAxis, y: layerAxis, unit: 'ms' });
       heatmap(root, 'heatmap-exposed', 'Exposed communication per GPU and layer', 'lower',
-              { values: det.gpu_layer.exposed_comm_ms, x: gpuAxis, y: layerAxis, unit: 'ms', zero: true },
-              'communication time a GPU spends not computing, per layer (the LM head is left out).');
+              { values: det.gpu_layer.exposed_comm_ms, x: gpuAxis, y: layerAxis, unit: 'ms' },
+              'communication time a GPU spends not computing, per layer (the LM head is left out). Colours span the smallest to the largest value.');
 
       el('h2', {}, root, 'The busiest links over the step');
       const tl = det.link_timeline;
