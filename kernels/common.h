@@ -171,6 +171,7 @@ void suite_gemm(Report& rep, const Options& opt);
 void suite_moe(Report& rep, const Options& opt);
 void suite_attention(Report& rep, const Options& opt);
 void suite_comm(Report& rep, const Options& opt);
+void suite_layer(Report& rep, const Options& opt);  // issue 14: gap, layer_ops, gemm_grid
 
 // Small utilities
 inline long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }

@@ -180,7 +180,7 @@ void usage() {
       "usage: epsim-bench [--out FILE] [--quick] [--only LIST] [--git COMMIT] [--extra FILE]\n"
       "                   [--smi TEXT] [--max-iters N] [--budget-ms MS] [--gpus N]\n"
       "  --only LIST   comma-separated suites: hbm,gemm,grouped,expert_mlp,dense_mlp,permute,gate,\n"
-      "                prefill,decode,p2p,nccl,dispatch (default: all)\n"
+      "                prefill,decode,p2p,nccl,dispatch,gap,layer_ops,gemm_grid (default: all)\n"
       "  --extra FILE  JSON array of result objects (e.g. from sdpa_torch.py) copied into results\n"
       "  --smi TEXT    nvidia-smi clock/driver read-out recorded verbatim under device.smi\n"
       "  --gpus N      GPUs for nccl and dispatch (2..8; default every visible GPU, at most 8);\n"
@@ -262,6 +262,7 @@ int main(int argc, char** argv) {
     guarded("moe", suite_moe);
     guarded("attention", suite_attention);
     guarded("comm", suite_comm);
+    guarded("layer", suite_layer);
 
     time_t now = time(nullptr);
     char date[64];

@@ -204,6 +204,49 @@ Time CalibratedCostModel::time(const OpWork& w) const {
   return t - min(Time::us(kBenchEventGapUs), Time::seconds(t.to_seconds() / 2));
 }
 
+namespace {
+// Distance of a curve's series from the query's: sum over the query keys the series has of
+// |ln(query / series)| (keys the series lacks are ignored).
+double series_distance(const CalibratedCurve& c, const std::map<std::string, double>& q) {
+  double d = 0;
+  for (const auto& [k, v] : q) {
+    auto it = c.series.find(k);
+    if (it == c.series.end() || v <= 0 || it->second <= 0) continue;
+    d += std::abs(std::log(v / static_cast<double>(it->second)));
+  }
+  return d;
+}
+}  // namespace
+
+Time CalibratedCostModel::time_family(const FamilyQuery& q, double flops, double bytes, std::string* why) const {
+  auto curves = profile_.family(q.family);
+  if (curves.empty())
+    throw InputError(fmt::format("calibration profile {} has no curve for {} (re-run epsim calibrate with its measurements)", label_, q.family));
+  std::stable_sort(curves.begin(), curves.end(), [&](const CalibratedCurve* a, const CalibratedCurve* b) {
+    return series_distance(*a, q.series) < series_distance(*b, q.series);
+  });
+  const int calls = std::max(1, q.calls);
+  const double f = flops / calls, b = bytes / calls;
+  auto one = [&](const CalibratedCurve& c) {
+    if (c.shape == CurveShape::LogLog) return loglog_time(c, q.x, b).to_seconds();
+    return c.baseline(f, b).to_seconds() / std::exp(c.log_efficiency.at(q.x));
+  };
+  const double d0 = series_distance(*curves[0], q.series);
+  double t = one(*curves[0]);
+  std::string used = curves[0]->series_text();
+  if (d0 > 1e-9 && curves.size() > 1 && curves[1]->shape == curves[0]->shape) {
+    const double d1 = series_distance(*curves[1], q.series);
+    const double w0 = 1.0 / d0, w1 = 1.0 / std::max(d1, 1e-9);
+    t = std::exp((w0 * std::log(t) + w1 * std::log(one(*curves[1]))) / (w0 + w1));
+    used += fmt::format(" ({:.2f}) + {} ({:.2f})", w0 / (w0 + w1), curves[1]->series_text(), w1 / (w0 + w1));
+  }
+  if (why) *why = q.family + " " + used;
+  // Each call's measured price carries one event overhead (per-repetition timing); the layer's
+  // calls run back to back: take it off, at most half of the call.
+  const double per_call = t - std::min(profile_.event_overhead.to_seconds(), t / 2);
+  return Time::seconds(per_call * calls);
+}
+
 PriceNote CalibratedCostModel::note(const OpWork& w) const { return pick(w, true).note; }
 
 std::string CalibratedCostModel::explain(const OpWork& w) const {

@@ -21,6 +21,7 @@
 
 #include "models/calibration_profile.h"
 #include "models/cost_model.h"
+#include "models/op_family.h"
 
 namespace epsim {
 
@@ -33,6 +34,11 @@ class CalibratedCostModel final : public CostModel {
   PriceNote note(const OpWork& work) const override;
   std::string explain(const OpWork& work) const override;
   const CalibrationProfile& profile() const { return profile_; }
+  // An op priced by a measured family (op_family.h): the two series nearest the query's blended,
+  // time = calls x baseline(flops/calls, bytes/calls) / efficiency(x). Throws InputError when the
+  // profile has no curve of the family. `why`, when given, receives the series used.
+  Time time_family(const FamilyQuery& q, double flops, double bytes, std::string* why = nullptr) const;
+  bool has_family(const std::string& family) const { return !profile_.family(family).empty(); }
 
  private:
   struct Pick {

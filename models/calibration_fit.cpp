@@ -12,7 +12,8 @@
 namespace epsim {
 
 const std::vector<FamilyDef>& families() {
-  // x_key "@bytes": the row's byte count (decode: the KV cache read), not a shape key.
+  // x_key "@bytes" / "@flops": the row's byte / FLOP count (decode: the KV cache read; attention:
+  // its work, which folds heads and sequence into one size), not a shape key.
   static const std::vector<FamilyDef> defs = {
       {"gemm_bf16", {"gemm_bf16"}, {"cublas"}, {"n", "k"}, "m", {}, {}, true, "hbm", "attention_proj, lm_head"},
       {"grouped_gemm_bf16", {"grouped_gemm_bf16"}, {}, {"experts", "balanced"}, "tokens_per_expert", {"n", "k"}, {}, true, "hbm", "(profile only)"},
@@ -28,6 +29,24 @@ const std::vector<FamilyDef>& families() {
       {"p2p_copy", {"p2p_copy"}, {"ce_0to1"}, {}, "bytes", {}, {}, false, "self", "(network terms)"},
       {"nccl_alltoall", {"nccl_alltoall"}, {}, {}, "bytes", {}, {}, false, "self", "(network terms)"},
       {"peer_dispatch", {"peer_dispatch"}, {"own_0to1"}, {}, "bytes", {}, {{"blocks", 32}}, false, "self", "(profile only)"},
+      // issue 14: every op class of a decoder layer (kernels/bench_layer.cu, sdpa_torch.py's layer rows)
+      {"gemm_bf16_dgrad", {"gemm_bf16_dgrad"}, {}, {"n", "k"}, "m", {}, {}, true, "hbm", "GEMM input gradients (.dgrad)"},
+      {"gemm_bf16_wgrad", {"gemm_bf16_wgrad"}, {}, {"n", "k"}, "m", {}, {}, true, "hbm", "GEMM weight gradients (.wgrad)"},
+      {"gemm_fp8_block", {"gemm_fp8_block"}, {}, {"n", "k"}, "m", {}, {}, true, "hbm", "FP8 linear layers"},
+      {"rmsnorm", {"rmsnorm"}, {}, {"hidden"}, "tokens", {}, {}, true, "hbm", "RMSNorms"},
+      {"rmsnorm_bwd", {"rmsnorm_bwd"}, {}, {"hidden"}, "tokens", {}, {}, true, "hbm", "RMSNorm .dgrad"},
+      {"rope", {"rope"}, {}, {"heads", "head_dim", "rope_dim"}, "tokens", {}, {}, true, "hbm", "rope (MHA/GQA)"},
+      {"mla_rope", {"mla_rope"}, {}, {"heads"}, "tokens", {}, {}, true, "hbm", "rope (MLA)"},
+      {"swiglu", {"swiglu"}, {}, {"inter"}, "rows", {}, {}, true, "hbm", "swiglu, shared_swiglu"},
+      {"swiglu_bwd", {"swiglu_bwd"}, {}, {"inter"}, "rows", {}, {}, true, "hbm", "swiglu .dgrad"},
+      {"quant_act", {"quant_act"}, {}, {"k"}, "rows", {}, {}, true, "hbm", "quant_act.*"},
+      {"residual_add", {"residual_add"}, {}, {"hidden"}, "tokens", {}, {}, true, "hbm", "residual adds"},
+      {"unpermute_bwd", {"unpermute_bwd"}, {}, {}, "tokens", {"topk", "hidden"}, {}, true, "hbm", "unpermute .dgrad"},
+      {"router_topk", {"router_topk"}, {}, {}, "tokens", {"experts", "topk"}, {}, true, "hbm", "router_topk"},
+      {"router_topk_bwd", {"router_topk_bwd"}, {}, {}, "tokens", {"experts", "topk"}, {}, true, "hbm", "router_topk .dgrad"},
+      {"attention_fwd", {"attention_fwd"}, {}, {"heads", "kv_heads", "head_dim_qk", "head_dim_v"}, "seq", {"batch", "causal"}, {}, true, "hbm", "attn_core (prefill)"},
+      {"attention_bwd", {"attention_bwd"}, {}, {"heads", "kv_heads", "head_dim_qk", "head_dim_v"}, "seq", {"batch", "causal"}, {}, true, "hbm", "attn_core.bwd"},
+      {"attention_decode_gqa", {"attention_decode_torch"}, {}, {"heads", "kv_heads", "head_dim_qk", "head_dim_v"}, "@bytes", {"batch", "kv_len"}, {}, true, "hbm", "attn_core (decode)"},
   };
   return defs;
 }
@@ -85,7 +104,7 @@ std::vector<Sample> collect(const FamilyDef& f, const std::vector<BenchFile>& fi
       for (const auto& k : f.series_keys) key += k + "=" + std::to_string(r.at(k)) + " ";
       for (const auto& k : f.identity)
         if (r.shape.count(k)) key += k + "=" + std::to_string(r.at(k)) + " ";
-      if (f.x_key != "@bytes") key += f.x_key + "=" + std::to_string(r.at(f.x_key));  // else the identity keys fix the bytes
+      if (f.x_key[0] != '@') key += f.x_key + "=" + std::to_string(r.at(f.x_key));  // else the identity keys fix the size
       groups[key][r.kernel + "/" + r.variant].push_back(&r);
     }
   std::vector<Sample> out;
@@ -106,7 +125,7 @@ std::vector<Sample> collect(const FamilyDef& f, const std::vector<BenchFile>& fi
         best.bytes = r.bytes;
         best.shape = r.shape;
         for (const auto& k : f.series_keys) best.series[k] = r.at(k);
-        best.x = f.x_key == "@bytes" ? r.bytes : static_cast<double>(r.at(f.x_key));
+        best.x = f.x_key == "@bytes" ? r.bytes : f.x_key == "@flops" ? r.flops : static_cast<double>(r.at(f.x_key));
         best.shape_text = r.shape_text();
         first = false;
       }
@@ -164,7 +183,7 @@ CalibratedCurve make_curve(const FamilyDef& f, const std::vector<Sample>& pts, F
   c.family = f.name;
   c.shape = f.compute ? CurveShape::Efficiency : CurveShape::LogLog;
   c.series = pts.front().series;
-  c.x_key = f.x_key == "@bytes" ? "bytes" : f.x_key;
+  c.x_key = f.x_key[0] == '@' ? f.x_key.substr(1) : f.x_key;
   c.peak = peak;
   c.bandwidth = bw;
   std::map<std::string, int> winners;
@@ -235,7 +254,7 @@ CalibrationResult calibrate(const std::vector<BenchFile>& files, const HoldoutPo
       fam_bw = 0;
       for (const auto& s : samples) fam_bw = std::max(fam_bw, s.bytes / s.t.to_seconds());
     }
-    if (f.name == "expert_mlp_fp8") fam_peak *= 2;  // e4m3 tensor-core rate is twice BF16's
+    if (f.name == "expert_mlp_fp8" || f.name == "gemm_fp8_block") fam_peak *= 2;  // e4m3 tensor-core rate is twice BF16's
     const FlopRate peak = FlopRate::per_s(f.compute ? fam_peak : 0.0);
     const Bandwidth bw = Bandwidth::bytes_per_s(fam_bw);
 
@@ -291,6 +310,19 @@ CalibrationResult calibrate(const std::vector<BenchFile>& files, const HoldoutPo
       prof.links[f.name] = LatencyBandwidthFit::fit(b, t);
     }
   }
+  // Launch and dependency gap between back-to-back dependent kernels on one stream (kernel_gap
+  // rows, empty kernels): the median over the files that measured it.
+  // An event between the kernels (empty_event_between) adds the event overhead to that gap.
+  std::vector<double> gaps, with_events;
+  for (const auto& f : files)
+    for (const auto& r : f.rows) {
+      if (r.kernel != "kernel_gap" || !r.passed) continue;
+      if (r.variant == "empty_back_to_back") gaps.push_back(r.median.to_us());
+      if (r.variant == "empty_event_between") with_events.push_back(r.median.to_us());
+    }
+  if (!gaps.empty()) prof.kernel_gap = Time::us(median(gaps));
+  if (!gaps.empty() && !with_events.empty())
+    prof.event_overhead = Time::us(std::max(0.0, median(with_events) - median(gaps)));
   if (prof.curves.empty()) throw InputError("calibrate: no rows of any known kernel in the given files");
   if (const SmRateFit sm = fit_sm_rate(files); !sm.points.empty()) prof.sm_rates["peer_dispatch"] = sm;
   return result;

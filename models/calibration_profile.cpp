@@ -63,6 +63,8 @@ nlohmann::json CalibrationProfile::to_json() const {
   for (const auto& e : errors)
     j["heldout_error"].push_back({{"family", e.family}, {"used_for", e.used_for}, {"points", e.points},
                                   {"heldout", e.heldout}, {"median_pct", e.median_pct}, {"max_pct", e.max_pct}});
+  j["kernel_gap_us"] = kernel_gap.to_us();
+  j["event_overhead_us"] = event_overhead.to_us();
   j["links"] = nlohmann::json::object();
   for (const auto& [name, l] : links)
     j["links"][name] = {{"latency_us", l.latency.to_us()}, {"bandwidth_gbps", l.bandwidth.to_gb_per_s()}};
@@ -116,6 +118,8 @@ CalibrationProfile CalibrationProfile::from_json(const nlohmann::json& j, const 
     for (const auto& e : j.at("heldout_error"))
       p.errors.push_back({e.at("family").get<std::string>(), e.value("used_for", ""), e.value("points", 0),
                           e.value("heldout", 0), e.value("median_pct", 0.0), e.value("max_pct", 0.0)});
+    p.kernel_gap = Time::us(j.value("kernel_gap_us", 0.0));
+    p.event_overhead = Time::us(j.value("event_overhead_us", 0.0));
     for (const auto& [name, l] : j.at("links").items())
       p.links[name] = {Time::us(l.at("latency_us").get<double>()), Bandwidth::gb_per_s(l.at("bandwidth_gbps").get<double>())};
     if (j.contains("sm_rates"))

@@ -96,6 +96,13 @@ struct CalibrationProfile {
   std::vector<FamilyError> errors;
   std::map<std::string, LatencyBandwidthFit> links;  // "p2p_copy", "nccl_alltoall", ...
   std::map<std::string, SmRateFit> sm_rates;         // "peer_dispatch": throughput against its SMs (sm_rate_fit.h)
+  // Launch and dependency gap per kernel, back-to-back dependent kernels on one stream (JSON
+  // "kernel_gap_us"; zero when the measurements had no kernel_gap rows).
+  Time kernel_gap = Time::zero();
+  // What an event recorded between two kernels adds to the second's time (JSON
+  // "event_overhead_us"): the benchmarks time each repetition between events, a layer runs its
+  // kernels back to back, so a measured price carries this once per call (zero when not measured).
+  Time event_overhead = Time::zero();
 
   std::vector<const CalibratedCurve*> family(const std::string& name) const;
   const LatencyBandwidthFit* link(const std::string& name) const;

@@ -10,8 +10,10 @@ namespace epsim {
 const Schema& CostModelSpec::schema() {
   static const Schema s{"cost_model", {
       {"calibration", "string", "", "",
-       "empty: nominal roofline of the GPU (peak x mfu, HBM x efficiency); `h200-measured`: the shipped profile fitted "
-       "from kernels/results (models/profiles/h200-measured.json); else the path of a profile written by `epsim calibrate`"},
+       "empty: nominal roofline of the GPU (peak x mfu, HBM x efficiency); `measured`: the shipped profile measured on the "
+       "GPU preset's kind (h100-seed, h100-sxm: h100-measured; h200: h200-measured); `h100-measured`, `h200-measured`: that "
+       "shipped profile (models/profiles/<name>.json, fitted from kernels/results); else the path of a profile written by "
+       "`epsim calibrate`"},
       {"expert_gemms", "string", "grouped", "",
        "grouped: a GPU's routed experts priced as one op over all its expert slots at their mean tokens per expert | "
        "per-expert: one MLP per expert slot at that slot's own tokens, summed (a loop of cuBLAS GEMMs, as kernels/ep_layer.cu runs; "
@@ -29,7 +31,15 @@ CostModelSpec CostModelSpec::from_json(const nlohmann::json& j, const std::strin
   return s;
 }
 
-std::vector<std::string> calibration_presets() { return {"h200-measured"}; }
+std::vector<std::string> calibration_presets() { return {"h200-measured", "h100-measured"}; }
+
+std::string calibration_for(const std::string& calibration, const GpuSpec& gpu) {
+  if (calibration != "measured") return calibration;
+  if (gpu.name == "h100-seed" || gpu.name == "h100-sxm") return "h100-measured";
+  if (gpu.name == "h200") return "h200-measured";
+  throw ConfigError("cost_model.calibration", "\"measured\"",
+                    "no shipped profile was measured on GPU preset " + gpu.name + " (measured: h100-seed/h100-sxm, h200)");
+}
 
 std::string resolve_calibration(const std::string& calibration) {
   namespace fs = std::filesystem;
@@ -43,17 +53,19 @@ std::string resolve_calibration(const std::string& calibration) {
                       "shipped profile not found (looked in " + std::string(EPSIM_PROFILE_DIR) + " and ./models/profiles)");
   }
   if (!fs::exists(calibration))
-    throw ConfigError("cost_model.calibration", value, "must be a preset (h200-measured) or an existing profile file");
+    throw ConfigError("cost_model.calibration", value,
+                      "must be measured, a preset (h200-measured, h100-measured) or an existing profile file");
   return calibration;
 }
 
 std::unique_ptr<CostModel> make_cost_model(const CostModelSpec& spec, const GpuSpec& gpu) {
   if (spec.calibration.empty()) return std::make_unique<NominalCostModel>(gpu);
-  const std::string path = resolve_calibration(spec.calibration);
+  const std::string calibration = calibration_for(spec.calibration, gpu);
+  const std::string path = resolve_calibration(calibration);
   try {
-    const std::string label = spec.calibration.find('/') == std::string::npos && spec.calibration.find(".json") == std::string::npos
-                                  ? spec.calibration
-                                  : std::filesystem::path(spec.calibration).stem().string();
+    const std::string label = calibration.find('/') == std::string::npos && calibration.find(".json") == std::string::npos
+                                  ? calibration
+                                  : std::filesystem::path(calibration).stem().string();
     return std::make_unique<CalibratedCostModel>(CalibrationProfile::load(path), label);
   } catch (const InputError& e) {
     throw ConfigError("cost_model.calibration", "\"" + spec.calibration + "\"", e.what());

@@ -30,5 +30,9 @@ std::unique_ptr<CostModel> make_cost_model(const CostModelSpec& spec, const GpuS
 // else is a path. Throws ConfigError when no such file exists.
 std::vector<std::string> calibration_presets();
 std::string resolve_calibration(const std::string& calibration);
+// `measured`: the shipped profile measured on the GPU preset's kind (h100-seed, h100-sxm:
+// h100-measured; h200: h200-measured); any other value is returned unchanged. Throws ConfigError
+// for `measured` on a preset no GPU of which was measured (h800).
+std::string calibration_for(const std::string& calibration, const GpuSpec& gpu);
 
 }  // namespace epsim

@@ -128,7 +128,17 @@ std::vector<double> SelectionLaw::mul_h(const std::vector<double>& P, const Grou
 void SelectionLaw::prepare() {
   const int M = max_groups_, K = free_k_;
   const std::size_t G = groups_.size();
-  for (Group& g : groups_) g.f = group_poly(g, nullptr);
+  for (Group& g : groups_) {
+    g.f = group_poly(g, nullptr);
+    // Elementary symmetric sums of every tail of the group's experts, for sampling within it.
+    const std::size_t n = g.experts.size(), w = static_cast<std::size_t>(K + 1);
+    g.tail.assign((n + 1) * w, 0.0);
+    g.tail[n * w] = 1.0;
+    for (std::size_t t = n; t-- > 0;) {
+      const double v = lambda_[static_cast<std::size_t>(g.experts[t])];
+      for (std::size_t j = 0; j < w; ++j) g.tail[t * w + j] = g.tail[(t + 1) * w + j] + (j > 0 ? v * g.tail[(t + 1) * w + j - 1] : 0.0);
+    }
+  }
   std::vector<std::vector<double>> pre(G + 1), suf(G + 1);
   pre[0] = suf[G] = Bi::one(M, K).c;
   for (std::size_t g = 0; g < G; ++g) pre[g + 1] = mul_h(pre[g], groups_[g], groups_[g].f);
@@ -293,18 +303,13 @@ std::vector<int> SelectionLaw::draw(RandomStream& rng) const {
     }
     if (pick < 0) throw SimulationError("SelectionLaw::draw: no selection satisfies the group limit");
     if (pick > 0 || gr.used) --budget;
-    // `pick` experts of the group, conditional Poisson: sequentially with the suffix sums e_j.
-    const std::size_t n = gr.experts.size();
-    std::vector<Poly> es(n + 1, Poly(static_cast<std::size_t>(pick + 1), 0.0));
-    es[n][0] = 1.0;
-    for (std::size_t t = n; t-- > 0;) {
-      es[t] = es[t + 1];
-      times_linear(es[t], lambda_[static_cast<std::size_t>(gr.experts[t])]);
-    }
+    // `pick` experts of the group, conditional Poisson: sequentially with the tails' sums e_j.
+    const std::size_t n = gr.experts.size(), width = static_cast<std::size_t>(K + 1);
     int need = pick;
     for (std::size_t t = 0; t < n && need > 0; ++t) {
-      const double take = lambda_[static_cast<std::size_t>(gr.experts[t])] * es[t + 1][static_cast<std::size_t>(need - 1)] /
-                          es[t][static_cast<std::size_t>(need)];
+      const auto j = static_cast<std::size_t>(need);
+      const double take =
+          lambda_[static_cast<std::size_t>(gr.experts[t])] * gr.tail[(t + 1) * width + j - 1] / gr.tail[t * width + j];
       if (rng.uniform() < take) {
         out.push_back(gr.experts[t]);
         --need;

@@ -81,6 +81,7 @@ class SelectionLaw {
     Poly f;                    // F_g
     Poly rest_sum;             // sum_{m <= M-1} [y^m] (prod of the other groups' H)
     double rest_top = 0;       // sum_{m <= M} [y^m x^k] (prod of the other groups' H)
+    std::vector<double> tail;  // [t * (k + 1) + j]: e_j of the lambdas of experts t.. (for draw)
   };
   void build_groups(const std::vector<double>& p, const std::vector<int>& group_of);
   void prepare();                             // F_g, the rest sums, Z

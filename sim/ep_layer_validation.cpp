@@ -72,7 +72,12 @@ double FileValidation::max_abs_error_pct() const {
 
 bool FileValidation::meets_target() const { return !cases.empty() && median_abs_error_pct() <= 5.0 && max_abs_error_pct() <= 10.0; }
 
-Scenario ep_layer_scenario(const nlohmann::json& measured_case, const std::string& where, const std::vector<std::string>& sets) {
+std::string ep_layer_gpu_preset(const std::string& device_name) {
+  return device_name.find("H100") != std::string::npos ? "h100-sxm" : "h200";
+}
+
+Scenario ep_layer_scenario(const nlohmann::json& measured_case, const std::string& where, const std::vector<std::string>& sets,
+                           const std::string& gpu_preset) {
   const std::string ow = where + ".options";
   const auto& o = need(measured_case, "options", where);
   const std::int64_t gpus = need_int(o, "gpus", ow);
@@ -92,12 +97,12 @@ Scenario ep_layer_scenario(const nlohmann::json& measured_case, const std::strin
       {"model", {{"layers", layers}, {"dense_layers", 0}, {"hidden", need_int(o, "hidden", ow)},
                  {"expert_intermediate", need_int(o, "inter", ow)}, {"routed_experts", experts},
                  {"shared_experts", 0}, {"top_k", need_int(o, "topk", ow)}, {"attention", "none"}, {"vocab", 0}}},
-      {"gpu", {{"preset", "h200"}}},
+      {"gpu", {{"preset", gpu_preset}}},
       {"cluster", {{"nodes", 1}, {"gpus_per_node", gpus}}},
       {"workload", {{"mode", "prefill"}, {"tokens_per_gpu", need_int(o, "tokens_per_gpu", ow)}}},
       {"network", {{"model", "analytical"}, {"scheme", "per-token"}, {"dispatch_impl", dispatch}}},
       {"schedule", {{"overlap", overlap == "dual" ? "dual-microbatch" : "serial"}, {"chunks", need_int(o, "chunks", ow)}}},
-      {"cost_model", {{"calibration", "h200-measured"}, {"expert_gemms", "per-expert"}}},
+      {"cost_model", {{"calibration", "measured"}, {"expert_gemms", "per-expert"}}},
   };
   for (const auto& a : sets) apply_override(doc, a);
   Scenario s;
@@ -130,14 +135,17 @@ FileValidation validate_ep_layer(const nlohmann::json& doc, const std::string& f
     throw InputError(file + ".schema = \"" + schema + "\": not a measured EP layer (want epsim-ep-layer/1)");
   FileValidation v;
   v.file = file;
-  if (doc.contains("device") && doc["device"].is_object())
+  std::string gpu_preset = "h200";
+  if (doc.contains("device") && doc["device"].is_object()) {
     v.device = doc["device"].value("name", std::string("?")) + " x" + std::to_string(doc["device"].value("count", 0));
+    gpu_preset = ep_layer_gpu_preset(doc["device"].value("name", std::string()));
+  }
   const auto& cases = need(doc, "cases", file);
   if (!cases.is_array() || cases.empty()) throw InputError(file + ".cases: must be a non-empty array");
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const std::string where = file + ":cases[" + std::to_string(i) + "]";
     const nlohmann::json& mc = cases[i];
-    Simulation sim(ep_layer_scenario(mc, where, sets));
+    Simulation sim(ep_layer_scenario(mc, where, sets, gpu_preset));
     CaseComparison c;
     const auto& o = mc["options"];
     const int blocks = o.value("peer_blocks", 0);

@@ -53,9 +53,12 @@ struct FileValidation {
 
 // The scenario of one measured case (the `cases[i]` object of an epsim-ep-layer/1 file); `where`
 // names it in errors ("file.json:cases[3]"). Throws InputError when the case lacks what it needs.
-// `sets` are `key.path=value` overrides applied to every case's scenario (what-ifs).
+// `sets` are `key.path=value` overrides applied to every case's scenario (what-ifs). `gpu_preset`:
+// the GPUs the case ran on (the cost model is that preset's measured profile).
 Scenario ep_layer_scenario(const nlohmann::json& measured_case, const std::string& where,
-                           const std::vector<std::string>& sets = {});
+                           const std::vector<std::string>& sets = {}, const std::string& gpu_preset = "h200");
+// The GPU preset of a file's `device.name`: "h100-sxm" for an H100, else "h200".
+std::string ep_layer_gpu_preset(const std::string& device_name);
 
 // Simulates every case of a file. Throws InputError naming the file (and case) on bad input.
 FileValidation validate_ep_layer_file(const std::string& path, const std::vector<std::string>& sets = {});

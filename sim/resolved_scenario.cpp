@@ -1,5 +1,7 @@
 #include "sim/resolved_scenario.h"
 
+#include "models/cost_model_spec.h"
+#include "sim/dispatch_mode.h"
 #include "sim/scenario.h"
 
 namespace epsim {
@@ -49,6 +51,23 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
   c["nodes"] = sc.cluster.nodes;  // also when cluster.gpus gave it
   nlohmann::json& w = out["workload"];
   if (!w.contains("seq_len")) w["seq_len"] = sc.workload.seq_len;
+  // The transfer engines' rates the run used: sourced defaults, or a calibrated profile's.
+  const EngineRates rates = engine_rates(sc, *make_cost_model(sc.cost_model, sc.gpu));
+  nlohmann::json& n = out["network"];
+  const nlohmann::json engine_keys = {
+      {"nvlink_sm_efficiency", rates.nvlink_sm.efficiency},
+      {"nvlink_sm_round_us", rates.nvlink_sm.round.to_us()},
+      {"nvlink_ce_efficiency", rates.nvlink_ce.efficiency},
+      {"nvlink_ce_round_us", rates.nvlink_ce.round.to_us()},
+      {"rdma_efficiency", rates.rdma.efficiency},
+      {"rdma_message_rate_m", rates.rdma.message_rate / 1e6},
+      {"rdma_round_us", rates.rdma.round.to_us()},
+      {"nccl_efficiency", rates.nccl.efficiency},
+      {"nccl_round_us", rates.nccl.round.to_us()},
+      {"comm_gbps_per_sm", rates.per_sm.bytes_per_second() / 1e9},
+  };
+  for (auto it = engine_keys.begin(); it != engine_keys.end(); ++it)
+    if (!n.contains(it.key())) n[it.key()] = it.value();
   // Without the key, comm_sms follows network.dispatch_impl and the overlap: the value it took.
   out["schedule"]["comm_sms"] = sc.schedule.comm_sms;
 }

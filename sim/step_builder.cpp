@@ -410,7 +410,7 @@ void StepBuilder::mtp_pass(int k) {
   for (int mb = 0; mb < mbs; ++mb) dispatch_half(l, mb);
   for (int mb = 0; mb < mbs; ++mb) expert_half(l, mb, Pass::Forward);
   for (int mb = 0; mb < mbs; ++mb) {
-    if (!impl_.ideal()) unpermute(l, mb);
+    if (impl_.executor_rounds()) unpermute(l, mb);
     if (sc_.model.vocab > 0) lm_head(l, mb, Pass::Forward);
   }
 }

@@ -1,11 +1,15 @@
 // epsim calibrate: kernel measurements -> calibrated cost profile, with held-out error per family.
+#include <algorithm>
 #include <fstream>
+#include <map>
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
 #include "models/bench_results.h"
+#include "models/calibrated_cost_model.h"
 #include "models/calibration_fit.h"
+#include "models/layer_prediction.h"
 #include "models/config.h"
 #include "models/errors.h"
 #include "tools/commands.h"
@@ -23,6 +27,7 @@ struct CalibrateOptions {
   std::vector<std::string> holdout_shapes;
   double smoothing = 0.02;
   bool verbose = false;
+  std::vector<std::string> check_layers;  // epsim-layer/1 files priced with the fitted profile
 };
 
 CalibrateOptions parse(const Args& args) {
@@ -30,7 +35,8 @@ CalibrateOptions parse(const Args& args) {
   po::options_description desc;
   desc.add_options()("results", po::value(&o.results)->composing())("out,o", po::value(&o.out))(
       "holdout", po::value(&o.holdout))("holdout-shapes", po::value(&o.holdout_shapes)->multitoken()->composing())(
-      "smoothing", po::value(&o.smoothing))("verbose,v", po::bool_switch(&o.verbose));
+      "smoothing", po::value(&o.smoothing))("verbose,v", po::bool_switch(&o.verbose))(
+      "check-layer", po::value(&o.check_layers)->multitoken()->composing());
   po::positional_options_description pos;
   pos.add("results", -1);
   po::variables_map vm;
@@ -39,6 +45,61 @@ CalibrateOptions parse(const Args& args) {
   if (o.results.empty()) throw UsageError("calibrate needs at least one RESULTS.json (epsim-bench output)");
   if (!(o.holdout >= 0 && o.holdout < 1)) throw UsageError(fmt::format("--holdout {}: must be in [0, 1)", o.holdout));
   return o;
+}
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// Whole-layer measurements priced op by op with the profile just fitted (layer_prediction.h).
+void check_layers(const CalibrationProfile& profile, const std::vector<std::string>& paths, bool verbose) {
+  const CalibratedCostModel model(profile, "fitted");
+  fmt::print("\n  whole-layer check: each op priced from its recorded FLOPs, bytes and shape with the profile above;\n"
+             "  error = sum of predicted ops vs the layer measured as one\n");
+  for (const auto& path : paths) {
+    const MeasuredLayerFile f = read_layer_file(path);
+    fmt::print("\n  {}: {}{}, {} cases, kernel_gap_us {:.2f}\n", f.path, f.device, f.card.empty() ? "" : " (" + f.card + ")",
+               f.cases.size(), f.kernel_gap_us);
+    fmt::print("  {:<34} {:>11} {:>11} {:>11} {:>8}  {}\n", "case", "layer us", "ops us", "predicted", "error", "largest op errors");
+    std::map<std::string, std::vector<double>> by_group;
+    std::map<std::string, std::vector<double>> by_family;
+    for (const auto& c : f.cases) {
+      if (!c.passed) {
+        fmt::print("  {:<34} check failed: not priced\n", c.label);
+        continue;
+      }
+      const LayerPrediction p = predict_layer(model, c);
+      std::vector<std::pair<double, std::string>> worst;
+      for (const auto& o : p.ops) {
+        const double e = o.predicted > Time::zero() ? (o.predicted / o.measured - 1) * 100 : -100.0;
+        if (!o.family.empty()) by_family[o.family].push_back(std::abs(e));
+        worst.push_back({std::abs(e) * o.measured.to_us(), fmt::format("{} {:+.0f}%", o.name, e)});
+      }
+      std::sort(worst.rbegin(), worst.rend());
+      std::string w;
+      for (std::size_t i = 0; i < std::min<std::size_t>(3, worst.size()); ++i) w += (i ? ", " : "") + worst[i].second;
+      fmt::print("  {:<34} {:>11.1f} {:>11.1f} {:>11.1f} {:>+7.1f}%  {}{}\n", c.label, c.layer.to_us(), p.measured_ops.to_us(),
+                 p.predicted.to_us(), p.error_pct(), w, std::abs(p.error_pct()) > 10 ? "  MISS (> 10%)" : "");
+      by_group[c.model_name + " " + c.phase].push_back(std::abs(p.error_pct()));
+      by_group["all"].push_back(std::abs(p.error_pct()));
+      if (verbose)
+        for (const auto& o : p.ops)
+          fmt::print("      {:<26} measured {:>10.2f} us  predicted {:>10.2f} us  {:<22} {}\n", o.name, o.measured.to_us(),
+                     o.predicted.to_us(), o.family.empty() ? "(no family)" : o.family, o.why);
+    }
+    fmt::print("  {:<26} {:>6} {:>10} {:>10}  target (median <= 5%, every case <= 10%)\n", "group", "cases", "median %", "max %");
+    for (const auto& [g, v] : by_group) {
+      const double mx = *std::max_element(v.begin(), v.end()), md = median_of(v);
+      fmt::print("  {:<26} {:>6} {:>10.2f} {:>10.2f}  {}\n", g, v.size(), md, mx, md <= 5 && mx <= 10 ? "met" : "MISSED");
+    }
+    if (verbose)
+      for (const auto& [fam, v] : by_family)
+        fmt::print("  op family {:<22} {:>5} ops  median |error| {:>6.2f}%  max {:>7.2f}%\n", fam, v.size(), median_of(v),
+                   *std::max_element(v.begin(), v.end()));
+  }
 }
 
 }  // namespace
@@ -82,6 +143,9 @@ int calibrate_command(const Args& args) {
       fmt::print("  {:<19} {:<22} {:<60} measured {:>10.3f} us  predicted {:>10.3f} us  {:>6.2f} %\n", h.family, h.series,
                  h.shape, h.measured.to_us(), h.predicted.to_us(), h.error_pct);
   }
+  if (p.kernel_gap > Time::zero())
+    fmt::print("\n  kernel_gap_us {:.3f} (back-to-back dependent empty kernels on one stream, per kernel); event_overhead_us {:.3f}\n",
+               p.kernel_gap.to_us(), p.event_overhead.to_us());
   fmt::print("\n  latency + bandwidth fits (time = latency + bytes / bandwidth, relative least squares):\n");
   for (const auto& [name, l] : p.links)
     fmt::print("  {:<19} latency {:>8.2f} us  bandwidth {:>8.1f} GB/s\n", name, l.latency.to_us(), l.bandwidth.to_gb_per_s());
@@ -112,6 +176,7 @@ int calibrate_command(const Args& args) {
     fmt::print("\n  wrote {} ({} curves)\n", o.out, p.curves.size());
   }
   if (!all_met) fmt::print("\n  some families miss the held-out error target (see above)\n");
+  if (!o.check_layers.empty()) check_layers(p, o.check_layers, o.verbose);
   return 0;
 }
 

@@ -58,7 +58,7 @@ ExplainOptions parse(const Args& args) {
 int explain_family(const ExplainOptions& o, const Scenario& sc) {
   if (sc.cost_model.calibration.empty())
     throw UsageError("explain --family needs a calibrated cost model (e.g. --set cost_model.calibration=h200-measured)");
-  const std::string path = resolve_calibration(sc.cost_model.calibration);
+  const std::string path = resolve_calibration(calibration_for(sc.cost_model.calibration, sc.gpu));
   const CalibrationProfile profile = CalibrationProfile::load(path);
   std::vector<const CalibratedCurve*> curves = profile.family(o.family);
   if (curves.empty()) {

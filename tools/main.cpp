@@ -43,7 +43,7 @@ commands:
       expert memory per GPU; writes DIR/compare.json, DIR/compare.svg (bar charts of step time and
       max link tokens) and DIR/placement-<strategy>.json (EPLB layout: phy2log, log2phy, logcnt).
   calibrate RESULTS.json... -o PROFILE.json [--holdout FRACTION | --holdout-shapes SPEC...]
-            [--smoothing S] [-v]
+            [--smoothing S] [--check-layer LAYER.json...] [-v]
       Fit a calibrated cost profile from epsim-bench result files (kernels/results/*.json): per
       kernel family with FLOPs an efficiency curve (baseline / measured time, piecewise linear in
       log2 size, Eigen least squares); for copies, permutes, P2P and NCCL ln(time) as a cubic
@@ -52,8 +52,11 @@ commands:
       provenance. --holdout FRACTION (default 0.25): every round(1/FRACTION)-th interior size of
       each series is held out (deterministic); --holdout-shapes KERNEL:key=value[,key=value]
       holds out those shapes instead. --smoothing S (default 0.02): weight of the fit's second-
-      difference penalty. -v lists every held-out point and the spline segments. Scenarios use a profile
-      with "cost_model": {"calibration": "PROFILE.json"} or the shipped "h200-measured".
+      difference penalty. -v lists every held-out point and the spline segments. --check-layer: price
+      every op of whole layers measured by kernels/epsim_layer.py (epsim-layer/1) with the fitted
+      profile and print each layer's error (sum of predicted ops vs the layer measured as one; -v:
+      per op). Scenarios use a profile with "cost_model": {"calibration": "PROFILE.json"}, a shipped
+      "h100-measured" / "h200-measured", or "measured" (the GPU preset's own).
   explain [SCENARIO] --op OP [--tokens N] [--experts E] [--seq N] [--kv N] [--set key=value ...]
       Show how one op's time is obtained under SCENARIO's cost model: FLOPs, bytes, the curve
       and the measured neighbours (calibrated) or the roofline terms (nominal). OP: attention_proj,

@@ -66,7 +66,8 @@ void print(const FileValidation& v, bool phases) {
 
 int validate_command(const Args& args) {
   const ValidateOptions o = parse(args);
-  fmt::print("epsim validate: {} file(s); each case simulated as one node of H200s, cost model h200-measured\n"
+  fmt::print("epsim validate: {} file(s); each case simulated as one node of the file's GPUs (H100: h100-sxm, else h200), cost model\n"
+             "the preset's measured profile (h100-measured, h200-measured)\n"
              "(per-expert GEMMs), network.dispatch_impl = the case's dispatch, routing = its measured counts; times in us\n"
              "(phases: max over GPUs of the per-step sum of the phase; they overlap under dual and chunks)\n\n", o.files.size());
   nlohmann::json out = nlohmann::json::array();

@@ -57,7 +57,12 @@ TEST_CASE("a resolved scenario resolves to itself and simulates to the same repo
   decode["schedule"] = {{"overlap", "decode-5stage"}};
   json dsv3 = tiny();  // MLA, fp8 weights and dispatch by default
   dsv3["model"].update({{"preset", "deepseek-v3"}, {"groups", 1}, {"topk_groups", 1}});
-  for (const json& doc : {tiny(), gpus, nccl, h200, decode, dsv3}) {
+  json normal = tiny();  // the transfer engines' terms, calibrated
+  normal["network"]["dispatch_impl"] = "normal";
+  normal["cost_model"]["calibration"] = "h200-measured";
+  json ll = tiny();
+  ll["network"]["dispatch_impl"] = "low_latency";
+  for (const json& doc : {tiny(), gpus, nccl, h200, decode, dsv3, normal, ll}) {
     const json r = resolved_scenario(doc);
     CHECK(resolved_scenario(r) == r);
     CHECK(report_of(r) == report_of(doc));
@@ -68,6 +73,8 @@ TEST_CASE("a resolved scenario resolves to itself and simulates to the same repo
   CHECK(resolved_scenario(gpus)["cluster"]["nodes"] == 2);
   CHECK(resolved_scenario(dsv3)["precision"]["dispatch"] == "fp8");
   CHECK(resolved_scenario(dsv3)["model"]["attention"] == "mla");
+  CHECK(resolved_scenario(tiny())["network"]["rdma_efficiency"] == 0.86);
+  CHECK(resolved_scenario(normal)["network"]["nvlink_sm_round_us"].get<double>() == doctest::Approx(10.600483));
 }
 
 TEST_CASE("resolving checks the document as a run does") {
