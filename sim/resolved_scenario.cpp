@@ -75,12 +75,7 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
 }  // namespace
 
 const std::vector<std::string>& unresolved_keys() {
-  static const std::vector<std::string> keys = {
-      "cluster.gpus", "model.hf_config",
-      // sim/dispatch_mode.cpp: EngineRates::defaults(), or calibrated() from the profile.
-      "network.nvlink_sm_efficiency", "network.nvlink_sm_round_us", "network.nvlink_ce_efficiency",
-      "network.nvlink_ce_round_us", "network.rdma_efficiency", "network.rdma_message_rate_m", "network.rdma_round_us",
-      "network.nccl_efficiency", "network.nccl_round_us", "network.comm_gbps_per_sm"};
+  static const std::vector<std::string> keys = {"cluster.gpus", "model.hf_config"};
   return keys;
 }
 

@@ -32,7 +32,7 @@ TEST_CASE("the resolved scenario names every declared key and keeps what the doc
       const auto& left_out = unresolved_keys();
       if (std::find(left_out.begin(), left_out.end(), path) != left_out.end()) continue;
       // A key missing here has a null default and no value in fill_derived (sim/resolved_scenario.cpp):
-      // fill it there, or list it in unresolved_keys() if another resolved key decides it.
+      // fill it there (unresolved_keys() lists the alternatives left out).
       CHECK_MESSAGE(section.contains(key.key), path);
     }
   }
