@@ -1,45 +1,58 @@
 #!/usr/bin/env bash
-# The sweep benchmark (`tools/epsim bench --sweep [SPEC]`): one sweep (default: 1000 random points of
-# the seed on the analytical network, scenarios/sweeps/seed-1000.json) run from scratch with -j 1,
-# -j 2 and, when this build has MPI, under `mpirun -np 2` with -j 1 per rank. Prints each wall time,
-# points per second and the speedup over -j 1, and checks the three runs wrote the same results
-# (sorted by id, wall times aside). Wall times on a shared machine are noisy: compare the ratios of
-# one run.
+# The sweep benchmark: `tools/epsim bench --sweep [SPEC] [ROUNDS]`. One sweep (default: 1000 random
+# points of the seed on the analytical network, scenarios/sweeps/seed-1000.json) run from scratch with
+# -j 1, with -j 2 and, when this build has MPI, under `mpirun -np 2` with -j 1 per rank; ROUNDS
+# (default 1) times, the three one after another in each round, so that a change in the machine's
+# load hits every configuration of a round alike. Prints each run's wall time and points per second,
+# each round's speedups over -j 1 and their medians, and checks every run wrote the same results
+# (sorted by id, wall times aside).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 spec="${1:-scenarios/sweeps/seed-1000.json}"
+rounds="${2:-1}"
 epsim=build/tools/epsim
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
-declare -a names walls
-timed() {  # timed NAME COMMAND...: runs it, records its wall time in seconds
-  local name=$1; shift
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$@" >"$out/$name.log" 2>&1 || { echo "bench --sweep: $name failed:"; tail -5 "$out/$name.log"; exit 1; }
-  t1=$(date +%s.%N)
-  names+=("$name")
-  walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-}
-
-timed "threads -j 1" "$epsim" sweep "$spec" --out "$out/j1" -j 1
-timed "threads -j 2" "$epsim" sweep "$spec" --out "$out/j2" -j 2
-dirs=("$out/j1" "$out/j2")
+configs=("threads -j 1" "threads -j 2")
+mpi=()
 if grep -q EPSIM_HAVE_MPI build/build.ninja 2>/dev/null && command -v mpirun >/dev/null; then
-  flags=(--oversubscribe)
-  [[ $(id -u) -eq 0 ]] && flags+=(--allow-run-as-root)
-  timed "MPI 2 ranks x -j 1" mpirun "${flags[@]}" -np 2 "$epsim" sweep "$spec" --out "$out/mpi" -j 1
-  dirs+=("$out/mpi")
+  mpi=(mpirun --oversubscribe -np 2)
+  [[ $(id -u) -eq 0 ]] && mpi=(mpirun --oversubscribe --allow-run-as-root -np 2)
+  configs+=("MPI 2 ranks x -j 1")
 else
   echo "(this build has no MPI: the MPI run is left out)"
 fi
 
-points=$(wc -l <"$out/j1/results.jsonl")
-printf "%-22s %10s %10s %9s\n" run "wall s" "points/s" speedup
-for i in "${!names[@]}"; do
-  awk -v n="${names[$i]}" -v w="${walls[$i]}" -v p="$points" -v w0="${walls[0]}" \
-    'BEGIN { printf "%-22s %10.1f %10.2f %9.2f\n", n, w, p / w, w0 / w }'
+run() {  # run CONFIG DIR
+  case "$1" in
+    "threads -j 1") "$epsim" sweep "$spec" --out "$2" -j 1 ;;
+    "threads -j 2") "$epsim" sweep "$spec" --out "$2" -j 2 ;;
+    *) "${mpi[@]}" "$epsim" sweep "$spec" --out "$2" -j 1 ;;
+  esac
+}
+
+printf "%-6s %-22s %10s %10s %9s\n" round run "wall s" "points/s" speedup
+dirs=()
+for ((r = 1; r <= rounds; ++r)); do
+  base=
+  for i in "${!configs[@]}"; do
+    dir="$out/r$r-$i"
+    t0=$(date +%s.%N)
+    run "${configs[$i]}" "$dir" >"$dir.log" 2>&1 || { echo "bench --sweep: ${configs[$i]} failed:"; tail -5 "$dir.log"; exit 1; }
+    t1=$(date +%s.%N)
+    dirs+=("$dir")
+    points=$(wc -l <"$dir/results.jsonl")
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+    [[ -z $base ]] && base=$wall
+    awk -v r="$r" -v n="${configs[$i]}" -v w="$wall" -v p="$points" -v w0="$base" \
+      'BEGIN { printf "%-6s %-22s %10.1f %10.2f %9.2f\n", r, n, w, p / w, w0 / w }' | tee -a "$out/table"
+  done
+done
+# Median speedup of each configuration over the rounds.
+for n in "${configs[@]:1}"; do
+  grep -F "$n" "$out/table" | awk '{ print $NF }' | sort -n | awk -v n="$n" '{ v[NR] = $1 }
+    END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "median speedup of %s over -j 1: %.2f (%d round%s)\n", n, m, NR, (NR > 1 ? "s" : "") }'
 done
 python3 - "${dirs[@]}" <<'PY'
 import json, sys
