@@ -118,14 +118,20 @@ SweepSummary SweepRun::run(RemoteWorkers* remote) {
   };
   {
     PointWorkers workers(o_.threads, [this](std::size_t i) { return run_point(points_[i].doc, spec_.steps); });
-    while (!queue_.empty() || workers.in_flight() > 0 || (remote && !remote->finished())) {
+    const auto refill = [&] {
       while (workers.has_room() && !queue_.empty()) {
         workers.start(queue_.front());
         queue_.pop_front();
       }
+    };
+    while (!queue_.empty() || workers.in_flight() > 0 || (remote && !remote->finished())) {
+      refill();
       if (remote) remote->serve(queue_, done);
       // With remote workers the loop also polls the network, so it waits briefly.
-      if (auto d = workers.next_done(std::chrono::milliseconds(remote ? 1 : 500))) done(d->index, std::move(d->result));
+      if (auto d = workers.next_done(std::chrono::milliseconds(remote ? 1 : 500))) {
+        refill();  // the freed thread starts its next point before this one is written (fsync)
+        done(d->index, std::move(d->result));
+      }
     }
   }
   progress.finish();
