@@ -17,7 +17,7 @@ GateModel::GateModel(RoutingSpec spec, const MoeModelSpec& model, int always_cho
   if (spec_.distribution == "hot" && spec_.hot_experts >= E)
     throw ConfigError("routing.hot_experts", std::to_string(spec_.hot_experts),
                       "must be < model.routed_experts = " + std::to_string(E));
-  const TraceShape shape{E, model_.top_k, model_.dense_layers};
+  const TraceShape shape{E, model_.top_k, model_.first_moe_layer(), model_.moe_layer_ids};
   if (spec_.distribution == "trace")
     trace_ = spec_.trace_document.is_null() ? RoutingTrace::read(spec_.trace, "routing.trace", shape)
                                             : RoutingTrace::from_json(spec_.trace_document, spec_.trace, shape);
@@ -48,7 +48,7 @@ SelectionMarginals GateModel::marginals(int layer) const {
   if (!model_.is_moe(layer) || layer >= model_.layers)
     throw SimulationError("GateModel: layer " + std::to_string(layer) + " is not a MoE layer");
   const int E = model_.routed_experts;
-  if (trace_) return SelectionMarginals{trace_->probabilities(layer - model_.dense_layers, model_.top_k), {1.0}};
+  if (trace_) return SelectionMarginals{trace_->probabilities(model_.moe_index(layer), model_.top_k), {1.0}};
   std::vector<double> w = popularity_[static_cast<std::size_t>(layer)];
   const std::vector<double>& b = bias_.at(layer);
   for (std::size_t e = 0; e < w.size(); ++e) w[e] *= std::exp(b[e]);
@@ -94,7 +94,7 @@ RoutingSample GateModel::sample(int layer, int micro_batch, int sources, std::in
     r.experts = E;
     r.tokens.assign(static_cast<std::size_t>(sources), tokens_per_source);
     if (trace_) {
-      r.counts = trace_->counts(layer - model_.dense_layers, micro_batch, sources, tokens_per_source, model_.top_k);
+      r.counts = trace_->counts(model_.moe_index(layer), micro_batch, sources, tokens_per_source, model_.top_k);
     } else {
       const std::vector<double> p = marginals(layer).expert;
       r.counts.assign(static_cast<std::size_t>(sources) * static_cast<std::size_t>(E), 0);

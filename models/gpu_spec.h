@@ -14,6 +14,7 @@ namespace epsim {
 struct GpuSpec {
   std::string name;
   FlopRate peak_bf16;            // dense BF16 tensor-core peak
+  FlopRate peak_fp8;             // dense FP8 tensor-core peak (Hopper and Blackwell: 2 x BF16)
   double mfu = 0.6;              // fraction of peak a GEMM reaches (nominal cost model)
   Bandwidth hbm;                 // HBM bandwidth (read + write)
   double hbm_efficiency = 0.8;   // fraction of HBM bandwidth a memory-bound kernel reaches

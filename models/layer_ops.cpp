@@ -1,5 +1,7 @@
 #include "models/layer_ops.h"
 
+#include <algorithm>
+
 #include <string_view>
 
 namespace epsim {
@@ -91,14 +93,28 @@ OpWork LayerOps::attention_proj(std::int64_t tokens) const {
   return w;
 }
 
-OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len, std::int64_t cached) const {
-  // Causal: query i attends to keys 0..i, so per sequence the queries cached..seq_len-1 make
-  // seq_len(seq_len+1)/2 - cached(cached+1)/2 (query, key) pairs; each pair costs 2*dqk (scores) +
-  // 2*dv (weighted values) FLOPs per head.
+namespace {
+// (query, key) pairs of the queries cached..n-1 of one causal sequence of n tokens: query i attends
+// to keys 0..i; with a sliding window w to the last min(i + 1, w); with chunks of w to the keys of
+// its own chunk up to itself.
+double causal_pairs(std::int64_t n, std::int64_t cached, std::int64_t window, bool chunked) {
+  auto upto = [&](std::int64_t q) {  // pairs of the queries 0..q-1
+    auto triangle = [](std::int64_t k) { return static_cast<double>(k) * static_cast<double>(k + 1) / 2.0; };
+    if (window <= 0 || window >= q) return triangle(q);
+    if (chunked) return static_cast<double>(q / window) * triangle(window) + triangle(q % window);
+    return triangle(window) + static_cast<double>(q - window) * static_cast<double>(window);
+  };
+  return upto(n) - upto(cached);
+}
+}  // namespace
+
+OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len, std::int64_t cached, std::int64_t window) const {
+  // Causal: per sequence the queries cached..seq_len-1 make causal_pairs (query, key) pairs; each
+  // costs 2*dqk (scores) + 2*dv (weighted values) FLOPs per head.
   const double group_seqs = static_cast<double>(seqs) * tp_;
   const double heads = static_cast<double>(m_.heads) / tp_;
-  const double s = static_cast<double>(seq_len), p = static_cast<double>(cached);
-  const double pairs = s * (s + 1.0) / 2.0 - p * (p + 1.0) / 2.0;
+  const double s = static_cast<double>(seq_len);
+  const double pairs = causal_pairs(seq_len, cached, window, m_.chunked_window);
   const double flops = group_seqs * heads * pairs * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());
   // q in and o out for the new tokens, k and v in for every token.
   const double width = static_cast<double>(m_.qk_head_dim() + m_.v_dim());
@@ -108,7 +124,9 @@ OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len,
   return w;
 }
 
-OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t kv_len, int queries) const {
+OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t context, int queries, std::int64_t window) const {
+  // A windowed layer reads at most its window of the context (a chunked one: at most a whole chunk).
+  const std::int64_t kv_len = window > 0 ? std::min(context, window) : context;
   const double group_seqs = static_cast<double>(seqs) * tp_;
   const double heads = static_cast<double>(m_.heads) / tp_;
   const double flops = group_seqs * queries * heads * static_cast<double>(kv_len) * 2.0 * static_cast<double>(m_.qk_head_dim() + m_.v_dim());

@@ -81,11 +81,14 @@ class LayerOps {
   OpWork attention_proj(std::int64_t tokens) const;
   // Causal prefill of `seqs` sequences of `seq_len` tokens on this GPU (heads split over tp), the
   // first `cached` of each sequence from the prefix cache: only the others are queries, every
-  // token's k and v is read.
-  OpWork attention_core_prefill(std::int64_t seqs, std::int64_t seq_len, std::int64_t cached = 0) const;
+  // token's k and v is read. `window` > 0: a local-attention layer (model.attention_window,
+  // sliding or chunked).
+  OpWork attention_core_prefill(std::int64_t seqs, std::int64_t seq_len, std::int64_t cached = 0,
+                                std::int64_t window = 0) const;
   // `queries` decode tokens (the new one and its MTP drafts) for each of `seqs` sequences at KV
-  // length `kv_len`: the KV cache is read once per sequence.
-  OpWork attention_core_decode(std::int64_t seqs, std::int64_t kv_len, int queries = 1) const;
+  // length `kv_len`: the KV cache is read once per sequence. `window` > 0: the layer reads at most
+  // that many of the cached tokens.
+  OpWork attention_core_decode(std::int64_t seqs, std::int64_t kv_len, int queries = 1, std::int64_t window = 0) const;
   // DeepSeek-V3's MTP projection: [norm(h); norm(embedding)] (2 x hidden) -> hidden, one GEMM.
   OpWork mtp_projection(std::int64_t tokens) const;
   std::int64_t mtp_projection_params() const { return 2 * m_.hidden * m_.hidden; }

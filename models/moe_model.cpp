@@ -1,8 +1,43 @@
 #include "models/moe_model.h"
 
+#include <algorithm>
 #include <stdexcept>
 
+#include "models/hf_config.h"
+
 namespace epsim {
+
+int MoeModelSpec::moe_layers() const {
+  return moe_layer_ids.empty() ? layers - dense_layers : static_cast<int>(moe_layer_ids.size());
+}
+
+bool MoeModelSpec::is_moe(int layer) const {
+  if (moe_layer_ids.empty()) return layer >= dense_layers;
+  return std::binary_search(moe_layer_ids.begin(), moe_layer_ids.end(), layer);
+}
+
+int MoeModelSpec::moe_index(int layer) const {
+  if (moe_layer_ids.empty()) return layer >= dense_layers ? layer - dense_layers : -1;
+  const auto it = std::lower_bound(moe_layer_ids.begin(), moe_layer_ids.end(), layer);
+  return it != moe_layer_ids.end() && *it == layer ? static_cast<int>(it - moe_layer_ids.begin()) : -1;
+}
+
+int MoeModelSpec::moe_layer(int index) const {
+  return moe_layer_ids.empty() ? dense_layers + index : moe_layer_ids.at(static_cast<std::size_t>(index));
+}
+
+std::vector<int> MoeModelSpec::moe_layer_list() const {
+  if (!moe_layer_ids.empty()) return moe_layer_ids;
+  std::vector<int> out;
+  for (int l = dense_layers; l < layers; ++l) out.push_back(l);
+  return out;
+}
+
+int MoeModelSpec::window_of(int layer) const {
+  if (attention_window <= 0) return 0;
+  if (window_layer_ids.empty()) return attention_window;
+  return std::binary_search(window_layer_ids.begin(), window_layer_ids.end(), layer) ? attention_window : 0;
+}
 
 std::int64_t MoeModelSpec::qk_head_dim() const {
   return attention == AttentionKind::Mha ? head_dim : qk_nope_head_dim + qk_rope_head_dim;
@@ -33,9 +68,15 @@ MoeModelSpec MoeModelSpec::preset(const std::string& name) {
 const Schema& MoeModelSpec::schema() {
   static const Schema s{"model", {
       {"preset", "string", "seed", "", "seed (SEED.md, MHA) | deepseek-v3 (MLA, 8 groups / 4)"},
-      {"hf_config", "string", nullptr, "path", "a Hugging Face config.json (DeepSeek-V3 keys) used instead of the preset"},
+      {"hf_config", "string", nullptr, "path",
+       "a Hugging Face config.json used instead of the preset: DeepSeek-V2/V3/R1, Qwen2-MoE, Qwen3-MoE, Mixtral, Llama 4 "
+       "and gpt-oss keys (README: \"Models from config.json\"); the run prints which keys it used and which it ignored, "
+       "report.json records them under model.hf_config; the keys below override it"},
       {"layers", "integer", nullptr, "", "transformer layers (default: preset, 61)"},
       {"dense_layers", "integer", nullptr, "", "leading layers with a dense MLP (default: preset, 3)"},
+      {"moe_layer_ids", "array", nullptr, "",
+       "the MoE layers' indexes, ascending, when they are not simply every layer from dense_layers on (Llama 4 Maverick: "
+       "1, 3, 5, ...); the other layers have a dense MLP (default: preset or config.json: every layer from dense_layers on)"},
       {"hidden", "integer", nullptr, "", "hidden (token) dimension (default: preset, 7168)"},
       {"dense_intermediate", "integer", nullptr, "", "dense-layer MLP hidden size (default: preset, 18432)"},
       {"expert_intermediate", "integer", nullptr, "", "expert MLP hidden size (default: preset, 2048)"},
@@ -46,57 +87,45 @@ const Schema& MoeModelSpec::schema() {
       {"topk_groups", "integer", nullptr, "", "groups one token may use (default: preset)"},
       {"attention", "string", nullptr, "", "mha | mla | none (no attention: the layer is its MoE block alone, as the measured EP layer of `epsim validate`) (default: preset)"},
       {"heads", "integer", nullptr, "", "attention heads (default: preset, 128)"},
-      {"head_dim", "integer", nullptr, "", "MHA and GQA head dimension (default: preset, 128)"},
-      {"kv_heads", "integer", nullptr, "", "MHA and GQA: key/value heads, dividing heads; fewer than heads is grouped-query attention (default: heads, MHA)"},
+      {"head_dim", "integer", nullptr, "", "MHA and GQA head dimension (default: preset, 128; config.json: head_dim, else hidden / heads)"},
+      {"kv_heads", "integer", nullptr, "", "MHA and GQA: key/value heads, dividing heads; fewer than heads is grouped-query attention (default: heads, MHA; config.json: num_key_value_heads)"},
+      {"attention_window", "integer", nullptr, "tokens",
+       "local attention: a query of a windowed layer attends to at most this many tokens (KV cache and attention cost "
+       "shrink accordingly); 0 = none (default: preset 0; config.json: sliding_window or attention_chunk_size)"},
+      {"window_kind", "string", nullptr, "",
+       "sliding: the last attention_window tokens | chunked: the tokens of the query's own chunk of attention_window "
+       "(Llama 4) (default: sliding)"},
+      {"window_layers", "array", nullptr, "",
+       "indexes of the layers that use attention_window, ascending (default: every layer; config.json: layer_types, "
+       "max_window_layers or no_rope_layers)"},
+      {"mtp_layers", "integer", nullptr, "",
+       "multi-token-prediction modules the checkpoint carries (num_nextn_predict_layers), each one more MoE decoder layer "
+       "and its projection: with workload.mtp_tokens > 0 they are stored (at least one) and draft (default: preset 0; "
+       "config.json: num_nextn_predict_layers)"},
       {"vocab", "integer", nullptr, "", "vocabulary size; 0 = no LM head (default: preset, 129280)"},
   }};
   return s;
 }
 
+MoeModelSpec MoeModelSpec::from_hf_config(const nlohmann::json& cfg, const std::string& path) {
+  return read_hf_config(cfg, path);
+}
+
 namespace {
-int hf_int(const nlohmann::json& cfg, const std::string& path, const char* key, bool required, int fallback) {
-  auto it = cfg.find(key);
-  if (it == cfg.end() || it->is_null()) {
-    if (required) throw ConfigError(path + ":" + key, "(missing)", "required key of a DeepSeek-V3-style config.json");
-    return fallback;
+// A JSON array of layer indexes, strictly ascending, each in [0, layers).
+std::vector<int> layer_list(const ConfigObject& c, const char* key, int layers) {
+  const nlohmann::json& v = c.raw(key);
+  if (!v.is_array()) c.fail(key, "must be an array of layer indexes");
+  std::vector<int> out;
+  for (const auto& e : v) {
+    if (!e.is_number_integer() || e.get<std::int64_t>() < 0 || e.get<std::int64_t>() >= layers)
+      c.fail(key, "every entry must be a layer index in [0, layers = " + std::to_string(layers) + ")");
+    if (!out.empty() && e.get<int>() <= out.back()) c.fail(key, "must be strictly ascending");
+    out.push_back(e.get<int>());
   }
-  if (!it->is_number_integer() || it->get<std::int64_t>() < 0)
-    throw ConfigError(path + ":" + key, json_text(*it), "must be a non-negative integer");
-  return static_cast<int>(it->get<std::int64_t>());
+  return out;
 }
 }  // namespace
-
-MoeModelSpec MoeModelSpec::from_hf_config(const nlohmann::json& cfg, const std::string& path) {
-  if (!cfg.is_object()) throw ConfigError(path, json_text(cfg), "must be a JSON object");
-  MoeModelSpec m;
-  m.name = cfg.value("model_type", std::string("hf-config"));
-  m.hidden = hf_int(cfg, path, "hidden_size", true, 0);
-  m.layers = hf_int(cfg, path, "num_hidden_layers", true, 0);
-  m.dense_layers = hf_int(cfg, path, "first_k_dense_replace", false, 0);
-  m.dense_intermediate = hf_int(cfg, path, "intermediate_size", true, 0);
-  m.expert_intermediate = hf_int(cfg, path, "moe_intermediate_size", true, 0);
-  m.routed_experts = hf_int(cfg, path, "n_routed_experts", true, 0);
-  m.shared_experts = hf_int(cfg, path, "n_shared_experts", false, 0);
-  m.top_k = hf_int(cfg, path, "num_experts_per_tok", true, 0);
-  m.groups = hf_int(cfg, path, "n_group", false, 1);
-  m.topk_groups = hf_int(cfg, path, "topk_group", false, m.groups);
-  m.heads = hf_int(cfg, path, "num_attention_heads", true, 0);
-  m.vocab = hf_int(cfg, path, "vocab_size", false, 129280);
-  if (cfg.contains("kv_lora_rank") && !cfg["kv_lora_rank"].is_null()) {
-    m.attention = AttentionKind::Mla;
-    m.q_lora_rank = hf_int(cfg, path, "q_lora_rank", false, 0);
-    m.kv_lora_rank = hf_int(cfg, path, "kv_lora_rank", true, 0);
-    m.qk_nope_head_dim = hf_int(cfg, path, "qk_nope_head_dim", true, 0);
-    m.qk_rope_head_dim = hf_int(cfg, path, "qk_rope_head_dim", true, 0);
-    m.v_head_dim = hf_int(cfg, path, "v_head_dim", true, 0);
-  } else {
-    m.attention = AttentionKind::Mha;
-    m.head_dim = static_cast<int>(m.hidden / std::max(1, m.heads));
-  }
-  m.precision = Precision::from_quantization_config(cfg, path);
-  m.validate(path);
-  return m;
-}
 
 MoeModelSpec MoeModelSpec::from_json(const nlohmann::json& j, const std::string& path) {
   const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
@@ -116,7 +145,27 @@ MoeModelSpec MoeModelSpec::from_json(const nlohmann::json& j, const std::string&
     if (c.has(key)) field = static_cast<std::remove_reference_t<decltype(field)>>(c.integer(key, min));
   };
   set_int("layers", m.layers, 1);
+  if (c.has("layers")) {  // a shorter model keeps the per-layer patterns of its first layers
+    auto below = [&](std::vector<int>& ids) { std::erase_if(ids, [&](int l) { return l >= m.layers; }); };
+    below(m.moe_layer_ids);
+    if (!m.window_layer_ids.empty()) {
+      below(m.window_layer_ids);
+      if (m.window_layer_ids.empty()) m.attention_window = 0;  // none of the windowed layers is left
+    }
+    if (!m.moe_layer_ids.empty()) m.dense_layers = m.moe_layer_ids.front();
+  }
   set_int("dense_layers", m.dense_layers, 0);
+  if (c.has("dense_layers") && !c.has("moe_layer_ids")) m.moe_layer_ids.clear();
+  if (c.has("moe_layer_ids")) {
+    m.moe_layer_ids = layer_list(c, "moe_layer_ids", m.layers);
+    if (m.moe_layer_ids.empty()) c.fail("moe_layer_ids", "must name at least one MoE layer");
+    if (c.has("dense_layers") && m.dense_layers != m.moe_layer_ids.front())
+      c.fail("dense_layers", "must equal the first of model.moe_layer_ids (" + std::to_string(m.moe_layer_ids.front()) + ")");
+    m.dense_layers = m.moe_layer_ids.front();
+    // Every layer from the first MoE one on: the default shape, kept as such.
+    if (m.moe_layer_ids.back() == m.layers - 1 && static_cast<int>(m.moe_layer_ids.size()) == m.layers - m.dense_layers)
+      m.moe_layer_ids.clear();
+  }
   set_int("hidden", m.hidden, 1);
   set_int("dense_intermediate", m.dense_intermediate, 1);
   set_int("expert_intermediate", m.expert_intermediate, 1);
@@ -126,8 +175,12 @@ MoeModelSpec MoeModelSpec::from_json(const nlohmann::json& j, const std::string&
   set_int("groups", m.groups, 1);
   set_int("topk_groups", m.topk_groups, 1);
   set_int("heads", m.heads, 1);
-  set_int("head_dim", m.head_dim, 1);
   set_int("kv_heads", m.kv_heads, 1);
+  set_int("head_dim", m.head_dim, 1);
+  set_int("attention_window", m.attention_window, 0);
+  if (c.has("window_kind")) m.chunked_window = c.choice("window_kind", {"sliding", "chunked"}) == "chunked";
+  if (c.has("window_layers")) m.window_layer_ids = layer_list(c, "window_layers", m.layers);
+  set_int("mtp_layers", m.mtp_layers, 0);
   set_int("vocab", m.vocab, 0);
   if (c.has("attention")) {
     const std::string a = c.choice("attention", {"mha", "mla", "none"});
@@ -143,6 +196,8 @@ void MoeModelSpec::validate(const std::string& path) const {
   };
   if (layers < 1) bad("layers", layers, "must be >= 1");
   if (dense_layers < 0 || dense_layers > layers) bad("dense_layers", dense_layers, "must be in [0, layers]");
+  if (!moe_layer_ids.empty() && (moe_layer_ids.back() >= layers || moe_layer_ids.front() != dense_layers))
+    bad("moe_layer_ids", moe_layer_ids.back(), "must lie in [0, layers) and start at dense_layers");
   if (hidden < 1) bad("hidden", hidden, "must be >= 1");
   if (routed_experts < 1) bad("routed_experts", routed_experts, "must be >= 1");
   if (top_k < 1 || top_k > routed_experts)
@@ -155,7 +210,9 @@ void MoeModelSpec::validate(const std::string& path) const {
   if (heads < 1) bad("heads", heads, "must be >= 1");
   if (attention == AttentionKind::Mha && head_dim < 1) bad("head_dim", head_dim, "must be >= 1");
   if (kv_heads < 0 || (kv_heads > 0 && heads % kv_heads != 0))
-    bad("kv_heads", kv_heads, "must divide heads = " + std::to_string(heads));
+    bad("kv_heads", kv_heads, "must divide heads = " + std::to_string(heads) + "");
+  if (attention_window < 0) bad("attention_window", attention_window, "must be >= 0");
+  if (mtp_layers < 0) bad("mtp_layers", mtp_layers, "must be >= 0");
 }
 
 }  // namespace epsim

@@ -7,7 +7,8 @@ namespace epsim {
 const Schema& Parallelism::schema() {
   static const Schema s{"parallelism", {
       {"attention_tp", "integer", 1, "GPUs", "attention tensor-parallel degree (within a node); 1 = pure data parallel"},
-      {"ep", "integer", 0, "GPUs", "expert-parallel degree: GPUs holding one copy of all routed experts (0 = all GPUs)"},
+      {"ep", "integer", 0, "GPUs", "expert-parallel degree: GPUs holding one copy of all routed experts (0 = all GPUs of a pipeline stage); must divide the GPUs of a stage"},
+      {"pp", "integer", 1, "stages", "pipeline-parallel stages (training): the GPUs split into pp ranks of consecutive GPUs (whole nodes, or an equal part of one), the layers into consecutive stages; each rank is its own EP group(s) and sends activations and gradients to its neighbours on the fabric; schedule.pipeline orders the micro-batches"},
       {"slots_per_gpu", "integer", 0, "slots", "physical expert slots per GPU in each MoE layer (0: routed experts / ep, or with placement.redundant_slots (routed + redundant) / ep); ep x slots_per_gpu must hold the routed (+ routed shared) experts, and any extra slots hold redundant experts chosen by placement.strategy = eplb (or given by a placement file), so ep need not divide the expert count: EP 72 with 256 routed experts takes 4 slots, 32 of them redundant; memory counts every slot"},
       {"shared_expert", "string", "local", "", "local: every GPU computes the shared experts on its own tokens | routed: the shared experts become experts every token takes besides its top-k, placed in expert slots with replicas (placement.redundant_slots under eplb gives them the replicas their load asks for) and reached by the dispatch, as DeepSeek-V3 decodes; routed_experts + shared + redundant_slots must fill ep x slots"},
   }};
@@ -22,10 +23,18 @@ Parallelism Parallelism::from_json(const nlohmann::json& j, const std::string& p
   p.attention_tp = static_cast<int>(c.integer("attention_tp", 1));
   if (gpus_per_node % p.attention_tp != 0)
     c.fail("attention_tp", "must divide cluster.gpus_per_node = " + std::to_string(gpus_per_node));
+  p.pp = static_cast<int>(c.integer("pp", 1));
+  if (gpus % p.pp != 0) c.fail("pp", "must divide the GPU count (nodes x gpus_per_node = " + std::to_string(gpus) + ")");
+  const int stage = gpus / p.pp;  // GPUs of one pipeline stage
+  if (stage % gpus_per_node != 0 && gpus_per_node % stage != 0)
+    c.fail("pp", "a stage of " + std::to_string(stage) + " GPUs must be whole nodes or divide a node of " + std::to_string(gpus_per_node));
+  if (stage % p.attention_tp != 0) c.fail("attention_tp", "must divide the " + std::to_string(stage) + " GPUs of a pipeline stage");
   p.ep = static_cast<int>(c.integer("ep", 0));
-  if (p.ep == 0) p.ep = gpus;
-  if (p.ep > gpus || gpus % p.ep != 0)
+  if (p.ep == 0) p.ep = stage;
+  if (p.pp == 1 && (p.ep > gpus || gpus % p.ep != 0))
     c.fail("ep", "must divide the GPU count (nodes x gpus_per_node = " + std::to_string(gpus) + ")");
+  if (p.ep > stage || stage % p.ep != 0)
+    c.fail("ep", "must divide the " + std::to_string(stage) + " GPUs of a pipeline stage (parallelism.pp = " + std::to_string(p.pp) + ")");
   p.shared_expert = c.choice("shared_expert", {"local", "routed"});
   if (p.shared_expert == "routed" && model.shared_experts == 0) c.fail("shared_expert", "needs model.shared_experts > 0");
   p.slots_per_gpu = static_cast<int>(c.integer("slots_per_gpu", 0));

@@ -13,7 +13,8 @@ namespace epsim {
 
 struct Parallelism {
   int attention_tp = 1;  // GPUs of one node sharing each attention layer's heads
-  int ep = 0;            // GPUs holding one full set of routed experts (0: all GPUs)
+  int pp = 1;            // pipeline stages: the GPUs form pp ranks of consecutive GPUs, each its own EP group(s)
+  int ep = 0;            // GPUs holding one full set of routed experts (0: all GPUs of a pipeline stage)
   // Physical expert slots per GPU and MoE layer as given (parallelism.slots_per_gpu; 0: derived).
   // ep x slots_per_gpu >= routed (+ routed shared) experts; the extra slots hold redundant experts
   // (placement eplb chooses them), so ep need not divide the expert count (EP 72: 256 + 32 in 4 x 72).

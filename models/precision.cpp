@@ -91,10 +91,21 @@ Precision Precision::from_quantization_config(const nlohmann::json& cfg, const s
   if (!it->is_object()) throw ConfigError(path + ":quantization_config", json_text(*it), "must be a JSON object");
   auto m = it->find("quant_method");
   if (m == it->end() || !m->is_string())
-    throw ConfigError(path + ":quantization_config.quant_method", m == it->end() ? "(missing)" : json_text(*m), "must be a string (fp8 is understood)");
-  if (m->get<std::string>() != "fp8")
+    throw ConfigError(path + ":quantization_config.quant_method", m == it->end() ? "(missing)" : json_text(*m), "must be a string (fp8, fbgemm_fp8 and mxfp4 are understood)");
+  const std::string method = m->get<std::string>();
+  // Llama 4 Maverick's FP8 checkpoint: per-channel FP8 weights and FP8 GEMMs (priced with 128 x 128 block scales).
+  if (method == "fbgemm_fp8") return deepseek_fp8();
+  // gpt-oss: MXFP4 experts (4-bit values, one 8-bit scale per 32: 4.25 bits a weight) that Hopper
+  // dequantizes into BF16 GEMMs. No 4-bit format here: the weights are stored as fp8, the nearest,
+  // about 1.9x their real bytes; the GEMMs stay bf16.
+  if (method == "mxfp4") {
+    Precision p;
+    p.weights = NumberFormat::Fp8;
+    return p;
+  }
+  if (method != "fp8")
     throw ConfigError(path + ":quantization_config.quant_method", json_text(*m),
-                      "only fp8 (block-scaled, DeepSeek-V3) is understood; set the precision section instead");
+                      "only fp8 (block-scaled, DeepSeek-V3, Qwen3 FP8), fbgemm_fp8 (Llama 4) and mxfp4 (gpt-oss) are understood; set the precision section instead");
   auto b = it->find("weight_block_size");
   if (b != it->end() && *b != nlohmann::json::array({kScaleBlock, kScaleBlock}))
     throw ConfigError(path + ":quantization_config.weight_block_size", json_text(*b), "must be [128, 128] (the block the byte model uses)");

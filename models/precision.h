@@ -67,8 +67,8 @@ struct Precision {
   static const Schema& schema();
   // Reads the `precision` section over `defaults` (the model's).
   static Precision from_json(const nlohmann::json& j, const std::string& path, const Precision& defaults);
-  // A Hugging Face config.json's `quantization_config` (absent or null: bf16; quant_method fp8:
-  // deepseek_fp8()); `path` names the file in errors.
+  // A Hugging Face config.json's `quantization_config` (absent or null: bf16; quant_method fp8 or
+  // fbgemm_fp8: deepseek_fp8(); mxfp4: fp8 weights, bf16 GEMMs); `path` names the file in errors.
   static Precision from_quantization_config(const nlohmann::json& cfg, const std::string& path);
 };
 

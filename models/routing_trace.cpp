@@ -63,9 +63,15 @@ std::string trim(const std::string& s) {
 
 }  // namespace
 
+std::int64_t TraceShape::layer_of(std::size_t i) const {
+  if (moe_layers.empty()) return first_moe_layer + static_cast<std::int64_t>(i);
+  if (i < moe_layers.size()) return moe_layers[i];
+  return moe_layers.back() + static_cast<std::int64_t>(i - moe_layers.size() + 1);
+}
+
 RoutingTrace RoutingTrace::read(const std::string& file, const std::string& key, const TraceShape& shape) {
   if (!std::filesystem::is_regular_file(file))
-    throw ConfigError(key, "\"" + file + "\"", "cannot open the trace file (paths are relative to the working directory)");
+    throw ConfigError(key, "\"" + file + "\"", "cannot open the trace file (a path in a scenario file is relative to the file's folder)");
   if (ends(file, 5) == ".json") return from_json(read_json_file(file), file, shape);
   std::ifstream in(file);
   return from_csv(in, file, shape);
@@ -86,7 +92,7 @@ TraceEntry source_rows(const nlohmann::json& S, const std::string& where, int ex
 }  // namespace
 
 RoutingTrace RoutingTrace::from_json(const nlohmann::json& j, const std::string& file, const TraceShape& shape) {
-  const int experts = shape.experts, first_moe_layer = shape.first_moe_layer;
+  const int experts = shape.experts;
   const std::string at = file + ":";
   if (!j.is_object()) throw ConfigError(file, json_text(j), "a JSON trace must be an object with keys experts and layers");
   for (const auto& [k, v] : j.items())
@@ -108,10 +114,11 @@ RoutingTrace RoutingTrace::from_json(const nlohmann::json& j, const std::string&
       if (k != "layer" && k != "load" && k != "sources" && k != "micro_batches")
         throw ConfigError(where + "." + k, json_text(v), "unknown key (known here: layer, load, sources, micro_batches)");
     if (L.contains("layer")) {
-      const std::int64_t want = first_moe_layer + static_cast<std::int64_t>(i);
+      const std::int64_t want = shape.layer_of(i);
       if (!L["layer"].is_number_integer() || L["layer"].get<std::int64_t>() != want)
         throw ConfigError(where + ".layer", json_text(L["layer"]),
-                          "entry " + std::to_string(i) + " is MoE layer " + std::to_string(want) + " (dense_layers + " + std::to_string(i) + ")");
+                          "entry " + std::to_string(i) + " is MoE layer " + std::to_string(want) +
+                              (shape.moe_layers.empty() ? " (dense_layers + " + std::to_string(i) + ")" : " (model.moe_layer_ids[" + std::to_string(i) + "])"));
     }
     if (L.contains("load") == L.contains("sources"))
       throw ConfigError(where, json_text(L), "must have exactly one of load (per expert) or sources (per source GPU)");
@@ -173,13 +180,15 @@ RoutingTrace RoutingTrace::from_csv(std::istream& in, const std::string& file, c
   if (header.empty() || cells.empty()) throw ConfigError(file, "(no data rows)", "a CSV trace needs a header and at least one row");
   RoutingTrace tr;
   tr.experts_ = experts;
-  std::int64_t expected_layer = first_moe_layer;
+  std::size_t entry = 0;
   for (const auto& [layer, m] : cells) {
     const std::string where = file + ":layer " + std::to_string(layer);
+    const std::int64_t expected_layer = shape.layer_of(entry++);
     if (layer != expected_layer)
-      throw ConfigError(where, std::to_string(layer), "layers must be consecutive from dense_layers = " + std::to_string(first_moe_layer) +
-                                                          " (missing layer " + std::to_string(expected_layer) + ")");
-    ++expected_layer;
+      throw ConfigError(where, std::to_string(layer),
+                        (shape.moe_layers.empty() ? "layers must be consecutive from dense_layers = " + std::to_string(first_moe_layer)
+                                                  : std::string("layers must be the MoE layers (model.moe_layer_ids) in order")) +
+                            " (missing layer " + std::to_string(expected_layer) + ")");
     TraceEntry e;
     std::int64_t rows = 0;
     for (const auto& [key, v] : m) rows = std::max(rows, key.first + 1);

@@ -11,11 +11,13 @@
 //   "sources" (what each micro-batch routed, e.g. from a measured dual micro-batch run); micro-batch
 //   m of the step replays entry m mod count, else the layer's rows.
 //   Every row (or load) needs at least top_k nonzero entries: a token selects top_k distinct experts.
-//   "layer" is optional; when present it must be the i-th MoE layer's index (dense_layers + i).
+//   "layer" is optional; when present it must be the i-th MoE layer's index (dense_layers + i when
+//   every layer from dense_layers on is MoE).
 // CSV (a header line, then one row per nonzero load; blank lines and lines starting with # skipped)
 //   layer,expert,tokens            per-expert loads
 //   layer,source,expert,tokens     per-source loads
-//   `layer` is the layer index; the layers present must be dense_layers, dense_layers + 1, ... .
+//   `layer` is the layer index; the layers present must be the MoE layers in order from the first
+//   (dense_layers, dense_layers + 1, ... when every layer from dense_layers on is MoE).
 //
 // Replay: a model with more MoE layers than the trace reuses the entries cyclically. Per-source
 // rows: source GPU s replays row s mod rows. A row (or the per-expert load) is scaled to the step's
@@ -33,11 +35,15 @@
 
 namespace epsim {
 
-// What a trace must fit: the model's routed experts, top-k and first MoE layer.
+// What a trace must fit: the model's routed experts, top-k and MoE layers.
 struct TraceShape {
   int experts = 0;
   int top_k = 1;
   int first_moe_layer = 0;
+  // The MoE layers' indexes when they are not every layer from first_moe_layer on (empty: they are).
+  std::vector<int> moe_layers;
+  // The layer of MoE entry i (past the model's last MoE layer: counted on from it).
+  std::int64_t layer_of(std::size_t i) const;
 };
 
 struct TraceEntry {

@@ -14,6 +14,7 @@ namespace epsim {
 struct DispatchMatrix {
   int gpus = 0;
   int gpus_per_node = 1;
+  int first_gpu = 0;  // cluster id of its GPU 0 (a pipeline stage's first GPU); indices below are local
   std::vector<std::int64_t> copies;       // [src*gpus+dst]: (token, expert) pairs src routes to dst's experts
   std::vector<std::int64_t> unique;       // [src*gpus+dst]: distinct tokens src sends to dst
   std::vector<std::int64_t> node_unique;  // [src*nodes+node]: distinct tokens src sends to that node

@@ -1,5 +1,6 @@
 #include "placement/placement.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "models/errors.h"
@@ -24,19 +25,28 @@ std::vector<LayerPlacement> dedupe(std::vector<LayerPlacement> tables) {
 }
 }  // namespace
 
-Placement::Placement(std::string strategy, int first_layer, std::vector<LayerPlacement> tables)
-    : strategy_(std::move(strategy)), first_layer_(first_layer), tables_(std::move(tables)) {
+Placement::Placement(std::string strategy, std::vector<int> moe_layers, std::vector<LayerPlacement> tables)
+    : strategy_(std::move(strategy)), moe_layers_(std::move(moe_layers)), tables_(std::move(tables)) {
   if (tables_.empty()) throw SimulationError("Placement without tables");
+  if (tables_.size() > 1 && moe_layers_.size() != tables_.size())
+    throw SimulationError("Placement: " + std::to_string(tables_.size()) + " tables for " + std::to_string(moe_layers_.size()) + " MoE layers");
   for (const auto& t : tables_)
     if (t.experts() != tables_.front().experts() || t.ep() != tables_.front().ep())
       throw SimulationError("Placement: tables differ in experts or ep");
 }
 
 const LayerPlacement& Placement::layer(int layer) const {
-  if (tables_.size() == 1 || layer < first_layer_) return tables_.front();
-  const auto i = static_cast<std::size_t>(layer - first_layer_);
-  if (i >= tables_.size()) throw SimulationError("Placement: no table for layer " + std::to_string(layer));
-  return tables_[i];
+  if (tables_.size() == 1) return tables_.front();
+  const auto it = std::lower_bound(moe_layers_.begin(), moe_layers_.end(), layer);
+  if (it == moe_layers_.end() || *it != layer) return tables_.front();
+  return tables_[static_cast<std::size_t>(it - moe_layers_.begin())];
+}
+
+const LayerPlacement& Placement::moe_table(int index) const {
+  if (tables_.size() == 1) return tables_.front();
+  if (index < 0 || static_cast<std::size_t>(index) >= tables_.size())
+    throw SimulationError("Placement: no table for MoE layer " + std::to_string(index));
+  return tables_[static_cast<std::size_t>(index)];
 }
 
 Time expert_compute_per_token(const MoeModelSpec& model, const GpuSpec& gpu) {
@@ -44,7 +54,7 @@ Time expert_compute_per_token(const MoeModelSpec& model, const GpuSpec& gpu) {
 }
 
 Placement Placement::contiguous(int experts, int ep) {
-  return Placement("contiguous", 0, {contiguous_layout(experts, ep)});
+  return Placement("contiguous", {}, {contiguous_layout(experts, ep)});
 }
 
 Placement Placement::make(const PlacementSpec& spec, int experts, int ep) {
@@ -58,7 +68,7 @@ Placement Placement::make(const PlacementSpec& spec, const PlacementInputs& in) 
 Placement Placement::layouts(const PlacementSpec& spec, int experts, int ep) {
   if (spec.resolved) return *spec.resolved;
   if (spec.strategy == "contiguous") return contiguous(experts, ep);
-  if (spec.strategy == "random") return Placement("random", 0, {random_layout(experts, ep, spec.seed)});
+  if (spec.strategy == "random") return Placement("random", {}, {random_layout(experts, ep, spec.seed)});
   throw ConfigError("placement.strategy", "\"" + spec.strategy + "\"",
                     "needs the cluster and the gate model: this caller uses Placement::make(spec, experts, ep); "
                     "it must call Placement::make(spec, PlacementInputs)");
@@ -67,19 +77,20 @@ Placement Placement::layouts(const PlacementSpec& spec, int experts, int ep) {
 Placement Placement::layouts(const PlacementSpec& spec, const PlacementInputs& in) {
   if (spec.resolved) return *spec.resolved;
   const MoeModelSpec& m = in.model;
-  const int E = m.routed_experts, ep = in.ep, moe = m.moe_layers(), first = m.dense_layers;
+  const int E = m.routed_experts, ep = in.ep, moe = m.moe_layers();
+  const std::vector<int> layers = m.moe_layer_list();
   const int G = in.cluster.gpu_count(), gpn = in.cluster.gpus_per_node();
   const std::string& s = spec.strategy;
   if (s == "contiguous" || s == "random") return layouts(spec, E, ep);
-  if (s == "round_robin") return Placement(s, first, {round_robin_layout(E, ep, gpn)});
-  if (s == "file") return read_placement_file(spec.file, E, ep, moe, first);
+  if (s == "round_robin") return Placement(s, {}, {round_robin_layout(E, ep, gpn)});
+  if (s == "file") return read_placement_file(spec.file, m, ep);
 
   // The routing-aware strategies: an expected routing matrix per MoE layer.
   std::optional<std::vector<std::vector<double>>> stats;
-  if (!spec.load_stats.empty()) stats = read_load_stats(spec.load_stats, E, moe);
+  if (!spec.load_stats.empty()) stats = read_load_stats(spec.load_stats, m);
   auto routing_of = [&](int l) {  // l: MoE layer index
     if (stats) return ExpectedRouting::from_load((*stats)[z(l)], G, static_cast<double>(in.tokens_per_gpu), m.top_k);
-    return gate_expected_routing(in.gate, first + l, G, in.tokens_per_gpu);
+    return gate_expected_routing(in.gate, layers[z(l)], G, in.tokens_per_gpu);
   };
   const Bytes token_bytes(m.hidden * m.bytes_per_param);
 
@@ -97,7 +108,7 @@ Placement Placement::layouts(const PlacementSpec& spec, const PlacementInputs& i
     const EplbResult r = rebalance_experts(weight, physical, m.groups, nodes, ep, policy);
     std::vector<LayerPlacement> tables;
     for (const auto& row : r.phy2log) tables.emplace_back(E, ep, row);
-    return Placement(s, first, dedupe(std::move(tables)));
+    return Placement(s, layers, dedupe(std::move(tables)));
   }
 
   std::vector<LayerPlacement> tables;
@@ -115,7 +126,7 @@ Placement Placement::layouts(const PlacementSpec& spec, const PlacementInputs& i
     }
     previous = std::move(r);
   }
-  return Placement(s, first, dedupe(std::move(tables)));
+  return Placement(s, layers, dedupe(std::move(tables)));
 }
 
 }  // namespace epsim

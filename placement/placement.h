@@ -33,9 +33,10 @@ Time expert_compute_per_token(const MoeModelSpec& model, const GpuSpec& gpu);
 
 class Placement {
  public:
-  // `tables`: one per MoE layer (model layers first_layer, first_layer + 1, ...) or a single one for
-  // every layer. All tables share the expert count and ep.
-  Placement(std::string strategy, int first_layer, std::vector<LayerPlacement> tables);
+  // `tables`: one per MoE layer, for the model layers `moe_layers` (ascending: MoeModelSpec::
+  // moe_layer_list()), or a single one for every layer (`moe_layers` then unused, may be empty).
+  // All tables share the expert count and ep.
+  Placement(std::string strategy, std::vector<int> moe_layers, std::vector<LayerPlacement> tables);
 
   // Expert e on slot e / experts_per_gpu: experts 0..k-1 on the group's first GPU, and so on.
   static Placement contiguous(int experts, int ep);
@@ -49,10 +50,11 @@ class Placement {
   int ep() const { return tables_.front().ep(); }
   // GPU index within the EP group (0..ep-1) holding expert e's first replica, in the first table.
   int slot_of(int expert) const { return tables_.front().primary_gpu(expert); }
-  // The table of model layer `layer` (a dense layer or one before first_layer gets the first).
+  // The table of model layer `layer` (a dense layer gets the first).
   const LayerPlacement& layer(int layer) const;
+  // The table of the index-th MoE layer (0 = the first).
+  const LayerPlacement& moe_table(int index) const;
   bool uniform() const { return tables_.size() == 1; }
-  int first_layer() const { return first_layer_; }
   const std::vector<LayerPlacement>& tables() const { return tables_; }
   const std::string& strategy() const { return strategy_; }
   // How a source splits an expert's tokens over its replicas (placement.replica_choice).
@@ -69,7 +71,7 @@ class Placement {
 
   std::string strategy_;
   ReplicaChoice replica_choice_ = ReplicaChoice::even;
-  int first_layer_ = 0;
+  std::vector<int> moe_layers_;  // model layer of tables_[i] (when there are several)
   std::vector<LayerPlacement> tables_;
 };
 

@@ -27,11 +27,16 @@ const Schema& PlacementSpec::schema() {
        "eplb: hierarchical (expert groups packed onto nodes first), global or auto (hierarchical when model.groups is a "
        "multiple of the EP group's nodes, as DeepSeek's EPLB)"},
       {"file", "string", "", "path",
-       "strategy file: placement JSON in EPLB's layout (phy2log: MoE layers x physical slots -> expert; optional "
-       "log2phy, logcnt); one row applies to every layer"},
+       "strategy file: a placement file in the layout of DeepSeek's EPLB (phy2log: MoE layers x physical slots -> "
+       "expert; optional log2phy, logcnt), SGLang (physical_to_logical_map: one row per model layer, its "
+       "--init-expert-location file), vLLM (its EplbState: physical_to_logical_map per MoE layer, optional "
+       "logical_to_physical_map, logical_replica_count) or vLLM Ascend (moe_layer_count, layer_list of device_expert "
+       "lists), told apart by their keys (placement/interchange.h); one row applies to every layer"},
       {"load_stats", "string", "", "path",
-       "per-layer expert loads ({\"load\": [[...]]}, MoE layers x experts, or one row for all) driving eplb and "
-       "topology_aware instead of the gate model's expected selection probabilities"},
+       "per-layer expert loads driving eplb and topology_aware instead of the gate model's expected selection "
+       "probabilities: EPLB's {\"load\": MoE layers x experts, or one row}, SGLang's expert-distribution dump "
+       "{\"logical_count\": (steps x) layers x experts}, or vLLM's {\"expert_load_window\" or \"expert_load_pass\": "
+       "physical loads, with physical_to_logical_map}"},
       {"search_moves", "integer", 4000, "", "topology_aware: slot swaps the local search evaluates per distinct layer"},
       {"replica_choice", "string", "even", "",
        "how a source GPU splits an expert's tokens over the expert's replicas (eplb's redundant slots, the routed "

@@ -31,11 +31,12 @@ CommPlan pairwise(const Cluster& cluster, const DispatchMatrix& m, const std::ve
   plan.flows.reserve(pairs);
   plan.src.reserve(pairs);
   plan.dst.reserve(pairs);
+  const int o = m.first_gpu;
   for (int s = 0; s < m.gpus; ++s)
     for (int d = 0; d < m.gpus; ++d) {
       const Bytes b = token_bytes * count[m.idx(s, d)];
-      if (reverse) plan.add(cluster, d, s, b);
-      else plan.add(cluster, s, d, b);
+      if (reverse) plan.add(cluster, o + d, o + s, b);
+      else plan.add(cluster, o + s, o + d, b);
     }
   return plan;
 }
@@ -52,7 +53,8 @@ CommPlan per_token(const Cluster& cluster, const DispatchMatrix& m, Bytes token_
 CommPlan hierarchical(const Cluster& cluster, const DispatchMatrix& m, Bytes token_bytes, bool reverse) {
   const int G = m.gpus;
   const int gpn = m.gpus_per_node;
-  if (gpn != cluster.gpus_per_node() || G != cluster.gpu_count())
+  const int o = m.first_gpu;  // a pipeline stage of whole nodes: its local ids keep the node layout
+  if (gpn != cluster.gpus_per_node() || o % gpn != 0 || o + G > cluster.gpu_count())
     throw SimulationError("hierarchical scheme: dispatch matrix and cluster disagree on the GPU layout");
   const int nodes = m.nodes();
   // NVLink tokens per (from, to) pair on one node: own intra-node traffic plus what is forwarded.
@@ -62,8 +64,8 @@ CommPlan hierarchical(const Cluster& cluster, const DispatchMatrix& m, Bytes tok
   };
   CommPlan plan;
   auto add = [&](GpuId from, GpuId to, std::int64_t tokens) {
-    if (reverse) plan.add(cluster, to, from, token_bytes * tokens);
-    else plan.add(cluster, from, to, token_bytes * tokens);
+    if (reverse) plan.add(cluster, o + to, o + from, token_bytes * tokens);
+    else plan.add(cluster, o + from, o + to, token_bytes * tokens);
   };
   for (GpuId s = 0; s < G; ++s) {
     const int home = s / gpn;

@@ -200,8 +200,9 @@ void Executor::start_collective(TaskId id) {
     if (auto it = summaries_.find(key); it != summaries_.end()) info.traffic = it->second;
   const auto& arrivals = graph_.arrivals(c);
   for (std::size_t g = 0; g < arrivals.size(); ++g) {
-    graph_.tasks()[static_cast<std::size_t>(arrivals[g])].start = sim_.now();
-    set_comm(static_cast<int>(g), +1);
+    Task& a = graph_.tasks()[static_cast<std::size_t>(arrivals[g])];
+    a.start = sim_.now();
+    set_comm(a.gpu, +1);
   }
   Transfer tr;
   tr.endpoints = static_cast<int>(arrivals.size());
@@ -226,18 +227,30 @@ void Executor::fill(int collective, std::uint64_t key, Transfer& t) {
     summaries_.emplace(key, info.traffic);
   }
   const auto& arrivals = graph_.arrivals(collective);
+  const int first = info.first_gpu;
   for (std::size_t g = 0; g < plan.rounds.size() && g < arrivals.size(); ++g) {
     if (plan.rounds[g].total() <= Time::zero()) continue;
-    GpuState& s = gpus_[g];
+    const int gpu = first + static_cast<int>(g);
+    GpuState& s = gpus_[static_cast<std::size_t>(gpu)];
     s.round = arrivals[g];
     s.fixed_left_ps = static_cast<double>(plan.rounds[g].fixed.picoseconds());
     s.round_left_ps = static_cast<double>(plan.rounds[g].moving.picoseconds());
     s.round_since = sim_.now();
-    round_plan(static_cast<int>(g));
+    round_plan(gpu);
   }
   t.flows = std::move(plan.flows);
   t.src = std::move(plan.src);
   t.dst = std::move(plan.dst);
+  // GPU ids -> endpoints (the collective's arrivals); an end outside them counts at the other end.
+  const auto n = static_cast<GpuId>(arrivals.size());
+  if (first != 0 || static_cast<GpuId>(gpus_.size()) != n)
+    for (std::size_t f = 0; f < t.src.size(); ++f) {
+      const GpuId s = t.src[f] - first, d = t.dst[f] - first;
+      const bool s_in = s >= 0 && s < n, d_in = d >= 0 && d < n;
+      if (!s_in && !d_in) throw SimulationError("a collective's flow has neither end among its GPUs");
+      t.src[f] = s_in ? s : d;
+      t.dst[f] = d_in ? d : s;
+    }
 }
 
 }  // namespace epsim

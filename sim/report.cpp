@@ -6,11 +6,38 @@
 #include <fmt/format.h>
 
 #include "models/errors.h"
+#include "models/hf_config.h"
 
 namespace epsim {
 
 namespace {
 double ms(Time t) { return t.to_ms(); }
+
+nlohmann::json memory_json(const MemoryReport& m) {
+  nlohmann::json j = {
+      {"per_gpu_gb", m.total().to_gb()},     {"capacity_gb", m.capacity.to_gb()},
+      {"fits", m.fits()},                    {"weights_gb", m.weights().to_gb()},
+      {"attention_weights_gb", m.attention_weights.to_gb()}, {"dense_weights_gb", m.dense_weights.to_gb()},
+      {"expert_weights_gb", m.expert_weights.to_gb()},       {"shared_weights_gb", m.shared_weights.to_gb()},
+      {"other_weights_gb", m.other_weights.to_gb()},         {"kv_cache_gb", m.kv_cache.to_gb()},
+      {"activations_gb", m.activations.to_gb()},
+  };
+  if (m.comm_buffers.count() > 0) j["comm_buffers_gb"] = m.comm_buffers.to_gb();
+  return j;
+}
+
+nlohmann::json pipeline_json(const PipelineResult& p) {
+  nlohmann::json ranks = nlohmann::json::array();
+  for (const PipelineRankResult& r : p.per_rank) {
+    nlohmann::json m = memory_json(r.memory);
+    m["optimizer_gb"] = r.memory.optimizer.to_gb();
+    ranks.push_back({{"rank", r.rank}, {"stages", r.stages}, {"layers", r.layers}, {"busy_ms", ms(r.busy)},
+                     {"bubble_ms", ms(r.bubble)}, {"bubble_fraction", r.bubble_fraction},
+                     {"activation_chunks", r.peak_chunks}, {"memory", m}});
+  }
+  return {{"schedule", p.schedule}, {"ranks", p.ranks}, {"micro_batches", p.micro_batches}, {"virtual_stages", p.stages},
+          {"bubble_ms", ms(p.bubble)}, {"bubble_fraction", p.bubble_fraction}, {"per_rank", ranks}};
+}
 }  // namespace
 
 nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) {
@@ -21,6 +48,8 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
   if (!provenance.command.empty()) j["command"] = provenance.command;
   if (!provenance.scenario.is_null()) j["resolved_scenario"] = provenance.scenario;
   j["scenario"] = r.scenario;
+  // A model read from a config.json: which keys were used and which ignored (models/hf_config.h).
+  if (const HfImport* hf = sim.scenario().model.hf_import.get()) j["hf_config"] = hf->to_json();
   j["network"] = r.network;
   j["cost_model"] = r.cost_model;
   j["gpus"] = r.gpus;
@@ -54,16 +83,8 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
   }
   j["bound_by"] = bound;
   j["pricing"] = r.pricing;
-  const MemoryReport& m = r.memory;
-  j["memory"] = {
-      {"per_gpu_gb", m.total().to_gb()},     {"capacity_gb", m.capacity.to_gb()},
-      {"fits", m.fits()},                    {"weights_gb", m.weights().to_gb()},
-      {"attention_weights_gb", m.attention_weights.to_gb()}, {"dense_weights_gb", m.dense_weights.to_gb()},
-      {"expert_weights_gb", m.expert_weights.to_gb()},       {"shared_weights_gb", m.shared_weights.to_gb()},
-      {"other_weights_gb", m.other_weights.to_gb()},         {"kv_cache_gb", m.kv_cache.to_gb()},
-      {"activations_gb", m.activations.to_gb()},
-  };
-  if (m.comm_buffers.count() > 0) j["memory"]["comm_buffers_gb"] = m.comm_buffers.to_gb();
+  j["memory"] = memory_json(r.memory);
+  if (r.pipeline) j["pipeline"] = pipeline_json(*r.pipeline);
   nlohmann::json layers = nlohmann::json::array();
   for (const LayerResult& l : r.layers) {
     nlohmann::json lj = {
@@ -100,18 +121,29 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
                      {"utilisation", c.busy.to_seconds() / r.step_time.to_seconds()}, {"peak_flows", c.peak_flows}});
   }
   j["top_links"] = links;
-  // Bytes that entered each class of link over the step: NVLink (GPU -> NVSwitch), InfiniBand
-  // (GPU NIC -> leaf) and the spine (leaf -> spine).
-  double nvlink = 0, infiniband = 0, spine = 0;
+  const TrafficByClass t = traffic_by_class(sim);
+  j["traffic_gb"] = {{"nvlink", t.nvlink}, {"infiniband", t.infiniband}, {"spine", t.spine}};
+  // NVLink domains larger than a node (cluster.nvlink_domain): whether each EP group lies inside one.
+  if (cl.domain_size() > cl.gpus_per_node()) {
+    const int ep = sim.scenario().parallelism.ep;
+    j["nvlink_domain"] = {{"gpus", cl.domain_size()}, {"domains", cl.gpu_count() / cl.domain_size()},
+                          {"ep_group_inside", cl.domain_size() % ep == 0}};
+  }
+  return j;
+}
+
+TrafficByClass traffic_by_class(const Simulation& sim) {
+  const StepResult& r = sim.result();
+  const Cluster& cl = sim.cluster();
+  TrafficByClass t;
   for (std::size_t i = 0; i < r.links.size(); ++i) {
     const LinkKind k = cl.link(static_cast<LinkId>(i)).kind;
     const double gb = r.links[i].bytes.to_gb();
-    if (k == LinkKind::NvlinkUp) nvlink += gb;
-    if (k == LinkKind::NicUp) infiniband += gb;
-    if (k == LinkKind::LeafUp) spine += gb;
+    if (k == LinkKind::NvlinkUp) t.nvlink += gb;
+    if (k == LinkKind::NicUp) t.infiniband += gb;
+    if (k == LinkKind::LeafUp) t.spine += gb;
   }
-  j["traffic_gb"] = {{"nvlink", nvlink}, {"infiniband", infiniband}, {"spine", spine}};
-  return j;
+  return t;
 }
 
 namespace {

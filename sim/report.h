@@ -12,6 +12,13 @@
 
 namespace epsim {
 
+// Bytes that entered each class of link over the step, GB: NVLink (GPU -> NVSwitch), InfiniBand
+// (GPU NIC -> leaf) and the spine (leaf -> spine).
+struct TrafficByClass {
+  double nvlink = 0, infiniband = 0, spine = 0;
+};
+TrafficByClass traffic_by_class(const Simulation& sim);
+
 // What made a report, recorded in it so that the report alone says how to reproduce it. Empty
 // fields are left out of report.json.
 struct Provenance {

@@ -20,6 +20,7 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
   const nlohmann::json model_keys = {
       {"layers", model.layers},
       {"dense_layers", model.dense_layers},
+      {"moe_layer_ids", model.moe_layer_list()},
       {"hidden", model.hidden},
       {"dense_intermediate", model.dense_intermediate},
       {"expert_intermediate", model.expert_intermediate},
@@ -32,6 +33,10 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
       {"heads", model.heads},
       {"head_dim", model.head_dim},
       {"kv_heads", model.kv_head_count()},
+      {"attention_window", model.attention_window},
+      {"window_kind", model.chunked_window ? "chunked" : "sliding"},
+      {"window_layers", model.window_layer_ids},
+      {"mtp_layers", model.mtp_layers},
       {"vocab", model.vocab},
   };
   for (auto it = model_keys.begin(); it != model_keys.end(); ++it)
@@ -49,6 +54,8 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
   nlohmann::json& c = out["cluster"];
   if (!c.contains("nvlink_gbps")) c["nvlink_gbps"] = g["nvlink_gbps"];
   c["nodes"] = sc.cluster.nodes;  // also when cluster.gpus gave it
+  if (!c.contains("gpus_per_node")) c["gpus_per_node"] = sc.cluster.gpus_per_node;  // cluster.preset's
+  if (!c.contains("nvlink_domain")) c["nvlink_domain"] = sc.cluster.domain_size();
   nlohmann::json& w = out["workload"];
   if (!w.contains("seq_len")) w["seq_len"] = sc.workload.seq_len;
   // The transfer engines' rates the run used: sourced defaults, or a calibrated profile's.

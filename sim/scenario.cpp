@@ -1,9 +1,13 @@
 #include "sim/scenario.h"
 
+#include <algorithm>
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "models/dispatch_impl.h"
 #include "sim/comm_scheme.h"
+#include "sim/pipeline_schedule.h"
 
 namespace epsim {
 
@@ -70,8 +74,11 @@ NetworkSpec NetworkSpec::from_json(const nlohmann::json& j, const std::string& p
 
 const Schema& ScheduleSpec::schema() {
   static const Schema s{"schedule", {
-      {"overlap", "string", "serial", "", "serial: one micro-batch, compute waits for each all-to-all (expert chunks still pipeline with later dispatch chunks) | dual-microbatch: two micro-batches of half the tokens, one computing while the other communicates; a micro-batch's next-layer attention starts once its combine is done (cross-layer pipelining) | decode-5stage: dual-microbatch with attention split around dispatch and combine and communication on 0 SMs"},
+      {"overlap", "any", "serial", "", "the overlap schedule: serial (one micro-batch; the dispatch waits for the shared expert) | dual-microbatch (two micro-batches of half the tokens, one computing while the other communicates; a micro-batch's next-layer attention starts once its combine is done) | decode-5stage (dual-microbatch with communication on 0 SMs): descriptions shipped in scenarios/schedules/; or a description file (.json) or an inline description object: per layer, stages of compute items and collectives per micro-batch, in issue order (sim/overlap_schedule.h, scenarios/README.md \"Overlap schedules\")"},
       {"chunks", "integer", 1, "", "token batches per dispatch and combine: an expert computes a batch as soon as it has arrived"},
+      {"pipeline", "string", "1f1b", "", "with parallelism.pp > 1 (training), the pipeline schedule: 1f1b (warm-up forwards, then one forward one backward, then the remaining backwards; bubble (PP-1)(F+B)) | interleaved (Megatron's virtual pipeline: pipeline_chunks chunks of layers per rank; bubble (PP-1)(F+B)/chunks) | dualpipe (DeepSeek-V3's bidirectional schedule: half the micro-batches enter at each end, every rank holds two stages, a forward chunk runs overlapped with a backward chunk of another micro-batch and deferred weight gradients fill bubbles; bubble (PP/2-1)(F&B+B-3W))"},
+      {"pipeline_micro_batches", "integer", 0, "", "with parallelism.pp > 1: micro-batches per step, each workload.tokens_per_gpu / M tokens per GPU (0: 2 x pp; interleaved: a multiple of pp; dualpipe: even and >= 2 x pp)"},
+      {"pipeline_chunks", "integer", 2, "", "interleaved: chunks of consecutive layers per pipeline rank (virtual stages = pp x chunks)"},
       {"comm_sms", "integer", 24, "SMs", "SMs held by communication kernels while they run; concurrent compute runs at (gpu.sms - comm_sms) / gpu.sms speed, ops bound by HBM rather than SMs less so; under network.dispatch_impl normal and peer the kernels also move at most comm_sms x network.comm_gbps_per_sm (decode-5stage: 0; when not set and network.dispatch_impl is not ideal: that implementation's value: nccl and peer 64, the peer kernel's 64 blocks; normal 20, DeepEP's default; low_latency 0; models/dispatch_impl.cpp)"},
   }};
   return s;
@@ -81,12 +88,16 @@ ScheduleSpec ScheduleSpec::from_json(const nlohmann::json& j, const std::string&
   const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
   ConfigObject c(obj, path, schema());
   ScheduleSpec s;
-  s.overlap = c.choice("overlap", {"serial", "dual-microbatch", "decode-5stage"});
+  s.program = OverlapSchedule::resolve(c.raw("overlap"), c.path_of("overlap"));
+  s.overlap = s.program.name;
   s.chunks = static_cast<int>(c.integer("chunks", 1));
   if (s.chunks > 64) c.fail("chunks", "must be <= 64");
   s.comm_sms = static_cast<int>(c.integer("comm_sms", 0));
   s.comm_sms_given = c.has("comm_sms");
-  if (s.overlap == "decode-5stage") s.comm_sms = 0;
+  if (s.program.comm_sms) s.comm_sms = *s.program.comm_sms;
+  s.pipeline = c.choice("pipeline", pipeline_schedule_names());
+  s.pipeline_micro_batches = static_cast<int>(c.integer("pipeline_micro_batches", 0));
+  s.pipeline_chunks = static_cast<int>(c.integer("pipeline_chunks", 1));
   return s;
 }
 
@@ -107,6 +118,29 @@ static void resolve_expert_slots(const Parallelism& par, const MoeModelSpec& mod
   if (placement.strategy == "eplb") placement.redundant_slots = extra;
 }
 
+// parallelism.pp > 1: a training step whose micro-batches the pipeline schedule orders.
+static void check_pipeline(const Scenario& s) {
+  const int pp = s.parallelism.pp;
+  const std::string v = std::to_string(pp);
+  if (s.workload.mode != Mode::Training)
+    throw ConfigError("parallelism.pp", v, "pipeline stages run a training step's forward and backward chunks: needs workload.mode = training");
+  if (s.schedule.micro_batches() != 1)
+    throw ConfigError("schedule.overlap", "\"" + s.schedule.overlap + "\"",
+                      "with parallelism.pp > 1 the pipeline schedule (schedule.pipeline) orders the micro-batches: leave overlap serial");
+  const int stages = s.schedule.pipeline_stages(pp);
+  if (s.model.layers < stages)
+    throw ConfigError("parallelism.pp", v, fmt::format("{} virtual stages need at least as many layers (model.layers = {})", stages, s.model.layers));
+  const int mbs = s.schedule.pipeline_micro_batches_for(pp);
+  make_pipeline_schedule(s.schedule.pipeline, pp, mbs, s.schedule.pipeline_chunks);  // throws if the shape does not fit
+  if (s.workload.tokens_per_gpu < static_cast<std::int64_t>(mbs) * s.schedule.chunks)
+    throw ConfigError("workload.tokens_per_gpu", std::to_string(s.workload.tokens_per_gpu),
+                      fmt::format("must hold the {} pipeline micro-batches x {} chunks", mbs, s.schedule.chunks));
+  const int stage_gpus = s.cluster.gpu_count() / pp;
+  if (s.network.scheme == "hierarchical" && stage_gpus % s.cluster.gpus_per_node != 0)
+    throw ConfigError("network.scheme", "\"hierarchical\"", "relays through whole nodes: a pipeline stage of " +
+                                                                 std::to_string(stage_gpus) + " GPUs is part of one");
+}
+
 const Schema& Scenario::schema() {
   static const Schema s{"", {
       {"name", "string", "", "", "scenario name, printed in the summary"},
@@ -122,6 +156,7 @@ const Schema& Scenario::schema() {
       {"network", "object", nlohmann::json::object(), "", "network model and communication scheme (see network.*)"},
       {"schedule", "object", nlohmann::json::object(), "", "overlap schedule (see schedule.*)"},
       {"cost_model", "object", nlohmann::json::object(), "", "nominal or calibrated op costs (see cost_model.*)"},
+      {"serving", "object", nullptr, "", "request-level serving: traffic, batching limits, prefill/decode pools, latency targets (see serving.*); read by epsim serve and epsim search, ignored by epsim run (default: absent)"},
   }};
   return s;
 }
@@ -171,15 +206,50 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
   s.schedule = ScheduleSpec::from_json(top.raw("schedule"), "schedule");
   s.cost_model = CostModelSpec::from_json(top.raw("cost_model"), "cost_model");
   check_node_limit(s);
-  if (!s.schedule.comm_sms_given && s.schedule.overlap != "decode-5stage")
+  if (!s.schedule.comm_sms_given && !s.schedule.program.comm_sms)
     s.schedule.comm_sms = DispatchImpl::named(s.network.dispatch_impl).comm_sms;
   if (s.schedule.comm_sms >= s.gpu.sms)
     throw ConfigError("schedule.comm_sms", std::to_string(s.schedule.comm_sms),
                       "must be < gpu.sms = " + std::to_string(s.gpu.sms));
+  if (s.parallelism.pp > 1) check_pipeline(s);
+  else if (s.workload.mode == Mode::Training && s.schedule.program.backward.empty())
+    throw ConfigError("schedule.overlap", "\"" + s.schedule.overlap + "\"",
+                      "the description has no backward stages, which workload.mode = training needs");
   if (s.workload.tokens() < s.schedule.micro_batches() * s.schedule.chunks)
     throw ConfigError("schedule.chunks", std::to_string(s.schedule.chunks),
                       "micro-batches x chunks must not exceed the tokens per GPU (" + std::to_string(s.workload.tokens()) + ")");
   return s;
+}
+
+namespace {
+std::string resolved_against(const std::filesystem::path& dir, const std::string& value) {
+  const std::filesystem::path p(value);
+  if (value.empty() || p.is_absolute()) return value;
+  return (dir / p).lexically_normal().string();
+}
+}  // namespace
+
+nlohmann::json read_scenario_file(const std::string& file, const std::vector<const Schema*>& extra) {
+  nlohmann::json doc = read_json_file(file);
+  const std::filesystem::path dir = std::filesystem::path(file).parent_path();
+  if (!doc.is_object() || dir.empty()) return doc;
+  std::vector<const Schema*> schemas = Scenario::all_schemas();
+  schemas.insert(schemas.end(), extra.begin(), extra.end());
+  for (const Schema* schema : schemas) {
+    if (schema->section.empty() || !doc.contains(schema->section) || !doc[schema->section].is_object()) continue;
+    nlohmann::json& section = doc[schema->section];
+    for (const KeyDoc& key : schema->keys) {
+      const auto it = section.find(key.key);
+      if (it == section.end() || !it->is_string()) continue;  // a wrong type is Scenario::from_json's to report
+      const std::string value = it->get<std::string>();
+      const auto& presets = calibration_presets();
+      const bool path = key.unit == "path" ||
+                        (schema->section == "cost_model" && key.key == "calibration" &&
+                         std::find(presets.begin(), presets.end(), value) == presets.end());
+      if (path) *it = resolved_against(dir, value);
+    }
+  }
+  return doc;
 }
 
 }  // namespace epsim

@@ -13,6 +13,7 @@
 #include "models/parallelism.h"
 #include "models/workload.h"
 #include "placement/placement.h"
+#include "sim/overlap_schedule.h"
 #include "topology/cluster_spec.h"
 
 namespace epsim {
@@ -34,11 +35,20 @@ struct NetworkSpec {
 };
 
 struct ScheduleSpec {
-  std::string overlap = "serial";  // serial | dual-microbatch | decode-5stage
+  std::string overlap = "serial";  // the overlap schedule's name (program.name)
+  OverlapSchedule program;         // the description schedule.overlap names or holds (sim/overlap_schedule.h)
   int chunks = 1;                  // token batches per dispatch (and combine)
   int comm_sms = 24;               // SMs communication kernels hold while they run
   bool comm_sms_given = false;     // set in the scenario (else network.dispatch_impl's value)
-  int micro_batches() const { return overlap == "serial" ? 1 : 2; }
+  // Pipeline parallelism (parallelism.pp > 1): the schedule of sim/pipeline_schedule.h, its
+  // micro-batches (0: 2 x pp) and, for interleaved, the model chunks per rank.
+  std::string pipeline = "1f1b";
+  int pipeline_micro_batches = 0;
+  int pipeline_chunks = 2;
+  int micro_batches() const { return program.micro_batches; }
+  int pipeline_micro_batches_for(int pp) const { return pipeline_micro_batches > 0 ? pipeline_micro_batches : 2 * pp; }
+  // Virtual stages of the pipeline: pp (1f1b, dualpipe) or pp x pipeline_chunks (interleaved).
+  int pipeline_stages(int pp) const { return pipeline == "interleaved" ? pp * pipeline_chunks : pp; }
   static const Schema& schema();
   static ScheduleSpec from_json(const nlohmann::json& j, const std::string& path);
 };
@@ -62,5 +72,13 @@ struct Scenario {
   // Every schema, top level first, for `epsim keys` and the documentation test.
   static std::vector<const Schema*> all_schemas();
 };
+
+// Reads a scenario file. The files it names (keys whose unit is "path": model.hf_config,
+// routing.trace, placement.file, placement.load_stats; and cost_model.calibration unless it names a
+// shipped profile) are relative to the scenario file's folder: they come back joined to it, so that
+// the run finds them from any working directory and errors name the path it tried. Paths given
+// later with --set stay as typed (relative to the working directory). `extra`: schemas of sections
+// the scenario's own ones do not cover (the serving section of `epsim serve`).
+nlohmann::json read_scenario_file(const std::string& file, const std::vector<const Schema*>& extra = {});
 
 }  // namespace epsim

@@ -1,5 +1,6 @@
 #include "sim/simulation.h"
 
+#include "models/apportion.h"
 #include "models/dispatch_impl.h"
 
 #include <algorithm>
@@ -59,6 +60,34 @@ std::vector<StepSummary> Simulation::run_steps(int steps) {
   return out;
 }
 
+namespace {
+// Per rank: its stages' weights, and the activation chunks its schedule holds at the peak (each the
+// working set of its stage's layers at one micro-batch's tokens). Returns the fullest rank's.
+MemoryReport pipeline_memory(PipelineResult& result, const PipelineRun& run, const LayerOps& ops, const Parallelism& par,
+                             const Scenario& sc) {
+  const PipelineSchedule& s = run.schedule;
+  const std::vector<double> held = peak_held(s, [&](int stage) { return static_cast<double>(run.stage_layers(stage)); });
+  MemoryReport fullest;
+  for (PipelineRankResult& rr : result.per_rank) {
+    ModelShare share;
+    share.embedding = share.lm_head = false;
+    for (int v : rr.stages) {
+      for (int l = run.stage_first_layer[static_cast<std::size_t>(v)]; l < run.stage_first_layer[static_cast<std::size_t>(v) + 1]; ++l) {
+        ++(sc.model.is_moe(l) ? share.moe_layers : share.dense_layers);
+        if (sc.model.window_of(l) > 0) ++share.window_layers;
+      }
+      share.embedding = share.embedding || v == 0;
+      share.lm_head = share.lm_head || (v == s.stages - 1 && sc.model.vocab > 0);
+    }
+    share.activation_layers = held[static_cast<std::size_t>(rr.rank)];
+    share.activation_tokens = equal_share(sc.workload.tokens(), 0, s.micro_batches);
+    rr.memory = estimate_memory(ops, par, sc.workload, sc.gpu, share);
+    if (rr.memory.total() > fullest.total()) fullest = rr.memory;
+  }
+  return fullest;
+}
+}  // namespace
+
 const StepResult& Simulation::run() {
   const Scenario& sc = scenario_;
   const GateModel& gate = gate_;
@@ -101,8 +130,18 @@ const StepResult& Simulation::run() {
   Parallelism par = sc.parallelism;
   for (int l = 0; l < sc.model.layers; ++l)
     if (sc.model.is_moe(l)) par.experts_per_gpu = std::max(par.experts_per_gpu, placement.layer(l).slots_per_gpu());
-  r.memory = estimate_memory(LayerOps(sc.model, sc.parallelism.attention_tp), par, sc.workload, sc.gpu);
-  r.memory.comm_buffers = low_latency_buffers(sc, comm_setup(sc, engine_rates(sc, *cost_), is_calibrated(*cost_)), par.experts_per_gpu);
+  const LayerOps ops(sc.model, sc.parallelism.attention_tp);
+  r.memory = estimate_memory(ops, par, sc.workload, sc.gpu);
+  const Bytes comm_buffers = low_latency_buffers(sc, comm_setup(sc, engine_rates(sc, *cost_), is_calibrated(*cost_)), par.experts_per_gpu);
+  r.memory.comm_buffers = comm_buffers;
+  if (sc.parallelism.pp > 1) {
+    pipeline_ = builder.pipeline();
+    r.pipeline = pipeline_metrics(graph_, pipeline_, r.step_time);
+    r.memory = pipeline_memory(*r.pipeline, builder.pipeline(), ops, par, sc);
+    r.memory.comm_buffers = comm_buffers;
+    // Every token passes through all pp ranks: the cluster finishes G / pp x tokens_per_gpu a step.
+    r.output_tokens_per_gpu = w.output_tokens() / sc.parallelism.pp;
+  }
   loads_ = builder.loads();
   r.pricing_lines = builder.pricing().lines();
   r.pricing = builder.pricing().to_json();

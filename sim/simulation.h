@@ -41,6 +41,8 @@ class Simulation {
   const Cluster& cluster() const { return cluster_; }
   const TaskGraph& graph() const { return graph_; }
   const StepResult& result() const { return result_; }
+  // parallelism.pp > 1: the schedule and the tasks each slot emitted (last step).
+  const PipelineRun& pipeline() const { return pipeline_; }
 
  private:
   Scenario scenario_;
@@ -50,6 +52,7 @@ class Simulation {
   TaskGraph graph_;
   StepResult result_;
   std::vector<LayerLoad> loads_;  // of the last step
+  PipelineRun pipeline_;
 };
 
 }  // namespace epsim

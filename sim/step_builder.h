@@ -33,6 +33,7 @@
 #include "placement/slot_traffic.h"
 #include "sim/comm_scheme.h"
 #include "sim/dispatch_mode.h"
+#include "sim/pipeline_schedule.h"
 #include "sim/scenario.h"
 #include "sim/task_graph.h"
 #include "topology/cluster.h"
@@ -41,11 +42,22 @@ namespace epsim {
 
 // Routed (token, expert) pairs each GPU computes in one MoE layer, all micro-batches together.
 struct LayerLoad {
-  std::vector<std::int64_t> per_gpu;
+  std::vector<std::int64_t> per_gpu;     // GPUs first_gpu.. of the layer's pipeline stage (all without PP)
+  int first_gpu = 0;
   std::vector<std::int64_t> per_expert;  // routed tokens per expert
   std::int64_t dropped = 0;              // selections a capacity factor dropped
   std::int64_t max() const;
   double mean() const;
+};
+
+// What a pipeline-parallel step ran (parallelism.pp > 1), for its metrics (sim/pipeline_metrics.h).
+struct PipelineRun {
+  PipelineSchedule schedule;
+  std::vector<int> stage_first_layer;  // per virtual stage, its first layer; one more entry: model.layers
+  int gpus_per_rank = 0;               // rank r runs on GPUs r x gpus_per_rank ..
+  // Per rank, per slot of schedule.slots: the task ids [first, end) it emitted (its sends included).
+  std::vector<std::vector<std::pair<TaskId, TaskId>>> slot_tasks;
+  int stage_layers(int stage) const { return stage_first_layer[static_cast<std::size_t>(stage) + 1] - stage_first_layer[static_cast<std::size_t>(stage)]; }
 };
 
 class StepBuilder {
@@ -57,12 +69,34 @@ class StepBuilder {
   const std::vector<LayerLoad>& loads() const { return loads_; }
   // Which cost model priced each op class, and any extrapolation (models/pricing_ledger.h).
   const PricingLedger& pricing() const { return ledger_; }
+  // The pipeline schedule and what each slot emitted (empty schedule without pipeline parallelism).
+  const PipelineRun& pipeline() const { return pipeline_; }
 
  private:
   struct Traffic;  // routing sample -> dispatch matrix, cached per (layer, micro-batch)
-  enum class Pass { Forward, Backward };
+  // Backward: input and weight gradients in one (every op at twice its forward cost); under
+  // pipeline parallelism a backward is InputGrad (weight ops at 1x, the attention core at 2x) and
+  // WeightGrad (weight ops at 1x, one task per layer: weight_grad).
+  enum class Pass { Forward, Backward, InputGrad, WeightGrad };
+  struct GpuSpan {
+    int first = 0, count = 0;
+    int end() const { return first + count; }
+  };
   using Deps = std::vector<std::vector<TaskId>>;  // per GPU: tasks the next block must wait for
 
+  // The items of the overlap schedule (sim/overlap_schedule.h), each on every GPU of span_.
+  void run_stages(const std::vector<ScheduleStage>& stages, int l, Pass pass);
+  void run_item(const ScheduleItem& item, int l, Pass pass);
+  void attention_item(int l, int mb, Pass pass);
+  void moe_in_item(int l, int mb, Pass pass);
+  void shared_item(int l, int mb, Pass pass, bool chain);
+  void dense_item(int l, int mb, Pass pass);
+  void counts_item(int l, int mb);
+  void experts_item(int l, int mb, Pass pass);
+  void combine_item(int l, int mb);
+  bool local_shared() const;  // shared experts computed on every GPU (not routed into expert slots)
+  // attention, then moe_in, shared (chained when serial_) and counts, or dense: a layer's attention
+  // block in one go (the pipeline and the MTP passes).
   void attention_block(int l, int mb, Pass pass);
   // The MoE block in two halves, so that a schedule can issue every micro-batch's dispatch before
   // any combine on the communication stream.
@@ -71,7 +105,7 @@ class StepBuilder {
   std::function<CommPlan()> chunk_plan(int l, int mb, int c, bool outbound) const;
   // Its key: the hash of the (layer, micro-batch) matrix with the chunk, direction and scheme.
   std::function<std::uint64_t()> chunk_key(int l, int mb, int c, bool outbound) const;
-  void expert_half(int l, int mb, Pass pass);
+  void expert_half(int l, int mb, Pass pass);  // experts_item + combine_item
   // GPU `gpu`'s experts on chunk c: their time, and the FLOPs and bytes they move (for the SM-bound
   // share). `per_slot` (per-expert GEMMs) or else one MLP over the GPU's `received` rows.
   struct ExpertChunk {
@@ -81,11 +115,30 @@ class StepBuilder {
   ExpertChunk expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c, int slots, Pass pass) const;
   // At `layer` (model.layers + MTP layers for the model's head: the LM head's pseudo-layer; an MTP
   // layer's index for its draft's head): logits of each sequence's last token (prefill), else of
-  // every token.
-  void lm_head(int layer, int mb, Pass pass);
+  // every token. Without `chain` (a deferred weight gradient) nothing of the micro-batch waits for it.
+  void lm_head(int layer, int mb, Pass pass, bool chain = true);
   // workload.mtp_tokens: draft pass k (0-based) of the MTP module over one token per sequence:
   // its projection, one MoE decoder layer (index model.layers + k) and the shared LM head.
   void mtp_pass(int k);
+
+  // Pipeline parallelism (sim/step_builder_pipeline.cpp): the step as parallelism.pp ranks of
+  // consecutive layers running schedule.pipeline's slots in order.
+  TaskGraph build_pipeline();
+  void emit_slot(int rank, const PipeSlot& slot);
+  // One chunk's layers; a forward ends at the next stage's send, a backward at the previous one's.
+  void forward_chunk(const PipeChunk& c);
+  void backward_chunk(const PipeChunk& c);
+  void weight_chunk(const PipeChunk& c);
+  // DualPipe's F&B: the two chunks' layers interleaved block by block, so that one's compute runs
+  // while the other's all-to-all is in flight (compute A_f E_b E_f A_b, communication D_b D_f C_b C_f).
+  void overlapped_chunks(const PipeChunk& f, const PipeChunk& b);
+  // Layer l's weight gradients on every GPU of the span: one task per GPU; with `chain` the
+  // micro-batch's next block (or send) waits for it.
+  void weight_grad(int l, int mb, bool chain);
+  // Micro-batch mb's activations (forward) or gradients from GPU i of `from`'s span to GPU i of
+  // `to`'s: one flow per GPU pair, a collective over the receiving span only.
+  void pipe_send(int l, int mb, int from, int to);
+  void set_rank(int rank);
   // The routing (gate statistics) and placement an emitted layer uses: its own, or for an MTP layer
   // the model's last layer's.
   int routing_layer(int layer) const;
@@ -99,6 +152,8 @@ class StepBuilder {
                  double sm_bound = 1.0, TaskWork work = {});
   // An op's FLOPs, bytes and tokens as it runs in `pass` (backward: twice the FLOPs and bytes).
   static TaskWork traced(const OpWork& w, Pass pass);
+  // How many times its forward cost an op takes in `pass` (1 or 2).
+  static int pass_factor(const OpWork& w, Pass pass);
   // The share of an op's roofline floor that is compute (SM) time; 1 under dispatch_impl ideal.
   double sm_bound(const OpWork& w) const;
   // `tail` is the communication stream the collective is issued on (MoE all-to-alls and TP
@@ -131,10 +186,20 @@ class StepBuilder {
   TokenSplit split_;
   TaskGraph g_;
   std::vector<TaskId> compute_tail_;  // per GPU: last compute task emitted
-  TaskId moe_tail_ = -1;              // last dispatch/combine emitted
-  TaskId tp_tail_ = -1;               // last TP collective emitted
+  // Per pipeline rank (one without PP): the last dispatch/combine and the last TP collective
+  // emitted, the tails of its two communication streams.
+  std::vector<TaskId> moe_tails_, tp_tails_;
+  int rank_ = 0;      // the pipeline rank being emitted
+  GpuSpan span_;      // its GPUs (the whole cluster without PP); every block below emits on them
+  int mbs_;           // micro-batches the step's tokens are split into
+  bool serial_;       // one micro-batch at a time: the dispatch waits for the shared expert
+  TaskId& moe_tail() { return moe_tails_[static_cast<std::size_t>(rank_)]; }
+  TaskId& tp_tail() { return tp_tails_[static_cast<std::size_t>(rank_)]; }
   std::vector<Deps> ready_;           // per micro-batch: what its next block waits for
   std::vector<std::vector<TaskId>> dispatches_;  // per micro-batch: the dispatch chunks in flight
+  std::vector<std::vector<Deps>> combine_after_;  // per micro-batch, per chunk: the expert tasks its combine waits for
+  std::vector<std::vector<std::int64_t>> routed_in_;  // per micro-batch, per GPU: routed pairs its experts computed
+  PipelineRun pipeline_;
 };
 
 }  // namespace epsim

@@ -113,7 +113,7 @@ void collect_metrics(const TaskGraph& graph, const std::vector<LayerLoad>& loads
     lr.expert_tokens_by_gpu = load.per_gpu;
     lr.expert_tokens_max = load.max();
     lr.expert_tokens_mean = load.mean();
-    lr.expert_tokens_max_gpu = static_cast<int>(std::max_element(load.per_gpu.begin(), load.per_gpu.end()) - load.per_gpu.begin());
+    lr.expert_tokens_max_gpu = load.first_gpu + static_cast<int>(std::max_element(load.per_gpu.begin(), load.per_gpu.end()) - load.per_gpu.begin());
   }
 }
 

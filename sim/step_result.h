@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "placement/placement.h"
 #include "sim/link_timeline.h"
 #include "sim/network.h"
+#include "sim/pipeline_metrics.h"
 #include "topology/link.h"
 
 namespace epsim {
@@ -69,6 +71,8 @@ struct StepResult {
   Time bound_gpu_straggle;         // how long the others waited for it at barriers
   LinkId bound_link = -1;          // busiest link (longest drain) of the longest all-to-all on the critical path
   Bytes bound_link_bytes;
+  // parallelism.pp > 1: per rank bubble and memory (`memory` above is then the fullest rank's).
+  std::optional<PipelineResult> pipeline;
 
   double tokens_per_s_per_gpu() const { return output_tokens_per_gpu / step_time.to_seconds(); }
   double computed_tokens_per_s_per_gpu() const { return static_cast<double>(computed_tokens_per_gpu) / step_time.to_seconds(); }

@@ -19,6 +19,8 @@ enum class Phase : std::uint8_t {
   AttentionProj, AttentionCore, TpComm, Gate, Dispatch, Experts, SharedExpert, Combine, DenseMlp, LmHead,
   Permute, CountExchange, Unpermute,  // network.dispatch_impl nccl | peer (models/dispatch_impl.h)
   MtpProjection,                      // the MTP module's input projection (workload.mtp_tokens)
+  WeightGrad,                         // a layer's weight gradients, apart from its backward (parallelism.pp)
+  PipeSend,                           // activations or gradients to the next pipeline stage
 };
 const char* to_string(Phase p);
 bool is_comm(Phase p);
@@ -75,6 +77,9 @@ struct CollectiveInfo {
   // Equal keys promise equal plans (0 or empty: no key); lets the network replay a plan's timing.
   std::function<std::uint64_t()> make_key;
   CollectiveTraffic traffic;
+  // Its GPUs are first_gpu .. first_gpu + arrivals - 1 (arrival e is GPU first_gpu + e); a flow with
+  // one end outside them (a pipeline send: the sender does not wait) counts at its end inside only.
+  int first_gpu = 0;
 };
 
 class TaskGraph {
@@ -84,11 +89,15 @@ class TaskGraph {
   // the collective starts and dropped when it ends, so a step never holds all its flows at once.
   TaskId collective(int gpus, Phase phase, int layer, int mb, std::function<CommPlan()> make_plan,
                     std::function<std::uint64_t()> make_key = {});
+  // The same over GPUs first_gpu .. first_gpu + gpus - 1 (a pipeline stage).
+  TaskId collective_on(int first_gpu, int gpus, Phase phase, int layer, int mb, std::function<CommPlan()> make_plan,
+                       std::function<std::uint64_t()> make_key = {});
   void depend(TaskId before, TaskId after);
 
   std::vector<Task>& tasks() { return tasks_; }
   const std::vector<Task>& tasks() const { return tasks_; }
   const Task& task(TaskId id) const { return tasks_[static_cast<std::size_t>(id)]; }
+  // GPU `gpu`'s arrival task of a collective (throws SimulationError for a GPU outside it).
   TaskId arrival(TaskId collective_task, int gpu) const;
   const std::vector<TaskId>& arrivals(int collective) const { return arrivals_[static_cast<std::size_t>(collective)]; }
   int collective_count() const { return static_cast<int>(collectives_.size()); }

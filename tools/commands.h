@@ -26,6 +26,8 @@ int compare_command(const Args& args);
 int validate_command(const Args& args);
 int sweep_command(const Args& args);
 int report_command(const Args& args);
+int serve_command(const Args& args);
+int search_command(const Args& args);
 
 // Prints `error` as one line on stderr (as main does for every command) and returns the exit
 // status: 2 for bad input, 1 for an internal error.

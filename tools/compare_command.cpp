@@ -1,5 +1,6 @@
 // epsim compare: one scenario, several placement strategies, the same routing samples; a table,
-// compare.json, compare.svg and each strategy's placement in EPLB's JSON layout.
+// compare.json, compare.svg, each strategy's placement and the expected expert loads, in EPLB's JSON
+// layout or a serving system's (--format, placement/interchange.h).
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -30,20 +31,23 @@ struct CompareOptions {
   std::vector<std::string> sets;
   int steps = 1;
   std::string out = "out";
+  InterchangeFormat format = InterchangeFormat::eplb;  // of placement-<strategy>.json and load-stats.json
 };
 
 CompareOptions parse(const Args& args) {
   CompareOptions o;
   std::string list = "contiguous,round_robin,topology_aware,eplb";
+  std::string format = "eplb";
   po::options_description desc;
   desc.add_options()("scenario", po::value(&o.scenario))("placements", po::value(&list))("steps", po::value(&o.steps))(
-      "out", po::value(&o.out))("set", po::value(&o.sets)->composing());
+      "out", po::value(&o.out))("set", po::value(&o.sets)->composing())("format", po::value(&format));
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
   po::notify(vm);
   if (o.steps < 1) throw UsageError("--steps must be >= 1");
+  o.format = interchange_format(format, "--format");
   std::stringstream ss(list);
   for (std::string item; std::getline(ss, item, ',');)
     if (!item.empty()) o.placements.push_back(item);
@@ -59,7 +63,7 @@ struct Row {
   double max_link_tokens = 0, gpu_max_over_mean = 0;
   std::string busiest_link;
   bool fits = true;
-  nlohmann::json placement;       // EPLB layout
+  nlohmann::json placement;       // in CompareOptions::format
 };
 
 // The scenario document with `strategy` and only the placement keys that strategy takes.
@@ -72,7 +76,7 @@ nlohmann::json with_strategy(nlohmann::json doc, const std::string& strategy) {
   return doc;
 }
 
-Row measure(const nlohmann::json& base, const std::string& strategy, int steps) {
+Row measure(const nlohmann::json& base, const std::string& strategy, int steps, InterchangeFormat format) {
   Row row;
   row.strategy = strategy;
   Scenario sc = Scenario::from_json(with_strategy(base, strategy));
@@ -87,17 +91,17 @@ Row measure(const nlohmann::json& base, const std::string& strategy, int steps) 
   const Bytes token_bytes(sc.model.hidden * sc.model.bytes_per_param);
   const Bytes expert_bytes(3 * sc.model.hidden * sc.model.expert_intermediate * sc.model.bytes_per_param);
   bool first = true;
-  for (int l = sc.model.dense_layers; l < sc.model.layers; ++l) {
+  for (int l : sc.model.moe_layer_list()) {
     const ExpectedRouting r = gate_expected_routing(gate, l, cluster.gpu_count(), sc.workload.tokens());
     const PlacementEvaluation e = evaluate(placement->layer(l), r, cluster, token_bytes, expert_bytes, sc.model.moe_layers(), placement->replica_choice());
     row.expected = first ? e : worst_of(row.expected, e);
     first = false;
   }
   row.expected.expert_memory_per_gpu = Bytes(0);
-  for (int l = sc.model.dense_layers; l < sc.model.layers; ++l)
+  for (int l : sc.model.moe_layer_list())
     row.expected.expert_memory_per_gpu += expert_bytes * placement->layer(l).slots_per_gpu();
 
-  row.placement = placement_to_json(*placement, sc.model.moe_layers());
+  row.placement = placement_to_json(*placement, sc.parallelism.as_routed(sc.model), format);
   sc.placement.resolved = placement;
   const std::uint64_t seed = sc.routing.seed;
   // The most tokens one link carries in one MoE layer's dispatch, from the gate samples the
@@ -107,7 +111,7 @@ Row measure(const nlohmann::json& base, const std::string& strategy, int steps) 
     RoutingSpec rs = sc.routing;
     rs.seed = seed + static_cast<std::uint64_t>(step);
     const GateModel g(rs, sc.model, sc.parallelism.routed_shared(sc.model));
-    for (int l = sc.model.dense_layers; l < sc.model.layers; ++l) {
+    for (int l : sc.model.moe_layer_list()) {
       const RoutingSample sample = g.sample(l, 0, cluster.gpu_count(), sc.workload.tokens());
       const auto tokens = dispatch_link_tokens(build_dispatch(sample, placement->layer(l), cluster.gpus_per_node(), placement->replica_choice()), cluster);
       const auto it = std::max_element(tokens.begin(), tokens.end());
@@ -168,18 +172,26 @@ std::string svg(const std::string& title, const std::vector<Row>& rows) {
 
 int compare_command(const Args& args) {
   const CompareOptions o = parse(args);
-  nlohmann::json doc = read_json_file(o.scenario);
+  nlohmann::json doc = read_scenario_file(o.scenario);
   for (const auto& s : o.sets) apply_override(doc, s);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Row> rows;
   std::filesystem::create_directories(o.out);
   for (const std::string& name : o.placements) {
-    rows.push_back(measure(doc, name, o.steps));
-    // The placement file a serving system can load (EPLB layout).
+    rows.push_back(measure(doc, name, o.steps, o.format));
+    // The placement file a serving system can load (--format).
     write_file(o.out + "/placement-" + name + ".json", rows.back().placement.dump() + "\n");
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const Scenario sc = Scenario::from_json(doc);
+  {  // The expected per-expert loads the routing-aware strategies were sized on, as load statistics.
+    const Cluster cluster(sc.cluster);
+    const GateModel gate(sc.routing, sc.model, sc.parallelism.routed_shared(sc.model));
+    std::vector<std::vector<double>> loads;
+    for (int l : sc.model.moe_layer_list())
+      loads.push_back(gate_expected_routing(gate, l, cluster.gpu_count(), sc.workload.tokens()).expert_load());
+    write_file(o.out + "/load-stats.json", load_stats_to_json(loads, sc.parallelism.as_routed(sc.model), o.format).dump() + "\n");
+  }
 
   fmt::print("epsim compare: {} ({} nodes x {} GPUs, EP {}, {} experts, top-{}, routing {}), {} step{} per strategy\n\n",
              sc.name.empty() ? o.scenario : sc.name, sc.cluster.nodes, sc.cluster.gpus_per_node, sc.parallelism.ep,
@@ -221,8 +233,8 @@ int compare_command(const Args& args) {
   j["strategies"] = list;
   write_file(o.out + "/compare.json", j.dump(2) + "\n");
   write_file(o.out + "/compare.svg", svg("epsim compare: " + base, rows));
-  fmt::print("  compared {} strategies in {:.2f} s wall time\n  wrote {}/compare.json, {}/compare.svg and {}/placement-*.json\n",
-             rows.size(), wall, o.out, o.out, o.out);
+  fmt::print("  compared {} strategies in {:.2f} s wall time\n  wrote {}/compare.json, {}/compare.svg, {}/placement-*.json and {}/load-stats.json ({} format)\n",
+             rows.size(), wall, o.out, o.out, o.out, o.out, interchange_format_names()[static_cast<std::size_t>(o.format)]);
   return 0;
 }
 

@@ -86,7 +86,7 @@ int explain_family(const ExplainOptions& o, const Scenario& sc) {
 
 int explain_command(const Args& args) {
   const ExplainOptions o = parse(args);
-  nlohmann::json doc = read_json_file(o.scenario);
+  nlohmann::json doc = read_scenario_file(o.scenario);
   for (const auto& s : o.sets) apply_override(doc, s);
   const Scenario sc = Scenario::from_json(doc);
   if (!o.family.empty()) return explain_family(o, sc);

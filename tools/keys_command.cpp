@@ -1,7 +1,9 @@
 #include <fmt/format.h>
 
 #include "sim/scenario.h"
+#include "sim/serving/serving_spec.h"
 #include "tools/commands.h"
+#include "tools/explore/search_spec.h"
 #include "tools/explore/sweep_spec.h"
 
 namespace epsim::cli {
@@ -20,8 +22,12 @@ std::string cell(const std::string& s) {
 
 int keys_command(const Args& args) {
   const bool sweep = args.size() == 1 && args[0] == "--sweep";
-  if (!args.empty() && !sweep) throw UsageError("keys takes no arguments but --sweep");
-  for (const Schema* s : sweep ? explore::SweepSpec::schemas() : Scenario::all_schemas()) {
+  const bool search = args.size() == 1 && args[0] == "--search";
+  if (!args.empty() && !sweep && !search) throw UsageError("keys takes no arguments but --sweep or --search");
+  std::vector<const Schema*> schemas = sweep ? explore::SweepSpec::schemas() : search ? explore::SearchSpec::schemas() : Scenario::all_schemas();
+  if (!sweep && !search)
+    for (const Schema* s : serving::ServingSpec::schemas()) schemas.push_back(s);
+  for (const Schema* s : schemas) {
     fmt::print("\n### {}\n\n| key | type | default | unit | meaning |\n|---|---|---|---|---|\n",
                s->section.empty() ? "top level" : s->section);
     for (const KeyDoc& k : s->keys) {

@@ -34,14 +34,18 @@ commands:
       --steps N simulates N steps; after each the gate observes the expert loads (routing.balance=
       bias moves its per-expert bias) and a line per step shows the step time, max/mean routed
       tokens per expert and dropped tokens. The summary and files describe the last step.
-  compare [SCENARIO] --placements a,b,c [--steps N] [--set key.path=value ...] [--out DIR]
+  compare [SCENARIO] --placements a,b,c [--steps N] [--format F] [--set key.path=value ...] [--out DIR]
       Simulate SCENARIO once per placement strategy (contiguous, round_robin, random, colocated,
       topology_aware, eplb, file; default: contiguous,round_robin,topology_aware,eplb) on the same
       routing samples (step i uses routing.seed + i, for every strategy). Prints step time,
       tokens/s per GPU, the most tokens one link carried in a dispatch and that link, max/mean
       routed load per GPU, exposed communication, the expected link load without simulation and
       expert memory per GPU; writes DIR/compare.json, DIR/compare.svg (bar charts of step time and
-      max link tokens) and DIR/placement-<strategy>.json (EPLB layout: phy2log, log2phy, logcnt).
+      max link tokens), DIR/placement-<strategy>.json and DIR/load-stats.json (the gate's expected
+      expert loads) in the layout --format F names: eplb (phy2log, log2phy, logcnt; default),
+      sglang (physical_to_logical_map per model layer; logical_count), vllm (EplbState:
+      physical_to_logical_map, logical_to_physical_map, logical_replica_count; expert_load_pass) or
+      vllm-ascend (layer_list of device_expert lists); placement.file and load_stats read them all.
   calibrate RESULTS.json... -o PROFILE.json [--holdout FRACTION | --holdout-shapes SPEC...]
             [--smoothing S] [--check-layer LAYER.json...] [-v]
       Fit a calibrated cost profile from epsim-bench result files (kernels/results/*.json): per
@@ -65,14 +69,20 @@ commands:
   explain [SCENARIO] --family F --x SIZE [--series key=value,...] --set cost_model.calibration=P
       One curve of the calibration profile (any family, e.g. nccl_alltoall --x 16777216): its
       shape, its segments (the one holding SIZE marked), the value at SIZE and the measured points.
-  net --nodes N --gpus-per-node G --pattern P --bytes B [--seed S] [--pattern-file F] [--csv FILE]
+  net --nodes N --gpus-per-node G --pattern P (--bytes B | -b MIN [-e MAX] [-f FACTOR | -i STEP])
+      [--calibration PROFILE] [--seed S] [--pattern-file F] [--csv FILE]
       One traffic pattern through the network alone, the simulator's nccl-tests. P: alltoall,
       alltoall-jitter (sizes B +-50%, --jitter J), incast (--senders K to GPU 0), permutation,
       zipf (skewed destinations, --zipf-s S), file (lines "src dst bytes"). Fabric: --nic-gbps
       (400), --nvlink-gbs (450), --oversubscription (1), --nodes-per-leaf (32); --model flow
       (default) | analytical; --completion-window W (flow: 1e-3, 0 exact; as network.
       completion_window). Prints completion time, algbw and busbw (nccl-tests definitions),
-      the number of flows and the wall time; --csv writes every flow's completion time.
+      the number of flows and the wall time; --csv writes every flow's completion time. Sizes take
+      nccl-tests' suffixes (16M = 16 x 1024^2). -b/-e/-f (or -i) sweep sizes as nccl-tests does: a
+      size is one rank's buffer (an all-to-all sends size / n to each of the n ranks, its own
+      included), one row per size: size, count, type, time, algbw, busbw. --calibration (a profile
+      name or path) applies what it measured of NCCL's all-to-all: its rate on NVLink and its fixed
+      cost per collective.
   net --pattern moe --mode normal|low_latency --ep N --tokens T --hidden H --topk K [--experts E]
       [--fp8] [--groups G --topk-groups M] [--comm-sms S] [--gpus-per-node G] [--nic-gbps B]
       [--model flow|analytical] [--calibration P] [--csv FILE]
@@ -108,9 +118,29 @@ commands:
       busiest links' utilisation over the step, the placement map with each GPU's routed load,
       memory per GPU; the per-GPU charts read detail.json, which run writes beside report.json).
       Output defaults to report.html in DIR.
-  keys [--sweep]
-      Print every scenario key (--sweep: every sweep specification key) with its type, default,
-      unit and meaning (markdown).
+  serve SCENARIO [--set key.path=value ...] [--out DIR] [-j N]
+      Serve requests on the deployment SCENARIO describes, with its serving section (keys:
+      scenarios/README.md): Poisson arrivals or a CSV trace, continuous batching (prefill first,
+      chunked prompts, max sequences and prompt tokens per GPU), one colocated pool or prefill and
+      decode pools whose KV caches move over the fabric. Each step's time comes from the step
+      simulator on the pool's scenario at that batch shape (a grid of shapes interpolated, the error
+      measured against exact runs on a sample; N threads price them, default all cores). Prints
+      TTFT, TPOT and end-to-end latency (mean, p50, p90, p99, max), throughput per GPU and per node,
+      goodput under serving.ttft_ms / tpot_ms, Little's law, each pool's steps, balance and KV
+      cache; writes DIR/serve.json, DIR/requests.csv (a row per request), DIR/kv.csv (KV over time).
+  search SPEC.json [--out DIR] [-j N]
+      Search deployments for a traffic and latency targets on a budget of nodes (format:
+      scenarios/README.md, `epsim keys --search`): instance size (EP), attention TP, overlap,
+      dispatch, placement, colocated or prefill:decode pools, batch limits, prompt tokens per step,
+      load. Pool configurations are characterised and the deployments served on the analytical
+      network with layers extrapolated; the best are served again exactly on the flow network.
+      Prints the confirmed deployments with the Pareto fronts (output tokens/s per GPU against TPOT
+      and against TTFT at the percentile, within the targets) and the chosen one; writes
+      DIR/search.json, DIR/front.svg and DIR/front-N.json per front point (`epsim serve` on it gives
+      its figures, `epsim run` its decode step). DIR defaults to out/<SPEC's name>.
+  keys [--sweep | --search]
+      Print every scenario key (--sweep: every sweep specification key; --search: every search
+      specification key) with its type, default, unit and meaning (markdown).
   help, --help, -h
       This text. `epsim <command> --help` prints it too.
 
@@ -151,6 +181,8 @@ int main(int argc, char** argv) {
       {"validate", cli::validate_command},
       {"sweep", cli::sweep_command},
       {"report", cli::report_command},
+      {"serve", cli::serve_command},
+      {"search", cli::search_command},
   };
   try {
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {

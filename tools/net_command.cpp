@@ -7,18 +7,27 @@
 //     (nccl-tests' S counts the rank's own chunk too: S = n B for an equal all-to-all of B per pair)
 //   incast (gather-like):            algbw = S_total / t, busbw = algbw (n - 1) / n
 //   permutation, file (send/recv):   algbw = busbw = S / t
+// With -b/-e/-f (nccl-tests' minbytes, maxbytes, stepfactor) it sweeps sizes as nccl-tests does:
+// a size is the bytes of one rank's buffer (an all-to-all sends size / n to each of the n ranks, its
+// own included), and prints nccl-tests' columns. --calibration adds what a profile measured of
+// NCCL's all-to-all (models/transfer_engine.h): its efficiency on NVLink and its fixed cost.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include "models/calibration_profile.h"
+#include "models/cost_model_spec.h"
 #include "models/errors.h"
+#include "models/transfer_engine.h"
 #include "sim/flow_network.h"
 #include "sim/simulation.h"
 #include "sim/simulator.h"
 #include "sim/traffic_pattern.h"
+#include "tools/byte_sizes.h"
 #include "tools/commands.h"
 #include "topology/cluster.h"
 
@@ -39,14 +48,19 @@ struct NetOptions {
   std::string model = "flow";
   double completion_window = 1e-3;  // flow: as network.completion_window
   std::string csv;
+  std::vector<std::int64_t> sizes;  // -b/-e/-f: per-rank buffer sizes, nccl-tests style (empty: --bytes per flow)
+  std::string calibration;          // a profile name or path: NCCL's measured all-to-all terms
 };
 
 NetOptions parse(const Args& args) {
   NetOptions o;
-  std::string seed = "1";
+  std::string seed = "1", bytes, minbytes, maxbytes, stepbytes;
+  std::int64_t stepfactor = 2;
   po::options_description desc;
   desc.add_options()("nodes", po::value(&o.nodes))("gpus-per-node", po::value(&o.gpus_per_node))(
-      "pattern", po::value(&o.traffic.pattern))("bytes", po::value(&o.traffic.bytes))("seed", po::value(&seed))(
+      "pattern", po::value(&o.traffic.pattern))("bytes", po::value(&bytes))("seed", po::value(&seed))(
+      "minbytes,b", po::value(&minbytes))("maxbytes,e", po::value(&maxbytes))("stepfactor,f", po::value(&stepfactor))(
+      "stepbytes,i", po::value(&stepbytes))("calibration", po::value(&o.calibration))(
       "pattern-file", po::value(&o.traffic.file))("csv", po::value(&o.csv))("senders", po::value(&o.traffic.senders))(
       "jitter", po::value(&o.traffic.jitter))("zipf-s", po::value(&o.traffic.zipf_s))("nic-gbps", po::value(&o.nic_gbps))(
       "nvlink-gbs", po::value(&o.nvlink_gbs))("oversubscription", po::value(&o.oversubscription))(
@@ -61,6 +75,15 @@ NetOptions parse(const Args& args) {
     throw ConfigError("--seed", seed, "a non-negative integer");
   }
   if (!o.traffic.file.empty()) o.traffic.pattern = "file";
+  if (!bytes.empty()) o.traffic.bytes = parse_byte_size(bytes, "--bytes");
+  if (!minbytes.empty()) {
+    if (o.traffic.pattern == "file") throw ConfigError("-b", "\"" + minbytes + "\"", "sizes do not apply to --pattern-file");
+    const std::int64_t lo = parse_byte_size(minbytes, "-b");
+    const std::int64_t hi = maxbytes.empty() ? lo : parse_byte_size(maxbytes, "-e");
+    o.sizes = size_sweep(lo, hi, stepfactor, stepbytes.empty() ? 0 : parse_byte_size(stepbytes, "-i"));
+  } else if (!maxbytes.empty() || !stepbytes.empty()) {
+    throw ConfigError(maxbytes.empty() ? "-i" : "-e", "\"" + (maxbytes.empty() ? stepbytes : maxbytes) + "\"", "needs -b MINBYTES");
+  }
   if (o.nodes < 1) throw ConfigError("--nodes", std::to_string(o.nodes), "must be >= 1");
   if (o.gpus_per_node < 1) throw ConfigError("--gpus-per-node", std::to_string(o.gpus_per_node), "must be >= 1");
   if (!(o.nic_gbps > 0)) throw ConfigError("--nic-gbps", fmt::format("{}", o.nic_gbps), "must be > 0");
@@ -109,6 +132,93 @@ Bandwidths nccl_bandwidths(const std::string& pattern, const std::vector<PairFlo
 
 }  // namespace
 
+namespace {
+// What a calibration profile measured of NCCL's all-to-all on NVLink (the nccl transfer engine):
+// NVLink flows carry payload / efficiency bytes, and every collective adds its fixed cost.
+struct NcclTerms {
+  TransferEngine engine;
+  std::string label;
+};
+
+std::optional<NcclTerms> nccl_terms(const std::string& calibration, Bandwidth nvlink) {
+  if (calibration.empty()) return std::nullopt;
+  const std::string path = resolve_calibration(calibration);
+  const CalibrationProfile profile = CalibrationProfile::load(path);
+  if (profile.link("nccl_alltoall") == nullptr)
+    throw ConfigError("--calibration", "\"" + calibration + "\"", "the profile has no nccl_alltoall measurement");
+  return NcclTerms{EngineRates::calibrated(profile, calibration, nvlink).nccl, calibration};
+}
+
+struct NetRun {
+  Time end;                // completion of the last flow (calibrated: plus the collective's fixed cost)
+  std::vector<Time> done;  // per flow
+  double wall_s = 0;
+  std::string model;
+  std::string solver;      // flow model: its solve counts
+};
+
+NetRun run_flows(const NetOptions& o, const Cluster& cluster, const std::vector<PairFlow>& flows, const std::optional<NcclTerms>& nccl) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Simulator sim;
+  NetworkSpec net_spec;
+  net_spec.model = o.model;
+  net_spec.completion_window = o.completion_window;
+  const std::unique_ptr<Network> net = make_network(net_spec, sim, cluster);
+  NetRun run;
+  run.done.assign(flows.size(), Time::zero());
+  {
+    Transfer t;
+    t.flows.reserve(flows.size());
+    for (const PairFlow& f : flows) {
+      const Route& route = cluster.route(f.src, f.dst);
+      Bytes bytes = f.bytes;
+      if (nccl && cluster.same_domain(f.src, f.dst)) bytes = nccl->engine.wire_bytes(f.bytes, f.bytes, cluster.spec().nvlink);
+      t.flows.push_back(FlowSpec{route, bytes});
+    }
+    t.on_flow_done = [&](std::size_t i) { run.done[i] = sim.now() + (nccl ? nccl->engine.round : Time::zero()); };
+    t.on_done = [&] { run.end = sim.now() + (nccl ? nccl->engine.round : Time::zero()); };
+    net->start(std::move(t));
+  }
+  sim.run();
+  run.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  run.model = net->name();
+  if (const auto* flow = dynamic_cast<const FlowNetwork*>(net.get())) {
+    const auto& s = flow->solver_stats();
+    run.solver = fmt::format("{} solves, {} full fills, {} completion batches", s.solves, s.full_fills, flow->stats().batches);
+  }
+  return run;
+}
+
+// Bytes per flow for a per-rank buffer of `size` bytes, as nccl-tests divides it: an all-to-all
+// sends size / n to each of its n ranks (its own chunk included); send/recv and incast send size.
+std::int64_t flow_bytes_of(const std::string& pattern, std::int64_t size, int ranks) {
+  const bool alltoall = pattern == "alltoall" || pattern == "alltoall-jitter" || pattern == "zipf";
+  const std::int64_t b = alltoall ? size / ranks : size;
+  if (b < 1) throw ConfigError("-b", std::to_string(size), "must be at least the rank count " + std::to_string(ranks) + " (one byte to each rank)");
+  return b;
+}
+
+// nccl-tests' table: per size, its bytes per rank, float count, time and bandwidths.
+void sweep(const NetOptions& o, const Cluster& cluster, const std::optional<NcclTerms>& nccl) {
+  for (const std::int64_t size : o.sizes) flow_bytes_of(o.traffic.pattern, size, cluster.gpu_count());  // checked first
+  fmt::print("# epsim net: {} on {} GPUs ({} nodes x {}), model {}{}\n", o.traffic.pattern, cluster.gpu_count(), o.nodes,
+             o.gpus_per_node, o.model, nccl ? ", NCCL terms of " + nccl->label : "");
+  fmt::print("# size: bytes of one rank's buffer (nccl-tests); all-to-all: size / n to each rank\n");
+  fmt::print("# {:>12} {:>12} {:>6} {:>12} {:>12} {:>12}\n", "size", "count", "type", "time(us)", "algbw(GB/s)", "busbw(GB/s)");
+  double wall = 0;
+  for (const std::int64_t size : o.sizes) {
+    TrafficSpec spec = o.traffic;
+    spec.bytes = flow_bytes_of(o.traffic.pattern, size, cluster.gpu_count());
+    const std::vector<PairFlow> flows = make_traffic(spec, cluster.gpu_count());
+    const NetRun run = run_flows(o, cluster, flows, nccl);
+    wall += run.wall_s;
+    const Bandwidths bw = nccl_bandwidths(o.traffic.pattern, flows, cluster.gpu_count(), run.end);
+    fmt::print("  {:>12} {:>12} {:>6} {:>12.2f} {:>12.2f} {:>12.2f}\n", size, size / 4, "float", run.end.to_us(), bw.algbw, bw.busbw);
+  }
+  fmt::print("# {} sizes in {:.3f} s wall time\n", o.sizes.size(), wall);
+}
+}  // namespace
+
 int net_command(const Args& args) {
   for (std::size_t i = 0; i < args.size(); ++i)
     if (args[i] == "--pattern=moe" || (args[i] == "--pattern" && i + 1 < args.size() && args[i + 1] == "moe"))
@@ -122,49 +232,34 @@ int net_command(const Args& args) {
   spec.oversubscription = o.oversubscription;
   spec.nodes_per_leaf = o.nodes_per_leaf;
   const Cluster cluster(spec);
-  std::vector<PairFlow> flows = make_traffic(o.traffic, cluster.gpu_count());
-
-  const auto t0 = std::chrono::steady_clock::now();
-  Simulator sim;
-  NetworkSpec net_spec;
-  net_spec.model = o.model;
-  net_spec.completion_window = o.completion_window;
-  const std::unique_ptr<Network> net = make_network(net_spec, sim, cluster);
-  std::vector<Time> done(flows.size(), Time::zero());
-  Time end = Time::zero();
-  {
-    Transfer t;
-    t.flows.reserve(flows.size());
-    for (const PairFlow& f : flows) t.flows.push_back(FlowSpec{cluster.route(f.src, f.dst), f.bytes});
-    t.on_flow_done = [&](std::size_t i) { done[i] = sim.now(); };
-    t.on_done = [&] { end = sim.now(); };
-    net->start(std::move(t));
+  const std::optional<NcclTerms> nccl = nccl_terms(o.calibration, spec.nvlink);
+  if (!o.sizes.empty()) {
+    sweep(o, cluster, nccl);
+    return 0;
   }
-  sim.run();
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
-  const Bandwidths bw = nccl_bandwidths(o.traffic.pattern, flows, cluster.gpu_count(), end);
+  std::vector<PairFlow> flows = make_traffic(o.traffic, cluster.gpu_count());
+  const NetRun run = run_flows(o, cluster, flows, nccl);
+  const Bandwidths bw = nccl_bandwidths(o.traffic.pattern, flows, cluster.gpu_count(), run.end);
   std::int64_t total = 0;
   for (const PairFlow& f : flows) total += f.bytes.count();
   fmt::print("epsim net: {} on {} GPUs ({} nodes x {}), model {}\n", o.traffic.pattern, cluster.gpu_count(), o.nodes,
-             o.gpus_per_node, net->name());
+             o.gpus_per_node, run.model);
   fmt::print("  flows            {}\n", flows.size());
   fmt::print("  bytes            {} ({:.3f} GB)\n", total, static_cast<double>(total) * 1e-9);
-  fmt::print("  completion time  {:.3f} us\n", end.to_us());
+  if (nccl)
+    fmt::print("  calibrated       {}: NCCL all-to-all at {:.3f} of NVLink's line rate, {:.3f} us per collective\n", nccl->label,
+               nccl->engine.efficiency, nccl->engine.round.to_us());
+  fmt::print("  completion time  {:.3f} us\n", run.end.to_us());
   fmt::print("  algbw            {:.2f} GB/s\n", bw.algbw);
   fmt::print("  busbw            {:.2f} GB/s\n", bw.busbw);
-  fmt::print("  wall time        {:.3f} s\n", wall);
-  if (const auto* flow = dynamic_cast<const FlowNetwork*>(net.get())) {
-    const auto& s = flow->solver_stats();
-    fmt::print("  solver           {} solves, {} full fills, {} completion batches\n", s.solves, s.full_fills,
-               flow->stats().batches);
-  }
+  fmt::print("  wall time        {:.3f} s\n", run.wall_s);
+  if (!run.solver.empty()) fmt::print("  solver           {}\n", run.solver);
   if (!o.csv.empty()) {
     std::ofstream out(o.csv);
     if (!out) throw InputError("cannot write '" + o.csv + "'");
     out << "flow,src,dst,bytes,completion_us\n";
     for (std::size_t i = 0; i < flows.size(); ++i)
-      out << fmt::format("{},{},{},{},{:.6f}\n", i, flows[i].src, flows[i].dst, flows[i].bytes.count(), done[i].to_us());
+      out << fmt::format("{},{},{},{},{:.6f}\n", i, flows[i].src, flows[i].dst, flows[i].bytes.count(), run.done[i].to_us());
     if (!out) throw InputError("cannot write '" + o.csv + "'");
   }
   return 0;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "models/config.h"
+#include "models/hf_config.h"
 #include "sim/report.h"
 #include "sim/resolved_scenario.h"
 #include "sim/simulation.h"
@@ -66,6 +67,19 @@ void print_layers(const StepResult& r) {
   }
 }
 
+// parallelism.pp > 1: the schedule's bubble and each rank's memory.
+void print_pipeline(const PipelineResult& p, const Scenario& sc) {
+  fmt::print("\n  pipeline {}: {} ranks x {} GPUs, {} micro-batches of {} tokens per GPU, {} virtual stages\n", p.schedule,
+             p.ranks, sc.cluster.gpu_count() / p.ranks, p.micro_batches, sc.workload.tokens() / p.micro_batches, p.stages);
+  fmt::print("  bubble {:.3f} ms ({:.1f}% of the step) on the worst rank\n", p.bubble.to_ms(), 100.0 * p.bubble_fraction);
+  fmt::print("  {:>6} {:>14} {:>11} {:>9} {:>12} {:>14} {:>11}\n", "rank", "layers", "bubble ms", "bubble %", "act. chunks",
+             "activations GB", "memory GB");
+  for (const PipelineRankResult& r : p.per_rank)
+    fmt::print("  {:>6} {:>14} {:>11.3f} {:>9.1f} {:>12g} {:>14.2f} {:>11.2f}{}\n", r.rank, r.layers, r.bubble.to_ms(),
+               100.0 * r.bubble_fraction, r.peak_chunks, r.memory.activations.to_gb(), r.memory.total().to_gb(),
+               r.memory.fits() ? "" : " (does not fit)");
+}
+
 std::string workload_line(const Workload& w) {
   if (w.mode == Mode::Decode) {
     if (w.mtp_tokens == 0) return fmt::format("decode of {} tokens per GPU", w.batch_per_gpu);
@@ -104,6 +118,11 @@ void print_summary(const Simulation& sim, double wall_s) {
   fmt::print("  model {} ({} layers, {} routed experts, top-{}), GPU {}, {} nodes x {} GPUs, EP {}, attention TP {}\n",
              sc.model.name, sc.model.layers, sc.model.routed_experts, sc.model.top_k, sc.gpu.name, sc.cluster.nodes,
              sc.cluster.gpus_per_node, sc.parallelism.ep, sc.parallelism.attention_tp);
+  if (const HfImport* hf = sc.model.hf_import.get()) {
+    fmt::print("  config.json {} ({}): {} keys used, {} ignored\n", hf->file, hf->model_type.empty() ? "no model_type" : hf->model_type,
+               hf->used(), hf->ignored());
+    for (const HfKeyUse& k : hf->keys) fmt::print("    {}\n", k.line());
+  }
   fmt::print("  {}\n", attention_line(sc, r));
   fmt::print("  {}; network {}; cost model {}; schedule {}\n", workload_line(sc.workload), r.network, r.cost_model,
              sc.schedule.overlap);
@@ -112,6 +131,15 @@ void print_summary(const Simulation& sim, double wall_s) {
              sc.workload.mtp_tokens > 0 ? " (accepted tokens)" : sc.workload.prefix_hit > 0 ? " (input tokens, cached ones included)" : "");
   if (sc.workload.prefix_hit > 0) fmt::print("  computed tokens/s   {:>12.1f} per GPU\n", r.computed_tokens_per_s_per_gpu());
   fmt::print("  tokens/s per node   {:>12.1f}\n", r.tokens_per_s_per_node());
+  if (const Cluster& cl = sim.cluster(); cl.domain_size() > cl.gpus_per_node()) {
+    // NVLink domains beyond a node (GB200 NVL72): does each EP group stay inside one?
+    const TrafficByClass t = traffic_by_class(sim);
+    const int ep = sc.parallelism.ep;
+    fmt::print("  NVLink domain       {:>12} GPUs ({} nodes of {}); EP {} {}; traffic {:.3f} GB on NVLink, {:.3f} GB on InfiniBand\n",
+               cl.domain_size(), cl.domain_size() / cl.gpus_per_node(), cl.gpus_per_node(), ep,
+               cl.domain_size() % ep == 0 ? "inside one domain: dispatch and combine stay on NVLink" : "spans domains: dispatch crosses InfiniBand",
+               t.nvlink, t.infiniband);
+  }
   fmt::print("  memory per GPU      {:>12.2f} GB of {:.2f} GB: {}\n", m.total().to_gb(), m.capacity.to_gb(),
              m.fits() ? "fits" : "DOES NOT FIT");
   fmt::print("    weights {:.2f} (attention {:.2f}, dense {:.2f}, experts {:.2f}, shared {:.2f}, other {:.2f}), "
@@ -119,6 +147,7 @@ void print_summary(const Simulation& sim, double wall_s) {
              m.weights().to_gb(), m.attention_weights.to_gb(), m.dense_weights.to_gb(), m.expert_weights.to_gb(),
              m.shared_weights.to_gb(), m.other_weights.to_gb(), m.kv_cache.to_gb(), m.activations.to_gb(),
              m.comm_buffers.count() > 0 ? fmt::format(", comm buffers {:.2f}", m.comm_buffers.to_gb()) : "");
+  if (r.pipeline) print_pipeline(*r.pipeline, sc);
   fmt::print("\n  priced by:\n");
   for (const auto& line : r.pricing_lines) fmt::print("    {}\n", line);
   print_layers(r);
@@ -145,7 +174,7 @@ void print_steps(const std::vector<StepSummary>& steps) {
 
 int run_command(const Args& args) {
   const RunOptions o = parse(args);
-  nlohmann::json doc = read_json_file(o.scenario);
+  nlohmann::json doc = read_scenario_file(o.scenario);
   for (const auto& s : o.sets) apply_override(doc, s);
   const auto t0 = std::chrono::steady_clock::now();
   Simulation sim(Scenario::from_json(doc));

@@ -23,7 +23,8 @@ bool is_nvlink(LinkKind kind) { return kind == LinkKind::NvlinkUp || kind == Lin
 
 namespace {
 
-// Vertices: GPUs [0, G), NVSwitches, leaves, one spine vertex (the spine layer, ideal ECMP).
+// Vertices: GPUs [0, G), NVSwitches (one per NVLink domain), leaves, one spine vertex (the spine
+// layer, ideal ECMP).
 // Edge property: the LinkId of the directed link the edge stands for.
 using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, boost::no_property,
                                     boost::property<boost::edge_index_t, LinkId>>;
@@ -31,11 +32,11 @@ using Vertex = boost::graph_traits<Graph>::vertex_descriptor;
 using Edge = boost::graph_traits<Graph>::edge_descriptor;
 
 struct Layout {
-  int gpus, nodes, gpn, leaves_per_rail;
-  Vertex nvswitch(int node) const { return static_cast<Vertex>(gpus + node); }
-  Vertex leaf(int index) const { return static_cast<Vertex>(gpus + nodes + index); }
-  Vertex spine() const { return static_cast<Vertex>(gpus + nodes + gpn * leaves_per_rail); }
-  int vertex_count() const { return gpus + nodes + gpn * leaves_per_rail + 1; }
+  int gpus, domains, gpn, leaves_per_rail;
+  Vertex nvswitch(int domain) const { return static_cast<Vertex>(gpus + domain); }
+  Vertex leaf(int index) const { return static_cast<Vertex>(gpus + domains + index); }
+  Vertex spine() const { return static_cast<Vertex>(gpus + domains + gpn * leaves_per_rail); }
+  int vertex_count() const { return gpus + domains + gpn * leaves_per_rail + 1; }
   int leaf_index(int gpu) const { return (gpu % gpn) * leaves_per_rail + (gpu / gpn) / nodes_per_leaf_; }
   int nodes_per_leaf_;
 };
@@ -73,18 +74,21 @@ int Cluster::leaf_of(GpuId g) const {
 
 Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
   const int leaves_per_rail = (spec.nodes + spec.nodes_per_leaf - 1) / spec.nodes_per_leaf;
-  const Layout lay{spec.gpu_count(), spec.nodes, spec.gpus_per_node, leaves_per_rail, spec.nodes_per_leaf};
+  const Layout lay{spec.gpu_count(), spec.gpu_count() / spec.domain_size(), spec.gpus_per_node, leaves_per_rail, spec.nodes_per_leaf};
   Graph g(static_cast<std::size_t>(lay.vertex_count()));
   auto add = [&](Vertex u, Vertex v, LinkKind kind, Bandwidth bw, Time lat, int owner, std::string name) {
     const auto id = static_cast<LinkId>(links_.size());
     links_.push_back(Link{kind, bw, lat, owner, std::move(name)});
     boost::add_edge(u, v, id, g);
   };
+  std::vector<LinkId> nvlink_up, nvlink_down;  // per GPU
   for (GpuId gpu = 0; gpu < lay.gpus; ++gpu) {
     const auto v = static_cast<Vertex>(gpu);
     const std::string n = "gpu" + std::to_string(gpu);
-    add(v, lay.nvswitch(node_of(gpu)), LinkKind::NvlinkUp, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.up");
-    add(lay.nvswitch(node_of(gpu)), v, LinkKind::NvlinkDown, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.down");
+    nvlink_up.push_back(static_cast<LinkId>(links_.size()));
+    nvlink_down.push_back(static_cast<LinkId>(links_.size() + 1));
+    add(v, lay.nvswitch(domain_of(gpu)), LinkKind::NvlinkUp, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.up");
+    add(lay.nvswitch(domain_of(gpu)), v, LinkKind::NvlinkDown, spec.nvlink, spec.nvlink_latency, gpu, n + ".nvlink.down");
     add(v, lay.leaf(leaf_of(gpu)), LinkKind::NicUp, spec.nic, spec.nic_latency, gpu, n + ".nic.up");
     add(lay.leaf(leaf_of(gpu)), v, LinkKind::NicDown, spec.nic, spec.nic_latency, gpu, n + ".nic.down");
   }
@@ -98,8 +102,10 @@ Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
     }
   }
 
-  // One breadth-first search per source GPU over the graph without GPU transit; the BFS tree gives
-  // the fewest-hop route, which is unique in this topology.
+  // Inside an NVLink domain: NVLink (the GPU's up link to the NVSwitch, the destination's down
+  // link), also where a NIC route would be as short (same rail, same leaf, other node of the
+  // domain). Elsewhere one breadth-first search per source GPU over the graph without GPU transit;
+  // the BFS tree gives the fewest-hop route, which is unique there.
   const auto G = static_cast<std::size_t>(lay.gpus);
   routes_.assign(G * G, Route{});
   auto edge_id = boost::get(boost::edge_index, g);
@@ -114,6 +120,12 @@ Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
     boost::breadth_first_search(fg, static_cast<Vertex>(src), boost::visitor(vis));
     for (GpuId dst = 0; dst < lay.gpus; ++dst) {
       if (dst == src) continue;
+      Route& r = routes_[static_cast<std::size_t>(src) * G + static_cast<std::size_t>(dst)];
+      if (same_domain(src, dst)) {
+        for (const LinkId id : {nvlink_up[static_cast<std::size_t>(src)], nvlink_down[static_cast<std::size_t>(dst)]})
+          r.append(id, link(id).latency);
+        continue;
+      }
       if (!reached[static_cast<std::size_t>(dst)]) throw SimulationError("cluster graph: GPU unreachable");
       std::array<LinkId, Route::kMaxHops> rev{};
       int n = 0;
@@ -121,7 +133,6 @@ Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
         if (n == Route::kMaxHops) throw SimulationError("cluster graph: route too long");
         rev[static_cast<std::size_t>(n++)] = edge_id[pred[v]];
       }
-      Route& r = routes_[static_cast<std::size_t>(src) * G + static_cast<std::size_t>(dst)];
       for (int i = n - 1; i >= 0; --i) {
         const LinkId id = rev[static_cast<std::size_t>(i)];
         r.append(id, link(id).latency);
@@ -136,13 +147,13 @@ Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
     }
 }
 
-// Between different rails of different nodes: NVLink to the source node's GPU on the destination's
-// rail, then that GPU's (same-rail) route.
+// Between different rails of different NVLink domains: NVLink to the source node's GPU on the
+// destination's rail, then that GPU's (same-rail) route.
 void Cluster::pxn_routes() {
   const auto G = static_cast<std::size_t>(gpu_count());
   for (GpuId src = 0; src < gpu_count(); ++src)
     for (GpuId dst = 0; dst < gpu_count(); ++dst) {
-      if (node_of(src) == node_of(dst) || rail_of(src) == rail_of(dst)) continue;
+      if (same_domain(src, dst) || rail_of(src) == rail_of(dst)) continue;
       const GpuId relay = gpu(node_of(src), rail_of(dst));
       Route r;
       for (const Route* part : {&route(src, relay), &route(relay, dst)})

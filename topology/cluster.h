@@ -1,8 +1,9 @@
 // The cluster as a graph of GPUs, NVSwitches, leaf and spine switches and directed links, with the
 // route between any two GPUs.
 //
-// Routing ("direct", as NCCL's all-to-all without PXN): same node -> NVLink through the NVSwitch;
-// other node -> out of the source GPU's own NIC to its rail's leaf, across the spine when the
+// Routing ("direct", as NCCL's all-to-all without PXN): same NVLink domain (the node, or a rack of
+// nodes on one NVSwitch fabric: cluster.nvlink_domain) -> NVLink through the NVSwitch; other
+// domain -> out of the source GPU's own NIC to its rail's leaf, across the spine when the
 // destination's NIC hangs off another leaf, into the destination GPU's NIC. GPUs never forward.
 // With topology rail_pxn, traffic between different rails of different nodes first crosses NVLink
 // to the source node's GPU on the destination's rail (which forwards it), then that GPU's route.
@@ -32,6 +33,10 @@ class Cluster {
   int gpus_per_node() const { return spec_.gpus_per_node; }
   int node_of(GpuId g) const { return g / spec_.gpus_per_node; }
   int rail_of(GpuId g) const { return g % spec_.gpus_per_node; }
+  // NVLink domain of GPU g: GPUs [d x size, (d + 1) x size) share one NVSwitch fabric.
+  int domain_of(GpuId g) const { return g / spec_.domain_size(); }
+  int domain_size() const { return spec_.domain_size(); }
+  bool same_domain(GpuId a, GpuId b) const { return domain_of(a) == domain_of(b); }
   int leaf_of(GpuId g) const;
   GpuId gpu(int node, int rail) const { return node * spec_.gpus_per_node + rail; }
 

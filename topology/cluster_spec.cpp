@@ -4,9 +4,16 @@ namespace epsim {
 
 const Schema& ClusterSpec::schema() {
   static const Schema s{"cluster", {
+      {"preset", "string", "hgx", "",
+       "the system: hgx: nodes of 8 GPUs, each node one NVLink domain (HGX/DGX H100, H800, H200, H20, B200) | "
+       "gb200-nvl72: nodes (compute trays) of 4 GPUs, 18 of them (72 GPUs) in one NVLink domain, InfiniBand between "
+       "racks; the keys below override it"},
       {"nodes", "integer", 32, "", "number of nodes"},
       {"gpus", "integer", nullptr, "", "total GPUs, instead of nodes: must be a multiple of gpus_per_node"},
-      {"gpus_per_node", "integer", 8, "", "GPUs per node, all on one NVSwitch; also the number of rails"},
+      {"gpus_per_node", "integer", nullptr, "", "GPUs per node, one NIC each; also the number of rails (default: preset: hgx 8, gb200-nvl72 4)"},
+      {"nvlink_domain", "integer", nullptr, "GPUs",
+       "GPUs joined by one NVLink switch fabric: any two of them talk over NVLink, across nodes too; a multiple of "
+       "gpus_per_node that divides the GPU count (default: preset: hgx the node, gb200-nvl72 72)"},
       {"nvlink_gbps", "number", nullptr, "GB/s", "NVLink bandwidth per GPU, each way (default: the GPU preset's)"},
       {"nic_gbps", "number", 400, "Gb/s", "NIC (InfiniBand) bandwidth per GPU, each way; one NIC per GPU"},
       {"nodes_per_leaf", "integer", 32, "", "nodes under one rail leaf switch; more nodes add leaves per rail"},
@@ -28,8 +35,11 @@ ClusterSpec ClusterSpec::from_json(const nlohmann::json& j, const std::string& p
   const bool nvlink_given = copy.is_object() && copy.contains("nvlink_gbps");
   ConfigObject c(copy, path, schema());
   ClusterSpec s;
+  const std::string preset = c.choice("preset", {"hgx", "gb200-nvl72"});
+  s.gpus_per_node = preset == "gb200-nvl72" ? 4 : 8;
+  s.nvlink_domain = preset == "gb200-nvl72" ? 72 : 0;
   s.nodes = static_cast<int>(c.integer("nodes", 1));
-  s.gpus_per_node = static_cast<int>(c.integer("gpus_per_node", 1));
+  if (c.has("gpus_per_node")) s.gpus_per_node = static_cast<int>(c.integer("gpus_per_node", 1));
   if (c.has("gpus")) {
     const std::int64_t gpus = c.integer("gpus", 1);
     if (gpus % s.gpus_per_node != 0)
@@ -48,6 +58,14 @@ ClusterSpec ClusterSpec::from_json(const nlohmann::json& j, const std::string& p
   s.spine_latency = Time::us(c.non_negative("spine_latency_us"));
   s.topology = c.choice("topology", {"rail", "rail_pxn"});
   if (s.gpu_count() > 65536) c.fail("nodes", "nodes x gpus_per_node must be <= 65536");
+  if (c.has("nvlink_domain")) s.nvlink_domain = static_cast<int>(c.integer("nvlink_domain", 1));
+  const std::string domain_key = c.has("nvlink_domain") ? "nvlink_domain" : "preset";
+  if (s.domain_size() % s.gpus_per_node != 0)
+    c.fail(domain_key, "the NVLink domain (" + std::to_string(s.domain_size()) + " GPUs) must be a multiple of gpus_per_node = " +
+                           std::to_string(s.gpus_per_node));
+  if (s.gpu_count() % s.domain_size() != 0)
+    c.fail(domain_key, "the NVLink domain (" + std::to_string(s.domain_size()) + " GPUs) must divide the GPU count (" +
+                           std::to_string(s.gpu_count()) + ")");
   return s;
 }
 

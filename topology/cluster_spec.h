@@ -1,4 +1,5 @@
-// What the cluster is made of: nodes of G GPUs on an NVSwitch, one NIC per GPU, a rail-optimised
+// What the cluster is made of: nodes of G GPUs, NVLink domains of one or more nodes on one NVSwitch
+// fabric (an HGX node; a GB200 NVL72 rack of 18 nodes of 4), one NIC per GPU, a rail-optimised
 // two-tier fat-tree (GPU i of every node on rail i: one leaf per rail per group of `nodes_per_leaf`
 // nodes; leaves joined through a spine layer whose uplinks are thinned by `oversubscription`).
 #pragma once
@@ -13,6 +14,7 @@ namespace epsim {
 struct ClusterSpec {
   int nodes = 32;
   int gpus_per_node = 8;
+  int nvlink_domain = 0;                        // GPUs on one NVSwitch fabric; 0: the node (gpus_per_node)
   Bandwidth nvlink = Bandwidth::gb_per_s(450);  // per GPU, each way
   Bandwidth nic = Bandwidth::gbit_per_s(400);   // per GPU, each way
   int nodes_per_leaf = 32;                      // nodes under one rail leaf switch
@@ -29,6 +31,7 @@ struct ClusterSpec {
   Bandwidth kernel_rate;
 
   int gpu_count() const { return nodes * gpus_per_node; }
+  int domain_size() const { return nvlink_domain > 0 ? nvlink_domain : gpus_per_node; }
 
   static const Schema& schema();
   // `default_nvlink` comes from the GPU preset when the scenario gives no cluster.nvlink_gbps.

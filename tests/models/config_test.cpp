@@ -26,22 +26,3 @@ TEST_CASE("unknown keys, wrong types and impossible values name path, value and 
   CHECK(error_of([] { GpuSpec::from_json(json{{"mfu", 1.5}}, "gpu"); }) == "gpu.mfu = 1.5: must be in (0, 1]");
   CHECK(error_of([] { GpuSpec::from_json(json{{"preset", "a100"}}, "gpu"); }).rfind("gpu.preset = \"a100\": unknown GPU preset", 0) == 0);
 }
-
-TEST_CASE("Hugging Face config.json import") {
-  const json cfg = {{"hidden_size", 7168}, {"num_hidden_layers", 61}, {"first_k_dense_replace", 3},
-                    {"intermediate_size", 18432}, {"moe_intermediate_size", 2048}, {"n_routed_experts", 256},
-                    {"n_shared_experts", 1}, {"num_experts_per_tok", 8}, {"n_group", 8}, {"topk_group", 4},
-                    {"num_attention_heads", 128}, {"q_lora_rank", 1536}, {"kv_lora_rank", 512},
-                    {"qk_nope_head_dim", 128}, {"qk_rope_head_dim", 64}, {"v_head_dim", 128}, {"vocab_size", 129280}};
-  const MoeModelSpec m = MoeModelSpec::from_hf_config(cfg, "config.json");
-  const MoeModelSpec ref = MoeModelSpec::preset("deepseek-v3");
-  CHECK(m.attention == AttentionKind::Mla);
-  CHECK(m.layers == ref.layers);
-  CHECK(m.groups == 8);
-  CHECK(m.topk_groups == 4);
-  CHECK(m.q_lora_rank == ref.q_lora_rank);
-  json bad = cfg;
-  bad.erase("n_routed_experts");
-  CHECK(error_of([&] { MoeModelSpec::from_hf_config(bad, "config.json"); }) ==
-        "config.json:n_routed_experts = (missing): required key of a DeepSeek-V3-style config.json");
-}

@@ -128,7 +128,7 @@ TEST_CASE("a config.json's quantization_config gives the fp8 defaults") {
   CHECK_FALSE(Precision::from_quantization_config(json::object(), "c.json").any_fp8());
   const json awq = {{"quantization_config", {{"quant_method", "awq"}}}};
   CHECK(error_of([&] { Precision::from_quantization_config(awq, "c.json"); }) ==
-        "c.json:quantization_config.quant_method = \"awq\": only fp8 (block-scaled, DeepSeek-V3) is understood; set the precision section instead");
+        "c.json:quantization_config.quant_method = \"awq\": only fp8 (block-scaled, DeepSeek-V3, Qwen3 FP8), fbgemm_fp8 (Llama 4) and mxfp4 (gpt-oss) are understood; set the precision section instead");
   const json blocks = {{"quantization_config", {{"quant_method", "fp8"}, {"weight_block_size", {64, 64}}}}};
   CHECK(error_of([&] { Precision::from_quantization_config(blocks, "c.json"); }) ==
         "c.json:quantization_config.weight_block_size = [64,64]: must be [128, 128] (the block the byte model uses)");

@@ -37,7 +37,7 @@ std::string error_of(const std::function<void()>& f) {
   return "(no error)";
 }
 
-const TraceShape shape{16, 4, 1};
+const TraceShape shape{16, 4, 1, {}};
 
 std::string json_error(const json& j) {
   return error_of([&] { RoutingTrace::from_json(j, "t.json", shape); });

@@ -53,7 +53,7 @@ TEST_CASE("make: load statistics drive eplb (the published example end to end) a
   CHECK(p.layer(2).phy2log() == std::vector<int>{7, 10, 6, 8, 6, 11, 8, 9, 2, 4, 5, 1, 5, 0, 3, 1});
   CHECK(p.layer(1).slots_per_gpu() == 2);
   // Written in EPLB's layout and read back through placement.strategy = file.
-  write_file(file, placement_to_json(p, 2).dump());
+  write_file(file, placement_to_json(p, s.model).dump());
   PlacementSpec from_file;
   from_file.strategy = "file";
   from_file.file = file;

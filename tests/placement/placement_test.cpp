@@ -5,7 +5,6 @@
 #include "models/errors.h"
 #include "placement/dispatch_matrix.h"
 #include "placement/evaluation.h"
-#include "placement/interchange.h"
 #include "placement/layouts.h"
 #include "placement/link_load_model.h"
 
@@ -90,7 +89,7 @@ TEST_CASE("dispatch matrix: replicas split an expert's tokens; replicas on one G
   CHECK(same.unique_at(1, 0) == 7);
   CHECK(same.copies_at(1, 1) == 3);
   // A per-layer placement needs the layer.
-  const Placement per_layer("x", 1, {LayerPlacement(2, 4, {0, 0, 1, 1}), LayerPlacement(2, 4, {1, 1, 0, 0})});
+  const Placement per_layer("x", {1, 2}, {LayerPlacement(2, 4, {0, 0, 1, 1}), LayerPlacement(2, 4, {1, 1, 0, 0})});
   CHECK_THROWS_AS(build_dispatch(r, per_layer, 2), SimulationError);
   CHECK(per_layer.layer(2).phy2log() == std::vector<int>{1, 1, 0, 0});
   CHECK(per_layer.layer(0).phy2log() == std::vector<int>{0, 0, 1, 1});
@@ -129,34 +128,3 @@ TEST_CASE("link loads: expected tokens per link on the direct routes, by hand") 
   CHECK(ev.internode_tokens == doctest::Approx(200));
 }
 
-TEST_CASE("interchange: EPLB's phy2log / log2phy / logcnt round trip, and errors name the entry") {
-  const Placement p("eplb", 3, {LayerPlacement(3, 2, {0, 1, 2, 0}), LayerPlacement(3, 2, {2, 2, 1, 0})});
-  const nlohmann::json j = placement_to_json(p, 2);
-  CHECK(j["phy2log"] == nlohmann::json::parse("[[0, 1, 2, 0], [2, 2, 1, 0]]"));
-  CHECK(j["logcnt"] == nlohmann::json::parse("[[2, 1, 1], [1, 1, 2]]"));
-  CHECK(j["log2phy"] == nlohmann::json::parse("[[[0, 3], [1, -1], [2, -1]], [[3, -1], [2, -1], [0, 1]]]"));
-  const Placement back = placement_from_json(j, "p.json", 3, 2, 2, 3);
-  CHECK(back.tables() == p.tables());
-  CHECK(back.strategy() == "eplb");
-  auto error_of = [](const nlohmann::json& doc) {
-    try {
-      placement_from_json(doc, "p.json", 3, 2, 2, 3);
-    } catch (const ConfigError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  CHECK(error_of(nlohmann::json::parse(R"({"phy2log": [[0, 1, 2, 7]]})")) ==
-        "p.json:phy2log[0][3] = 7: must be an expert in [0, 3) or -1 (empty)");
-  CHECK(error_of(nlohmann::json::parse(R"({"phy2log": [[0, 1, 2]]})")) == "p.json:phy2log[0] = 3 slots: must be a multiple of ep = 2");
-  CHECK(error_of(nlohmann::json::parse(R"({"phy2log": [[0, 1, 1, 0]]})")) ==
-        "p.json:phy2log[0] = (expert 2 absent): every expert needs a slot");
-  CHECK(error_of(nlohmann::json::parse(R"({"phy2log": [[0, 1, 2, 0]], "logcnt": [[1, 1, 1]]})")) ==
-        "p.json:logcnt[0] = [1,1,1]: must count each expert's slots in phy2log");
-  CHECK(error_of(nlohmann::json::parse(R"({"phy2log": [[0, 1, 2, 0], [0, 1, 2, 0], [0, 1, 2, 0]]})")) ==
-        "p.json:phy2log = 3 rows: must have one row or one per MoE layer (2)");
-  const auto loads = load_stats_from_json(nlohmann::json::parse(R"({"load": [[1, 2, 3]]})"), "l.json", 3, 2);
-  CHECK(loads == std::vector<std::vector<double>>{{1, 2, 3}, {1, 2, 3}});
-  CHECK_THROWS_WITH_AS(load_stats_from_json(nlohmann::json::parse("[[1, -2, 3]]"), "l.json", 3, 2),
-                       "l.json:load[0][1] = -2: must be a number >= 0", ConfigError);
-}

@@ -94,7 +94,7 @@ TEST_CASE("dispatch matrix and slot rows under nearest: expert 0's tokens stay o
   CHECK(slots.at(1, 3, 0) == 0);
   CHECK(slots.slot_rows(3, 0) == 12);
   // The whole-model placement carries its choice.
-  const Placement p = Placement("x", 0, {kReplicated}).with_replica_choice(ReplicaChoice::nearest);
+  const Placement p = Placement("x", {}, {kReplicated}).with_replica_choice(ReplicaChoice::nearest);
   CHECK(build_dispatch(r, p, 2).copies == near.copies);
 }
 

@@ -35,6 +35,11 @@ expect_error shared-routed 'parallelism.shared_expert = "routed": needs model.sh
 expect_error shared-slots 'parallelism.ep = 256: must divide the routed experts 257' run scenarios/seed.json --set parallelism.shared_expert=routed --out "$tmp/o"
 expect_error slots 'parallelism.slots_per_gpu = 3: ep x slots_per_gpu = 216 slots must hold the 256 routed experts' run scenarios/seed.json --set cluster.nodes=9 --set parallelism.ep=72 --set parallelism.slots_per_gpu=3 --out "$tmp/o"
 expect_error slots-strategy 'placement.strategy = "contiguous": parallelism.slots_per_gpu = 4 leaves 32 slots' run scenarios/seed.json --set cluster.nodes=9 --set parallelism.ep=72 --set parallelism.slots_per_gpu=4 --out "$tmp/o"
+expect_error pp-mode 'parallelism.pp = 8: pipeline stages run a training step' run scenarios/train-pp8-ep32.json --set workload.mode=prefill --out "$tmp/o"
+expect_error pp-dualpipe 'schedule.pipeline_micro_batches = 10: dualpipe: must be even and >= 2 x parallelism.pp = 16' run scenarios/train-pp8-ep32.json --set schedule.pipeline=dualpipe --set schedule.pipeline_micro_batches=10 --out "$tmp/o"
+expect_error pp-ep 'parallelism.ep = 64: must divide the 32 GPUs of a pipeline stage' run scenarios/train-pp8-ep32.json --set parallelism.ep=64 --out "$tmp/o"
+expect_error overlap-name 'schedule.overlap = "triple": must be one of serial, dual-microbatch, decode-5stage' run scenarios/seed.json --set schedule.overlap=triple --out "$tmp/o"
+expect_error overlap-order 'schedule.overlap.forward[0].compute[0] = "experts@0": must come after dispatch@0' run scenarios/small-2node.json --set 'schedule.overlap={"forward": [{"compute": ["experts@0", "moe_out@0", "attention@0", "moe_in@0", "shared@0", "dense@0"], "comm": ["counts@0", "dispatch@0", "combine@0"]}]}' --out "$tmp/o"
 expect_error gpus-nodes 'cluster.gpus = 20: must be a multiple of cluster.gpus_per_node = 8' run scenarios/seed.json --set cluster.gpus=20 --out "$tmp/o"
 expect_error tp 'parallelism.attention_tp = 3: must divide cluster.gpus_per_node = 8' run scenarios/seed.json --set parallelism.attention_tp=3 --out "$tmp/o"
 echo '{"num_hidden_layers": 61}' >"$tmp/config.json"
@@ -87,6 +92,72 @@ for s in scenarios/*.json; do
   "$EPSIM" run "$s" --out "$tmp/s" --no-trace >/dev/null 2>"$tmp/err" && ok || bad "$s: $(cat "$tmp/err")"
 done
 
+# Models from config.json: each shipped family scenario prints every key it used or ignored (one
+# line each, the count matching report.json's record) and runs from another working directory,
+# its config.json found beside the scenario.
+for s in scenarios/hf-*.json; do
+  (cd "$tmp" && "$EPSIM" run "$OLDPWD/$s" --out "$tmp/hf" --no-trace >"$tmp/hf.out" 2>"$tmp/err") && python3 - "$tmp/hf.out" "$tmp/hf/report.json" <<'PY' \
+    && ok || bad "$s: $(cat "$tmp/err")"
+import json, re, sys
+out = open(sys.argv[1]).read()
+rec = json.load(open(sys.argv[2]))["hf_config"]
+m = re.search(r"config.json \S+ \((\w+)\): (\d+) keys used, (\d+) ignored", out)
+assert m and int(m[2]) == len(rec["used"]) and int(m[3]) == len(rec["ignored"]), (m and m.groups(), len(rec["used"]))
+lines = [l for l in out.splitlines() if re.match(r"    (used|ignored) ", l)]
+assert len(lines) == len(rec["used"]) + len(rec["ignored"]) and len(rec["ignored"]) > 0, len(lines)
+assert rec["model_type"] == m[1]
+PY
+done
+# An unknown config.json key is reported as ignored, not refused.
+python3 -c "import json; c=json.load(open('scenarios/models/mixtral-8x22b.json')); c['my_new_knob']=1; json.dump(c, open('$tmp/cfg.json','w'))"
+"$EPSIM" run scenarios/hf-mixtral-8x22b-prefill.json --set model.hf_config="$tmp/cfg.json" --no-trace --out "$tmp/o" 2>&1 \
+  | grep -qF "ignored  my_new_knob = 1: not read by epsim" && ok || bad "an unknown config.json key is not reported as ignored"
+# A path in a scenario resolves against the scenario's folder; the error names the path tried.
+mkdir -p "$tmp/sc/sub"
+echo '{"model": {"hf_config": "sub/missing.json"}}' >"$tmp/sc/paths.json"
+expect_error scenario-path "$tmp/sc/sub/missing.json: cannot open file" run "$tmp/sc/paths.json" --out "$tmp/o"
+# GB200 NVL72: DeepSeek-V3 at EP 72 keeps dispatch and combine inside the rack's NVLink domain.
+"$EPSIM" run scenarios/gb200-nvl72-deepseek-v3.json --no-trace --out "$tmp/nvl" >"$tmp/nvl.out" 2>&1 \
+  && grep -qF "EP 72 inside one domain: dispatch and combine stay on NVLink" "$tmp/nvl.out" \
+  && python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['traffic_gb']['infiniband']==0 and r['traffic_gb']['nvlink']>0 and r['nvlink_domain']=={'gpus':72,'domains':1,'ep_group_inside':True}" "$tmp/nvl/report.json" \
+  && ok || bad "gb200-nvl72: $(cat "$tmp/nvl.out" | tail -3)"
+# A description file runs as the shipped description it copies.
+cp scenarios/schedules/dual-microbatch.json "$tmp/mine.json"
+"$EPSIM" run scenarios/small-2node.json --set schedule.overlap="$tmp/mine.json" --no-trace --out "$tmp/m1" >/dev/null 2>&1 \
+  && "$EPSIM" run scenarios/small-2node.json --set schedule.overlap=dual-microbatch --no-trace --out "$tmp/m2" >/dev/null 2>&1 \
+  && [[ "$(grep step_time_ms "$tmp/m1/report.json")" == "$(grep step_time_ms "$tmp/m2/report.json")" ]] && ok \
+  || bad "a copied schedule description file does not run as the shipped one"
+
+# epsim net speaks nccl-tests: -b/-e/-f sizes with suffixes, each size one rank's buffer. 2 nodes x
+# 2 GPUs, 4M per rank: 1M to each rank; a NIC carries 2 x 1048576 B at 50 GB/s (41.943 us) plus the
+# across-rails route's 3 us: 44.94 us; algbw 4194304 B / 44.943 us = 93.32 GB/s, busbw x 3/4 = 69.99.
+"$EPSIM" net --nodes 2 --gpus-per-node 2 --pattern alltoall -b 1M -e 4M -f 2 >"$tmp/net.out" 2>&1 \
+  && [[ $(grep -cE '^ +[0-9]+ +[0-9]+ +float ' "$tmp/net.out") -eq 3 ]] \
+  && grep -qE '^ +4194304 +1048576 +float +44\.94 +93\.32 +69\.99$' "$tmp/net.out" && ok || bad "net -b/-e/-f: $(cat "$tmp/net.out")"
+expect_error net-size '-b = "4Q": must be a byte count' net --nodes 2 --gpus-per-node 2 -b 4Q
+expect_error net-small '-b = 2: must be at least the rank count 4' net --nodes 2 --gpus-per-node 2 -b 2
+expect_error net-range '-e = 1024: must be >= -b = 2048' net --nodes 2 --gpus-per-node 2 -b 2K -e 1K
+# --calibration adds the profile's NCCL all-to-all terms: its fixed cost at least.
+"$EPSIM" net --nodes 1 --gpus-per-node 8 --pattern alltoall -b 16M --calibration h200-measured >"$tmp/netc.out" 2>&1 \
+  && "$EPSIM" net --nodes 1 --gpus-per-node 8 --pattern alltoall -b 16M >"$tmp/net0.out" 2>&1 \
+  && python3 - "$tmp/netc.out" "$tmp/net0.out" <<'PY' && ok || bad "net --calibration: $(cat "$tmp/netc.out")"
+import re, sys
+t = [float(re.search(r"^ +16777216 +\d+ +float +([0-9.]+)", open(p).read(), re.M)[1]) for p in sys.argv[1:]]
+assert t[0] > t[1] + 20, t  # h200-measured: 20.3 us per collective, and NCCL's lower NVLink rate
+PY
+
+# Placements and load statistics in each serving framework's format, written by compare and read
+# back by placement.file and placement.load_stats.
+for f in eplb sglang vllm vllm-ascend; do
+  "$EPSIM" compare scenarios/small-2node.json --placements eplb --format "$f" --out "$tmp/fmt-$f" >/dev/null 2>"$tmp/err" \
+    && "$EPSIM" run scenarios/small-2node.json --set placement.strategy=file --set placement.file="$tmp/fmt-$f/placement-eplb.json" \
+         --no-trace --out "$tmp/o" >/dev/null 2>>"$tmp/err" \
+    && "$EPSIM" run scenarios/small-2node.json --set placement.strategy=eplb --set placement.load_stats="$tmp/fmt-$f/load-stats.json" \
+         --no-trace --out "$tmp/o" >/dev/null 2>>"$tmp/err" && ok || bad "format $f: $(cat "$tmp/err")"
+done
+grep -q physical_to_logical_map "$tmp/fmt-sglang/placement-eplb.json" && grep -q logical_count "$tmp/fmt-sglang/load-stats.json" \
+  && grep -q layer_list "$tmp/fmt-vllm-ascend/placement-eplb.json" && ok || bad "format files lack their keys"
+
 # compare on the routed shared expert (its per-step gate samples carry the shared expert's column).
 "$EPSIM" compare scenarios/seed-shared-routed.json --placements eplb --out "$tmp/cmp" >/dev/null 2>"$tmp/err" \
   && ok || bad "compare seed-shared-routed: $(cat "$tmp/err")"
@@ -104,6 +175,13 @@ while read -r key; do
   grep -qF "\`$key\`" scenarios/README.md && ok || bad "scenarios/README.md does not document $key"
 done <"$tmp/sweep-keys"
 
+# ... and every search specification key.
+"$EPSIM" keys --search | grep -o '^| `[^`]*`' | tr -d '|` ' >"$tmp/search-keys"
+[[ $(wc -l <"$tmp/search-keys") -gt 10 ]] && ok || bad "epsim keys --search lists too few keys"
+while read -r key; do
+  grep -qF "\`$key\`" scenarios/README.md && ok || bad "scenarios/README.md does not document $key"
+done <"$tmp/search-keys"
+
 # epsim sweep: bad specifications and bad points exit 2 with one line naming the path.
 echo '{"base": "scenarios/small-2node.json", "axes": [{"key": "schedule.chunk", "values": [1]}]}' >"$tmp/sweep-key.json"
 expect_error sweep-key 'axes[0].key = "schedule.chunk": not a scenario key' sweep "$tmp/sweep-key.json" --out "$tmp/sw"
@@ -117,9 +195,84 @@ echo '{"base": "scenarios/small-2node.json", "skip_invalid": true, "axes": [{"ke
 "$EPSIM" sweep "$tmp/sweep-skip.json" --out "$tmp/skip" >"$tmp/out" 2>&1 && grep -q '"error":"parallelism.ep = 6' "$tmp/skip/results.jsonl" \
   && [[ $(grep -c step_time_ms "$tmp/skip/results.jsonl") -eq 1 ]] && ok || bad "skip_invalid: $(cat "$tmp/out")"
 
+# epsim serve: bad serving keys and traces exit 2 naming the path; serve.json is deterministic.
+expect_error serve-key 'serving.rat = 5: unknown key' serve scenarios/serve-small.json --set serving.rat=5 --out "$tmp/sv"
+expect_error serve-spread 'serving.length_spread = 1.5: must be in [0, 1)' serve scenarios/serve-small.json --set serving.length_spread=1.5 --out "$tmp/sv"
+expect_error serve-pool 'serving.prefill = {}: a prefill or decode pool needs serving.disaggregated = true' serve scenarios/serve-small.json --set serving.prefill='{}' --out "$tmp/sv"
+expect_error serve-pool-key 'serving.prefill.set.cluster.nodez = 1: unknown key' serve scenarios/serve-small.json --set serving.disaggregated=true --set 'serving.prefill={"set": {"cluster.nodez": 1}}' --out "$tmp/sv"
+expect_error serve-instances 'serving.instances = 1: disaggregated pools give their own counts' serve scenarios/serve-small.json --set serving.disaggregated=true --set serving.instances=1 --out "$tmp/sv"
+printf 'arrival_s,input_tokens,output_tokens\n0,100,10\n0.5,-4,10\n' >"$tmp/trace.csv"
+expect_error serve-trace 'trace.csv:3: "0.5,-4,10": input_tokens must be >= 1' serve scenarios/serve-small.json --set serving.arrivals=trace --set serving.trace="$tmp/trace.csv" --out "$tmp/sv"
+expect_error serve-trace-missing 'nope.csv: cannot open file (serving.trace)' serve scenarios/serve-small.json --set serving.arrivals=trace --set serving.trace=nope.csv --out "$tmp/sv"
+expect_error serve-kv 'serving.kv_memory_fraction = 1e-06: request 0 needs' serve scenarios/serve-small.json --set serving.kv_memory_fraction=0.000001 --out "$tmp/sv"
+expect_error serve-jobs '-j -1: must be >= 0' serve scenarios/serve-small.json -j -1
+"$EPSIM" serve scenarios/serve-small.json --out "$tmp/sv" >/dev/null && cp "$tmp/sv/serve.json" "$tmp/serve1.json" \
+  && "$EPSIM" serve scenarios/serve-small.json --out "$tmp/sv" >/dev/null && cmp -s "$tmp/sv/serve.json" "$tmp/serve1.json" \
+  && ok || bad "serve.json differs between two runs"
+# ... whatever the threads pricing the steps.
+"$EPSIM" serve scenarios/serve-small.json --out "$tmp/sv1" -j 1 >/dev/null && python3 - "$tmp/sv/serve.json" "$tmp/sv1/serve.json" <<'PY' && ok || bad "serve -j 1 differs"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+for r in (a, b): del r["command"]
+assert a == b
+PY
+python3 - "$tmp/sv" <<'PY' && ok || bad "serve outputs"
+import csv, json, sys
+d = sys.argv[1]
+j = json.load(open(d + "/serve.json"))
+assert j["requests"] == 400 and j["ttft_ms"]["count"] == 400 and j["tpot_ms"]["p99"] >= j["tpot_ms"]["p50"] > 0, j["ttft_ms"]
+assert j["resolved_scenario"]["serving"]["rate"] == 20 and j["resolved_scenario"]["gpu"]["peak_tflops"] > 0
+rows = list(csv.DictReader(open(d + "/requests.csv")))
+assert len(rows) == 400 and float(rows[0]["ttft_ms"]) > 0
+assert len(open(d + "/kv.csv").read().splitlines()) > 10
+PY
+# serve.json's resolved scenario serves the same figures.
+python3 -c "import json,sys; json.dump(json.load(open(sys.argv[1]))['resolved_scenario'], open(sys.argv[2], 'w'))" "$tmp/sv/serve.json" "$tmp/resolved-serve.json"
+"$EPSIM" serve "$tmp/resolved-serve.json" --out "$tmp/sv2" >/dev/null && python3 - "$tmp/sv/serve.json" "$tmp/sv2/serve.json" <<'PY' && ok || bad "the resolved serving scenario does not reproduce"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+for r in (a, b): del r["command"], r["resolved_scenario"]
+assert a == b
+PY
+
+# epsim search: bad specifications exit 2; a small search writes front scenarios that epsim serve
+# and epsim run reproduce exactly.
+echo '{"base": "scenarios/small-2node.json", "nodes": 2, "space": {"overlap": ["serial", "dual"]}}' >"$tmp/search-tp.json"
+expect_error search-list 'space.overlap[1] = "dual": must be one of: serial, dual-microbatch, decode-5stage' search "$tmp/search-tp.json" --out "$tmp/se"
+echo '{"base": "scenarios/small-2node.json", "nodes": 2, "targets": {"percentile": 95}}' >"$tmp/search-pct.json"
+expect_error search-percentile 'targets.percentile = 95: must be 50, 90 or 99' search "$tmp/search-pct.json" --out "$tmp/se"
+echo '{"base": "scenarios/small-2node.json", "nodes": 2, "space": {"instance_nodes": [4]}}' >"$tmp/search-nodes.json"
+expect_error search-budget 'space.instance_nodes = [4]: 4 nodes: more than the budget' search "$tmp/search-nodes.json" --out "$tmp/se"
+echo '{"base": "scenarios/small-2node.json", "nodes": 2, "traffic": {"length_spread": 2}}' >"$tmp/search-spread.json"
+expect_error search-spread 'traffic.length_spread = 2: must be in [0, 1)' search "$tmp/search-spread.json" --out "$tmp/se"
+cat >"$tmp/search.json" <<'JSON'
+{"name": "tiny", "base": "scenarios/small-2node.json", "nodes": 4,
+ "traffic": {"input_tokens": 512, "output_tokens": 64, "length_spread": 0.5, "requests": 150},
+ "targets": {"ttft_ms": 400, "tpot_ms": 40},
+ "space": {"instance_nodes": [1, 2], "attention_tp": [1, 2], "prefill_nodes": [1, 2],
+           "max_batch_per_gpu": [4, 16], "max_prefill_tokens_per_gpu": [2048], "loads": [0.5, 0.8]},
+ "confirm": 5}
+JSON
+"$EPSIM" search "$tmp/search.json" --out "$tmp/se" >"$tmp/search.out" 2>&1 && [[ -s $tmp/se/front.svg && -s $tmp/se/front-1.json ]] \
+  && ok || bad "search: $(tail -5 "$tmp/search.out")"
+grep -q '<svg' "$tmp/se/front.svg" && grep -q 'polyline\|circle' "$tmp/se/front.svg" && ok || bad "front.svg"
+for f in "$tmp"/se/front-*.json; do
+  "$EPSIM" serve "$f" --out "$tmp/fr" >/dev/null 2>"$tmp/err" && "$EPSIM" run "$f" --out "$tmp/fr" --no-trace >/dev/null 2>>"$tmp/err" \
+    && python3 - "$tmp/se/search.json" "$f" "$tmp/fr" <<'PY' && ok || bad "$f does not reproduce its figures: $(cat "$tmp/err")"
+import json, sys
+search, scenario, out = sys.argv[1:]
+point = next(p for p in json.load(open(search))["confirmed"] if p.get("scenario_file") == scenario)
+served = json.load(open(out + "/serve.json"))
+pct = "p%d" % json.load(open(search))["percentile"]
+assert served["output_tokens_per_s_per_gpu"] == point["output_tokens_per_s_per_gpu"], (served["output_tokens_per_s_per_gpu"], point)
+assert served["ttft_ms"][pct] == point["ttft_ms"] and served["tpot_ms"][pct] == point["tpot_ms"], point
+assert json.load(open(out + "/report.json"))["step_time_ms"] == point["decode_step_ms"], point
+PY
+done
+
 # --help documents every subcommand.
 "$EPSIM" run --help >"$tmp/help"
-for c in run keys net calibrate explain compare validate sweep; do grep -q "^  $c" "$tmp/help" && ok || bad "--help lacks $c"; done
+for c in run keys net calibrate explain compare validate sweep serve search; do grep -q "^  $c" "$tmp/help" && ok || bad "--help lacks $c"; done
 
 # --steps prints a line per step.
 "$EPSIM" run scenarios/small-2node.json --steps 3 --no-trace --out "$tmp/st" >"$tmp/steps" 2>&1 \

@@ -80,3 +80,53 @@ TEST_CASE("kernel links: one per GPU at the kernels' rate, outside every route")
   CHECK(plain.kernel_link(3) == -1);
   CHECK(kinds(c, 0, 3) == kinds(plain, 0, 3));
 }
+
+TEST_CASE("NVLink domains larger than a node: NVLink across the domain's nodes, NICs between domains") {
+  ClusterSpec s = small(4, 2);  // 8 GPUs; nodes 0 and 1 (GPUs 0-3) one domain, nodes 2 and 3 the other
+  s.nvlink_domain = 4;
+  const Cluster c(s);
+  CHECK(c.domain_of(3) == 0);
+  CHECK(c.domain_of(4) == 1);
+  // GPU 0 -> GPU 2: other node, same rail and leaf (a NIC route would be as short): NVLink.
+  CHECK(names(c, 0, 2) == std::vector<std::string>{"gpu0.nvlink.up", "gpu2.nvlink.down"});
+  CHECK(kinds(c, 0, 3) == std::vector{LinkKind::NvlinkUp, LinkKind::NvlinkDown});
+  CHECK(c.route(0, 3).latency == Time::us(1));
+  // Across domains: the own NIC, as between nodes of an HGX cluster.
+  CHECK(kinds(c, 0, 4) == std::vector{LinkKind::NicUp, LinkKind::NicDown});
+  CHECK(kinds(c, 0, 5) == std::vector{LinkKind::NicUp, LinkKind::LeafUp, LinkKind::SpineDown, LinkKind::NicDown});
+  // One NVSwitch per domain: GPUs 0 and 3 share it, so their up links end at the same vertex as
+  // the down links of either; nothing of domain 0 reaches GPU 4 over NVLink.
+  for (GpuId a = 0; a < 4; ++a)
+    for (GpuId b = 4; b < 8; ++b)
+      for (LinkId l : c.route(a, b)) CHECK_FALSE(is_nvlink(c.link(l).kind));
+  // rail_pxn relays only between domains.
+  s.topology = "rail_pxn";
+  const Cluster p(s);
+  CHECK(kinds(p, 0, 3) == std::vector{LinkKind::NvlinkUp, LinkKind::NvlinkDown});
+  CHECK(names(p, 0, 5) == std::vector<std::string>{"gpu0.nvlink.up", "gpu1.nvlink.down", "gpu1.nic.up", "gpu5.nic.down"});
+}
+
+TEST_CASE("cluster presets: gb200-nvl72 is 18 nodes of 4 GPUs in one NVLink domain; domains must tile the nodes") {
+  const ClusterSpec nvl = ClusterSpec::from_json({{"preset", "gb200-nvl72"}, {"gpus", 144}}, "cluster", Bandwidth::gb_per_s(900));
+  CHECK(nvl.gpus_per_node == 4);
+  CHECK(nvl.nodes == 36);
+  CHECK(nvl.domain_size() == 72);
+  const Cluster c(nvl);
+  CHECK(kinds(c, 0, 71) == std::vector{LinkKind::NvlinkUp, LinkKind::NvlinkDown});
+  CHECK(kinds(c, 0, 72) == std::vector{LinkKind::NicUp, LinkKind::NicDown});  // rail 0 of the next rack
+  CHECK(ClusterSpec::from_json(nlohmann::json::object(), "cluster", Bandwidth::gb_per_s(450)).domain_size() == 8);
+  auto error_of = [](const nlohmann::json& j) {
+    try {
+      ClusterSpec::from_json(j, "cluster", Bandwidth::gb_per_s(450));
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(error_of({{"nodes", 4}, {"nvlink_domain", 12}}) ==
+        "cluster.nvlink_domain = 12: the NVLink domain (12 GPUs) must be a multiple of gpus_per_node = 8");
+  CHECK(error_of({{"nodes", 3}, {"nvlink_domain", 16}}) ==
+        "cluster.nvlink_domain = 16: the NVLink domain (16 GPUs) must divide the GPU count (24)");
+  CHECK(error_of({{"preset", "gb200-nvl72"}, {"nodes", 4}}) ==
+        "cluster.preset = \"gb200-nvl72\": the NVLink domain (72 GPUs) must divide the GPU count (16)");
+}

@@ -188,7 +188,7 @@ SweepSpec SweepSpec::from_json(const nlohmann::json& j) {
   SweepSpec s;
   s.name = c.string("name");
   const nlohmann::json& base = c.raw("base");
-  if (base.is_string()) s.base = read_json_file(base.get<std::string>());
+  if (base.is_string()) s.base = read_scenario_file(base.get<std::string>());  // its paths resolve against its folder
   else if (base.is_object()) s.base = base;
   else c.fail("base", "must be a scenario file name or a scenario object");
   const nlohmann::json& set = c.raw("set");
