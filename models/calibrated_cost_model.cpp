@@ -11,25 +11,108 @@
 namespace epsim {
 
 namespace {
-const char* const kRequired[] = {"expert_mlp_bf16", "dense_mlp_bf16", "gate_topk", "gemm_bf16", "attention_prefill",
-                                 "attention_decode"};
-
 std::int64_t series_value(const CalibratedCurve& c, const std::string& key) {
   auto it = c.series.find(key);
   return it == c.series.end() ? 1 : it->second;
 }
+
+// The one table from an op class at a precision to the measured family that prices it (how x is
+// read from the op: pick() below). An op with no row, or whose family the profile lacks, is priced
+// by the nominal roofline of the scenario's GPU and the pricing ledger says so. `decode`: the row
+// applies to decode attention only (kv_len > 0), else to the rest. `within`: the family measured
+// this op together with the op before it, which it prices; this one then costs nothing more
+// (gate_topk times the router's GEMM and its top-k as one).
+struct FamilyRow {
+  OpClass op;
+  NumberFormat precision;
+  bool decode;
+  const char* family;
+  bool within = false;
+};
+constexpr NumberFormat kBf16 = NumberFormat::Bf16, kFp8 = NumberFormat::Fp8;
+constexpr FamilyRow kFamilies[] = {
+    {OpClass::ExpertMlp, kBf16, false, "expert_mlp_bf16"},       {OpClass::ExpertMlp, kFp8, false, "expert_mlp_fp8"},
+    {OpClass::SharedExpert, kBf16, false, "expert_mlp_bf16"},    {OpClass::SharedExpert, kFp8, false, "expert_mlp_fp8"},
+    {OpClass::DenseMlp, kBf16, false, "dense_mlp_bf16"},         {OpClass::DenseMlp, kFp8, false, "dense_mlp_fp8"},
+    {OpClass::Gate, kBf16, false, "gate_topk"},                  {OpClass::RouterTopk, kBf16, false, "gate_topk", true},
+    {OpClass::AttentionProj, kBf16, false, "gemm_bf16"},         {OpClass::AttentionProj, kFp8, false, "gemm_fp8"},
+    {OpClass::LmHead, kBf16, false, "gemm_bf16"},                {OpClass::LmHead, kFp8, false, "gemm_fp8"},
+    {OpClass::MtpProjection, kBf16, false, "gemm_bf16"},
+    {OpClass::ExpertGemm, kBf16, false, "gemm_bf16"},            {OpClass::ExpertGemm, kFp8, false, "gemm_fp8"},
+    {OpClass::ExpertActivation, kBf16, false, "hbm_copy"},       {OpClass::Activation, kBf16, false, "hbm_copy"},
+    {OpClass::LocalCopy, kBf16, false, "hbm_copy"},
+    {OpClass::Permute, kBf16, false, "permute"},                 {OpClass::Unpermute, kBf16, false, "unpermute_combine"},
+    {OpClass::AttentionCore, kBf16, false, "attention_prefill"}, {OpClass::AttentionCore, kFp8, false, "attention_prefill_fp8"},
+    {OpClass::AttentionCore, kBf16, true, "attention_decode"},   {OpClass::AttentionCore, kFp8, true, "attention_decode_fp8"},
+    {OpClass::AttentionCoreBwd, kBf16, false, "attention_prefill_bwd"},
+    {OpClass::AttentionCoreBwd, kFp8, false, "attention_prefill_bwd_fp8"},
+};
+
+const FamilyRow* row_for(const OpWork& w) {
+  const bool decode = w.op == OpClass::AttentionCore && w.kv_len > 0;
+  for (const FamilyRow& r : kFamilies)
+    if (r.op == w.op && r.precision == w.precision && r.decode == decode) return &r;
+  return nullptr;
+}
+
+// Ops whose size x is their bytes or tokens, not a shape along an efficiency curve.
+bool priced_by_size(OpClass c) {
+  switch (c) {
+    case OpClass::Permute:
+    case OpClass::Unpermute:
+    case OpClass::ExpertActivation:
+    case OpClass::Activation:
+    case OpClass::LocalCopy:
+    case OpClass::Norm:
+    case OpClass::Rope:
+    case OpClass::Residual:
+    case OpClass::QuantAct:
+    case OpClass::RouterTopk: return true;
+    default: return false;
+  }
+}
 }  // namespace
 
-CalibratedCostModel::CalibratedCostModel(CalibrationProfile profile, std::string label)
-    : profile_(std::move(profile)), label_(std::move(label)) {
-  for (const char* f : kRequired) {
-    if (profile_.family(f).empty())
-      throw InputError("calibration profile " + label_ + " has no curve for " + f + " (re-run epsim calibrate with its measurements)");
-    for (const auto* c : profile_.family(f))
-      if (c->shape != CurveShape::Efficiency)
-        throw InputError("calibration profile " + label_ + ": curve " + f + " " + c->series_text() + " has shape " +
-                         to_string(c->shape) + ", the simulator prices ops with efficiency curves");
-  }
+namespace {
+// An op's named sizes as op_family.h reads them (only those given).
+std::map<std::string, std::int64_t> op_sizes(const OpWork& w) {
+  std::map<std::string, std::int64_t> s;
+  auto put = [&](const char* k, std::int64_t v) {
+    if (v > 0) s[k] = v;
+  };
+  const OpWork::Sizes& z = w.sizes;
+  put("m", z.m);
+  put("n", z.n);
+  put("k", z.k);
+  put("experts", std::max(1, w.experts));
+  put("tokens", w.tokens);
+  put("rows", w.rows);
+  put("hidden", z.hidden);
+  put("inter", z.inter);
+  put("heads", z.heads);
+  put("kv_heads", z.kv_heads);
+  put("head_dim", z.head_dim);
+  put("head_dim_qk", z.head_dim_qk);
+  put("head_dim_v", z.head_dim_v);
+  put("seq", w.seq_len);
+  put("kv_len", w.kv_len);
+  return s;
+}
+}  // namespace
+
+const char* calibrated_family(const OpWork& w) {
+  const FamilyRow* r = row_for(w);
+  return r ? r->family : nullptr;
+}
+
+CalibratedCostModel::CalibratedCostModel(CalibrationProfile profile, std::string label, GpuSpec fallback)
+    : profile_(std::move(profile)), label_(std::move(label)), nominal_(std::move(fallback)),
+      per_op_(!profile_.family("rmsnorm").empty()) {
+  for (const FamilyRow& r : kFamilies)
+    for (const auto* c : profile_.family(r.family))
+      if (c->shape != CurveShape::Efficiency && !priced_by_size(r.op))
+        throw InputError("calibration profile " + label_ + ": curve " + r.family + " " + c->series_text() + " has shape " +
+                         to_string(c->shape) + ", the simulator prices " + to_string(r.op) + " ops with efficiency curves");
 }
 
 CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool describe) const {
@@ -38,17 +121,47 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
   const double rows = static_cast<double>(w.rows > 0 ? w.rows : std::max<std::int64_t>(w.tokens, 1));
   double series_gap = 1.0;
   std::string series_detail;
-  // The family's one curve (families the constructor does not require are checked here).
-  auto single = [&](const std::string& family) {
-    const auto curves = profile_.family(family);
-    if (curves.empty())
-      throw InputError(fmt::format("calibration profile {} has no curve for {} (re-run epsim calibrate with its measurements)", label_, family));
-    p.lo = p.hi = curves.front();
-  };
+  if (per_op_ && w.named) {
+    FamilyQuery q = family_for_op(w.name.str(), to_string(w.precision), op_sizes(w), w.flops.count(), static_cast<double>(w.bytes.count()));
+    // The router's GEMM alone only where its top-k was measured apart (else gate_topk has both).
+    const bool apart = w.name.kind != OpKind::Router || !profile_.family("router_topk").empty();
+    if (!q.family.empty() && !profile_.family(q.family).empty() && apart) {
+      p.by_name = true;
+      p.query = std::move(q);
+      if (describe) {
+        std::string used;
+        time_family(p.query, w.flops.count(), static_cast<double>(w.bytes.count()), &used);
+        p.why = "by op name " + w.name.str() + " (op_family.h): " + used;
+        p.note = {name(), used + (p.query.calls > 1 ? fmt::format(" x {} calls", p.query.calls) : ""), 1.0, ""};
+      }
+      return p;
+    }
+  }
+  const FamilyRow* row = row_for(w);
+  const char* family = row ? row->family : nullptr;
+  if (row != nullptr && row->within && !profile_.family(family).empty()) {
+    p.within = true;
+    if (describe) {
+      p.why = fmt::format("measured within {} together with the op before it, which that family prices", family);
+      p.note = {name(), fmt::format("within {}", family), 1.0, ""};
+    }
+    return p;
+  }
+  if (family == nullptr || profile_.family(family).empty()) {
+    p.fallback = true;
+    if (describe) {
+      const std::string why = family == nullptr ? fmt::format("no measured family prices {} {}", to_string(w.precision), to_string(w.op))
+                                                : fmt::format("the profile has no {}", family);
+      p.why = why;
+      p.note = {name(), nominal_.name() + " roofline (" + why + ")", 1.0, "", true};
+    }
+    return p;
+  }
+  auto single = [&] { p.lo = p.hi = profile_.family(family).front(); };
   switch (w.op) {
     case OpClass::ExpertMlp:
     case OpClass::SharedExpert: {
-      auto curves = profile_.family("expert_mlp_bf16");
+      auto curves = profile_.family(family);
       std::sort(curves.begin(), curves.end(), [](auto* a, auto* b) { return series_value(*a, "experts") < series_value(*b, "experts"); });
       const double e = w.op == OpClass::ExpertMlp ? std::max(1, w.experts) : 1.0;
       p.x = w.op == OpClass::ExpertMlp ? tokens / e : rows;
@@ -83,13 +196,13 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
       break;
     }
     case OpClass::DenseMlp:
-      single("dense_mlp_bf16");
+      single();
       p.x = rows;
       p.x_name = "tokens";
       if (describe) p.why = "the measured dense MLP";
       break;
     case OpClass::Gate:
-      single("gate_topk");
+      single();
       p.x = tokens;
       p.x_name = "tokens";
       if (describe) p.why = "the measured gate (logits GEMM + top-k)";
@@ -101,7 +214,7 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
       const double weights = w.flops.count() / 2.0 / rows;  // parameters per row on this GPU
       const CalibratedCurve* best = nullptr;
       double best_d = std::numeric_limits<double>::infinity();
-      for (const auto* c : profile_.family("gemm_bf16")) {
+      for (const auto* c : profile_.family(family)) {
         const double nk = static_cast<double>(series_value(*c, "n") * series_value(*c, "k"));
         const double d = std::abs(std::log(nk / weights));
         if (d < best_d) best_d = d, best = c;
@@ -114,9 +227,8 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
                           static_cast<double>(series_value(*best, "n") * series_value(*best, "k")) * 1e-6);
       break;
     }
-    case OpClass::ExpertActivation:
-    case OpClass::LocalCopy: {
-      single("hbm_copy");
+    default: {  // the classes priced_by_size() names but permute and unpermute: HBM-bound elementwise ops
+      single();
       p.x = static_cast<double>(w.bytes.count()) / 2.0;  // a copy of x bytes reads and writes x
       p.x_name = "bytes";
       if (describe) p.why = "an HBM-bound elementwise kernel: the measured device copy of the same bytes read + written";
@@ -124,21 +236,26 @@ CalibratedCostModel::Pick CalibratedCostModel::pick(const OpWork& w, bool descri
     }
     case OpClass::Permute:
     case OpClass::Unpermute: {
-      const char* family = w.op == OpClass::Permute ? "permute" : "unpermute_combine";
-      single(family);
+      single();
       p.x = tokens;
       p.x_name = "tokens";
       if (describe) p.why = fmt::format("the measured {} kernel", family);
       break;
     }
+    case OpClass::AttentionCoreBwd:
+      single();
+      p.x = static_cast<double>(w.seq_len > 0 ? w.seq_len : w.tokens);
+      p.x_name = "seq";
+      if (describe) p.why = "causal prefill backward";
+      break;
     case OpClass::AttentionCore:
       if (w.kv_len > 0) {
-        single("attention_decode");
+        single();
         p.x = static_cast<double>(w.bytes.count());
         p.x_name = "bytes";
         if (describe) p.why = fmt::format("decode of {} sequences at KV length {}: KV bytes read", w.tokens, w.kv_len);
       } else {
-        single("attention_prefill");
+        single();
         p.x = static_cast<double>(w.seq_len > 0 ? w.seq_len : w.tokens);
         p.x_name = "seq";
         if (describe) p.why = "causal prefill (cuDNN SDPA reference; the project's own kernel is 7-12x slower)";
@@ -194,6 +311,12 @@ constexpr double kBenchEventGapUs = 2.7;
 
 Time CalibratedCostModel::time(const OpWork& w) const {
   const Pick p = pick(w, false);
+  if (p.by_name) return time_family(p.query, w.flops.count(), static_cast<double>(w.bytes.count()));
+  if (p.within) return Time::zero();
+  if (p.fallback) {
+    const Time gap = profile_.kernel_gap > Time::zero() ? profile_.kernel_gap : nominal_.kernel_gap();
+    return nominal_.time(w) + gap * static_cast<double>(w.kernels);
+  }
   const double flops = w.flops.count(), bytes = static_cast<double>(w.bytes.count());
   if (p.lo->shape == CurveShape::LogLog) return loglog_time(*p.lo, p.x, bytes);
   const double base = p.lo == p.hi ? p.lo->baseline(flops, bytes).to_seconds()
@@ -251,6 +374,10 @@ PriceNote CalibratedCostModel::note(const OpWork& w) const { return pick(w, true
 
 std::string CalibratedCostModel::explain(const OpWork& w) const {
   const Pick p = pick(w, true);
+  if (p.by_name) return fmt::format("  priced by {}: {}: {:.3f} us\n", name(), p.why, time(w).to_us());
+  if (p.within) return fmt::format("  priced by {}: {}: 0 us here\n", name(), p.why);
+  if (p.fallback)
+    return fmt::format("  priced by {}: {}, so by the nominal roofline instead\n", name(), p.why) + nominal_.explain(w);
   const CalibratedCurve& c = *p.lo;
   const double flops = w.flops.count(), bytes = static_cast<double>(w.bytes.count());
   const Time tc = Time::seconds(c.peak.per_second() > 0 ? flops / c.peak.per_second() : 0.0);

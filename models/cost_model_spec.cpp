@@ -66,7 +66,7 @@ std::unique_ptr<CostModel> make_cost_model(const CostModelSpec& spec, const GpuS
     const std::string label = calibration.find('/') == std::string::npos && calibration.find(".json") == std::string::npos
                                   ? calibration
                                   : std::filesystem::path(calibration).stem().string();
-    return std::make_unique<CalibratedCostModel>(CalibrationProfile::load(path), label);
+    return std::make_unique<CalibratedCostModel>(CalibrationProfile::load(path), label, gpu);
   } catch (const InputError& e) {
     throw ConfigError("cost_model.calibration", "\"" + spec.calibration + "\"", e.what());
   }

@@ -67,6 +67,7 @@ const Schema& GpuSpec::schema() {
       {"memory_gb", "number", nullptr, "GB", "device memory, 1e9 bytes (default: preset)"},
       {"nvlink_gbps", "number", nullptr, "GB/s", "NVLink per GPU each way (default: preset)"},
       {"sms", "integer", nullptr, "", "streaming multiprocessors (default: preset: 132 Hopper, 78 H20, 148 Blackwell)"},
+      {"kernel_gap_us", "number", 1.0, "us", "nominal cost model: the gap each kernel adds after the previous one on a stream (launch and dependency), added to every op's time per kernel it launches. 1 us: NVIDIA's \"Getting Started with CUDA Graphs\" (developer.nvidia.com/blog/cuda-graphs) measured back-to-back 2.9 us kernels in a stream at 3.8 us each; under a calibrated cost model measured prices include their launches, and ops no measured family prices get the profile's measured kernel_gap_us (else this)"},
   }};
   return s;
 }
@@ -92,6 +93,7 @@ GpuSpec GpuSpec::from_json(const nlohmann::json& j, const std::string& path) {
   if (c.has("memory_gb")) g.memory = Bytes::gb(c.positive("memory_gb"));
   if (c.has("nvlink_gbps")) g.nvlink = Bandwidth::gb_per_s(c.positive("nvlink_gbps"));
   if (c.has("sms")) g.sms = static_cast<int>(c.integer("sms", 1));
+  g.kernel_gap = Time::us(c.non_negative("kernel_gap_us"));
   return g;
 }
 

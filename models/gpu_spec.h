@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/config.h"
+#include "models/precision.h"
 #include "models/units.h"
 
 namespace epsim {
@@ -21,8 +22,10 @@ struct GpuSpec {
   Bytes memory;                  // usable device memory
   Bandwidth nvlink;              // NVLink per GPU, each way
   int sms = 132;                 // streaming multiprocessors
+  Time kernel_gap = Time::us(1.0);  // launch and dependency gap a kernel adds after the previous one on a stream (nominal)
 
-  FlopRate effective_flops() const { return peak_bf16 * mfu; }
+  FlopRate peak(NumberFormat f) const { return f == NumberFormat::Fp8 ? peak_fp8 : peak_bf16; }
+  FlopRate effective_flops(NumberFormat f = NumberFormat::Bf16) const { return peak(f) * mfu; }
   Bandwidth effective_hbm() const { return hbm * hbm_efficiency; }
 
   static const Schema& schema();

@@ -1,9 +1,12 @@
 // FLOPs and bytes of every op of a transformer layer, as functions of token counts.
 //
-// Conventions: a GEMM of M x K by K x N costs 2*M*N*K FLOPs. Bytes count each weight read once and
-// each activation read once and written once, at the model's bytes per element (BF16: 2). With
-// attention tensor parallelism of degree tp, a TP group of tp GPUs processes the tokens of all its
-// GPUs with 1/tp of the heads (and of the dense MLP) on each GPU.
+// Conventions: a GEMM of M x K by K x N costs 2*M*N*K FLOPs. Bytes count each weight read once (as
+// stored: precision.weights) and each activation read once and written once, at 2 bytes (bf16; the
+// input of an fp8 GEMM at 1 byte plus one FP32 scale per 128). With attention tensor parallelism
+// of degree tp, a TP group of tp GPUs processes the tokens of all its GPUs with 1/tp of the heads
+// (and of the dense MLP and shared expert) on each GPU. Elementwise ops (norms, rope, residual adds,
+// SwiGLU, quantisation, top-k) count the operations per element their comment gives; they are
+// bound by HBM. The layer program (layer_program.h) says which ops a layer runs, in which order.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "models/moe_model.h"
+#include "models/op_name.h"
 #include "models/units.h"
 
 namespace epsim {
@@ -28,6 +32,13 @@ enum class OpClass {
   ExpertGemm,        // one GEMM of one expert's MLP (cost_model.expert_gemms=per-expert)
   ExpertActivation,  // SiLU(gate) x up over a chunk's expert rows, between the two GEMMs (HBM-bound)
   LocalCopy,         // rows a dispatch or combine round sends to its own GPU: a device copy (HBM-bound)
+  Norm,              // RMSNorm (HBM-bound)
+  Rope,              // rotary position embedding of q and k (HBM-bound)
+  Residual,          // residual add (HBM-bound)
+  QuantAct,          // bf16 -> fp8 with one FP32 scale per 128 channels, before an fp8 GEMM or dispatch
+  RouterTopk,        // the router's score function, bias and (group-limited) top-k over its logits
+  Activation,        // SiLU(gate) x up of the shared expert and the dense MLP (HBM-bound)
+  AttentionCoreBwd,  // the attention core's backward (FlashAttention-2: 2.5x the forward FLOPs)
   MtpProjection,     // the MTP module's 2 x hidden -> hidden GEMM (workload.mtp_tokens)
 };
 const char* to_string(OpClass c);
@@ -44,6 +55,19 @@ struct OpWork {
   std::int64_t rows = 0;
   std::int64_t seq_len = 0;
   std::int64_t kv_len = 0;
+  // The format its math runs in (GEMMs: their op class's precision.*; the peak that prices them).
+  NumberFormat precision = NumberFormat::Bf16;
+  int kernels = 1;  // kernel launches it takes (a loop of per-expert GEMMs: one per non-empty expert)
+  // The layer op it is (set by the layer program, `named`; the class-level functions below leave
+  // it unset) and its named sizes, 0 where not given: what a profile measured op by op prices it by
+  // (models/op_family.h's keys; m: GEMM rows per call, experts: calls of a per-expert loop).
+  OpName name{};
+  bool named = false;
+  struct Sizes {
+    std::int64_t m = 0, n = 0, k = 0, hidden = 0, inter = 0;
+    int heads = 0, kv_heads = 0, head_dim = 0, head_dim_qk = 0, head_dim_v = 0;
+  };
+  Sizes sizes{};
 };
 
 // One linear layer's weight, rows x cols (input width x output width), named as the op that uses it.
@@ -51,6 +75,7 @@ struct WeightMatrix {
   const char* op;
   std::int64_t rows;
   std::int64_t cols;
+  bool split = true;  // divided over the TP group (column- or row-parallel); false: replicated (MLA's down-projections)
 };
 
 class LayerOps {
@@ -65,7 +90,8 @@ class LayerOps {
   // Stored bytes of one layer's weights at precision.weights (fp8: with the 128 x 128 block scales),
   // whole (not divided by tp): attention projections, one expert (gate, up, down: hidden x I each),
   // the dense MLP; the router (hidden x experts, bf16) and the LM head (precision.lm_head_weight_bytes).
-  Bytes attention_weight_bytes() const;
+  // per_gpu: what one GPU of the TP group holds (split matrices 1/tp, replicated ones whole).
+  Bytes attention_weight_bytes(bool per_gpu = false) const;
   Bytes expert_weight_bytes() const;
   Bytes dense_mlp_weight_bytes() const;
   Bytes gate_weight_bytes() const { return Precision::matrix_bytes(NumberFormat::Bf16, m_.hidden, m_.routed_experts); }
@@ -108,17 +134,52 @@ class LayerOps {
   OpWork lm_head(std::int64_t tokens) const;
   // `tokens` tokens of this GPU, each read once and written top_k times in expert order (permute),
   // or top_k rows read and one written per token (unpermute): (top_k + 1) rows of hidden each, the
-  // convention of the measured permute and unpermute_combine kernels (kernels/moe_kernels.cu).
-  OpWork permute(std::int64_t tokens) const;
+  // convention of the measured permute and unpermute_combine kernels (kernels/moe_kernels.cu). Rows
+  // at the dispatch's format (permute; the quantised tokens) or the combine's (unpermute), or `f`.
+  OpWork permute(std::int64_t tokens) const { return permute(tokens, m_.precision.dispatch); }
+  OpWork permute(std::int64_t tokens, NumberFormat f) const;
   OpWork unpermute(std::int64_t tokens) const;
+
+  // The per-op work the layer program composes (layer_program.h).
+  // A GEMM of `rows` x k by k x n on this GPU reading `weights` (as stored) at format f.
+  OpWork linear(OpClass op, NumberFormat f, std::int64_t rows, std::int64_t k, std::int64_t n, Bytes weights) const;
+  // Stored bytes of a k x n weight on this GPU (the decoder layers' format).
+  Bytes weight(std::int64_t k, std::int64_t n) const { return m_.precision.weight_bytes(k, n); }
+  // RMSNorm of rows x width: x read, y written, the weight read; 4 operations an element (square,
+  // sum, scale, weight).
+  OpWork norm(std::int64_t rows, std::int64_t width) const;
+  // Rotary embedding of the TP group's `rows` tokens on this GPU's heads: MHA/GQA all of q's and
+  // k's head dims, MLA the rope dims of q and the shared k_pe; read and written, 3 operations an
+  // element (two multiplies and an add per rotated element).
+  OpWork rope(std::int64_t rows) const;
+  // Residual add of `tokens` x hidden: two read, one written; one add an element.
+  OpWork residual(std::int64_t tokens) const;
+  // bf16 -> fp8 of rows x width: bf16 read, fp8 and one FP32 scale per 128 written; 2 operations an
+  // element (the block max, the scaling).
+  OpWork quant(std::int64_t rows, std::int64_t width) const;
+  // SiLU(gate) x up of rows x width: 2 width read, width written; 5 operations an output (exp,
+  // add, divide, two multiplies). op: ExpertActivation (routed experts) or Activation.
+  OpWork swiglu(OpClass op, std::int64_t rows, std::int64_t width) const;
+  // The router's score function, bias and top-k over `tokens` x experts logits (bf16 read), top_k
+  // indices and weights (4 B each) written; about 8 operations a logit.
+  OpWork router_topk(std::int64_t tokens) const;
+  // MLA decode's kv_b_proj, absorbed: q_nope x W_UK into the latent and the latent output x W_UV,
+  // per head, on the TP group's `rows` tokens: the prefill's FLOPs, other activations.
+  OpWork kv_b_absorbed(std::int64_t rows) const;
+  // The attention core's backward of a prefill `forward`: FlashAttention-2's 2.5x the forward FLOPs
+  // (five matmuls against two, the scores recomputed); reads q, k, v, o and dO, writes dq, dk, dv:
+  // twice the forward's bytes.
+  OpWork attention_core_backward(const OpWork& forward) const;
+  // KV heads one GPU holds (MHA/GQA): ceil(kv_heads / tp), at least 1.
+  std::int64_t kv_heads_per_gpu() const { return (m_.kv_head_count() + tp_ - 1) / tp_; }
 
   const MoeModelSpec& model() const { return m_; }
   int tp() const { return tp_; }
 
  private:
   Bytes elems(double n) const { return Bytes(static_cast<std::int64_t>(n) * m_.bytes_per_param); }
-  OpWork mlp(OpClass op, std::int64_t tokens, std::int64_t intermediate, int copies, double weight_share) const;
-  OpWork gemm(OpClass op, std::int64_t rows, std::int64_t n, std::int64_t k) const;
+  void core_sizes(OpWork& w) const;  // the attention core's named sizes
+  OpWork mlp(OpClass op, NumberFormat f, std::int64_t tokens, std::int64_t intermediate, int copies, double weight_share) const;
   const MoeModelSpec& m_;
   int tp_;
 };

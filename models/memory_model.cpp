@@ -32,7 +32,7 @@ MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const 
   const std::int64_t shared_here = m.shared_experts - par.routed_shared(m);
   MemoryReport r;
   // Weights as stored (models/precision.h: bf16, or fp8 with one FP32 scale per 128 x 128 block).
-  r.attention_weights = Bytes(layers * ops.attention_weight_bytes().count() / tp);
+  r.attention_weights = ops.attention_weight_bytes(true) * layers;
   r.dense_weights = Bytes(share.dense_layers * ops.dense_mlp_weight_bytes().count() / tp);
   r.expert_weights = ops.expert_weight_bytes() * (moe * par.experts_per_gpu);
   // Routed shared experts sit in expert slots (counted in experts_per_gpu), not on every GPU.

@@ -19,6 +19,7 @@ void PricingLedger::record(const OpWork& w, const CostModel& cost) {
   }
   if (std::find(cp.curves.begin(), cp.curves.end(), n.curve) == cp.curves.end()) cp.curves.push_back(n.curve);
   ++cp.ops;
+  if (n.fallback) ++cp.fallback;
   if (n.extrapolated()) {
     ++cp.extrapolated;
     if (n.extrapolation > cp.worst_gap) {
@@ -38,7 +39,7 @@ nlohmann::json PricingLedger::to_json() const {
   nlohmann::json j = nlohmann::json::array();
   for (const auto& c : summary())
     j.push_back({{"op", to_string(c.op)}, {"model", c.model}, {"curves", c.curves}, {"ops", c.ops},
-                 {"extrapolated", c.extrapolated}, {"worst_gap", c.worst_gap}, {"worst_detail", c.worst_detail}});
+                 {"extrapolated", c.extrapolated}, {"fallback", c.fallback}, {"worst_gap", c.worst_gap}, {"worst_detail", c.worst_detail}});
   return j;
 }
 
@@ -52,7 +53,10 @@ std::vector<std::string> PricingLedger::lines() const {
                            : fmt::format("{} of {} ops extrapolated, up to {:.2f}x ({})", c.extrapolated, c.ops, c.worst_gap,
                                          c.worst_detail);
     if (curves == "roofline") tail = "no measurements";
-    out.push_back(fmt::format("{:<15} {}: {}; {}", to_string(c.op), c.model, curves, tail));
+    if (c.fallback > 0)
+      tail = c.fallback == c.ops ? "no measurement: nominal roofline"
+                                 : fmt::format("{} of {} ops without measurement (nominal roofline); {}", c.fallback, c.ops, tail);
+    out.push_back(fmt::format("{:<18} {}: {}; {}", to_string(c.op), c.model, curves, tail));
   }
   return out;
 }

@@ -25,6 +25,7 @@ struct ClassPricing {
   std::vector<std::string> curves; // distinct curves that priced it ("roofline" under nominal)
   std::int64_t ops = 0;            // ops recorded
   std::int64_t extrapolated = 0;   // of which outside the measured range
+  std::int64_t fallback = 0;       // of which a calibrated model left to the nominal roofline (no measurement)
   double worst_gap = 1.0;          // largest extrapolation factor
   std::string worst_detail;        // its PriceNote::detail
 };
@@ -34,7 +35,7 @@ class PricingLedger {
   void record(const OpWork& work, const CostModel& cost);
   // One entry per op class recorded, in OpClass order.
   std::vector<ClassPricing> summary() const;
-  // [{"op": "expert_mlp", "model": ..., "curves": [...], "ops": n, "extrapolated": n,
+  // [{"op": "expert_mlp", "model": ..., "curves": [...], "ops": n, "extrapolated": n, "fallback": n,
   //   "worst_gap": x, "worst_detail": "..."}, ...]
   nlohmann::json to_json() const;
   // One line per class: "expert_mlp  calibrated(h200-measured): expert_mlp_bf16 experts=1 by

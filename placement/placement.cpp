@@ -50,7 +50,8 @@ const LayerPlacement& Placement::moe_table(int index) const {
 }
 
 Time expert_compute_per_token(const MoeModelSpec& model, const GpuSpec& gpu) {
-  return Flops(6.0 * static_cast<double>(model.hidden) * static_cast<double>(model.expert_intermediate)) / gpu.effective_flops();
+  return Flops(6.0 * static_cast<double>(model.hidden) * static_cast<double>(model.expert_intermediate)) /
+         gpu.effective_flops(model.precision.routed_experts);
 }
 
 Placement Placement::contiguous(int experts, int ep) {
@@ -92,7 +93,7 @@ Placement Placement::layouts(const PlacementSpec& spec, const PlacementInputs& i
     if (stats) return ExpectedRouting::from_load((*stats)[z(l)], G, static_cast<double>(in.tokens_per_gpu), m.top_k);
     return gate_expected_routing(in.gate, layers[z(l)], G, in.tokens_per_gpu);
   };
-  const Bytes token_bytes(m.hidden * m.bytes_per_param);
+  const Bytes token_bytes = m.precision.dispatch_bytes_per_token(m.hidden);  // what a dispatch carries per token
 
   if (s == "eplb") {
     std::vector<std::vector<double>> weight;

@@ -54,7 +54,7 @@ class TraceWriter {
 constexpr const char* kColour[] = {"thread_state_running", "rail_response", "rail_animation", "good"};
 
 std::string args(const Task& t, const TaskGraph& g) {
-  std::string a = fmt::format("\"layer\":{},\"micro_batch\":{}", t.layer, t.micro_batch);
+  std::string a = fmt::format("\"layer\":{},\"micro_batch\":{},\"phase\":\"{}\"", t.layer, t.micro_batch, to_string(t.phase));
   if (t.kind == TaskKind::Compute)
     return a + fmt::format(",\"flops\":{:.0f},\"bytes\":{},\"tokens\":{}", t.work.flops, t.work.bytes, t.work.tokens);
   const CollectiveTraffic& tr = g.info(t.collective).traffic;
@@ -88,8 +88,10 @@ void gpu_slices(TraceWriter& w, const Simulation& sim, int gpu, const std::vecto
                         l == 0 ? "" : fmt::format(" {}", l + 1)));
   auto slice = [&](const Slice& s, int tid) {
     const Task& t = g.task(s.task);
+    // A compute slice is named by its op ("q_proj L3 mb0", "expert_up.wgrad L3 mb1"), with its phase in args.
+    const std::string name = t.kind == TaskKind::Compute ? t.op.str() : to_string(t.phase);
     w.event(fmt::format(R"({{"ph":"X","pid":{},"tid":{},"ts":{},"dur":{},"name":"{} L{} mb{}","cat":"mb{}","cname":"{}","args":{{{}}}}})",
-                        gpu, tid, us(s.start), us(s.end - s.start), to_string(t.phase), t.layer, t.micro_batch, t.micro_batch,
+                        gpu, tid, us(s.start), us(s.end - s.start), name, t.layer, t.micro_batch, t.micro_batch,
                         kColour[t.micro_batch % 4], args(t, g)));
   };
   for (const Slice& s : compute) slice(s, 0);

@@ -1,21 +1,41 @@
 #include "sim/critical_path.h"
 
 #include <algorithm>
+#include <span>
 
 namespace epsim {
 
 namespace {
-std::vector<std::vector<TaskId>> predecessors(const TaskGraph& g) {
-  std::vector<std::vector<TaskId>> pred(g.tasks().size());
-  for (std::size_t i = 0; i < g.tasks().size(); ++i)
-    for (TaskId n : g.tasks()[i].next) pred[static_cast<std::size_t>(n)].push_back(static_cast<TaskId>(i));
-  // An arrival is released by its collective.
-  for (int c = 0; c < g.collective_count(); ++c)
-    for (TaskId a : g.arrivals(c)) pred[static_cast<std::size_t>(a)].push_back(g.collective_task(c));
-  return pred;
+// Every task's predecessors, flat: those of task i are ids[offsets[i] .. offsets[i + 1]).
+struct Predecessors {
+  std::vector<std::size_t> offsets;
+  std::vector<TaskId> ids;
+  std::span<const TaskId> of(TaskId t) const {
+    const auto i = static_cast<std::size_t>(t);
+    return {ids.data() + offsets[i], offsets[i + 1] - offsets[i]};
+  }
+};
+
+Predecessors predecessors(const TaskGraph& g) {
+  const std::size_t n = g.tasks().size();
+  Predecessors p;
+  p.offsets.assign(n + 1, 0);
+  auto each = [&](auto&& edge) {
+    for (std::size_t i = 0; i < n; ++i)
+      for (TaskId next : g.tasks()[i].next) edge(static_cast<TaskId>(i), next);
+    // An arrival is released by its collective.
+    for (int c = 0; c < g.collective_count(); ++c)
+      for (TaskId a : g.arrivals(c)) edge(g.collective_task(c), a);
+  };
+  each([&](TaskId, TaskId to) { ++p.offsets[static_cast<std::size_t>(to) + 1]; });
+  for (std::size_t i = 0; i < n; ++i) p.offsets[i + 1] += p.offsets[i];
+  p.ids.resize(p.offsets[n]);
+  std::vector<std::size_t> fill(p.offsets.begin(), p.offsets.end() - 1);
+  each([&](TaskId from, TaskId to) { p.ids[fill[static_cast<std::size_t>(to)]++] = from; });
+  return p;
 }
 
-TaskId latest(const TaskGraph& g, const std::vector<TaskId>& ids) {
+TaskId latest(const TaskGraph& g, std::span<const TaskId> ids) {
   TaskId best = -1;
   for (TaskId id : ids)
     if (best < 0 || g.task(id).end > g.task(best).end || (g.task(id).end == g.task(best).end && id < best)) best = id;
@@ -43,7 +63,7 @@ CriticalPath critical_path(const TaskGraph& g, int gpus, int layers) {
       compute[static_cast<std::size_t>(task.gpu)] += task.end - task.start;
       per_layer[l] += task.end - task.start;
     }
-    const auto& ps = pred[static_cast<std::size_t>(t)];
+    const auto ps = pred.of(t);
     const TaskId p = latest(g, ps);
     if (task.kind == TaskKind::Collective) {
       per_layer[l] += task.end - task.start;

@@ -36,12 +36,11 @@ CommSetup comm_setup(const Scenario& sc, const EngineRates& rates, bool calibrat
   CommSetup s;
   s.scheme = comm_scheme_from_string(sc.network.scheme);
   const std::string& impl = sc.network.dispatch_impl;
-  const bool deepep = impl == "normal" || impl == "low_latency";
-  // The DeepEP modes quantise the dispatch as the scenario says; the others send BF16 activations
-  // (as kernels/ep_layer.cu and NCCL's all-to-all did).
-  const Bytes bf16(sc.model.hidden * sc.model.bytes_per_param);
-  s.dispatch_token = deepep ? sc.model.precision.dispatch_bytes_per_token(sc.model.hidden) : bf16;
-  s.combine_token = deepep ? sc.model.precision.combine_bytes_per_token(sc.model.hidden) : bf16;
+  // Tokens in precision.dispatch and precision.combine (models/precision.h), whatever moves them:
+  // an fp8 dispatch is fp8 bytes through NCCL too. (kernels/ep_layer.cu's layers, which nccl and
+  // peer replay, sent bf16: their scenarios are bf16.)
+  s.dispatch_token = sc.model.precision.dispatch_bytes_per_token(sc.model.hidden);
+  s.combine_token = sc.model.precision.combine_bytes_per_token(sc.model.hidden);
   if (impl == "ideal" && calibrated) {
     s.nvlink = rates.nccl;
     TransferEngine ib = rates.rdma;

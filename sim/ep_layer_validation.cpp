@@ -49,28 +49,17 @@ constexpr PhaseMap kPhases[] = {
     {"unpermute", Phase::Unpermute},
 };
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 }  // namespace
 
-double FileValidation::median_abs_error_pct() const {
+ErrorSummary FileValidation::summary() const {
   std::vector<double> e;
-  for (const auto& c : cases) e.push_back(std::abs(c.error_pct()));
-  return median(e);
+  for (const auto& c : cases) e.push_back(c.error_pct());
+  return summarize_errors(e);
 }
 
-double FileValidation::max_abs_error_pct() const {
-  double m = 0;
-  for (const auto& c : cases) m = std::max(m, std::abs(c.error_pct()));
-  return m;
-}
-
-bool FileValidation::meets_target() const { return !cases.empty() && median_abs_error_pct() <= 5.0 && max_abs_error_pct() <= 10.0; }
+double FileValidation::median_abs_error_pct() const { return summary().median_abs_pct; }
+double FileValidation::max_abs_error_pct() const { return summary().max_abs_pct; }
+bool FileValidation::meets_target() const { return summary().meets_target(); }
 
 std::string ep_layer_gpu_preset(const std::string& device_name) {
   return device_name.find("H100") != std::string::npos ? "h100-sxm" : "h200";

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sim/error_summary.h"
 #include "sim/scenario.h"
 
 namespace epsim {
@@ -45,6 +46,7 @@ struct FileValidation {
   std::string file;
   std::string device;      // "NVIDIA H200 x2"
   std::vector<CaseComparison> cases;
+  ErrorSummary summary() const;
   double median_abs_error_pct() const;
   double max_abs_error_pct() const;
   // The target over these cases: median |error| <= 5% and every case <= 10%.

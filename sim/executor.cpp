@@ -82,6 +82,39 @@ void Executor::start_compute(TaskId id) {
   round_plan(t.gpu);
 }
 
+TaskId Executor::chained(TaskId id) const {
+  const Task& t = graph_.task(id);
+  if (t.next.size() != 1) return -1;
+  const TaskId n = t.next.front();
+  const Task& nt = graph_.task(n);
+  return nt.kind == TaskKind::Compute && nt.gpu == t.gpu && nt.waiting == 1 ? n : -1;
+}
+
+void Executor::advance(int gpu) {
+  GpuState& s = gpus_[static_cast<std::size_t>(gpu)];
+  const Time now = sim_.now();
+  while (s.running >= 0) {
+    const double r = rate(s.comm_active, s.running);
+    const TaskId n = s.running == s.run_last ? -1 : chained(s.running);
+    const Time end = s.since + Time::ps(static_cast<std::int64_t>(std::ceil(s.remaining_ps / r)));
+    if (n < 0 || end > now) {
+      s.remaining_ps -= static_cast<double>((now - s.since).picoseconds()) * r;
+      if (s.remaining_ps < 0) s.remaining_ps = 0;
+      s.since = now;
+      return;
+    }
+    // A task inside a run ended before now: its only successor, the next op on this stream,
+    // starts at that moment, as if its own event had fired.
+    graph_.tasks()[static_cast<std::size_t>(s.running)].end = end;
+    Task& next = graph_.tasks()[static_cast<std::size_t>(n)];
+    next.waiting = 0;
+    next.start = end;
+    s.running = n;
+    s.remaining_ps = static_cast<double>(next.duration.picoseconds());
+    s.since = end;
+  }
+}
+
 double Executor::round_rate(const GpuState& s, double stretch) const {
   if (s.running < 0) return 1.0;
   return 1.0 / (1.0 + stretch);
@@ -119,24 +152,32 @@ void Executor::endpoint_done(TaskId arrival) {
   if (gpus_[static_cast<std::size_t>(graph_.task(arrival).gpu)].round != arrival) finish(arrival);
 }
 
-// Brings the running task's remaining work up to now at the old rate (the caller changes the rate
-// afterwards), then plans its finish at the current rate.
+// Plans the end of the run in flight at the current rates (the caller has brought its work up to
+// now): the running task's rest, then each chained task's duration at its own rate.
 void Executor::replan(int gpu) {
   GpuState& s = gpus_[static_cast<std::size_t>(gpu)];
   if (s.running < 0) return;
   const std::uint64_t v = ++s.version;
-  const TaskId id = s.running;
-  const double left = s.remaining_ps / rate(s);
-  sim_.after(Time::ps(static_cast<std::int64_t>(std::ceil(left))), [this, gpu, v, id] {
+  TaskId last = s.running;
+  Time end = s.since + Time::ps(static_cast<std::int64_t>(std::ceil(s.remaining_ps / rate(s.comm_active, last))));
+  for (TaskId n = chained(last); n >= 0; n = chained(last)) {
+    last = n;
+    const double d = static_cast<double>(graph_.task(n).duration.picoseconds());
+    end += Time::ps(static_cast<std::int64_t>(std::ceil(d / rate(s.comm_active, n))));
+  }
+  s.run_last = last;
+  sim_.at(end, [this, gpu, v, last] {
     GpuState& st = gpus_[static_cast<std::size_t>(gpu)];
-    if (st.version != v || st.running != id) return;
-    finish(id);
+    if (st.version != v) return;
+    advance(gpu);
+    if (st.running != last) throw SimulationError("a run of compute tasks ended on another task than planned");
+    finish(last);
   });
 }
 
-double Executor::rate(const GpuState& s) const {
-  if (s.comm_active == 0 || s.running < 0) return 1.0;
-  const double f = graph_.task(s.running).sm_bound;
+double Executor::rate(int comm_active, TaskId running) const {
+  if (comm_active == 0 || running < 0) return 1.0;
+  const double f = graph_.task(running).sm_bound;
   const double hbm = sm_.hbm_share > 0 ? (1.0 - f) * sm_.hbm_share / (1.0 - sm_.hbm_share) : 0.0;
   if (f >= 1.0) return sm_.compute_rate();
   return 1.0 / (1.0 + f * (1.0 / sm_.compute_rate() - 1.0) + hbm);
@@ -145,11 +186,7 @@ double Executor::rate(const GpuState& s) const {
 void Executor::set_comm(int gpu, int delta) {
   GpuState& s = gpus_[static_cast<std::size_t>(gpu)];
   const bool was = s.comm_active > 0;
-  if (s.running >= 0) {
-    s.remaining_ps -= static_cast<double>((sim_.now() - s.since).picoseconds()) * rate(s);
-    if (s.remaining_ps < 0) s.remaining_ps = 0;
-    s.since = sim_.now();
-  }
+  advance(gpu);
   s.comm_active += delta;
   if ((sm_.comm_sms > 0 || sm_.hbm_share > 0) && was != (s.comm_active > 0)) replan(gpu);
 }

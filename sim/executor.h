@@ -13,6 +13,12 @@
 // 1 / (1 + fixed_stretch), then its moving part (the bytes) at 1 / (1 + round_stretch). A GPU's part of a collective ends when its flows
 // and its round are both done. Finishes are re-planned whenever a rate changes; stale finish events
 // are recognised by a per-GPU version and ignored.
+//
+// Runs: a compute task whose only successor is the next task on its GPU's compute stream, which
+// waits for nothing else, hands over to it without an event of its own: one event plans the end
+// of the whole run (each task at its own rate), and the boundaries inside it are written when the
+// run's work is brought up to date (a rate change, the run's end). Start and end times are those
+// one event per task would give; a layer's dozens of ops cost a few events.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +57,7 @@ class Executor {
   struct GpuState {
     int comm_active = 0;          // collectives this GPU is part of right now
     TaskId running = -1;          // compute task in flight
+    TaskId run_last = -1;         // the last task of its run, as last planned
     double remaining_ps = 0;      // its work left, in picoseconds at full speed
     Time since;                   // when remaining_ps was last brought up to date
     std::uint64_t version = 0;    // bumps on every re-plan
@@ -67,7 +74,12 @@ class Executor {
   void start_compute(TaskId id);
   void set_comm(int gpu, int delta);
   void replan(int gpu);
-  double rate(const GpuState& s) const;
+  // Brings the run in flight up to now: tasks of the run that ended meanwhile get their end, the
+  // next one its start; the running task's work left is reduced at its rate.
+  void advance(int gpu);
+  // The next task of a run after `id`, or -1 (see above).
+  TaskId chained(TaskId id) const;
+  double rate(int comm_active, TaskId running) const;
   double round_rate(const GpuState& s, double stretch) const;
   void round_advance(int gpu);  // brings the round's work left up to now at its current rate
   void round_plan(int gpu);     // plans its end at the current rate

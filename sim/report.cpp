@@ -83,6 +83,7 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
   }
   j["bound_by"] = bound;
   j["pricing"] = r.pricing;
+  j["ops"] = to_json(sim.layer_ops());
   j["memory"] = memory_json(r.memory);
   if (r.pipeline) j["pipeline"] = pipeline_json(*r.pipeline);
   nlohmann::json layers = nlohmann::json::array();

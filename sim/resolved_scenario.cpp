@@ -48,6 +48,9 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
     if (!p.contains(it.key())) p[it.key()] = it.value();
   // The GPU preset's own figures (exact: the preset is made from these numbers).
   nlohmann::json& g = out["gpu"];
+  // gpu.peak_fp8_tflops follows peak_tflops (2x) when only that is given.
+  if (!g.contains("peak_fp8_tflops") && g.contains("peak_tflops") && g["peak_tflops"].is_number())
+    g["peak_fp8_tflops"] = 2.0 * g["peak_tflops"].get<double>();
   const nlohmann::json preset = GpuSpec::preset_keys(g["preset"].get<std::string>());
   for (auto it = preset.begin(); it != preset.end(); ++it)
     if (!g.contains(it.key())) g[it.key()] = it.value();

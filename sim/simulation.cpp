@@ -60,6 +60,17 @@ std::vector<StepSummary> Simulation::run_steps(int steps) {
   return out;
 }
 
+OpsReport Simulation::layer_ops() const {
+  const Scenario& sc = scenario_;
+  std::int64_t rows = 0;
+  for (const LayerResult& l : result_.layers)
+    if (l.moe) {
+      rows = l.expert_tokens_max / sc.schedule.micro_batches();
+      break;
+    }
+  return list_layer_ops(sc, *cost_, rows);
+}
+
 namespace {
 // Per rank: its stages' weights, and the activation chunks its schedule holds at the peak (each the
 // working set of its stage's layers at one micro-batch's tokens). Returns the fullest rank's.

@@ -6,6 +6,7 @@
 
 #include "models/cost_model.h"
 #include "models/gate_model.h"
+#include "sim/layer_listing.h"
 #include "sim/scenario.h"
 #include "sim/step_builder.h"
 #include "sim/step_result.h"
@@ -41,6 +42,10 @@ class Simulation {
   const Cluster& cluster() const { return cluster_; }
   const TaskGraph& graph() const { return graph_; }
   const StepResult& result() const { return result_; }
+  const CostModel& cost_model() const { return *cost_; }
+  // One dense and one MoE layer's ops as the last step ran them (sim/layer_listing.h), the experts
+  // at the most loaded GPU's rows per micro-batch.
+  OpsReport layer_ops() const;
   // parallelism.pp > 1: the schedule and the tasks each slot emitted (last step).
   const PipelineRun& pipeline() const { return pipeline_; }
 

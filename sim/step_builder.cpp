@@ -5,7 +5,9 @@
 #include <numeric>
 
 #include "models/apportion.h"
+#include "models/op_pricing.h"
 #include "placement/dispatch_matrix.h"
+#include "sim/layer_listing.h"
 #include "sim/transfer_memo.h"
 #include "placement/slot_traffic.h"
 
@@ -89,6 +91,7 @@ struct StepBuilder::Traffic {
 StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const CostModel& cost,
                          const GateModel& gate, const Placement& placement)
     : sc_(scenario), cluster_(cluster), cost_(cost), ops_(scenario.model, scenario.parallelism.attention_tp),
+      program_(ops_, scenario.model.shared_experts - scenario.parallelism.routed_shared(scenario.model)),
       impl_(DispatchImpl::named(scenario.network.dispatch_impl)),
       traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}, false})), gpus_(cluster.gpu_count()),
       layers_(scenario.model.layers + scenario.workload.mtp_tokens), span_{0, cluster.gpu_count()},
@@ -108,7 +111,7 @@ int StepBuilder::routing_layer(int layer) const { return std::min(layer, sc_.mod
 
 double StepBuilder::sm_bound(const OpWork& w) const {
   if (!impl_.executor_rounds()) return 1.0;
-  const double compute = w.flops.count() / sc_.gpu.peak_bf16.per_second();
+  const double compute = w.flops.count() / sc_.gpu.peak(w.precision).per_second();
   const double memory = static_cast<double>(w.bytes.count()) / sc_.gpu.hbm.bytes_per_second();
   return compute <= 0 ? 0.0 : std::clamp(1.0 - memory / compute, 0.0, 1.0);
 }
@@ -117,32 +120,78 @@ std::int64_t StepBuilder::mb_tokens(int mb) const {
   return equal_share(split_.units, mb, mbs_) * split_.tokens_per_unit;
 }
 
-int StepBuilder::pass_factor(const OpWork& w, Pass pass) {
-  switch (pass) {
-    case Pass::Forward:
-    case Pass::WeightGrad: return 1;
-    case Pass::InputGrad: return w.op == OpClass::AttentionCore ? 2 : 1;  // no weights: all of it is input gradient
-    case Pass::Backward: break;
+LayerShape StepBuilder::shape(int l, int mb) const {
+  // decode: split_.tokens_per_unit is the new token and its drafts per sequence
+  LayerShape s = step_layer_shape(sc_, mb_tokens(mb), split_.tokens_per_unit);
+  s.window = sc_.model.window_of(l);  // local attention (model.attention_window), else 0
+  return s;
+}
+
+namespace {
+Phase phase_of(const LayerOp& op) {
+  switch (op.block) {
+    case Block::AttnIn:
+    case Block::AttnOut: return Phase::AttentionProj;
+    case Block::Attention: return op.name.kind == OpKind::AttnCore ? Phase::AttentionCore : Phase::AttentionProj;
+    case Block::MoeIn: return op.name.kind == OpKind::QuantDispatch || op.name.kind == OpKind::Permute ? Phase::Permute : Phase::Gate;
+    case Block::Shared: return Phase::SharedExpert;
+    case Block::Experts: return Phase::Experts;
+    case Block::MoeOut: return Phase::Unpermute;
+    case Block::Dense: return Phase::DenseMlp;
+    case Block::Head: return Phase::LmHead;
+    case Block::MtpIn: return Phase::MtpProjection;
   }
-  return 2;
+  return Phase::AttentionProj;
 }
 
-Time StepBuilder::scaled(const OpWork& w, Pass pass) const {
-  ledger_.record(w, cost_);
-  const Time t = cost_.time(w);
-  return pass_factor(w, pass) == 2 ? t + t : t;
+// The backward ops a pass runs: InputGrad all but the weight gradients, WeightGrad those alone.
+std::vector<LayerOp> of_pass(std::vector<LayerOp> ops, bool input, bool weight) {
+  if (input && weight) return ops;
+  std::vector<LayerOp> out;
+  for (LayerOp& o : ops)
+    if ((o.name.grad == Grad::Wgrad) == weight) out.push_back(std::move(o));
+  return out;
+}
+}  // namespace
+
+StepBuilder::TaskOp StepBuilder::task_op(const PricedOp& p, Pass pass) const {
+  const OpWork& w = p.op.work;
+  return {p.op.name, pass == Pass::WeightGrad ? Phase::WeightGrad : phase_of(p.op), p.time, sm_bound(w),
+          TaskWork{w.flops.count(), w.bytes.count(), w.tokens}};
 }
 
-TaskWork StepBuilder::traced(const OpWork& w, Pass pass) {
-  const int times = pass_factor(w, pass);
-  return TaskWork{w.flops.count() * times, w.bytes.count() * times, w.tokens};
+std::vector<StepBuilder::TaskOp> StepBuilder::priced(const std::vector<LayerOp>& ops, Pass pass) const {
+  std::vector<TaskOp> out;
+  out.reserve(ops.size());
+  for (const LayerOp& op : ops) out.push_back(task_op(price_op(op, cost_, &ledger_), pass));
+  return out;
 }
 
-TaskId StepBuilder::compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after,
-                            double sm_bound, TaskWork work) {
-  const TaskId id = g_.compute(gpu, phase, l, mb, duration);
-  g_.tasks()[static_cast<std::size_t>(id)].sm_bound = sm_bound;
-  g_.tasks()[static_cast<std::size_t>(id)].work = work;
+std::vector<LayerOp> StepBuilder::block_ops(Block b, int l, int mb, Pass pass) const {
+  if (pass == Pass::Forward) return program_.block(b, shape(l, mb), epsim::Pass::Forward);
+  return of_pass(program_.block(b, shape(l, mb), epsim::Pass::Backward), pass != Pass::WeightGrad, pass != Pass::InputGrad);
+}
+
+TaskId StepBuilder::emit(int gpu, int l, int mb, const std::vector<TaskOp>& ops, const std::vector<TaskId>& after) {
+  TaskId last = -1;
+  for (std::size_t i = 0; i < ops.size(); ++i) last = compute(gpu, ops[i], l, mb, i == 0 ? after : std::vector<TaskId>{});
+  return last;
+}
+
+void StepBuilder::run_block(int l, int mb, Block b, Pass pass, bool chain) {
+  const std::vector<TaskOp> ops = priced(block_ops(b, l, mb, pass), pass);
+  if (ops.empty()) return;
+  Deps& ready = ready_[static_cast<std::size_t>(mb)];
+  for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
+    const TaskId last = emit(gpu, l, mb, ops, chain ? ready[static_cast<std::size_t>(gpu)] : std::vector<TaskId>{});
+    if (chain) ready[static_cast<std::size_t>(gpu)] = {last};
+  }
+}
+
+TaskId StepBuilder::compute(int gpu, const TaskOp& op, int l, int mb, const std::vector<TaskId>& after) {
+  const TaskId id = g_.compute(gpu, op.phase, l, mb, op.time, op.name);
+  g_.tasks()[static_cast<std::size_t>(id)].sm_bound = op.sm_bound;
+  g_.tasks()[static_cast<std::size_t>(id)].work = op.work;
   TaskId& tail = compute_tail_[static_cast<std::size_t>(gpu)];
   if (tail >= 0) g_.depend(tail, id);
   for (TaskId a : after)
@@ -180,69 +229,33 @@ TaskId StepBuilder::tp_collective(int l, int mb, const Deps& after) {
   }, after, tp_tail(), [key] { return key; });
 }
 
-// The attention: [TP all-gather] projections and core [TP reduce-scatter].
+// attn_norm, [TP all-gather] the attention ops, [TP reduce-scatter] attn_residual; a backward
+// the same blocks reversed, each reversed.
 void StepBuilder::attention_item(int l, int mb, Pass pass) {
   if (sc_.model.attention == AttentionKind::None) return;
-  const Workload& w = sc_.workload;
-  const std::int64_t T = mb_tokens(mb);
-  const bool tp = sc_.parallelism.attention_tp > 1;
-  const std::int64_t seqs = std::max<std::int64_t>(1, w.sequences() * T / w.tokens());
+  const bool tp = sc_.parallelism.attention_tp > 1 && pass != Pass::WeightGrad;
+  const bool forward = pass == Pass::Forward;
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
-  const OpWork proj_op = ops_.attention_proj(T);
-  const int queries = split_.tokens_per_unit;  // decode: the new token and its drafts per sequence
-  const int window = sc_.model.window_of(l);  // local attention (model.attention_window), else 0
-  const OpWork core_op = w.mode == Mode::Decode ? ops_.attention_core_decode(T / queries, w.kv_len, queries, window)
-                                                : ops_.attention_core_prefill(seqs, w.seq_len, w.prefix_tokens(), window);
-  const Time proj = scaled(proj_op, pass);
-  const Time core = scaled(core_op, pass);
-  if (tp && (l > 0 || pass != Pass::Forward)) {
+  auto tp_sync = [&] {
     const TaskId c = tp_collective(l, mb, ready);
     for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
-  }
-  for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
-    compute(gpu, Phase::AttentionProj, l, mb, proj, ready[static_cast<std::size_t>(gpu)], sm_bound(proj_op), traced(proj_op, pass));
-    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::AttentionCore, l, mb, core, {}, sm_bound(core_op), traced(core_op, pass))};
-  }
-  if (tp) {
-    const TaskId c = tp_collective(l, mb, ready);
-    for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)] = {g_.arrival(c, gpu)};
-  }
+  };
+  run_block(l, mb, forward ? Block::AttnIn : Block::AttnOut, pass);
+  if (tp && (l > 0 || !forward)) tp_sync();
+  run_block(l, mb, Block::Attention, pass);
+  if (tp) tp_sync();
+  run_block(l, mb, forward ? Block::AttnOut : Block::AttnIn, pass);
 }
 
-void StepBuilder::dense_item(int l, int mb, Pass pass) {
-  const OpWork mlp_op = ops_.dense_mlp(mb_tokens(mb));
-  const Time mlp = scaled(mlp_op, pass);
-  Deps& ready = ready_[static_cast<std::size_t>(mb)];
-  for (int gpu = span_.first; gpu < span_.end(); ++gpu)
-    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::DenseMlp, l, mb, mlp, ready[static_cast<std::size_t>(gpu)], sm_bound(mlp_op), traced(mlp_op, pass))};
-}
+void StepBuilder::dense_item(int l, int mb, Pass pass) { run_block(l, mb, Block::Dense, pass); }
 
-// The gate, and in a forward under nccl | peer the permute of the rows by expert.
-void StepBuilder::moe_in_item(int l, int mb, Pass pass) {
-  const std::int64_t T = mb_tokens(mb);
-  const OpWork gate_op = ops_.gate(T);
-  const Time gate = scaled(gate_op, pass);
-  const bool permute = impl_.executor_rounds() && pass == Pass::Forward;
-  const Time perm = permute ? scaled(ops_.permute(T), pass) : Time::zero();
-  Deps& ready = ready_[static_cast<std::size_t>(mb)];
-  for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
-    auto& r = ready[static_cast<std::size_t>(gpu)];
-    r = {compute(gpu, Phase::Gate, l, mb, gate, r, sm_bound(gate_op), traced(gate_op, pass))};
-    if (permute) r = {compute(gpu, Phase::Permute, l, mb, perm, {}, 0.0, traced(ops_.permute(T), pass))};
-  }
-}
+// ffn_norm, router, router_topk, [quant_dispatch], permute (a backward: their gradients, reversed).
+void StepBuilder::moe_in_item(int l, int mb, Pass pass) { run_block(l, mb, Block::MoeIn, pass); }
 
 bool StepBuilder::local_shared() const { return sc_.model.shared_experts > sc_.parallelism.routed_shared(sc_.model); }
 
 // The local shared experts on the compute stream; `chain`: the micro-batch's next item waits for them.
-void StepBuilder::shared_item(int l, int mb, Pass pass, bool chain) {
-  const OpWork op = ops_.shared_expert(mb_tokens(mb));
-  const Time t = scaled(op, pass);
-  for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
-    const TaskId st = compute(gpu, Phase::SharedExpert, l, mb, t, {}, sm_bound(op), traced(op, pass));
-    if (chain) ready_[static_cast<std::size_t>(mb)][static_cast<std::size_t>(gpu)] = {st};
-  }
-}
+void StepBuilder::shared_item(int l, int mb, Pass pass, bool chain) { run_block(l, mb, Block::Shared, pass, chain); }
 
 // network.dispatch_impl nccl | peer: the per-expert counts exchanged before the dispatch (the host
 // waits for them before it enqueues the rounds).
@@ -276,20 +289,18 @@ void StepBuilder::attention_block(int l, int mb, Pass pass) {
   if (impl_.executor_rounds() && pass == Pass::Forward) counts_item(l, mb);
 }
 
-void StepBuilder::unpermute(int l, int mb) {
-  const OpWork op = ops_.unpermute(mb_tokens(mb));
-  const Time t = scaled(op, Pass::Forward);
-  Deps& ready = ready_[static_cast<std::size_t>(mb)];
-  for (int gpu = span_.first; gpu < span_.end(); ++gpu)
-    ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::Unpermute, l, mb, t, ready[static_cast<std::size_t>(gpu)], 0.0, traced(op, Pass::Forward))};
+void StepBuilder::moe_out(int l, int mb) { run_block(l, mb, Block::MoeOut, Pass::Forward); }
+
+Bytes StepBuilder::token_bytes(bool outbound, Pass pass) const {
+  return outbound && pass == Pass::Forward ? comm_.dispatch_token : comm_.combine_token;
 }
 
-std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> plan, int l, int mb, int c) const {
+std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> plan, int l, int mb, int c, bool outbound, Pass pass) const {
   if (!impl_.executor_rounds()) return plan;
   const int chunks = sc_.schedule.chunks;
   const int first = span_.first, gpus = span_.count;
   const std::int64_t T = mb_tokens(mb);
-  const Bytes row_bytes = Bytes(sc_.model.hidden * sc_.model.bytes_per_param);
+  const Bytes row_bytes = token_bytes(outbound, pass);
   return [plan = std::move(plan), traffic = traffic_, impl = impl_, cost = &cost_, ops = ops_, row_bytes, l, mb, c, chunks, first, gpus, T] {
     CommPlan p = plan();
     // Per GPU of the span (rounds are indexed like the collective's arrivals).
@@ -314,73 +325,62 @@ std::function<CommPlan()> StepBuilder::with_rounds(std::function<CommPlan()> pla
   };
 }
 
-std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool outbound) const {
+std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool outbound, Pass pass) const {
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
   const int first = span_.first, gpus = span_.count;
-  return [traffic = traffic_, cl = &cluster_, setup = comm_, l, mb, T, chunks, c, outbound, first, gpus] {
+  CommSetup setup = comm_;
+  if (pass != Pass::Forward) setup.dispatch_token = setup.combine_token;  // gradients both ways, as the combine
+  return [traffic = traffic_, cl = &cluster_, setup, l, mb, T, chunks, c, outbound, first, gpus] {
     return comm_plan(setup, *cl, chunk_of(*traffic->at(l, mb, T, first, gpus), c, chunks), outbound);
   };
 }
 
-std::function<std::uint64_t()> StepBuilder::chunk_key(int l, int mb, int c, bool outbound) const {
+std::function<std::uint64_t()> StepBuilder::chunk_key(int l, int mb, int c, bool outbound, Pass pass) const {
   if (impl_.executor_rounds()) return {};  // its rounds depend on per-slot pieces the matrix hash does not see
   // Within one step every chunk is shaped by the same engines: the scheme and token bytes tell the
   // directions and the plans apart.
   const int scheme = static_cast<int>(comm_.scheme);
-  const std::int64_t token_bytes = (outbound ? comm_.dispatch_token : comm_.combine_token).count();
+  const std::int64_t bytes = token_bytes(outbound, pass).count();
   const int chunks = sc_.schedule.chunks;
   const std::int64_t T = mb_tokens(mb);
   const int first = span_.first, gpus = span_.count;
-  return [traffic = traffic_, l, mb, T, scheme, token_bytes, chunks, c, outbound, first, gpus] {
-    return KeyHasher().add(traffic->hash(l, mb, T, first, gpus)).add(scheme).add(token_bytes).add(chunks).add(c).add(outbound ? 1 : 0).key();
+  return [traffic = traffic_, l, mb, T, scheme, bytes, chunks, c, outbound, first, gpus] {
+    return KeyHasher().add(traffic->hash(l, mb, T, first, gpus)).add(scheme).add(bytes).add(chunks).add(c).add(outbound ? 1 : 0).key();
   };
 }
 
-void StepBuilder::dispatch_half(int l, int mb) {
+void StepBuilder::dispatch_half(int l, int mb, Pass pass) {
+  if (pass == Pass::Backward || pass == Pass::InputGrad) run_block(l, mb, Block::MoeOut, pass);
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   auto& out = dispatches_[static_cast<std::size_t>(mb)];
   out.clear();
   for (int c = 0; c < sc_.schedule.chunks; ++c)
-    out.push_back(collective(Phase::Dispatch, l, mb, with_rounds(chunk_plan(l, mb, c, true), l, mb, c), c == 0 ? ready : Deps{},
-                             moe_tail(), chunk_key(l, mb, c, true)));
+    out.push_back(collective(Phase::Dispatch, l, mb, with_rounds(chunk_plan(l, mb, c, true, pass), l, mb, c, true, pass),
+                             c == 0 ? ready : Deps{}, moe_tail(), chunk_key(l, mb, c, true, pass)));
 }
 
-StepBuilder::ExpertChunk StepBuilder::expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c,
-                                                   int slots, Pass pass) const {
+std::vector<StepBuilder::TaskOp> StepBuilder::expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c,
+                                                           int slots, Pass pass) const {
   const int chunks = sc_.schedule.chunks;
-  ExpertChunk out{Time::zero(), ops_.expert_mlp(0, 1)};
-  out.work.bytes = Bytes(0);
+  const epsim::Pass p = pass == Pass::Forward ? epsim::Pass::Forward : epsim::Pass::Backward;
+  const bool input = pass != Pass::WeightGrad, weight = pass != Pass::InputGrad;
+  std::vector<TaskOp> out;
   if (per_slot == nullptr) {
-    const std::int64_t tokens = equal_share(received, c, chunks);
-    if (tokens > 0) {
-      out.work = ops_.expert_mlp(tokens, slots);
-      out.time = scaled(out.work, pass);
-    }
-    return out;
+    const std::int64_t rows = equal_share(received, c, chunks);
+    if (rows == 0) return {};
+    const auto ops = program_.experts(rows, slots, p);
+    return priced(pass == Pass::Forward ? ops : of_pass(ops, input, weight), pass);
   }
-  // One MLP per expert slot at its own rows of this chunk (each (source, slot) count is cut into
-  // chunks as the dispatch cuts it); empty slots launch nothing. Priced as the layer runs them: two
-  // GEMMs per expert, one activation over the chunk's rows.
-  std::int64_t rows = 0;
+  // One GEMM per expert slot at its own rows of this chunk (each (source, slot) count is cut into
+  // chunks as the dispatch cuts it); empty slots launch nothing (models/op_pricing.h).
   const int local = gpu - span_.first;  // the slot rows are indexed within the span
-  for (int j = 0; j < per_slot->slots_per_gpu; ++j) {
-    std::int64_t n = 0;
-    for (int s = 0; s < span_.count; ++s) n += equal_share(per_slot->at(s, local, j), c, chunks);
-    if (n == 0) continue;
-    rows += n;
-    for (const OpWork& w : {ops_.expert_gemm_up(n), ops_.expert_gemm_down(n)}) {
-      out.time += scaled(w, pass);
-      out.work.flops += w.flops;
-      out.work.bytes += w.bytes;
-    }
-  }
-  if (rows > 0) {
-    const OpWork w = ops_.expert_activation(rows);
-    out.time += scaled(w, pass);
-    out.work.bytes += w.bytes;
-  }
-  out.work.tokens = rows;
+  std::vector<std::int64_t> n(static_cast<std::size_t>(per_slot->slots_per_gpu), 0);
+  for (int j = 0; j < per_slot->slots_per_gpu; ++j)
+    for (int s = 0; s < span_.count; ++s) n[static_cast<std::size_t>(j)] += equal_share(per_slot->at(s, local, j), c, chunks);
+  for (const PricedOp& priced_op : price_experts_per_expert(program_, n, p, cost_, &ledger_))
+    if (pass == Pass::Forward || (priced_op.op.name.grad == Grad::Wgrad) == weight || (input && weight))
+      out.push_back(task_op(priced_op, pass));
   return out;
 }
 
@@ -413,26 +413,26 @@ void StepBuilder::experts_item(int l, int mb, Pass pass) {
   std::vector<Deps> per_chunk(static_cast<std::size_t>(chunks), Deps(static_cast<std::size_t>(gpus_)));
   for (int gpu = span_.first; gpu < span_.end(); ++gpu)
     for (int c = 0; c < chunks; ++c) {
-      const ExpertChunk work = expert_chunk(per_slot, received[static_cast<std::size_t>(gpu)], gpu, c, slots, pass);
-      const TaskId e = compute(gpu, Phase::Experts, l, mb, work.time, {g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu)},
-                               sm_bound(work.work), traced(work.work, pass));
-      per_chunk[static_cast<std::size_t>(c)][static_cast<std::size_t>(gpu)] = {e};
+      std::vector<TaskOp> ops = expert_chunk(per_slot, received[static_cast<std::size_t>(gpu)], gpu, c, slots, pass);
+      // No rows: a zero-time task keeps the chunk's place on the compute stream.
+      if (ops.empty()) ops.push_back({{OpKind::ExpertUp, OpKind::ExpertUp, Grad::None}, Phase::Experts, Time::zero(), 1.0, {}});
+      const TaskId arrival = g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu);
       // The dispatch chunk's arrival here: the (token, expert) pairs it brought (for the trace).
-      g_.tasks()[static_cast<std::size_t>(g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu))].work.tokens =
-          equal_share(received[static_cast<std::size_t>(gpu)], c, chunks);
+      g_.tasks()[static_cast<std::size_t>(arrival)].work.tokens = equal_share(received[static_cast<std::size_t>(gpu)], c, chunks);
+      per_chunk[static_cast<std::size_t>(c)][static_cast<std::size_t>(gpu)] = {emit(gpu, l, mb, ops, {arrival})};
     }
   combine_after_[static_cast<std::size_t>(mb)] = std::move(per_chunk);
   routed_in_[static_cast<std::size_t>(mb)] = std::move(received);
 }
 
 // Chunk c leaves once every GPU has computed its chunk c; the micro-batch's next item waits for all.
-void StepBuilder::combine_item(int l, int mb) {
+void StepBuilder::combine_item(int l, int mb, Pass pass) {
   const auto& per_chunk = combine_after_[static_cast<std::size_t>(mb)];
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
   for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)].clear();
   for (int c = 0; c < sc_.schedule.chunks; ++c) {
-    const TaskId comb = collective(Phase::Combine, l, mb, with_rounds(chunk_plan(l, mb, c, false), l, mb, c),
-                                   per_chunk[static_cast<std::size_t>(c)], moe_tail(), chunk_key(l, mb, c, false));
+    const TaskId comb = collective(Phase::Combine, l, mb, with_rounds(chunk_plan(l, mb, c, false, pass), l, mb, c, false, pass),
+                                   per_chunk[static_cast<std::size_t>(c)], moe_tail(), chunk_key(l, mb, c, false, pass));
     for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
       const TaskId a = g_.arrival(comb, gpu);
       // The (token, expert) pairs this GPU's experts send back in this chunk (for the trace).
@@ -445,72 +445,57 @@ void StepBuilder::combine_item(int l, int mb) {
 
 void StepBuilder::expert_half(int l, int mb, Pass pass) {
   experts_item(l, mb, pass);
-  combine_item(l, mb);
+  combine_item(l, mb, pass);
 }
 
-// Pipeline backward: layer l's weight gradients on every GPU of the span, one task per GPU (the
-// attention projections, the dense MLP or the gate, local shared expert and the GPU's experts at
-// their forward cost; the experts' activation is counted with them). `chain`: the micro-batch's
+// Pipeline backward: layer l's weight gradients on every GPU of the span, its .wgrad ops (the
+// attention projections, the dense MLP or the router and local shared expert, the GPU's experts of
+// every chunk) back to back. `chain`: the micro-batch's
 // next block waits for it (a backward that computes both gradients before moving on, as autograd
 // does); a deferred W chunk waits for nothing.
 void StepBuilder::weight_grad(int l, int mb, bool chain) {
-  const std::int64_t T = mb_tokens(mb);
   const bool moe = sc_.model.is_moe(l);
-  Time common = Time::zero();  // the same on every GPU of the span
-  if (sc_.model.attention != AttentionKind::None) common += scaled(ops_.attention_proj(T), Pass::WeightGrad);
+  std::vector<TaskOp> common;  // the same on every GPU of the span
+  auto add = [&](Block b) {
+    for (const TaskOp& t : priced(block_ops(b, l, mb, Pass::WeightGrad), Pass::WeightGrad)) common.push_back(t);
+  };
+  add(Block::Attention);
   if (!moe) {
-    common += scaled(ops_.dense_mlp(T), Pass::WeightGrad);
+    add(Block::Dense);
   } else {
-    common += scaled(ops_.gate(T), Pass::WeightGrad);
-    if (sc_.model.shared_experts > sc_.parallelism.routed_shared(sc_.model))
-      common += scaled(ops_.shared_expert(T), Pass::WeightGrad);
+    add(Block::MoeIn);
+    add(Block::Shared);
   }
-  const auto* entry = moe ? &traffic_->entry(l, mb, T, span_.first, span_.count) : nullptr;
+  const auto* entry = moe ? &traffic_->entry(l, mb, mb_tokens(mb), span_.first, span_.count) : nullptr;
   const int slots = traffic_->placement.layer(routing_layer(l)).slots_per_gpu();
   const SlotTraffic* per_slot = entry && sc_.cost_model.per_expert_gemms ? entry->slots.get() : nullptr;
   for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
-    Time t = common;
+    std::vector<TaskOp> ops = common;
     if (moe) {
       const std::int64_t received = entry->matrix->received(gpu - span_.first);
-      for (int c = 0; c < sc_.schedule.chunks; ++c) t += expert_chunk(per_slot, received, gpu, c, slots, Pass::WeightGrad).time;
+      for (int c = 0; c < sc_.schedule.chunks; ++c)
+        for (const TaskOp& t : expert_chunk(per_slot, received, gpu, c, slots, Pass::WeightGrad)) ops.push_back(t);
     }
-    const TaskId w = compute(gpu, Phase::WeightGrad, l, mb, t, {});
+    if (ops.empty()) continue;
+    const TaskId w = emit(gpu, l, mb, ops, {});
     if (chain) ready_[static_cast<std::size_t>(mb)][static_cast<std::size_t>(gpu)] = {w};
   }
 }
 
-void StepBuilder::lm_head(int layer, int mb, Pass pass, bool chain) {
-  const Workload& w = sc_.workload;
-  // Prefill needs logits of each sequence's last token; decode (every verified position) and
-  // training of every token.
-  const std::int64_t T = mb_tokens(mb);
-  const std::int64_t logits = w.mode == Mode::Prefill ? std::max<std::int64_t>(1, w.sequences() * T / w.tokens()) : T;
-  const OpWork op = ops_.lm_head(logits);
-  const Time head = scaled(op, pass);
-  Deps& ready = ready_[static_cast<std::size_t>(mb)];
-  for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
-    const TaskId t = compute(gpu, Phase::LmHead, layer, mb, head, chain ? ready[static_cast<std::size_t>(gpu)] : std::vector<TaskId>{},
-                             1.0, traced(op, pass));
-    if (chain) ready[static_cast<std::size_t>(gpu)] = {t};
-  }
-}
+void StepBuilder::lm_head(int layer, int mb, Pass pass, bool chain) { run_block(layer, mb, Block::Head, pass, chain); }
 
 void StepBuilder::mtp_pass(int k) {
   const int mbs = sc_.schedule.micro_batches();
   const int l = sc_.model.layers + k;
   split_ = {sc_.workload.batch_per_gpu, 1};
   for (int mb = 0; mb < mbs; ++mb) {
-    const OpWork op = ops_.mtp_projection(mb_tokens(mb));
-    const Time t = scaled(op, Pass::Forward);
-    Deps& ready = ready_[static_cast<std::size_t>(mb)];
-    for (int gpu = span_.first; gpu < span_.end(); ++gpu)
-      ready[static_cast<std::size_t>(gpu)] = {compute(gpu, Phase::MtpProjection, l, mb, t, ready[static_cast<std::size_t>(gpu)], sm_bound(op), traced(op, Pass::Forward))};
+    run_block(l, mb, Block::MtpIn, Pass::Forward);
     attention_block(l, mb, Pass::Forward);
   }
-  for (int mb = 0; mb < mbs; ++mb) dispatch_half(l, mb);
+  for (int mb = 0; mb < mbs; ++mb) dispatch_half(l, mb, Pass::Forward);
   for (int mb = 0; mb < mbs; ++mb) expert_half(l, mb, Pass::Forward);
   for (int mb = 0; mb < mbs; ++mb) {
-    if (impl_.executor_rounds()) unpermute(l, mb);
+    moe_out(l, mb);
     if (sc_.model.vocab > 0) lm_head(l, mb, Pass::Forward);
   }
 }
@@ -527,8 +512,8 @@ void StepBuilder::run_item(const ScheduleItem& item, int l, Pass pass) {
   const int mb = item.micro_batch;
   const bool moe = sc_.model.is_moe(l), rounds = impl_.executor_rounds();
   switch (item.op) {
-    case ScheduleOp::MoeOut:
-      if (rounds && l > 0 && sc_.model.is_moe(l - 1)) unpermute(l - 1, mb);
+    case ScheduleOp::MoeOut:  // forward only: a backward runs the MoeOut gradients in its dispatch item
+      if (pass == Pass::Forward && l > 0 && sc_.model.is_moe(l - 1)) moe_out(l - 1, mb);
       return;
     case ScheduleOp::Attention: attention_item(l, mb, pass); return;
     case ScheduleOp::MoeIn:
@@ -544,13 +529,13 @@ void StepBuilder::run_item(const ScheduleItem& item, int l, Pass pass) {
       if (moe && rounds && pass == Pass::Forward) counts_item(l, mb);
       return;
     case ScheduleOp::Dispatch:
-      if (moe) dispatch_half(l, mb);
+      if (moe) dispatch_half(l, mb, pass);
       return;
     case ScheduleOp::Experts:
       if (moe) experts_item(l, mb, pass);
       return;
     case ScheduleOp::Combine:
-      if (moe) combine_item(l, mb);
+      if (moe) combine_item(l, mb, pass);
       return;
   }
 }
@@ -571,8 +556,8 @@ TaskGraph StepBuilder::build() {
   combine_after_.assign(static_cast<std::size_t>(mbs), {});
   routed_in_.assign(static_cast<std::size_t>(mbs), {});
   for (int l = 0; l < sc_.model.layers; ++l) run_stages(program.forward, l, Pass::Forward);
-  if (impl_.executor_rounds() && sc_.model.is_moe(sc_.model.layers - 1))
-    for (int mb = 0; mb < mbs; ++mb) unpermute(sc_.model.layers - 1, mb);
+  if (sc_.model.is_moe(sc_.model.layers - 1))
+    for (int mb = 0; mb < mbs; ++mb) moe_out(sc_.model.layers - 1, mb);
   if (sc_.model.vocab > 0)
     for (int mb = 0; mb < mbs; ++mb) lm_head(layers_, mb, Pass::Forward);
   for (int k = 0; k < sc_.workload.mtp_tokens; ++k) mtp_pass(k);

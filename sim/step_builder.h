@@ -1,10 +1,13 @@
 // Builds the task graph of one step from a scenario, in its overlap schedule.
 //
-// Per layer and micro-batch the builder emits two blocks:
-//   attention block: [TP all-gather] attention projections, attention core, [TP reduce-scatter],
-//                    gate and shared expert (MoE layers) or the dense MLP;
-//   MoE block:       dispatch in `chunks` collectives; the experts compute chunk c as soon as it has
-//                    arrived; combine chunk c leaves when every GPU's chunk c is computed.
+// Every op of the layer program (models/layer_program.h) is one compute task. Per layer and
+// micro-batch the overlap schedule's items (sim/overlap_schedule.h) emit them:
+//   moe_out   the previous MoE layer's unpermute and ffn_residual;
+//   attention attn_norm, [TP all-gather] the attention ops, [TP reduce-scatter] attn_residual;
+//   moe_in    ffn_norm, router, router_topk, [quant_dispatch], permute; shared: the shared expert;
+//   dense     a dense layer's MLP block;
+//   dispatch  in `chunks` collectives; experts: the routed experts' ops on chunk c as soon as it has
+//             arrived; combine: chunk c leaves when every GPU's chunk c is computed.
 // Emission order per layer: attention blocks of all micro-batches, their dispatches, then their
 // expert halves (experts and combines): compute A0 A1 E0 E1, communication D0 D1 C0 C1.
 // Compute tasks of a GPU run one at a time in emission order (its compute stream); collectives run
@@ -16,8 +19,10 @@
 //                    starts once its own combine is done (cross-layer pipelining);
 //   decode-5stage    the same program with communication on 0 SMs (set by the scenario).
 // Training appends the backward pass: layers in reverse, the MoE block first (its dispatch carries
-// output gradients to the experts, its combine brings input gradients back), every compute op at
-// twice its forward cost.
+// output gradients to the experts, after the MoE out block's gradients; its combine brings input
+// gradients back, both bf16), each item's ops as the layer program's backward (GEMMs as .dgrad and
+// .wgrad tasks, attn_core.bwd). Every op's task takes its cost model price plus the model's kernel
+// gap per kernel it launches (models/op_pricing.h).
 #pragma once
 
 #include <cstdint>
@@ -27,7 +32,10 @@
 #include "models/cost_model.h"
 #include "models/dispatch_impl.h"
 #include "models/gate_model.h"
+#include "models/layer_op.h"
 #include "models/layer_ops.h"
+#include "models/layer_program.h"
+#include "models/op_pricing.h"
 #include "models/pricing_ledger.h"
 #include "placement/placement.h"
 #include "placement/slot_traffic.h"
@@ -74,9 +82,9 @@ class StepBuilder {
 
  private:
   struct Traffic;  // routing sample -> dispatch matrix, cached per (layer, micro-batch)
-  // Backward: input and weight gradients in one (every op at twice its forward cost); under
-  // pipeline parallelism a backward is InputGrad (weight ops at 1x, the attention core at 2x) and
-  // WeightGrad (weight ops at 1x, one task per layer: weight_grad).
+  // Backward: the layer program's backward ops, input and weight gradients; under pipeline
+  // parallelism a backward is InputGrad (the backward ops but the .wgrad ones) and WeightGrad (the
+  // .wgrad ops alone: weight_grad).
   enum class Pass { Forward, Backward, InputGrad, WeightGrad };
   struct GpuSpan {
     int first = 0, count = 0;
@@ -93,26 +101,44 @@ class StepBuilder {
   void dense_item(int l, int mb, Pass pass);
   void counts_item(int l, int mb);
   void experts_item(int l, int mb, Pass pass);
-  void combine_item(int l, int mb);
+  void combine_item(int l, int mb, Pass pass);
   bool local_shared() const;  // shared experts computed on every GPU (not routed into expert slots)
   // attention, then moe_in, shared (chained when serial_) and counts, or dense: a layer's attention
   // block in one go (the pipeline and the MTP passes).
   void attention_block(int l, int mb, Pass pass);
   // The MoE block in two halves, so that a schedule can issue every micro-batch's dispatch before
   // any combine on the communication stream.
-  void dispatch_half(int l, int mb);
+  // In a backward the MoeOut block's gradients (ffn_residual.dgrad, unpermute.dgrad) run first on
+  // the compute stream: the rows the dispatch sends.
+  void dispatch_half(int l, int mb, Pass pass);
   // Makes chunk c of (layer, micro-batch)'s dispatch (outbound) or combine when the collective starts.
-  std::function<CommPlan()> chunk_plan(int l, int mb, int c, bool outbound) const;
-  // Its key: the hash of the (layer, micro-batch) matrix with the chunk, direction and scheme.
-  std::function<std::uint64_t()> chunk_key(int l, int mb, int c, bool outbound) const;
+  std::function<CommPlan()> chunk_plan(int l, int mb, int c, bool outbound, Pass pass) const;
+  // Its key: the hash of the (layer, micro-batch) matrix with the chunk, direction, bytes and scheme.
+  std::function<std::uint64_t()> chunk_key(int l, int mb, int c, bool outbound, Pass pass) const;
   void expert_half(int l, int mb, Pass pass);  // experts_item + combine_item
-  // GPU `gpu`'s experts on chunk c: their time, and the FLOPs and bytes they move (for the SM-bound
-  // share). `per_slot` (per-expert GEMMs) or else one MLP over the GPU's `received` rows.
-  struct ExpertChunk {
+  // An op as a task runs it: its time (cost model + kernel gaps), its SM-bound share, its phase.
+  struct TaskOp {
+    OpName name;
+    Phase phase;
     Time time;
-    OpWork work;
+    double sm_bound;
+    TaskWork work;  // the op's FLOPs, HBM bytes and rows, for the trace's slice args
   };
-  ExpertChunk expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c, int slots, Pass pass) const;
+  TaskOp task_op(const PricedOp& p, Pass pass) const;
+  // Prices `ops` (models/op_pricing.h), recording them in the ledger.
+  std::vector<TaskOp> priced(const std::vector<LayerOp>& ops, Pass pass) const;
+  // The layer program's ops of block b for (layer, micro-batch) in `pass` (InputGrad: without the
+  // .wgrad ops; WeightGrad: those alone).
+  std::vector<LayerOp> block_ops(Block b, int l, int mb, Pass pass) const;
+  LayerShape shape(int l, int mb) const;
+  // GPU `gpu`'s routed experts' ops on chunk c. `per_slot` (per-expert GEMMs: each expert's GEMM at
+  // its own rows, summed into one task per GEMM op) or else grouped over the GPU's `received` rows.
+  std::vector<TaskOp> expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c, int slots, Pass pass) const;
+  // Runs block b of (layer, micro-batch) on every GPU of the span after what the micro-batch waits
+  // for; `chain`: the micro-batch's next item waits for its last op (else only the stream does).
+  void run_block(int l, int mb, Block b, Pass pass, bool chain = true);
+  // Emits `ops` back to back on `gpu`'s compute stream, the first after `after`; the last task (-1: none).
+  TaskId emit(int gpu, int l, int mb, const std::vector<TaskOp>& ops, const std::vector<TaskId>& after);
   // At `layer` (model.layers + MTP layers for the model's head: the LM head's pseudo-layer; an MTP
   // layer's index for its draft's head): logits of each sequence's last token (prefill), else of
   // every token. Without `chain` (a deferred weight gradient) nothing of the micro-batch waits for it.
@@ -142,18 +168,17 @@ class StepBuilder {
   // The routing (gate statistics) and placement an emitted layer uses: its own, or for an MTP layer
   // the model's last layer's.
   int routing_layer(int layer) const;
-  // network.dispatch_impl nccl | peer: the weighted sum of (layer, micro-batch)'s expert outputs,
-  // emitted where the measured layer runs it: before the next layer's gate, or at the end.
-  void unpermute(int l, int mb);
-  // Adds the implementation's per-GPU round time to a dispatch or combine chunk (a zero-byte flow
-  // per GPU that arrives after it); ideal: the plan unchanged.
-  std::function<CommPlan()> with_rounds(std::function<CommPlan()> plan, int l, int mb, int c) const;
-  TaskId compute(int gpu, Phase phase, int l, int mb, Time duration, const std::vector<TaskId>& after,
-                 double sm_bound = 1.0, TaskWork work = {});
-  // An op's FLOPs, bytes and tokens as it runs in `pass` (backward: twice the FLOPs and bytes).
-  static TaskWork traced(const OpWork& w, Pass pass);
-  // How many times its forward cost an op takes in `pass` (1 or 2).
-  static int pass_factor(const OpWork& w, Pass pass);
+  // The MoeOut ops (unpermute, ffn_residual) of (layer, micro-batch), emitted where they run:
+  // before the next layer's attention (so the compute stream runs A0 A1 E0 E1), or before the LM
+  // head.
+  void moe_out(int l, int mb);
+  // Bytes a token carries: forward the dispatch's (outbound) or the combine's; backward the
+  // combine's both ways (bf16 gradients, as DeepSeek-V3 keeps the combine and its backward).
+  Bytes token_bytes(bool outbound, Pass pass) const;
+  // Adds the implementation's per-GPU round time to a dispatch (outbound) or combine chunk (a
+  // zero-byte flow per GPU that arrives after it); ideal: the plan unchanged.
+  std::function<CommPlan()> with_rounds(std::function<CommPlan()> plan, int l, int mb, int c, bool outbound, Pass pass) const;
+  TaskId compute(int gpu, const TaskOp& op, int l, int mb, const std::vector<TaskId>& after);
   // The share of an op's roofline floor that is compute (SM) time; 1 under dispatch_impl ideal.
   double sm_bound(const OpWork& w) const;
   // `tail` is the communication stream the collective is issued on (MoE all-to-alls and TP
@@ -161,7 +186,6 @@ class StepBuilder {
   TaskId collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after, TaskId& tail,
                     std::function<std::uint64_t()> key = {});
   TaskId tp_collective(int l, int mb, const Deps& after);
-  Time scaled(const OpWork& w, Pass pass) const;
   // Tokens of micro-batch mb on one GPU in the layers being emitted: its share of split_.units
   // (tokens, or decode sequences) x split_.tokens_per_unit (decode: 1 + MTP drafts in the model's
   // layers, 1 in the MTP module's).
@@ -175,6 +199,7 @@ class StepBuilder {
   const Cluster& cluster_;
   const CostModel& cost_;
   LayerOps ops_;
+  LayerProgram program_;
   DispatchImpl impl_;
   CommSetup comm_;  // how a dispatch or combine becomes flows (sim/dispatch_mode.h)
   CommSetup tp_;    // the TP collectives' engines (NCCL's, calibrated; else none)

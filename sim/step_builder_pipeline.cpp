@@ -119,7 +119,7 @@ void StepBuilder::backward_chunk(const PipeChunk& c) {
   }
   for (int l = first + pipeline_.stage_layers(c.stage) - 1; l >= first; --l) {
     if (sc_.model.is_moe(l)) {
-      dispatch_half(l, mb);
+      dispatch_half(l, mb, Pass::InputGrad);
       expert_half(l, mb, Pass::InputGrad);
     }
     attention_block(l, mb, Pass::InputGrad);
@@ -146,18 +146,17 @@ void StepBuilder::overlapped_chunks(const PipeChunk& f, const PipeChunk& b) {
     lm_head(layers_, b.micro_batch, Pass::InputGrad);
     lm_head(layers_, b.micro_batch, Pass::WeightGrad);
   }
-  const bool permute = impl_.executor_rounds();
   for (int i = 0; i < std::max(nf, nb); ++i) {
     const int lf = f0 + i, lb = b_last - i;
     const bool hf = i < nf, hb = i < nb;
     const bool moe_f = hf && sc_.model.is_moe(lf), moe_b = hb && sc_.model.is_moe(lb);
     if (hf) attention_block(lf, f.micro_batch, Pass::Forward);
-    if (moe_b) dispatch_half(lb, b.micro_batch);
-    if (moe_f) dispatch_half(lf, f.micro_batch);
+    if (moe_b) dispatch_half(lb, b.micro_batch, Pass::InputGrad);
+    if (moe_f) dispatch_half(lf, f.micro_batch, Pass::Forward);
     if (moe_b) expert_half(lb, b.micro_batch, Pass::InputGrad);
     if (moe_f) {
       expert_half(lf, f.micro_batch, Pass::Forward);
-      if (permute) unpermute(lf, f.micro_batch);
+      moe_out(lf, f.micro_batch);
     }
     if (hb) {
       attention_block(lb, b.micro_batch, Pass::InputGrad);

@@ -30,8 +30,9 @@ bool is_comm(Phase p) {
   return p == Phase::Dispatch || p == Phase::Combine || p == Phase::TpComm || p == Phase::CountExchange || p == Phase::PipeSend;
 }
 
-TaskId TaskGraph::compute(int gpu, Phase phase, int layer, int mb, Time duration) {
+TaskId TaskGraph::compute(int gpu, Phase phase, int layer, int mb, Time duration, OpName op) {
   tasks_.push_back(Task{TaskKind::Compute, phase, gpu, layer, mb, duration, -1, {}, 0});
+  tasks_.back().op = op;
   return static_cast<TaskId>(tasks_.size() - 1);
 }
 

@@ -8,6 +8,9 @@
 #include <utility>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
+#include "models/layer_op.h"
 #include "models/units.h"
 #include "sim/comm_scheme.h"
 
@@ -15,6 +18,11 @@ namespace epsim {
 
 using TaskId = std::int32_t;
 
+// The coarse part of a layer a task belongs to (metrics and `epsim validate` sum tasks by it; a
+// compute task's own op is Task::op): the attention block's ops (norms, projections, rope,
+// residual) are AttentionProj but for the core; router, top-k and ffn_norm Gate; quant_dispatch
+// and permute Permute; the routed experts' ops Experts; unpermute and ffn_residual Unpermute;
+// a dense layer's MLP, norm and residual DenseMlp; final_norm and lm_head LmHead.
 enum class Phase : std::uint8_t {
   AttentionProj, AttentionCore, TpComm, Gate, Dispatch, Experts, SharedExpert, Combine, DenseMlp, LmHead,
   Permute, CountExchange, Unpermute,  // network.dispatch_impl nccl | peer (models/dispatch_impl.h)
@@ -49,7 +57,7 @@ struct Task {
   int micro_batch;
   Time duration;    // Compute only
   int collective = -1;  // Collective and Arrival: index into TaskGraph::plans
-  std::vector<TaskId> next;
+  boost::container::small_vector<TaskId, 2> next;  // most tasks have one or two successors: no allocation
   int waiting = 0;  // unfinished predecessors
   // Compute only: the share of its time bound by SMs (1: all; 0: HBM- or latency-bound), which the
   // SMs communication kernels hold slow down (Executor, SmSharing).
@@ -57,6 +65,7 @@ struct Task {
   Time start = Time::infinity();
   Time end = Time::infinity();
   TaskWork work = {};  // for the trace's slice args
+  OpName op{};  // Compute: the op it runs (its trace slice's name)
 };
 
 // What a collective's plan carries (the same for every collective of one key).
@@ -84,7 +93,7 @@ struct CollectiveInfo {
 
 class TaskGraph {
  public:
-  TaskId compute(int gpu, Phase phase, int layer, int mb, Time duration);
+  TaskId compute(int gpu, Phase phase, int layer, int mb, Time duration, OpName op = {});
   // Adds a collective and one Arrival task per GPU; returns the collective. The plan is made when
   // the collective starts and dropped when it ends, so a step never holds all its flows at once.
   TaskId collective(int gpus, Phase phase, int layer, int mb, std::function<CommPlan()> make_plan,
@@ -93,6 +102,7 @@ class TaskGraph {
   TaskId collective_on(int first_gpu, int gpus, Phase phase, int layer, int mb, std::function<CommPlan()> make_plan,
                        std::function<std::uint64_t()> make_key = {});
   void depend(TaskId before, TaskId after);
+  void reserve(std::size_t tasks) { tasks_.reserve(tasks); }
 
   std::vector<Task>& tasks() { return tasks_; }
   const std::vector<Task>& tasks() const { return tasks_; }

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "models/config.h"
+#include "models/layer_ops.h"
 #include "placement/dispatch_matrix.h"
 #include "placement/evaluation.h"
 #include "placement/gate_routing.h"
@@ -88,8 +89,8 @@ Row measure(const nlohmann::json& base, const std::string& strategy, int steps, 
                                       expert_compute_per_token(sc.model, sc.gpu)}));
   row.place_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  const Bytes token_bytes(sc.model.hidden * sc.model.bytes_per_param);
-  const Bytes expert_bytes(3 * sc.model.hidden * sc.model.expert_intermediate * sc.model.bytes_per_param);
+  const Bytes token_bytes = sc.model.precision.dispatch_bytes_per_token(sc.model.hidden);
+  const Bytes expert_bytes = LayerOps(sc.model, sc.parallelism.attention_tp).expert_weight_bytes();
   bool first = true;
   for (int l : sc.model.moe_layer_list()) {
     const ExpectedRouting r = gate_expected_routing(gate, l, cluster.gpu_count(), sc.workload.tokens());

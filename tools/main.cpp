@@ -20,7 +20,7 @@ usage: epsim <command> [options]
                            when built outside a git checkout); report.json records it too
 
 commands:
-  run [SCENARIO] [--set key.path=value ...] [--out DIR] [--no-trace] [--steps N]
+  run [SCENARIO] [--set key.path=value ...] [--out DIR] [--no-trace] [--steps N] [--ops]
       [--trace-gpus LIST] [--trace-layers LIST]
       Simulate one step of SCENARIO (default: scenarios/seed.json). Prints a summary table
       (step time, tokens/s per GPU and per node, per-layer compute / dispatch / combine /
@@ -34,6 +34,9 @@ commands:
       --steps N simulates N steps; after each the gate observes the expert loads (routing.balance=
       bias moves its per-expert bias) and a line per step shows the step time, max/mean routed
       tokens per expert and dropped tokens. The summary and files describe the last step.
+      --ops lists one dense and one MoE layer's ops (forward; backward too in training) on one
+      GPU: time, share of the layer, GFLOP, MB, precision and what priced each (report.json has
+      them as `ops` always).
   compare [SCENARIO] --placements a,b,c [--steps N] [--format F] [--set key.path=value ...] [--out DIR]
       Simulate SCENARIO once per placement strategy (contiguous, round_robin, random, colocated,
       topology_aware, eplb, file; default: contiguous,round_robin,topology_aware,eplb) on the same
@@ -100,6 +103,10 @@ commands:
       the median and max total-time error against the target (median <= 5%, every case <= 10%).
       --phases also prints each phase's measured and predicted us; --json writes everything;
       --set overrides a key of every case's scenario (e.g. --set schedule.comm_sms=40).
+      Whole-layer files (schema epsim-layer/1, kernels/epsim_layer.py: one decoder layer on one GPU)
+      are recognised by their schema: each case's ops as the simulator's layer program has them,
+      priced by the device's GPU preset and measured profile, against the measured ops by name,
+      and the sum of the predicted ops against the layer measured as one (--phases: every op).
   sweep SPEC.json [--out DIR] [-j N]
       Run every point of a sweep: a base scenario plus axes over any scenario keys (grid values or
       ranges, zipped lists, seeded random samples; the format: scenarios/README.md, `epsim keys

@@ -25,6 +25,7 @@ struct RunOptions {
   std::vector<std::string> sets;
   std::string out = "out";
   bool trace = true;
+  bool ops = false;  // --ops: one dense and one MoE layer's ops (sim/layer_listing.h)
   int steps = 1;
   std::string trace_gpus, trace_layers;  // "0-3,7"; empty: all
 };
@@ -34,7 +35,8 @@ RunOptions parse(const Args& args) {
   po::options_description desc;
   desc.add_options()("scenario", po::value(&o.scenario))("set", po::value(&o.sets)->composing())(
       "out", po::value(&o.out))("no-trace", po::bool_switch())("steps", po::value(&o.steps))(
-      "trace-gpus", po::value(&o.trace_gpus))("trace-layers", po::value(&o.trace_layers));
+      "trace-gpus", po::value(&o.trace_gpus))("trace-layers", po::value(&o.trace_layers))(
+      "ops", po::bool_switch(&o.ops));
   po::positional_options_description pos;
   pos.add("scenario", 1);
   po::variables_map vm;
@@ -193,6 +195,7 @@ int run_command(const Args& args) {
   if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim, trace));
   print_summary(sim, wall);
   fmt::print("  wrote {}/report.json, {}/detail.json{}\n", o.out, o.out, o.trace ? " and " + o.out + "/trace.json" : "");
+  if (o.ops) fmt::print("\n{}", ops_table(sim.layer_ops()));
   return 0;
 }
 

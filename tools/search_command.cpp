@@ -53,7 +53,7 @@ nlohmann::json point_json(const explore::SearchPoint& p, int gpn) {
   }
   j["gpus"] = p.gpus;
   j["nodes"] = p.nodes;
-  j["output_tokens_per_s_per_gpu"] = p.throughput;
+  j["sustained_output_tokens_per_s_per_gpu"] = p.throughput;
   j["ttft_ms"] = p.ttft;
   j["tpot_ms"] = p.tpot;
   j["attainment"] = p.attainment;
@@ -128,6 +128,11 @@ int search_command(const Args& args) {
   else
     fmt::print("\n  no confirmed deployment meets the targets\n");
 
+  if (!r.checks.empty()) {
+    fmt::print("\n  the confirmation's step tables against exact runs (shapes the confirmed runs used):\n");
+    for (const std::string& line : r.checks) fmt::print("    {}\n", line);
+  }
+
   nlohmann::json pruned = nlohmann::json::array();
   for (const explore::SearchPoint& p : r.pruned) pruned.push_back(point_json(p, gpn));
   nlohmann::json out = {{"version", version()},
@@ -140,7 +145,9 @@ int search_command(const Args& args) {
                         {"kept_configs", r.kept},
                         {"pruned", pruned},
                         {"confirmed", confirmed},
-                        {"front_points", fronts}};
+                        {"front_points", fronts},
+                        {"interpolation_checks", r.checks},
+                        {"interpolation_max_error", r.check_max_error}};
   write_file(o.out + "/search.json", out.dump(2) + "\n");
   write_file(o.out + "/front.svg", explore::front_svg(plot, r.pruned, r.confirmed));
   double load[3] = {0, 0, 0};

@@ -94,7 +94,12 @@ void print_summary(const serving::ServingRun& run, double wall_s) {
   print_latency("end-to-end", m.e2e);
   print_latency("KV transfer", m.kv_transfer);
 
-  fmt::print("\n  throughput      {:.1f} output tokens/s: {:.2f} per GPU, {:.2f} per node ({} GPUs, {} nodes); prompt {:.1f} tokens/s per GPU\n",
+  fmt::print("\n  throughput      {:.2f} output tokens/s per GPU sustained ({:.2f} per node) while the middle 80% of the requests "
+             "arrived ({:.1f} to {:.1f} s)\n",
+             m.sustained_output_tokens_per_s_per_gpu, m.sustained_output_tokens_per_s_per_gpu * r.gpus / r.nodes,
+             r.window_start.to_seconds(), r.window_end.to_seconds());
+  fmt::print("                  whole run: {:.1f} output tokens/s, {:.2f} per GPU, {:.2f} per node ({} GPUs, {} nodes); prompt {:.1f} "
+             "tokens/s per GPU\n",
              m.output_tokens_per_s, m.output_tokens_per_s_per_gpu, m.output_tokens_per_s_per_node, r.gpus, r.nodes,
              m.input_tokens_per_s_per_gpu);
   fmt::print("  goodput         {:.1f}% of requests within {}: {:.3f} req/s, {:.2f} output tokens/s per GPU\n",

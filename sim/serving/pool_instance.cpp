@@ -96,7 +96,7 @@ void PoolInstance::kick() {
 bool PoolInstance::start_prefill() {
   chunks_.clear();
   std::int64_t busiest_tokens = 0, total = 0;
-  double busiest_pairs = 0;
+  double busiest_pairs = 0, total_pairs = 0;
   for (Rank& rank : ranks_) {
     std::int64_t room = setup_.rank_prefill_tokens, tokens = 0;
     double pairs = 0;
@@ -117,6 +117,7 @@ bool PoolInstance::start_prefill() {
       if (take < left || room == 0) break;
     }
     total += tokens;
+    total_pairs += pairs;
     if (tokens > busiest_tokens || (tokens == busiest_tokens && pairs > busiest_pairs)) {
       busiest_tokens = tokens;
       busiest_pairs = pairs;
@@ -124,7 +125,8 @@ bool PoolInstance::start_prefill() {
   }
   if (chunks_.empty()) return false;
   const PrefillShape shape{(busiest_tokens + setup_.tp - 1) / setup_.tp, busiest_pairs / static_cast<double>(busiest_tokens)};
-  const Time d = pricer_.prefill(shape);
+  const PrefillShape mean{(total + setup_.gpus - 1) / setup_.gpus, total_pairs / static_cast<double>(total)};
+  const Time d = pricer_.prefill(shape, mean);
   busy_ = true;
   ++stats_.prefill_steps;
   stats_.prefill_time += d;
@@ -151,6 +153,7 @@ void PoolInstance::end_prefill() {
     done.push_back(c.req);
   }
   chunks_.clear();
+  if (hooks_.produced && !done.empty()) hooks_.produced(static_cast<double>(done.size()));
   for (int q : done) {
     RequestState& s = reqs_[static_cast<std::size_t>(q)];
     if (setup_.role == Role::Prefill) {
@@ -207,6 +210,7 @@ bool PoolInstance::start_decode() {
   ++stats_.decode_steps;
   stats_.decode_time += d;
   stats_.decode_tokens += static_cast<double>(total) * e;
+  step_tokens_ = static_cast<double>(total) * e;
   stats_.decode_load += static_cast<double>(total);
   stats_.decode_load_max += static_cast<double>(busiest->decoding) * static_cast<double>(ranks_.size());
   sim_.after(d, [this] { end_decode(); });
@@ -227,6 +231,7 @@ void PoolInstance::finish(int req, Rank& rank) {
 void PoolInstance::end_decode() {
   busy_ = false;
   ++counter_;
+  if (hooks_.produced) hooks_.produced(step_tokens_);
   bool freed = false;
   while (!finishing_.empty() && finishing_.top().step <= counter_) {
     const int q = finishing_.top().req;

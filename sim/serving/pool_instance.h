@@ -15,7 +15,8 @@
 // and a prompt above the room runs alone). A decode step advances every decoding request by one
 // token (1 + a + ... + a^d with MTP drafts: the expected accepted tokens, workload.mtp_*). The step
 // is priced at its busiest rank's shape (sim/serving/step_pricer.h), every GPU as busy as that
-// rank: the ranks meet at every all-to-all.
+// rank: the ranks meet at every all-to-all (a prefill step also gives its mean shape, so that
+// the routed experts and the all-to-alls are priced at the tokens the step carries).
 //
 // Events. A step's effects land at its end: prompt tokens computed (a finished prefill gives the
 // first token then), tokens generated, requests finished and their KV freed. A request joins the
@@ -64,6 +65,7 @@ class PoolInstance {
     std::function<void(int req)> prefilled;  // prefill role: prefill done (its first token is out)
     std::function<void(int req)> finished;   // its last token is out
     std::function<void()> freed;             // decode role: a slot and KV freed
+    std::function<void(double tokens)> produced;  // output tokens out at this step's end (may be empty)
   };
   PoolInstance(const PoolSetup& setup, int index, StepPricer& pricer, Simulator& sim, std::vector<RequestState>& reqs,
                Hooks hooks);
@@ -130,6 +132,7 @@ class PoolInstance {
   bool busy_ = false;
   std::vector<Chunk> chunks_;    // the prefill step in flight
   std::int64_t counter_ = 0;     // decode steps done
+  double step_tokens_ = 0;       // tokens the decode step in flight produces
   std::priority_queue<Finish, std::vector<Finish>, std::greater<>> finishing_;
   InstanceStats stats_;
 };

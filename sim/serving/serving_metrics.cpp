@@ -63,6 +63,8 @@ ServingMetrics serving_metrics(const ServingResult& r, const ServingSpec& spec) 
   m.output_tokens_per_s_per_gpu = m.output_tokens_per_s / gpus;
   m.output_tokens_per_s_per_node = m.output_tokens_per_s / static_cast<double>(r.nodes);
   m.input_tokens_per_s_per_gpu = in_tokens / d / gpus;
+  const double window = (r.window_end - r.window_start).to_seconds();
+  m.sustained_output_tokens_per_s_per_gpu = window > 0 ? r.window_tokens / window / gpus : m.output_tokens_per_s_per_gpu;
   m.requests_per_s = static_cast<double>(r.requests.size()) / d;
   m.goodput_requests_per_s = static_cast<double>(good) / d;
   m.goodput_tokens_per_s_per_gpu = good_tokens / d / gpus;

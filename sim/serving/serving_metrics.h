@@ -29,6 +29,9 @@ struct ServingMetrics {
   double output_tokens_per_s = 0;       // all GPUs
   double output_tokens_per_s_per_gpu = 0, output_tokens_per_s_per_node = 0;
   double input_tokens_per_s_per_gpu = 0;
+  // Output tokens/s per GPU while the middle 80% of the requests arrived (serving_result.h); the
+  // whole-run figure when they all arrive at once.
+  double sustained_output_tokens_per_s_per_gpu = 0;
   double requests_per_s = 0;
   double goodput_requests_per_s = 0;    // requests meeting the targets
   double goodput_tokens_per_s_per_gpu = 0;

@@ -78,6 +78,9 @@ nlohmann::json serving_json(const Deployment& d, const ServingResult& r, const S
   j["output_tokens_per_s_per_gpu"] = m.output_tokens_per_s_per_gpu;
   j["output_tokens_per_s_per_node"] = m.output_tokens_per_s_per_node;
   j["input_tokens_per_s_per_gpu"] = m.input_tokens_per_s_per_gpu;
+  j["sustained"] = {{"output_tokens_per_s_per_gpu", m.sustained_output_tokens_per_s_per_gpu},
+                    {"from_s", r.window_start.to_seconds()},
+                    {"to_s", r.window_end.to_seconds()}};
   j["requests_per_s"] = m.requests_per_s;
   j["goodput"] = {{"ttft_ms", d.spec.ttft_ms},
                   {"tpot_ms", d.spec.tpot_ms},

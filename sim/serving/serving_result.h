@@ -38,6 +38,11 @@ struct ServingResult {
   // Little's law: the time-average number of requests in the system over [first, last arrival].
   double mean_in_system = 0;
   double nominal_rate = 0;  // requests/s asked (poisson), 0 for a trace
+  // Output tokens produced while the middle of the traffic arrived (between the arrivals of the
+  // 10th and the 90th percentile request), and that window: the sustained rate without the start
+  // (batches filling) and the end (draining).
+  double window_tokens = 0;
+  Time window_start, window_end;
 };
 
 }  // namespace epsim::serving

@@ -6,8 +6,11 @@
 namespace epsim::serving {
 
 StepTable& TableCache::table(const nlohmann::json& pool_doc, StepPricing pricing) {
-  // The table sets the workload itself; only the decode drafts (MTP) carry over from it.
+  // The table sets the workload itself; only the decode drafts (MTP) carry over from it. Names and
+  // descriptions change no step.
   nlohmann::json key_doc = pool_doc;
+  key_doc.erase("name");
+  key_doc.erase("description");
   const nlohmann::json w = pool_doc.value("workload", nlohmann::json::object());
   key_doc["workload"] = {{"mtp_tokens", w.value("mtp_tokens", 0)}, {"mtp_acceptance", w.value("mtp_acceptance", 0.85)}};
   const std::string key = std::to_string(static_cast<int>(pricing)) + key_doc.dump();
@@ -17,13 +20,19 @@ StepTable& TableCache::table(const nlohmann::json& pool_doc, StepPricing pricing
   return *it->second;
 }
 
+std::vector<StepTable*> TableCache::tables() const {
+  std::vector<StepTable*> out;
+  for (const auto& [key, t] : tables_) out.push_back(t.get());
+  return out;
+}
+
 int TableCache::runs() const {
   int n = 0;
   for (const auto& [key, t] : tables_) n += t->runs();
   return n;
 }
 
-ServingRun run_serving(const nlohmann::json& doc, TableCache& tables) {
+ServingRun run_serving(const nlohmann::json& doc, TableCache& tables, bool check) {
   ServingRun run{Deployment::plan(doc), {}, {}};
   const Deployment& d = run.deployment;
   const std::vector<Request> requests = make_requests(d.spec);
@@ -32,7 +41,7 @@ ServingRun run_serving(const nlohmann::json& doc, TableCache& tables) {
   std::vector<int> runs_before;
   for (const PoolPlan& p : d.pools) {
     StepTable& t = tables.table(p.doc, d.spec.pricing);
-    t.begin_run();
+    if (check) t.begin_run();
     used.push_back(&t);
     pricers.push_back(&t);
     runs_before.push_back(t.runs());
@@ -42,7 +51,7 @@ ServingRun run_serving(const nlohmann::json& doc, TableCache& tables) {
     // Two pools of one scenario share a table: check it once.
     bool first = true;
     for (std::size_t k = 0; k < i; ++k) first = first && used[k] != used[i];
-    if (first) run.result.pools[i].checks = used[i]->check(d.spec.check_samples);
+    if (first && check) run.result.pools[i].checks = used[i]->check(d.spec.check_samples);
     run.result.pools[i].table_runs = used[i]->runs() - runs_before[i];
   }
   run.metrics = serving_metrics(run.result, d.spec);

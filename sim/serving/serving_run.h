@@ -25,6 +25,7 @@ class TableCache {
       : pricer_(std::move(pricer)), extrapolate_(extrapolate_layers) {}
   StepTable& table(const nlohmann::json& pool_doc, StepPricing pricing);
   int runs() const;  // step-simulator runs over every table
+  std::vector<StepTable*> tables() const;
 
  private:
   BatchPricer pricer_;
@@ -38,7 +39,9 @@ struct ServingRun {
   ServingMetrics metrics;
 };
 
-// Throws ConfigError / InputError for bad input.
-ServingRun run_serving(const nlohmann::json& doc, TableCache& tables);
+// Throws ConfigError / InputError for bad input. `check`: price serving.check_samples shapes of
+// each table exactly after the run (false: leave that to the caller, e.g. once per table over many
+// runs; the shapes looked up then accumulate over the runs).
+ServingRun run_serving(const nlohmann::json& doc, TableCache& tables, bool check = true);
 
 }  // namespace epsim::serving

@@ -30,6 +30,7 @@ class Engine {
   void finished(int q);
   void change_in_system(int delta);
   void sample_kv();
+  void produced(double tokens);
   PoolInstance& least_loaded(std::size_t pool);
 
   const Deployment& d_;
@@ -47,6 +48,8 @@ class Engine {
   // KV samples, every sample_every_ while requests are open.
   Time sample_every_;
   std::vector<std::vector<KvSample>> kv_;
+  Time window_start_, window_end_;  // the middle of the arrivals (10th to 90th percentile)
+  double window_tokens_ = 0;
 };
 
 Engine::Engine(const Deployment& d, const std::vector<Request>& requests, const std::vector<StepPricer*>& pricers) : d_(d) {
@@ -75,6 +78,7 @@ Engine::Engine(const Deployment& d, const std::vector<Request>& requests, const 
     hooks.prefilled = [this](int q) { prefilled(q); };
     hooks.finished = [this](int q) { finished(q); };
     hooks.freed = [this] { try_handoffs(); };
+    hooks.produced = [this](double tokens) { produced(tokens); };
     instances_.emplace_back();
     for (int k = 0; k < p.instances; ++k)
       instances_.back().push_back(std::make_unique<PoolInstance>(p.setup, k, *pricers[i], sim_, reqs_, hooks));
@@ -92,6 +96,11 @@ Engine::Engine(const Deployment& d, const std::vector<Request>& requests, const 
     last_arrival_ = max(last_arrival_, r.arrival);
   }
   last_change_ = first_arrival_;
+  std::vector<Time> arrivals;
+  for (const Request& r : requests) arrivals.push_back(r.arrival);
+  std::sort(arrivals.begin(), arrivals.end());
+  window_start_ = arrivals[arrivals.size() / 10];
+  window_end_ = arrivals[arrivals.size() * 9 / 10];
   const Time span = last_arrival_ - first_arrival_;
   sample_every_ = max(Time::ms(1), Time::ps(span.picoseconds() / 500));
   kv_.resize(d.pools.size());
@@ -181,6 +190,10 @@ void Engine::start_transfer(int q) {
   net_->start(std::move(t));
 }
 
+void Engine::produced(double tokens) {
+  if (sim_.now() >= window_start_ && sim_.now() <= window_end_) window_tokens_ += tokens;
+}
+
 void Engine::finished(int /*q*/) {
   change_in_system(-1);
   --open_;
@@ -217,6 +230,9 @@ ServingResult Engine::run() {
   const double span = (last_arrival_ - first_arrival_).to_seconds();
   r.mean_in_system = span > 0 ? area_ / span : 0.0;
   r.nominal_rate = d_.spec.arrivals == Arrivals::Poisson ? d_.spec.rate : 0.0;
+  r.window_tokens = window_tokens_;
+  r.window_start = window_start_;
+  r.window_end = window_end_;
   for (std::size_t i = 0; i < d_.pools.size(); ++i) {
     const PoolPlan& p = d_.pools[i];
     PoolResult pr;

@@ -7,6 +7,11 @@
 //            chunk of c tokens after p tokens already in the KV cache has c x (p + (c + 1) / 2)
 //            (query, key) pairs, as models/layer_ops.cpp counts them);
 //   decode:  sequences per GPU, and their mean KV length.
+// A prefill step whose DP ranks carry unequal prompt tokens also gives its mean shape (the step's
+// tokens over all the instance's GPUs): each rank computes its own tokens' attention, but the
+// routed experts and the all-to-alls carry every rank's tokens, spread over the EP group, so the
+// step costs less than the busiest rank's shape on every GPU (sim/serving/step_table.h says how
+// the step table prices it).
 #pragma once
 
 #include <cstdint>
@@ -28,7 +33,7 @@ struct DecodeShape {
 class StepPricer {
  public:
   virtual ~StepPricer() = default;
-  virtual Time prefill(const PrefillShape& shape) = 0;
+  virtual Time prefill(const PrefillShape& busiest, const PrefillShape& mean) = 0;
   virtual Time decode(const DecodeShape& shape) = 0;
 };
 

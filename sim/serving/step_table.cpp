@@ -52,8 +52,9 @@ BatchPricer sequential_pricer() {
 }
 
 StepTable::StepTable(nlohmann::json pool_doc, BatchPricer pricer, StepTableOptions options)
-    : doc_(std::move(pool_doc)), pricer_(std::move(pricer)), options_(options) {
-  const Scenario sc = Scenario::from_json(doc_);
+    : doc_(std::move(pool_doc)), scenario_(Scenario::from_json(doc_)),
+      cost_(make_cost_model(scenario_.cost_model, scenario_.gpu)), pricer_(std::move(pricer)), options_(options) {
+  const Scenario& sc = scenario_;
   const std::int64_t split = static_cast<std::int64_t>(sc.schedule.micro_batches()) * sc.schedule.chunks;
   t_min_ = pow2_ceil(static_cast<double>(std::max<std::int64_t>(2, split)));
   const int per_sequence = 1 + sc.workload.mtp_tokens;
@@ -150,7 +151,34 @@ double StepTable::prefill_ms(std::int64_t tokens, double keys) {
   return lerp(x, static_cast<double>(t0), static_cast<double>(t1), at(t0), at(t1));
 }
 
-Time StepTable::prefill(const PrefillShape& asked) {
+Time StepTable::prefill(const PrefillShape& busiest, const PrefillShape& mean) {
+  const Time top = uniform_prefill(busiest);
+  if (mean.tokens >= busiest.tokens) return top;
+  const Time base = uniform_prefill(mean);
+  const Time own = rank_work(busiest) - rank_work(mean);
+  return min(top, max(base, base + own));
+}
+
+Time StepTable::rank_work(const PrefillShape& asked) const {
+  const PrefillShape shape{std::max(asked.tokens, t_min_), std::max(1.0, asked.keys)};
+  const nlohmann::json w = exact_prefill(shape, t_min_).first;
+  const std::int64_t len = w.at("seq_len"), seqs = w.at("tokens_per_gpu").get<std::int64_t>() / len;
+  const auto cached = static_cast<std::int64_t>(static_cast<double>(len) * w.value("prefix_hit", 0.0));
+  const std::int64_t tokens = seqs * (len - cached);
+  const MoeModelSpec& m = scenario_.model;
+  const LayerOps ops(m, scenario_.parallelism.attention_tp);
+  auto t = [&](const OpWork& op) { return cost_->time(op); };
+  Time per_layer = Time::zero();
+  if (m.attention != AttentionKind::None) per_layer = t(ops.attention_proj(tokens)) + t(ops.attention_core_prefill(seqs, len, cached));
+  Time moe = t(ops.gate(tokens));
+  if (m.shared_experts > scenario_.parallelism.routed_shared(m)) moe += t(ops.shared_expert(tokens));
+  Time total = per_layer * static_cast<double>(m.layers) + t(ops.dense_mlp(tokens)) * static_cast<double>(m.dense_layers) +
+               moe * static_cast<double>(m.layers - m.dense_layers);
+  if (m.vocab > 0) total += t(ops.lm_head(seqs));
+  return total;
+}
+
+Time StepTable::uniform_prefill(const PrefillShape& asked) {
   const PrefillShape shape{std::max(asked.tokens, t_min_), std::max(1.0, asked.keys)};
   if (options_.pricing == StepPricing::Exact) {
     const auto [w, exact] = exact_prefill(shape, t_min_);

@@ -18,6 +18,13 @@
 // Exact: every distinct shape (decode KV rounded to a token; prefill as the nearest shape the
 // workload states, see exact_prefill) is priced by its own run.
 //
+// Uneven prefill steps (a busiest rank above the mean): the step is priced at the mean shape, plus
+// what the busiest rank's own work adds over the mean's (rank_work: the attention side of every
+// layer, the dense MLPs, the gate and local shared experts, the LM head, priced by the pool's cost
+// model), and at most the busiest shape on every GPU. Under a serial schedule the step is close to
+// the sum of a rank's compute and the routed part; the other ranks wait for the busiest at the
+// all-to-alls, while the experts and the all-to-alls carry the step's mean load.
+//
 // Pricing runs whole scenario documents through a BatchPricer, so that tools/ can run a batch on
 // threads (tools/explore); sequential_pricer() runs them one at a time. With extrapolate_layers
 // (the search's pruning pass, never `epsim serve`) a node is priced from two runs of 2 and 4 MoE
@@ -28,12 +35,15 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "models/cost_model.h"
+#include "sim/scenario.h"
 #include "sim/serving/serving_spec.h"
 #include "sim/serving/step_pricer.h"
 
@@ -62,7 +72,10 @@ class StepTable final : public StepPricer {
  public:
   // `pool_doc`: the instance's scenario (validated by the caller).
   StepTable(nlohmann::json pool_doc, BatchPricer pricer, StepTableOptions options = {});
-  Time prefill(const PrefillShape& shape) override;
+  Time prefill(const PrefillShape& busiest, const PrefillShape& mean) override;
+  Time prefill(const PrefillShape& shape) { return prefill(shape, shape); }
+  // One GPU's own work in a prefill step of `shape` (see above), every layer.
+  Time rank_work(const PrefillShape& shape) const;
   Time decode(const DecodeShape& shape) override;
 
   // Forgets the shapes looked up so far (not the priced nodes): check() samples one run's shapes.
@@ -88,6 +101,7 @@ class StepTable final : public StepPricer {
  private:
   using Key = std::pair<std::int64_t, std::int64_t>;
   double prefill_ms(std::int64_t tokens, double keys);
+  Time uniform_prefill(const PrefillShape& shape);  // every GPU at `shape`
   double decode_ms(std::int64_t batch, double kv);
   void ensure_prefill(const std::vector<Key>& nodes);
   void ensure_decode(const std::vector<Key>& nodes);
@@ -96,6 +110,8 @@ class StepTable final : public StepPricer {
   std::vector<double> price(const std::vector<nlohmann::json>& workloads);
 
   nlohmann::json doc_;
+  Scenario scenario_;
+  std::unique_ptr<CostModel> cost_;
   BatchPricer pricer_;
   StepTableOptions options_;
   nlohmann::json decode_extra_;  // the pool's MTP keys, carried into decode workloads

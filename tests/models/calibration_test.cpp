@@ -39,7 +39,7 @@ const FamilyError& family_error(const CalibrationProfile& p, const std::string& 
 }
 
 CalibratedCostModel shipped() {
-  return CalibratedCostModel(CalibrationProfile::load(resolve_calibration("h200-measured")), "h200-measured");
+  return CalibratedCostModel(CalibrationProfile::load(resolve_calibration("h200-measured")), "h200-measured", GpuSpec::preset("h200"));
 }
 }  // namespace
 
@@ -281,4 +281,30 @@ TEST_CASE("PricingLedger: per op class, which curve priced it and the worst extr
   const NominalCostModel n(GpuSpec::preset("h100-seed"));
   nominal.record(ops.gate(4096), n);
   CHECK(nominal.lines()[0].find("nominal(h100-seed): roofline; no measurements") != std::string::npos);
+}
+
+TEST_CASE("calibrated: an fp8 op with no measured family falls back to the nominal roofline and says so") {
+  const CalibratedCostModel m = shipped();
+  MoeModelSpec fp = MoeModelSpec::preset("seed");
+  fp.precision = Precision::deepseek_fp8();
+  const LayerOps ops(fp, 2);
+  // h200-measured has no gemm_fp8: the fp8 projections are priced as nominal(h200) prices them,
+  // with the preset's 1 us kernel gap (the profile measured none; measured prices include theirs).
+  const OpWork proj = ops.attention_proj(4096);
+  CHECK(calibrated_family(proj) == std::string("gemm_fp8"));
+  CHECK(m.time(proj) == NominalCostModel(GpuSpec::preset("h200")).time(proj) + Time::us(1));
+  CHECK(m.kernel_gap() == Time::zero());
+  CHECK(m.note(proj).fallback);
+  CHECK(m.note(proj).curve == "nominal(h200) roofline (the profile has no gemm_fp8)");
+  CHECK(m.explain(proj).find("so by the nominal roofline instead") != std::string::npos);
+  // It has expert_mlp_fp8: the fp8 routed experts are measured.
+  CHECK_FALSE(m.note(ops.expert_mlp(8192, 8)).fallback);
+  CHECK(m.note(ops.expert_mlp(8192, 8)).curve == "expert_mlp_fp8 experts=8 by tokens_per_expert");
+  // The bf16 attention core keeps its measured price.
+  CHECK(m.time(ops.attention_core_prefill(1, 4096)) == m.time(LayerOps(MoeModelSpec::preset("seed"), 2).attention_core_prefill(1, 4096)));
+  PricingLedger ledger;
+  ledger.record(proj, m);
+  ledger.record(proj, m);
+  CHECK(ledger.summary()[0].fallback == 2);
+  CHECK(ledger.lines()[0].find("no measurement: nominal roofline") != std::string::npos);
 }

@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include "models/cost_model.h"
 #include "models/layer_ops.h"
 #include "models/memory_model.h"
 #include "models/moe_model.h"
@@ -132,4 +133,27 @@ TEST_CASE("a config.json's quantization_config gives the fp8 defaults") {
   const json blocks = {{"quantization_config", {{"quant_method", "fp8"}, {"weight_block_size", {64, 64}}}}};
   CHECK(error_of([&] { Precision::from_quantization_config(blocks, "c.json"); }) ==
         "c.json:quantization_config.weight_block_size = [64,64]: must be [128, 128] (the block the byte model uses)");
+}
+
+TEST_CASE("nominal cost: fp8 GEMMs at the fp8 peak, the bf16 attention core keeps its price") {
+  const GpuSpec g = GpuSpec::preset("h100-seed");  // 400 TFLOPS bf16, 800 fp8 (2x), at 60%
+  CHECK(g.peak_fp8.to_tflops() == doctest::Approx(800));
+  CHECK(GpuSpec::preset("h100-sxm").peak_fp8.to_tflops() == doctest::Approx(1979));
+  CHECK(GpuSpec::from_json(json{{"peak_tflops", 500}}, "gpu").peak_fp8.to_tflops() == doctest::Approx(1000));
+  CHECK(GpuSpec::from_json(json{{"peak_fp8_tflops", 1500}}, "gpu").peak_fp8.to_tflops() == doctest::Approx(1500));
+  const NominalCostModel cost(g);
+  MoeModelSpec bf = MoeModelSpec::preset("seed");
+  MoeModelSpec fp = bf;
+  fp.precision.attention_proj = fp.precision.routed_experts = NumberFormat::Fp8;
+  // The expert MLP of 32768 tokens is compute-bound: 32768 x 88080384 FLOPs at 480 TFLOPS instead
+  // of 240 (weights read are bf16 in both: precision.weights unchanged).
+  const OpWork e_bf = LayerOps(bf, 1).expert_mlp(32768, 1), e_fp = LayerOps(fp, 1).expert_mlp(32768, 1);
+  CHECK(e_fp.precision == NumberFormat::Fp8);
+  CHECK(cost.time(e_bf) == Time::seconds(32768.0 * 88080384.0 / 240e12));
+  CHECK(cost.time(e_fp) == Time::seconds(32768.0 * 88080384.0 / 480e12));
+  // The attention core of the same model stays bf16 and keeps its time to the picosecond.
+  const OpWork c_bf = LayerOps(bf, 2).attention_core_prefill(1, 4096), c_fp = LayerOps(fp, 2).attention_core_prefill(1, 4096);
+  CHECK(c_fp.precision == NumberFormat::Bf16);
+  CHECK(cost.time(c_fp) == cost.time(c_bf));
+  CHECK(cost.time(LayerOps(fp, 2).attention_proj(4096)) < cost.time(LayerOps(bf, 2).attention_proj(4096)));
 }

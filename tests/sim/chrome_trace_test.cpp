@@ -73,16 +73,26 @@ TEST_CASE("slice args: FLOPs, bytes and tokens") {
     CHECK(s.e["args"]["bytes_received"] == 3 * 128 * 2048);
     CHECK(s.e["args"]["tokens"] == 512);
   }
+  bool down = false;
   for (const auto& s : th.at({0, 0})) {
-    if (s.e["name"] != "experts L1 mb0") continue;
-    experts = true;
-    // 512 rows through an MLP of 1024 -> 2 x 512 -> 1024: 2 x 512 x (1024 x 1024 + 512 x 1024) FLOPs.
-    CHECK(s.e["args"]["tokens"] == 512);
-    CHECK(s.e["args"]["flops"].get<double>() == 2.0 * 512 * (1024 * 1024 + 512 * 1024));
-    CHECK(s.e["args"]["bytes"].get<std::int64_t>() > 0);
+    // 512 rows through the expert's MLP of 1024 -> 2 x 512 -> 1024: expert_up (gate and up,
+    // 1024 -> 1024) 2 x 512 x 1024 x 1024 FLOPs, expert_down (512 -> 1024) 2 x 512 x 512 x 1024.
+    if (s.e["name"] == "expert_up L1 mb0") {
+      experts = true;
+      CHECK(s.e["args"]["phase"] == "experts");
+      CHECK(s.e["args"]["tokens"] == 512);
+      CHECK(s.e["args"]["flops"].get<double>() == 2.0 * 512 * 1024 * 1024);
+      CHECK(s.e["args"]["bytes"].get<std::int64_t>() > 0);
+    }
+    if (s.e["name"] == "expert_down L1 mb0") {
+      down = true;
+      CHECK(s.e["args"]["tokens"] == 512);
+      CHECK(s.e["args"]["flops"].get<double>() == 2.0 * 512 * 512 * 1024);
+    }
   }
   CHECK(dispatch);
   CHECK(experts);
+  CHECK(down);
 }
 
 TEST_CASE("--trace-gpus and --trace-layers keep only those slices; the link counters stay") {

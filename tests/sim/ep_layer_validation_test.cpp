@@ -36,8 +36,8 @@ TEST_CASE("epsim validate: the E = 32 EP layer, nccl and peer dispatch") {
   }
   // The target: median <= 5% and every one of the 80 cases within 10%.
   CHECK(v.meets_target());
-  CHECK(v.median_abs_error_pct() == doctest::Approx(2.5699).epsilon(1e-3));
-  CHECK(v.max_abs_error_pct() == doctest::Approx(9.5183).epsilon(1e-3));
+  CHECK(v.median_abs_error_pct() == doctest::Approx(2.5408).epsilon(1e-3));
+  CHECK(v.max_abs_error_pct() == doctest::Approx(9.3603).epsilon(1e-3));
   CHECK(std::count_if(v.cases.begin(), v.cases.end(), [](const auto& c) { return std::abs(c.error_pct()) <= 10.0; }) == 80);
 
   // The grid: cases within 10% cover every axis (tokens 256..16384, uniform and zipf:1.2,
@@ -74,21 +74,22 @@ TEST_CASE("epsim validate: the E = 32 EP layer, nccl and peer dispatch") {
 }
 
 // The other committed files (held out: nothing was fitted on them): every case of the peer-blocks
-// file within 10% (the target met); the rest pinned at their figures (README's table).
+// and -repeat files within 10% (the target met); the rest pinned at their figures (README's table).
 TEST_CASE("epsim validate: the other EP layer files") {
   const FileValidation pb = validate_ep_layer_file(kResults + "ep2-h200x2-peerblocks-2026-11-29.json");
   CHECK(pb.meets_target());
-  CHECK(pb.median_abs_error_pct() == doctest::Approx(3.1931).epsilon(1e-3));
-  CHECK(pb.max_abs_error_pct() == doctest::Approx(8.3661).epsilon(1e-3));
+  CHECK(pb.median_abs_error_pct() == doctest::Approx(3.2066).epsilon(1e-3));
+  CHECK(pb.max_abs_error_pct() == doctest::Approx(8.2633).epsilon(1e-3));
   const FileValidation rep = validate_ep_layer_file(kResults + "ep2-h200x2-2026-11-29-repeat.json");
-  CHECK(rep.median_abs_error_pct() == doctest::Approx(2.5550).epsilon(1e-3));
-  CHECK(rep.max_abs_error_pct() == doctest::Approx(10.4063).epsilon(1e-3));
+  CHECK(rep.meets_target());
+  CHECK(rep.median_abs_error_pct() == doctest::Approx(2.6174).epsilon(1e-3));
+  CHECK(rep.max_abs_error_pct() == doctest::Approx(9.7159).epsilon(1e-3));
   const FileValidation e16 = validate_ep_layer_file(kResults + "ep2-h200x2-e16-2026-11-29.json");
-  CHECK(e16.median_abs_error_pct() == doctest::Approx(3.0077).epsilon(1e-3));
-  CHECK(e16.max_abs_error_pct() == doctest::Approx(12.1684).epsilon(1e-3));
+  CHECK(e16.median_abs_error_pct() == doctest::Approx(3.0651).epsilon(1e-3));
+  CHECK(e16.max_abs_error_pct() == doctest::Approx(12.5771).epsilon(1e-3));
   const FileValidation one = validate_ep_layer_file(kResults + "ep1-h200x2-2026-11-29.json");
   CHECK(one.median_abs_error_pct() == doctest::Approx(5.9092).epsilon(1e-3));
-  CHECK(one.max_abs_error_pct() == doctest::Approx(14.3973).epsilon(1e-3));
+  CHECK(one.max_abs_error_pct() == doctest::Approx(14.3229).epsilon(1e-3));
 }
 
 TEST_CASE("epsim validate: bad input names the file, the path and the rule") {

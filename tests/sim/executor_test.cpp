@@ -84,3 +84,45 @@ TEST_CASE("a dependency cycle is reported, not hung") {
   Executor exec(sim, net, g);
   CHECK_THROWS_AS(exec.run(), SimulationError);
 }
+
+// A run of three ops on GPU 0 (A and C SM-bound, B bound by HBM), each 4 us, while an 11 us
+// NVLink collective holds half the SMs (hbm_share 0): A at half speed 0..8 us, B at full speed
+// 8..12, C after the collective at full speed 12..16. The run takes one planning event instead of
+// one per op; a fourth op that also waits for GPU 1 (an HBM-bound 17 us op) starts at 17 us.
+TEST_CASE("a run of back-to-back ops: each at its own rate, one event for the run") {
+  ClusterSpec spec;
+  spec.nodes = 1;
+  spec.gpus_per_node = 2;
+  const Cluster cluster(spec);
+  TaskGraph g;
+  const TaskId a = g.compute(0, Phase::Experts, 0, 0, Time::us(4));
+  const TaskId b = g.compute(0, Phase::Experts, 0, 0, Time::us(4));
+  const TaskId c = g.compute(0, Phase::Experts, 0, 0, Time::us(4));
+  const TaskId d = g.compute(0, Phase::Experts, 0, 0, Time::us(4));
+  const TaskId other = g.compute(1, Phase::Experts, 0, 0, Time::us(17));
+  g.tasks()[static_cast<std::size_t>(b)].sm_bound = 0.0;
+  g.tasks()[static_cast<std::size_t>(other)].sm_bound = 0.0;
+  g.depend(a, b);
+  g.depend(b, c);
+  g.depend(c, d);
+  g.depend(other, d);
+  const Cluster* cl = &cluster;
+  g.collective(2, Phase::Dispatch, 0, 0, [cl] {
+    CommPlan p;
+    p.add(*cl, 0, 1, Bytes(4500000));
+    return p;
+  });
+  Simulator sim;
+  AnalyticalNetwork net(sim, cluster);
+  Executor exec(sim, net, g, SmSharing{132, 66});
+  exec.run();
+  CHECK(g.task(a).end == Time::us(8));
+  CHECK(g.task(b).start == Time::us(8));
+  CHECK(g.task(b).end == Time::us(12));
+  CHECK(g.task(c).start == Time::us(12));
+  CHECK(g.task(c).end == Time::us(16));
+  CHECK(g.task(d).start == Time::us(17));
+  CHECK(g.task(d).end == Time::us(21));
+  // Unmerged, a, b and c would each fire an event; here the comm end re-plans the run once.
+  CHECK(sim.events_executed() < 12);
+}

@@ -31,7 +31,8 @@ json small(const json& overlap) {
 }  // namespace
 
 TEST_CASE("the shipped serial, dual-microbatch and decode-5stage descriptions reproduce the built-in schedules' reports") {
-  // tests/sim/golden/schedule-*.json: the report each built-in schedule made (commit ccd0ecc) for a
+  // tests/sim/golden/schedule-*.json: the report each built-in schedule made (commit ccd0ecc; regenerated
+  // when issue 14 made every op its own task, so that they pin the op inventory too) for a
   // scenario exercising it (serial: nccl rounds, per-expert GEMMs, 2 chunks; dual: training with
   // attention TP 2; decode-5stage: decode with the peer kernel on the flow network).
   for (const std::string name : {"serial", "dual-microbatch", "decode-5stage"}) {

@@ -1,11 +1,13 @@
 // Pipeline parallelism on a dense model whose forward chunk F, input-gradient chunk B_in and
-// weight-gradient chunk W all cost the same (one dense MLP at 1x), so the DualPipe paper's bubble
-// formulas can be checked on the simulated step.
+// weight-gradient chunk W are the layer program's dense block's forward ops, its .dgrad ops and its
+// .wgrad ops (no kernel gaps), so the DualPipe paper's bubble formulas can be checked on the
+// simulated step.
 #include <doctest/doctest.h>
 
 #include <cmath>
 
 #include "models/cost_model.h"
+#include "models/layer_program.h"
 #include "sim/simulation.h"
 
 using namespace epsim;
@@ -13,20 +15,34 @@ using nlohmann::json;
 
 namespace {
 // PP GPUs on one NVLink node, one GPU per rank; `layers_per_stage` dense layers per stage, no
-// attention, no LM head: every layer is one MLP of hidden 512 and intermediate 65536.
-json dense_pipeline(int pp, const std::string& schedule, int micro_batches, int layers_per_stage = 1) {
+// attention, no LM head: every layer is one MLP of hidden 512 and intermediate 65536, or (`gemm_bound`)
+// of hidden 4096 and intermediate 8192, whose SwiGLU is 4% of its GEMMs: F, B_in and W within 8%.
+json dense_pipeline(int pp, const std::string& schedule, int micro_batches, int layers_per_stage = 1, bool gemm_bound = false) {
   return json{{"model", {{"layers", pp * layers_per_stage}, {"dense_layers", pp * layers_per_stage}, {"attention", "none"},
-                         {"hidden", 512}, {"dense_intermediate", 65536}, {"vocab", 0}}},
+                         {"hidden", gemm_bound ? 4096 : 512}, {"dense_intermediate", gemm_bound ? 8192 : 65536}, {"vocab", 0}}},
+              {"gpu", {{"kernel_gap_us", 0}}},
               {"cluster", {{"nodes", 1}, {"gpus_per_node", pp}}},
               {"parallelism", {{"pp", pp}}},
               {"workload", {{"mode", "training"}, {"tokens_per_gpu", 1024 * micro_batches}}},
               {"schedule", {{"pipeline", schedule}, {"pipeline_micro_batches", micro_batches}, {"comm_sms", 0}}}};
 }
 
-// One dense MLP over a micro-batch's 1024 tokens at 1x: F = B_in = W.
-Time chunk_time(const Scenario& sc) {
+// One layer's dense block over a micro-batch's 1024 tokens (dense_up, dense_swiglu, dense_down):
+// its forward ops (F), input-gradient ops (B_in: the GEMMs' .dgrad, the SwiGLU's) and weight-
+// gradient ops (W: the GEMMs' .wgrad).
+struct Chunks {
+  Time f, b_in, w;
+};
+Chunks chunk_times(const Scenario& sc) {
   const NominalCostModel cost(sc.gpu);
-  return cost.time(LayerOps(sc.model, 1).dense_mlp(1024));
+  const LayerOps ops(sc.model, 1);
+  const LayerProgram program(ops);
+  const LayerShape shape{Mode::Training, 1024, 1, 1024, 0, 1024};
+  Chunks c;
+  for (const LayerOp& o : program.block(Block::Dense, shape, Pass::Forward)) c.f += cost.time(o.work);
+  for (const LayerOp& o : program.block(Block::Dense, shape, Pass::Backward))
+    (o.name.grad == Grad::Wgrad ? c.w : c.b_in) += cost.time(o.work);
+  return c;
 }
 
 double ratio(Time a, Time b) { return a.to_seconds() / b.to_seconds(); }
@@ -38,8 +54,9 @@ TEST_CASE("1F1B: the bubble is (PP-1)(F+B) on PP = 8 and 16") {
   for (int pp : {8, 16}) {
     Simulation sim(Scenario::from_json(dense_pipeline(pp, "1f1b", 2 * pp, 4)));
     const StepResult& r = sim.run();
-    const Time F = chunk_time(sim.scenario()) * 4;  // 4 layers per stage
-    const Time B = F + F;  // a full backward: input gradient + weight gradient
+    const Chunks c = chunk_times(sim.scenario());
+    const Time F = c.f * 4;  // 4 layers per stage
+    const Time B = (c.b_in + c.w) * 4;  // a full backward: input gradient + weight gradient
     REQUIRE(r.pipeline);
     // The sends between stages (1 MB over NVLink, 3.3 us each, 2(PP-1) on the fill and drain) add
     // about 0.1%.
@@ -54,9 +71,10 @@ TEST_CASE("1F1B: the bubble is (PP-1)(F+B) on PP = 8 and 16") {
 
 TEST_CASE("DualPipe: the bubble is (PP/2-1)(F&B+B-3W) on PP = 8 and 16, activations PP+1 chunks on every rank") {
   for (int pp : {8, 16}) {
-    Simulation sim(Scenario::from_json(dense_pipeline(pp, "dualpipe", 2 * pp, 4)));
+    Simulation sim(Scenario::from_json(dense_pipeline(pp, "dualpipe", 2 * pp, 4, true)));
     const StepResult& r = sim.run();
-    const Time F = chunk_time(sim.scenario()) * 4, W = F, B = F + W;  // 4 layers per stage
+    const Chunks c = chunk_times(sim.scenario());
+    const Time F = c.f * 4, W = c.w * 4, B = (c.b_in + c.w) * 4;  // 4 layers per stage
     // Compute only, so two overlapped chunks take F + B: F&B = F + B.
     const Time FB = F + B;
     const Time formula = (FB + B - W * 3) * (pp / 2 - 1);
@@ -94,9 +112,10 @@ TEST_CASE("interleaved 1F1B: v chunks per rank cut the 1F1B bubble by v") {
   sc["schedule"]["pipeline_chunks"] = v;
   Simulation sim(Scenario::from_json(sc));
   const StepResult& r = sim.run();
-  const Time F = chunk_time(sim.scenario()) * v;  // a whole rank's forward: its v one-layer chunks
+  const Chunks c = chunk_times(sim.scenario());
+  const Time F = c.f * v, B = (c.b_in + c.w) * v;  // a whole rank's forward and backward: its v one-layer chunks
   REQUIRE(r.pipeline);
-  CHECK(within_1_percent(r.pipeline->bubble, (F * 3) * (pp - 1) * (1.0 / v)));
+  CHECK(within_1_percent(r.pipeline->bubble, (F + B) * (pp - 1) * (1.0 / v)));
 }
 
 TEST_CASE("pipeline parallelism: bad shapes are refused naming the key") {
@@ -161,9 +180,10 @@ TEST_CASE("DualPipe with MoE layers: an F&B slot hides one chunk's all-to-alls b
     }
   }
   REQUIRE(pairs > 0);
-  // Measured (2026-12-01): F 4.139 ms, B 7.598, W 2.887, F&B 10.378 ms (1.36 ms of F + B hidden),
-  // bubble 34.68 ms against (PP/2-1)(F&B+B-3W) = 27.95 ms: the formula takes every chunk alike, here
-  // the sends (16 MB over InfiniBand, 0.33 ms each) and the lone chunks' exposed all-to-alls add.
+  // Measured (2026-12-06, every op its own task): F 4.730 ms, B 8.954, W 2.899, F&B 13.005 ms
+  // (0.68 ms of F + B hidden), bubble 43.50 ms against (PP/2-1)(F&B+B-3W) = 39.79 ms: the formula
+  // takes every chunk alike, here the sends (16 MB over InfiniBand, 0.33 ms each) and the lone
+  // chunks' exposed all-to-alls add.
   MESSAGE("F " << F.to_ms() << " B " << B.to_ms() << " W " << W.to_ms() << " F&B " << FB.to_ms() << " bubble "
                 << r.pipeline->bubble.to_ms() << " formula " << ((FB + B - W * 3) * (pp / 2 - 1)).to_ms());
   CHECK(FB < F + B);

@@ -4,6 +4,7 @@
 
 #include "models/cost_model.h"
 #include "sim/simulation.h"
+#include "tests/sim/op_sum.h"
 
 using namespace epsim;
 using nlohmann::json;
@@ -28,17 +29,19 @@ TEST_CASE("decode with one MTP draft: the model verifies 2 tokens per sequence, 
   sc["workload"] = {{"mode", "decode"}, {"batch_per_gpu", 32}, {"kv_len", 512}, {"mtp_tokens", 1}, {"mtp_acceptance", 0.5}};
   Simulation sim(Scenario::from_json(sc));
   const StepResult& r = sim.run();
-  const NominalCostModel cost(sim.scenario().gpu);
-  const LayerOps ops(sim.scenario().model, 1);
-  auto t = [&](const OpWork& w) { return cost.time(w); };
-  // The model's layers at 64 tokens (32 sequences x 2 queries), each GPU computing 2 x 64 routed pairs.
-  const Time attention = t(ops.attention_proj(64)) + t(ops.attention_core_decode(32, 512, 2));
-  const Time model = attention + t(ops.dense_mlp(64)) + attention + t(ops.gate(64)) + t(ops.shared_expert(64)) +
-                     all_to_all(64) + t(ops.expert_mlp(128, 1)) + all_to_all(64) + t(ops.lm_head(64));
-  // The MTP pass at 32 tokens: projection, its MoE decoder layer, the shared LM head.
-  const Time mtp = t(ops.mtp_projection(32)) + t(ops.attention_proj(32)) + t(ops.attention_core_decode(32, 512, 1)) +
-                   t(ops.gate(32)) + t(ops.shared_expert(32)) + all_to_all(32) + t(ops.expert_mlp(64, 1)) + all_to_all(32) +
-                   t(ops.lm_head(32));
+  using test::blocks_time, test::experts_time;
+  const Scenario& s = sim.scenario();
+  const std::vector<Block> attention = {Block::AttnIn, Block::Attention, Block::AttnOut};
+  const std::vector<Block> moe_in = {Block::AttnIn, Block::Attention, Block::AttnOut, Block::MoeIn, Block::Shared};
+  // The model's layers at 64 tokens (32 sequences x 2 queries), each GPU computing 2 x 64 routed
+  // pairs; every op at its roofline time + the 1 us kernel gap (tests/sim/op_sum.h).
+  const LayerShape verify{Mode::Decode, 64, 32, 4096, 512, 64, 0, 2};
+  const Time model = blocks_time(s, attention, verify) + blocks_time(s, {Block::Dense}, verify) + blocks_time(s, moe_in, verify) +
+                     all_to_all(64) + experts_time(s, 128) + all_to_all(64) + blocks_time(s, {Block::MoeOut, Block::Head}, verify);
+  // The MTP pass at 32 tokens: mtp_proj, its MoE decoder layer, final_norm and the shared LM head.
+  const LayerShape draft{Mode::Decode, 32, 32, 4096, 512, 32, 0, 1};
+  const Time mtp = blocks_time(s, {Block::MtpIn}, draft) + blocks_time(s, moe_in, draft) + all_to_all(32) + experts_time(s, 64) +
+                   all_to_all(32) + blocks_time(s, {Block::MoeOut, Block::Head}, draft);
   CHECK(r.step_time == model + mtp);
   REQUIRE(r.layers.size() == 3);
   CHECK(r.layers[2].mtp);
@@ -57,14 +60,15 @@ TEST_CASE("prefill with half of each sequence cached: cached tokens skip the lay
   sc["workload"] = {{"tokens_per_gpu", 256}, {"seq_len", 128}, {"prefix_hit", 0.5}};
   Simulation sim(Scenario::from_json(sc));
   const StepResult& r = sim.run();
-  const NominalCostModel cost(sim.scenario().gpu);
-  const LayerOps ops(sim.scenario().model, 1);
-  auto t = [&](const OpWork& w) { return cost.time(w); };
-  // 2 sequences of 128 tokens, 64 cached each: 128 computed tokens per GPU; the LM head sees one
-  // token per sequence.
-  const Time attention = t(ops.attention_proj(128)) + t(ops.attention_core_prefill(2, 128, 64));
-  CHECK(r.step_time == attention + t(ops.dense_mlp(128)) + attention + t(ops.gate(128)) + t(ops.shared_expert(128)) +
-                           all_to_all(128) + t(ops.expert_mlp(256, 1)) + all_to_all(128) + t(ops.lm_head(2)));
+  using test::blocks_time, test::experts_time;
+  const Scenario& s = sim.scenario();
+  // 2 sequences of 128 tokens, 64 cached each: 128 computed tokens per GPU; the core's queries are
+  // the 64 new tokens of each sequence, its keys all 128; the LM head sees one token per sequence.
+  const LayerShape shape{Mode::Prefill, 128, 2, 128, 0, 2, 64, 1};
+  const std::vector<Block> attention = {Block::AttnIn, Block::Attention, Block::AttnOut};
+  CHECK(r.step_time == blocks_time(s, attention, shape) + blocks_time(s, {Block::Dense}, shape) + blocks_time(s, attention, shape) +
+                           blocks_time(s, {Block::MoeIn, Block::Shared}, shape) + all_to_all(128) + experts_time(s, 256) +
+                           all_to_all(128) + blocks_time(s, {Block::MoeOut, Block::Head}, shape));
   CHECK(r.tokens_per_s_per_gpu() == doctest::Approx(256.0 / r.step_time.to_seconds()));
   CHECK(r.computed_tokens_per_s_per_gpu() == doctest::Approx(128.0 / r.step_time.to_seconds()));
   // The KV cache holds every token of the sequences: 256 x 2 layers x 2 x 8 x 128 x 2 B.

@@ -1,9 +1,11 @@
 #include <doctest/doctest.h>
 
 #include "models/cost_model.h"
+#include "models/layer_program.h"
 #include "sim/report.h"
 #include "sim/simulation.h"
 #include "sim/step_metrics.h"
+#include "tests/sim/op_sum.h"
 
 using namespace epsim;
 using nlohmann::json;
@@ -17,19 +19,19 @@ static json tiny() {
               {"workload", {{"tokens_per_gpu", 256}}}};
 }
 
-TEST_CASE("serial schedule: the step time is the sum of its phases") {
+TEST_CASE("serial schedule: the step time is the sum of its ops and all-to-alls") {
   Simulation sim(Scenario::from_json(tiny()));
   const StepResult& r = sim.run();
   const Scenario& sc = sim.scenario();
-  const NominalCostModel cost(sc.gpu);
-  const LayerOps ops(sc.model, 1);
-  const Time attention = cost.time(ops.attention_proj(256)) + cost.time(ops.attention_core_prefill(1, 256));
+  using test::blocks_time;
+  const LayerShape shape{Mode::Prefill, 256, 1, 256, 0, 1};
+  // Every op: its roofline time plus the 1 us kernel gap (tests/sim/op_sum.h).
+  const Time attention = blocks_time(sc, {Block::AttnIn, Block::Attention, Block::AttnOut}, shape);
   // Every source sends 256 x 2 / 4 = 128 tokens of 2 KiB to each expert's GPU: each NIC carries two
   // such flows (262,144 B each) at 50 GB/s = 10.48576 us, + 3 us of cross-rail latency.
   const Time all_to_all = Time::ps(10485760) + Time::us(3);
-  const Time expected = attention + cost.time(ops.dense_mlp(256)) + attention + cost.time(ops.gate(256)) +
-                        all_to_all + cost.time(ops.expert_mlp(512, 1)) + cost.time(ops.shared_expert(256)) +
-                        all_to_all + cost.time(ops.lm_head(1));
+  const Time expected = attention + blocks_time(sc, {Block::Dense}, shape) + attention + blocks_time(sc, {Block::MoeIn, Block::Shared}, shape) +
+                        all_to_all + test::experts_time(sc, 512) + all_to_all + blocks_time(sc, {Block::MoeOut, Block::Head}, shape);
   CHECK(r.step_time == expected);
   REQUIRE(r.layers.size() == 2);
   CHECK(r.layers[1].dispatch == all_to_all);
@@ -37,6 +39,24 @@ TEST_CASE("serial schedule: the step time is the sum of its phases") {
   CHECK(r.layers[1].exposed_comm_max == all_to_all + all_to_all);
   CHECK(r.layers[1].expert_tokens_max == 512);
   CHECK(r.layers[0].exposed_comm_max == Time::zero());
+  // One task per op on each GPU: dense layer attn_norm, q_proj, kv_proj, rope, attn_core, o_proj,
+  // attn_residual, ffn_norm, dense_up, dense_swiglu, dense_down, ffn_residual (12); the MoE layer
+  // 7 attention ops, ffn_norm, router, router_topk, permute, shared_up, shared_swiglu, shared_down,
+  // expert_up, swiglu, expert_down, unpermute, ffn_residual (19); final_norm, lm_head (2).
+  int gpu0 = 0;
+  for (const Task& t : sim.graph().tasks()) gpu0 += t.kind == TaskKind::Compute && t.gpu == 0;
+  CHECK(gpu0 == 12 + 19 + 2);
+}
+
+TEST_CASE("fp8 dispatch: the dispatch carries hidden + hidden/128 x 4 bytes a token, the combine bf16") {
+  json sc = tiny();
+  sc["precision"] = {{"dispatch", "fp8"}};
+  Simulation sim(Scenario::from_json(sc));
+  const StepResult& r = sim.run();
+  // 128 tokens of 1024 + 8 x 4 = 1056 bytes to each of two GPUs per NIC: 270,336 B at 50 GB/s =
+  // 5.40672 us, + 3 us of latency; the combine as in bf16 (2 KiB a token: 10.48576 us + 3 us).
+  CHECK(r.layers[1].dispatch == Time::ps(5406720) + Time::us(3));
+  CHECK(r.layers[1].combine == Time::ps(10485760) + Time::us(3));
 }
 
 TEST_CASE("the same scenario gives byte-identical reports") {
@@ -84,14 +104,16 @@ TEST_CASE("chunks let experts start before the whole dispatch has arrived") {
   CHECK(four.result().layers[1].expert_tokens_max == one.result().layers[1].expert_tokens_max);
 }
 
-TEST_CASE("training runs forward and backward: backward compute at twice the forward") {
+TEST_CASE("training runs forward and backward: backward compute at twice the forward or more") {
   json sc = tiny();
+  sc["gpu"] = {{"kernel_gap_us", 0}};  // the gaps are per kernel, not per FLOP: leave them out here
   Simulation prefill(Scenario::from_json(sc));
   sc["workload"]["mode"] = "training";
   Simulation train(Scenario::from_json(sc));
   const Time fwd = prefill.run().step_time;
   const Time step = train.run().step_time;
-  // prefill's LM head sees 1 token; training's all 256 (forward and backward), so compare compute.
+  // prefill's LM head sees 1 token; training's all 256 (forward and backward), so compare compute:
+  // GEMMs and elementwise ops x2 in backward, the attention core x2.5.
   CHECK(train.result().per_gpu[0].compute_busy > prefill.result().per_gpu[0].compute_busy * 2.9);
   CHECK(step > fwd * 2);  // compute x3, all-to-alls x2
   CHECK(train.result().memory.optimizer.count() == train.result().memory.weights().count() * 7);
@@ -167,4 +189,56 @@ TEST_CASE("a routed shared expert is computed where its replicas sit, reached by
   Simulation local(Scenario::from_json(sc));
   CHECK(local.run().layers[1].expert_tokens_max == 512);
   CHECK(local.result().memory.shared_weights > Bytes(0));
+}
+
+TEST_CASE("the ops listing of one layer adds up to that layer's compute under the serial schedule") {
+  json sc = tiny();
+  sc["workload"]["mode"] = "training";
+  Simulation sim(Scenario::from_json(sc));
+  const StepResult& r = sim.run();
+  const OpsReport ops = sim.layer_ops();
+  REQUIRE(ops.layers.size() == 4);  // dense and MoE, forward and backward
+  CHECK(ops.tokens == 256);
+  CHECK(ops.expert_rows == 512);
+  CHECK(ops.layers[0].ops.front().op == "attn_norm");
+  CHECK(ops.layers[1].pass == Pass::Backward);
+  CHECK(ops.layers[1].ops.front().op == "ffn_residual.dgrad");
+  CHECK(ops.layers[3].ops.front().op == "ffn_residual.dgrad");
+  CHECK(ops.layers[3].ops[1].op == "unpermute.dgrad");
+  // Nothing overlaps compute on a GPU in serial: a layer's compute is its forward + backward ops.
+  CHECK(ops.layers[0].total() + ops.layers[1].total() == r.layers[0].compute_max);
+  CHECK(ops.layers[2].total() + ops.layers[3].total() == r.layers[1].compute_max);
+  const nlohmann::json j = report_json(sim)["ops"];
+  CHECK(j["layers"][2]["kind"] == "moe");
+  CHECK(j["layers"][2]["ops"].size() == ops.layers[2].ops.size());
+  CHECK(j["layers"][2]["ops"][0]["priced_by"] == "nominal(h100-seed): roofline");
+}
+
+TEST_CASE("calibrated costs: op classes the profile lacks are priced nominal and flagged, nothing throws") {
+  json sc = tiny();
+  sc["gpu"] = {{"preset", "h200"}};
+  sc["cost_model"] = {{"calibration", "h200-measured"}};
+  sc["precision"] = {{"weights", "fp8"}, {"attention_proj", "fp8"}, {"routed_experts", "fp8"}, {"dispatch", "fp8"}};
+  sc["workload"]["mode"] = "training";
+  Simulation sim(Scenario::from_json(sc));
+  REQUIRE_NOTHROW(sim.run());
+  auto line = [&](const std::string& cls) {
+    for (const auto& l : sim.result().pricing_lines)
+      if (l.rfind(cls + " ", 0) == 0) return l;
+    return std::string("(none)");
+  };
+  CHECK(line("norm").find("no measurement: nominal roofline") != std::string::npos);
+  CHECK(line("attention_core_bwd").find("the profile has no attention_prefill_bwd") != std::string::npos);
+  CHECK(line("attention_proj").find("the profile has no gemm_fp8") != std::string::npos);
+  CHECK(line("expert_mlp").find("expert_mlp_fp8") != std::string::npos);  // measured in fp8
+  CHECK(line("router_topk").find("within gate_topk") != std::string::npos);
+  // Measured prices include their launches: no gap on top. An op no family prices: the nominal
+  // price of its work (h200: 4.8 TB/s x 0.8) and, as the profile measured no kernel_gap_us, the
+  // preset's 1 us gap.
+  CHECK(sim.cost_model().kernel_gap() == Time::zero());
+  const OpsReport ops = sim.layer_ops();
+  const NominalCostModel nominal(sim.scenario().gpu);
+  const LayerOps lo(sim.scenario().model, 1);
+  CHECK(ops.layers[0].ops.front().op == "attn_norm");
+  CHECK(ops.layers[0].ops.front().time == nominal.time(lo.norm(256, 1024)) + Time::us(1));
 }

@@ -195,6 +195,12 @@ echo '{"base": "scenarios/small-2node.json", "skip_invalid": true, "axes": [{"ke
 "$EPSIM" sweep "$tmp/sweep-skip.json" --out "$tmp/skip" >"$tmp/out" 2>&1 && grep -q '"error":"parallelism.ep = 6' "$tmp/skip/results.jsonl" \
   && [[ $(grep -c step_time_ms "$tmp/skip/results.jsonl") -eq 1 ]] && ok || bad "skip_invalid: $(cat "$tmp/out")"
 
+# --ops lists one layer's ops; report.json carries them; the fp8 precision section shows in both.
+"$EPSIM" run scenarios/decode.json --ops --no-trace --out "$tmp/ops" >"$tmp/ops.txt" 2>&1 \
+  && grep -q "quant_act.expert_down" "$tmp/ops.txt" && grep -q "MoE layer 3, forward" "$tmp/ops.txt" \
+  && python3 -c "import json,sys; o=json.load(open(sys.argv[1]))['ops']; l=o['layers'][1]; assert l['kind']=='moe' and any(x['op']=='expert_up' and x['precision']=='fp8' for x in l['ops'])" "$tmp/ops/report.json" \
+  && ok || bad "run --ops: $(tail -3 "$tmp/ops.txt")"
+
 # epsim serve: bad serving keys and traces exit 2 naming the path; serve.json is deterministic.
 expect_error serve-key 'serving.rat = 5: unknown key' serve scenarios/serve-small.json --set serving.rat=5 --out "$tmp/sv"
 expect_error serve-spread 'serving.length_spread = 1.5: must be in [0, 1)' serve scenarios/serve-small.json --set serving.length_spread=1.5 --out "$tmp/sv"
@@ -256,6 +262,10 @@ JSON
 "$EPSIM" search "$tmp/search.json" --out "$tmp/se" >"$tmp/search.out" 2>&1 && [[ -s $tmp/se/front.svg && -s $tmp/se/front-1.json ]] \
   && ok || bad "search: $(tail -5 "$tmp/search.out")"
 grep -q '<svg' "$tmp/se/front.svg" && grep -q 'polyline\|circle' "$tmp/se/front.svg" && ok || bad "front.svg"
+# The same search on one thread writes the same results (the output folder aside).
+"$EPSIM" search "$tmp/search.json" --out "$tmp/se1" -j 1 >/dev/null 2>&1 \
+  && cmp -s <(sed "s|$tmp/se1/|OUT/|g" "$tmp/se1/search.json") <(sed "s|$tmp/se/|OUT/|g" "$tmp/se/search.json") \
+  && cmp -s "$tmp/se1/front.svg" "$tmp/se/front.svg" && ok || bad "search results differ between runs"
 for f in "$tmp"/se/front-*.json; do
   "$EPSIM" serve "$f" --out "$tmp/fr" >/dev/null 2>"$tmp/err" && "$EPSIM" run "$f" --out "$tmp/fr" --no-trace >/dev/null 2>>"$tmp/err" \
     && python3 - "$tmp/se/search.json" "$f" "$tmp/fr" <<'PY' && ok || bad "$f does not reproduce its figures: $(cat "$tmp/err")"
@@ -264,7 +274,7 @@ search, scenario, out = sys.argv[1:]
 point = next(p for p in json.load(open(search))["confirmed"] if p.get("scenario_file") == scenario)
 served = json.load(open(out + "/serve.json"))
 pct = "p%d" % json.load(open(search))["percentile"]
-assert served["output_tokens_per_s_per_gpu"] == point["output_tokens_per_s_per_gpu"], (served["output_tokens_per_s_per_gpu"], point)
+assert served["sustained"]["output_tokens_per_s_per_gpu"] == point["sustained_output_tokens_per_s_per_gpu"], (served["sustained"], point)
 assert served["ttft_ms"][pct] == point["ttft_ms"] and served["tpot_ms"][pct] == point["tpot_ms"], point
 assert json.load(open(out + "/report.json"))["step_time_ms"] == point["decode_step_ms"], point
 PY

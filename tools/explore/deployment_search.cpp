@@ -29,6 +29,7 @@ nlohmann::json PoolChoice::set(int gpus_per_node) const {
           {"parallelism.slots_per_gpu", slots},
           {"placement.strategy", slots > 0 ? std::string("eplb") : placement},
           {"schedule.overlap", overlap},
+          {"schedule.chunks", chunks},
           {"network.dispatch_impl", dispatch_impl}};
 }
 
@@ -36,6 +37,7 @@ std::string PoolChoice::label(int gpus_per_node) const {
   std::string s = fmt::format("{} nodes, EP {}", nodes, nodes * gpus_per_node);
   if (slots > 0) s += fmt::format(" ({} slots/GPU, eplb)", slots);
   s += fmt::format(", TP {}, {}", tp, overlap);
+  if (chunks > 1) s += fmt::format(" x {} chunks", chunks);
   if (dispatch_impl != "ideal") s += ", " + dispatch_impl;
   if (placement != "contiguous" && slots == 0) s += ", " + placement;
   return s;
@@ -229,6 +231,24 @@ std::vector<std::size_t> keep_best(const std::vector<ParetoItem>& items, const s
   return out;
 }
 
+// Every pool configuration of the space (one per placement only when eplb fills extra slots).
+std::vector<PoolChoice> pool_choices(const SearchSpace& sp, int gpn, int experts) {
+  std::vector<PoolChoice> out;
+  for (int n : sp.instance_nodes)
+    for (int tp : sp.attention_tp)
+      for (const std::string& o : sp.overlap)
+        for (int ch : sp.chunks)
+          for (const std::string& di : sp.dispatch_impl)
+            for (const std::string& pl : sp.placement) {
+              PoolChoice c{n, tp, 0, ch, o, di, pl};
+              const int ep = n * gpn;
+              if (experts % ep != 0) c.slots = (experts + ep - 1) / ep;
+              if (c.slots > 0 && pl != sp.placement.front()) continue;  // eplb either way
+              out.push_back(c);
+            }
+  return out;
+}
+
 // ---- serving the points ---------------------------------------------------------------------
 
 double at_percentile(const serving::Percentiles& p, int percentile) {
@@ -236,12 +256,12 @@ double at_percentile(const serving::Percentiles& p, int percentile) {
 }
 
 void serve_point(SearchPoint& p, const SearchSpec& spec, int gpn, const std::string& network, int check_samples,
-                 serving::TableCache& tables) {
+                 serving::TableCache& tables, bool check) {
   try {
     const nlohmann::json doc = point_document(spec, p, gpn, network, check_samples);
-    const serving::ServingRun run = serving::run_serving(doc, tables);
+    const serving::ServingRun run = serving::run_serving(doc, tables, check);
     const serving::ServingMetrics& m = run.metrics;
-    p.throughput = m.output_tokens_per_s_per_gpu;
+    p.throughput = m.sustained_output_tokens_per_s_per_gpu;
     p.ttft = at_percentile(m.ttft, spec.percentile);
     p.tpot = at_percentile(m.tpot, spec.percentile);
     p.attainment = m.attainment;
@@ -280,43 +300,50 @@ SearchResult run_search(const SearchSpec& spec, int threads, const SearchProgres
   const auto t0 = std::chrono::steady_clock::now();
   serving::TableCache cheap(threaded_pricer(threads), true);
   std::vector<ConfigInfo> configs;
-  for (int n : spec.space.instance_nodes)
-    for (int tp : spec.space.attention_tp)
-      for (const std::string& o : spec.space.overlap)
-        for (const std::string& di : spec.space.dispatch_impl)
-          for (const std::string& pl : spec.space.placement) {
-            PoolChoice c{n, tp, 0, o, di, pl};
-            const int ep = n * gpn;
-            if (experts % ep != 0) c.slots = (experts + ep - 1) / ep;
-            if (c.slots > 0 && pl != spec.space.placement.front()) continue;  // eplb either way
-            ++res.configs;
-            ConfigInfo info;
-            info.choice = c;
-            info.doc = pool_doc(spec, c, gpn, "analytical");
-            const std::string why = characterise(info, spec, t, cheap);
-            if (!why.empty()) {
-              res.rejected.push_back(c.label(gpn) + ": " + why);
-              continue;
-            }
-            progress(fmt::format("  config {}: prefill {:.0f} tokens/s/GPU, decode up to {:.1f} tokens/s/GPU", c.label(gpn),
-                                 info.best_prefill(), info.best_decode()));
-            configs.push_back(std::move(info));
-          }
+  for (const PoolChoice& c : pool_choices(spec.space, gpn, experts)) {
+    ++res.configs;
+    ConfigInfo info;
+    info.choice = c;
+    info.doc = pool_doc(spec, c, gpn, "analytical");
+    const std::string why = characterise(info, spec, t, cheap);
+    if (!why.empty()) {
+      res.rejected.push_back(c.label(gpn) + ": " + why);
+      continue;
+    }
+    progress(fmt::format("  config {}: prefill {:.0f} tokens/s/GPU, decode up to {:.1f} tokens/s/GPU", c.label(gpn),
+                         info.best_prefill(), info.best_decode()));
+    configs.push_back(std::move(info));
+  }
   res.characterise_s = seconds_since(t0);
 
-  // Kept per phase.
+  // Kept per phase: a prefill configuration must fit a prefill pool of search.space.prefill_nodes,
+  // a decode one the rest of the budget.
+  auto want = [&](const char* mode) { return std::find(spec.space.modes.begin(), spec.space.modes.end(), mode) != spec.space.modes.end(); };
+  auto prefill_fits = [&](const PoolChoice& c) {
+    for (int pn : spec.space.prefill_nodes)
+      if (pn % c.nodes == 0 && pn < spec.nodes) return true;
+    return false;
+  };
+  auto decode_fits = [&](const PoolChoice& c) {
+    for (int pn : spec.space.prefill_nodes)
+      if (spec.nodes - pn >= c.nodes) return true;
+    return false;
+  };
   std::vector<ParetoItem> pre, dec, col;
   std::vector<std::size_t> pre_owner, dec_owner, col_owner;
   for (std::size_t i = 0; i < configs.size(); ++i) {
     const ConfigInfo& c = configs[i];
-    if (c.prefill_ok) {
+    const bool disaggregated = want("disaggregated");
+    if (c.prefill_ok && disaggregated && prefill_fits(c.choice)) {
       pre.push_back({c.best_prefill(), c.one_prompt_ms});
       pre_owner.push_back(i);
     }
     for (const auto& [b, f] : c.decode) {
-      dec.push_back({f.tokens_per_s, f.step_ms});
-      dec_owner.push_back(i);
-      if (!c.prefill_ok) continue;
+      if (disaggregated && decode_fits(c.choice)) {
+        dec.push_back({f.tokens_per_s, f.step_ms});
+        dec_owner.push_back(i);
+      }
+      if (!c.prefill_ok || !want("colocated")) continue;
       for (const auto& [p, rate] : c.prefill_rate) {
         // Requests/s per GPU: a request costs its computed prompt at the prefill rate and its other
         // output tokens at the decode rate, on the same GPUs.
@@ -338,12 +365,16 @@ SearchResult run_search(const SearchSpec& spec, int threads, const SearchProgres
 
   // 3. Candidates and the pruning pass.
   const auto t1 = std::chrono::steady_clock::now();
-  auto want = [&](const char* mode) { return std::find(spec.space.modes.begin(), spec.space.modes.end(), mode) != spec.space.modes.end(); };
   const std::vector<double> loads = spec.rate > 0 ? std::vector<double>{1.0} : spec.space.loads;
   auto add_points = [&](SearchPoint shape, const ConfigInfo* pre_c, const ConfigInfo& dec_c) {
-    for (std::int64_t b : spec.space.max_batch_per_gpu) {
+    std::vector<std::int64_t> held;  // a larger limit the KV cache caps to a held batch seen already adds nothing
+    std::vector<std::int64_t> limits = spec.space.max_batch_per_gpu;
+    std::sort(limits.begin(), limits.end());
+    for (std::int64_t b : limits) {
       auto f = dec_c.decode.find(b);
       if (f == dec_c.decode.end()) continue;
+      if (std::find(held.begin(), held.end(), f->second.held) != held.end()) continue;
+      held.push_back(f->second.held);
       for (std::int64_t p : spec.space.max_prefill_tokens_per_gpu)
         for (bool chunked : spec.space.chunked_prefill)
           for (double load : loads) {
@@ -394,7 +425,7 @@ SearchResult run_search(const SearchSpec& spec, int threads, const SearchProgres
           add_points(s, &configs[ip], configs[id]);
         }
   progress(fmt::format("  pruning pass: {} deployments on the analytical network (layers extrapolated)", res.pruned.size()));
-  for (SearchPoint& p : res.pruned) serve_point(p, spec, gpn, "analytical", 0, cheap);
+  for (SearchPoint& p : res.pruned) serve_point(p, spec, gpn, "analytical", 0, cheap, false);
   mark_fronts(res.pruned);
   res.prune_runs = cheap.runs();
   res.prune_s = seconds_since(t1);
@@ -414,17 +445,41 @@ SearchResult run_search(const SearchSpec& spec, int threads, const SearchProgres
   const auto t2 = std::chrono::steady_clock::now();
   progress(fmt::format("  confirming {} deployments on the flow network, every layer", order.size()));
   serving::TableCache exact(threaded_pricer(threads));
+  std::map<std::string, double> decode_steps;  // the written scenarios' `epsim run` steps, by document
   for (std::size_t i : order) {
     SearchPoint p = res.pruned[i];
     p.error.clear();
     p.front_tpot = p.front_ttft = false;
-    serve_point(p, spec, gpn, "flow", spec.check_samples, exact);
+    serve_point(p, spec, gpn, "flow", spec.check_samples, exact, false);
     if (p.error.empty()) {
       // What `epsim run` gives on the written scenario: its decode step at the held batch.
-      p.decode_step_ms = threaded_pricer(threads)({p.doc}).front();
-      ++res.confirm_runs;
+      nlohmann::json step = p.doc;
+      step.erase("serving");
+      auto [it, added] = decode_steps.emplace(step.dump(), 0.0);
+      if (added) {
+        it->second = threaded_pricer(threads)({p.doc}).front();
+        ++res.confirm_runs;
+      }
+      p.decode_step_ms = it->second;
     }
     res.confirmed.push_back(std::move(p));
+  }
+  // The interpolation against exact runs, once per table over every confirmed run's shapes.
+  for (serving::StepTable* table : exact.tables()) {
+    const Scenario sc = Scenario::from_json(table->document());
+    double worst = 0;
+    std::string where;
+    const std::vector<serving::TableCheck> checks = table->check(spec.check_samples);
+    for (const serving::TableCheck& c : checks)
+      if (std::abs(c.error()) >= worst) {
+        worst = std::abs(c.error());
+        where = fmt::format("{} {} at {:.1f}: {:.3f} ms interpolated, {:.3f} ms exact", c.phase, c.size, c.keys, c.interpolated_ms, c.exact_ms);
+      }
+    res.check_max_error = std::max(res.check_max_error, worst);
+    if (!checks.empty())
+      res.checks.push_back(fmt::format("{} nodes, EP {}, TP {}, {}, {}: {} shapes, max |error| {:.2f}% ({})", sc.cluster.nodes,
+                                       sc.parallelism.ep, sc.parallelism.attention_tp, sc.schedule.overlap, sc.network.dispatch_impl,
+                                       checks.size(), worst * 100.0, where));
   }
   mark_fronts(res.confirmed);
   res.confirm_runs += exact.runs();

@@ -1,7 +1,7 @@
 // The deployment search (`epsim search`): which pools, parallelism, batch limits and schedule serve
 // the traffic best per GPU within the latency targets, on a budget of nodes.
 //
-// 1. Pool configurations: every (instance nodes, attention TP, overlap, dispatch, placement) of the
+// 1. Pool configurations: every (instance nodes, attention TP, overlap, chunks, dispatch, placement) of the
 //    space whose scenario is valid and whose memory leaves room for a request's KV cache.
 // 2. Characterisation: each configuration's step tables (sim/serving/step_table.h) on the cheap
 //    analytical network, every node priced from 2 and 4 MoE layers extended to the model's
@@ -37,6 +37,7 @@ struct PoolChoice {
   int nodes = 1;
   int tp = 1;
   int slots = 0;  // parallelism.slots_per_gpu when EP does not divide the experts (then eplb), else 0
+  int chunks = 1;
   std::string overlap, dispatch_impl, placement;
   // {"key.path": value} that makes the base scenario this instance (every key it controls).
   nlohmann::json set(int gpus_per_node) const;
@@ -70,6 +71,10 @@ struct SearchResult {
   std::vector<std::string> rejected;     // configurations left out, and why
   std::vector<std::string> kept;         // per phase, the configurations kept (for the report)
   std::vector<SearchPoint> pruned, confirmed;
+  // The confirmation's step tables against exact runs (search.check_samples shapes each, over the
+  // shapes every confirmed run used): a line per table.
+  std::vector<std::string> checks;
+  double check_max_error = 0;
   int prune_runs = 0, confirm_runs = 0;  // step-simulator runs
   double characterise_s = 0, prune_s = 0, confirm_s = 0;
 };

@@ -55,24 +55,30 @@ void axes(std::string& s, const Panel& p, const std::string& xlabel, const std::
 }  // namespace
 
 std::string front_svg(const FrontPlot& plot, const std::vector<SearchPoint>& pruned, const std::vector<SearchPoint>& confirmed) {
-  const double width = 1000, height = 460;
+  const double width = 1000, height = 480;
   std::string s = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" font-family=\"sans-serif\" "
       "font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
       width, height, width, height);
   s += fmt::format("<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n", width / 2, esc(plot.title));
-  double ymax = 0, tpot_max = plot.tpot_target, ttft_max = plot.ttft_target;
-  auto grow = [&](const SearchPoint& p) {
-    if (!p.error.empty()) return;
-    ymax = std::max(ymax, p.throughput);
-    tpot_max = std::max(tpot_max, p.tpot);
-    ttft_max = std::max(ttft_max, p.ttft);
-  };
-  for (const SearchPoint& p : pruned) grow(p);
-  for (const SearchPoint& p : confirmed) grow(p);
+  // Latency axes reach 1.5 x the target or the confirmed points (pruned points beyond sit on the
+  // right edge); throughput reaches every point.
+  double ymax = 0, tpot_max = plot.tpot_target * 1.5, ttft_max = plot.ttft_target * 1.5;
+  for (const SearchPoint& p : pruned)
+    if (p.error.empty()) {
+      ymax = std::max(ymax, p.throughput);
+      if (plot.tpot_target <= 0) tpot_max = std::max(tpot_max, p.tpot);
+      if (plot.ttft_target <= 0) ttft_max = std::max(ttft_max, p.ttft);
+    }
+  for (const SearchPoint& p : confirmed)
+    if (p.error.empty()) {
+      ymax = std::max(ymax, p.throughput);
+      tpot_max = std::max(tpot_max, p.tpot);
+      ttft_max = std::max(ttft_max, p.ttft);
+    }
   ymax = ymax > 0 ? ymax * 1.1 : 1;
-  const Panel left{80, 50, 380, 320, tpot_max > 0 ? tpot_max * 1.1 : 1, ymax};
-  const Panel right{580, 50, 380, 320, ttft_max > 0 ? ttft_max * 1.1 : 1, ymax};
+  const Panel left{80, 50, 380, 320, tpot_max > 0 ? tpot_max * 1.05 : 1, ymax};
+  const Panel right{580, 50, 380, 320, ttft_max > 0 ? ttft_max * 1.05 : 1, ymax};
   const std::string pct = fmt::format("p{}", plot.percentile);
   axes(s, left, "TPOT " + pct + " (ms)", "output tokens/s per GPU");
   axes(s, right, "TTFT " + pct + " (ms)", "output tokens/s per GPU");
@@ -88,7 +94,12 @@ std::string front_svg(const FrontPlot& plot, const std::vector<SearchPoint>& pru
       if (q.error.empty())
         s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.5\" fill=\"#bbb\"/>\n", p.px(lat(q)), p.py(q.throughput));
     std::vector<std::pair<double, double>> line;
-    for (std::size_t i = 0; i < confirmed.size(); ++i) {
+    // Off the front first, so that a front point is drawn over an equal one.
+    std::vector<std::size_t> order;
+    for (int pass = 0; pass < 2; ++pass)
+      for (std::size_t i = 0; i < confirmed.size(); ++i)
+        if ((side == 0 ? confirmed[i].front_tpot : confirmed[i].front_ttft) == (pass == 1)) order.push_back(i);
+    for (std::size_t i : order) {
       const SearchPoint& q = confirmed[i];
       if (!q.error.empty()) continue;
       const bool front = side == 0 ? q.front_tpot : q.front_ttft;
@@ -106,17 +117,17 @@ std::string front_svg(const FrontPlot& plot, const std::vector<SearchPoint>& pru
       s += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"#d62728\"/>\n", pts);
     }
   }
-  // Legend.
-  const double ly = height - 30;
-  s += fmt::format("<circle cx=\"90\" cy=\"{0}\" r=\"2.5\" fill=\"#bbb\"/><text x=\"98\" y=\"{1}\">pruning pass (analytical, "
-                   "layers extrapolated)</text>\n",
-                   ly, ly + 4);
-  s += fmt::format("<circle cx=\"390\" cy=\"{0}\" r=\"4.5\" fill=\"white\" stroke=\"#1f77b4\"/><text x=\"398\" y=\"{1}\">"
+  // Legend, two lines.
+  const double l1 = height - 42, l2 = height - 20;
+  s += fmt::format("<circle cx=\"90\" cy=\"{0}\" r=\"2.5\" fill=\"#bbb\"/><text x=\"98\" y=\"{1}\">pruning pass (analytical "
+                   "network, layers extrapolated; points beyond an axis sit on its edge)</text>\n",
+                   l1, l1 + 4);
+  s += fmt::format("<circle cx=\"90\" cy=\"{0}\" r=\"4.5\" fill=\"white\" stroke=\"#1f77b4\"/><text x=\"98\" y=\"{1}\">"
                    "confirmed (flow network, every layer)</text>\n",
-                   ly, ly + 4);
-  s += fmt::format("<circle cx=\"660\" cy=\"{0}\" r=\"4.5\" fill=\"#d62728\"/><text x=\"668\" y=\"{1}\">front within the "
-                   "targets (numbered as printed)</text>\n",
-                   ly, ly + 4);
+                   l2, l2 + 4);
+  s += fmt::format("<circle cx=\"400\" cy=\"{0}\" r=\"4.5\" fill=\"#d62728\"/><text x=\"408\" y=\"{1}\">confirmed, on a "
+                   "Pareto front within the targets (numbered as printed)</text>\n",
+                   l2, l2 + 4);
   s += "</svg>\n";
   return s;
 }

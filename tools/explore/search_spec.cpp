@@ -55,6 +55,7 @@ const Schema& space_schema() {
       {"instance_nodes", "array", nlohmann::json::array({8, 16, 32}), "nodes", "nodes of one instance; its EP group is all its GPUs (parallelism.ep = nodes x gpus_per_node; when that does not divide the experts, parallelism.slots_per_gpu rounds up and eplb fills the extra slots)"},
       {"attention_tp", "array", nlohmann::json::array({4, 8}), "GPUs", "parallelism.attention_tp values"},
       {"overlap", "array", nlohmann::json::array({"serial"}), "", "schedule.overlap values"},
+      {"chunks", "array", nlohmann::json::array({1}), "", "schedule.chunks values (token batches per dispatch and combine)"},
       {"dispatch_impl", "array", nlohmann::json::array({"ideal"}), "", "network.dispatch_impl values (e.g. normal, low_latency)"},
       {"placement", "array", nlohmann::json::array({"contiguous"}), "", "placement.strategy values"},
       {"prefill_nodes", "array", nlohmann::json::array({8, 16}), "nodes", "disaggregated: nodes of the prefill pool (a multiple of its instance's); the decode pool takes the instances that fit the rest of the budget"},
@@ -155,6 +156,7 @@ SearchSpec SearchSpec::from_json(const nlohmann::json& j) {
   sp.instance_nodes = ints("instance_nodes", 1);
   sp.attention_tp = ints("attention_tp", 1);
   sp.overlap = list_of<std::string>(p, "overlap", one_of({"serial", "dual-microbatch", "decode-5stage"}));
+  sp.chunks = ints("chunks", 1);
   sp.dispatch_impl = list_of<std::string>(p, "dispatch_impl", [](const nlohmann::json& v) {
     if (!v.is_string()) throw std::invalid_argument("must be a string (a network.dispatch_impl)");
     return v.get<std::string>();

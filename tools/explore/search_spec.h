@@ -28,6 +28,7 @@ struct SearchSpace {
   std::vector<int> instance_nodes;          // nodes of one instance (its EP group: all its GPUs)
   std::vector<int> attention_tp;
   std::vector<std::string> overlap;         // schedule.overlap
+  std::vector<int> chunks;                  // schedule.chunks
   std::vector<std::string> dispatch_impl;   // network.dispatch_impl
   std::vector<std::string> placement;       // placement.strategy
   std::vector<int> prefill_nodes;           // disaggregated: nodes of the prefill pool

@@ -20,15 +20,16 @@ namespace {
 class ConstantPricer final : public StepPricer {
  public:
   ConstantPricer(Time prefill, Time decode) : prefill_(prefill), decode_(decode) {}
-  Time prefill(const PrefillShape& s) override {
+  Time prefill(const PrefillShape& s, const PrefillShape& mean) override {
     prefills.push_back(s);
+    means.push_back(mean);
     return prefill_;
   }
   Time decode(const DecodeShape& s) override {
     decodes.push_back(s);
     return decode_;
   }
-  std::vector<PrefillShape> prefills;
+  std::vector<PrefillShape> prefills, means;
   std::vector<DecodeShape> decodes;
 
  private:
@@ -93,6 +94,8 @@ TEST_CASE("hand-worked: prefill first, chunked prompts, decode steps, one DP ran
   CHECK(pricer.prefills[2].keys == doctest::Approx(164.5));
   CHECK(pricer.prefills[3].tokens == 7);
   CHECK(pricer.prefills[3].keys == doctest::Approx(25.5));
+  // One rank: the mean is the busiest.
+  for (std::size_t i = 0; i < 4; ++i) CHECK(pricer.means[i].tokens == pricer.prefills[i].tokens);
   REQUIRE(pricer.decodes.size() == 2);
   CHECK(pricer.decodes[0].batch == 1);
   CHECK(pricer.decodes[0].kv == doctest::Approx(150));
@@ -138,6 +141,14 @@ TEST_CASE("hand-worked: two DP ranks, admission when a step is formed, whole pro
   CHECK(pricer.prefills[1].keys == doctest::Approx(75.5));
   CHECK(pricer.prefills[2].tokens == 13);
   CHECK(pricer.prefills[2].keys == doctest::Approx(25.5));
+  // The mean shapes: the step's tokens over the 8 GPUs: ceil(60/8) = 8 at 30.5 keys;
+  // ceil(210/8) = 27 at (150 x 151/2 + 60 x 61/2) / 210 keys; ceil(50/8) = 7 at 25.5.
+  REQUIRE(pricer.means.size() == 3);
+  CHECK(pricer.means[0].tokens == 8);
+  CHECK(pricer.means[0].keys == doctest::Approx(30.5));
+  CHECK(pricer.means[1].tokens == 27);
+  CHECK(pricer.means[1].keys == doctest::Approx((150.0 * 151 / 2 + 60.0 * 61 / 2) / 210));
+  CHECK(pricer.means[2].tokens == 7);
   REQUIRE(pricer.decodes.size() == 1);
   CHECK(pricer.decodes[0].batch == 1);
   CHECK(pricer.decodes[0].kv == doctest::Approx(105));
