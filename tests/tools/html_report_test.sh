@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # epsim report in a real browser: the HTML pages of a run, a compare and a sweep are loaded in headless
-# Chromium (Debian's chromium; `tools/epsim test` installs it, this test installs nothing). Each must
+# Chromium (Debian's chromium; `tools/epsim test` installs it as root, this test installs nothing;
+# without it the test is skipped, exit 77, unless EPSIM_REQUIRE_BROWSER=1 as in CI). Each must
 # draw every chart with data (figure[data-chart] carries data-points > 0), raise no script error or
 # blocked fetch (the page records them on <html data-errors>), reference nothing outside itself; a
 # screenshot is taken. A page with a broken script must be caught (the check itself can fail).
@@ -10,8 +11,13 @@ source "$(dirname "$0")/test_lib.sh"
 
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [[ -z $browser ]]; then
-  echo "FAIL: chromium is not installed (tools/epsim test installs it: apt-get install chromium)"
-  exit 1
+  if [[ ${EPSIM_REQUIRE_BROWSER:-0} == 1 ]]; then
+    echo "FAIL: chromium is not installed and EPSIM_REQUIRE_BROWSER=1 (apt-get install chromium)"
+    exit 1
+  fi
+  echo "SKIP: chromium is not installed, so the HTML report was not loaded in a browser" \
+       "(tools/epsim test installs it when run as root; or: apt-get install chromium)"
+  exit 77
 fi
 chrome() {  # chrome ARGS... URL: a fresh profile each time, nothing fetched in the background
   local profile; profile=$(mktemp -d -p "$tmp")
