@@ -5,12 +5,14 @@
 # (default 1) times, the three one after another in each round, so that a change in the machine's
 # load hits every configuration of a round alike. Prints each run's wall time and points per second,
 # each round's speedups over -j 1 and their medians, and checks every run wrote the same results
-# (sorted by id, wall times aside).
+# (sorted by id, wall times aside). Each run's CPU time (user + system, its processes and threads
+# together) over its wall time is the cores it got: on a shared machine the speedup is read beside it.
+# EPSIM=path runs another binary (e.g. a copy, so that a rebuild during a long benchmark cannot swap it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 spec="${1:-scenarios/sweeps/seed-1000.json}"
 rounds="${2:-1}"
-epsim=build/tools/epsim
+epsim="${EPSIM:-build/tools/epsim}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
@@ -32,21 +34,24 @@ run() {  # run CONFIG DIR
   esac
 }
 
-printf "%-6s %-22s %10s %10s %9s\n" round run "wall s" "points/s" speedup
+printf "%-6s %-22s %10s %8s %11s %10s %9s\n" round run "wall s" "CPU s" "cores used" "points/s" speedup
 dirs=()
 for ((r = 1; r <= rounds; ++r)); do
   base=
   for i in "${!configs[@]}"; do
     dir="$out/r$r-$i"
     t0=$(date +%s.%N)
-    run "${configs[$i]}" "$dir" >"$dir.log" 2>&1 || { echo "bench --sweep: ${configs[$i]} failed:"; tail -5 "$dir.log"; exit 1; }
+    # CPU time of the run's whole process tree (mpirun's ranks are its waited-for children).
+    /usr/bin/time -f "%U %S" -o "$dir.cpu" bash -c "$(declare -f run); $(declare -p epsim spec mpi); run \"\$1\" \"\$2\"" _ \
+      "${configs[$i]}" "$dir" >"$dir.log" 2>&1 || { echo "bench --sweep: ${configs[$i]} failed:"; tail -5 "$dir.log"; exit 1; }
     t1=$(date +%s.%N)
     dirs+=("$dir")
     points=$(wc -l <"$dir/results.jsonl")
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+    cpu=$(awk '{ print $1 + $2 }' "$dir.cpu")
     [[ -z $base ]] && base=$wall
-    awk -v r="$r" -v n="${configs[$i]}" -v w="$wall" -v p="$points" -v w0="$base" \
-      'BEGIN { printf "%-6s %-22s %10.1f %10.2f %9.2f\n", r, n, w, p / w, w0 / w }' | tee -a "$out/table"
+    awk -v r="$r" -v n="${configs[$i]}" -v w="$wall" -v c="$cpu" -v p="$points" -v w0="$base" \
+      'BEGIN { printf "%-6s %-22s %10.1f %8.1f %11.2f %10.2f %9.2f\n", r, n, w, c, c / w, p / w, w0 / w }' | tee -a "$out/table"
   done
 done
 # Median speedup of each configuration over the rounds.
