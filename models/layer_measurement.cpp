@@ -35,11 +35,14 @@ MeasuredLayerFile read_layer_file(const std::string& path) {
       k.kv_len = c.value("kv_len", std::int64_t{0});
       k.passed = c.at("check").at("pass").get<bool>();
       k.layer = Time::us(c.at("layer_us").at("median").get<double>());
+      k.repetitions = c.at("layer_us").value("iters", 0);
       k.ops_layer = Time::us(c.value("ops_layer_us", 0.0));
       for (const auto& o : c.at("ops")) {
         MeasuredLayerOp op;
         op.name = o.at("name").get<std::string>();
         op.measured = Time::us(o.at("us").get<double>());
+        op.fastest = Time::us(o.value("us_min", 0.0));
+        op.slowest = Time::us(o.value("us_max", 0.0));
         op.kernels = o.value("kernels", 1);
         op.flops = o.value("flops", 0.0);
         op.bytes = o.value("bytes", 0.0);

@@ -17,6 +17,7 @@ namespace epsim {
 struct MeasuredLayerOp {
   std::string name;       // common_names.md ("q_proj", "expert_up.wgrad", ...)
   Time measured;          // median over repetitions, events between ops
+  Time fastest, slowest;  // us_min, us_max over the same repetitions (zero when the file lacks them)
   int kernels = 1;
   double flops = 0, bytes = 0;
   std::string precision;  // "bf16" | "fp8"
@@ -32,6 +33,7 @@ struct MeasuredLayerCase {
   std::int64_t tokens = 0, seq_len = 0, batch = 0, kv_len = 0;
   bool passed = false;    // its check
   Time layer;             // the layer as one (median)
+  int repetitions = 0;    // layer_us.iters: the repetitions behind every median, min and max
   Time ops_layer;         // the sum of the op times in the per-op pass (median)
   std::vector<MeasuredLayerOp> ops;
 };

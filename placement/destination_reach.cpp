@@ -12,7 +12,8 @@ std::shared_ptr<const SelectionLaw> node_limited_law(const SelectionLaw& law, co
   if (placement.experts() != E) throw SimulationError("node_limited_law: placement and law disagree on the expert count");
   std::vector<int> node(static_cast<std::size_t>(E));
   for (int e = 0; e < E; ++e)
-    node[static_cast<std::size_t>(e)] = law.marginals()[static_cast<std::size_t>(e)] >= 1.0 - 1e-9
+    // Always-chosen experts and lost ones (no replica: their selections are dropped) stay outside.
+    node[static_cast<std::size_t>(e)] = law.marginals()[static_cast<std::size_t>(e)] >= 1.0 - 1e-9 || placement.replica_count(e) == 0
                                             ? -1
                                             : placement.primary_gpu(e) / gpus_per_node;
   return std::make_shared<const SelectionLaw>(law.marginals(), node, max_nodes, law.top_k());

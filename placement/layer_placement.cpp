@@ -34,6 +34,23 @@ int LayerPlacement::replicas_on(int expert, int gpu) const {
   return n;
 }
 
+LayerPlacement LayerPlacement::without_gpus(const std::vector<int>& gpus) const {
+  LayerPlacement out = *this;
+  for (int g : gpus) {
+    if (g < 0 || g >= ep_) throw SimulationError("placement: GPU " + std::to_string(g) + " is not in the EP group");
+    for (int j = 0; j < slots_per_gpu(); ++j) out.phy2log_[static_cast<std::size_t>(g * slots_per_gpu() + j)] = -1;
+  }
+  out.index();
+  return out;
+}
+
+std::vector<int> LayerPlacement::lost() const {
+  std::vector<int> out;
+  for (int e = 0; e < experts_; ++e)
+    if (log2phy_[static_cast<std::size_t>(e)].empty()) out.push_back(e);
+  return out;
+}
+
 void LayerPlacement::swap_slots(int a, int b) {
   const int ea = expert_at(a), eb = expert_at(b);
   if (ea == eb) return;

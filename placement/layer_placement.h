@@ -32,6 +32,11 @@ class LayerPlacement {
   int replicas_on(int expert, int gpu) const;
   // Exchanges the contents of two physical slots.
   void swap_slots(int a, int b);
+  // The same table with every slot of the group's GPUs `gpus` emptied (failed GPUs): an expert
+  // whose every replica was there is left without one (lost()); consumers skip it.
+  LayerPlacement without_gpus(const std::vector<int>& gpus) const;
+  // Experts with no slot (only after without_gpus), ascending.
+  std::vector<int> lost() const;
 
   bool operator==(const LayerPlacement& o) const {
     return experts_ == o.experts_ && ep_ == o.ep_ && phy2log_ == o.phy2log_;

@@ -25,6 +25,37 @@ std::vector<LayerPlacement> dedupe(std::vector<LayerPlacement> tables) {
 }
 }  // namespace
 
+// EPLB re-planned around failed GPUs: the live GPUs form the group EPLB packs (nodes = the live
+// nodes when whole nodes failed, else one), and the failed GPUs' slots stay empty.
+Placement Placement::eplb_over_live(const std::vector<std::vector<double>>& weight, const std::vector<int>& moe_layers, int slots_per_gpu, int groups, int ep,
+                                    int gpus_per_node, const std::vector<int>& failed, EplbPolicy policy) {
+  const int E = static_cast<int>(weight.front().size());
+  std::vector<char> down(z(ep), 0);
+  for (int g : failed) down[z(g)] = 1;
+  std::vector<int> live;
+  for (int g = 0; g < ep; ++g)
+    if (!down[z(g)]) live.push_back(g);
+  const int physical = static_cast<int>(live.size()) * slots_per_gpu;
+  if (physical < E)
+    throw ConfigError("faults.replan_placement", "true",
+                      "the " + std::to_string(live.size()) + " live GPUs hold " + std::to_string(physical) + " slots, fewer than the " +
+                          std::to_string(E) + " experts, so no plan keeps them all (leave it false and set faults.allow_lost_experts "
+                          "to drop the experts the failure took)");
+  bool whole_nodes = ep % gpus_per_node == 0;
+  for (int n = 0; whole_nodes && n < ep / gpus_per_node; ++n)
+    for (int r = 1; r < gpus_per_node; ++r) whole_nodes = whole_nodes && down[z(n * gpus_per_node + r)] == down[z(n * gpus_per_node)];
+  const int nodes = whole_nodes ? static_cast<int>(live.size()) / gpus_per_node : 1;
+  const EplbResult r = rebalance_experts(weight, physical, groups, nodes, static_cast<int>(live.size()), policy);
+  std::vector<LayerPlacement> tables;
+  for (const auto& row : r.phy2log) {
+    std::vector<int> full(z(ep * slots_per_gpu), -1);
+    for (std::size_t k = 0; k < live.size(); ++k)
+      for (int j = 0; j < slots_per_gpu; ++j) full[z(live[k] * slots_per_gpu + j)] = row[k * z(slots_per_gpu) + z(j)];
+    tables.emplace_back(E, ep, std::move(full));
+  }
+  return Placement("eplb", moe_layers, dedupe(std::move(tables)));
+}
+
 Placement::Placement(std::string strategy, std::vector<int> moe_layers, std::vector<LayerPlacement> tables)
     : strategy_(std::move(strategy)), moe_layers_(std::move(moe_layers)), tables_(std::move(tables)) {
   if (tables_.empty()) throw SimulationError("Placement without tables");
@@ -63,7 +94,22 @@ Placement Placement::make(const PlacementSpec& spec, int experts, int ep) {
 }
 
 Placement Placement::make(const PlacementSpec& spec, const PlacementInputs& in) {
-  return layouts(spec, in).with_replica_choice(replica_choice_from_name(spec.replica_choice));
+  Placement p = layouts(spec, in).with_replica_choice(replica_choice_from_name(spec.replica_choice));
+  return in.failed_gpus.empty() ? p : p.without_gpus(in.failed_gpus);
+}
+
+Placement Placement::without_gpus(const std::vector<int>& gpus) const {
+  std::vector<LayerPlacement> tables;
+  for (const LayerPlacement& t : tables_) tables.push_back(t.without_gpus(gpus));
+  Placement out(strategy_, moe_layers_, std::move(tables));
+  out.replica_choice_ = replica_choice_;
+  return out;
+}
+
+std::vector<std::vector<int>> Placement::lost_experts() const {
+  std::vector<std::vector<int>> out;
+  for (const LayerPlacement& t : tables_) out.push_back(t.lost());
+  return out;
 }
 
 Placement Placement::layouts(const PlacementSpec& spec, int experts, int ep) {
@@ -102,10 +148,11 @@ Placement Placement::layouts(const PlacementSpec& spec, const PlacementInputs& i
     if (physical % ep != 0)
       throw ConfigError("placement.redundant_slots", std::to_string(spec.redundant_slots),
                         "routed_experts (" + std::to_string(E) + ") + redundant_slots must be a multiple of ep = " + std::to_string(ep));
-    const int nodes = ep % gpn == 0 ? ep / gpn : 1;
     const EplbPolicy policy = spec.eplb_policy == "hierarchical" ? EplbPolicy::Hierarchical
                               : spec.eplb_policy == "global"     ? EplbPolicy::Global
                                                                  : EplbPolicy::Auto;
+    if (in.replan && !in.failed_gpus.empty()) return eplb_over_live(weight, layers, physical / ep, m.groups, ep, gpn, in.failed_gpus, policy);
+    const int nodes = ep % gpn == 0 ? ep / gpn : 1;
     const EplbResult r = rebalance_experts(weight, physical, m.groups, nodes, ep, policy);
     std::vector<LayerPlacement> tables;
     for (const auto& row : r.phy2log) tables.emplace_back(E, ep, row);

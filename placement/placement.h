@@ -9,6 +9,7 @@
 #include "models/gate_model.h"
 #include "models/gpu_spec.h"
 #include "models/moe_model.h"
+#include "placement/eplb.h"
 #include "placement/layer_placement.h"
 #include "placement/placement_spec.h"
 #include "placement/replica_choice.h"
@@ -26,6 +27,10 @@ struct PlacementInputs {
   // Expert compute of one routed (token, expert) pair; topology_aware balances it with the links.
   // Zero: links only. (expert_compute_per_token(model, gpu) gives the nominal figure.)
   Time compute_per_token = Time::zero();
+  // GPUs of the EP group that are down (faults): make() empties their slots, unless `replan` (eplb
+  // only) plans the slots over the live GPUs in the first place.
+  std::vector<int> failed_gpus = {};
+  bool replan = false;
 };
 
 // 2 x 3 x hidden x expert_intermediate FLOPs at the GPU's effective rate (peak x MFU).
@@ -63,11 +68,17 @@ class Placement {
     replica_choice_ = c;
     return *this;
   }
+  // Every table without the slots of the group's GPUs `gpus` (LayerPlacement::without_gpus).
+  Placement without_gpus(const std::vector<int>& gpus) const;
+  // Per table, the experts left without a replica (empty without failed GPUs).
+  std::vector<std::vector<int>> lost_experts() const;
 
  private:
   // The strategy's tables (make() adds the replica choice).
   static Placement layouts(const PlacementSpec& spec, int experts, int ep);
   static Placement layouts(const PlacementSpec& spec, const PlacementInputs& inputs);
+  static Placement eplb_over_live(const std::vector<std::vector<double>>& weight, const std::vector<int>& moe_layers, int slots_per_gpu, int groups, int ep,
+                                  int gpus_per_node, const std::vector<int>& failed, EplbPolicy policy);
 
   std::string strategy_;
   ReplicaChoice replica_choice_ = ReplicaChoice::even;

@@ -77,7 +77,9 @@ CommPlan hierarchical(const Cluster& cluster, const DispatchMatrix& m, Bytes tok
         }
         continue;
       }
-      const GpuId relay = node * gpn + s % gpn;
+      // The node's GPU on the source's rail, or the next live one when it is down.
+      GpuId relay = node * gpn + s % gpn;
+      for (int k = 1; k < gpn && cluster.failed(relay); ++k) relay = node * gpn + (s + k) % gpn;
       add(s, relay, m.node_unique[static_cast<std::size_t>(s) * static_cast<std::size_t>(nodes) + static_cast<std::size_t>(node)]);
       for (int r = 0; r < gpn; ++r) {
         const GpuId d = node * gpn + r;

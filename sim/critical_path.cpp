@@ -43,7 +43,7 @@ TaskId latest(const TaskGraph& g, std::span<const TaskId> ids) {
 }
 }  // namespace
 
-CriticalPath critical_path(const TaskGraph& g, int gpus, int layers) {
+CriticalPath critical_path(const TaskGraph& g, int gpus, int layers, const std::vector<char>* idle) {
   CriticalPath cp;
   cp.straggler_by_layer.assign(static_cast<std::size_t>(layers), -1);
   if (g.tasks().empty()) return cp;
@@ -75,13 +75,15 @@ CriticalPath critical_path(const TaskGraph& g, int gpus, int layers) {
         double mean = 0;  // over the GPUs' own tasks (not the previous collective on the stream)
         int n = 0;
         for (TaskId q : ps)
-          if (g.task(q).gpu >= 0) {
+          if (g.task(q).gpu >= 0 && !(idle && (*idle)[static_cast<std::size_t>(g.task(q).gpu)])) {
             mean += static_cast<double>(g.task(q).end.picoseconds());
             ++n;
           }
-        mean /= n;
+        mean /= std::max(n, 1);
         const Time wait = g.task(p).end - Time::ps(static_cast<std::int64_t>(mean));
         straggle[static_cast<std::size_t>(g.task(p).gpu)] += wait;
+        cp.barrier_wait += wait;
+        if (task.phase == Phase::Dispatch || task.phase == Phase::Combine || task.phase == Phase::CountExchange) cp.alltoall_wait += wait;
         if (l < static_cast<std::size_t>(layers) && wait > Time::zero()) cp.straggler_by_layer[l] = g.task(p).gpu;
       }
     }
@@ -91,6 +93,7 @@ CriticalPath critical_path(const TaskGraph& g, int gpus, int layers) {
   const auto top = [](const std::vector<Time>& v) {
     return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
   };
+  cp.straggle = straggle;
   cp.gpu = top(straggle);
   cp.gpu_straggle = straggle[static_cast<std::size_t>(cp.gpu)];
   if (cp.gpu_straggle <= Time::zero()) cp.gpu = top(compute);

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include "models/errors.h"
+#include "sim/fault_report.h"
+#include "sim/step_distribution.h"
 #include "models/hf_config.h"
 
 namespace epsim {
@@ -130,6 +132,8 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
     j["nvlink_domain"] = {{"gpus", cl.domain_size()}, {"domains", cl.gpu_count() / cl.domain_size()},
                           {"ep_group_inside", cl.domain_size() % ep == 0}};
   }
+  if (nlohmann::json f = faults_json(sim); !f.is_null()) j["faults"] = f;
+  if (sim.history().size() > 1) j["steps"] = to_json(step_distribution(sim.history(), sim.straggle_total()));
   return j;
 }
 

@@ -156,6 +156,7 @@ const Schema& Scenario::schema() {
       {"network", "object", nlohmann::json::object(), "", "network model and communication scheme (see network.*)"},
       {"schedule", "object", nlohmann::json::object(), "", "overlap schedule (see schedule.*)"},
       {"cost_model", "object", nlohmann::json::object(), "", "nominal or calibrated op costs (see cost_model.*)"},
+      {"faults", "object", nlohmann::json::object(), "", "slow GPUs, degraded or failed links, failed GPUs and nodes, noisy kernels (see faults.*)"},
       {"serving", "object", nullptr, "", "request-level serving: traffic, batching limits, prefill/decode pools, latency targets (see serving.*); read by epsim serve and epsim search, ignored by epsim run (default: absent)"},
   }};
   return s;
@@ -164,7 +165,7 @@ const Schema& Scenario::schema() {
 std::vector<const Schema*> Scenario::all_schemas() {
   return {&schema(), &MoeModelSpec::schema(), &Precision::schema(), &GpuSpec::schema(), &ClusterSpec::schema(),
           &Parallelism::schema(), &Workload::schema(), &RoutingSpec::schema(), &PlacementSpec::schema(),
-          &NetworkSpec::schema(), &ScheduleSpec::schema(), &CostModelSpec::schema()};
+          &NetworkSpec::schema(), &ScheduleSpec::schema(), &CostModelSpec::schema(), &FaultSpec::schema()};
 }
 
 namespace {
@@ -185,7 +186,36 @@ void check_node_limit(const Scenario& s) {
                       "must leave room for top_k = " + std::to_string(m.top_k) + " experts (" + std::to_string(per_node) +
                           " routed experts per node of the EP group)");
 }
+
+// faults: against the parallelism and placement; its fabric part handed to the cluster.
+void apply_faults(Scenario& s) {
+  const FaultSpec& f = s.faults;
+  const std::vector<int> down = f.down_gpus(s.cluster.gpus_per_node);
+  const int G = s.cluster.gpu_count();
+  const auto [key, value] = f.failure_key();
+  if (!down.empty() && s.parallelism.ep != G)
+    throw ConfigError(key, value,
+                      fmt::format("failed GPUs need one EP group (parallelism.ep = all {} GPUs, here {}): the EP groups "
+                                  "share one placement table, so a failure in one group would empty a slot in every group",
+                                  G, s.parallelism.ep));
+  if (f.replan_placement && s.placement.strategy != "eplb")
+    throw ConfigError("faults.replan_placement", "true",
+                      "only placement.strategy = eplb re-plans its slots over the live GPUs (here \"" + s.placement.strategy + "\")");
+  s.cluster.link_factors = f.link_factors(s.cluster);
+  s.cluster.failed_gpus = down;
+  bool any = false;
+  for (int g = 0; g < G && !any; ++g) any = s.serves_tokens(g);
+  if (!any) throw ConfigError(key, value, "leaves no attention TP group whole: no GPU holds tokens");
+}
 }  // namespace
+
+bool Scenario::serves_tokens(int g) const {
+  const int tp = parallelism.attention_tp;
+  const int first = g / tp * tp;
+  for (int f : cluster.failed_gpus)
+    if (f >= first && f < first + tp) return false;
+  return true;
+}
 
 Scenario Scenario::from_json(const nlohmann::json& doc) {
   ConfigObject top(doc, "", schema());
@@ -205,6 +235,8 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
   s.network = NetworkSpec::from_json(top.raw("network"), "network");
   s.schedule = ScheduleSpec::from_json(top.raw("schedule"), "schedule");
   s.cost_model = CostModelSpec::from_json(top.raw("cost_model"), "cost_model");
+  s.faults = FaultSpec::from_json(top.raw("faults"), "faults", s.cluster);
+  apply_faults(s);
   check_node_limit(s);
   if (!s.schedule.comm_sms_given && !s.schedule.program.comm_sms)
     s.schedule.comm_sms = DispatchImpl::named(s.network.dispatch_impl).comm_sms;

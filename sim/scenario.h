@@ -13,6 +13,7 @@
 #include "models/parallelism.h"
 #include "models/workload.h"
 #include "placement/placement.h"
+#include "sim/fault_spec.h"
 #include "sim/overlap_schedule.h"
 #include "topology/cluster_spec.h"
 
@@ -66,6 +67,10 @@ struct Scenario {
   NetworkSpec network;
   ScheduleSpec schedule;
   CostModelSpec cost_model;
+  FaultSpec faults;  // its fabric part is also in cluster (link_factors, failed_gpus)
+
+  // Whether GPU g holds tokens of its own: alive, and so is every GPU of its attention TP group.
+  bool serves_tokens(int g) const;
 
   static const Schema& schema();
   static Scenario from_json(const nlohmann::json& doc);

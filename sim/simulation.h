@@ -6,6 +6,7 @@
 
 #include "models/cost_model.h"
 #include "models/gate_model.h"
+#include "models/kernel_jitter.h"
 #include "sim/layer_listing.h"
 #include "sim/scenario.h"
 #include "sim/step_builder.h"
@@ -28,6 +29,9 @@ struct StepSummary {
   double imbalance_worst = 1.0;  // max / mean routed tokens per expert, worst MoE layer
   double imbalance_mean = 1.0;   // the same, averaged over MoE layers
   std::int64_t dropped = 0;      // selections dropped by the capacity factor, all layers
+  std::int64_t lost = 0;         // selections of experts a failure left without a replica, all layers
+  Time barrier_wait;             // waits at the barriers on the critical path (StepResult)
+  Time alltoall_wait;
 };
 
 class Simulation {
@@ -38,6 +42,9 @@ class Simulation {
   // Runs `steps` steps; after each, the gate observes every layer's expert loads (the bias rule
   // rebalances when routing.balance = bias). result() and graph() hold the last step.
   std::vector<StepSummary> run_steps(int steps);
+  // Every step run so far (run_steps), and per GPU the barrier waits it caused over them.
+  const std::vector<StepSummary>& history() const { return history_; }
+  const std::vector<Time>& straggle_total() const { return straggle_total_; }
   const Scenario& scenario() const { return scenario_; }
   const Cluster& cluster() const { return cluster_; }
   const TaskGraph& graph() const { return graph_; }
@@ -57,6 +64,9 @@ class Simulation {
   TaskGraph graph_;
   StepResult result_;
   std::vector<LayerLoad> loads_;  // of the last step
+  KernelJitter jitter_;           // faults.kernel_jitter (its measured spreads read once)
+  std::vector<StepSummary> history_;
+  std::vector<Time> straggle_total_;
   PipelineRun pipeline_;
 };
 

@@ -31,6 +31,24 @@ DispatchMatrix chunk_of(const DispatchMatrix& m, int c, int chunks) {
   for (auto& v : out.node_unique) v = equal_share(v, c, chunks);
   return out;
 }
+
+// Failures in a routing sample (its sources: GPUs first_gpu, first_gpu + 1, ...): sources that hold no tokens route none, and the selections of
+// `lost` experts (no live replica) are dropped. Returns the selections dropped.
+std::int64_t drop_unserved(RoutingSample& r, const ComputeFaults& faults, int first_gpu, const std::vector<int>& lost) {
+  std::int64_t dropped = 0;
+  for (int s = 0; s < r.sources; ++s) {
+    if (faults.serves_tokens(first_gpu + s)) continue;
+    r.tokens[static_cast<std::size_t>(s)] = 0;
+    std::fill_n(r.counts.begin() + static_cast<std::ptrdiff_t>(s) * r.experts, r.experts, 0);
+  }
+  for (int e : lost)
+    for (int s = 0; s < r.sources; ++s) {
+      std::int64_t& c = r.counts[static_cast<std::size_t>(s) * static_cast<std::size_t>(r.experts) + static_cast<std::size_t>(e)];
+      dropped += c;
+      c = 0;
+    }
+  return dropped;
+}
 }  // namespace
 
 // Re-derives dispatch matrices on demand (deterministic), keeping only the latest few, so a step's
@@ -40,11 +58,13 @@ struct StepBuilder::Traffic {
     std::shared_ptr<const DispatchMatrix> matrix;
     std::vector<std::int64_t> expert_load;
     std::int64_t dropped = 0;
+    std::int64_t lost = 0;  // selections of lost experts (drop_unserved)
     std::shared_ptr<const SlotTraffic> slots;  // when `want_slots`
   };
   const GateModel& gate;
   const Placement& placement;
   const Cluster& cluster;
+  const ComputeFaults& faults;
   std::map<std::pair<int, int>, Entry> cache;
   std::map<std::pair<int, int>, std::uint64_t> hashes;  // matrix hash of every (layer, micro-batch) seen: small, kept
   bool want_slots = false;  // per-(source, slot) rows: dispatch_impl pieces, per-expert GEMMs
@@ -64,7 +84,8 @@ struct StepBuilder::Traffic {
     // its own draws (micro-batch ids past the model's).
     const int mtp = layer - model_layers + 1;
     const int routed = mtp > 0 ? model_layers - 1 : layer;
-    const RoutingSample r = gate.sample(routed, mtp > 0 ? mb + mtp * micro_batches : mb, gpus, tokens);
+    RoutingSample r = gate.sample(routed, mtp > 0 ? mb + mtp * micro_batches : mb, gpus, tokens);
+    const std::int64_t lost = cluster.spec().failed_gpus.empty() ? 0 : drop_unserved(r, faults, first, placement.layer(routed).lost());
     // A stage inside one node is one node for deduplication.
     const int gpn = std::min(cluster.gpus_per_node(), gpus);
     DispatchMatrix built = build_dispatch(r, placement.layer(routed), gpn, placement.replica_choice());
@@ -74,7 +95,7 @@ struct StepBuilder::Traffic {
     if (first != 0) hasher.add(first);  // a stage's traffic crosses its own links
     const std::uint64_t h = hasher.add(m->gpus).add(m->gpus_per_node).add(m->copies).add(m->unique).add(m->node_unique).key();
     hashes[key] = h;
-    Entry e{std::move(m), r.expert_load(), r.dropped, nullptr};
+    Entry e{std::move(m), r.expert_load(), r.dropped, lost, nullptr};
     if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(routed), gpn, placement.replica_choice()));
     return cache.emplace(key, std::move(e)).first->second;
   }
@@ -89,11 +110,11 @@ struct StepBuilder::Traffic {
 };
 
 StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const CostModel& cost,
-                         const GateModel& gate, const Placement& placement)
-    : sc_(scenario), cluster_(cluster), cost_(cost), ops_(scenario.model, scenario.parallelism.attention_tp),
+                         const GateModel& gate, const Placement& placement, ComputeFaults faults)
+    : sc_(scenario), cluster_(cluster), cost_(cost), faults_(std::move(faults)), ops_(scenario.model, scenario.parallelism.attention_tp),
       program_(ops_, scenario.model.shared_experts - scenario.parallelism.routed_shared(scenario.model)),
       impl_(DispatchImpl::named(scenario.network.dispatch_impl)),
-      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, {}, {}, false})), gpus_(cluster.gpu_count()),
+      traffic_(std::make_shared<Traffic>(Traffic{gate, placement, cluster, faults_, {}, {}, false})), gpus_(cluster.gpu_count()),
       layers_(scenario.model.layers + scenario.workload.mtp_tokens), span_{0, cluster.gpu_count()},
       mbs_(scenario.schedule.micro_batches()), serial_(scenario.schedule.micro_batches() == 1) {
   traffic_->want_slots = impl_.executor_rounds() || scenario.cost_model.per_expert_gemms;
@@ -190,8 +211,10 @@ void StepBuilder::run_block(int l, int mb, Block b, Pass pass, bool chain) {
 
 TaskId StepBuilder::compute(int gpu, const TaskOp& op, int l, int mb, const std::vector<TaskId>& after) {
   const TaskId id = g_.compute(gpu, op.phase, l, mb, op.time, op.name);
-  g_.tasks()[static_cast<std::size_t>(id)].sm_bound = op.sm_bound;
-  g_.tasks()[static_cast<std::size_t>(id)].work = op.work;
+  Task& task = g_.tasks()[static_cast<std::size_t>(id)];
+  task.duration = faults_.duration(op.time, gpu, op.name, id);
+  task.sm_bound = op.sm_bound;
+  task.work = op.work;
   TaskId& tail = compute_tail_[static_cast<std::size_t>(gpu)];
   if (tail >= 0) g_.depend(tail, id);
   for (TaskId a : after)
@@ -220,10 +243,12 @@ TaskId StepBuilder::tp_collective(int l, int mb, const Deps& after) {
   KeyHasher hasher;
   if (first != 0) hasher.add(first);
   const std::uint64_t key = hasher.add(0x7470).add(tp).add(gpus).add(per_peer.count()).key();
-  return collective(Phase::TpComm, l, mb, [cl, tp, first, gpus, per_peer, setup = tp_] {
+  // A group with a failed GPU holds no tokens and exchanges none (the key is per step: equal).
+  return collective(Phase::TpComm, l, mb, [cl, tp, first, gpus, per_peer, setup = tp_, faults = &faults_] {
     CommPlan plan;
     for (int s = first; s < first + gpus; ++s)
-      for (int d = (s / tp) * tp; d < (s / tp + 1) * tp; ++d) plan.add(*cl, s, d, per_peer);
+      for (int d = (s / tp) * tp; d < (s / tp + 1) * tp; ++d)
+        if (faults->serves_tokens(s)) plan.add(*cl, s, d, per_peer);
     apply_engines(plan, *cl, setup, per_peer);
     return plan;
   }, after, tp_tail(), [key] { return key; });
@@ -404,6 +429,7 @@ void StepBuilder::experts_item(int l, int mb, Pass pass) {
       load.per_gpu[static_cast<std::size_t>(gpu - span_.first)] += received[static_cast<std::size_t>(gpu)];
     for (std::size_t e = 0; e < load.per_expert.size(); ++e) load.per_expert[e] += entry.expert_load[e];
     load.dropped += entry.dropped;
+    load.lost += entry.lost;
   }
 
   const auto& dispatches = dispatches_[static_cast<std::size_t>(mb)];

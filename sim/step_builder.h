@@ -40,6 +40,7 @@
 #include "placement/placement.h"
 #include "placement/slot_traffic.h"
 #include "sim/comm_scheme.h"
+#include "sim/compute_faults.h"
 #include "sim/dispatch_mode.h"
 #include "sim/pipeline_schedule.h"
 #include "sim/scenario.h"
@@ -54,6 +55,7 @@ struct LayerLoad {
   int first_gpu = 0;
   std::vector<std::int64_t> per_expert;  // routed tokens per expert
   std::int64_t dropped = 0;              // selections a capacity factor dropped
+  std::int64_t lost = 0;                 // selections of experts a failure left without a replica (dropped)
   std::int64_t max() const;
   double mean() const;
 };
@@ -70,8 +72,9 @@ struct PipelineRun {
 
 class StepBuilder {
  public:
+  // `faults`: what the scenario's faults do to each compute task (sim/compute_faults.h).
   StepBuilder(const Scenario& scenario, const Cluster& cluster, const CostModel& cost, const GateModel& gate,
-              const Placement& placement);
+              const Placement& placement, ComputeFaults faults = {});
   TaskGraph build();
   // Indexed by layer (model layers, then one MTP layer per draft pass); empty for dense layers.
   const std::vector<LayerLoad>& loads() const { return loads_; }
@@ -198,6 +201,7 @@ class StepBuilder {
   const Scenario& sc_;
   const Cluster& cluster_;
   const CostModel& cost_;
+  ComputeFaults faults_;
   LayerOps ops_;
   LayerProgram program_;
   DispatchImpl impl_;

@@ -52,7 +52,7 @@ struct StepResult {
   Time step_time;
   std::int64_t tokens_per_gpu = 0;   // tokens each GPU finished in the step (prefill: input tokens, cached ones too; decode: sequences)
   std::int64_t computed_tokens_per_gpu = 0;  // tokens entering each model layer on one GPU (Workload::tokens())
-  double output_tokens_per_gpu = 0;  // what throughput counts (Workload::output_tokens(): decode with MTP, accepted tokens)
+  double output_tokens_per_gpu = 0;  // what throughput counts (Workload::output_tokens(): decode with MTP, accepted tokens), averaged over every GPU (failed ones hold none)
   int gpus = 0, gpus_per_node = 0;
   std::vector<LayerResult> layers;
   std::vector<GpuResult> per_gpu;
@@ -71,12 +71,21 @@ struct StepResult {
   Time bound_gpu_straggle;         // how long the others waited for it at barriers
   LinkId bound_link = -1;          // busiest link (longest drain) of the longest all-to-all on the critical path
   Bytes bound_link_bytes;
+  Time barrier_wait, alltoall_wait;  // waits at the barriers on the critical path (sim/critical_path.h)
+  std::vector<Time> straggle;        // per GPU: the part of those waits it caused
+  // Faults (sim/fault_spec.h): GPUs down, GPUs holding tokens, and (token, expert) selections of
+  // experts left without a replica (dropped) out of all selections the gate made.
+  std::vector<int> failed_gpus;
+  int serving_gpus = 0;
+  std::int64_t lost_selections = 0, selections = 0;
+  std::vector<int> lost_experts;  // experts without a live replica in any MoE layer, ascending
   // parallelism.pp > 1: per rank bubble and memory (`memory` above is then the fullest rank's).
   std::optional<PipelineResult> pipeline;
 
   double tokens_per_s_per_gpu() const { return output_tokens_per_gpu / step_time.to_seconds(); }
   double computed_tokens_per_s_per_gpu() const { return static_cast<double>(computed_tokens_per_gpu) / step_time.to_seconds(); }
   double tokens_per_s_per_node() const { return tokens_per_s_per_gpu() * gpus_per_node; }
+  double tokens_per_s() const { return tokens_per_s_per_gpu() * gpus; }
 };
 
 }  // namespace epsim

@@ -34,10 +34,13 @@ commands:
       --steps N simulates N steps; after each the gate observes the expert loads (routing.balance=
       bias moves its per-expert bias) and a line per step shows the step time, max/mean routed
       tokens per expert and dropped tokens. The summary and files describe the last step.
+      With more than one step it also prints the step-time distribution (p50, p99 nearest rank)
+      and how much of the tail the barriers' waits for their slowest GPU explain, and which GPUs
+      they waited for (report.json steps); noisy kernels come from faults.kernel_jitter.
       --ops lists one dense and one MoE layer's ops (forward; backward too in training) on one
       GPU: time, share of the layer, GFLOP, MB, precision and what priced each (report.json has
       them as `ops` always).
-  compare [SCENARIO] --placements a,b,c [--steps N] [--format F] [--set key.path=value ...] [--out DIR]
+  compare [SCENARIO...] --placements a,b,c [--faults F] [--steps N] [--format F] [--set key.path=value ...] [--out DIR]
       Simulate SCENARIO once per placement strategy (contiguous, round_robin, random, colocated,
       topology_aware, eplb, file; default: contiguous,round_robin,topology_aware,eplb) on the same
       routing samples (step i uses routing.seed + i, for every strategy). Prints step time,
@@ -49,6 +52,12 @@ commands:
       sglang (physical_to_logical_map per model layer; logical_count), vllm (EplbState:
       physical_to_logical_map, logical_to_physical_map, logical_replica_count; expert_load_pass) or
       vllm-ascend (layer_list of device_expert lists); placement.file and load_stats read them all.
+      Several scenarios: each with its own placement (--placements scenario) unless --placements
+      is given. --faults F (a faults section as inline JSON, a file, or a scenario whose faults
+      section is taken): each row runs healthy, degraded by F, and for eplb re-planned around the
+      failed GPUs (faults.replan_placement); a state the scenario refuses (lost experts) prints why;
+      with --faults or --steps > 1 a second table gives p99 step time, cluster tokens/s, GPUs
+      holding tokens and the share of selections lost.
   calibrate RESULTS.json... -o PROFILE.json [--holdout FRACTION | --holdout-shapes SPEC...]
             [--smoothing S] [--check-layer LAYER.json...] [-v]
       Fit a calibrated cost profile from epsim-bench result files (kernels/results/*.json): per

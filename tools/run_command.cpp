@@ -6,8 +6,10 @@
 #include <fmt/format.h>
 
 #include "models/config.h"
+#include "sim/fault_report.h"
 #include "models/hf_config.h"
 #include "sim/report.h"
+#include "sim/step_distribution.h"
 #include "sim/resolved_scenario.h"
 #include "sim/simulation.h"
 #include "tools/commands.h"
@@ -149,6 +151,11 @@ void print_summary(const Simulation& sim, double wall_s) {
              m.weights().to_gb(), m.attention_weights.to_gb(), m.dense_weights.to_gb(), m.expert_weights.to_gb(),
              m.shared_weights.to_gb(), m.other_weights.to_gb(), m.kv_cache.to_gb(), m.activations.to_gb(),
              m.comm_buffers.count() > 0 ? fmt::format(", comm buffers {:.2f}", m.comm_buffers.to_gb()) : "");
+  if (const auto faults = fault_lines(sim); !faults.empty()) {
+    fmt::print("\n  faults:\n");
+    for (const auto& line : faults) fmt::print("    {}\n", line);
+    if (r.serving_gpus < r.gpus) fmt::print("    tokens/s of the cluster {:.1f} ({} GPUs hold tokens)\n", r.tokens_per_s(), r.serving_gpus);
+  }
   if (r.pipeline) print_pipeline(*r.pipeline, sc);
   fmt::print("\n  priced by:\n");
   for (const auto& line : r.pricing_lines) fmt::print("    {}\n", line);
@@ -164,12 +171,27 @@ void print_summary(const Simulation& sim, double wall_s) {
              r.events, wall_s, r.replay.hits, r.replay.hits + r.replay.misses, r.replay.materialised);
 }
 
-void print_steps(const std::vector<StepSummary>& steps) {
-  fmt::print("{:>6} {:>12} {:>14} {:>14} {:>10}\n", "step", "step ms", "max/mean worst", "max/mean avg", "dropped");
+void print_steps(const Simulation& sim) {
+  const std::vector<StepSummary>& steps = sim.history();
+  fmt::print("{:>6} {:>12} {:>14} {:>14} {:>10} {:>14}\n", "step", "step ms", "max/mean worst", "max/mean avg", "dropped",
+             "barrier wait");
   for (const StepSummary& s : steps)
-    fmt::print("{:>6} {:>12.3f} {:>14.3f} {:>14.3f} {:>10}\n", s.step, s.step_time.to_ms(), s.imbalance_worst,
-               s.imbalance_mean, s.dropped);
-  fmt::print("  (max/mean: routed tokens per expert; the summary below is the last step)\n\n");
+    fmt::print("{:>6} {:>12.3f} {:>14.3f} {:>14.3f} {:>10} {:>14.3f}\n", s.step, s.step_time.to_ms(), s.imbalance_worst,
+               s.imbalance_mean, s.dropped + s.lost, s.barrier_wait.to_ms());
+  fmt::print("  (max/mean: routed tokens per expert; dropped: by the capacity factor and with lost experts; barrier wait:\n"
+             "   on the critical path, how long barriers waited for their slowest GPU (ms); the summary below is the last step)\n");
+  const StepDistribution d = step_distribution(steps, sim.straggle_total());
+  fmt::print("  over {} steps: p50 {:.3f} ms, p99 {:.3f} ms (mean {:.3f}, min {:.3f}, max {:.3f}); tail p99 - p50 {:.3f} ms, "
+             "barrier waits {:.3f} ms of it ({:.3f} ms at the p99 step, {:.3f} at the p50 step)\n",
+             d.steps, d.p50.to_ms(), d.p99.to_ms(), d.mean.to_ms(), d.min.to_ms(), d.max.to_ms(), d.tail().to_ms(),
+             d.tail_from_barriers().to_ms(), d.wait_p99.to_ms(), d.wait_p50.to_ms());
+  if (!d.stragglers.empty()) {
+    fmt::print("  barriers waited most for:");
+    for (const auto& s : d.stragglers)
+      fmt::print(" GPU {} ({:.3f} ms, {:.0f}%)", s.gpu, s.wait.to_ms(), 100.0 * (s.wait / d.straggle_total));
+    fmt::print("\n");
+  }
+  fmt::print("\n");
 }
 
 }  // namespace
@@ -184,9 +206,9 @@ int run_command(const Args& args) {
   if (!o.trace_gpus.empty()) trace.gpus = parse_index_list("--trace-gpus", o.trace_gpus, sim.cluster().gpu_count(), "GPU");
   if (!o.trace_layers.empty())  // the LM head is layer model.layers
     trace.layers = parse_index_list("--trace-layers", o.trace_layers, sim.scenario().model.layers + 1, "layer");
-  const std::vector<StepSummary> steps = sim.run_steps(o.steps);
+  sim.run_steps(o.steps);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (o.steps > 1) print_steps(steps);
+  if (o.steps > 1) print_steps(sim);
   std::filesystem::create_directories(o.out);
   Provenance provenance{version(), {"epsim", "run"}, resolved_scenario(doc)};
   provenance.command.insert(provenance.command.end(), args.begin(), args.end());

@@ -10,6 +10,13 @@
 // Kernel links (spec.kernel_rate > 0): one per GPU, outside the graph; a plan puts a GPU's kernel
 // link first on the routes of the flows its communication kernels send. Boost.Graph stays inside
 // cluster.cpp.
+//
+// Faults (spec.link_factors, spec.failed_gpus): a degraded link runs at its factor of its bandwidth
+// on the same routes; a failed link (factor 0) is crossed by no route. A pair whose route (direct,
+// or rail_pxn's composed one) would cross a failed link takes a detour: the fewest-hop path over
+// live links on which live GPUs may forward (over NVLink to a neighbour whose NIC works, PXN-style,
+// or through the spine), ties broken by the search order (lower vertex ids first). Routes from and
+// to failed GPUs are left empty: nothing is sent there.
 #pragma once
 
 #include <memory>
@@ -39,6 +46,8 @@ class Cluster {
   bool same_domain(GpuId a, GpuId b) const { return domain_of(a) == domain_of(b); }
   int leaf_of(GpuId g) const;
   GpuId gpu(int node, int rail) const { return node * spec_.gpus_per_node + rail; }
+  // A failed GPU (spec.failed_gpus) sends, receives and forwards nothing.
+  bool failed(GpuId g) const { return failed_[static_cast<std::size_t>(g)] != 0; }
 
   const std::vector<Link>& links() const { return links_; }
   const Link& link(LinkId id) const { return links_[static_cast<std::size_t>(id)]; }
@@ -48,8 +57,11 @@ class Cluster {
   LinkId kernel_link(GpuId g) const { return kernel_links_.empty() ? -1 : kernel_links_[static_cast<std::size_t>(g)]; }
 
  private:
-  void pxn_routes();  // topology rail_pxn
+  // topology rail_pxn: composes the routes it can (both parts found, relay alive); `found` per pair.
+  void pxn_routes(std::vector<char>& found);
+  void apply_link_factors();
   ClusterSpec spec_;
+  std::vector<char> failed_;   // per GPU
   std::vector<Link> links_;
   std::vector<Route> routes_;  // routes_[src * gpu_count + dst]
   std::vector<LinkId> kernel_links_;  // per GPU (empty: none)

@@ -29,6 +29,26 @@ const Schema& ClusterSpec::schema() {
   return s;
 }
 
+namespace {
+// "<prefix><N><suffix>" with 0 <= N < limit.
+bool indexed(const std::string& name, const std::string& prefix, const std::string& suffix, int limit) {
+  if (name.size() <= prefix.size() + suffix.size() || name.compare(0, prefix.size(), prefix) != 0 ||
+      name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return false;
+  const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+  if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return false;
+  if (digits.size() > 1 && digits[0] == '0') return false;
+  return std::stoi(digits) < limit;
+}
+}  // namespace
+
+bool ClusterSpec::has_link(const std::string& name) const {
+  for (const char* suffix : {".nvlink.up", ".nvlink.down", ".nic.up", ".nic.down"})
+    if (indexed(name, "gpu", suffix, gpu_count())) return true;
+  const int leaves = gpus_per_node * leaves_per_rail();
+  return leaves > 1 && (indexed(name, "leaf", ".up", leaves) || indexed(name, "leaf", ".down", leaves));
+}
+
 ClusterSpec ClusterSpec::from_json(const nlohmann::json& j, const std::string& path, Bandwidth default_nvlink) {
   // nvlink_gbps has no fixed default: it comes from the GPU preset, so read it by hand.
   nlohmann::json copy = j.is_null() ? nlohmann::json::object() : j;

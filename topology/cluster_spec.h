@@ -4,6 +4,10 @@
 // nodes; leaves joined through a spine layer whose uplinks are thinned by `oversubscription`).
 #pragma once
 
+#include <map>
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "models/config.h"
@@ -29,9 +33,18 @@ struct ClusterSpec {
   // rate, network.dispatch_impl normal); > 0 adds a `Kernel` link per GPU that the dispatch's flows
   // cross (topology/cluster.h).
   Bandwidth kernel_rate;
+  // Not keys: the scenario's faults as the fabric sees them (sim/fault_spec.h fills them). A link's
+  // bandwidth factor by its name ("gpu3.nic.up", "leaf2.down"): the link runs at factor x its
+  // bandwidth; 0 = down, and routes avoid it. Failed GPUs forward nothing (no detour crosses them).
+  std::map<std::string, double> link_factors;
+  std::vector<int> failed_gpus;  // ascending
 
   int gpu_count() const { return nodes * gpus_per_node; }
   int domain_size() const { return nvlink_domain > 0 ? nvlink_domain : gpus_per_node; }
+  int leaves_per_rail() const { return (nodes + nodes_per_leaf - 1) / nodes_per_leaf; }
+  // Whether `name` names a link the cluster builds ("gpuN.nvlink.up|down", "gpuN.nic.up|down",
+  // "leafN.up|down" when there is a spine), as the report's top_links names them.
+  bool has_link(const std::string& name) const;
 
   static const Schema& schema();
   // `default_nvlink` comes from the GPU preset when the scenario gives no cluster.nvlink_gbps.

@@ -32,6 +32,8 @@ struct Link {
   Time latency;         // added once per message that crosses it
   int owner;            // GPU id for GPU links, leaf index for leaf/spine links
   std::string name;     // "gpu12.nic.up", "leaf3.up", ...
+  // Down (faults.link_bandwidth = 0): no route crosses it; `bandwidth` keeps its nominal value.
+  bool failed = false;
 };
 
 // At most kMaxHops links; composed routes (NVLink hop + rail hop) stay within it.

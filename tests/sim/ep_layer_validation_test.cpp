@@ -90,6 +90,11 @@ TEST_CASE("epsim validate: the other EP layer files") {
   const FileValidation one = validate_ep_layer_file(kResults + "ep1-h200x2-2026-11-29.json");
   CHECK(one.median_abs_error_pct() == doctest::Approx(5.9092).epsilon(1e-3));
   CHECK(one.max_abs_error_pct() == doctest::Approx(14.3229).epsilon(1e-3));
+  // The same one-GPU grid measured on an H100 (held out), priced by h100-measured.
+  const FileValidation h100 = validate_ep_layer_file(kResults + "ep1-h100-2026-12-06.json");
+  CHECK(h100.cases.size() == 64);
+  CHECK(h100.median_abs_error_pct() == doctest::Approx(4.8141).epsilon(1e-3));
+  CHECK(h100.max_abs_error_pct() == doctest::Approx(17.8563).epsilon(1e-3));
 }
 
 TEST_CASE("epsim validate: bad input names the file, the path and the rule") {

@@ -48,6 +48,20 @@ expect_error bad-command "unknown command 'rnu'" rnu
 expect_error window 'network.completion_window = 0.5: must be in [0, 0.05]' run scenarios/seed.json --set network.completion_window=0.5 --out "$tmp/o"
 expect_error net-window '--completion-window = 0.2: must be in [0, 0.05]' net --nodes 2 --gpus-per-node 2 --pattern alltoall --bytes 1000 --completion-window 0.2
 expect_error replica-choice 'placement.replica_choice = "closest": must be one of' run scenarios/seed.json --set placement.replica_choice=closest --out "$tmp/o"
+# faults: names checked against the cluster, factors in range, failures the placement cannot absorb.
+expect_error fault-link 'faults.link_bandwidth.gpu999.nic = 0.5: names no link' run scenarios/seed.json --set 'faults.link_bandwidth={"gpu999.nic":0.5}' --out "$tmp/o"
+expect_error fault-factor 'faults.link_bandwidth.leaf3.up = 2: must be a number in [0, 1]' run scenarios/seed.json --set 'faults.link_bandwidth={"leaf3.up":2}' --out "$tmp/o"
+expect_error fault-speed 'faults.gpu_compute.17 = 0: must be a number in (0, 1]' run scenarios/seed.json --set 'faults.gpu_compute={"17":0}' --out "$tmp/o"
+expect_error fault-gpu-key 'faults.gpu_compute.x = 0.5: the key must be a GPU id' run scenarios/seed.json --set 'faults.gpu_compute={"x":0.5}' --out "$tmp/o"
+expect_error fault-gpu 'faults.failed_gpus[1] = 300: must be a GPU id, an integer in [0, 256)' run scenarios/seed.json --set 'faults.failed_gpus=[3,300]' --out "$tmp/o"
+expect_error fault-node 'faults.failed_nodes[0] = 32: must be a node id, an integer in [0, 32)' run scenarios/seed.json --set 'faults.failed_nodes=[32]' --out "$tmp/o"
+expect_error fault-lost 'faults.failed_nodes = [5]: 8 expert(s) lose their only replica (40, 41, 42, 43, 44, 45, 46, 47)' run scenarios/seed.json --set 'faults.failed_nodes=[5]' --out "$tmp/o"
+expect_error fault-ep 'faults.failed_gpus = [3]: failed GPUs need one EP group' run scenarios/seed.json --set parallelism.ep=16 --set 'faults.failed_gpus=[3]' --out "$tmp/o"
+expect_error fault-replan 'faults.replan_placement = true: only placement.strategy = eplb' run scenarios/seed.json --set faults.replan_placement=true --out "$tmp/o"
+expect_error fault-replan-slots 'the 248 live GPUs hold 248 slots, fewer than the 256 experts' run scenarios/seed.json --set placement.strategy=eplb --set faults.replan_placement=true --set 'faults.failed_nodes=[5]' --out "$tmp/o"
+expect_error fault-all 'faults.failed_nodes = [0,1]: leaves no GPU alive' run scenarios/small-2node.json --set 'faults.failed_nodes=[0,1]' --out "$tmp/o"
+expect_error fault-jitter 'faults.kernel_spread_file = "": kernel_jitter = measured needs a layer file' run scenarios/seed.json --set faults.kernel_jitter=measured --out "$tmp/o"
+expect_error fault-jitter-file 'no-such-layer.json: cannot open file' run scenarios/seed.json --set faults.kernel_jitter=measured --set faults.kernel_spread_file=no-such-layer.json --out "$tmp/o"
 
 # Determinism: the same command twice gives byte-identical report.json (the command line is part
 # of the report, so both runs write to the same directory).
@@ -92,6 +106,16 @@ for s in scenarios/*.json; do
   "$EPSIM" run "$s" --out "$tmp/s" --no-trace >/dev/null 2>"$tmp/err" && ok || bad "$s: $(cat "$tmp/err")"
 done
 
+# Faults: noisy steps print their distribution and report it; compare runs the fault states.
+"$EPSIM" run scenarios/small-2node.json --steps 4 --no-trace --out "$tmp/noisy" --set faults.kernel_jitter=measured \
+  --set faults.kernel_spread_file=kernels/results/h100-2026-12-06c-layer.json >"$tmp/noisy.txt" 2>&1 \
+  && grep -q "over 4 steps: p50" "$tmp/noisy.txt" \
+  && python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['steps']; assert s['steps']==4 and s['step_ms']['p99']>=s['step_ms']['p50']" "$tmp/noisy/report.json" \
+  && ok || bad "noisy steps: $(tail -3 "$tmp/noisy.txt")"
+"$EPSIM" compare scenarios/small-2node.json --placements eplb --set placement.redundant_slots=16 \
+  --faults '{"failed_nodes":[1]}' --out "$tmp/fcmp" >"$tmp/fcmp.txt" 2>&1 \
+  && grep -q "^eplb healthy" "$tmp/fcmp.txt" && grep -q "^eplb degraded" "$tmp/fcmp.txt" && grep -q "^eplb replanned" "$tmp/fcmp.txt" \
+  && ok || bad "compare --faults: $(cat "$tmp/fcmp.txt")"
 # Models from config.json: each shipped family scenario prints every key it used or ignored (one
 # line each, the count matching report.json's record) and runs from another working directory,
 # its config.json found beside the scenario.

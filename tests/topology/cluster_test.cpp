@@ -81,6 +81,71 @@ TEST_CASE("kernel links: one per GPU at the kernels' rate, outside every route")
   CHECK(kinds(c, 0, 3) == kinds(plain, 0, 3));
 }
 
+TEST_CASE("link names: what the report's top_links calls them") {
+  ClusterSpec s = small(2, 2);
+  CHECK(s.has_link("gpu3.nic.up"));
+  CHECK(s.has_link("gpu0.nvlink.down"));
+  CHECK(s.has_link("leaf1.down"));  // two rails: a spine
+  CHECK_FALSE(s.has_link("gpu4.nic.up"));
+  CHECK_FALSE(s.has_link("gpu03.nic.up"));
+  CHECK_FALSE(s.has_link("gpu3.nic"));
+  CHECK_FALSE(s.has_link("leaf2.up"));
+  CHECK_FALSE(small(2, 1).has_link("leaf0.up"));  // one rail under one leaf: no spine
+}
+
+TEST_CASE("a degraded link keeps its routes at its factor of the bandwidth") {
+  ClusterSpec s = small(2, 2);
+  s.link_factors = {{"gpu0.nic.up", 0.5}};
+  const Cluster c(s);
+  CHECK(names(c, 0, 2) == std::vector<std::string>{"gpu0.nic.up", "gpu2.nic.down"});
+  CHECK(c.link(c.route(0, 2).link[0]).bandwidth.bytes_per_second() == doctest::Approx(25e9));
+  CHECK(c.link(c.route(2, 0).link[1]).bandwidth.bytes_per_second() == doctest::Approx(50e9));  // nic.down untouched
+}
+
+TEST_CASE("a failed link: routes detour through live GPUs (PXN-style) or the spine, fewest hops first") {
+  ClusterSpec s = small(2, 2);  // GPUs 0,1 on node 0; 2,3 on node 1; rails 0 and 1
+  s.link_factors = {{"gpu0.nic.up", 0.0}};
+  const Cluster c(s);
+  CHECK(c.link(0).name == "gpu0.nvlink.up");
+  // Across rails: over NVLink to GPU 1, out of its NIC on the destination's rail (4 hops, no spine).
+  CHECK(names(c, 0, 3) == std::vector<std::string>{"gpu0.nvlink.up", "gpu1.nvlink.down", "gpu1.nic.up", "gpu3.nic.down"});
+  CHECK(c.route(0, 3).latency == Time::us(3));
+  // Same rail: GPU 1's NIC, then back to rail 0 at the far end. Two 6-hop detours tie (NVLink at the
+  // far node, or the spine); the search reaches GPU 3 before the spine, so NVLink it is.
+  CHECK(names(c, 0, 2) == std::vector<std::string>{"gpu0.nvlink.up", "gpu1.nvlink.down", "gpu1.nic.up", "gpu3.nic.down",
+                                                   "gpu3.nvlink.up", "gpu2.nvlink.down"});
+  // Routes that never crossed it keep their direct path; inbound traffic uses gpu0.nic.down as before.
+  CHECK(names(c, 1, 2) == std::vector<std::string>{"gpu1.nic.up", "leaf1.up", "leaf0.down", "gpu2.nic.down"});
+  CHECK(names(c, 2, 0) == std::vector<std::string>{"gpu2.nic.up", "gpu0.nic.down"});
+  for (GpuId a = 0; a < 4; ++a)
+    for (GpuId b = 0; b < 4; ++b)
+      for (LinkId l : c.route(a, b)) CHECK_FALSE(c.link(l).failed);
+}
+
+TEST_CASE("a failed leaf uplink: cross-rail traffic goes PXN; failed GPUs forward nothing") {
+  ClusterSpec s = small(2, 2);
+  s.link_factors = {{"leaf0.up", 0.0}};
+  const Cluster c(s);
+  CHECK(names(c, 0, 3) == std::vector<std::string>{"gpu0.nvlink.up", "gpu1.nvlink.down", "gpu1.nic.up", "gpu3.nic.down"});
+  CHECK(names(c, 1, 2) == std::vector<std::string>{"gpu1.nic.up", "leaf1.up", "leaf0.down", "gpu2.nic.down"});
+
+  ClusterSpec w = small(2, 4);  // GPUs 0-3 on node 0, 4-7 on node 1
+  w.link_factors = {{"gpu0.nic.up", 0.0}};
+  w.failed_gpus = {2};
+  const Cluster f(w);
+  CHECK(f.failed(2));
+  // To GPU 6 (rail 2): the PXN relay would be GPU 2, which is down: through GPU 1 and the spine or
+  // GPU 5; never through GPU 2.
+  for (GpuId dst : {4, 5, 6, 7})
+    for (LinkId l : f.route(0, dst)) CHECK(f.link(l).owner != 2);
+  CHECK(f.route(0, 2).hops == 0);  // nothing goes to a failed GPU
+
+  ClusterSpec cut = small(2, 2);
+  cut.link_factors = {{"gpu0.nic.up", 0.0}};
+  cut.failed_gpus = {1};  // node 0's only other GPU: GPU 0 cannot leave its node
+  CHECK_THROWS_WITH_AS(Cluster{cut}, doctest::Contains("GPU 0 cannot reach GPU 2"), ConfigError);
+}
+
 TEST_CASE("NVLink domains larger than a node: NVLink across the domain's nodes, NICs between domains") {
   ClusterSpec s = small(4, 2);  // 8 GPUs; nodes 0 and 1 (GPUs 0-3) one domain, nodes 2 and 3 the other
   s.nvlink_domain = 4;
