@@ -13,6 +13,7 @@
 #include "sim/resolved_scenario.h"
 #include "sim/simulation.h"
 #include "tools/commands.h"
+#include "tools/index_list.h"
 #include "tools/version.h"
 
 namespace po = boost::program_options;
@@ -28,6 +29,7 @@ struct RunOptions {
   bool trace = true;
   bool ops = false;  // --ops: one dense and one MoE layer's ops (sim/layer_listing.h)
   int steps = 1;
+  std::string trace_gpus, trace_layers;  // "0-3,7"; empty: all
 };
 
 RunOptions parse(const Args& args) {
@@ -35,6 +37,7 @@ RunOptions parse(const Args& args) {
   po::options_description desc;
   desc.add_options()("scenario", po::value(&o.scenario))("set", po::value(&o.sets)->composing())(
       "out", po::value(&o.out))("no-trace", po::bool_switch())("steps", po::value(&o.steps))(
+      "trace-gpus", po::value(&o.trace_gpus))("trace-layers", po::value(&o.trace_layers))(
       "ops", po::bool_switch(&o.ops));
   po::positional_options_description pos;
   pos.add("scenario", 1);
@@ -199,6 +202,10 @@ int run_command(const Args& args) {
   for (const auto& s : o.sets) apply_override(doc, s);
   const auto t0 = std::chrono::steady_clock::now();
   Simulation sim(Scenario::from_json(doc));
+  TraceOptions trace;
+  if (!o.trace_gpus.empty()) trace.gpus = parse_index_list("--trace-gpus", o.trace_gpus, sim.cluster().gpu_count(), "GPU");
+  if (!o.trace_layers.empty())  // the LM head is layer model.layers
+    trace.layers = parse_index_list("--trace-layers", o.trace_layers, sim.scenario().model.layers + 1, "layer");
   sim.run_steps(o.steps);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (o.steps > 1) print_steps(sim);
@@ -206,9 +213,10 @@ int run_command(const Args& args) {
   Provenance provenance{version(), {"epsim", "run"}, resolved_scenario(doc)};
   provenance.command.insert(provenance.command.end(), args.begin(), args.end());
   write_file(o.out + "/report.json", report_json(sim, provenance).dump(2) + "\n");
-  if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim));
+  write_file(o.out + "/detail.json", report_detail_json(sim).dump() + "\n");
+  if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim, trace));
   print_summary(sim, wall);
-  fmt::print("  wrote {}/report.json{}\n", o.out, o.trace ? " and " + o.out + "/trace.json" : "");
+  fmt::print("  wrote {}/report.json, {}/detail.json{}\n", o.out, o.out, o.trace ? " and " + o.out + "/trace.json" : "");
   if (o.ops) fmt::print("\n{}", ops_table(sim.layer_ops()));
   return 0;
 }
