@@ -10,7 +10,7 @@ namespace epsim {
 
 AnalyticalNetwork::AnalyticalNetwork(Simulator& sim, const Cluster& cluster, bool replay)
     : sim_(sim), cluster_(cluster), replay_(replay), counters_(cluster.links().size()),
-      load_(cluster.links().size(), 0), count_(cluster.links().size(), 0) {}
+      load_(cluster.links().size(), 0), count_(cluster.links().size(), 0), drain_(cluster.links().size()) {}
 
 void AnalyticalNetwork::start(Transfer transfer) {
   if (transfer.key != 0 && transfer.on_flow_done) throw SimulationError("a keyed transfer reports endpoints, not flows");
@@ -41,72 +41,125 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
   const bool recording = t->key != 0 && replay_;
   if (recording) std::sort(touched.begin(), touched.end());
   MemoComponent rec;
-  std::vector<Time> drain(cluster_.links().size());
+  std::vector<Time>& drain = drain_;
   for (LinkId l : touched) {
     const auto i = static_cast<std::size_t>(l);
     drain[i] = Bytes(load_[i]) / cluster_.link(l).bandwidth;
     const LinkCounters added{Bytes(load_[i]), drain[i], count_[i]};
     counters_[i].add(added);
+    load_[i] = count_[i] = 0;
     if (!recording) continue;
     rec.links.push_back(l);
     rec.counters.push_back(added);
   }
-  std::vector<Time> arrive(flows.size());
-  for (std::size_t f = 0; f < flows.size(); ++f) {
-    Time worst = Time::zero();
-    for (LinkId l : flows[f].route) worst = max(worst, drain[static_cast<std::size_t>(l)]);
-    arrive[f] = sim_.now() + worst + flows[f].route.latency;
-  }
-  for (LinkId l : touched) load_[static_cast<std::size_t>(l)] = count_[static_cast<std::size_t>(l)] = 0;
 
-  // One event per distinct arrival time, flows in index order within it: deterministic and cheap
-  // (an all-to-all has few distinct arrival times, so buckets are found by a short linear scan).
-  std::vector<Time> times;
-  std::vector<std::vector<std::size_t>> buckets;
-  std::size_t last = 0;
+  // A flow arrives when the most drained link on its route is done, plus its route's latency: its
+  // arrival is fixed by that link (the first such on the route) and its latency, a handful of
+  // distinct latencies per topology. Keys (link x latency) are numbered in order of appearance.
+  const std::size_t none = cluster_.links().size();  // the link of flows that cross none
+  std::vector<Time> latencies;
+  std::vector<std::int32_t> key(flows.size());  // per flow: its key's number
+  std::vector<Time> key_time;                    // per key number: its arrival time
+  bucket_of_.resize((none + 1) * kMaxLatencies, -1);
+  std::vector<std::size_t> slots;                // the bucket_of_ entries set, to reset them
   for (std::size_t f = 0; f < flows.size(); ++f) {
-    if (last < times.size() && times[last] == arrive[f]) {
-      buckets[last].push_back(f);
-      continue;
+    const Route& r = flows[f].route;
+    const auto lat = static_cast<std::size_t>(std::find(latencies.begin(), latencies.end(), r.latency) - latencies.begin());
+    if (lat == latencies.size()) {
+      if (lat == kMaxLatencies) throw SimulationError("analytical network: more distinct route latencies than it groups");
+      latencies.push_back(r.latency);
     }
-    last = std::find(times.begin(), times.end(), arrive[f]) - times.begin();
-    if (last == times.size()) {
-      times.push_back(arrive[f]);
-      buckets.emplace_back();
+    std::size_t worst = none;
+    for (LinkId l : r)
+      if (worst == none || drain[static_cast<std::size_t>(l)] > drain[worst]) worst = static_cast<std::size_t>(l);
+    std::int32_t& k = bucket_of_[worst * kMaxLatencies + lat];
+    if (k < 0) {
+      k = static_cast<std::int32_t>(key_time.size());
+      key_time.push_back(sim_.now() + (worst == none ? Time::zero() : drain[worst]) + latencies[lat]);
+      slots.push_back(worst * kMaxLatencies + lat);
     }
-    buckets[last].push_back(f);
+    key[f] = k;
   }
-  std::vector<std::size_t> order(times.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return times[a] < times[b]; });
+  for (std::size_t i : slots) bucket_of_[i] = -1;
+  // Distinct arrival times, in order: one event each (a transfer's events do not depend on who
+  // listens: flows, endpoints or nobody).
+  std::vector<Time> times = key_time;
+  std::sort(times.begin(), times.end());
+  times.erase(std::unique(times.begin(), times.end()), times.end());
+  std::vector<std::int32_t> time_of(key_time.size());  // per key number: index into times
+  for (std::size_t k = 0; k < key_time.size(); ++k)
+    time_of[k] = static_cast<std::int32_t>(std::lower_bound(times.begin(), times.end(), key_time[k]) - times.begin());
 
-  auto pending = std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(t->endpoints), 0);
-  if (t->endpoints > 0)
-    for (std::size_t f = 0; f < flows.size(); ++f) {
-      ++(*pending)[static_cast<std::size_t>(t->src[f])];
-      ++(*pending)[static_cast<std::size_t>(t->dst[f])];
-    }
-  if (recording) {  // the order in which the events below will finish endpoints
-    std::vector<std::int32_t> left = *pending;
-    for (std::size_t k : order)
-      for (std::size_t f : buckets[k]) {
-        if (t->endpoints == 0) break;
-        for (GpuId e : {t->src[f], t->dst[f]})
-          if (--left[static_cast<std::size_t>(e)] == 0) rec.endpoint_done.emplace_back(e, times[k] - sim_.now());
+  if (t->on_flow_done) return per_flow(t, key, time_of, times);
+
+  // Each endpoint is done at its last flow's arrival; within one event, endpoints go in the order
+  // the flows arriving then are listed (a flow's source before its destination).
+  const auto E = static_cast<std::size_t>(t->endpoints);
+  std::vector<std::int32_t> done_at(E, -1);  // index into times, -1: no flow
+  std::vector<std::int64_t> last(E, -1);     // 2 x flow index (+1 as destination) of its last flow
+  for (std::size_t f = 0; f < flows.size() && E > 0; ++f) {
+    const std::int32_t at_time = time_of[static_cast<std::size_t>(key[f])];
+    const auto mark = [&](GpuId e, std::int64_t order) {
+      const auto i = static_cast<std::size_t>(e);
+      if (at_time >= done_at[i]) {
+        done_at[i] = at_time;
+        last[i] = order;
       }
-    rec.end = rec.drained = times.empty() ? Time::zero() : times[order.back()] - sim_.now();
+    };
+    mark(t->src[f], 2 * static_cast<std::int64_t>(f));
+    mark(t->dst[f], 2 * static_cast<std::int64_t>(f) + 1);
+  }
+  std::vector<GpuId> finishing;
+  for (std::size_t e = 0; e < E; ++e)
+    if (done_at[e] >= 0) finishing.push_back(static_cast<GpuId>(e));
+  std::sort(finishing.begin(), finishing.end(), [&](GpuId a, GpuId b) {
+    const auto i = static_cast<std::size_t>(a), j = static_cast<std::size_t>(b);
+    return done_at[i] != done_at[j] ? done_at[i] < done_at[j] : last[i] < last[j];
+  });
+  if (recording) {
+    for (GpuId e : finishing) rec.endpoint_done.emplace_back(e, times[static_cast<std::size_t>(done_at[static_cast<std::size_t>(e)])] - sim_.now());
+    rec.end = rec.drained = times.empty() ? Time::zero() : times.back() - sim_.now();
     MemoRecord record;
     record.components.push_back(std::move(rec));
     memo_.store(t->key, std::move(record));
   }
-  finish_empty_endpoints(t, *pending);
+  std::vector<std::int32_t> pending(E, 0);
+  for (std::size_t e = 0; e < E; ++e) pending[e] = done_at[e] >= 0 ? 1 : 0;
+  finish_empty_endpoints(t, pending);
 
-  for (std::size_t k = 0; k < order.size(); ++k) {
-    const bool final_bucket = k + 1 == order.size();
-    auto bucket = std::make_shared<std::vector<std::size_t>>(std::move(buckets[order[k]]));
-    sim_.at(times[order[k]], [t, bucket, final_bucket, pending] {
+  auto order = std::make_shared<const std::vector<GpuId>>(std::move(finishing));
+  std::size_t next = 0;
+  for (std::size_t k = 0; k < times.size(); ++k) {
+    const std::size_t from = next;
+    while (next < order->size() && done_at[static_cast<std::size_t>((*order)[next])] == static_cast<std::int32_t>(k)) ++next;
+    const bool final_event = k + 1 == times.size();
+    sim_.at(times[k], [t, order, from, to = next, final_event] {
+      if (t->on_endpoint_done)
+        for (std::size_t i = from; i < to; ++i) t->on_endpoint_done((*order)[i]);
+      if (final_event && t->on_done) t->on_done();
+    });
+  }
+  if (flows.empty() && t->on_done) sim_.at(sim_.now(), [t] { t->on_done(); });
+}
+
+// A transfer that reports each flow: one event per distinct arrival time, its flows in index order.
+void AnalyticalNetwork::per_flow(const std::shared_ptr<Transfer>& t, const std::vector<std::int32_t>& key,
+                                 const std::vector<std::int32_t>& time_of, const std::vector<Time>& times) {
+  std::vector<std::vector<std::size_t>> buckets(times.size());
+  for (std::size_t f = 0; f < key.size(); ++f) buckets[static_cast<std::size_t>(time_of[static_cast<std::size_t>(key[f])])].push_back(f);
+  auto pending = std::make_shared<std::vector<std::int32_t>>(static_cast<std::size_t>(t->endpoints), 0);
+  if (t->endpoints > 0)
+    for (std::size_t f = 0; f < key.size(); ++f) {
+      ++(*pending)[static_cast<std::size_t>(t->src[f])];
+      ++(*pending)[static_cast<std::size_t>(t->dst[f])];
+    }
+  finish_empty_endpoints(t, *pending);
+  for (std::size_t k = 0; k < times.size(); ++k) {
+    const bool final_bucket = k + 1 == times.size();
+    auto bucket = std::make_shared<std::vector<std::size_t>>(std::move(buckets[k]));
+    sim_.at(times[k], [t, bucket, final_bucket, pending] {
       for (std::size_t f : *bucket) {
-        if (t->on_flow_done) t->on_flow_done(f);
+        t->on_flow_done(f);
         if (t->endpoints == 0) continue;
         for (GpuId e : {t->src[f], t->dst[f]})
           if (--(*pending)[static_cast<std::size_t>(e)] == 0 && t->on_endpoint_done) t->on_endpoint_done(e);
@@ -114,7 +167,7 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
       if (final_bucket && t->on_done) t->on_done();
     });
   }
-  if (flows.empty() && t->on_done) sim_.at(sim_.now(), [t] { t->on_done(); });
+  if (key.empty() && t->on_done) sim_.at(sim_.now(), [t] { t->on_done(); });
 }
 
 void AnalyticalNetwork::replay(std::shared_ptr<const MemoRecord> record, const std::shared_ptr<Transfer>& t) {

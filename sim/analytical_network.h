@@ -24,6 +24,8 @@ class AnalyticalNetwork final : public Network {
 
  private:
   void solve(const std::shared_ptr<Transfer>& t);
+  void per_flow(const std::shared_ptr<Transfer>& t, const std::vector<std::int32_t>& key,
+                const std::vector<std::int32_t>& time_of, const std::vector<Time>& times);
   void replay(std::shared_ptr<const MemoRecord> record, const std::shared_ptr<Transfer>& t);
   void finish_empty_endpoints(const std::shared_ptr<Transfer>& t, const std::vector<std::int32_t>& pending);
 
@@ -34,6 +36,9 @@ class AnalyticalNetwork final : public Network {
   std::vector<LinkCounters> counters_;
   std::vector<std::int64_t> load_;   // scratch: bytes per link in the current transfer
   std::vector<std::int64_t> count_;  // scratch: flows per link in the current transfer
+  std::vector<Time> drain_;          // scratch: drain time per link in the current transfer
+  std::vector<std::int32_t> bucket_of_;  // scratch: arrival bucket per (link, latency), -1 none
+  static constexpr std::size_t kMaxLatencies = 16;  // distinct route latencies per transfer
 };
 
 }  // namespace epsim

@@ -7,8 +7,9 @@
 
 namespace epsim {
 
-Executor::Executor(Simulator& sim, Network& net, TaskGraph& graph, SmSharing sm, const std::vector<Link>* links)
-    : sim_(sim), net_(net), graph_(graph), sm_(sm), links_(links) {
+Executor::Executor(Simulator& sim, Network& net, TaskGraph& graph, SmSharing sm, const std::vector<Link>* links,
+                   LinkTimeline* timeline)
+    : sim_(sim), net_(net), graph_(graph), sm_(sm), links_(links), timeline_(timeline) {
   int gpus = 0;
   for (const Task& t : graph_.tasks()) gpus = std::max(gpus, t.gpu + 1);
   gpus_.resize(static_cast<std::size_t>(gpus));
@@ -61,7 +62,11 @@ void Executor::finish(TaskId id) {
 void Executor::collective_maybe_done(TaskId id) {
   if (!net_done_[static_cast<std::size_t>(id)] || graph_.task(id).end != Time::infinity()) return;
   if (arrivals_left_[static_cast<std::size_t>(graph_.task(id).collective)] > 0) return;
-  graph_.info(graph_.task(id).collective).make_plan = nullptr;
+  CollectiveInfo& info = graph_.info(graph_.task(id).collective);
+  info.make_plan = nullptr;
+  if (timeline_ && info.traffic.links)
+    for (const auto& [link, bytes] : *info.traffic.links) timeline_->add(link, graph_.task(id).start, sim_.now(), bytes);
+  info.traffic.links.reset();
   finish(id);
 }
 
@@ -196,13 +201,29 @@ CollectiveTraffic summarise(const CommPlan& plan, std::size_t links, const std::
     for (LinkId l : f.route) per_link[static_cast<std::size_t>(l)] += f.bytes.count();
   }
   double worst = 0;  // drain time in seconds (or bytes, without bandwidths)
+  auto used = std::make_shared<std::vector<std::pair<LinkId, Bytes>>>();
   for (std::size_t l = 0; l < links; ++l) {
+    if (per_link[l] > 0) used->emplace_back(static_cast<LinkId>(l), Bytes(per_link[l]));
     const double load = static_cast<double>(per_link[l]) / (bw ? (*bw)[l].bandwidth.bytes_per_second() : 1.0);
     if (per_link[l] > 0 && load > worst) {
       worst = load;
       info.busiest_bytes = Bytes(per_link[l]);
       info.busiest_link = static_cast<LinkId>(l);
     }
+  }
+  info.links = std::move(used);
+  if (!plan.src.empty()) {
+    std::size_t endpoints = 0;
+    for (std::size_t f = 0; f < plan.flows.size(); ++f)
+      endpoints = std::max({endpoints, static_cast<std::size_t>(plan.src[f]) + 1, static_cast<std::size_t>(plan.dst[f]) + 1});
+    auto sent = std::make_shared<std::vector<Bytes>>(endpoints), received = std::make_shared<std::vector<Bytes>>(endpoints);
+    for (std::size_t f = 0; f < plan.flows.size(); ++f) {
+      if (plan.src[f] == plan.dst[f]) continue;  // a GPU's rows to its own experts cross no link
+      (*sent)[static_cast<std::size_t>(plan.src[f])] += plan.flows[f].bytes;
+      (*received)[static_cast<std::size_t>(plan.dst[f])] += plan.flows[f].bytes;
+    }
+    info.sent = std::move(sent);
+    info.received = std::move(received);
   }
   return info;
 }

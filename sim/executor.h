@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sim/link_timeline.h"
 #include "sim/network.h"
 #include "sim/simulator.h"
 #include "sim/task_graph.h"
@@ -44,8 +45,10 @@ struct SmSharing {
 class Executor {
  public:
   // `links` (optional) lets each collective name its busiest link by drain time (bytes / bandwidth)
-  // rather than by bytes.
-  Executor(Simulator& sim, Network& net, TaskGraph& graph, SmSharing sm = {}, const std::vector<Link>* links = nullptr);
+  // rather than by bytes. `timeline` (optional) receives each collective's bytes per link over its
+  // lifetime when it ends.
+  Executor(Simulator& sim, Network& net, TaskGraph& graph, SmSharing sm = {}, const std::vector<Link>* links = nullptr,
+           LinkTimeline* timeline = nullptr);
   // Runs to completion; returns the time the last task ended. Throws SimulationError if some task
   // never ran (a dependency cycle).
   Time run();
@@ -91,6 +94,7 @@ class Executor {
   TaskGraph& graph_;
   SmSharing sm_;
   const std::vector<Link>* links_;
+  LinkTimeline* timeline_;
   std::vector<GpuState> gpus_;
   // What a keyed plan carried (flows, bytes, busiest link), for collectives the network replays
   // without making their plan.

@@ -1,6 +1,7 @@
 #include "sim/flow_network.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <span>
 #include <limits>
@@ -129,7 +130,14 @@ void FlowNetwork::add_live(std::int32_t slot, std::size_t index, double bytes, d
     if (held_by_[at(l)] >= 0) materialise(held_by_[at(l)]);
     if (count_bytes) counters_[at(l)].bytes += spec.bytes;
   }
-  const Index id = solver_.add_flow(std::span<const Index>(spec.route.link.data(), spec.route.hops));
+  // Dominated links never limit a flow: the solver sees only the others (all of them if a route
+  // had nothing else, which no topology builder makes).
+  std::array<Index, Route::kMaxHops> binding{};
+  std::size_t n = 0;
+  for (LinkId l : spec.route)
+    if (!links_[at(l)].dominated) binding[n++] = l;
+  const Index id = n > 0 ? solver_.add_flow(std::span<const Index>(binding.data(), n))
+                         : solver_.add_flow(std::span<const Index>(spec.route.link.data(), spec.route.hops));
   if (at(id) >= flows_.size()) {
     flows_.resize(at(id) + 1);
     version_.resize(at(id) + 1, 0);

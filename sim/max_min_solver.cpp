@@ -14,21 +14,6 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // Levels that moved by less than this (relative) keep their old value exactly, so that the flows
 // bottlenecked there keep bit-identical rates and their owners need no update.
 constexpr double kUnchanged = 1e-13;
-// Re-fills that keep failing the certificate become a full fill after this many rounds.
-constexpr int kMaxRounds = 3;
-// A local re-fill is tried only when it would touch less than 1 / kLocalFraction of the flows.
-constexpr std::size_t kLocalFraction = 8;
-
-std::size_t at(MaxMinSolver::Index i) { return static_cast<std::size_t>(i); }
-
-double settle_level(double fresh, double old) {
-  if (fresh < kInf && old < kInf && std::abs(fresh - old) <= kUnchanged * old) return old;
-  return fresh;
-}
-
-bool ties(double a, double b) {
-  return a < kInf && b < kInf && std::abs(a - b) <= MaxMinSolver::kTolerance * b;
-}
 
 }  // namespace
 
@@ -41,7 +26,9 @@ MaxMinSolver::MaxMinSolver(std::vector<double> capacities) {
                             std::to_string(c) + "; capacities must be positive and finite");
     links_[l].capacity = c;
   }
-  link_local_.assign(links_.size(), kNone);
+  work_.resize(links_.size());
+  in_region_.assign(links_.size(), 0);
+  pop_level_.assign(links_.size(), kInf);
 }
 
 MaxMinSolver::Index MaxMinSolver::add_flow(std::span<const Index> links, double weight, double cap) {
@@ -57,550 +44,344 @@ MaxMinSolver::Index MaxMinSolver::add_flow(std::span<const Index> links, double 
       if (links[j] == links[i])
         throw SimulationError("max-min solver: flow crosses link " + std::to_string(links[i]) + " twice");
   }
+  if (weight != 1.0 && !weighted_) {  // from now on every link keeps its frozen weight prefix
+    weighted_ = true;
+    for (LinkRec& L : links_) {
+      L.wprefix.resize(L.rem.size());
+      for (std::size_t k = 0; k < L.wprefix.size(); ++k) L.wprefix[k] = static_cast<double>(k + 1);
+    }
+  }
   Index id;
-  if (!free_flows_.empty()) {
-    id = free_flows_.back();
-    free_flows_.pop_back();
+  if (!free_ids_.empty()) {
+    id = free_ids_.back();
+    free_ids_.pop_back();
   } else {
-    id = static_cast<Index>(flows_.size());
-    flows_.emplace_back();
-    alive_.push_back(0);
-    unswept_.push_back(0);
-    stamp_.push_back(0);
-    flow_local_.push_back(kNone);
+    id = static_cast<Index>(state_.size());
+    state_.push_back(kFree);
+    f_link_.resize(f_link_.size() + kMaxLinksPerFlow);
+    f_hops_.push_back(0);
+    f_weight_.push_back(1.0);
+    f_cap_.push_back(kNoCap);
+    f_rho_.push_back(kInf);
+    f_bottleneck_.push_back(kNone);
+    f_stamp_.push_back(0);
   }
-  FlowRec& r = flows_[at(id)];
-  r = FlowRec{};
-  r.weight = weight;
-  r.cap = cap;
-  r.hops = static_cast<std::uint8_t>(links.size());
-  r.active = true;
-  r.fresh = true;
+  const std::size_t i = at(id);
+  state_[i] = kFresh;
+  f_hops_[i] = static_cast<std::uint8_t>(links.size());
+  f_weight_[i] = weight;
+  f_cap_[i] = cap;
+  f_rho_[i] = kInf;  // not solved: above every level
+  f_bottleneck_[i] = kNone;
   for (std::size_t k = 0; k < links.size(); ++k) {
+    f_link_[i * kMaxLinksPerFlow + k] = links[k];
     LinkRec& L = links_[at(links[k])];
-    r.link[k] = links[k];
-    L.flows.push_back(id);
-    L.wsum += weight;
+    L.order.push_back(id);
+    ++L.live;
+    L.live_weight += weight;
   }
-  alive_[at(id)] = 1;
-  if (cap < kNoCap) ++capped_;
+  if (cap < kNoCap) capped_.push_back(id);
+  if (links.empty()) linkless_.push_back(id);
   fresh_.push_back(id);
   ++active_flows_;
   return id;
 }
 
-// Removal is lazy: the flow stays in its links' lists, marked dead, until a list holds more dead
-// than live entries and is swept (amortised O(1) per removal, and no random access to other flows).
-// Its id is reused only once every list holding it has been swept.
+// The flow's entries stay in its links' orders (above any lambda* this removal sets) until the
+// next re-fill drops them; its id is reused after that.
 void MaxMinSolver::remove_flow(Index flow) {
-  if (flow < 0 || at(flow) >= flows_.size() || !flows_[at(flow)].active)
+  if (flow < 0 || at(flow) >= state_.size() || !active(flow))
     throw SimulationError("max-min solver: removing a flow that is not active");
-  FlowRec& r = flows_[at(flow)];
-  const double x = rate_of(r);
-  alive_[at(flow)] = 0;
-  unswept_[at(flow)] = r.hops;
-  for (int k = 0; k < r.hops; ++k) {
-    const Index l = r.link[at(k)];
-    LinkRec& L = links_[at(l)];
-    ++L.dead;
-    L.wsum -= r.weight;
-    if (!r.fresh) {
-      L.usage -= x;
-      if (r.bottleneck == l) --L.bottlenecked;
-    }
-    if (L.dead == static_cast<std::int64_t>(L.flows.size())) {  // forget rounding drift
-      L.wsum = 0.0;
-      L.usage = 0.0;
-      L.rho_bound = 0.0;
-      L.level = kInf;
-    }
-    // Flows bottlenecked here may now speed up.
-    if (L.bottlenecked > 0 && !L.dirty) {
-      L.dirty = true;
-      dirty_.push_back(l);
-    }
+  const std::size_t i = at(flow);
+  state_[i] = kDead;
+  for (int k = 0; k < f_hops_[i]; ++k) {
+    LinkRec& L = links_[at(f_link_[i * kMaxLinksPerFlow + at(k)])];
+    --L.live;
+    L.live_weight -= f_weight_[i];
   }
-  if (r.fresh) fresh_.erase(std::find(fresh_.begin(), fresh_.end(), flow));
-  if (r.cap < kNoCap) --capped_;
-  r.active = false;
-  r.fresh = false;
-  r.bottleneck = kNone;
+  removed_.push_back(flow);
   --active_flows_;
-  if (r.hops == 0) free_flows_.push_back(flow);
-  for (int k = 0; k < r.hops; ++k) {
-    LinkRec& L = links_[at(r.link[at(k)])];
-    if (2 * L.dead > static_cast<std::int64_t>(L.flows.size())) sweep(r.link[at(k)]);
-  }
 }
 
-void MaxMinSolver::sweep(Index link) {
-  LinkRec& L = links_[at(link)];
-  std::size_t keep = 0;
-  for (const Index f : L.flows) {
-    if (alive_[at(f)]) {
-      L.flows[keep++] = f;
-    } else if (--unswept_[at(f)] == 0) {
-      free_flows_.push_back(f);
+double MaxMinSolver::rate(Index flow) const {
+  const std::size_t i = at(flow);
+  if (state_[i] == kFresh) return 0.0;
+  const Index b = f_bottleneck_[i];
+  if (b == kNone) return f_cap_[i];  // at its cap, or +infinity without links and cap
+  return f_weight_[i] * links_[at(b)].level;
+}
+
+double MaxMinSolver::load(Index link) const {
+  const LinkRec& L = links_[at(link)];
+  return L.rem.empty() ? 0.0 : std::max(0.0, L.capacity - L.rem.back());
+}
+
+double MaxMinSolver::weight_below(const LinkRec& L, std::size_t k) const {
+  if (k == 0) return 0.0;
+  return weighted_ ? L.wprefix[k - 1] : static_cast<double>(k);
+}
+
+std::size_t MaxMinSolver::kept_below(const LinkRec& L, double lambda) const {
+  std::size_t lo = 0, hi = L.rem.size();  // the solved part is sorted by rho
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (rho_at(L, mid) < lambda) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// g(lambda) = C - sum over solved entries of w min(rho, lambda) - added lambda is continuous and
+// non-increasing; with k entries below lambda its root is rem_before(k) / (weight from k on +
+// added). The first k whose root is at most rho_k is the answer (binary search: the test is
+// monotone in k).
+double MaxMinSolver::saturation_with(const LinkRec& L, double added) const {
+  const std::size_t solved = L.rem.size();
+  const double total = weight_below(L, solved);
+  const auto root = [&](std::size_t k) {
+    return std::max(0.0, rem_before(L, k)) / (total - weight_below(L, k) + added);
+  };
+  std::size_t lo = 0, hi = solved;
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (root(mid) <= rho_at(L, mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  return root(lo);
+}
+
+double MaxMinSolver::lowest_touched() {
+  double lambda = kInf;
+  for (const Index f : removed_) lambda = std::min(lambda, f_rho_[at(f)]);  // +inf for a new one
+  region_.clear();  // borrowed: the links new flows cross, with their added weight in work_
+  for (const Index f : fresh_) {
+    const std::size_t i = at(f);
+    if (state_[i] != kFresh) continue;
+    if (f_cap_[i] < kNoCap) lambda = std::min(lambda, f_cap_[i] / f_weight_[i]);
+    for (int k = 0; k < f_hops_[i]; ++k) {
+      const Index l = f_link_[i * kMaxLinksPerFlow + at(k)];
+      if (!in_region_[at(l)]) {
+        in_region_[at(l)] = 1;
+        work_[at(l)].wsum = 0.0;
+        region_.push_back(l);
+      }
+      work_[at(l)].wsum += f_weight_[i];
     }
   }
-  L.flows.resize(keep);
-  L.dead = 0;
+  for (const Index l : region_) {
+    in_region_[at(l)] = 0;
+    lambda = std::min(lambda, saturation_with(links_[at(l)], work_[at(l)].wsum));
+  }
+  region_.clear();
+  return lambda;
 }
-
-double MaxMinSolver::rate_of(const FlowRec& r) const {
-  if (!r.active || r.fresh) return 0.0;
-  if (r.bottleneck != kNone) return r.weight * links_[at(r.bottleneck)].level;
-  return r.hops == 0 && r.cap == kNoCap ? kInf : r.cap;
-}
-
-double MaxMinSolver::rate(Index flow) const { return rate_of(flows_[at(flow)]); }
 
 const MaxMinSolver::Changes& MaxMinSolver::solve() {
   changes_.levels.clear();
   changes_.moved.clear();
-  if (fresh_.empty() && dirty_.empty()) return changes_;
+  if (fresh_.empty() && removed_.empty()) return changes_;
   ++stats_.solves;
-  // Local re-fills that failed recently make the next ones wait (exponential back-off): when
-  // changes spread over the whole system, the full filling is cheaper than trying.
-  const bool try_local = local_wait_ == 0;
-  if (local_wait_ > 0) --local_wait_;
-  for (int round = 0;; ++round) {
-    std::size_t estimate = fresh_.size();
-    for (Index l : dirty_) estimate += flows_on(l);
-    if (!try_local || round >= kMaxRounds || kLocalFraction * estimate > active_flows_) {
-      if (try_local && round > 0) local_wait_ = local_backoff_ = std::min<std::uint32_t>(64, 2 * local_backoff_ + 1);
-      fill_all();
-      break;
-    }
-    gather();
-    if (fill()) {
-      commit();
-      local_backoff_ = 0;
-      break;
-    }
+  const double lambda = lowest_touched();
+  if (weighted_) {
+    refill<true>(lambda);
+    commit<true>();
+  } else {
+    refill<false>(lambda);
+    commit<false>();
   }
   stats_.levels_changed += changes_.levels.size();
   stats_.moves += changes_.moved.size();
   return changes_;
 }
 
-// ---- local filling ----------------------------------------------------------------------------
-
-// Builds the local system: D (the dirty links), the flows F crossing D plus the new flows, and the
-// boundary links B that F also crosses.
-void MaxMinSolver::gather() {
-  for (Index g : l_global_) link_local_[at(g)] = kNone;
-  for (Index g : f_global_) flow_local_[at(g)] = kNone;
-  l_global_.clear();
-  l_in_d_.clear();
-  f_global_.clear();
-
-  auto add_link = [&](Index g, bool in_d) {
-    link_local_[at(g)] = static_cast<Index>(l_global_.size());
-    l_global_.push_back(g);
-    l_in_d_.push_back(in_d ? 1 : 0);
-  };
-  auto add_flow_local = [&](Index f) {
-    if (flow_local_[at(f)] != kNone) return;
-    flow_local_[at(f)] = static_cast<Index>(f_global_.size());
-    f_global_.push_back(f);
-  };
-  for (Index l : dirty_)
-    if (link_local_[at(l)] == kNone) add_link(l, true);
-  const std::size_t d_count = l_global_.size();
-  for (std::size_t i = 0; i < d_count; ++i)
-    for (Index f : links_[at(l_global_[i])].flows)
-      if (alive_[at(f)]) add_flow_local(f);
-  for (Index f : fresh_) add_flow_local(f);
-  for (Index f : f_global_) {
-    const FlowRec& r = flows_[at(f)];
-    for (int k = 0; k < r.hops; ++k)
-      if (link_local_[at(r.link[at(k)])] == kNone) add_link(r.link[at(k)], false);
+// The filling from `lambda` on: every link with entries at or above lambda joins with the capacity
+// and weight it has left at lambda; the flows above lambda (and new ones) are unfrozen.
+template <bool Weighted>
+void MaxMinSolver::refill(double lambda) {
+  if (++stamp_ == 0) {
+    std::fill(f_stamp_.begin(), f_stamp_.end(), 0u);
+    stamp_ = 1;
   }
-
-  const std::size_t n = l_global_.size();
-  const std::size_t m = f_global_.size();
-  ++stats_.fills;
-  stats_.flows_filled += m;
-
-  l_rem_.assign(n, 0.0);
-  l_wsum_.assign(n, 0.0);
-  l_level_.assign(n, kInf);
-  l_old_sum_.assign(n, 0.0);
-  l_new_sum_.assign(n, 0.0);
-  l_max_rho_new_.assign(n, 0.0);
-  l_unfrozen_.assign(n, 0);
-  l_old_bottlenecked_.assign(n, 0);
-  l_csr_begin_.assign(n + 1, 0);
-  f_links_.resize(m * kMaxLinksPerFlow);
-  f_hops_.resize(m);
-  f_new_rate_.assign(m, 0.0);
-  f_bottleneck_.assign(m, kNone);
-  f_frozen_.assign(m, 0);
-
-  for (std::size_t j = 0; j < m; ++j) {
-    const FlowRec& r = flows_[at(f_global_[j])];
-    const double x = rate_of(r);
-    f_hops_[j] = r.hops;
-    for (int k = 0; k < r.hops; ++k) {
-      const Index i = link_local_[at(r.link[at(k)])];
-      f_links_[j * kMaxLinksPerFlow + at(k)] = i;
-      ++l_csr_begin_[at(i) + 1];
-      l_wsum_[at(i)] += r.weight;
-      ++l_unfrozen_[at(i)];
-      if (!r.fresh) {
-        l_old_sum_[at(i)] += x;
-        if (r.bottleneck == r.link[at(k)]) ++l_old_bottlenecked_[at(i)];
-      }
-    }
-  }
-  for (std::size_t i = 0; i < n; ++i) l_csr_begin_[i + 1] += l_csr_begin_[i];
-  l_csr_.resize(at(l_csr_begin_[n]));
-  heap_pos_.assign(l_csr_begin_.begin(), l_csr_begin_.end() - 1);  // borrowed as a cursor array
-  for (std::size_t j = 0; j < m; ++j)
-    for (int k = 0; k < f_hops_[j]; ++k) {
-      const Index i = f_links_[j * kMaxLinksPerFlow + at(k)];
-      l_csr_[at(heap_pos_[at(i)]++)] = static_cast<Index>(j);
-    }
-  for (std::size_t i = 0; i < n; ++i) {
-    const LinkRec& L = links_[at(l_global_[i])];
-    l_rem_[i] = l_in_d_[i] ? L.capacity : std::max(0.0, L.capacity - (L.usage - l_old_sum_[i]));
-  }
-}
-
-bool MaxMinSolver::fill() {
-  const std::size_t n = l_global_.size();
-  const std::size_t m = f_global_.size();
-
-  // Indexed min-heap of local links by (share, global id); shares only grow while filling.
-  std::vector<double>& key = l_level_;  // a link's key is its share; its level once popped
+  for (const Index f : removed_) f_stamp_[at(f)] = stamp_;  // never frozen: skipped like frozen ones
+  region_.clear();
   heap_.clear();
-  heap_pos_.assign(n, kNone);
-  auto less = [&](Index a, Index b) {
-    const double ka = key[at(a)], kb = key[at(b)];
-    return ka < kb || (ka == kb && l_global_[at(a)] < l_global_[at(b)]);
-  };
-  auto sift_up = [&](std::size_t p) {
-    const Index x = heap_[p];
-    while (p > 0) {
-      const std::size_t parent = (p - 1) / 2;
-      if (!less(x, heap_[parent])) break;
-      heap_[p] = heap_[parent];
-      heap_pos_[at(heap_[p])] = static_cast<Index>(p);
-      p = parent;
+  caps_.clear();
+  frozen_.clear();
+  std::size_t kept_any = 0;
+  for (std::size_t l = 0; l < links_.size(); ++l) {
+    const LinkRec& L = links_[l];
+    if (L.order.empty()) continue;
+    const bool all_solved = L.rem.size() == L.order.size();
+    // A saturated link below lambda holds no flow at or above it (a flow's rho is at most the
+    // level of every saturated link it crosses).
+    if (all_solved && L.level < lambda) {
+      kept_any += L.order.size();
+      continue;
     }
-    heap_[p] = x;
-    heap_pos_[at(x)] = static_cast<Index>(p);
-  };
-  auto sift_down = [&](std::size_t p) {
-    const Index x = heap_[p];
-    const std::size_t size = heap_.size();
-    for (;;) {
-      std::size_t c = 2 * p + 1;
-      if (c >= size) break;
-      if (c + 1 < size && less(heap_[c + 1], heap_[c])) ++c;
-      if (!less(heap_[c], x)) break;
-      heap_[p] = heap_[c];
-      heap_pos_[at(heap_[p])] = static_cast<Index>(p);
-      p = c;
-    }
-    heap_[p] = x;
-    heap_pos_[at(x)] = static_cast<Index>(p);
-  };
-  auto remove_at = [&](std::size_t p) {
-    const Index x = heap_[p];
-    heap_pos_[at(x)] = kNone;
-    const Index last = heap_.back();
-    heap_.pop_back();
-    if (p < heap_.size()) {
-      heap_[p] = last;
-      heap_pos_[at(last)] = static_cast<Index>(p);
-      sift_down(p);
-      sift_up(at(heap_pos_[at(last)]));
-    }
-  };
-
-  for (std::size_t i = 0; i < n; ++i) {
-    if (l_unfrozen_[i] == 0) continue;
-    key[i] = std::max(0.0, l_rem_[i]) / l_wsum_[i];
-    heap_pos_[i] = static_cast<Index>(heap_.size());
-    heap_.push_back(static_cast<Index>(i));
+    const std::size_t k = kept_below(L, lambda);
+    kept_any += k;
+    if (k == L.order.size()) continue;
+    region_.push_back(static_cast<Index>(l));
+    // A link below lambda* is here only to drop new flows removed unsolved: it keeps its level.
+    pop_level_[l] = L.level < lambda ? L.level : kInf;
+    Work& w = work_[l];
+    w.unfrozen = L.live - static_cast<std::int64_t>(k);
+    w.kept = static_cast<std::int64_t>(k);
+    w.rem = w.start_rem = rem_before(L, k);
+    w.wsum = Weighted ? L.live_weight - weight_below(L, k) : static_cast<double>(w.unfrozen);
+    if (w.unfrozen > 0) heap_.emplace_back(std::max(0.0, w.rem) / w.wsum, static_cast<Index>(l));
   }
-  for (std::size_t p = heap_.size() / 2; p-- > 0;) sift_down(p);
-
-  std::vector<std::pair<double, Index>> caps;
-  for (std::size_t j = 0; j < m; ++j) {
-    const FlowRec& r = flows_[at(f_global_[j])];
-    if (r.cap < kInf) caps.emplace_back(r.cap / r.weight, static_cast<Index>(j));
-  }
-  std::sort(caps.begin(), caps.end());
-  std::size_t next_cap = 0;
-
-  if (touch_mark_.size() < n) touch_mark_.resize(n, 0);
-  auto freeze = [&](std::size_t j, double rate, Index bottleneck) {
-    f_frozen_[j] = 1;
-    f_new_rate_[j] = rate;
-    f_bottleneck_[j] = bottleneck;
-    const double w = flows_[at(f_global_[j])].weight;
-    for (int k = 0; k < f_hops_[j]; ++k) {
-      const Index i = f_links_[j * kMaxLinksPerFlow + at(k)];
-      l_rem_[at(i)] -= rate;
-      l_wsum_[at(i)] -= w;
-      --l_unfrozen_[at(i)];
-      if (touch_mark_[at(i)] != touch_stamp_) {
-        touch_mark_[at(i)] = touch_stamp_;
-        touched_.push_back(i);
-      }
-    }
-  };
-  auto settle_touched = [&]() {
-    for (Index i : touched_) {
-      const Index p = heap_pos_[at(i)];
-      if (p == kNone) continue;  // already popped
-      if (l_unfrozen_[at(i)] == 0) {
-        remove_at(at(p));
-        key[at(i)] = kInf;  // never saturated
-      } else {
-        key[at(i)] = std::max(0.0, l_rem_[at(i)]) / l_wsum_[at(i)];
-        sift_down(at(p));
-        sift_up(at(heap_pos_[at(i)]));
-      }
-    }
-    touched_.clear();
-  };
-
-  for (;;) {
-    while (next_cap < caps.size() && f_frozen_[at(caps[next_cap].second)]) ++next_cap;
-    const bool have_cap = next_cap < caps.size();
-    if (heap_.empty() && !have_cap) break;
-    if (++touch_stamp_ == 0) {  // wrapped: clear the marks
-      std::fill(touch_mark_.begin(), touch_mark_.end(), 0u);
-      touch_stamp_ = 1;
-    }
-    if (have_cap && (heap_.empty() || caps[next_cap].first <= key[at(heap_[0])])) {
-      const std::size_t j = at(caps[next_cap].second);
-      freeze(j, flows_[at(f_global_[j])].cap, kNone);
-      ++next_cap;
-    } else {
-      const Index i = heap_[0];
-      remove_at(0);
-      const double level = key[at(i)];  // stays as the link's level
-      for (Index c = l_csr_begin_[at(i)]; c < l_csr_begin_[at(i) + 1]; ++c) {
-        const std::size_t j = at(l_csr_[at(c)]);
-        if (!f_frozen_[j]) freeze(j, flows_[at(f_global_[j])].weight * level, i);
-      }
-    }
-    settle_touched();
-  }
-  for (std::size_t j = 0; j < m; ++j)  // flows with no link and no cap
-    if (!f_frozen_[j]) {
-      f_frozen_[j] = 1;
-      f_new_rate_[j] = kInf;
-    }
-
-  // The certificate on the boundary links.
-  for (std::size_t j = 0; j < m; ++j) {
-    const double rho = f_new_rate_[j] / flows_[at(f_global_[j])].weight;
-    for (int k = 0; k < f_hops_[j]; ++k) {
-      const std::size_t i = at(f_links_[j * kMaxLinksPerFlow + at(k)]);
-      l_new_sum_[i] += f_new_rate_[j];
-      l_max_rho_new_[i] = std::max(l_max_rho_new_[i], rho);
-    }
-  }
-  bool ok = true;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (l_in_d_[i]) continue;
-    const Index g = l_global_[i];
-    LinkRec& L = links_[at(g)];
-    const std::int64_t outside_bottlenecked = L.bottlenecked - l_old_bottlenecked_[i];
-    bool fail = false;
-    if (outside_bottlenecked > 0) {  // they keep a saturated link where they are the fastest
-      const double usage = L.usage - l_old_sum_[i] + l_new_sum_[i];
-      fail = usage < L.capacity * (1.0 - kTolerance) || l_max_rho_new_[i] > L.level * (1.0 + kTolerance);
-    }
-    // Re-filled flows bottlenecked here are at least as fast as every outside flow.
-    if (key[i] < kInf && key[i] < L.rho_bound * (1.0 - kTolerance)) fail = true;
-    if (fail) {
-      ok = false;
-      if (!L.dirty) {
-        L.dirty = true;
-        dirty_.push_back(g);
-      }
-    }
-  }
-  return ok;
-}
-
-void MaxMinSolver::commit() {
-  const std::size_t n = l_global_.size();
-  const std::size_t m = f_global_.size();
-  // Final levels. Boundary links keep theirs while outside flows are bottlenecked there (the
-  // certificate checked that re-filled flows bottlenecked there tie with it).
-  std::vector<std::int64_t>& outside = l_old_bottlenecked_;
-  for (std::size_t i = 0; i < n; ++i) {
-    const LinkRec& L = links_[at(l_global_[i])];
-    outside[i] = L.bottlenecked - l_old_bottlenecked_[i];
-    const double fresh = (!l_in_d_[i] && outside[i] > 0) ? L.level : l_level_[i];
-    l_level_[i] = settle_level(fresh, L.level);
-  }
-  for (std::size_t j = 0; j < m; ++j) {
-    const Index f = f_global_[j];
-    FlowRec& r = flows_[at(f)];
-    const Index on = f_bottleneck_[j];  // local link, or kNone for the cap
-    Index nb = on == kNone ? kNone : l_global_[at(on)];
-    if (!r.fresh && r.bottleneck != kNone && on != kNone && r.bottleneck != nb &&
-        ties(l_level_[at(link_local_[at(r.bottleneck)])], l_level_[at(on)]))
-      nb = r.bottleneck;  // a tie: keep the previous bottleneck
-    if (!r.fresh && r.bottleneck != kNone) --links_[at(r.bottleneck)].bottlenecked;
-    if (nb != kNone) ++links_[at(nb)].bottlenecked;
-    if (r.fresh || nb != r.bottleneck) changes_.moved.push_back(f);
-    r.bottleneck = nb;
-    r.fresh = false;
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    LinkRec& L = links_[at(l_global_[i])];
-    if (l_level_[i] != L.level) {
-      L.level = l_level_[i];
-      changes_.levels.push_back(l_global_[i]);
-    }
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    LinkRec& L = links_[at(l_global_[i])];
-    double sum = 0.0, max_rho = 0.0;
-    for (Index c = l_csr_begin_[i]; c < l_csr_begin_[i + 1]; ++c) {
-      const FlowRec& r = flows_[at(f_global_[at(l_csr_[at(c)])])];
-      const double x = rate_of(r);
-      sum += x;
-      max_rho = std::max(max_rho, x / r.weight);
-    }
-    if (l_in_d_[i]) {  // every flow of the link was re-filled: exact sums
-      L.usage = sum;
-      L.rho_bound = max_rho;
-    } else {
-      L.usage = std::max(0.0, L.usage - l_old_sum_[i] + sum);
-      L.rho_bound = std::max(L.rho_bound, max_rho);
-    }
-  }
-  for (Index l : dirty_) links_[at(l)].dirty = false;
-  dirty_.clear();
-  fresh_.clear();
-}
-
-// ---- full filling -----------------------------------------------------------------------------
-
-// The whole system, straight from the links' flow lists. The heap holds one entry per link whose
-// key is a lower bound of its share (shares only grow as flows freeze): the top is re-keyed until
-// its key is its share, which is then the smallest of all. No heap work per frozen flow, and the
-// commit touches only the flows frozen somewhere else than their previous bottleneck.
-void MaxMinSolver::fill_all() {
-  ++stats_.fills;
-  ++stats_.full_fills;
-  stats_.flows_filled += active_flows_;
-  const std::size_t L = links_.size();
-  a_link_.resize(L);
-  a_level_.assign(L, kInf);
-  a_heap_.clear();
-  mismatches_.clear();
-  for (std::size_t l = 0; l < L; ++l) {
-    const LinkRec& R = links_[l];
-    const auto live = static_cast<std::int64_t>(R.flows.size()) - R.dead;
-    a_link_[l] = FillLink{R.capacity, R.wsum, 0.0, live};
-    if (live > 0) a_heap_.emplace_back(R.capacity / R.wsum, static_cast<Index>(l));
-  }
+  if (kept_any == 0) ++stats_.full_fills;
   const auto later = [](const std::pair<double, Index>& a, const std::pair<double, Index>& b) {
     return a.first > b.first || (a.first == b.first && a.second > b.second);
   };
-  std::make_heap(a_heap_.begin(), a_heap_.end(), later);
-
-  std::vector<std::pair<double, Index>> caps;
-  if (capped_ > 0)
-    for (std::size_t f = 0; f < flows_.size(); ++f)
-      if (flows_[f].active && flows_[f].cap < kInf)
-        caps.emplace_back(flows_[f].cap / flows_[f].weight, static_cast<Index>(f));
-  std::sort(caps.begin(), caps.end());
+  std::make_heap(heap_.begin(), heap_.end(), later);
+  for (const Index f : capped_) {
+    const std::size_t i = at(f);
+    if ((state_[i] == kLive || state_[i] == kFresh) && f_hops_[i] > 0 && f_rho_[i] >= lambda)
+      caps_.emplace_back(f_cap_[i] / f_weight_[i], f);
+  }
+  std::sort(caps_.begin(), caps_.end());
   std::size_t next_cap = 0;
 
-  if (++fill_stamp_ == 0) {
-    std::fill(stamp_.begin(), stamp_.end(), 0u);
-    fill_stamp_ = 1;
-  }
-  const auto freeze = [&](Index f, double rate, Index on) {
-    const FlowRec& r = flows_[at(f)];
-    stamp_[at(f)] = fill_stamp_;
-    if (r.fresh || on != r.bottleneck) mismatches_.push_back(Mismatch{f, on});
-    const double rho = rate / r.weight;
-    for (int k = 0; k < r.hops; ++k) {
-      FillLink& x = a_link_[at(r.link[at(k)])];
-      x.rem -= rate;
-      x.wsum -= r.weight;
-      x.max_rho = std::max(x.max_rho, rho);
-      --x.unfrozen;
+  const auto freeze = [&](Index f, double x, Index on) {
+    const std::size_t i = at(f);
+    f_stamp_[i] = stamp_;
+    frozen_.push_back(Frozen{f, on});
+    const Index* ls = links_of(f);
+    const int hops = f_hops_[i];
+    for (int k = 0; k < hops; ++k) {
+      Work& w = work_[at(ls[k])];
+      w.rem -= x;
+      if constexpr (Weighted) w.wsum -= f_weight_[i];
+      --w.unfrozen;
     }
   };
+  const auto share = [](const Work& w) {
+    return std::max(0.0, w.rem) / (Weighted ? w.wsum : static_cast<double>(w.unfrozen));
+  };
 
+  double last = lambda;  // levels come out non-decreasing (so each link's order stays sorted)
   for (;;) {
-    while (!a_heap_.empty()) {  // make the top's key its share
-      const auto [key, l] = a_heap_.front();
-      const FillLink& x = a_link_[at(l)];
-      if (x.unfrozen == 0) {
-        std::pop_heap(a_heap_.begin(), a_heap_.end(), later);
-        a_heap_.pop_back();
+    while (!heap_.empty()) {  // make the top's key its share
+      const auto [key, l] = heap_.front();
+      const Work& w = work_[at(l)];
+      if (w.unfrozen == 0) {
+        std::pop_heap(heap_.begin(), heap_.end(), later);
+        heap_.pop_back();
         continue;
       }
-      const double share = std::max(0.0, x.rem) / x.wsum;
-      if (!(share > key)) break;
-      std::pop_heap(a_heap_.begin(), a_heap_.end(), later);
-      a_heap_.back().first = share;
-      std::push_heap(a_heap_.begin(), a_heap_.end(), later);
+      const double s = share(w);
+      if (!(s > key)) break;
+      std::pop_heap(heap_.begin(), heap_.end(), later);
+      heap_.back().first = s;
+      std::push_heap(heap_.begin(), heap_.end(), later);
     }
-    while (next_cap < caps.size() && stamp_[at(caps[next_cap].second)] == fill_stamp_) ++next_cap;
-    const bool have_cap = next_cap < caps.size();
-    if (a_heap_.empty() && !have_cap) break;
-    if (have_cap && (a_heap_.empty() || caps[next_cap].first <= a_heap_.front().first)) {
-      const Index f = caps[next_cap++].second;
-      freeze(f, flows_[at(f)].cap, kNone);
+    while (next_cap < caps_.size() && f_stamp_[at(caps_[next_cap].second)] == stamp_) ++next_cap;
+    const bool have_cap = next_cap < caps_.size();
+    if (heap_.empty() && !have_cap) break;
+    if (have_cap && (heap_.empty() || caps_[next_cap].first <= heap_.front().first)) {
+      const auto [rho, f] = caps_[next_cap++];
+      last = std::max(last, rho);
+      f_rho_[at(f)] = last;
+      freeze(f, f_cap_[at(f)], kNone);
       continue;
     }
-    const Index l = a_heap_.front().second;
-    std::pop_heap(a_heap_.begin(), a_heap_.end(), later);
-    a_heap_.pop_back();
-    const double level = std::max(0.0, a_link_[at(l)].rem) / a_link_[at(l)].wsum;
-    a_level_[at(l)] = level;
-    const std::vector<Index>& on_l = links_[at(l)].flows;
-    for (std::size_t i = 0; i < on_l.size(); ++i) {
-      if (i + 8 < on_l.size()) __builtin_prefetch(&flows_[at(on_l[i + 8])]);
-      const Index f = on_l[i];
-      if (stamp_[at(f)] != fill_stamp_ && alive_[at(f)]) freeze(f, flows_[at(f)].weight * level, l);
+    const Index l = heap_.front().second;
+    std::pop_heap(heap_.begin(), heap_.end(), later);
+    heap_.pop_back();
+    const LinkRec& L = links_[at(l)];
+    double level = share(work_[at(l)]);
+    if (L.level < kInf && std::abs(level - L.level) <= kUnchanged * L.level && L.level >= last) level = L.level;
+    level = std::max(level, last);
+    last = level;
+    pop_level_[at(l)] = level;
+    const Index* order = L.order.data();
+    const std::size_t end = L.order.size();
+    for (std::size_t k = static_cast<std::size_t>(work_[at(l)].kept); k < end; ++k) {
+      if (k + 8 < end) {
+        __builtin_prefetch(&f_stamp_[at(order[k + 8])]);
+        __builtin_prefetch(&f_link_[at(order[k + 8]) * kMaxLinksPerFlow]);
+      }
+      const Index f = order[k];
+      if (f_stamp_[at(f)] == stamp_) continue;
+      freeze(f, Weighted ? f_weight_[at(f)] * level : level, l);
     }
   }
-  for (const Index f : fresh_)  // new flows with no link and no cap
-    if (stamp_[at(f)] != fill_stamp_) mismatches_.push_back(Mismatch{f, kNone});
+  stats_.flows_filled += frozen_.size();
+  if (!frozen_.empty()) ++stats_.fills;
+}
 
-  // Commit: levels first (close ones keep their old value), then the bottlenecks that moved.
-  for (std::size_t l = 0; l < L; ++l) {
-    LinkRec& R = links_[l];
-    a_level_[l] = settle_level(a_level_[l], R.level);
-    if (a_level_[l] != R.level) {
-      R.level = a_level_[l];
-      changes_.levels.push_back(static_cast<Index>(l));
+// Writes the re-fill back: levels, each region link's order above lambda* (in freeze order, with
+// the capacity left after each, subtracted in the order the filling did), rho and bottlenecks, and
+// what moved. A region link's new part is never longer than its old one (dropped and new entries
+// included), so it is written in place.
+template <bool Weighted>
+void MaxMinSolver::commit() {
+  for (const Index l : region_) {
+    LinkRec& L = links_[at(l)];
+    if (pop_level_[at(l)] != L.level) {
+      L.level = pop_level_[at(l)];
+      changes_.levels.push_back(l);
     }
-    const FillLink& x = a_link_[l];
-    R.usage = x.unfrozen == 0 && R.flows.size() == static_cast<std::size_t>(R.dead) ? 0.0 : std::max(0.0, R.capacity - x.rem);
-    R.rho_bound = R.level < kInf ? std::max(R.level, x.max_rho) : x.max_rho;
-    R.dirty = false;
+    L.rem.resize(L.order.size());
+    if constexpr (Weighted) L.wprefix.resize(L.order.size());
+    Work& w = work_[at(l)];
+    w.rem = w.start_rem;
+    w.wsum = weight_below(L, static_cast<std::size_t>(w.kept));  // borrowed: the weight prefix
+    w.cursor = w.kept;
+    w.order = L.order.data();
+    w.rem_out = L.rem.data();
   }
-  for (const Mismatch& mm : mismatches_) {
-    FlowRec& r = flows_[at(mm.flow)];
-    Index nb = mm.frozen_on;
-    if (!r.fresh && r.bottleneck != kNone && nb != kNone && ties(a_level_[at(r.bottleneck)], a_level_[at(nb)]))
-      nb = r.bottleneck;  // a tie: keep the previous bottleneck
-    if (!r.fresh && r.bottleneck != kNone) --links_[at(r.bottleneck)].bottlenecked;
-    if (nb != kNone) ++links_[at(nb)].bottlenecked;
-    if (r.fresh || nb != r.bottleneck) changes_.moved.push_back(mm.flow);
-    r.bottleneck = nb;
-    r.fresh = false;
+  for (const Frozen& z : frozen_) {
+    const std::size_t i = at(z.flow);
+    const bool capped = z.on == kNone;
+    if (!capped) f_rho_[i] = pop_level_[at(z.on)];
+    const double x = capped ? f_cap_[i] : (Weighted ? f_weight_[i] * f_rho_[i] : f_rho_[i]);
+    const Index* ls = links_of(z.flow);
+    const int hops = f_hops_[i];
+    for (int k = 0; k < hops; ++k) {
+      Work& w = work_[at(ls[k])];
+      w.order[w.cursor] = z.flow;
+      w.rem -= x;
+      w.rem_out[w.cursor] = w.rem;
+      if constexpr (Weighted) {
+        w.wsum += f_weight_[i];
+        links_[at(ls[k])].wprefix[at(static_cast<Index>(w.cursor))] = w.wsum;
+      }
+      ++w.cursor;
+    }
+    // The link it froze on is its bottleneck: its rho is that link's level exactly, which keeps
+    // every kept flow's rate equal to its rho (a bottleneck kept from an earlier tie could later
+    // be re-filled while the flow is not).
+    if (state_[i] == kFresh || f_bottleneck_[i] != z.on) changes_.moved.push_back(z.flow);
+    f_bottleneck_[i] = z.on;
+    state_[i] = kLive;
   }
-  dirty_.clear();
+  for (const Index l : region_) {
+    LinkRec& L = links_[at(l)];
+    const auto n = static_cast<std::size_t>(work_[at(l)].cursor);
+    L.order.resize(n);
+    L.rem.resize(n);
+    if constexpr (Weighted) L.wprefix.resize(n);
+  }
+  for (const Index f : linkless_) {  // new flows with no link: their cap, or +infinity
+    const std::size_t i = at(f);
+    if (state_[i] != kFresh) continue;
+    state_[i] = kLive;
+    f_rho_[i] = f_cap_[i] / f_weight_[i];
+    changes_.moved.push_back(f);
+  }
+  for (const Index f : removed_) {
+    state_[at(f)] = kFree;
+    free_ids_.push_back(f);
+  }
+  const auto gone = [&](Index f) { return state_[at(f)] == kFree; };
+  if (!removed_.empty()) {
+    capped_.erase(std::remove_if(capped_.begin(), capped_.end(), gone), capped_.end());
+    linkless_.erase(std::remove_if(linkless_.begin(), linkless_.end(), gone), linkless_.end());
+  }
+  removed_.clear();
   fresh_.clear();
 }
 

@@ -1,5 +1,6 @@
 #include "sim/report.h"
 
+#include <cmath>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -114,15 +115,11 @@ nlohmann::json report_json(const Simulation& sim, const Provenance& provenance) 
     gpus.push_back({{"compute_ms", ms(g.compute_busy)}, {"comm_ms", ms(g.comm_busy)}, {"exposed_comm_ms", ms(g.exposed_comm)}});
   j["per_gpu"] = gpus;
   // The busiest links of the whole step, by bytes (ties: lower link id first).
-  // Kernel links (a GPU's communication SMs, not a wire) are left out.
-  std::vector<std::size_t> order;
-  for (std::size_t i = 0; i < r.links.size(); ++i)
-    if (cl.link(static_cast<LinkId>(i)).kind != LinkKind::Kernel) order.push_back(i);
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return r.links[a].bytes > r.links[b].bytes; });
+  // Kernel links (a GPU's communication SMs, not a wire) are left out (busiest_links).
   nlohmann::json links = nlohmann::json::array();
-  for (std::size_t k = 0; k < std::min<std::size_t>(order.size(), 16); ++k) {
-    const auto& c = r.links[order[k]];
-    const Link& l = cl.link(static_cast<LinkId>(order[k]));
+  for (LinkId id : busiest_links(r, cl, 16)) {
+    const auto& c = r.links[static_cast<std::size_t>(id)];
+    const Link& l = cl.link(id);
     links.push_back({{"link", l.name}, {"kind", to_string(l.kind)}, {"gb", c.bytes.to_gb()}, {"busy_ms", ms(c.busy)},
                      {"utilisation", c.busy.to_seconds() / r.step_time.to_seconds()}, {"peak_flows", c.peak_flows}});
   }
@@ -154,57 +151,67 @@ TrafficByClass traffic_by_class(const Simulation& sim) {
   return t;
 }
 
-std::string chrome_trace(const Simulation& sim) {
-  const TaskGraph& g = sim.graph();
-  const int G = sim.cluster().gpu_count();
-  fmt::memory_buffer out;
-  fmt::format_to(std::back_inserter(out), "{{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
-  bool first = true;
-  auto sep = [&] { if (!first) fmt::format_to(std::back_inserter(out), ",\n"); first = false; };
-  for (int gpu = 0; gpu < G; ++gpu) {
-    sep();
-    fmt::format_to(std::back_inserter(out), R"({{"ph":"M","pid":{},"name":"process_name","args":{{"name":"GPU {}"}}}})", gpu, gpu);
-    sep();
-    fmt::format_to(std::back_inserter(out), R"({{"ph":"M","pid":{},"tid":0,"name":"thread_name","args":{{"name":"compute"}}}})", gpu);
-    sep();
-    fmt::format_to(std::back_inserter(out), R"({{"ph":"M","pid":{},"tid":1,"name":"thread_name","args":{{"name":"comm"}}}})", gpu);
+namespace {
+double ms_ns(Time t) { return static_cast<double>((t.picoseconds() + 500) / 1000) / 1e6; }  // to the ns
+
+nlohmann::json gpu_layer_json(const StepResult& r) {
+  nlohmann::json compute = nlohmann::json::array(), exposed = nlohmann::json::array();
+  for (const LayerResult& l : r.layers) {
+    nlohmann::json c = nlohmann::json::array(), e = nlohmann::json::array();
+    for (Time t : l.compute_by_gpu) c.push_back(ms_ns(t));
+    for (Time t : l.exposed_comm_by_gpu) e.push_back(ms_ns(t));
+    compute.push_back(std::move(c));
+    exposed.push_back(std::move(e));
   }
-  // Perfetto colours slices by name, so the micro-batch is in the name; chrome://tracing also
-  // reads cname. Times in microseconds with 6 decimals: picosecond resolution, exact.
-  static constexpr const char* kColour[] = {"thread_state_running", "rail_response", "rail_animation", "good"};
-  auto us = [](Time t) { return fmt::format("{}.{:06}", t.picoseconds() / 1000000, t.picoseconds() % 1000000); };
-  for (const Task& t : g.tasks()) {
-    if (t.kind == TaskKind::Collective || t.end <= t.start) continue;
-    const bool compute = t.kind == TaskKind::Compute;
-    sep();
-    // A compute slice is named by its op ("q_proj L3 mb0", "expert_up.wgrad L3 mb1"), with its phase.
-    fmt::format_to(std::back_inserter(out),
-                   R"({{"ph":"X","pid":{},"tid":{},"ts":{},"dur":{},"name":"{} L{} mb{}","cat":"mb{}","cname":"{}","args":{{"layer":{},"micro_batch":{},"phase":"{}"}}}})",
-                   t.gpu, compute ? 0 : 1, us(t.start), us(t.end - t.start), compute ? t.op.str() : to_string(t.phase), t.layer,
-                   t.micro_batch, t.micro_batch, kColour[t.micro_batch % 4], t.layer, t.micro_batch, to_string(t.phase));
+  return {{"compute_ms", std::move(compute)}, {"exposed_comm_ms", std::move(exposed)}};
+}
+
+nlohmann::json link_timeline_json(const StepResult& r, const Cluster& cl) {
+  const LinkTimeline& tl = r.link_timeline;
+  nlohmann::json links = nlohmann::json::array();
+  for (LinkId id : busiest_links(r, cl, 8)) {
+    if (tl.empty() || r.links[static_cast<std::size_t>(id)].bytes.count() == 0) continue;
+    const Link& l = cl.link(id);
+    nlohmann::json u = nlohmann::json::array();
+    for (int b = 0; b < tl.bins_used(); ++b) u.push_back(std::round(tl.utilisation(id, b, l.bandwidth) * 1e4) / 1e4);
+    links.push_back({{"link", l.name}, {"kind", to_string(l.kind)}, {"gb_per_s", l.bandwidth.to_gb_per_s()}, {"utilisation", std::move(u)}});
   }
-  // Counter tracks, in a "network" process: the utilisation of each collective's busiest link over
-  // the collective's lifetime (its bytes / (bandwidth x duration)).
-  const int net_pid = G;
-  sep();
-  fmt::format_to(std::back_inserter(out), R"({{"ph":"M","pid":{},"name":"process_name","args":{{"name":"network: busiest link of each all-to-all"}}}})", net_pid);
-  for (int c = 0; c < g.collective_count(); ++c) {
-    const CollectiveInfo& info = g.info(c);
-    const Task& t = g.task(g.collective_task(c));
-    if (info.traffic.busiest_link < 0 || t.end <= t.start) continue;
-    const Link& link = sim.cluster().link(info.traffic.busiest_link);
-    const double util = static_cast<double>(info.traffic.busiest_bytes.count()) /
-                        (link.bandwidth.bytes_per_second() * (t.end - t.start).to_seconds());
-    const std::string kind = to_string(link.kind);
-    sep();
-    fmt::format_to(std::back_inserter(out), R"({{"ph":"C","pid":{},"ts":{},"name":"{} utilisation","args":{{"{}":{:.4f}}}}})",
-                   net_pid, us(t.start), kind, link.name, util);
-    sep();
-    fmt::format_to(std::back_inserter(out), R"({{"ph":"C","pid":{},"ts":{},"name":"{} utilisation","args":{{"{}":0}}}})",
-                   net_pid, us(t.end), kind, link.name);
+  return {{"bin_ms", tl.empty() ? 0.0 : tl.width().to_ms()}, {"links", std::move(links)}};
+}
+
+nlohmann::json placement_json(const StepResult& r) {
+  // The MoE layer whose busiest GPU is furthest above the mean (the first of equals).
+  int worst = -1;
+  double imbalance = -1;
+  for (const LayerResult& l : r.layers)
+    if (l.moe && l.expert_tokens_mean > 0 && static_cast<double>(l.expert_tokens_max) / l.expert_tokens_mean > imbalance) {
+      imbalance = static_cast<double>(l.expert_tokens_max) / l.expert_tokens_mean;
+      worst = l.layer;
+    }
+  if (worst < 0 || !r.placement) return nullptr;
+  const LayerPlacement& p = r.placement->layer(worst);
+  nlohmann::json experts = nlohmann::json::array();
+  for (int g = 0; g < r.gpus; ++g) {
+    nlohmann::json on = nlohmann::json::array();
+    const int first = (g % p.ep()) * p.slots_per_gpu();
+    for (int s = first; s < first + p.slots_per_gpu(); ++s) on.push_back(p.expert_at(s));
+    experts.push_back(std::move(on));
   }
-  fmt::format_to(std::back_inserter(out), "\n]}}\n");
-  return fmt::to_string(out);
+  return {{"strategy", r.placement->strategy()},
+          {"layer", worst},
+          {"experts_by_gpu", std::move(experts)},
+          {"tokens_by_gpu", r.layers[static_cast<std::size_t>(worst)].expert_tokens_by_gpu}};
+}
+}  // namespace
+
+nlohmann::json report_detail_json(const Simulation& sim) {
+  const StepResult& r = sim.result();
+  return {{"gpus", r.gpus},
+          {"gpus_per_node", r.gpus_per_node},
+          {"step_time_ms", ms(r.step_time)},
+          {"gpu_layer", gpu_layer_json(r)},
+          {"link_timeline", link_timeline_json(r, sim.cluster())},
+          {"placement", placement_json(r)}};
 }
 
 void write_file(const std::string& path, const std::string& text) {

@@ -1,5 +1,5 @@
-// Writes a StepResult: report.json (deterministic: same scenario and seed, same bytes) and the
-// Chrome trace (trace event format; opens in Perfetto and chrome://tracing).
+// Writes a StepResult: report.json (deterministic: same scenario and seed, same bytes); the Chrome
+// trace is sim/chrome_trace.h.
 #pragma once
 
 #include <string>
@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sim/chrome_trace.h"
 #include "sim/simulation.h"
 
 namespace epsim {
@@ -27,8 +28,14 @@ struct Provenance {
 };
 
 nlohmann::json report_json(const Simulation& sim, const Provenance& provenance = {});
-// A process per GPU, thread 0 = compute stream, thread 1 = communication.
-std::string chrome_trace(const Simulation& sim);
+// What the HTML report draws beyond report.json, written as DIR/detail.json (compact):
+//   gpu_layer: per layer (rows) and GPU (columns): compute_ms and exposed_comm_ms
+//   link_timeline: bin_ms and, for the 8 busiest links, their utilisation in each bin
+//   placement: the MoE layer with the most unbalanced routed load: each GPU's experts and routed
+//     (token, expert) pairs
+// Times rounded to the nanosecond; deterministic as report.json.
+nlohmann::json report_detail_json(const Simulation& sim);
+
 void write_file(const std::string& path, const std::string& text);  // throws InputError
 
 }  // namespace epsim

@@ -84,6 +84,11 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
 
 }  // namespace
 
+const std::vector<std::string>& unresolved_keys() {
+  static const std::vector<std::string> keys = {"cluster.gpus", "model.hf_config"};
+  return keys;
+}
+
 nlohmann::json resolved_scenario(const nlohmann::json& doc) {
   const Scenario sc = Scenario::from_json(doc);
   nlohmann::json out = doc;

@@ -130,9 +130,10 @@ MemoryReport pipeline_memory(PipelineResult& result, const PipelineRun& run, con
 const StepResult& Simulation::run() {
   const Scenario& sc = scenario_;
   const GateModel& gate = gate_;
-  const Placement placement = Placement::make(sc.placement, PlacementInputs{sc.parallelism.as_routed(sc.model), sc.parallelism.ep, cluster_, gate, sc.workload.tokens(),
-                                                                        expert_compute_per_token(sc.model, sc.gpu),
-                                                                        sc.cluster.failed_gpus, sc.faults.replan_placement});
+  const auto placement_ptr = std::make_shared<const Placement>(Placement::make(
+      sc.placement, PlacementInputs{sc.parallelism.as_routed(sc.model), sc.parallelism.ep, cluster_, gate, sc.workload.tokens(),
+                                    expert_compute_per_token(sc.model, sc.gpu), sc.cluster.failed_gpus, sc.faults.replan_placement}));
+  const Placement& placement = *placement_ptr;
   std::vector<int> lost = lost_experts(placement);
   check_lost_experts(sc, lost);
   if (sc.parallelism.slots_per_gpu > 0)
@@ -148,9 +149,11 @@ const StepResult& Simulation::run() {
   auto net = make_network(sc.network, sim, cluster_);
   const DispatchImpl impl = DispatchImpl::named(sc.network.dispatch_impl);
   SmSharing sharing{sc.gpu.sms, sc.schedule.comm_sms, impl.hbm_share, impl.round_stretch, impl.fixed_stretch};
-  Executor exec(sim, *net, graph_, sharing, &cluster_.links());
+  LinkTimeline timeline(cluster_.links().size());
+  Executor exec(sim, *net, graph_, sharing, &cluster_.links(), &timeline);
   StepResult& r = result_;
   r = StepResult{};
+  r.placement = placement_ptr;
   r.scenario = sc.name;
   r.network = net->name() + "/" + sc.network.scheme;
   r.cost_model = cost_->name();
@@ -175,6 +178,7 @@ const StepResult& Simulation::run() {
     r.computed_tokens_per_gpu = static_cast<std::int64_t>(static_cast<double>(r.computed_tokens_per_gpu) * share);
   }
   r.links = net->counters();
+  r.link_timeline = std::move(timeline);
   // Expert weights per GPU: its physical slots (redundant experts add slots), worst layer.
   Parallelism par = sc.parallelism;
   for (int l = 0; l < sc.model.layers; ++l)

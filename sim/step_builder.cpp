@@ -176,7 +176,9 @@ std::vector<LayerOp> of_pass(std::vector<LayerOp> ops, bool input, bool weight) 
 }  // namespace
 
 StepBuilder::TaskOp StepBuilder::task_op(const PricedOp& p, Pass pass) const {
-  return {p.op.name, pass == Pass::WeightGrad ? Phase::WeightGrad : phase_of(p.op), p.time, sm_bound(p.op.work)};
+  const OpWork& w = p.op.work;
+  return {p.op.name, pass == Pass::WeightGrad ? Phase::WeightGrad : phase_of(p.op), p.time, sm_bound(w),
+          TaskWork{w.flops.count(), w.bytes.count(), w.tokens}};
 }
 
 std::vector<StepBuilder::TaskOp> StepBuilder::priced(const std::vector<LayerOp>& ops, Pass pass) const {
@@ -212,6 +214,7 @@ TaskId StepBuilder::compute(int gpu, const TaskOp& op, int l, int mb, const std:
   Task& task = g_.tasks()[static_cast<std::size_t>(id)];
   task.duration = faults_.duration(op.time, gpu, op.name, id);
   task.sm_bound = op.sm_bound;
+  task.work = op.work;
   TaskId& tail = compute_tail_[static_cast<std::size_t>(gpu)];
   if (tail >= 0) g_.depend(tail, id);
   for (TaskId a : after)
@@ -438,11 +441,14 @@ void StepBuilder::experts_item(int l, int mb, Pass pass) {
     for (int c = 0; c < chunks; ++c) {
       std::vector<TaskOp> ops = expert_chunk(per_slot, received[static_cast<std::size_t>(gpu)], gpu, c, slots, pass);
       // No rows: a zero-time task keeps the chunk's place on the compute stream.
-      if (ops.empty()) ops.push_back({{OpKind::ExpertUp, OpKind::ExpertUp, Grad::None}, Phase::Experts, Time::zero(), 1.0});
+      if (ops.empty()) ops.push_back({{OpKind::ExpertUp, OpKind::ExpertUp, Grad::None}, Phase::Experts, Time::zero(), 1.0, {}});
       const TaskId arrival = g_.arrival(dispatches[static_cast<std::size_t>(c)], gpu);
+      // The dispatch chunk's arrival here: the (token, expert) pairs it brought (for the trace).
+      g_.tasks()[static_cast<std::size_t>(arrival)].work.tokens = equal_share(received[static_cast<std::size_t>(gpu)], c, chunks);
       per_chunk[static_cast<std::size_t>(c)][static_cast<std::size_t>(gpu)] = {emit(gpu, l, mb, ops, {arrival})};
     }
   combine_after_[static_cast<std::size_t>(mb)] = std::move(per_chunk);
+  routed_in_[static_cast<std::size_t>(mb)] = std::move(received);
 }
 
 // Chunk c leaves once every GPU has computed its chunk c; the micro-batch's next item waits for all.
@@ -453,7 +459,13 @@ void StepBuilder::combine_item(int l, int mb, Pass pass) {
   for (int c = 0; c < sc_.schedule.chunks; ++c) {
     const TaskId comb = collective(Phase::Combine, l, mb, with_rounds(chunk_plan(l, mb, c, false, pass), l, mb, c, false, pass),
                                    per_chunk[static_cast<std::size_t>(c)], moe_tail(), chunk_key(l, mb, c, false, pass));
-    for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)].push_back(g_.arrival(comb, gpu));
+    for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
+      const TaskId a = g_.arrival(comb, gpu);
+      // The (token, expert) pairs this GPU's experts send back in this chunk (for the trace).
+      g_.tasks()[static_cast<std::size_t>(a)].work.tokens =
+          equal_share(routed_in_[static_cast<std::size_t>(mb)][static_cast<std::size_t>(gpu)], c, sc_.schedule.chunks);
+      ready[static_cast<std::size_t>(gpu)].push_back(a);
+    }
   }
 }
 
@@ -568,6 +580,7 @@ TaskGraph StepBuilder::build() {
   ready_.assign(static_cast<std::size_t>(mbs), Deps(static_cast<std::size_t>(gpus_)));
   dispatches_.assign(static_cast<std::size_t>(mbs), {});
   combine_after_.assign(static_cast<std::size_t>(mbs), {});
+  routed_in_.assign(static_cast<std::size_t>(mbs), {});
   for (int l = 0; l < sc_.model.layers; ++l) run_stages(program.forward, l, Pass::Forward);
   if (sc_.model.is_moe(sc_.model.layers - 1))
     for (int mb = 0; mb < mbs; ++mb) moe_out(sc_.model.layers - 1, mb);

@@ -125,6 +125,7 @@ class StepBuilder {
     Phase phase;
     Time time;
     double sm_bound;
+    TaskWork work;  // the op's FLOPs, HBM bytes and rows, for the trace's slice args
   };
   TaskOp task_op(const PricedOp& p, Pass pass) const;
   // Prices `ops` (models/op_pricing.h), recording them in the ledger.
@@ -226,6 +227,7 @@ class StepBuilder {
   std::vector<Deps> ready_;           // per micro-batch: what its next block waits for
   std::vector<std::vector<TaskId>> dispatches_;  // per micro-batch: the dispatch chunks in flight
   std::vector<std::vector<Deps>> combine_after_;  // per micro-batch, per chunk: the expert tasks its combine waits for
+  std::vector<std::vector<std::int64_t>> routed_in_;  // per micro-batch, per GPU: routed pairs its experts computed
   PipelineRun pipeline_;
 };
 

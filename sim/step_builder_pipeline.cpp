@@ -52,6 +52,7 @@ TaskGraph StepBuilder::build_pipeline() {
   ready_.assign(static_cast<std::size_t>(mbs_), Deps(static_cast<std::size_t>(gpus_)));
   dispatches_.assign(static_cast<std::size_t>(mbs_), {});
   combine_after_.assign(static_cast<std::size_t>(mbs_), {});
+  routed_in_.assign(static_cast<std::size_t>(mbs_), {});
 
   // Emission order: sweep the ranks, each emitting its next slots while the chunks they need (the
   // previous stage's forward, the next stage's backward, its own backward before a W) exist.

@@ -94,6 +94,8 @@ void collect_metrics(const TaskGraph& graph, const std::vector<LayerLoad>& loads
         LayerResult& lr = r.layers[l];
         lr.compute_max = max(lr.compute_max, busy[idx(l, g)]);
         lr.exposed_comm_max = max(lr.exposed_comm_max, exposed);
+        lr.compute_by_gpu.push_back(busy[idx(l, g)]);
+        lr.exposed_comm_by_gpu.push_back(exposed);
       }
       exposed_sum += exposed;
       busy_sum += busy[idx(l, g)];
@@ -108,6 +110,7 @@ void collect_metrics(const TaskGraph& graph, const std::vector<LayerLoad>& loads
     LayerResult& lr = r.layers[l];
     lr.moe = !load.per_gpu.empty();
     if (!lr.moe) continue;
+    lr.expert_tokens_by_gpu = load.per_gpu;
     lr.expert_tokens_max = load.max();
     lr.expert_tokens_mean = load.mean();
     lr.expert_tokens_max_gpu = load.first_gpu + static_cast<int>(std::max_element(load.per_gpu.begin(), load.per_gpu.end()) - load.per_gpu.begin());

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "models/memory_model.h"
+#include "placement/placement.h"
+#include "sim/link_timeline.h"
 #include "sim/network.h"
 #include "sim/pipeline_metrics.h"
 #include "topology/link.h"
@@ -32,6 +35,10 @@ struct LayerResult {
   int straggler_gpu = -1;               // the GPU that released this layer's last barrier on the critical path
   LinkId busiest_link = -1;             // link with the longest drain (bytes / bandwidth) in this layer's dispatch
   Bytes busiest_link_bytes;
+  // Per GPU: compute busy time and communication not hidden behind compute (the max and mean
+  // above are over these), and the routed (token, expert) pairs its experts computed (MoE layers).
+  std::vector<Time> compute_by_gpu, exposed_comm_by_gpu;
+  std::vector<std::int64_t> expert_tokens_by_gpu;
 };
 
 struct GpuResult {
@@ -50,6 +57,8 @@ struct StepResult {
   std::vector<LayerResult> layers;
   std::vector<GpuResult> per_gpu;
   std::vector<LinkCounters> links;
+  LinkTimeline link_timeline;                 // bytes per link over the step, in time bins
+  std::shared_ptr<const Placement> placement; // the experts' slots on GPUs the step ran with
   MemoryReport memory;
   std::uint64_t events = 0;
   ReplayStats replay;  // what the network replayed instead of solving

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include <boost/container/small_vector.hpp>
@@ -31,6 +33,16 @@ enum class Phase : std::uint8_t {
 const char* to_string(Phase p);
 bool is_comm(Phase p);
 
+// What a task moves, shown in the trace. Compute: the op's FLOPs, HBM bytes and tokens (rows; a
+// backward op twice its forward FLOPs and bytes). Arrival of a dispatch or combine: the routed
+// (token, expert) pairs this GPU's experts receive (dispatch) or send back (combine) in it; its
+// bytes on the wire come from CollectiveTraffic.
+struct TaskWork {
+  double flops = 0;
+  std::int64_t bytes = 0;
+  std::int64_t tokens = 0;
+};
+
 enum class TaskKind : std::uint8_t {
   Compute,     // runs `duration` on its GPU's compute stream
   Collective,  // starts its CommPlan on the network; its per-GPU parts are Arrival tasks
@@ -52,6 +64,7 @@ struct Task {
   double sm_bound = 1.0;
   Time start = Time::infinity();
   Time end = Time::infinity();
+  TaskWork work = {};  // for the trace's slice args
   OpName op{};  // Compute: the op it runs (its trace slice's name)
 };
 
@@ -61,6 +74,10 @@ struct CollectiveTraffic {
   Bytes bytes;              // all flows
   LinkId busiest_link = -1; // the link with the longest drain (bytes / bandwidth) in this collective
   Bytes busiest_bytes;
+  // Per GPU (endpoint): bytes its flows sent and received, for the trace (null: no endpoints).
+  std::shared_ptr<const std::vector<Bytes>> sent, received;
+  // Bytes on each link it used, for the link timeline; dropped when the collective ends.
+  std::shared_ptr<const std::vector<std::pair<LinkId, Bytes>>> links;
 };
 
 // A collective: how to make its plan, and what it carried, filled in when it starts.

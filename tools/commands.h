@@ -25,6 +25,7 @@ int explain_command(const Args& args);
 int compare_command(const Args& args);
 int validate_command(const Args& args);
 int sweep_command(const Args& args);
+int report_command(const Args& args);
 int serve_command(const Args& args);
 int search_command(const Args& args);
 

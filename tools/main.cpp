@@ -21,11 +21,15 @@ usage: epsim <command> [options]
 
 commands:
   run [SCENARIO] [--set key.path=value ...] [--out DIR] [--no-trace] [--steps N (1..10000, default 1)] [--ops]
+      [--trace-gpus LIST] [--trace-layers LIST]
       Simulate one step of SCENARIO (default: scenarios/seed.json). Prints a summary table
       (step time, tokens/s per GPU and per node, per-layer compute / dispatch / combine /
       exposed communication, memory per GPU and whether it fits) and writes DIR/report.json
-      and DIR/trace.json (Chrome trace: open in https://ui.perfetto.dev). DIR defaults to out/; it
-      is created and checked writable after the scenario is read and before the simulation starts.
+      and DIR/trace.json (Chrome trace: open in https://ui.perfetto.dev; whole nanoseconds, slice
+      args with FLOPs, bytes and tokens, counter tracks for the busiest links; --trace-gpus 0-7 and
+      --trace-layers 3,10-12 keep only those GPUs and layers, the LM head being layer
+      model.layers). DIR defaults to out/; it is created and checked writable after the scenario is read
+      and before the simulation starts.
       --set overrides one scenario key (repeatable); the value is JSON or a bare string,
       e.g. --set workload.tokens_per_gpu=8192 --set network.model=analytical
       --steps N simulates N steps; after each the gate observes the expert loads (routing.balance=
@@ -131,6 +135,14 @@ commands:
       on a terminal, else a line per point. Under `mpirun -np R` (an MPI build) rank 0 serves the
       points one at a time to every rank's threads and writes the files (-j defaults to the cores
       per rank). Exit status 2 when a point's scenario is rejected (unless "skip_invalid": true).
+  report DIR|RESULTS.jsonl [-o report.html]
+      One self-contained HTML page (inline SVG and script, fetches nothing) of what DIR holds:
+      results.jsonl (a sweep: any metric against one or two axes, lines or a heatmap, chosen in
+      the page), compare.json (compare: the strategies side by side) or report.json (a run: the
+      per-layer time breakdown, GPU x layer heatmaps of compute and exposed communication, the
+      busiest links' utilisation over the step, the placement map with each GPU's routed load,
+      memory per GPU; the per-GPU charts read detail.json, which run writes beside report.json).
+      Output defaults to report.html in DIR.
   serve SCENARIO [--set key.path=value ...] [--out DIR] [-j N]
       Serve requests on the deployment SCENARIO describes, with its serving section (keys:
       scenarios/README.md): Poisson arrivals or a CSV trace, continuous batching (prefill first,
@@ -196,6 +208,7 @@ int main(int argc, char** argv) {
       {"compare", cli::compare_command},
       {"validate", cli::validate_command},
       {"sweep", cli::sweep_command},
+      {"report", cli::report_command},
       {"serve", cli::serve_command},
       {"search", cli::search_command},
   };

@@ -168,6 +168,7 @@ struct NetRun {
   double wall_s = 0;
   std::string model;
   std::string solver;      // flow model: its solve counts
+  std::string solver_work; // flow model: flows re-filled, level changes, bottleneck moves
 };
 
 NetRun run_flows(const NetOptions& o, const Cluster& cluster, const std::vector<PairFlow>& flows, const std::optional<NcclTerms>& nccl) {
@@ -198,6 +199,7 @@ NetRun run_flows(const NetOptions& o, const Cluster& cluster, const std::vector<
   if (const auto* flow = dynamic_cast<const FlowNetwork*>(net.get())) {
     const auto& s = flow->solver_stats();
     run.solver = fmt::format("{} solves, {} full fills, {} completion batches", s.solves, s.full_fills, flow->stats().batches);
+    run.solver_work = fmt::format("{} flows re-filled, {} level changes, {} bottleneck moves", s.flows_filled, s.levels_changed, s.moves);
   }
   return run;
 }
@@ -269,6 +271,7 @@ int net_command(const Args& args) {
   fmt::print("  busbw            {:.2f} GB/s\n", bw.busbw);
   fmt::print("  wall time        {:.3f} s\n", run.wall_s);
   if (!run.solver.empty()) fmt::print("  solver           {}\n", run.solver);
+  if (!run.solver_work.empty()) fmt::print("  solver work      {}\n", run.solver_work);
   if (!o.csv.empty()) {
     std::ofstream out(o.csv);  // checked writable before the run; this catches a disk that filled since
     if (!out) throw InputError("cannot write '" + o.csv + "'");

@@ -16,6 +16,7 @@
 #include "tools/commands.h"
 #include "tools/output_paths.h"
 #include "tools/overflow_keys.h"
+#include "tools/index_list.h"
 #include "tools/version.h"
 
 namespace po = boost::program_options;
@@ -31,6 +32,7 @@ struct RunOptions {
   bool trace = true;
   bool ops = false;  // --ops: one dense and one MoE layer's ops (sim/layer_listing.h)
   int steps = 1;
+  std::string trace_gpus, trace_layers;  // "0-3,7"; empty: all
 };
 
 RunOptions parse(const Args& args) {
@@ -38,6 +40,7 @@ RunOptions parse(const Args& args) {
   po::options_description desc;
   desc.add_options()("scenario", po::value(&o.scenario))("set", po::value(&o.sets)->composing())(
       "out", po::value(&o.out))("no-trace", po::bool_switch())("steps", po::value(&o.steps))(
+      "trace-gpus", po::value(&o.trace_gpus))("trace-layers", po::value(&o.trace_layers))(
       "ops", po::bool_switch(&o.ops));
   po::positional_options_description pos;
   pos.add("scenario", 1);
@@ -207,15 +210,20 @@ int run_command(const Args& args) {
     require_writable_dir("--out", o.out);  // before the simulation, not after it
     const auto t0 = std::chrono::steady_clock::now();
     Simulation sim(std::move(scenario));
+    TraceOptions trace;
+    if (!o.trace_gpus.empty()) trace.gpus = parse_index_list("--trace-gpus", o.trace_gpus, sim.cluster().gpu_count(), "GPU");
+    if (!o.trace_layers.empty())  // the LM head is layer model.layers
+      trace.layers = parse_index_list("--trace-layers", o.trace_layers, sim.scenario().model.layers + 1, "layer");
     sim.run_steps(o.steps);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (o.steps > 1) print_steps(sim);
     Provenance provenance{version(), {"epsim", "run"}, resolved_scenario(doc)};
     provenance.command.insert(provenance.command.end(), args.begin(), args.end());
     write_file(o.out + "/report.json", report_json(sim, provenance).dump(2) + "\n");
-    if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim));
+    write_file(o.out + "/detail.json", report_detail_json(sim).dump() + "\n");
+    if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim, trace));
     print_summary(sim, wall);
-    fmt::print("  wrote {}/report.json{}\n", o.out, o.trace ? " and " + o.out + "/trace.json" : "");
+    fmt::print("  wrote {}/report.json, {}/detail.json{}\n", o.out, o.out, o.trace ? " and " + o.out + "/trace.json" : "");
     if (o.ops) fmt::print("\n{}", ops_table(sim.layer_ops()));
     return 0;
   });

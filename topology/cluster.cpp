@@ -3,6 +3,11 @@
 #include <boost/graph/adjacency_list.hpp>
 #include <boost/graph/breadth_first_search.hpp>
 #include <boost/graph/filtered_graph.hpp>
+#include <boost/range/iterator_range.hpp>
+
+#include <algorithm>
+#include <array>
+#include <unordered_map>
 
 #include "models/errors.h"
 
@@ -28,10 +33,10 @@ namespace {
 // Vertices: GPUs [0, G), NVSwitches (one per NVLink domain), leaves, one spine vertex (the spine
 // layer, ideal ECMP).
 // Edge property: the LinkId of the directed link the edge stands for.
-using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, boost::no_property,
-                                    boost::property<boost::edge_index_t, LinkId>>;
-using Vertex = boost::graph_traits<Graph>::vertex_descriptor;
-using Edge = boost::graph_traits<Graph>::edge_descriptor;
+using BoostGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, boost::no_property,
+                                         boost::property<boost::edge_index_t, LinkId>>;
+using Vertex = boost::graph_traits<BoostGraph>::vertex_descriptor;
+using Edge = boost::graph_traits<BoostGraph>::edge_descriptor;
 
 struct Layout {
   int gpus, domains, gpn, leaves_per_rail;
@@ -43,10 +48,21 @@ struct Layout {
   int nodes_per_leaf_;
 };
 
+// Only the source GPU may send onward: every edge leaving another GPU is filtered out.
+struct NoTransitGpu {
+  const BoostGraph* g = nullptr;
+  Vertex source = 0;
+  int gpus = 0;
+  bool operator()(const Edge& e) const {
+    const Vertex u = boost::source(e, *g);
+    return static_cast<int>(u) >= gpus || u == source;
+  }
+};
+
 // Edges a route may take: live links only; out of a GPU only when it is the source, or (detours)
 // when it is a live GPU that forwards.
 struct RouteEdges {
-  const Graph* g = nullptr;
+  const BoostGraph* g = nullptr;
   const std::vector<Link>* links = nullptr;
   const std::vector<char>* failed_gpu = nullptr;
   Vertex source = 0;
@@ -73,14 +89,64 @@ struct TreeRecorder : boost::default_bfs_visitor {
   }
 };
 
+// The builder's link numbering: GPU g owns links 4g .. 4g+3 (NVLink up, down, NIC up, down), then
+// leaf i owns 4G + 2i (to the spine) and 4G + 2i + 1 (from it). The fewest-hop route, which is
+// unique: NVLink inside an NVLink domain (also where a NIC route would be as short: same rail, same
+// leaf, other node of the domain); else the NICs, through the spine when the leaves differ. With
+// `pxn` (topology rail_pxn), between different rails of different domains: NVLink to the source
+// node's GPU on the destination's rail, then that GPU's (same-rail) route.
+class FatTreeRoutes final : public RouteRule {
+ public:
+  FatTreeRoutes(const ClusterSpec& spec, int leaves_per_rail, bool pxn)
+      : gpus_(spec.gpu_count()), gpn_(spec.gpus_per_node), domain_(spec.domain_size()), nodes_per_leaf_(spec.nodes_per_leaf),
+        leaves_per_rail_(leaves_per_rail), pxn_(pxn), nvlink_(spec.nvlink_latency), nic_(spec.nic_latency),
+        spine_(spec.spine_latency) {}
+  // rail_pxn's relay for the pair (the source node's GPU on the destination's rail), or -1.
+  GpuId relay(GpuId src, GpuId dst) const {
+    if (!pxn_ || src / domain_ == dst / domain_ || src % gpn_ == dst % gpn_) return -1;
+    return (src / gpn_) * gpn_ + dst % gpn_;
+  }
+  Route route(GpuId src, GpuId dst) const override {
+    Route r;
+    if (src == dst) return r;
+    if (src / domain_ == dst / domain_) {
+      r.append(4 * src, nvlink_);
+      r.append(4 * dst + 1, nvlink_);
+      return r;
+    }
+    if (const GpuId via = relay(src, dst); via >= 0) {
+      r = route(src, via);
+      for (LinkId id : route(via, dst)) r.append(id, latency_of(id));
+      return r;
+    }
+    r.append(4 * src + 2, nic_);
+    const int from = leaf(src), to = leaf(dst);
+    if (from != to) {
+      r.append(4 * gpus_ + 2 * from, spine_);
+      r.append(4 * gpus_ + 2 * to + 1, spine_);
+    }
+    r.append(4 * dst + 3, nic_);
+    return r;
+  }
+
+ private:
+  int leaf(GpuId g) const { return (g % gpn_) * leaves_per_rail_ + (g / gpn_) / nodes_per_leaf_; }
+  Time latency_of(LinkId id) const {
+    if (id >= 4 * gpus_) return spine_;
+    return id % 4 < 2 ? nvlink_ : nic_;
+  }
+  int gpus_, gpn_, domain_, nodes_per_leaf_, leaves_per_rail_;
+  bool pxn_;
+  Time nvlink_, nic_, spine_;
+};
 
 // One breadth-first search from `src` over the edges `keep` allows; the BFS tree gives the
 // fewest-hop route to every GPU it reaches. Fills routes[dst] and found[dst] for the GPUs reached
 // whose found[dst] is still 0.
 template <class Keep>
-void search_routes(const Graph& g, Keep keep, GpuId src, int gpus, const std::vector<Link>& links, Route* routes,
+void search_routes(const BoostGraph& g, Keep keep, GpuId src, int gpus, const std::vector<Link>& links, Route* routes,
                    char* found) {
-  boost::filtered_graph<Graph, Keep> fg(g, keep);
+  boost::filtered_graph<BoostGraph, Keep> fg(g, keep);
   std::vector<Edge> pred(boost::num_vertices(g));
   std::vector<char> reached(pred.size(), 0);
   reached[static_cast<std::size_t>(src)] = 1;
@@ -104,7 +170,65 @@ void search_routes(const Graph& g, Keep keep, GpuId src, int gpus, const std::ve
   }
 }
 
+// With failed links or GPUs: the fault-free rule's route where it is whole (every link live, a
+// rail_pxn relay alive); nothing from or to a failed GPU; else a detour, the fewest-hop path over
+// live links on which live GPUs may forward (one search per source that needs one). Only the
+// detours are stored.
+class DetourRoutes final : public RouteRule {
+ public:
+  DetourRoutes(std::unique_ptr<const FatTreeRoutes> base, const BoostGraph& g, const std::vector<Link>& links,
+               const std::vector<char>& failed_gpu)
+      : base_(std::move(base)), failed_(failed_gpu), gpus_(static_cast<GpuId>(failed_gpu.size())) {
+    const auto G = static_cast<std::size_t>(gpus_);
+    std::vector<Route> routes(G);
+    std::vector<char> found(G);
+    for (GpuId src = 0; src < gpus_; ++src) {
+      if (failed_[static_cast<std::size_t>(src)]) continue;
+      std::fill(found.begin(), found.end(), 1);
+      bool any = false;
+      for (GpuId dst = 0; dst < gpus_; ++dst) {
+        if (dst == src || failed_[static_cast<std::size_t>(dst)]) continue;
+        const GpuId via = base_->relay(src, dst);
+        bool whole = via < 0 || !failed_[static_cast<std::size_t>(via)];
+        for (LinkId l : base_->route(src, dst)) whole = whole && !links[static_cast<std::size_t>(l)].failed;
+        found[static_cast<std::size_t>(dst)] = whole;
+        any = any || !whole;
+      }
+      if (!any) continue;
+      std::fill(routes.begin(), routes.end(), Route{});
+      std::vector<char> searched = found;
+      search_routes(g, RouteEdges{&g, &links, &failed_, static_cast<Vertex>(src), gpus_, true}, src, gpus_, links,
+                    routes.data(), searched.data());
+      for (GpuId dst = 0; dst < gpus_; ++dst) {
+        if (found[static_cast<std::size_t>(dst)]) continue;
+        if (!searched[static_cast<std::size_t>(dst)])
+          throw ConfigError("faults.link_bandwidth", "(the failed links)",
+                            "GPU " + std::to_string(src) + " cannot reach GPU " + std::to_string(dst) +
+                                " over the live links, even through other GPUs");
+        detours_.emplace(key(src, dst), routes[static_cast<std::size_t>(dst)]);
+      }
+    }
+  }
+  Route route(GpuId src, GpuId dst) const override {
+    if (failed_[static_cast<std::size_t>(src)] || failed_[static_cast<std::size_t>(dst)]) return Route{};
+    if (const auto it = detours_.find(key(src, dst)); it != detours_.end()) return it->second;
+    return base_->route(src, dst);
+  }
+
+ private:
+  std::int64_t key(GpuId src, GpuId dst) const { return static_cast<std::int64_t>(src) * gpus_ + dst; }
+  std::unique_ptr<const FatTreeRoutes> base_;
+  std::vector<char> failed_;
+  GpuId gpus_;
+  std::unordered_map<std::int64_t, Route> detours_;
+};
+
 }  // namespace
+
+struct Cluster::Graph {
+  explicit Graph(std::size_t vertices) : g(vertices) {}
+  BoostGraph g;
+};
 
 int Cluster::leaf_of(GpuId g) const {
   return rail_of(g) * spec_.leaves_per_rail() + node_of(g) / spec_.nodes_per_leaf;
@@ -113,7 +237,8 @@ int Cluster::leaf_of(GpuId g) const {
 Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
   const int leaves_per_rail = spec.leaves_per_rail();
   const Layout lay{spec.gpu_count(), spec.gpu_count() / spec.domain_size(), spec.gpus_per_node, leaves_per_rail, spec.nodes_per_leaf};
-  Graph g(static_cast<std::size_t>(lay.vertex_count()));
+  graph_ = std::make_unique<Graph>(static_cast<std::size_t>(lay.vertex_count()));
+  BoostGraph& g = graph_->g;
   auto add = [&](Vertex u, Vertex v, LinkKind kind, Bandwidth bw, Time lat, int owner, std::string name) {
     const auto id = static_cast<LinkId>(links_.size());
     links_.push_back(Link{kind, bw, lat, owner, std::move(name)});
@@ -137,51 +262,34 @@ Cluster::Cluster(const ClusterSpec& spec) : spec_(spec) {
       const std::string n = "leaf" + std::to_string(leaf);
       add(lay.leaf(leaf), lay.spine(), LinkKind::LeafUp, up, spec.spine_latency, leaf, n + ".up");
       add(lay.spine(), lay.leaf(leaf), LinkKind::SpineDown, up, spec.spine_latency, leaf, n + ".down");
+      // Fed by (draining into) the NICs of its nodes_here GPUs: dominated unless oversubscribed.
+      const bool dominated = spec.oversubscription <= 1.0;
+      links_[links_.size() - 2].dominated = links_[links_.size() - 1].dominated = dominated;
     }
   }
   apply_link_factors();
-  failed_.assign(static_cast<std::size_t>(lay.gpus), 0);
-  for (GpuId f : spec.failed_gpus) failed_[static_cast<std::size_t>(f)] = 1;
-
-  // The route rule. Inside an NVLink domain: NVLink (the GPU's up link to the NVSwitch, the
-  // destination's down link), also where a NIC route would be as short (same rail, same leaf, other
-  // node of the domain). Elsewhere one BFS per source over live links without GPU transit (the
-  // fewest-hop route is unique there), then rail_pxn's composition. Last, detours (transit through
-  // live GPUs) for the pairs a failed link left without a route; pairs with a failed end need none.
-  const auto G = static_cast<std::size_t>(lay.gpus);
-  routes_.assign(G * G, Route{});
-  std::vector<char> found(G * G, 0);
-  auto row = [&](GpuId src) { return static_cast<std::size_t>(src) * G; };
-  for (GpuId src = 0; src < lay.gpus; ++src) {
-    search_routes(g, RouteEdges{&g, &links_, &failed_, static_cast<Vertex>(src), lay.gpus, false}, src, lay.gpus, links_,
-                  &routes_[row(src)], &found[row(src)]);
-    for (GpuId dst = domain_of(src) * domain_size(); dst < (domain_of(src) + 1) * domain_size(); ++dst) {
-      if (dst == src) continue;
-      Route& r = routes_[row(src) + static_cast<std::size_t>(dst)];
-      const LinkId up = nvlink_up[static_cast<std::size_t>(src)], down = nvlink_down[static_cast<std::size_t>(dst)];
-      r = Route{};
-      found[row(src) + static_cast<std::size_t>(dst)] = !link(up).failed && !link(down).failed;
-      if (!found[row(src) + static_cast<std::size_t>(dst)]) continue;
-      for (const LinkId id : {up, down}) r.append(id, link(id).latency);
+  if (!spec.link_factors.empty() && leaves_per_rail * spec.gpus_per_node > 1) {
+    // A leaf's spine links stay dominated only while the NICs under it (at their factors) cannot
+    // fill them.
+    const auto leaves = static_cast<std::size_t>(spec.gpus_per_node * leaves_per_rail);
+    std::vector<double> up(leaves, 0.0), down(leaves, 0.0);
+    for (GpuId gpu = 0; gpu < lay.gpus; ++gpu) {
+      up[static_cast<std::size_t>(leaf_of(gpu))] += link(4 * gpu + 2).bandwidth.bytes_per_second();
+      down[static_cast<std::size_t>(leaf_of(gpu))] += link(4 * gpu + 3).bandwidth.bytes_per_second();
+    }
+    for (std::size_t leaf = 0; leaf < leaves; ++leaf) {
+      Link& to_spine = links_[4 * static_cast<std::size_t>(lay.gpus) + 2 * leaf];
+      Link& from_spine = links_[4 * static_cast<std::size_t>(lay.gpus) + 2 * leaf + 1];
+      to_spine.dominated = to_spine.bandwidth.bytes_per_second() >= up[leaf];
+      from_spine.dominated = from_spine.bandwidth.bytes_per_second() >= down[leaf];
     }
   }
-  if (spec.topology == "rail_pxn") pxn_routes(found);
-  for (GpuId f : spec.failed_gpus)
-    for (GpuId other = 0; other < lay.gpus; ++other) routes_[row(f) + static_cast<std::size_t>(other)] = routes_[row(other) + static_cast<std::size_t>(f)] = Route{};
-  for (GpuId src = 0; src < lay.gpus; ++src) {
-    if (failed(src)) continue;
-    auto missing = [&](GpuId dst) { return dst != src && !failed(dst) && !found[row(src) + static_cast<std::size_t>(dst)]; };
-    GpuId first = 0;
-    while (first < lay.gpus && !missing(first)) ++first;
-    if (first == lay.gpus) continue;
-    search_routes(g, RouteEdges{&g, &links_, &failed_, static_cast<Vertex>(src), lay.gpus, true}, src, lay.gpus, links_,
-                  &routes_[row(src)], &found[row(src)]);
-    for (GpuId dst = first; dst < lay.gpus; ++dst)
-      if (missing(dst))
-        throw ConfigError("faults.link_bandwidth", "(the failed links)",
-                          "GPU " + std::to_string(src) + " cannot reach GPU " + std::to_string(dst) +
-                              " over the live links, even through other GPUs");
-  }
+  failed_.assign(static_cast<std::size_t>(lay.gpus), 0);
+  for (GpuId f : spec.failed_gpus) failed_[static_cast<std::size_t>(f)] = 1;
+  auto rule = std::make_unique<FatTreeRoutes>(spec, leaves_per_rail, spec.topology == "rail_pxn");
+  const bool faulty = !spec.failed_gpus.empty() || std::any_of(links_.begin(), links_.end(), [](const Link& l) { return l.failed; });
+  if (faulty) rule_ = std::make_unique<DetourRoutes>(std::move(rule), g, links_, failed_);
+  else rule_ = std::move(rule);
   if (spec.kernel_rate.bytes_per_second() > 0)
     for (GpuId gpu = 0; gpu < lay.gpus; ++gpu) {
       kernel_links_.push_back(static_cast<LinkId>(links_.size()));
@@ -200,35 +308,49 @@ void Cluster::apply_link_factors() {
   }
 }
 
-// Between different rails of different NVLink domains: NVLink to the source node's GPU on the
-// destination's rail, then that GPU's (same-rail) route. A pair whose relay is down or whose parts
-// a failed link broke keeps found = 0 and gets a detour.
-void Cluster::pxn_routes(std::vector<char>& found) {
-  const auto G = static_cast<std::size_t>(gpu_count());
-  auto at = [G](GpuId a, GpuId b) { return static_cast<std::size_t>(a) * G + static_cast<std::size_t>(b); };
-  for (GpuId src = 0; src < gpu_count(); ++src)
-    for (GpuId dst = 0; dst < gpu_count(); ++dst) {
-      if (same_domain(src, dst) || rail_of(src) == rail_of(dst)) continue;
-      const GpuId relay = gpu(node_of(src), rail_of(dst));
-      Route r;
-      found[at(src, dst)] = !failed(relay) && found[at(src, relay)] && found[at(relay, dst)];
-      if (!found[at(src, dst)]) {
-        routes_[at(src, dst)] = Route{};
-        continue;
-      }
-      for (const Route* part : {&route(src, relay), &route(relay, dst)})
-        for (LinkId id : *part) r.append(id, link(id).latency);
-      routes_[at(src, dst)] = r;
-    }
-}
-
 Cluster::~Cluster() = default;
 Cluster::Cluster(Cluster&&) noexcept = default;
 Cluster& Cluster::operator=(Cluster&&) noexcept = default;
 
-const Route& Cluster::route(GpuId src, GpuId dst) const {
-  const auto G = static_cast<std::size_t>(gpu_count());
-  return routes_[static_cast<std::size_t>(src) * G + static_cast<std::size_t>(dst)];
+// Inside an NVLink domain: the NVLink path through the domain's NVSwitch (also where a NIC route
+// would be as short). Elsewhere one breadth-first search from src over the graph without GPU
+// transit; the BFS tree gives the fewest-hop route.
+Route Cluster::searched_route(GpuId src, GpuId dst) const {
+  Route r;
+  if (src == dst) return r;
+  const BoostGraph& g = graph_->g;
+  auto edge_id = boost::get(boost::edge_index, g);
+  if (same_domain(src, dst)) {
+    for (const Edge up : boost::make_iterator_range(boost::out_edges(static_cast<Vertex>(src), g))) {
+      if (link(edge_id[up]).kind != LinkKind::NvlinkUp) continue;
+      for (const Edge down : boost::make_iterator_range(boost::out_edges(boost::target(up, g), g)))
+        if (boost::target(down, g) == static_cast<Vertex>(dst)) {
+          r.append(edge_id[up], link(edge_id[up]).latency);
+          r.append(edge_id[down], link(edge_id[down]).latency);
+          return r;
+        }
+    }
+    throw SimulationError("cluster graph: no NVLink path inside a domain");
+  }
+  std::vector<Edge> pred(boost::num_vertices(g));
+  std::vector<char> reached(pred.size(), 0);
+  NoTransitGpu keep{&g, static_cast<Vertex>(src), gpu_count()};
+  boost::filtered_graph<BoostGraph, NoTransitGpu> fg(g, keep);
+  reached[static_cast<std::size_t>(src)] = 1;
+  TreeRecorder vis{&pred, &reached};
+  boost::breadth_first_search(fg, static_cast<Vertex>(src), boost::visitor(vis));
+  if (!reached[static_cast<std::size_t>(dst)]) throw SimulationError("cluster graph: GPU unreachable");
+  std::array<LinkId, Route::kMaxHops> rev{};
+  int n = 0;
+  for (Vertex v = static_cast<Vertex>(dst); v != static_cast<Vertex>(src); v = boost::source(pred[v], g)) {
+    if (n == Route::kMaxHops) throw SimulationError("cluster graph: route too long");
+    rev[static_cast<std::size_t>(n++)] = edge_id[pred[v]];
+  }
+  for (int i = n - 1; i >= 0; --i) {
+    const LinkId id = rev[static_cast<std::size_t>(i)];
+    r.append(id, link(id).latency);
+  }
+  return r;
 }
 
 }  // namespace epsim

@@ -5,18 +5,20 @@
 // nodes on one NVSwitch fabric: cluster.nvlink_domain) -> NVLink through the NVSwitch; other
 // domain -> out of the source GPU's own NIC to its rail's leaf, across the spine when the
 // destination's NIC hangs off another leaf, into the destination GPU's NIC. GPUs never forward.
-// With topology rail_pxn, traffic between different rails of different nodes first crosses NVLink
-// to the source node's GPU on the destination's rail (which forwards it), then that GPU's route.
-// Kernel links (spec.kernel_rate > 0): one per GPU, outside the graph; a plan puts a GPU's kernel
-// link first on the routes of the flows its communication kernels send. Boost.Graph stays inside
-// cluster.cpp.
+// Routes are computed on demand by the builder's RouteRule (O(1), no all-pairs table); the
+// fewest-hop search on the graph (Boost.Graph, inside cluster.cpp) finds the direct routes and is
+// kept to check the rule. With topology rail_pxn, traffic between different rails of different
+// nodes first crosses NVLink to the source node's GPU on the destination's rail (which forwards
+// it), then that GPU's route. Kernel links (spec.kernel_rate > 0): one per GPU, outside the graph;
+// a plan puts a GPU's kernel link first on the routes of the flows its communication kernels send.
 //
 // Faults (spec.link_factors, spec.failed_gpus): a degraded link runs at its factor of its bandwidth
 // on the same routes; a failed link (factor 0) is crossed by no route. A pair whose route (direct,
 // or rail_pxn's composed one) would cross a failed link takes a detour: the fewest-hop path over
 // live links on which live GPUs may forward (over NVLink to a neighbour whose NIC works, PXN-style,
 // or through the spine), ties broken by the search order (lower vertex ids first). Routes from and
-// to failed GPUs are left empty: nothing is sent there.
+// to failed GPUs are left empty: nothing is sent there. Only the detours are stored (found once,
+// at construction, by checking every pair's rule route: O(G^2) time, only with failed links or GPUs).
 #pragma once
 
 #include <memory>
@@ -24,6 +26,7 @@
 
 #include "topology/cluster_spec.h"
 #include "topology/link.h"
+#include "topology/route_rule.h"
 
 namespace epsim {
 
@@ -52,18 +55,21 @@ class Cluster {
   const std::vector<Link>& links() const { return links_; }
   const Link& link(LinkId id) const { return links_[static_cast<std::size_t>(id)]; }
   // The direct route src -> dst (src != dst); empty route for src == dst.
-  const Route& route(GpuId src, GpuId dst) const;
+  Route route(GpuId src, GpuId dst) const { return rule_->route(src, dst); }
+  // The direct route found by a breadth-first search of the graph without GPU transit (O(graph)
+  // per call: for checking the rule; topology rail rather than rail_pxn).
+  Route searched_route(GpuId src, GpuId dst) const;
   // GPU g's kernel link, or -1 without kernel links.
   LinkId kernel_link(GpuId g) const { return kernel_links_.empty() ? -1 : kernel_links_[static_cast<std::size_t>(g)]; }
 
  private:
-  // topology rail_pxn: composes the routes it can (both parts found, relay alive); `found` per pair.
-  void pxn_routes(std::vector<char>& found);
+  struct Graph;
   void apply_link_factors();
   ClusterSpec spec_;
   std::vector<char> failed_;   // per GPU
   std::vector<Link> links_;
-  std::vector<Route> routes_;  // routes_[src * gpu_count + dst]
+  std::unique_ptr<const RouteRule> rule_;
+  std::unique_ptr<Graph> graph_;
   std::vector<LinkId> kernel_links_;  // per GPU (empty: none)
 };
 

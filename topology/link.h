@@ -32,6 +32,11 @@ struct Link {
   Time latency;         // added once per message that crosses it
   int owner;            // GPU id for GPU links, leaf index for leaf/spine links
   std::string name;     // "gpu12.nic.up", "leaf3.up", ...
+  // Every route through it also crosses one of a set of links whose capacities sum to no more
+  // than its own (a leaf's spine uplink without oversubscription: its traffic comes in through the
+  // NICs under it). It can never limit a flow, so the flow network leaves it out of the max-min
+  // system (the allocation is the same; only its counters are kept). The topology builder says so.
+  bool dominated = false;
   // Down (faults.link_bandwidth = 0): no route crosses it; `bandwidth` keeps its nominal value.
   bool failed = false;
 };

@@ -171,6 +171,35 @@ TEST_CASE("a removal that touches no bottleneck changes nothing and fills nothin
   CHECK(s.rate(f2) == doctest::Approx(10.0 / 3).epsilon(1e-15));
 }
 
+TEST_CASE("a completion re-fills only the flows at least as fast as the one that ended") {
+  // Link 0 (6) carries a, b, c: level 2. Link 1 (20) carries c (frozen at 2 on link 0), d and e:
+  // (20 - 2) / 2 = 9 each. Removing d (rho 9) keeps everything below 9: only e is re-filled, and
+  // takes 20 - 2 = 18. A new flow g on link 1 alone: with c kept at 2, link 1 would saturate at
+  // (20 - 2) / 2 = 9 (e and g unfrozen), so the re-fill starts at 9 and holds e and g: 9 each.
+  MaxMinSolver s({6.0, 20.0});
+  const Ix a = add(s, {0}), b = add(s, {0}), c = add(s, {0, 1}), d = add(s, {1}), e = add(s, {1});
+  s.solve();
+  CHECK(s.rate(a) == 2.0);
+  CHECK(s.rate(d) == 9.0);
+  const auto filled = s.stats().flows_filled;
+  const auto full = s.stats().full_fills;
+  s.remove_flow(d);
+  const auto& changes = s.solve();
+  CHECK(s.stats().flows_filled == filled + 1);
+  CHECK(s.stats().full_fills == full);
+  CHECK(changes.levels == std::vector<Ix>{1});
+  CHECK(changes.moved.empty());
+  CHECK(s.rate(e) == 18.0);
+  CHECK(s.rate(c) == 2.0);
+  const Ix g = add(s, {1});
+  s.solve();
+  CHECK(s.stats().flows_filled == filled + 3);
+  CHECK(s.rate(e) == 9.0);
+  CHECK(s.rate(g) == 9.0);
+  CHECK(s.rate(b) == 2.0);
+  CHECK(s.load(1) == 20.0);
+}
+
 TEST_CASE("bad input is refused") {
   CHECK_THROWS_AS(MaxMinSolver({0.0}), epsim::SimulationError);
   MaxMinSolver s({1.0, 1.0});
@@ -226,6 +255,52 @@ TEST_CASE("incremental solves equal a plain progressive filling on random system
       for (std::size_t k = 0; k < ids.size(); ++k) {
         INFO("trial " << trial << " step " << step << " flow " << k);
         REQUIRE(s.rate(ids[k]) == doctest::Approx(want[k]).epsilon(1e-9));
+      }
+    }
+  }
+}
+
+TEST_CASE("tie-heavy systems: every re-fill from a level equals a plain progressive filling") {
+  // Capacities from {10, 20} (some a few 1e-12 apart) and unit weights make many links saturate at
+  // the same or nearly the same level, and removals cut through those ties: the re-fill keeps every
+  // flow below the removed flow's rho and must leave each kept flow on a link whose level it still
+  // has (a flow labelled with a nearly tied link would follow that link's later level).
+  std::mt19937_64 rng(777);
+  for (int trial = 0; trial < 60; ++trial) {
+    const int links = 4 + static_cast<int>(rng() % 6);
+    std::vector<double> cap(static_cast<std::size_t>(links));
+    for (auto& c : cap) c = (rng() % 2 == 0 ? 10.0 : 20.0) * (1.0 + static_cast<double>(rng() % 3) * 1e-12);
+    MaxMinSolver s(cap);
+    std::vector<Ix> ids;
+    std::vector<std::vector<Ix>> route;
+    for (int f = 0; f < 24; ++f) {
+      std::vector<Ix> r;
+      const int hops = 1 + static_cast<int>(rng() % 3);
+      for (int h = 0; h < hops; ++h) {
+        const Ix l = static_cast<Ix>(rng() % static_cast<std::uint64_t>(links));
+        if (std::find(r.begin(), r.end(), l) == r.end()) r.push_back(l);
+      }
+      ids.push_back(add(s, r));
+      route.push_back(r);
+    }
+    s.solve();
+    while (!ids.empty()) {
+      const std::size_t k = static_cast<std::size_t>(rng() % ids.size());
+      s.remove_flow(ids[k]);
+      ids.erase(ids.begin() + static_cast<long>(k));
+      route.erase(route.begin() + static_cast<long>(k));
+      if (rng() % 4 == 0) {  // now and then a flow arrives with the removal
+        std::vector<Ix> r{static_cast<Ix>(rng() % static_cast<std::uint64_t>(links))};
+        ids.push_back(add(s, r));
+        route.push_back(r);
+      }
+      s.solve();
+      const auto want = reference_rates(cap, route, std::vector<double>(route.size(), 1.0),
+                                        std::vector<double>(route.size(), MaxMinSolver::kNoCap));
+      for (std::size_t j = 0; j < ids.size(); ++j) {
+        INFO("trial " << trial << " flows left " << ids.size() << " flow " << j);
+        REQUIRE(s.rate(ids[j]) == doctest::Approx(want[j]).epsilon(1e-9));
+        REQUIRE(s.level(s.bottleneck(ids[j])) == s.rate(ids[j]));
       }
     }
   }

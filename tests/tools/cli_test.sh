@@ -91,6 +91,16 @@ for k in step_time_ms tokens_per_s_per_gpu '"per_gpu_gb"' '"fits"' compute_ms di
   grep -q "$k" "$tmp/a/report.json" && ok || bad "report.json lacks $k"
 done
 
+# Trace filters: only the GPUs and layers asked for; a GPU that does not exist is bad input.
+"$EPSIM" run scenarios/small-2node.json --trace-gpus 0-1,5 --trace-layers 2 --out "$tmp/tf" >/dev/null && python3 - "$tmp/tf/trace.json" <<'PY' \
+  && ok || bad "--trace-gpus / --trace-layers"
+import json, sys
+ev = [e for e in json.load(open(sys.argv[1]))["traceEvents"] if e["ph"] == "X"]
+assert {e["pid"] for e in ev} == {0, 1, 5} and {e["args"]["layer"] for e in ev} == {2}, ev[:2]
+PY
+expect_error trace-gpus '--trace-gpus = "0,300": GPU 300 does not exist (0-255)' run scenarios/seed.json --trace-gpus 0,300 --out "$tmp/o"
+expect_error trace-layers '--trace-layers = "3-": must be a list of numbers and ranges' run scenarios/seed.json --trace-layers 3- --out "$tmp/o"
+
 # Every shipped scenario runs.
 for s in scenarios/*.json; do
   "$EPSIM" run "$s" --out "$tmp/s" --no-trace >/dev/null 2>"$tmp/err" && ok || bad "$s: $(cat "$tmp/err")"

@@ -4,11 +4,7 @@
 set -u
 : "${EPSIM:?set EPSIM to the epsim binary}"
 : "${MPIEXEC:?set MPIEXEC to mpirun}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+source "$(dirname "$0")/test_lib.sh"
 
 cat >"$tmp/spec.json" <<'JSON'
 {"name": "mpi-40", "base": "scenarios/small-2node.json", "set": {"routing.distribution": "zipf"},
@@ -41,5 +37,4 @@ PY
   && grep -q "40 points: 0 run now, 40 already in" "$tmp/again.log" && [[ $(wc -l <"$tmp/mpi/results.jsonl") -eq 40 ]] \
   && ok || bad "MPI rerun: $(tail -3 "$tmp/again.log")"
 
-echo "$passes passed, $fails failed"
-[[ $fails -eq 0 ]]
+finish

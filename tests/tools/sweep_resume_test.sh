@@ -5,12 +5,9 @@
 # an uninterrupted run of the same sweep.
 set -u
 : "${EPSIM:?set EPSIM to the epsim binary}"
-tmp=$(mktemp -d)
+source "$(dirname "$0")/test_lib.sh"
 pid=
-trap '[[ -n $pid ]] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
-fails=0; passes=0
-ok() { passes=$((passes + 1)); }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+on_exit='[[ -n $pid ]] && kill -9 "$pid" 2>/dev/null'
 
 # 200 points of the 2-node scenario under Zipf routing: every point a different gate sample.
 cat >"$tmp/spec.json" <<'JSON'
@@ -57,5 +54,4 @@ PY
 [[ $(wc -l <"$tmp/part/summary.csv") -eq 201 ]] && ok || bad "summary.csv should have a header and 200 rows"
 cut -d, -f1-8 "$tmp/full/summary.csv" | cmp -s - <(cut -d, -f1-8 "$tmp/part/summary.csv") && ok || bad "summary.csv differs"
 
-echo "$passes passed, $fails failed"
-[[ $fails -eq 0 ]]
+finish

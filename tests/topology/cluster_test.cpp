@@ -43,6 +43,91 @@ TEST_CASE("leaf uplinks are thinned by oversubscription; more nodes than a leaf 
   CHECK(up.bandwidth.bytes_per_second() == doctest::Approx(2 * 50e9 / 2.0));
 }
 
+TEST_CASE("spine links are dominated by the NICs under their leaf unless oversubscribed") {
+  // A leaf's uplink of nodes_here x NIC carries only what the nodes_here NICs under it send: it can
+  // never be the tightest link of a flow, and the flow network leaves it out of max-min. Thinned by
+  // oversubscription it can be, and it stays in. NIC and NVLink links never are.
+  ClusterSpec s = small(4, 2);
+  s.nodes_per_leaf = 2;
+  const Cluster plain(s);
+  for (LinkId l : plain.route(0, 4)) CHECK(plain.link(l).dominated == (plain.link(l).kind == LinkKind::LeafUp || plain.link(l).kind == LinkKind::SpineDown));
+  for (LinkId l : plain.route(0, 1)) CHECK_FALSE(plain.link(l).dominated);
+  s.oversubscription = 2.0;
+  const Cluster thin(s);
+  for (LinkId l : thin.route(0, 4)) CHECK_FALSE(thin.link(l).dominated);
+  // Degraded links (faults): leaf 0 (GPUs 0 and 2, rail 0) at half its uplink can be filled by its
+  // two NICs, so it stays in max-min; its down link and a leaf under a half-speed NIC stay out.
+  s.oversubscription = 1.0;
+  s.link_factors = {{"leaf0.up", 0.5}, {"gpu1.nic.up", 0.5}};
+  const Cluster degraded(s);
+  const auto by_name = [&](const std::string& name) {
+    for (const Link& l : degraded.links())
+      if (l.name == name) return l;
+    FAIL("no link " << name);
+    return Link{};
+  };
+  CHECK_FALSE(by_name("leaf0.up").dominated);
+  CHECK(by_name("leaf0.down").dominated);
+  CHECK(by_name("leaf2.up").dominated);  // GPU 1's leaf (rail 1, nodes 0-1)
+}
+
+static std::vector<LinkId> ids(const Route& r) { return {r.begin(), r.end()}; }
+
+TEST_CASE("the route rule gives the graph's fewest-hop routes for every pair") {
+  // Routes are computed by rule, not stored; the breadth-first search of the graph must agree on
+  // every ordered pair of a cluster with several leaves per rail and a partial last leaf.
+  ClusterSpec s = small(5, 4);
+  s.nodes_per_leaf = 2;
+  const Cluster c(s);
+  for (GpuId a = 0; a < c.gpu_count(); ++a)
+    for (GpuId b = 0; b < c.gpu_count(); ++b) {
+      const Route want = c.searched_route(a, b), got = c.route(a, b);
+      INFO(a << " -> " << b);
+      REQUIRE(got.hops == want.hops);
+      CHECK(ids(got) == ids(want));
+      CHECK(got.latency == want.latency);
+    }
+  // rail_pxn: across rails of two nodes, the search's route to the relay, then the relay's.
+  ClusterSpec p = s;
+  p.topology = "rail_pxn";
+  const Cluster pxn(p);
+  for (GpuId a = 0; a < pxn.gpu_count(); ++a)
+    for (GpuId b = 0; b < pxn.gpu_count(); ++b) {
+      std::vector<LinkId> want;
+      const bool relayed = pxn.node_of(a) != pxn.node_of(b) && pxn.rail_of(a) != pxn.rail_of(b);
+      const GpuId relay = pxn.gpu(pxn.node_of(a), pxn.rail_of(b));
+      for (const Route& part : relayed ? std::vector<Route>{pxn.searched_route(a, relay), pxn.searched_route(relay, b)}
+                                       : std::vector<Route>{pxn.searched_route(a, b)})
+        want.insert(want.end(), part.begin(), part.end());
+      INFO("pxn " << a << " -> " << b);
+      CHECK(ids(pxn.route(a, b)) == want);
+    }
+  // NVLink domains of two nodes (three domains, the last one's second node under another leaf):
+  // NVLink inside a domain, NICs between domains; rail_pxn relays only between domains.
+  ClusterSpec d = small(6, 4);
+  d.nodes_per_leaf = 3;
+  d.nvlink_domain = 8;
+  for (const char* topology : {"rail", "rail_pxn"}) {
+    d.topology = topology;
+    const Cluster dc(d);
+    for (GpuId a = 0; a < dc.gpu_count(); ++a)
+      for (GpuId b = 0; b < dc.gpu_count(); ++b) {
+        std::vector<LinkId> want;
+        const bool relayed = d.topology == "rail_pxn" && !dc.same_domain(a, b) && dc.rail_of(a) != dc.rail_of(b);
+        const GpuId relay = dc.gpu(dc.node_of(a), dc.rail_of(b));
+        for (const Route& part : relayed ? std::vector<Route>{dc.searched_route(a, relay), dc.searched_route(relay, b)}
+                                         : std::vector<Route>{dc.searched_route(a, b)})
+          want.insert(want.end(), part.begin(), part.end());
+        INFO(topology << " domain " << a << " -> " << b);
+        CHECK(ids(dc.route(a, b)) == want);
+        if (dc.same_domain(a, b) && a != b) CHECK(dc.link(*dc.route(a, b).begin()).kind == LinkKind::NvlinkUp);
+      }
+  }
+  const Cluster one(small(3, 1));  // one GPU per node, one leaf: no spine
+  CHECK(one.route(0, 2).hops == 2);
+  CHECK(ids(one.route(0, 2)) == ids(one.searched_route(0, 2)));
+}
+
 static std::vector<std::string> names(const Cluster& c, GpuId a, GpuId b) {
   std::vector<std::string> n;
   for (LinkId l : c.route(a, b)) n.push_back(c.link(l).name);

@@ -4,13 +4,44 @@
 
 namespace epsim::explore {
 
+namespace {
+struct MetricInfo {
+  const char* name;
+  const char* label;
+  const char* unit;
+  const char* better;  // "lower", "higher" or ""
+};
+constexpr MetricInfo kMetrics[] = {
+    {"step_time_ms", "step time", "ms", "lower"},
+    {"tokens_per_s_per_gpu", "tokens/s per GPU", "tokens/s", "higher"},
+    {"tokens_per_s_per_node", "tokens/s per node", "tokens/s", "higher"},
+    {"compute_ms", "compute, summed over layers (worst GPU each)", "ms", "lower"},
+    {"dispatch_ms", "dispatch, summed over layers", "ms", "lower"},
+    {"combine_ms", "combine, summed over layers", "ms", "lower"},
+    {"exposed_comm_ms", "exposed communication, summed over layers (worst GPU each)", "ms", "lower"},
+    {"gpu_load_max_over_mean", "routed load of the busiest GPU / mean (worst MoE layer)", "", "lower"},
+    {"memory_per_gpu_gb", "memory per GPU", "GB", "lower"},
+    {"memory_fits", "memory fits (1) or not (0)", "", "higher"},
+    {"busiest_link", "busiest link", "", ""},
+    {"busiest_link_utilisation", "busiest link's utilisation", "", ""},
+    {"bound_layer", "layer with the most time on the critical path", "", ""},
+    {"events", "simulated events", "", ""},
+};
+}  // namespace
+
 const std::vector<std::string>& headline_metric_names() {
-  static const std::vector<std::string> names = {
-      "step_time_ms",   "tokens_per_s_per_gpu", "tokens_per_s_per_node",     "compute_ms",
-      "dispatch_ms",    "combine_ms",           "exposed_comm_ms",           "gpu_load_max_over_mean",
-      "memory_per_gpu_gb", "memory_fits",       "busiest_link",              "busiest_link_utilisation",
-      "bound_layer",    "events"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const MetricInfo& m : kMetrics) v.emplace_back(m.name);
+    return v;
+  }();
   return names;
+}
+
+nlohmann::json headline_metric_info() {
+  nlohmann::json j = nlohmann::json::object();
+  for (const MetricInfo& m : kMetrics) j[m.name] = {{"label", m.label}, {"unit", m.unit}, {"better", m.better}};
+  return j;
 }
 
 nlohmann::json headline_metrics(const nlohmann::json& report) {

@@ -18,5 +18,7 @@ namespace epsim::explore {
 //   bytes); bound_layer (the layer with the most time on the critical path); events
 nlohmann::json headline_metrics(const nlohmann::json& report);
 const std::vector<std::string>& headline_metric_names();
+// {name: {"label", "unit", "better": "lower" | "higher" | ""}} for charts and tables.
+nlohmann::json headline_metric_info();
 
 }  // namespace epsim::explore

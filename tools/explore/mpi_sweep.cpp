@@ -63,9 +63,9 @@ class MpiCoordinator : public RemoteWorkers {
         std::string text(static_cast<std::size_t>(n), '\0');
         MPI_Recv(text.data(), n, MPI_CHAR, from, kResult, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         const nlohmann::json j = nlohmann::json::parse(text);
+        answer(from, queue);  // the worker's next point first, then the write (fsync)
         done(j.at("index").get<std::size_t>(), PointResult::from_json(j.at("result")));
         ++results_[static_cast<std::size_t>(from)];
-        answer(from, queue);
       } else {
         throw SimulationError("mpi sweep: unexpected message tag " + std::to_string(st.MPI_TAG) + " from rank " + std::to_string(from));
       }

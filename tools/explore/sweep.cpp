@@ -93,6 +93,9 @@ std::string summary_csv(const SweepSpec& spec, const std::vector<SweepPoint>& po
 SweepRun::SweepRun(const SweepSpec& spec, SweepOptions o) : spec_(spec), o_(std::move(o)), points_(spec.points()) {
   std::filesystem::create_directories(o_.out);
   results_ = std::make_unique<ResultsFile>(o_.out + "/results.jsonl");
+  // What the results are points of (the HTML report reads the axis order and name).
+  write_file(o_.out + "/sweep.json",
+             nlohmann::json{{"name", spec_.name}, {"axes", spec_.axis_keys()}, {"points", points_.size()}, {"version", o_.version}}.dump(2) + "\n");
   for (const SweepPoint& p : points_) {
     if (results_->ids().count(p.id)) ++skipped_;
     else queue_.push_back(p.index);
@@ -115,14 +118,20 @@ SweepSummary SweepRun::run(RemoteWorkers* remote) {
   };
   {
     PointWorkers workers(o_.threads, [this](std::size_t i) { return run_point(points_[i].doc, spec_.steps); });
-    while (!queue_.empty() || workers.in_flight() > 0 || (remote && !remote->finished())) {
+    const auto refill = [&] {
       while (workers.has_room() && !queue_.empty()) {
         workers.start(queue_.front());
         queue_.pop_front();
       }
+    };
+    while (!queue_.empty() || workers.in_flight() > 0 || (remote && !remote->finished())) {
+      refill();
       if (remote) remote->serve(queue_, done);
       // With remote workers the loop also polls the network, so it waits briefly.
-      if (auto d = workers.next_done(std::chrono::milliseconds(remote ? 1 : 500))) done(d->index, std::move(d->result));
+      if (auto d = workers.next_done(std::chrono::milliseconds(remote ? 1 : 500))) {
+        refill();  // the freed thread starts its next point before this one is written (fsync)
+        done(d->index, std::move(d->result));
+      }
     }
   }
   progress.finish();

@@ -58,8 +58,9 @@ void check_points(const SweepSpec& spec, const std::vector<SweepPoint>& points, 
 // every rank is ready before any point runs.
 class SweepRun {
  public:
-  // Creates `o.out`, opens (and locks) results.jsonl, queues the points it lacks and checks them
-  // (check_points). Throws ConfigError / InputError.
+  // Creates `o.out`, opens (and locks) results.jsonl, writes sweep.json (name, axis keys in order,
+  // point count, version), queues the points it lacks and checks them (check_points). Throws
+  // ConfigError / InputError.
   SweepRun(const SweepSpec& spec, SweepOptions o);
   ~SweepRun();
   const std::vector<SweepPoint>& points() const { return points_; }
