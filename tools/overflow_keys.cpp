@@ -54,4 +54,21 @@ void throw_scale_error(const UnitOverflow& e, const nlohmann::json& doc) {
                         (others.empty() ? "" : " and " + others) + " (scenarios/README.md, Limits)");
 }
 
+void throw_memory_error(const nlohmann::json& doc) {
+  const std::vector<std::string> keys = {"cluster.nodes", "cluster.gpus", "cluster.gpus_per_node", "model.layers", "schedule.chunks",
+                                         "schedule.pipeline_micro_batches", "workload.tokens_per_gpu", "model.routed_experts"};
+  std::string lead, lead_value = "(default)", others;
+  for (const auto& k : keys)
+    if (const nlohmann::json* v = find_key(doc, k); v && lead.empty()) {
+      lead = k;
+      lead_value = json_text(*v);
+    } else if (v) {
+      others += (others.empty() ? "" : ", ") + k + " = " + json_text(*v);
+    }
+  if (lead.empty()) lead = keys.front();
+  throw ConfigError(lead, lead_value,
+                    "the simulation ran out of memory (std::bad_alloc): inside the Limits but larger than this machine gives; it "
+                    "is set by this key" + (others.empty() ? "" : " and " + others) + " (scenarios/README.md, Limits)");
+}
+
 }  // namespace epsim::cli

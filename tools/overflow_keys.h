@@ -4,6 +4,8 @@
 // scale, so the message names keys the user can change.
 #pragma once
 
+#include <new>
+
 #include <nlohmann/json.hpp>
 
 #include "models/errors.h"
@@ -14,13 +16,21 @@ namespace epsim::cli {
 // first such key), the value its value, the rule names the operation and the other keys.
 [[noreturn]] void throw_scale_error(const UnitOverflow& e, const nlohmann::json& doc);
 
-// Runs `work`; a UnitOverflow inside becomes throw_scale_error's ConfigError.
+// Throws ConfigError for a simulation that ran out of memory (std::bad_alloc): a scenario inside
+// the Limits can still need more memory than the machine (or a ulimit) gives; the message names
+// the size keys the document sets, the way throw_scale_error does.
+[[noreturn]] void throw_memory_error(const nlohmann::json& doc);
+
+// Runs `work`; a UnitOverflow inside becomes throw_scale_error's ConfigError, a std::bad_alloc
+// throw_memory_error's.
 template <typename F>
 auto with_scale_keys(const nlohmann::json& doc, F&& work) -> decltype(work()) {
   try {
     return work();
   } catch (const UnitOverflow& e) {
     throw_scale_error(e, doc);
+  } catch (const std::bad_alloc&) {
+    throw_memory_error(doc);
   }
 }
 
