@@ -16,12 +16,16 @@ paths=$(python3 - <<'PY'
 import re
 seen = set()
 for line in open("README.md", encoding="utf-8"):
-    for m in re.finditer(r"(?<![A-Za-z0-9_./-])(?:\.ci|docs|kernels|models|placement|scenarios|sim|tests|tools|topology)/[A-Za-z0-9_.*/-]*", line):
+    for m in re.finditer(r"(?<![A-Za-z0-9_./-])(?:\.ci|docs|kernels|models|placement|scenarios|sim|tests|tools|topology)/(?:[A-Za-z0-9_.*/-]|\{[A-Za-z0-9_.,-]*\})*", line):
         before = line[:m.start()]
         paren = before[before.rfind("(") + 1:] if "(" in before else ""
         if "github.com" in paren or "://" in paren:
             continue
-        seen.add(m.group(0).rstrip(".,:;"))
+        path = m.group(0).rstrip(".,:;")
+        # One brace group, as the shell expands it: results/x{,-layer}.json names two files.
+        b = re.search(r"\{([^}]*)\}", path)
+        for alt in (b.group(1).split(",") if b else [None]):
+            seen.add(path if alt is None else path[:b.start()] + alt + path[b.end():])
 print("\n".join(sorted(seen)))
 PY
 )
