@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "models/units.h"
+
 namespace epsim {
 
 std::vector<std::int64_t> apportion(const std::vector<double>& targets, std::int64_t total) {
@@ -11,7 +13,7 @@ std::vector<std::int64_t> apportion(const std::vector<double>& targets, std::int
   std::vector<std::int64_t> out(n);
   std::int64_t sum = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    out[i] = static_cast<std::int64_t>(std::floor(targets[i]));
+    out[i] = checked_int64(std::floor(targets[i]), "apportioned share -> count");
     sum += out[i];
   }
   std::vector<std::size_t> order(n);

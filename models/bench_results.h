@@ -22,6 +22,7 @@ struct BenchRow {
   double bytes = 0;
   bool passed = true;
   std::string source;  // the file it came from
+  std::string where;   // its JSON path there, for messages ("file.json:results[12]")
 
   // The shape value of `key`; throws InputError naming the row when it is missing.
   std::int64_t at(const std::string& key) const;
@@ -39,7 +40,12 @@ struct BenchFile {
   std::vector<BenchRow> rows;
 };
 
-// Throws InputError when the file cannot be read, is not epsim-bench/1, or a row lacks a field.
+// A shape value: at most 2^53, so that it converts to a double exactly (curves use it as x).
+inline constexpr std::int64_t kMaxShapeValue = std::int64_t{1} << 53;
+
+// Throws InputError when the file cannot be read, is not epsim-bench/1, or a field is missing or
+// breaks its rule (us_median > 0, flops and bytes >= 0, shape values integers in [0, 2^53]); the
+// message names the file, the JSON path, the value and the rule.
 BenchFile read_bench_file(const std::string& path);
 BenchFile parse_bench_file(const nlohmann::json& doc, const std::string& path);
 // Whether a parsed document is an epsim-bench/1 result (kernels/results also holds other schemas,

@@ -96,6 +96,9 @@ std::vector<Sample> collect(const FamilyDef& f, const std::vector<BenchFile>& fi
     for (const auto& r : file.rows) {
       if (!has(f.kernels, r.kernel) || !r.passed) continue;
       if (!f.variants.empty() && !has(f.variants, r.variant)) continue;
+      if (f.compute && !(r.flops > 0))
+        throw InputError(r.where + ".flops = " + fmt::format("{:g}", r.flops) + ": must be > 0 (family " + f.name +
+                         " is priced by FLOPs)");
       bool skipped = false;
       for (const auto& [k, v] : f.skip)
         if (r.shape.count(k) && r.shape.at(k) == v) skipped = true;

@@ -104,7 +104,7 @@ nlohmann::json CalibrationProfile::to_json() const {
 }
 
 CalibrationProfile CalibrationProfile::from_json(const nlohmann::json& j, const std::string& path) {
-  if (!j.is_object() || j.value("schema", "") != "epsim-profile/1")
+  if (!j.is_object() || !j.contains("schema") || j["schema"] != "epsim-profile/1")
     throw InputError(path + ": not a calibration profile (missing \"schema\": \"epsim-profile/1\")");
   CalibrationProfile p;
   try {

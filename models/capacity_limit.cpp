@@ -4,11 +4,13 @@
 #include <numeric>
 
 #include "models/apportion.h"
+#include "models/units.h"
 
 namespace epsim {
 
 std::int64_t expert_capacity(std::int64_t total_selections, int experts, double factor) {
-  return static_cast<std::int64_t>(std::ceil(factor * static_cast<double>(total_selections) / static_cast<double>(experts) - 1e-9));
+  return checked_int64(std::ceil(factor * static_cast<double>(total_selections) / static_cast<double>(experts) - 1e-9),
+                       "capacity_factor x mean load -> selections");
 }
 
 void apply_capacity(RoutingSample& r, double factor) {

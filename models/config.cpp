@@ -1,8 +1,13 @@
 #include "models/config.h"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <fmt/format.h>
+
+#include "models/strict_json.h"
 
 namespace epsim {
 
@@ -78,12 +83,28 @@ double ConfigObject::fraction(std::string_view key) const {
   return d;
 }
 
-std::int64_t ConfigObject::integer(std::string_view key, std::int64_t min_value) const {
+std::int64_t ConfigObject::checked_integer(std::string_view key, std::int64_t min_value, std::int64_t max_value,
+                                           bool unbounded) const {
   const auto& v = value(key);
-  if (!v.is_number_integer()) fail(key, "must be an integer");
+  const std::string range = unbounded ? "must be an integer >= " + std::to_string(min_value)
+                                      : "must be an integer in [" + std::to_string(min_value) + ", " + std::to_string(max_value) + "]";
+  if (!v.is_number_integer()) fail(key, unbounded ? "must be an integer" : range);
+  // nlohmann holds non-negative literals as uint64: compare before any conversion.
+  if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(max_value)) fail(key, range);
   const auto i = v.get<std::int64_t>();
-  if (i < min_value) fail(key, "must be >= " + std::to_string(min_value));
+  if (i < min_value || i > max_value) fail(key, unbounded ? "must be >= " + std::to_string(min_value) : range);
   return i;
+}
+
+std::int64_t ConfigObject::integer(std::string_view key, std::int64_t min_value) const {
+  return checked_integer(key, min_value, std::numeric_limits<std::int64_t>::max(), true);
+}
+
+double ConfigObject::number_in(std::string_view key, double min_value, double max_value, std::string_view unit) const {
+  const double d = number(key);
+  if (!(d >= min_value && d <= max_value))
+    fail(key, fmt::format("must be in [{:g}, {:g}]{}{}", min_value, max_value, unit.empty() ? "" : " ", unit));
+  return d;
 }
 
 std::string ConfigObject::string(std::string_view key) const {
@@ -113,8 +134,8 @@ void apply_override(nlohmann::json& doc, const std::string& assignment) {
     throw ConfigError("--set", "\"" + assignment + "\"", "must look like key.path=value");
   const std::string path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
-  nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
-  if (value.is_discarded()) value = text;
+  std::optional<nlohmann::json> parsed = parse_json_strict_or_text(text, "--set " + path);
+  nlohmann::json value = parsed ? std::move(*parsed) : nlohmann::json(text);
   nlohmann::json* node = &doc;
   std::size_t start = 0;
   while (true) {
@@ -133,15 +154,19 @@ void apply_override(nlohmann::json& doc, const std::string& assignment) {
 }
 
 nlohmann::json read_json_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (fs::is_directory(status)) throw InputError(path + ": cannot open file: it is a directory");
+  // A device or pipe (/dev/zero) could be read forever: only regular files, of bounded size.
+  if (fs::exists(status) && !fs::is_regular_file(status)) throw InputError(path + ": cannot open file: not a regular file");
+  if (fs::exists(status) && fs::file_size(path, ec) > kMaxJsonFileBytes)
+    throw InputError(path + ": file larger than " + std::to_string(kMaxJsonFileBytes >> 20) + " MiB; not read");
   std::ifstream in(path);
   if (!in) throw InputError(path + ": cannot open file");
   std::stringstream ss;
   ss << in.rdbuf();
-  try {
-    return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(path + ": malformed JSON: " + e.what());
-  }
+  return parse_json_strict(ss.str(), path);
 }
 
 }  // namespace epsim

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "models/errors.h"
+#include "models/units.h"
 
 namespace epsim {
 
@@ -57,7 +58,7 @@ void CountSampler::draw(RandomStream& rng, std::span<std::int64_t> counts) const
     std::int64_t given = 0;
     const double d = static_cast<double>(deficit);
     for (std::size_t e = 0; e < E; ++e) {
-      const std::int64_t upto = static_cast<std::int64_t>(std::llround(d * share_[e]));
+      const std::int64_t upto = checked_int64(std::round(d * share_[e]), "sampled share -> count");
       const std::int64_t shift = std::clamp(counts[e] + upto - given, std::int64_t{0}, tokens) - counts[e];
       counts[e] += shift;
       given += shift;

@@ -27,6 +27,21 @@ class InputError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A quantity left its type's range: an integer Time or Bytes overflowed, or a double (seconds,
+// bytes, FLOPs, a rate) that was to become one was not finite or too large. `op` names the
+// operation ("Time + Time", "Bytes x integer", "Bytes / Bandwidth -> Time"). Bounded scenario keys
+// keep valid scenarios far from these limits; tools print this as bad input (exit status 2) and
+// name the scenario keys that drive the overflowing quantity.
+class UnitOverflow : public std::overflow_error {
+ public:
+  UnitOverflow(std::string op, const std::string& detail)
+      : std::overflow_error(op + " overflows: " + detail), op_(std::move(op)) {}
+  const std::string& op() const { return op_; }
+
+ private:
+  std::string op_;
+};
+
 // The simulation reached a state its invariants forbid (a bug, not bad input).
 class SimulationError : public std::logic_error {
  public:

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "models/limits.h"
+
 namespace epsim {
 
 std::vector<std::string> GpuSpec::preset_names() {
@@ -61,9 +63,9 @@ const Schema& GpuSpec::schema() {
        "the keys below override it"},
       {"peak_tflops", "number", nullptr, "TFLOPS", "dense BF16 peak (default: preset)"},
       {"peak_fp8_tflops", "number", nullptr, "TFLOPS", "dense FP8 peak (default: preset; 2 x peak_tflops when only that is set)"},
-      {"mfu", "number", nullptr, "", "fraction of peak a GEMM reaches, in (0,1] (default: preset, 0.6)"},
+      {"mfu", "number", nullptr, "", "fraction of peak a GEMM reaches, in [0.001, 1] (default: preset, 0.6)"},
       {"hbm_tbps", "number", nullptr, "TB/s", "HBM bandwidth (default: preset)"},
-      {"hbm_efficiency", "number", nullptr, "", "fraction of HBM bandwidth reached, in (0,1] (default: preset, 0.8)"},
+      {"hbm_efficiency", "number", nullptr, "", "fraction of HBM bandwidth reached, in [0.001, 1] (default: preset, 0.8)"},
       {"memory_gb", "number", nullptr, "GB", "device memory, 1e9 bytes (default: preset)"},
       {"nvlink_gbps", "number", nullptr, "GB/s", "NVLink per GPU each way (default: preset)"},
       {"sms", "integer", nullptr, "", "streaming multiprocessors (default: preset: 132 Hopper, 78 H20, 148 Blackwell)"},
@@ -82,18 +84,19 @@ GpuSpec GpuSpec::from_json(const nlohmann::json& j, const std::string& path) {
   } catch (const std::out_of_range&) {
     c.fail("preset", "unknown GPU preset (known: h100-seed, h100-sxm, h800, h200, h20, b200, gb200)");
   }
+  using namespace limits;
   if (c.has("peak_tflops")) {
-    g.peak_bf16 = FlopRate::tflops(c.positive("peak_tflops"));
+    g.peak_bf16 = FlopRate::tflops(c.number_in("peak_tflops", kMinRate, kMaxRate, "TFLOPS"));
     g.peak_fp8 = g.peak_bf16 * 2.0;
   }
-  if (c.has("peak_fp8_tflops")) g.peak_fp8 = FlopRate::tflops(c.positive("peak_fp8_tflops"));
-  if (c.has("mfu")) g.mfu = c.fraction("mfu");
-  if (c.has("hbm_tbps")) g.hbm = Bandwidth::gb_per_s(c.positive("hbm_tbps") * 1000.0);
-  if (c.has("hbm_efficiency")) g.hbm_efficiency = c.fraction("hbm_efficiency");
-  if (c.has("memory_gb")) g.memory = Bytes::gb(c.positive("memory_gb"));
-  if (c.has("nvlink_gbps")) g.nvlink = Bandwidth::gb_per_s(c.positive("nvlink_gbps"));
-  if (c.has("sms")) g.sms = static_cast<int>(c.integer("sms", 1));
-  g.kernel_gap = Time::us(c.non_negative("kernel_gap_us"));
+  if (c.has("peak_fp8_tflops")) g.peak_fp8 = FlopRate::tflops(c.number_in("peak_fp8_tflops", kMinRate, kMaxRate, "TFLOPS"));
+  if (c.has("mfu")) g.mfu = c.number_in("mfu", kMinEfficiency, 1.0);
+  if (c.has("hbm_tbps")) g.hbm = Bandwidth::gb_per_s(c.number_in("hbm_tbps", kMinRate, kMaxRate, "TB/s") * 1000.0);
+  if (c.has("hbm_efficiency")) g.hbm_efficiency = c.number_in("hbm_efficiency", kMinEfficiency, 1.0);
+  if (c.has("memory_gb")) g.memory = Bytes::gb(c.number_in("memory_gb", kMinRate, kMaxMemoryGb, "GB"));
+  if (c.has("nvlink_gbps")) g.nvlink = Bandwidth::gb_per_s(c.number_in("nvlink_gbps", kMinRate, kMaxRate, "GB/s"));
+  if (c.has("sms")) g.sms = c.integer_in<int>("sms", 1, kSms);
+  g.kernel_gap = Time::us(c.number_in("kernel_gap_us", 0.0, kMaxLatencyUs, "us"));
   return g;
 }
 

@@ -113,7 +113,9 @@ class HfReader {
     return at(key).get<bool>();
   }
   std::string string_or(const std::string& key, const std::string& fallback) const {
-    return has(key) && at(key).is_string() ? at(key).get<std::string>() : fallback;
+    if (!has(key)) return fallback;
+    if (!at(key).is_string()) fail(key, "must be a string");
+    return at(key).get<std::string>();
   }
   // A list of layer indexes (any order, no repeats), each in [0, layers).
   std::vector<int> layers_of(const std::string& key, int layers, const std::string& note) {
@@ -140,12 +142,17 @@ class HfReader {
   }
 
  private:
+  // Checked before any narrowing (issue 20): at most 2^24, which every int field holds; the
+  // model's own bounds (models/limits.h) are MoeModelSpec::validate's.
   std::int64_t take(const std::string& key, const std::string& note) {
     const nlohmann::json& v = at(key);
-    if (!v.is_number_integer() || v.get<std::int64_t>() < 0) fail(key, "must be a non-negative integer");
+    const bool in_range = v.is_number_integer() && (v.is_number_unsigned() ? v.get<std::uint64_t>() <= kMaxValue
+                                                                           : v.get<std::int64_t>() >= 0 && v.get<std::int64_t>() <= kMaxValue);
+    if (!in_range) fail(key, "must be an integer in [0, " + std::to_string(kMaxValue) + "]");
     use(key, note);
     return v.get<std::int64_t>();
   }
+  static constexpr std::int64_t kMaxValue = std::int64_t{1} << 24;
   void put(const std::string& key, bool used, const std::string& note) {
     record_[prefix_ + key] = HfKeyUse{prefix_ + key, used, obj_.contains(key) ? json_text(obj_.at(key)) : "(absent)", note};
   }

@@ -133,7 +133,7 @@ OpWork LayerOps::attention_core_prefill(std::int64_t seqs, std::int64_t seq_len,
   // q of the new tokens and k, v of every token in at the core's format; o of the new tokens out, bf16.
   const double in = (fresh * heads * dqk + all * kv_heads * (dqk + dv)) * static_cast<double>(Precision::element_bytes(m_.precision.attention_core));
   const double out = fresh * heads * dv * 2.0;
-  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(in + out)), seqs * (seq_len - cached)};
+  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(checked_int64(in + out, "attention core bytes (double) -> Bytes")), seqs * (seq_len - cached)};
   w.seq_len = seq_len;
   core_sizes(w);
   w.precision = m_.precision.attention_core;
@@ -154,7 +154,7 @@ OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t context, 
   // Memory-bound at short KV (MHA/GQA): the whole KV cache of every sequence is read once, whatever
   // its query count.
   const double kv = group_seqs * static_cast<double>(kv_len) * static_cast<double>(kv_bytes_per_token().count()) / tp_;
-  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(static_cast<std::int64_t>(kv)), seqs * queries};
+  OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(checked_int64(kv, "KV bytes (double) -> Bytes")), seqs * queries};
   w.kv_len = kv_len;
   core_sizes(w);
   w.precision = m_.precision.attention_core;
@@ -265,7 +265,7 @@ OpWork LayerOps::mlp(OpClass op, NumberFormat f, std::int64_t tokens, std::int64
   const double inter = static_cast<double>(intermediate) * copies * weight_share;
   const double acts = t * (2.0 * static_cast<double>(m_.hidden) + 3.0 * inter);  // x in, y out, 2I out + I in
   const double weights = static_cast<double>((m_.precision.weight_bytes(m_.hidden, intermediate) * 3).count()) * copies * weight_share;
-  OpWork w{op, Flops(flops), Bytes(static_cast<std::int64_t>(weights)) + elems(acts), tokens, copies};
+  OpWork w{op, Flops(flops), Bytes(checked_int64(weights, "MLP weight bytes (double) -> Bytes")) + elems(acts), tokens, copies};
   w.precision = f;
   return w;
 }

@@ -177,7 +177,7 @@ class LayerOps {
   int tp() const { return tp_; }
 
  private:
-  Bytes elems(double n) const { return Bytes(static_cast<std::int64_t>(n) * m_.bytes_per_param); }
+  Bytes elems(double n) const { return Bytes(checked_int64(n, "elements (double) -> Bytes")) * m_.bytes_per_param; }
   void core_sizes(OpWork& w) const;  // the attention core's named sizes
   OpWork mlp(OpClass op, NumberFormat f, std::int64_t tokens, std::int64_t intermediate, int copies, double weight_share) const;
   const MoeModelSpec& m_;

@@ -58,7 +58,7 @@ MemoryReport estimate_memory(const LayerOps& ops, const Parallelism& par, const 
   const std::int64_t attn = T * tp * m.heads / tp * (2 * m.qk_head_dim() + 2 * m.v_dim());
   const std::int64_t moe_buf = R * (2 * m.hidden + 3 * m.expert_intermediate) + R * m.hidden;
   const Bytes one_layer((2 * T * m.hidden + attn + moe_buf) * b);
-  r.activations = Bytes(static_cast<std::int64_t>(static_cast<double>(one_layer.count()) * share.activation_layers));
+  r.activations = Bytes(checked_int64(static_cast<double>(one_layer.count()) * share.activation_layers, "activation bytes (double) -> Bytes"));
   if (work.mode == Mode::Training) {
     // Gradients (2 B) and Adam's master weights, m and v (3 x 4 B) per parameter, whatever the
     // weights' stored format.

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "models/hf_config.h"
+#include "models/limits.h"
 
 namespace epsim {
 
@@ -141,10 +142,10 @@ MoeModelSpec MoeModelSpec::from_json(const nlohmann::json& j, const std::string&
       c.fail("preset", "unknown model preset (known: seed, deepseek-v3)");
     }
   }
-  auto set_int = [&](const char* key, auto& field, std::int64_t min) {
-    if (c.has(key)) field = static_cast<std::remove_reference_t<decltype(field)>>(c.integer(key, min));
+  auto set_int = [&](const char* key, auto& field, std::int64_t min, std::int64_t max) {
+    if (c.has(key)) field = c.integer_in<std::remove_reference_t<decltype(field)>>(key, min, max);
   };
-  set_int("layers", m.layers, 1);
+  set_int("layers", m.layers, 1, limits::kLayers);
   if (c.has("layers")) {  // a shorter model keeps the per-layer patterns of its first layers
     auto below = [&](std::vector<int>& ids) { std::erase_if(ids, [&](int l) { return l >= m.layers; }); };
     below(m.moe_layer_ids);
@@ -154,7 +155,7 @@ MoeModelSpec MoeModelSpec::from_json(const nlohmann::json& j, const std::string&
     }
     if (!m.moe_layer_ids.empty()) m.dense_layers = m.moe_layer_ids.front();
   }
-  set_int("dense_layers", m.dense_layers, 0);
+  set_int("dense_layers", m.dense_layers, 0, limits::kLayers);
   if (c.has("dense_layers") && !c.has("moe_layer_ids")) m.moe_layer_ids.clear();
   if (c.has("moe_layer_ids")) {
     m.moe_layer_ids = layer_list(c, "moe_layer_ids", m.layers);
@@ -166,22 +167,22 @@ MoeModelSpec MoeModelSpec::from_json(const nlohmann::json& j, const std::string&
     if (m.moe_layer_ids.back() == m.layers - 1 && static_cast<int>(m.moe_layer_ids.size()) == m.layers - m.dense_layers)
       m.moe_layer_ids.clear();
   }
-  set_int("hidden", m.hidden, 1);
-  set_int("dense_intermediate", m.dense_intermediate, 1);
-  set_int("expert_intermediate", m.expert_intermediate, 1);
-  set_int("routed_experts", m.routed_experts, 1);
-  set_int("shared_experts", m.shared_experts, 0);
-  set_int("top_k", m.top_k, 1);
-  set_int("groups", m.groups, 1);
-  set_int("topk_groups", m.topk_groups, 1);
-  set_int("heads", m.heads, 1);
-  set_int("kv_heads", m.kv_heads, 1);
-  set_int("head_dim", m.head_dim, 1);
-  set_int("attention_window", m.attention_window, 0);
+  set_int("hidden", m.hidden, 1, limits::kHidden);
+  set_int("dense_intermediate", m.dense_intermediate, 1, limits::kIntermediate);
+  set_int("expert_intermediate", m.expert_intermediate, 1, limits::kIntermediate);
+  set_int("routed_experts", m.routed_experts, 1, limits::kExperts);
+  set_int("shared_experts", m.shared_experts, 0, limits::kExperts);
+  set_int("top_k", m.top_k, 1, limits::kExperts);
+  set_int("groups", m.groups, 1, limits::kExperts);
+  set_int("topk_groups", m.topk_groups, 1, limits::kExperts);
+  set_int("heads", m.heads, 1, limits::kHeads);
+  set_int("kv_heads", m.kv_heads, 1, limits::kHeads);
+  set_int("head_dim", m.head_dim, 1, limits::kHeadDim);
+  set_int("attention_window", m.attention_window, 0, limits::kKvLen);
   if (c.has("window_kind")) m.chunked_window = c.choice("window_kind", {"sliding", "chunked"}) == "chunked";
   if (c.has("window_layers")) m.window_layer_ids = layer_list(c, "window_layers", m.layers);
-  set_int("mtp_layers", m.mtp_layers, 0);
-  set_int("vocab", m.vocab, 0);
+  set_int("mtp_layers", m.mtp_layers, 0, limits::kLayers);
+  set_int("vocab", m.vocab, 0, limits::kVocab);
   if (c.has("attention")) {
     const std::string a = c.choice("attention", {"mha", "mla", "none"});
     m.attention = a == "mha" ? AttentionKind::Mha : a == "mla" ? AttentionKind::Mla : AttentionKind::None;
@@ -213,6 +214,28 @@ void MoeModelSpec::validate(const std::string& path) const {
     bad("kv_heads", kv_heads, "must divide heads = " + std::to_string(heads) + "");
   if (attention_window < 0) bad("attention_window", attention_window, "must be >= 0");
   if (mtp_layers < 0) bad("mtp_layers", mtp_layers, "must be >= 0");
+  // The size bounds (models/limits.h), whatever the source: the scenario's keys are checked as they
+  // are read, a config.json's here.
+  auto at_most = [&](const char* key, std::int64_t v, std::int64_t max) {
+    if (v > max) bad(key, v, "must be <= " + std::to_string(max) + " (scenarios/README.md, Limits)");
+  };
+  at_most("layers", layers, limits::kLayers);
+  at_most("hidden", hidden, limits::kHidden);
+  at_most("dense_intermediate", dense_intermediate, limits::kIntermediate);
+  at_most("expert_intermediate", expert_intermediate, limits::kIntermediate);
+  at_most("routed_experts", routed_experts, limits::kExperts);
+  at_most("shared_experts", shared_experts, limits::kExperts);
+  at_most("heads", heads, limits::kHeads);
+  at_most("kv_heads", kv_heads, limits::kHeads);
+  at_most("head_dim", head_dim, limits::kHeadDim);
+  at_most("q_lora_rank", q_lora_rank, limits::kHidden);
+  at_most("kv_lora_rank", kv_lora_rank, limits::kHidden);
+  at_most("qk_nope_head_dim", qk_nope_head_dim, limits::kHeadDim);
+  at_most("qk_rope_head_dim", qk_rope_head_dim, limits::kHeadDim);
+  at_most("v_head_dim", v_head_dim, limits::kHeadDim);
+  at_most("attention_window", attention_window, limits::kKvLen);
+  at_most("mtp_layers", mtp_layers, limits::kLayers);
+  at_most("vocab", vocab, limits::kVocab);
 }
 
 }  // namespace epsim

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "models/limits.h"
+
 namespace epsim {
 
 const Schema& Parallelism::schema() {
@@ -20,16 +22,16 @@ Parallelism Parallelism::from_json(const nlohmann::json& j, const std::string& p
   const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
   ConfigObject c(obj, path, schema());
   Parallelism p;
-  p.attention_tp = static_cast<int>(c.integer("attention_tp", 1));
+  p.attention_tp = c.integer_in<int>("attention_tp", 1, limits::kGpus);
   if (gpus_per_node % p.attention_tp != 0)
     c.fail("attention_tp", "must divide cluster.gpus_per_node = " + std::to_string(gpus_per_node));
-  p.pp = static_cast<int>(c.integer("pp", 1));
+  p.pp = c.integer_in<int>("pp", 1, limits::kGpus);
   if (gpus % p.pp != 0) c.fail("pp", "must divide the GPU count (nodes x gpus_per_node = " + std::to_string(gpus) + ")");
   const int stage = gpus / p.pp;  // GPUs of one pipeline stage
   if (stage % gpus_per_node != 0 && gpus_per_node % stage != 0)
     c.fail("pp", "a stage of " + std::to_string(stage) + " GPUs must be whole nodes or divide a node of " + std::to_string(gpus_per_node));
   if (stage % p.attention_tp != 0) c.fail("attention_tp", "must divide the " + std::to_string(stage) + " GPUs of a pipeline stage");
-  p.ep = static_cast<int>(c.integer("ep", 0));
+  p.ep = c.integer_in<int>("ep", 0, limits::kGpus);
   if (p.ep == 0) p.ep = stage;
   if (p.pp == 1 && (p.ep > gpus || gpus % p.ep != 0))
     c.fail("ep", "must divide the GPU count (nodes x gpus_per_node = " + std::to_string(gpus) + ")");
@@ -37,7 +39,7 @@ Parallelism Parallelism::from_json(const nlohmann::json& j, const std::string& p
     c.fail("ep", "must divide the " + std::to_string(stage) + " GPUs of a pipeline stage (parallelism.pp = " + std::to_string(p.pp) + ")");
   p.shared_expert = c.choice("shared_expert", {"local", "routed"});
   if (p.shared_expert == "routed" && model.shared_experts == 0) c.fail("shared_expert", "needs model.shared_experts > 0");
-  p.slots_per_gpu = static_cast<int>(c.integer("slots_per_gpu", 0));
+  p.slots_per_gpu = c.integer_in<int>("slots_per_gpu", 0, limits::kExperts);
   if (p.slots_per_gpu > 0) {
     const int experts = model.routed_experts + p.routed_shared(model);
     if (static_cast<long>(p.ep) * p.slots_per_gpu < experts)

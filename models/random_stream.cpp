@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "models/units.h"
+
 namespace epsim {
 
 static std::uint64_t splitmix64(std::uint64_t x) {
@@ -89,7 +91,7 @@ std::int64_t Binomial::operator()(RandomStream& rng) const {
       break;
     }
     case Kind::Normal:
-      k = std::clamp(static_cast<std::int64_t>(std::floor(mean_ + sd_ * rng.normal() + 0.5)), std::int64_t{0}, n_);
+      k = std::clamp(checked_int64(std::floor(mean_ + sd_ * rng.normal() + 0.5), "normal draw -> count"), std::int64_t{0}, n_);
       break;
   }
   return flip_ ? n_ - k : k;

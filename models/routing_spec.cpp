@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "models/limits.h"
+
 namespace epsim {
 
 const Schema& RoutingSpec::schema() {
@@ -40,18 +42,19 @@ RoutingSpec RoutingSpec::from_json(const nlohmann::json& j, const std::string& p
   ConfigObject c(obj, path, schema());
   RoutingSpec r;
   r.distribution = c.choice("distribution", {"uniform", "uniform-sampled", "zipf", "hot", "trace"});
-  r.seed = static_cast<std::uint64_t>(c.integer("seed", 0));
+  r.seed = c.integer_in<std::uint64_t>("seed", 0, std::numeric_limits<std::int64_t>::max());
   r.zipf_s = c.non_negative("zipf_s");
   if (r.zipf_s > 16.0) c.fail("zipf_s", "must be <= 16");
-  r.hot_experts = static_cast<int>(std::min<std::int64_t>(c.integer("hot_experts", 1), 1 << 20));
+  r.hot_experts = c.integer_in<int>("hot_experts", 1, limits::kExperts);
   r.hot_fraction = c.fraction("hot_fraction");
   if (r.hot_fraction >= 1.0) c.fail("hot_fraction", "must be in (0, 1)");
   r.group_limited = c.boolean("group_limited");
-  r.max_nodes = static_cast<int>(std::min<std::int64_t>(c.integer("max_nodes", 0), 1 << 20));
+  r.max_nodes = c.integer_in<int>("max_nodes", 0, limits::kGpus);
   r.trace = c.string("trace");
   r.balance = c.choice("balance", {"none", "bias"}) == "bias" ? Balance::Bias : Balance::None;
   r.bias_step = c.positive("bias_step");
-  r.capacity_factor = c.non_negative("capacity_factor");
+  if (r.bias_step > limits::kMaxBiasStep) c.fail("bias_step", "must be in (0, 1]");
+  r.capacity_factor = c.number_in("capacity_factor", 0.0, limits::kMaxCapacityFactor);
   if (r.distribution == "trace" && r.trace.empty()) c.fail("trace", "required when distribution is \"trace\"");
   if (r.distribution != "trace" && !r.trace.empty())
     c.fail("trace", "only read when distribution is \"trace\" (distribution is \"" + r.distribution + "\")");

@@ -9,6 +9,7 @@
 #include "models/apportion.h"
 #include "models/config.h"
 #include "models/errors.h"
+#include "models/limits.h"
 #include "models/selection_marginals.h"
 
 namespace epsim {
@@ -16,6 +17,10 @@ namespace epsim {
 namespace {
 
 std::string ends(const std::string& s, std::size_t n) { return s.size() >= n ? s.substr(s.size() - n) : s; }
+
+// A load entry: at most 2^40 selections, so that a row of up to limits::kExperts entries sums
+// without overflow (the replay rescales rows to the step's own totals anyway).
+constexpr std::int64_t kMaxCount = std::int64_t{1} << 40;
 
 // One row of `experts` non-negative integers with a positive total.
 void check_row(const std::int64_t* row, int experts, int top_k, const std::string& where, const std::string& value) {
@@ -34,15 +39,16 @@ std::vector<std::int64_t> load_row(const nlohmann::json& j, const std::string& w
   std::vector<std::int64_t> row;
   for (std::size_t e = 0; e < j.size(); ++e) {
     const auto& v = j[e];
-    if (!v.is_number_integer() || v.get<std::int64_t>() < 0)
-      throw ConfigError(where + "[" + std::to_string(e) + "]", json_text(v), "must be an integer >= 0");
+    const bool in_range = v.is_number_integer() && (v.is_number_unsigned() ? v.get<std::uint64_t>() <= kMaxCount : v.get<std::int64_t>() >= 0);
+    if (!in_range)
+      throw ConfigError(where + "[" + std::to_string(e) + "]", json_text(v), "must be an integer in [0, " + std::to_string(kMaxCount) + "]");
     row.push_back(v.get<std::int64_t>());
   }
   check_row(row.data(), experts, top_k, where, json_text(j));
   return row;
 }
 
-std::int64_t parse_int(const std::string& cell, const std::string& where, const std::string& column) {
+std::int64_t parse_int(const std::string& cell, const std::string& where, const std::string& column, std::int64_t max) {
   std::size_t used = 0;
   long long v = -1;
   try {
@@ -50,8 +56,8 @@ std::int64_t parse_int(const std::string& cell, const std::string& where, const 
   } catch (const std::logic_error&) {
     used = 0;
   }
-  if (used != cell.size() || cell.empty() || v < 0)
-    throw ConfigError(where, "\"" + cell + "\"", "column " + column + " must be an integer >= 0");
+  if (used != cell.size() || cell.empty() || v < 0 || v > max)
+    throw ConfigError(where, "\"" + cell + "\"", "column " + column + " must be an integer in [0, " + std::to_string(max) + "]");
   return v;
 }
 
@@ -166,10 +172,10 @@ RoutingTrace RoutingTrace::from_csv(std::istream& in, const std::string& file, c
     if (cols.size() != header.size())
       throw ConfigError(where, "\"" + t + "\"", "must have " + std::to_string(header.size()) + " columns like the header");
     const bool per_source = header.size() == 4;
-    const std::int64_t layer = parse_int(cols[0], where, "layer");
-    const std::int64_t source = per_source ? parse_int(cols[1], where, "source") : -1;
-    const std::int64_t expert = parse_int(cols[per_source ? 2 : 1], where, "expert");
-    const std::int64_t tokens = parse_int(cols[per_source ? 3 : 2], where, "tokens");
+    const std::int64_t layer = parse_int(cols[0], where, "layer", limits::kLayers);
+    const std::int64_t source = per_source ? parse_int(cols[1], where, "source", limits::kGpus - 1) : -1;
+    const std::int64_t expert = parse_int(cols[per_source ? 2 : 1], where, "expert", limits::kExperts);
+    const std::int64_t tokens = parse_int(cols[per_source ? 3 : 2], where, "tokens", kMaxCount);
     if (expert >= experts)
       throw ConfigError(where, "\"" + t + "\"", "expert must be < model.routed_experts = " + std::to_string(experts));
     if (layer < first_moe_layer)

@@ -10,7 +10,7 @@ Bytes TransferEngine::wire_bytes(Bytes payload, Bytes message, Bandwidth line) c
   double per_byte = 1.0 / efficiency;
   if (message_rate > 0 && message.count() > 0)
     per_byte = std::max(per_byte, line.bytes_per_second() / (message_rate * static_cast<double>(message.count())));
-  return Bytes(static_cast<std::int64_t>(std::ceil(static_cast<double>(payload.count()) * per_byte - 1e-9)));
+  return Bytes(checked_int64(std::ceil(static_cast<double>(payload.count()) * per_byte - 1e-9), "transfer bytes (double) -> Bytes"));
 }
 
 // Sources (public figures; nothing here was measured by this project):

@@ -1,5 +1,7 @@
 #include "models/workload.h"
 
+#include "models/limits.h"
+
 namespace epsim {
 
 const Schema& Workload::schema() {
@@ -22,13 +24,12 @@ Workload Workload::from_json(const nlohmann::json& j, const std::string& path) {
   Workload w;
   const std::string mode = c.choice("mode", {"prefill", "decode", "training"});
   w.mode = mode == "prefill" ? Mode::Prefill : mode == "decode" ? Mode::Decode : Mode::Training;
-  w.tokens_per_gpu = c.integer("tokens_per_gpu", 1);
-  w.seq_len = c.has("seq_len") ? c.integer("seq_len", 1) : w.tokens_per_gpu;
+  w.tokens_per_gpu = c.integer_in<std::int64_t>("tokens_per_gpu", 1, limits::kTokensPerGpu);
+  w.seq_len = c.has("seq_len") ? c.integer_in<std::int64_t>("seq_len", 1, limits::kTokensPerGpu) : w.tokens_per_gpu;
   if (w.tokens_per_gpu % w.seq_len != 0) c.fail("seq_len", "must divide tokens_per_gpu = " + std::to_string(w.tokens_per_gpu));
-  w.batch_per_gpu = c.integer("batch_per_gpu", 1);
-  w.kv_len = c.integer("kv_len", 1);
-  w.mtp_tokens = static_cast<int>(c.integer("mtp_tokens", 0));
-  if (w.mtp_tokens > 16) c.fail("mtp_tokens", "must be <= 16");
+  w.batch_per_gpu = c.integer_in<std::int64_t>("batch_per_gpu", 1, limits::kTokensPerGpu);
+  w.kv_len = c.integer_in<std::int64_t>("kv_len", 1, limits::kKvLen);
+  w.mtp_tokens = c.integer_in<int>("mtp_tokens", 0, 16);
   if (w.mtp_tokens > 0 && w.mode != Mode::Decode) c.fail("mtp_tokens", "multi-token prediction drafts decode tokens: needs workload.mode = decode");
   w.mtp_acceptance = c.number("mtp_acceptance");
   if (!(w.mtp_acceptance >= 0.0 && w.mtp_acceptance <= 1.0)) c.fail("mtp_acceptance", "must be in [0, 1]");

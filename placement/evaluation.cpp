@@ -13,7 +13,7 @@ PlacementEvaluation evaluate(const LayerPlacement& placement, const ExpectedRout
   PlacementEvaluation r;
   r.max_tokens_link = m.most_tokens_link();
   r.max_link_tokens = m.link_tokens()[static_cast<std::size_t>(r.max_tokens_link)];
-  r.max_link_bytes = Bytes(static_cast<std::int64_t>(r.max_link_tokens * static_cast<double>(token_bytes.count()) + 0.5));
+  r.max_link_bytes = Bytes(checked_int64(r.max_link_tokens * static_cast<double>(token_bytes.count()) + 0.5, "link tokens x token bytes -> Bytes"));
   r.busiest_link = m.busiest_link();
   r.max_link_ms = m.link_load(r.busiest_link) * 1e3;
   const int G = cluster.gpu_count();

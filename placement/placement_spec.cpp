@@ -1,5 +1,6 @@
 #include "placement/placement_spec.h"
 
+#include "models/limits.h"
 #include "placement/replica_choice.h"
 
 namespace epsim {
@@ -51,13 +52,13 @@ PlacementSpec PlacementSpec::from_json(const nlohmann::json& j, const std::strin
   ConfigObject c(obj, path, schema());
   PlacementSpec p;
   p.strategy = c.choice("strategy", strategies());
-  p.seed = static_cast<std::uint64_t>(c.integer("seed", 0));
-  p.colocate = static_cast<int>(c.integer("colocate", 0));
-  p.redundant_slots = static_cast<int>(c.integer("redundant_slots", 0));
+  p.seed = c.integer_in<std::uint64_t>("seed", 0, std::numeric_limits<std::int64_t>::max());
+  p.colocate = c.integer_in<int>("colocate", 0, limits::kExperts);
+  p.redundant_slots = c.integer_in<int>("redundant_slots", 0, limits::kExperts);
   p.eplb_policy = c.choice("eplb_policy", {"auto", "hierarchical", "global"});
   p.file = c.string("file");
   p.load_stats = c.string("load_stats");
-  p.search_moves = static_cast<int>(c.integer("search_moves", 0));
+  p.search_moves = c.integer_in<int>("search_moves", 0, limits::kSearchMoves);
   p.replica_choice = c.choice("replica_choice", replica_choice_names());
   if (p.redundant_slots > 0 && p.strategy != "eplb") c.fail("redundant_slots", "only the eplb strategy adds redundant slots");
   if (p.strategy == "file" && p.file.empty()) c.fail("file", "strategy \"file\" needs a placement file");

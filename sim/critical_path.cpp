@@ -80,7 +80,7 @@ CriticalPath critical_path(const TaskGraph& g, int gpus, int layers, const std::
             ++n;
           }
         mean /= std::max(n, 1);
-        const Time wait = g.task(p).end - Time::ps(static_cast<std::int64_t>(mean));
+        const Time wait = g.task(p).end - Time::ps(checked_int64(mean, "mean end (ps) -> Time"));
         straggle[static_cast<std::size_t>(g.task(p).gpu)] += wait;
         cp.barrier_wait += wait;
         if (task.phase == Phase::Dispatch || task.phase == Phase::Combine || task.phase == Phase::CountExchange) cp.alltoall_wait += wait;

@@ -8,6 +8,8 @@
 
 #include "models/config.h"
 #include "models/errors.h"
+#include "models/limits.h"
+#include "models/measured_fields.h"
 #include "sim/simulation.h"
 
 namespace epsim {
@@ -15,27 +17,12 @@ namespace epsim {
 namespace {
 
 const nlohmann::json& need(const nlohmann::json& j, const char* key, const std::string& where) {
-  if (!j.is_object() || !j.contains(key)) throw InputError(where + "." + key + ": missing (an epsim-ep-layer/1 case needs it)");
-  return j.at(key);
+  return measured_field(j, key, where);
 }
 
+// Sizes of a measured case: at most the scenario limits (the scenario checks them again).
 std::int64_t need_int(const nlohmann::json& j, const char* key, const std::string& where) {
-  const auto& v = need(j, key, where);
-  if (!v.is_number_integer() || v.get<std::int64_t>() < 0)
-    throw InputError(where + "." + key + " = " + json_text(v) + ": must be an integer >= 0");
-  return v.get<std::int64_t>();
-}
-
-double need_number(const nlohmann::json& j, const char* key, const std::string& where) {
-  const auto& v = need(j, key, where);
-  if (!v.is_number() || v.get<double>() < 0) throw InputError(where + "." + key + " = " + json_text(v) + ": must be a number >= 0");
-  return v.get<double>();
-}
-
-std::string need_string(const nlohmann::json& j, const char* key, const std::string& where) {
-  const auto& v = need(j, key, where);
-  if (!v.is_string()) throw InputError(where + "." + key + " = " + json_text(v) + ": must be a string");
-  return v.get<std::string>();
+  return measured_int(j, key, where, 0, limits::kTokensPerGpu);
 }
 
 // The measurement's phase names and the simulator's phases they correspond to.
@@ -72,12 +59,12 @@ Scenario ep_layer_scenario(const nlohmann::json& measured_case, const std::strin
   const std::int64_t gpus = need_int(o, "gpus", ow);
   const std::int64_t experts = need_int(o, "experts", ow);
   const std::int64_t layers = need_int(o, "layers", ow);
-  const std::string dtype = need_string(o, "dtype", ow);
+  const std::string dtype = measured_string(o, "dtype", ow);
   if (dtype != "bf16") throw InputError(ow + ".dtype = \"" + dtype + "\": only bf16 layers can be simulated");
-  const std::string overlap = need_string(o, "overlap", ow);
+  const std::string overlap = measured_string(o, "overlap", ow);
   if (overlap != "serial" && overlap != "dual")
     throw InputError(ow + ".overlap = \"" + overlap + "\": must be serial or dual");
-  const std::string dispatch = need_string(o, "dispatch", ow);
+  const std::string dispatch = measured_string(o, "dispatch", ow);
   if (dispatch != "nccl" && dispatch != "peer")
     throw InputError(ow + ".dispatch = \"" + dispatch + "\": must be nccl or peer");
   if (gpus < 1 || experts < 1 || layers < 1) throw InputError(ow + ": gpus, experts and layers must be >= 1");
@@ -119,15 +106,16 @@ FileValidation validate_ep_layer_file(const std::string& path, const std::vector
 }
 
 FileValidation validate_ep_layer(const nlohmann::json& doc, const std::string& file, const std::vector<std::string>& sets) {
-  const std::string schema = need_string(doc, "schema", file);
+  const std::string schema = measured_string(doc, "schema", file);
   if (schema != "epsim-ep-layer/1")
     throw InputError(file + ".schema = \"" + schema + "\": not a measured EP layer (want epsim-ep-layer/1)");
   FileValidation v;
   v.file = file;
   std::string gpu_preset = "h200";
-  if (doc.contains("device") && doc["device"].is_object()) {
-    v.device = doc["device"].value("name", std::string("?")) + " x" + std::to_string(doc["device"].value("count", 0));
-    gpu_preset = ep_layer_gpu_preset(doc["device"].value("name", std::string()));
+  if (doc.contains("device")) {
+    const std::string name = measured_string_or(doc["device"], "name", file + ".device", "?");
+    v.device = name + " x" + std::to_string(measured_int_or(doc["device"], "count", file + ".device", 0, limits::kGpus, 0));
+    gpu_preset = ep_layer_gpu_preset(name == "?" ? std::string() : name);
   }
   const auto& cases = need(doc, "cases", file);
   if (!cases.is_array() || cases.empty()) throw InputError(file + ".cases: must be a non-empty array");
@@ -137,12 +125,13 @@ FileValidation validate_ep_layer(const nlohmann::json& doc, const std::string& f
     Simulation sim(ep_layer_scenario(mc, where, sets, gpu_preset));
     CaseComparison c;
     const auto& o = mc["options"];
-    const int blocks = o.value("peer_blocks", 0);
+    const std::string ow = where + ".options";
+    const std::int64_t blocks = measured_int_or(o, "peer_blocks", ow, 0, limits::kSms, 0);
     c.label = fmt::format("{} {} {} {} c{} L{}{}", o["dispatch"].get<std::string>(), o["tokens_per_gpu"].get<std::int64_t>(),
-                          o.value("skew", std::string("?")), o["overlap"].get<std::string>(), o["chunks"].get<std::int64_t>(),
+                          measured_string_or(o, "skew", ow, "?"), o["overlap"].get<std::string>(), o["chunks"].get<std::int64_t>(),
                           o["layers"].get<std::int64_t>(), blocks > 0 ? fmt::format(" b{}", blocks) : "");
     c.options = o;
-    c.measured_us = need_number(mc, "total_us", where);
+    c.measured_us = measured_number(mc, "total_us", where, 0.0, true);  // > 0: the error is relative to it
     c.predicted_us = sim.run().step_time.to_us();
     // Per GPU, per phase: the sum of its instances; then the max over GPUs.
     std::map<Phase, std::vector<double>> per_gpu;
@@ -157,7 +146,7 @@ FileValidation validate_ep_layer(const nlohmann::json& doc, const std::string& f
     for (const auto& pm : kPhases) {
       PhaseComparison p;
       p.phase = pm.measured;
-      p.measured_us = need_number(measured, pm.measured, where + ".phases_us");
+      p.measured_us = measured_number(measured, pm.measured, where + ".phases_us", 0.0, false);  // 0: the phase did not run
       const auto it = per_gpu.find(pm.simulated);
       if (it != per_gpu.end()) p.predicted_us = *std::max_element(it->second.begin(), it->second.end());
       c.phases.push_back(p);

@@ -96,7 +96,7 @@ void Executor::advance(int gpu) {
   while (s.running >= 0) {
     const double r = rate(s.comm_active, s.running);
     const TaskId n = s.running == s.run_last ? -1 : chained(s.running);
-    const Time end = s.since + Time::ps(static_cast<std::int64_t>(std::ceil(s.remaining_ps / r)));
+    const Time end = s.since + Time::ceil_ps(s.remaining_ps / r);
     if (n < 0 || end > now) {
       s.remaining_ps -= static_cast<double>((now - s.since).picoseconds()) * r;
       if (s.remaining_ps < 0) s.remaining_ps = 0;
@@ -138,7 +138,7 @@ void Executor::round_plan(int gpu) {
   if (s.round < 0) return;
   const std::uint64_t v = ++s.round_version;
   const double left = s.fixed_left_ps / round_rate(s, sm_.fixed_stretch) + s.round_left_ps / round_rate(s, sm_.round_stretch);
-  sim_.after(Time::ps(static_cast<std::int64_t>(std::ceil(left))), [this, gpu, v] {
+  sim_.after(Time::ceil_ps(left), [this, gpu, v] {
     GpuState& st = gpus_[static_cast<std::size_t>(gpu)];
     if (st.round_version != v || st.round < 0) return;
     const TaskId a = st.round;
@@ -159,11 +159,11 @@ void Executor::replan(int gpu) {
   if (s.running < 0) return;
   const std::uint64_t v = ++s.version;
   TaskId last = s.running;
-  Time end = s.since + Time::ps(static_cast<std::int64_t>(std::ceil(s.remaining_ps / rate(s.comm_active, last))));
+  Time end = s.since + Time::ceil_ps(s.remaining_ps / rate(s.comm_active, last));
   for (TaskId n = chained(last); n >= 0; n = chained(last)) {
     last = n;
     const double d = static_cast<double>(graph_.task(n).duration.picoseconds());
-    end += Time::ps(static_cast<std::int64_t>(std::ceil(d / rate(s.comm_active, n))));
+    end += Time::ceil_ps(d / rate(s.comm_active, n));
   }
   s.run_last = last;
   sim_.at(end, [this, gpu, v, last] {

@@ -2,18 +2,21 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 
 #include <fmt/format.h>
+
+#include "models/limits.h"
 
 namespace epsim {
 
 const Schema& FaultSpec::schema() {
   static const Schema s{"faults", {
       {"gpu_compute", "object", nlohmann::json::object(), "",
-       "GPU id -> its compute speed as a fraction of nominal, in (0, 1]: every compute task of that GPU takes 1 / factor "
+       "GPU id -> its compute speed as a fraction of nominal, in [0.001, 1]: every compute task of that GPU takes 1 / factor "
        "as long (a throttled or degraded GPU), e.g. {\"17\": 0.5}"},
       {"link_bandwidth", "object", nlohmann::json::object(), "",
-       "link name -> bandwidth factor in [0, 1]; 0 = the link is down and routes avoid it (detours forward through "
+       "link name -> bandwidth factor, 0 or in [0.001, 1]; 0 = the link is down and routes avoid it (detours forward through "
        "other GPUs over NVLink and their NICs, or cross the spine: the fewest-hop live path). Names as report.json's "
        "top_links: gpuN.nvlink.up|down, gpuN.nic.up|down, leafN.up|down (a rail leaf's aggregated spine uplink); "
        "without .up/.down both directions, e.g. {\"gpu3.nic\": 0.5}"},
@@ -36,7 +39,7 @@ const Schema& FaultSpec::schema() {
        "kernel_spread_file (range / d2(repetitions) / median, median over the file's cases; models/kernel_jitter.h; "
        "dense_* ops, which layer files do not time, take the shared expert's), kernel_cv for ops the file lacks. Draws are seeded by seed, the step and the task; `epsim run --steps N` reports "
        "the step-time distribution"},
-      {"kernel_cv", "number", 0.0, "", "lognormal: the coefficient of variation of every compute task's time (0.05 = 5%); measured: for ops the file lacks; unread with kernel_jitter none"},
+      {"kernel_cv", "number", 0.0, "", "lognormal: the coefficient of variation of every compute task's time (0.05 = 5%), in [0, 10]; measured: for ops the file lacks; unread with kernel_jitter none"},
       {"kernel_spread_file", "string", "", "path",
        "measured: an epsim-layer/1 file (kernels/results/*-layer.json) whose ops carry us_min and us_max over the "
        "case's repetitions; unread otherwise"},
@@ -60,7 +63,8 @@ std::vector<int> ids(const ConfigObject& c, const std::string& key, int limit, c
   return out;
 }
 
-// A JSON object whose values are numbers in (0, 1], or [0, 1] when `zero_allowed`.
+// A JSON object whose values are numbers in [0.001, 1], or also 0 when `zero_allowed` (a factor
+// below 1/1000 would only stretch a step past the simulator's range: models/limits.h kMinEfficiency).
 void factors(const ConfigObject& c, const std::string& key, bool zero_allowed,
              const std::function<void(const std::string&, double, const std::string&)>& take) {
   const nlohmann::json& v = c.raw(key);
@@ -69,8 +73,9 @@ void factors(const ConfigObject& c, const std::string& key, bool zero_allowed,
     const std::string& name = it.key();
     const nlohmann::json& f = it.value();
     const std::string path = c.path_of(key) + "." + name;
-    const bool ok = f.is_number() && f.get<double>() <= 1 && (zero_allowed ? f.get<double>() >= 0 : f.get<double>() > 0);
-    if (!ok) throw ConfigError(path, json_text(f), zero_allowed ? "must be a number in [0, 1] (0 = down)" : "must be a number in (0, 1]");
+    const double x = f.is_number() ? f.get<double>() : -1.0;
+    const bool ok = x <= 1 && (x >= limits::kMinEfficiency || (zero_allowed && x == 0));
+    if (!ok) throw ConfigError(path, json_text(f), zero_allowed ? "must be 0 (down) or a number in [0.001, 1]" : "must be a number in [0.001, 1]");
     take(name, f.get<double>(), path);
   }
 }
@@ -103,9 +108,9 @@ FaultSpec FaultSpec::from_json(const nlohmann::json& j, const std::string& path,
   f.allow_lost_experts = c.boolean("allow_lost_experts");
   f.replan_placement = c.boolean("replan_placement");
   f.kernel_jitter = c.choice("kernel_jitter", {"none", "lognormal", "measured"});
-  f.kernel_cv = c.non_negative("kernel_cv");
+  f.kernel_cv = c.number_in("kernel_cv", 0.0, 10.0);
   f.kernel_spread_file = c.string("kernel_spread_file");
-  f.seed = static_cast<std::uint64_t>(c.integer("seed", 0));
+  f.seed = c.integer_in<std::uint64_t>("seed", 0, std::numeric_limits<std::int64_t>::max());
   if (f.kernel_jitter == "measured" && f.kernel_spread_file.empty())
     throw ConfigError(c.path_of("kernel_spread_file"), "\"\"", "kernel_jitter = measured needs a layer file (kernels/results/*-layer.json)");
   if (static_cast<int>(f.down_gpus(cluster.gpus_per_node).size()) == gpus)

@@ -409,7 +409,7 @@ void FlowNetwork::materialise(std::int32_t r) {
     if (arrived[j]) continue;
     const FlowSpec& spec = tr.flows[index[j]];
     if (drained[j] >= 0.0 || spec.bytes.count() == 0 || spec.route.hops == 0) {
-      const Time due = Time::ps(rp.started) + Time::ps(static_cast<std::int64_t>(std::max(0.0, drained[j]))) + spec.route.latency;
+      const Time due = Time::ps(rp.started) + Time::ps(checked_int64(std::max(0.0, drained[j]), "drained picoseconds -> Time")) + spec.route.latency;
       const Arrival a{Time::zero(), next_seq_++, slot, index[j]};
       sim_.at(max(due, sim_.now()), [this, a] { deliver({a}); });
       continue;
@@ -630,7 +630,7 @@ void FlowNetwork::process() {
   // 3. Wake up at the next drain end.
   if (!link_heap_.empty()) {
     const double next = std::max(tp, std::nearbyint(clocks_[at(link_heap_.front())].next));
-    request_process(Time::ps(static_cast<std::int64_t>(next)));
+    request_process(Time::ps(checked_int64(next, "next drain end (ps) -> Time")));
   }
 }
 

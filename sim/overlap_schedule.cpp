@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "models/errors.h"
+#include "models/limits.h"
 
 namespace epsim {
 
@@ -59,7 +60,7 @@ ScheduleItem parse_item(const nlohmann::json& j, const std::string& path, int mi
   } else {
     ConfigObject c(j, path, item_schema());
     item.op = op_named(c.string("op"), c.path_of("op"), json_text(c.raw("op")));
-    item.micro_batch = static_cast<int>(c.integer("mb", 0));
+    item.micro_batch = c.integer_in<int>("mb", 0, 63);
     item.chain = c.boolean("chain");
     if (item.chain && item.op != ScheduleOp::Shared) c.fail("chain", "only shared takes chain (every other item is chained already)");
   }
@@ -177,9 +178,8 @@ OverlapSchedule OverlapSchedule::from_json(const nlohmann::json& j, const std::s
   OverlapSchedule s;
   s.name = c.string("name");
   s.description = c.string("description");
-  s.micro_batches = static_cast<int>(c.integer("micro_batches", 1));
-  if (s.micro_batches > 64) c.fail("micro_batches", "must be <= 64");
-  if (c.has("comm_sms")) s.comm_sms = static_cast<int>(c.integer("comm_sms", 0));
+  s.micro_batches = c.integer_in<int>("micro_batches", 1, 64);
+  if (c.has("comm_sms")) s.comm_sms = c.integer_in<int>("comm_sms", 0, limits::kSms);
   s.forward = parse_pass(c.raw("forward"), c.path_of("forward"), true, s.micro_batches);
   if (!c.raw("backward").empty()) s.backward = parse_pass(c.raw("backward"), c.path_of("backward"), false, s.micro_batches);
   return s;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "models/dispatch_impl.h"
+#include "models/limits.h"
 #include "sim/comm_scheme.h"
 #include "sim/pipeline_schedule.h"
 
@@ -53,22 +54,25 @@ NetworkSpec NetworkSpec::from_json(const nlohmann::json& j, const std::string& p
       c.fail("scheme", "dispatch_impl " + n.dispatch_impl + " sends its tokens as " + implied + " (leave network.scheme at direct)");
     n.scheme = implied;
   }
-  auto fraction = [&](const char* key, std::optional<double>& out) {
-    if (c.has(key)) out = c.fraction(key);
+  // Each in its documented range (scenarios/README.md, Limits), so that 1e-300 is refused here.
+  auto in_range = [&](const char* key, std::optional<double>& out, double lo, double hi, const char* unit) {
+    if (c.has(key)) out = c.number_in(key, lo, hi, unit);
   };
-  auto non_negative = [&](const char* key, std::optional<double>& out) {
-    if (c.has(key)) out = c.non_negative(key);
-  };
-  fraction("nvlink_sm_efficiency", n.nvlink_sm_efficiency);
-  fraction("nvlink_ce_efficiency", n.nvlink_ce_efficiency);
-  fraction("rdma_efficiency", n.rdma_efficiency);
-  fraction("nccl_efficiency", n.nccl_efficiency);
-  non_negative("nvlink_sm_round_us", n.nvlink_sm_round_us);
-  non_negative("nvlink_ce_round_us", n.nvlink_ce_round_us);
-  non_negative("rdma_round_us", n.rdma_round_us);
-  non_negative("nccl_round_us", n.nccl_round_us);
-  non_negative("rdma_message_rate_m", n.rdma_message_rate_m);
-  non_negative("comm_gbps_per_sm", n.comm_gbps_per_sm);
+  using namespace limits;
+  in_range("nvlink_sm_efficiency", n.nvlink_sm_efficiency, kMinEfficiency, 1.0, "");
+  in_range("nvlink_ce_efficiency", n.nvlink_ce_efficiency, kMinEfficiency, 1.0, "");
+  in_range("rdma_efficiency", n.rdma_efficiency, kMinEfficiency, 1.0, "");
+  in_range("nccl_efficiency", n.nccl_efficiency, kMinEfficiency, 1.0, "");
+  in_range("nvlink_sm_round_us", n.nvlink_sm_round_us, 0.0, kMaxLatencyUs, "us");
+  in_range("nvlink_ce_round_us", n.nvlink_ce_round_us, 0.0, kMaxLatencyUs, "us");
+  in_range("rdma_round_us", n.rdma_round_us, 0.0, kMaxLatencyUs, "us");
+  in_range("nccl_round_us", n.nccl_round_us, 0.0, kMaxLatencyUs, "us");
+  in_range("comm_gbps_per_sm", n.comm_gbps_per_sm, kMinRate, kMaxRate, "GB/s");
+  if (c.has("rdma_message_rate_m")) {  // 0: no limit
+    n.rdma_message_rate_m = c.number_in("rdma_message_rate_m", 0.0, kMaxRate, "M/s (0 = no limit)");
+    if (*n.rdma_message_rate_m > 0 && *n.rdma_message_rate_m < kMinRate)
+      c.fail("rdma_message_rate_m", "must be 0 (no limit) or in [0.001, 1e+07] M/s");
+  }
   return n;
 }
 
@@ -90,14 +94,13 @@ ScheduleSpec ScheduleSpec::from_json(const nlohmann::json& j, const std::string&
   ScheduleSpec s;
   s.program = OverlapSchedule::resolve(c.raw("overlap"), c.path_of("overlap"));
   s.overlap = s.program.name;
-  s.chunks = static_cast<int>(c.integer("chunks", 1));
-  if (s.chunks > 64) c.fail("chunks", "must be <= 64");
-  s.comm_sms = static_cast<int>(c.integer("comm_sms", 0));
+  s.chunks = c.integer_in<int>("chunks", 1, limits::kChunks);
+  s.comm_sms = c.integer_in<int>("comm_sms", 0, limits::kSms);
   s.comm_sms_given = c.has("comm_sms");
   if (s.program.comm_sms) s.comm_sms = *s.program.comm_sms;
   s.pipeline = c.choice("pipeline", pipeline_schedule_names());
-  s.pipeline_micro_batches = static_cast<int>(c.integer("pipeline_micro_batches", 0));
-  s.pipeline_chunks = static_cast<int>(c.integer("pipeline_chunks", 1));
+  s.pipeline_micro_batches = c.integer_in<int>("pipeline_micro_batches", 0, limits::kPipelineMicroBatches);
+  s.pipeline_chunks = c.integer_in<int>("pipeline_chunks", 1, limits::kLayers);
   return s;
 }
 
@@ -219,6 +222,10 @@ bool Scenario::serves_tokens(int g) const {
 
 Scenario Scenario::from_json(const nlohmann::json& doc) {
   ConfigObject top(doc, "", schema());
+  // A section given as null would read as all defaults (the sections' from_json take null for
+  // "absent"): refuse it like any other non-object.
+  for (const KeyDoc& k : schema().keys)
+    if (k.type == "object" && top.has(k.key) && top.raw(k.key).is_null()) top.fail(k.key, "must be a JSON object");
   Scenario s;
   s.name = top.string("name");
   s.description = top.string("description");
@@ -243,6 +250,23 @@ Scenario Scenario::from_json(const nlohmann::json& doc) {
   if (s.schedule.comm_sms >= s.gpu.sms)
     throw ConfigError("schedule.comm_sms", std::to_string(s.schedule.comm_sms),
                       "must be < gpu.sms = " + std::to_string(s.gpu.sms));
+  // Micro-batches per GPU: the overlap schedule's, or under pipeline stages 2 (forward and
+  // backward) x the pipeline's micro-batches over the stages (each GPU holds layers / pp).
+  const int pp = s.parallelism.pp;
+  const std::int64_t micro = pp > 1 ? std::max<std::int64_t>(1, 2 * static_cast<std::int64_t>(s.schedule.pipeline_micro_batches_for(pp)) / pp)
+                                    : s.schedule.micro_batches();
+  const std::int64_t units = static_cast<std::int64_t>(s.model.layers) * s.cluster.gpu_count() * micro * s.schedule.chunks;
+  if (units > limits::kStepUnits)
+    throw ConfigError("model.layers", std::to_string(s.model.layers),
+                      fmt::format("layers x GPUs x micro-batches x chunks = {} x {} x {} x {} = {}: must be <= {} (the step's task graph; "
+                                  "scenarios/README.md, Limits)", s.model.layers, s.cluster.gpu_count(), micro,
+                                  s.schedule.chunks, units, limits::kStepUnits));
+  const std::int64_t gpus = s.cluster.gpu_count();
+  const std::int64_t traffic = static_cast<std::int64_t>(s.model.moe_layers()) * gpus * gpus;
+  if (traffic > limits::kTrafficUnits)
+    throw ConfigError("model.layers", std::to_string(s.model.layers),
+                      fmt::format("MoE layers x GPUs^2 = {} x {}^2 = {}: must be <= {} (each MoE layer's traffic matrices; "
+                                  "scenarios/README.md, Limits)", s.model.moe_layers(), gpus, traffic, limits::kTrafficUnits));
   if (s.parallelism.pp > 1) check_pipeline(s);
   else if (s.workload.mode == Mode::Training && s.schedule.program.backward.empty())
     throw ConfigError("schedule.overlap", "\"" + s.schedule.overlap + "\"",

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -28,7 +29,42 @@ class Stream {
   std::uint64_t s_;
 };
 
+// One whitespace-separated field of a pattern-file line and the column (1-based) it starts at.
+struct Field {
+  std::string text;
+  int column = 0;
+};
+
+std::vector<Field> split_fields(const std::string& line) {
+  std::vector<Field> out;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+    if (i == line.size()) break;
+    const std::size_t start = i;
+    while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') ++i;
+    out.push_back({line.substr(start, i - start), static_cast<int>(start) + 1});
+  }
+  return out;
+}
+
+// A decimal integer in [0, max] (digits only: no sign, no exponent, no trailing text).
+std::int64_t field_value(const Field& f, const char* name, std::int64_t max, const std::string& where) {
+  const bool digits = !f.text.empty() && f.text.size() <= 19 && f.text.find_first_not_of("0123456789") == std::string::npos;
+  const std::int64_t v = digits ? std::stoll(f.text) : -1;
+  if (!digits || v > max)
+    throw InputError(where + ":" + std::to_string(f.column) + ": " + name + " \"" + f.text + "\": must be an integer in [0, " +
+                     std::to_string(max) + "]");
+  return v;
+}
+
+// Lines "src dst bytes"; '#' starts a comment; blank lines are skipped. Every other line must be
+// exactly three decimal integers, src != dst, GPUs in range; errors name file:line:column.
 std::vector<PairFlow> from_file(const std::string& path, int gpus) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw InputError("cannot read pattern file '" + path + "' (not a regular file)");
+  if (std::filesystem::file_size(path, ec) > kMaxPatternFileBytes)
+    throw InputError(path + ": pattern file larger than " + std::to_string(kMaxPatternFileBytes >> 20) + " MiB; not read");
   std::ifstream in(path);
   if (!in) throw InputError("cannot read pattern file '" + path + "'");
   std::vector<PairFlow> flows;
@@ -37,15 +73,19 @@ std::vector<PairFlow> from_file(const std::string& path, int gpus) {
   while (std::getline(in, line)) {
     ++lineno;
     if (const auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-    std::istringstream ss(line);
-    long long s, d, b;
-    if (!(ss >> s)) continue;  // blank or comment
-    std::string rest;
-    if (!(ss >> d >> b) || (ss >> rest) || s < 0 || d < 0 || s >= gpus || d >= gpus || b < 0)
-      throw InputError(path + ":" + std::to_string(lineno) + ": expected 'src dst bytes' with GPUs in [0, " +
-                       std::to_string(gpus) + ") and bytes >= 0");
-    flows.push_back(PairFlow{static_cast<GpuId>(s), static_cast<GpuId>(d), Bytes(b)});
+    const std::vector<Field> f = split_fields(line);
+    if (f.empty()) continue;
+    const std::string where = path + ":" + std::to_string(lineno);
+    if (f.size() != 3)
+      throw InputError(where + ":" + std::to_string(f.size() > 3 ? f[3].column : f.front().column) + ": expected 'src dst bytes', got " +
+                       std::to_string(f.size()) + " field" + (f.size() == 1 ? "" : "s"));
+    const auto src = static_cast<GpuId>(field_value(f[0], "src", gpus - 1, where));
+    const auto dst = static_cast<GpuId>(field_value(f[1], "dst", gpus - 1, where));
+    const std::int64_t bytes = field_value(f[2], "bytes", kMaxFlowBytes, where);
+    if (src == dst) throw InputError(where + ":" + std::to_string(f[1].column) + ": dst " + f[1].text + ": must differ from src");
+    flows.push_back(PairFlow{src, dst, Bytes(bytes)});
   }
+  if (flows.empty()) throw InputError(path + ": no flows (want lines 'src dst bytes')");
   return flows;
 }
 
@@ -61,7 +101,8 @@ std::vector<PairFlow> make_traffic(const TrafficSpec& spec, int gpus) {
     if (spec.file.empty()) throw ConfigError("--pattern-file", "\"\"", "pattern 'file' needs --pattern-file");
     return from_file(spec.file, gpus);
   }
-  if (spec.bytes < 0) throw ConfigError("--bytes", std::to_string(spec.bytes), "must be >= 0");
+  if (spec.bytes < 0 || spec.bytes > kMaxFlowBytes)
+    throw ConfigError("--bytes", std::to_string(spec.bytes), "must be in [0, " + std::to_string(kMaxFlowBytes) + "]");
   const auto n = static_cast<std::size_t>(gpus);
   const auto B = static_cast<double>(spec.bytes);
   Stream rng(spec.seed);

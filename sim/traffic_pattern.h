@@ -9,7 +9,8 @@
 //   zipf             skewed all-to-all: destination d is hot with probability p_d ~ 1 / rank^s
 //                    (ranks shuffled by the seed); s sends B (n - 1) p_d / sum_{e != s} p_e to d, so
 //                    every GPU sends as much as in alltoall
-//   file             lines "src dst bytes" ('#' starts a comment)
+//   file             lines "src dst bytes" ('#' starts a comment): three decimal integers, src != dst;
+//                    anything else stops with file:line:column
 // Everything random comes from a splitmix64 stream of `seed`: the same input gives the same flows
 // on every platform.
 #pragma once
@@ -23,11 +24,15 @@
 
 namespace epsim {
 
+// Bytes of one flow (--bytes, a pattern-file line): 2^40, so that sums over every flow stay in int64.
+inline constexpr std::int64_t kMaxFlowBytes = std::int64_t{1} << 40;
+inline constexpr std::uintmax_t kMaxPatternFileBytes = std::uintmax_t{256} << 20;
+
 struct TrafficSpec {
   std::string pattern = "alltoall";
   std::int64_t bytes = 1'000'000;  // B, bytes per flow (the mean for jitter)
   std::uint64_t seed = 1;
-  int senders = 0;                 // incast: 0 means every other GPU
+  int senders = 0;                 // incast: 0 means every other GPU (epsim net: --senders absent)
   double jitter = 0.5;             // alltoall-jitter: relative half-width
   double zipf_s = 1.0;             // zipf exponent
   std::string file;                // pattern "file"

@@ -34,6 +34,9 @@ std::vector<std::int64_t> size_sweep(std::int64_t min, std::int64_t max, std::in
   std::vector<std::int64_t> sizes;
   for (std::int64_t s = min; s <= max; s = step > 0 ? s + step : s * factor) {
     sizes.push_back(s);
+    // Each size is a whole run: a bounded sweep (and no vector of 10^15 sizes).
+    if (sizes.size() > 4096) throw ConfigError("-i", std::to_string(step), "the sweep has more than 4096 sizes");
+    if (step > 0 && s > max - step) break;  // the next one would pass max (or overflow)
     if (step <= 0 && s > max / factor) break;  // the next one would pass max (or overflow)
   }
   return sizes;

@@ -1,5 +1,6 @@
 // epsim calibrate: kernel measurements -> calibrated cost profile, with held-out error per family.
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 
@@ -13,6 +14,7 @@
 #include "models/config.h"
 #include "models/errors.h"
 #include "tools/commands.h"
+#include "tools/output_paths.h"
 
 namespace po = boost::program_options;
 
@@ -44,6 +46,9 @@ CalibrateOptions parse(const Args& args) {
   po::notify(vm);
   if (o.results.empty()) throw UsageError("calibrate needs at least one RESULTS.json (epsim-bench output)");
   if (!(o.holdout >= 0 && o.holdout < 1)) throw UsageError(fmt::format("--holdout {}: must be in [0, 1)", o.holdout));
+  if (!(o.smoothing >= 0 && std::isfinite(o.smoothing)))
+    throw UsageError(fmt::format("--smoothing {}: must be a finite number >= 0", o.smoothing));
+  if (!o.out.empty()) require_writable_file("-o", o.out);
   return o;
 }
 
@@ -113,7 +118,7 @@ int calibrate_command(const Args& args) {
   for (const auto& r : o.results) {
     const nlohmann::json doc = read_json_file(r);
     if (is_bench_document(doc)) files.push_back(parse_bench_file(doc, r));
-    else skipped.push_back(r + " (schema " + (doc.is_object() ? doc.value("schema", "?") : "?") + ")");
+    else skipped.push_back(r + " (schema " + (doc.is_object() && doc.contains("schema") ? json_text(doc["schema"]) : "?") + ")");
   }
   if (files.empty()) throw InputError("calibrate: none of the files is an epsim-bench/1 result");
   HoldoutPolicy policy;

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <chrono>
-#include <filesystem>
 #include <memory>
 #include <sstream>
 
@@ -14,13 +13,17 @@
 
 #include "models/config.h"
 #include "models/layer_ops.h"
+#include "models/limits.h"
 #include "placement/dispatch_matrix.h"
 #include "placement/evaluation.h"
 #include "placement/gate_routing.h"
 #include "placement/interchange.h"
+#include "sim/fault_spec.h"
 #include "sim/report.h"
 #include "sim/simulation.h"
 #include "tools/commands.h"
+#include "tools/output_paths.h"
+#include "tools/overflow_keys.h"
 
 namespace po = boost::program_options;
 
@@ -54,7 +57,8 @@ CompareOptions parse(const Args& args) {
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
   po::notify(vm);
-  if (o.steps < 1) throw UsageError("--steps must be >= 1");
+  if (o.steps < 1 || o.steps > limits::kSteps)
+    throw UsageError("--steps " + std::to_string(o.steps) + ": must be in [1, " + std::to_string(limits::kSteps) + "]");
   if (o.scenarios.empty()) o.scenarios.push_back("scenarios/seed.json");
   // One scenario: the placement strategies side by side; several: each with its own placement.
   if (list.empty()) list = o.scenarios.size() == 1 ? "contiguous,round_robin,topology_aware,eplb" : kOwnPlacement;
@@ -299,18 +303,26 @@ void print_fault_rows(const std::vector<Row>& rows, int steps) {
              steps);
 }
 
-}  // namespace
-
-int compare_command(const Args& args) {
-  const CompareOptions o = parse(args);
-  const nlohmann::json faults = o.faults.empty() ? nlohmann::json() : faults_section(o.faults);
+int compare(const CompareOptions& o, const std::vector<nlohmann::json>& docs, const nlohmann::json& faults) {
+  // Every scenario's strategy variants (and --faults against its cluster) are checked before
+  // the first simulation and before --out is made; a placement that is not an object is refused
+  // first (with_strategy would paper over it).
+  // --faults itself is checked against each scenario's cluster (GPU, node and link names): only a
+  // well-formed fault state may be refused later (experts left without a replica).
+  for (const nlohmann::json& doc : docs) {
+    if (doc.is_object() && doc.contains("placement") && !doc["placement"].is_object())
+      throw ConfigError("placement", json_text(doc["placement"]), "must be a JSON object");
+    const Scenario sc = Scenario::from_json(with_strategy(doc, o.placements.front()));
+    for (const std::string& name : o.placements) (void)Scenario::from_json(with_strategy(doc, name));
+    if (!o.faults.empty()) (void)FaultSpec::from_json(faults, "--faults", sc.cluster);
+  }
+  require_writable_dir("--out", o.out);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Row> rows;
-  std::filesystem::create_directories(o.out);
   std::vector<Scenario> scenarios;
-  for (const std::string& path : o.scenarios) {
-    nlohmann::json doc = read_scenario_file(path);
-    for (const auto& s : o.sets) apply_override(doc, s);
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    const nlohmann::json& doc = docs[i];
+    const std::string& path = o.scenarios[i];
     scenarios.push_back(Scenario::from_json(with_strategy(doc, o.placements.front())));
     const std::string prefix = o.scenarios.size() > 1 ? (scenarios.back().name.empty() ? path : scenarios.back().name) + " " : "";
     for (const std::string& name : o.placements) measure_states(doc, prefix, name, o, faults, rows);
@@ -378,6 +390,19 @@ int compare_command(const Args& args) {
   fmt::print("  compared {} rows in {:.2f} s wall time\n  wrote {}/compare.json, {}/compare.svg, {}/placement-*.json and {}/load-stats.json ({} format)\n",
              rows.size(), wall, o.out, o.out, o.out, o.out, interchange_format_names()[static_cast<std::size_t>(o.format)]);
   return 0;
+}
+
+}  // namespace
+
+int compare_command(const Args& args) {
+  const CompareOptions o = parse(args);
+  const nlohmann::json faults = o.faults.empty() ? nlohmann::json() : faults_section(o.faults);
+  std::vector<nlohmann::json> docs;
+  for (const std::string& path : o.scenarios) {
+    docs.push_back(read_scenario_file(path));
+    for (const auto& s : o.sets) apply_override(docs.back(), s);
+  }
+  return with_scale_keys(docs.front(), [&] { return compare(o, docs, faults); });
 }
 
 }  // namespace epsim::cli

@@ -20,7 +20,7 @@ usage: epsim <command> [options]
                            when built outside a git checkout); report.json records it too
 
 commands:
-  run [SCENARIO] [--set key.path=value ...] [--out DIR] [--no-trace] [--steps N] [--ops]
+  run [SCENARIO] [--set key.path=value ...] [--out DIR] [--no-trace] [--steps N (1..10000, default 1)] [--ops]
       [--trace-gpus LIST] [--trace-layers LIST]
       Simulate one step of SCENARIO (default: scenarios/seed.json). Prints a summary table
       (step time, tokens/s per GPU and per node, per-layer compute / dispatch / combine /
@@ -28,7 +28,8 @@ commands:
       and DIR/trace.json (Chrome trace: open in https://ui.perfetto.dev; whole nanoseconds, slice
       args with FLOPs, bytes and tokens, counter tracks for the busiest links; --trace-gpus 0-7 and
       --trace-layers 3,10-12 keep only those GPUs and layers, the LM head being layer
-      model.layers). DIR defaults to out/.
+      model.layers). DIR defaults to out/; it is created and checked writable after the scenario is read
+      and before the simulation starts.
       --set overrides one scenario key (repeatable); the value is JSON or a bare string,
       e.g. --set workload.tokens_per_gpu=8192 --set network.model=analytical
       --steps N simulates N steps; after each the gate observes the expert loads (routing.balance=
@@ -40,7 +41,7 @@ commands:
       --ops lists one dense and one MoE layer's ops (forward; backward too in training) on one
       GPU: time, share of the layer, GFLOP, MB, precision and what priced each (report.json has
       them as `ops` always).
-  compare [SCENARIO...] --placements a,b,c [--faults F] [--steps N] [--format F] [--set key.path=value ...] [--out DIR]
+  compare [SCENARIO...] [--placements a,b,c] [--faults F] [--steps N (1..10000, default 1)] [--format F] [--set key.path=value ...] [--out DIR]
       Simulate SCENARIO once per placement strategy (contiguous, round_robin, random, colocated,
       topology_aware, eplb, file; default: contiguous,round_robin,topology_aware,eplb) on the same
       routing samples (step i uses routing.seed + i, for every strategy). Prints step time,
@@ -58,7 +59,7 @@ commands:
       failed GPUs (faults.replan_placement); a state the scenario refuses (lost experts) prints why;
       with --faults or --steps > 1 a second table gives p99 step time, cluster tokens/s, GPUs
       holding tokens and the share of selections lost.
-  calibrate RESULTS.json... -o PROFILE.json [--holdout FRACTION | --holdout-shapes SPEC...]
+  calibrate RESULTS.json... [-o PROFILE.json] [--holdout FRACTION | --holdout-shapes SPEC...]
             [--smoothing S] [--check-layer LAYER.json...] [-v]
       Fit a calibrated cost profile from epsim-bench result files (kernels/results/*.json): per
       kernel family with FLOPs an efficiency curve (baseline / measured time, piecewise linear in
@@ -67,25 +68,32 @@ commands:
       each family's error on held-out shapes (median and max, %) and writes the profile with its
       provenance. --holdout FRACTION (default 0.25): every round(1/FRACTION)-th interior size of
       each series is held out (deterministic); --holdout-shapes KERNEL:key=value[,key=value]
-      holds out those shapes instead. --smoothing S (default 0.02): weight of the fit's second-
+      holds out those shapes instead. --smoothing S (default 0.02, >= 0): weight of the fit's second-
       difference penalty. -v lists every held-out point and the spline segments. --check-layer: price
       every op of whole layers measured by kernels/epsim_layer.py (epsim-layer/1) with the fitted
       profile and print each layer's error (sum of predicted ops vs the layer measured as one; -v:
-      per op). Scenarios use a profile with "cost_model": {"calibration": "PROFILE.json"}, a shipped
+      per op). Without -o nothing is written. Every row needs us_median > 0, flops and bytes >= 0, and
+      flops > 0 in a family priced by FLOPs; a bad row stops with file:results[i].key = value: rule.
+      Scenarios use a profile with "cost_model": {"calibration": "PROFILE.json"}, a shipped
       "h100-measured" / "h200-measured", or "measured" (the GPU preset's own).
   explain [SCENARIO] --op OP [--tokens N] [--experts E] [--seq N] [--kv N] [--set key=value ...]
       Show how one op's time is obtained under SCENARIO's cost model: FLOPs, bytes, the curve
       and the measured neighbours (calibrated) or the roofline terms (nominal). OP: attention_proj,
       attention_core, gate, dense_mlp, expert_mlp, shared_expert, lm_head. Sizes default to the
-      scenario's workload (expert_mlp: tokens x top_k over parallelism.experts_per_gpu experts).
+      scenario's workload (expert_mlp: tokens x top_k over parallelism.experts_per_gpu experts);
+      given, each must be >= 1.
   explain [SCENARIO] --family F --x SIZE [--series key=value,...] --set cost_model.calibration=P
       One curve of the calibration profile (any family, e.g. nccl_alltoall --x 16777216): its
       shape, its segments (the one holding SIZE marked), the value at SIZE and the measured points.
-  net --nodes N --gpus-per-node G --pattern P (--bytes B | -b MIN [-e MAX] [-f FACTOR | -i STEP])
+  net [--nodes N] [--gpus-per-node G] [--pattern P] [--bytes B | -b MIN [-e MAX] [-f FACTOR | -i STEP]]
       [--calibration PROFILE] [--seed S] [--pattern-file F] [--csv FILE]
-      One traffic pattern through the network alone, the simulator's nccl-tests. P: alltoall,
-      alltoall-jitter (sizes B +-50%, --jitter J), incast (--senders K to GPU 0), permutation,
-      zipf (skewed destinations, --zipf-s S), file (lines "src dst bytes"). Fabric: --nic-gbps
+      One traffic pattern through the network alone, the simulator's nccl-tests. Defaults: 32 nodes
+      x 8 GPUs (at most 4096 GPUs), alltoall, B = 1000000 bytes per flow (at most 2^40; a size sweep
+      at most 4096 sizes), seed 1. P: alltoall, alltoall-jitter (sizes B +-50%, --jitter J), incast
+      (--senders K to GPU 0; default every other GPU), permutation, zipf (skewed destinations,
+      --zipf-s S in [0, 16]), file (--pattern-file F: lines "src dst bytes", three decimal integers,
+      src != dst, '#' comments; a bad line stops with F:line:column). --csv is checked writable
+      before the run. Fabric: --nic-gbps
       (400), --nvlink-gbs (450), --oversubscription (1), --nodes-per-leaf (32); --model flow
       (default) | analytical; --completion-window W (flow: 1e-3, 0 exact; as network.
       completion_window). Prints completion time, algbw and busbw (nccl-tests definitions),
@@ -111,7 +119,8 @@ commands:
       phase's error (gate, permute, count exchange, dispatch, experts, combine, unpermute); per file
       the median and max total-time error against the target (median <= 5%, every case <= 10%).
       --phases also prints each phase's measured and predicted us; --json writes everything;
-      --set overrides a key of every case's scenario (e.g. --set schedule.comm_sms=40).
+      --set overrides a key of every case's scenario (e.g. --set schedule.comm_sms=40). A case needs
+      total_us > 0 and phases_us >= 0; --json is checked writable before the first case runs.
       Whole-layer files (schema epsim-layer/1, kernels/epsim_layer.py: one decoder layer on one GPU)
       are recognised by their schema: each case's ops as the simulator's layer program has them,
       priced by the device's GPU preset and measured profile, against the measured ops by name,
@@ -172,6 +181,9 @@ int cli::print_error(std::exception_ptr error) {
     fmt::print(stderr, "epsim: error: {}\n", e.what());
   } catch (const epsim::InputError& e) {
     fmt::print(stderr, "epsim: error: {}\n", e.what());
+  } catch (const epsim::UnitOverflow& e) {
+    // Commands that read a scenario turn this into a ConfigError naming its keys (tools/overflow_keys.h).
+    fmt::print(stderr, "epsim: error: the inputs leave the simulator's 64-bit range: {}\n", e.what());
   } catch (const cli::UsageError& e) {
     fmt::print(stderr, "epsim: error: {}\n", e.what());
   } catch (const boost::program_options::error& e) {

@@ -22,6 +22,7 @@
 #include "models/calibration_profile.h"
 #include "models/cost_model_spec.h"
 #include "models/errors.h"
+#include "models/limits.h"
 #include "models/transfer_engine.h"
 #include "sim/flow_network.h"
 #include "sim/simulation.h"
@@ -29,6 +30,7 @@
 #include "sim/traffic_pattern.h"
 #include "tools/byte_sizes.h"
 #include "tools/commands.h"
+#include "tools/output_paths.h"
 #include "topology/cluster.h"
 
 namespace po = boost::program_options;
@@ -61,7 +63,7 @@ NetOptions parse(const Args& args) {
       "pattern", po::value(&o.traffic.pattern))("bytes", po::value(&bytes))("seed", po::value(&seed))(
       "minbytes,b", po::value(&minbytes))("maxbytes,e", po::value(&maxbytes))("stepfactor,f", po::value(&stepfactor))(
       "stepbytes,i", po::value(&stepbytes))("calibration", po::value(&o.calibration))(
-      "pattern-file", po::value(&o.traffic.file))("csv", po::value(&o.csv))("senders", po::value(&o.traffic.senders))(
+      "pattern-file", po::value(&o.traffic.file))("csv", po::value(&o.csv))("senders", po::value<int>())(
       "jitter", po::value(&o.traffic.jitter))("zipf-s", po::value(&o.traffic.zipf_s))("nic-gbps", po::value(&o.nic_gbps))(
       "nvlink-gbs", po::value(&o.nvlink_gbs))("oversubscription", po::value(&o.oversubscription))(
       "nodes-per-leaf", po::value(&o.nodes_per_leaf))("model", po::value(&o.model))(
@@ -69,10 +71,13 @@ NetOptions parse(const Args& args) {
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).run(), vm);
   po::notify(vm);
-  try {
-    o.traffic.seed = std::stoull(seed);
-  } catch (const std::exception&) {
-    throw ConfigError("--seed", seed, "a non-negative integer");
+  // Digits only: std::stoull would take "-1" as 2^64 - 1 and "12abc" as 12.
+  if (seed.empty() || seed.size() > 19 || seed.find_first_not_of("0123456789") != std::string::npos)
+    throw ConfigError("--seed", seed, "must be an integer in [0, 2^63 - 1]");
+  o.traffic.seed = std::stoull(seed);
+  if (vm.count("senders")) {  // absent: every other GPU; there is no "0 means all"
+    o.traffic.senders = vm["senders"].as<int>();
+    if (o.traffic.senders < 1) throw ConfigError("--senders", std::to_string(o.traffic.senders), "must be in [1, GPUs - 1]");
   }
   if (!o.traffic.file.empty()) o.traffic.pattern = "file";
   if (!bytes.empty()) o.traffic.bytes = parse_byte_size(bytes, "--bytes");
@@ -84,13 +89,21 @@ NetOptions parse(const Args& args) {
   } else if (!maxbytes.empty() || !stepbytes.empty()) {
     throw ConfigError(maxbytes.empty() ? "-i" : "-e", "\"" + (maxbytes.empty() ? stepbytes : maxbytes) + "\"", "needs -b MINBYTES");
   }
-  if (o.nodes < 1) throw ConfigError("--nodes", std::to_string(o.nodes), "must be >= 1");
-  if (o.gpus_per_node < 1) throw ConfigError("--gpus-per-node", std::to_string(o.gpus_per_node), "must be >= 1");
-  if (!(o.nic_gbps > 0)) throw ConfigError("--nic-gbps", fmt::format("{}", o.nic_gbps), "must be > 0");
-  if (!(o.nvlink_gbs > 0)) throw ConfigError("--nvlink-gbs", fmt::format("{}", o.nvlink_gbs), "must be > 0");
-  if (!(o.oversubscription >= 1.0))
-    throw ConfigError("--oversubscription", fmt::format("{}", o.oversubscription), "must be >= 1");
-  if (o.nodes_per_leaf < 1) throw ConfigError("--nodes-per-leaf", std::to_string(o.nodes_per_leaf), "must be >= 1");
+  using namespace limits;
+  auto in_range = [](const char* name, std::int64_t v, std::int64_t lo, std::int64_t hi) {
+    if (v < lo || v > hi) throw ConfigError(name, std::to_string(v), fmt::format("must be an integer in [{}, {}]", lo, hi));
+  };
+  in_range("--nodes", o.nodes, 1, kGpus);
+  in_range("--gpus-per-node", o.gpus_per_node, 1, kGpus);
+  in_range("--nodes-per-leaf", o.nodes_per_leaf, 1, kGpus);
+  in_range("--nodes x --gpus-per-node", static_cast<std::int64_t>(o.nodes) * o.gpus_per_node, 2, kGpus);
+  auto rate = [](const char* name, double v, double lo, double hi) {
+    if (!(v >= lo && v <= hi)) throw ConfigError(name, fmt::format("{}", v), fmt::format("must be in [{:g}, {:g}]", lo, hi));
+  };
+  rate("--nic-gbps", o.nic_gbps, kMinRate, kMaxRate);
+  rate("--nvlink-gbs", o.nvlink_gbs, kMinRate, kMaxRate);
+  rate("--oversubscription", o.oversubscription, 1.0, kMaxOversubscription);
+  rate("--zipf-s", o.traffic.zipf_s, 0.0, 16.0);
   if (o.model != "flow" && o.model != "analytical")
     throw ConfigError("--model", "\"" + o.model + "\"", "flow or analytical");
   if (!(o.completion_window >= 0.0 && o.completion_window <= NetworkSpec::kMaxCompletionWindow))
@@ -106,16 +119,16 @@ struct Bandwidths {
 
 Bandwidths nccl_bandwidths(const std::string& pattern, const std::vector<PairFlow>& flows, int gpus, Time t) {
   if (t <= Time::zero() || flows.empty()) return {};
-  std::vector<std::int64_t> sent(static_cast<std::size_t>(gpus), 0);
+  std::vector<Bytes> sent(static_cast<std::size_t>(gpus));
   std::vector<char> part(static_cast<std::size_t>(gpus), 0);
-  std::int64_t total = 0;
+  Bytes total;
   for (const PairFlow& f : flows) {
-    sent[static_cast<std::size_t>(f.src)] += f.bytes.count();
+    sent[static_cast<std::size_t>(f.src)] += f.bytes;
     part[static_cast<std::size_t>(f.src)] = part[static_cast<std::size_t>(f.dst)] = 1;
-    total += f.bytes.count();
+    total += f.bytes;
   }
   const double n = static_cast<double>(std::count(part.begin(), part.end(), 1));
-  const double s_max = static_cast<double>(*std::max_element(sent.begin(), sent.end()));
+  const double s_max = static_cast<double>(std::max_element(sent.begin(), sent.end())->count());
   const double sec = t.to_seconds();
   if (pattern == "alltoall" || pattern == "alltoall-jitter" || pattern == "zipf") {
     // nccl-tests' per-rank buffer includes the rank's own chunk: (n / (n - 1)) x what it sends.
@@ -123,7 +136,7 @@ Bandwidths nccl_bandwidths(const std::string& pattern, const std::vector<PairFlo
     return {algbw, algbw * (n - 1.0) / n};
   }
   if (pattern == "incast") {
-    const double algbw = static_cast<double>(total) * n / (n - 1.0) / sec * 1e-9;
+    const double algbw = static_cast<double>(total.count()) * n / (n - 1.0) / sec * 1e-9;
     return {algbw, algbw * (n - 1.0) / n};
   }
   const double algbw = s_max / sec * 1e-9;
@@ -226,6 +239,7 @@ int net_command(const Args& args) {
     if (args[i] == "--pattern=moe" || (args[i] == "--pattern" && i + 1 < args.size() && args[i + 1] == "moe"))
       return net_moe_command(args);
   const NetOptions o = parse(args);
+  if (!o.csv.empty()) require_writable_file("--csv", o.csv);  // before the run
   ClusterSpec spec;
   spec.nodes = o.nodes;
   spec.gpus_per_node = o.gpus_per_node;
@@ -242,8 +256,9 @@ int net_command(const Args& args) {
   std::vector<PairFlow> flows = make_traffic(o.traffic, cluster.gpu_count());
   const NetRun run = run_flows(o, cluster, flows, nccl);
   const Bandwidths bw = nccl_bandwidths(o.traffic.pattern, flows, cluster.gpu_count(), run.end);
-  std::int64_t total = 0;
-  for (const PairFlow& f : flows) total += f.bytes.count();
+  Bytes total_bytes;
+  for (const PairFlow& f : flows) total_bytes += f.bytes;
+  const std::int64_t total = total_bytes.count();
   fmt::print("epsim net: {} on {} GPUs ({} nodes x {}), model {}\n", o.traffic.pattern, cluster.gpu_count(), o.nodes,
              o.gpus_per_node, run.model);
   fmt::print("  flows            {}\n", flows.size());
@@ -258,7 +273,7 @@ int net_command(const Args& args) {
   if (!run.solver.empty()) fmt::print("  solver           {}\n", run.solver);
   if (!run.solver_work.empty()) fmt::print("  solver work      {}\n", run.solver_work);
   if (!o.csv.empty()) {
-    std::ofstream out(o.csv);
+    std::ofstream out(o.csv);  // checked writable before the run; this catches a disk that filled since
     if (!out) throw InputError("cannot write '" + o.csv + "'");
     out << "flow,src,dst,bytes,completion_us\n";
     for (std::size_t i = 0; i < flows.size(); ++i)

@@ -11,6 +11,7 @@
 #include "models/errors.h"
 #include "sim/moe_exchange.h"
 #include "tools/commands.h"
+#include "tools/output_paths.h"
 
 namespace po = boost::program_options;
 
@@ -107,6 +108,7 @@ std::string engine_text(const char* name, const TransferEngine& e, Bandwidth lin
 
 int net_moe_command(const Args& args) {
   const MoeOptions o = parse(args);
+  if (!o.csv.empty()) require_writable_file("--csv", o.csv);  // before the run
   const Scenario sc = scenario_of(o);
   const MoeExchange x = moe_exchange(sc);
   const int gpn = sc.cluster.gpus_per_node;

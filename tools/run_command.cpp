@@ -1,6 +1,5 @@
 // epsim run: scenario -> simulation -> summary table, report.json, trace.json.
 #include <chrono>
-#include <filesystem>
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -8,11 +7,15 @@
 #include "models/config.h"
 #include "sim/fault_report.h"
 #include "models/hf_config.h"
+#include "models/limits.h"
 #include "sim/report.h"
 #include "sim/step_distribution.h"
 #include "sim/resolved_scenario.h"
+#include "sim/serving/serving_spec.h"
 #include "sim/simulation.h"
 #include "tools/commands.h"
+#include "tools/output_paths.h"
+#include "tools/overflow_keys.h"
 #include "tools/index_list.h"
 #include "tools/version.h"
 
@@ -45,7 +48,8 @@ RunOptions parse(const Args& args) {
   po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
   po::notify(vm);
   o.trace = !vm["no-trace"].as<bool>();
-  if (o.steps < 1) throw UsageError("--steps " + std::to_string(o.steps) + ": must be >= 1");
+  if (o.steps < 1 || o.steps > limits::kSteps)
+    throw UsageError("--steps " + std::to_string(o.steps) + ": must be in [1, " + std::to_string(limits::kSteps) + "]");
   return o;
 }
 
@@ -200,25 +204,29 @@ int run_command(const Args& args) {
   const RunOptions o = parse(args);
   nlohmann::json doc = read_scenario_file(o.scenario);
   for (const auto& s : o.sets) apply_override(doc, s);
-  const auto t0 = std::chrono::steady_clock::now();
-  Simulation sim(Scenario::from_json(doc));
-  TraceOptions trace;
-  if (!o.trace_gpus.empty()) trace.gpus = parse_index_list("--trace-gpus", o.trace_gpus, sim.cluster().gpu_count(), "GPU");
-  if (!o.trace_layers.empty())  // the LM head is layer model.layers
-    trace.layers = parse_index_list("--trace-layers", o.trace_layers, sim.scenario().model.layers + 1, "layer");
-  sim.run_steps(o.steps);
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (o.steps > 1) print_steps(sim);
-  std::filesystem::create_directories(o.out);
-  Provenance provenance{version(), {"epsim", "run"}, resolved_scenario(doc)};
-  provenance.command.insert(provenance.command.end(), args.begin(), args.end());
-  write_file(o.out + "/report.json", report_json(sim, provenance).dump(2) + "\n");
-  write_file(o.out + "/detail.json", report_detail_json(sim).dump() + "\n");
-  if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim, trace));
-  print_summary(sim, wall);
-  fmt::print("  wrote {}/report.json, {}/detail.json{}\n", o.out, o.out, o.trace ? " and " + o.out + "/trace.json" : "");
-  if (o.ops) fmt::print("\n{}", ops_table(sim.layer_ops()));
-  return 0;
+  return with_scale_keys(doc, [&] {
+    Scenario scenario = Scenario::from_json(doc);
+    serving::check_serving_section(doc);
+    require_writable_dir("--out", o.out);  // before the simulation, not after it
+    const auto t0 = std::chrono::steady_clock::now();
+    Simulation sim(std::move(scenario));
+    TraceOptions trace;
+    if (!o.trace_gpus.empty()) trace.gpus = parse_index_list("--trace-gpus", o.trace_gpus, sim.cluster().gpu_count(), "GPU");
+    if (!o.trace_layers.empty())  // the LM head is layer model.layers
+      trace.layers = parse_index_list("--trace-layers", o.trace_layers, sim.scenario().model.layers + 1, "layer");
+    sim.run_steps(o.steps);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (o.steps > 1) print_steps(sim);
+    Provenance provenance{version(), {"epsim", "run"}, resolved_scenario(doc)};
+    provenance.command.insert(provenance.command.end(), args.begin(), args.end());
+    write_file(o.out + "/report.json", report_json(sim, provenance).dump(2) + "\n");
+    write_file(o.out + "/detail.json", report_detail_json(sim).dump() + "\n");
+    if (o.trace) write_file(o.out + "/trace.json", chrome_trace(sim, trace));
+    print_summary(sim, wall);
+    fmt::print("  wrote {}/report.json, {}/detail.json{}\n", o.out, o.out, o.trace ? " and " + o.out + "/trace.json" : "");
+    if (o.ops) fmt::print("\n{}", ops_table(sim.layer_ops()));
+    return 0;
+  });
 }
 
 }  // namespace epsim::cli

@@ -38,7 +38,7 @@ SweepArgs parse(const Args& args) {
   po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
   po::notify(vm);
   if (o.spec.empty()) throw UsageError("sweep needs a specification file (epsim sweep SPEC.json)");
-  if (o.jobs < 0) throw UsageError("-j " + std::to_string(o.jobs) + ": must be >= 0 (0: all cores)");
+  if (o.jobs < 0 || o.jobs > 1024) throw UsageError("-j " + std::to_string(o.jobs) + ": must be in [0, 1024] (0: all cores)");
   if (o.out.empty()) o.out = "out/" + std::filesystem::path(o.spec).stem().string();
   return o;
 }

@@ -14,6 +14,7 @@
 #include "sim/ep_layer_validation.h"
 #include "sim/layer_validation.h"
 #include "tools/commands.h"
+#include "tools/output_paths.h"
 
 namespace po = boost::program_options;
 
@@ -94,6 +95,7 @@ void print(const LayerFileValidation& v, bool all_ops) {
 
 int validate_command(const Args& args) {
   const ValidateOptions o = parse(args);
+  if (!o.json.empty()) require_writable_file("--json", o.json);
   fmt::print("epsim validate: {} file(s); each case simulated as one node of the file's GPUs (H100: h100-sxm, else h200), cost model\n"
              "the preset's measured profile (h100-measured, h200-measured)\n"
              "(per-expert GEMMs), network.dispatch_impl = the case's dispatch, routing = its measured counts; times in us\n"

@@ -1,5 +1,7 @@
 #include "topology/cluster_spec.h"
 
+#include "models/limits.h"
+
 namespace epsim {
 
 const Schema& ClusterSpec::schema() {
@@ -58,27 +60,30 @@ ClusterSpec ClusterSpec::from_json(const nlohmann::json& j, const std::string& p
   const std::string preset = c.choice("preset", {"hgx", "gb200-nvl72"});
   s.gpus_per_node = preset == "gb200-nvl72" ? 4 : 8;
   s.nvlink_domain = preset == "gb200-nvl72" ? 72 : 0;
-  s.nodes = static_cast<int>(c.integer("nodes", 1));
-  if (c.has("gpus_per_node")) s.gpus_per_node = static_cast<int>(c.integer("gpus_per_node", 1));
+  s.nodes = c.integer_in<int>("nodes", 1, limits::kGpus);
+  if (c.has("gpus_per_node")) s.gpus_per_node = c.integer_in<int>("gpus_per_node", 1, limits::kGpus);
   if (c.has("gpus")) {
-    const std::int64_t gpus = c.integer("gpus", 1);
+    const std::int64_t gpus = c.integer_in<std::int64_t>("gpus", 1, limits::kGpus);
     if (gpus % s.gpus_per_node != 0)
       c.fail("gpus", "must be a multiple of cluster.gpus_per_node = " + std::to_string(s.gpus_per_node));
     if (c.has("nodes") && gpus != static_cast<std::int64_t>(s.nodes) * s.gpus_per_node)
       c.fail("gpus", "must equal nodes x gpus_per_node = " + std::to_string(s.nodes * s.gpus_per_node) + " when both are given");
     s.nodes = static_cast<int>(gpus / s.gpus_per_node);
   }
-  s.nvlink = nvlink_given ? Bandwidth::gb_per_s(c.positive("nvlink_gbps")) : default_nvlink;
-  s.nic = Bandwidth::gbit_per_s(c.positive("nic_gbps"));
-  s.nodes_per_leaf = static_cast<int>(c.integer("nodes_per_leaf", 1));
-  s.oversubscription = c.number("oversubscription");
-  if (s.oversubscription < 1.0) c.fail("oversubscription", "must be >= 1 (1 = non-blocking)");
-  s.nvlink_latency = Time::us(c.non_negative("nvlink_latency_us"));
-  s.nic_latency = Time::us(c.non_negative("nic_latency_us"));
-  s.spine_latency = Time::us(c.non_negative("spine_latency_us"));
+  using namespace limits;
+  s.nvlink = nvlink_given ? Bandwidth::gb_per_s(c.number_in("nvlink_gbps", kMinRate, kMaxRate, "GB/s")) : default_nvlink;
+  s.nic = Bandwidth::gbit_per_s(c.number_in("nic_gbps", kMinRate, kMaxRate, "Gb/s"));
+  s.nodes_per_leaf = c.integer_in<int>("nodes_per_leaf", 1, limits::kGpus);
+  s.oversubscription = c.number_in("oversubscription", 1.0, kMaxOversubscription, "(1 = non-blocking)");
+  s.nvlink_latency = Time::us(c.number_in("nvlink_latency_us", 0.0, kMaxLatencyUs, "us"));
+  s.nic_latency = Time::us(c.number_in("nic_latency_us", 0.0, kMaxLatencyUs, "us"));
+  s.spine_latency = Time::us(c.number_in("spine_latency_us", 0.0, kMaxLatencyUs, "us"));
   s.topology = c.choice("topology", {"rail", "rail_pxn"});
-  if (s.gpu_count() > 65536) c.fail("nodes", "nodes x gpus_per_node must be <= 65536");
-  if (c.has("nvlink_domain")) s.nvlink_domain = static_cast<int>(c.integer("nvlink_domain", 1));
+  if (static_cast<std::int64_t>(s.nodes) * s.gpus_per_node > limits::kGpus)
+    c.fail(c.has("gpus") ? "gpus" : c.has("nodes") ? "nodes" : "gpus_per_node",
+           "nodes x gpus_per_node = " + std::to_string(static_cast<std::int64_t>(s.nodes) * s.gpus_per_node) + " GPUs: must be <= " +
+               std::to_string(limits::kGpus) + " (routes and traffic matrices hold GPUs^2 entries)");
+  if (c.has("nvlink_domain")) s.nvlink_domain = c.integer_in<int>("nvlink_domain", 1, limits::kGpus);
   const std::string domain_key = c.has("nvlink_domain") ? "nvlink_domain" : "preset";
   if (s.domain_size() % s.gpus_per_node != 0)
     c.fail(domain_key, "the NVLink domain (" + std::to_string(s.domain_size()) + " GPUs) must be a multiple of gpus_per_node = " +

@@ -1,7 +1,10 @@
 #include "sim/serving/serving_spec.h"
 
+#include <limits>
+
 #include <fmt/format.h>
 
+#include "models/limits.h"
 #include "sim/scenario.h"
 
 namespace epsim::serving {
@@ -50,7 +53,7 @@ const Schema& pool_schema(const std::string& name) {
 PoolSpec pool_from_json(const ConfigObject& top, const std::string& name) {
   ConfigObject c(top.raw(name), "serving." + name, pool_schema(name));
   PoolSpec p;
-  p.instances = static_cast<int>(c.integer("instances", 1));
+  p.instances = c.integer_in<int>("instances", 1, limits::kGpus);
   p.set = c.raw("set");
   if (!p.set.is_object()) c.fail("set", "must be an object of {\"key.path\": value}");
   return p;
@@ -69,34 +72,34 @@ ServingSpec ServingSpec::from_json(const nlohmann::json& j) {
   ConfigObject c(obj, "serving", top_schema());
   ServingSpec s;
   s.arrivals = c.choice("arrivals", {"poisson", "trace"}) == "poisson" ? Arrivals::Poisson : Arrivals::Trace;
-  s.rate = c.positive("rate");
-  s.requests = c.integer("requests", 1);
+  // Ranges (scenarios/README.md, Limits): the run's cost grows with requests x output tokens.
+  s.rate = c.number_in("rate", 1e-6, 1e9, "requests/s");
+  s.requests = c.integer_in<std::int64_t>("requests", 1, limits::kRequests);
   s.trace = c.string("trace");
   if (s.arrivals == Arrivals::Trace && s.trace.empty()) c.fail("trace", "arrivals = trace needs a CSV file");
-  s.input_tokens = c.integer("input_tokens", 1);
-  s.output_tokens = c.integer("output_tokens", 1);
+  s.input_tokens = c.integer_in<std::int64_t>("input_tokens", 1, limits::kTokensPerGpu);
+  s.output_tokens = c.integer_in<std::int64_t>("output_tokens", 1, limits::kTokensPerGpu);
   s.length_spread = c.number("length_spread");
   if (!(s.length_spread >= 0 && s.length_spread < 1)) c.fail("length_spread", "must be in [0, 1)");
-  s.seed = static_cast<std::uint64_t>(c.integer("seed", 0));
+  s.seed = c.integer_in<std::uint64_t>("seed", 0, std::numeric_limits<std::int64_t>::max());
   s.prefix_hit = c.number("prefix_hit");
   if (!(s.prefix_hit >= 0 && s.prefix_hit < 1)) c.fail("prefix_hit", "must be in [0, 1)");
-  s.max_batch_per_gpu = c.integer("max_batch_per_gpu", 1);
-  s.max_prefill_tokens_per_gpu = c.integer("max_prefill_tokens_per_gpu", 1);
+  s.max_batch_per_gpu = c.integer_in<std::int64_t>("max_batch_per_gpu", 1, limits::kTokensPerGpu);
+  s.max_prefill_tokens_per_gpu = c.integer_in<std::int64_t>("max_prefill_tokens_per_gpu", 1, limits::kTokensPerGpu);
   s.chunked_prefill = c.boolean("chunked_prefill");
   s.kv_memory_fraction = c.fraction("kv_memory_fraction");
   s.disaggregated = c.boolean("disaggregated");
-  s.colocated.instances = static_cast<int>(c.integer("instances", 1));
+  s.colocated.instances = c.integer_in<int>("instances", 1, limits::kGpus);
   if (s.disaggregated && c.has("instances"))
     c.fail("instances", "disaggregated pools give their own counts (serving.prefill.instances, serving.decode.instances)");
   for (const char* pool : {"prefill", "decode"})
     if (!s.disaggregated && c.has(pool)) c.fail(pool, "a prefill or decode pool needs serving.disaggregated = true");
   s.prefill = pool_from_json(c, "prefill");
   s.decode = pool_from_json(c, "decode");
-  s.ttft_ms = c.non_negative("ttft_ms");
-  s.tpot_ms = c.non_negative("tpot_ms");
+  s.ttft_ms = c.number_in("ttft_ms", 0.0, 1e9, "ms");
+  s.tpot_ms = c.number_in("tpot_ms", 0.0, 1e9, "ms");
   s.pricing = c.choice("step_pricing", {"interpolated", "exact"}) == "exact" ? StepPricing::Exact : StepPricing::Interpolated;
-  s.check_samples = static_cast<int>(c.integer("check_samples", 0));
-  if (s.check_samples > 64) c.fail("check_samples", "must be <= 64");
+  s.check_samples = c.integer_in<int>("check_samples", 0, 64);
   return s;
 }
 
@@ -149,6 +152,13 @@ nlohmann::json pool_document(const nlohmann::json& doc, const PoolSpec& pool, co
     throw ConfigError(e.path(), e.value(), e.rule() + " (in the " + pool_name + " pool's scenario)");
   }
   return out;
+}
+
+void check_serving_section(const nlohmann::json& doc) {
+  if (!doc.is_object() || !doc.contains("serving")) return;
+  const ServingSpec s = ServingSpec::from_json(doc.at("serving"));
+  for (const auto& [pool, name] : {std::pair{&s.colocated, "colocated"}, {&s.prefill, "prefill"}, {&s.decode, "decode"}})
+    if (!pool->set.empty()) (void)pool_document(doc, *pool, name);
 }
 
 }  // namespace epsim::serving

@@ -58,4 +58,9 @@ struct ServingSpec {
 // "prefill" | "decode" | "colocated".
 nlohmann::json pool_document(const nlohmann::json& doc, const PoolSpec& pool, const std::string& pool_name);
 
+// A scenario's serving section checked as `epsim serve` reads it (its keys, each pool's `set`
+// applied to the scenario), for the commands that simulate one step and otherwise ignore it: a bad
+// serving section is bad input whichever command reads the file. No section: nothing to check.
+void check_serving_section(const nlohmann::json& doc);
+
 }  // namespace epsim::serving

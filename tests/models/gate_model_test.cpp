@@ -298,7 +298,7 @@ TEST_CASE("bad routing keys name the path, the value and the rule") {
   CHECK(error_of([] { routing({{"distribution", "trace"}, {"trace", "x.json"}, {"balance", "bias"}}); }) ==
         "routing.balance = \"bias\": a trace fixes the loads: bias balancing needs a sampled distribution");
   CHECK(error_of([] { routing({{"bias_step", 0}}); }) == "routing.bias_step = 0: must be > 0");
-  CHECK(error_of([] { routing({{"capacity_factor", -1}}); }) == "routing.capacity_factor = -1: must be >= 0");
+  CHECK(error_of([] { routing({{"capacity_factor", -1}}); }) == "routing.capacity_factor = -1: must be in [0, 4096]");
   CHECK(error_of([] { GateModel(routing({{"distribution", "hot"}, {"hot_experts", 16}}), model(16, 4)); }) ==
         "routing.hot_experts = 16: must be < model.routed_experts = 16");
   CHECK(error_of([] { GateModel(routing({{"distribution", "trace"}, {"trace", "no/such.json"}}), model(16, 4)); })

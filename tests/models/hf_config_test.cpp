@@ -327,7 +327,7 @@ TEST_CASE("config.json errors name the file, the key, the value and the rule") {
   CHECK(error_of([&] { read_hf_config(cfg, "c.json"); }) == "c.json:hidden_size = (missing): required key of a MoE config.json");
   cfg = kDeepSeekV3;
   cfg["num_experts_per_tok"] = -1;
-  CHECK(error_of([&] { read_hf_config(cfg, "c.json"); }) == "c.json:num_experts_per_tok = -1: must be a non-negative integer");
+  CHECK(error_of([&] { read_hf_config(cfg, "c.json"); }) == "c.json:num_experts_per_tok = -1: must be an integer in [0, 16777216]");
   cfg = kDeepSeekV3;
   cfg["quantization_config"]["quant_method"] = "awq";
   CHECK(error_of([&] { read_hf_config(cfg, "c.json"); }).rfind("c.json:quantization_config.quant_method = \"awq\": only fp8", 0) == 0);

@@ -147,7 +147,7 @@ TEST_CASE("bad JSON traces name the file's JSON path, the value and the rule") {
   json neg = load;
   neg[3] = -4;
   CHECK(json_error({{"experts", 16}, {"layers", {{{"load", load}}, {{"load", neg}}}}}) ==
-        "t.json:layers[1].load[3] = -4: must be an integer >= 0");
+        "t.json:layers[1].load[3] = -4: must be an integer in [0, 1099511627776]");
   json few = json::array({100, 0, 0, 0, 5, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
   CHECK(json_error({{"experts", 16}, {"layers", {{{"load", few}}}}}) ==
         "t.json:layers[0].load = [100,0,0,0,5,5,0,0,0,0,0,0,0,0,0,0]: must have at least top_k = 4 nonzero entries "
@@ -167,7 +167,7 @@ TEST_CASE("bad CSV traces name the file and line, the value and the rule") {
   CHECK(csv_error("layer,expert,tokens\n" + rows) == "(no error)");
   CHECK(csv_error("layer,tokens\n" + rows) ==
         "t.csv:line 1 = \"layer,tokens\": the header must be layer,expert,tokens or layer,source,expert,tokens");
-  CHECK(csv_error("layer,expert,tokens\n" + rows + "1,4,x\n") == "t.csv:line 6 = \"x\": column tokens must be an integer >= 0");
+  CHECK(csv_error("layer,expert,tokens\n" + rows + "1,4,x\n") == "t.csv:line 6 = \"x\": column tokens must be an integer in [0, 1099511627776]");
   CHECK(csv_error("layer,expert,tokens\n" + rows + "1,16,3\n") ==
         "t.csv:line 6 = \"1,16,3\": expert must be < model.routed_experts = 16");
   CHECK(csv_error("layer,expert,tokens\n" + rows + "1,3,3\n") == "t.csv:line 6 = \"1,3,3\": repeats an earlier row's layer, source and expert");

@@ -116,3 +116,23 @@ TEST_CASE("selection law: skewed marginals are met, forced experts stay outside 
   CHECK_THROWS_AS(SelectionLaw({0.5, 0.5}, {0, -1}, 1, 1), SimulationError);  // a free expert outside the groups
   CHECK_THROWS_AS(SelectionLaw({0.5, 0.4}, {0, 0}, 1, 1), SimulationError);   // sums to 0.9, not top_k
 }
+
+TEST_CASE("water-filled marginals under the steepest zipf (s = 16) still sum to top_k") {
+  // 256 experts of weight r^-16 (the bound of routing.zipf_s), top-8: the 7 hottest saturate at 1
+  // and the 8th onwards share the one selection left in proportion to weight, the 8th
+  // 1 / (1 + (8/9)^16 + (8/10)^16 + ...) = 0.8415 of it. Found by the fuzzer: the old
+  // running "total minus saturated weights" lost the rest (8^-16 ~ 3.6e-15) to rounding and the
+  // marginals summed to 8.066, which SelectionLaw refused as an internal error.
+  std::vector<double> w(256);
+  for (std::size_t r = 0; r < w.size(); ++r) w[r] = std::pow(static_cast<double>(r + 1), -16.0);
+  const std::vector<double> x = water_fill(w, std::vector<double>(w.size(), 1.0), 8);
+  double sum = 0;
+  for (double v : x) sum += v;
+  CHECK(sum == doctest::Approx(8.0).epsilon(1e-12));
+  for (int r = 0; r < 7; ++r) CHECK(x[static_cast<std::size_t>(r)] == 1.0);
+  double tail = 0;  // sum over r >= 8 of (8 / r)^16, smallest first
+  for (int r = 256; r >= 8; --r) tail += std::pow(8.0 / r, 16.0);
+  CHECK(x[7] == doctest::Approx(1.0 / tail).epsilon(1e-12));
+  CHECK(x[7] == doctest::Approx(0.8415).epsilon(1e-4));
+  CHECK_NOTHROW(SelectionLaw(x, std::vector<int>(x.size(), 0), 1, 8));
+}

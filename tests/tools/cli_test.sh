@@ -24,8 +24,8 @@ expect_error missing-file "cannot open file" run "$tmp/nope.json" --out "$tmp/o"
 echo '{"modle": {}}' >"$tmp/unknown.json"
 expect_error unknown-key 'modle = {}: unknown key' run "$tmp/unknown.json" --out "$tmp/o"
 expect_error wrong-type 'workload.tokens_per_gpu = "many": must be an integer' run scenarios/seed.json --set workload.tokens_per_gpu=many --out "$tmp/o"
-expect_error zero-size 'workload.tokens_per_gpu = 0: must be >= 1' run scenarios/seed.json --set workload.tokens_per_gpu=0 --out "$tmp/o"
-expect_error negative 'cluster.nic_gbps = -5: must be > 0' run scenarios/seed.json --set cluster.nic_gbps=-5 --out "$tmp/o"
+expect_error zero-size 'workload.tokens_per_gpu = 0: must be an integer in [1, 1048576]' run scenarios/seed.json --set workload.tokens_per_gpu=0 --out "$tmp/o"
+expect_error negative 'cluster.nic_gbps = -5: must be in [0.001, 1e+07] Gb/s' run scenarios/seed.json --set cluster.nic_gbps=-5 --out "$tmp/o"
 expect_error topk 'model.top_k = 300: must be in [1, routed_experts = 256]' run scenarios/seed.json --set model.top_k=300 --out "$tmp/o"
 expect_error max-nodes-groups 'routing.max_nodes = 2: node-limited routing replaces the group limit' run scenarios/seed.json --set model.groups=8 --set model.topk_groups=4 --set routing.max_nodes=2 --out "$tmp/o"
 expect_error max-nodes-room 'routing.max_nodes = 1: must leave room for top_k = 12 experts (8 routed experts per node' run scenarios/seed.json --set parallelism.ep=16 --set model.routed_experts=16 --set model.top_k=12 --set routing.max_nodes=1 --out "$tmp/o"
@@ -50,8 +50,8 @@ expect_error net-window '--completion-window = 0.2: must be in [0, 0.05]' net --
 expect_error replica-choice 'placement.replica_choice = "closest": must be one of' run scenarios/seed.json --set placement.replica_choice=closest --out "$tmp/o"
 # faults: names checked against the cluster, factors in range, failures the placement cannot absorb.
 expect_error fault-link 'faults.link_bandwidth.gpu999.nic = 0.5: names no link' run scenarios/seed.json --set 'faults.link_bandwidth={"gpu999.nic":0.5}' --out "$tmp/o"
-expect_error fault-factor 'faults.link_bandwidth.leaf3.up = 2: must be a number in [0, 1]' run scenarios/seed.json --set 'faults.link_bandwidth={"leaf3.up":2}' --out "$tmp/o"
-expect_error fault-speed 'faults.gpu_compute.17 = 0: must be a number in (0, 1]' run scenarios/seed.json --set 'faults.gpu_compute={"17":0}' --out "$tmp/o"
+expect_error fault-factor 'faults.link_bandwidth.leaf3.up = 2: must be 0 (down) or a number in [0.001, 1]' run scenarios/seed.json --set 'faults.link_bandwidth={"leaf3.up":2}' --out "$tmp/o"
+expect_error fault-speed 'faults.gpu_compute.17 = 0: must be a number in [0.001, 1]' run scenarios/seed.json --set 'faults.gpu_compute={"17":0}' --out "$tmp/o"
 expect_error fault-gpu-key 'faults.gpu_compute.x = 0.5: the key must be a GPU id' run scenarios/seed.json --set 'faults.gpu_compute={"x":0.5}' --out "$tmp/o"
 expect_error fault-gpu 'faults.failed_gpus[1] = 300: must be a GPU id, an integer in [0, 256)' run scenarios/seed.json --set 'faults.failed_gpus=[3,300]' --out "$tmp/o"
 expect_error fault-node 'faults.failed_nodes[0] = 32: must be a node id, an integer in [0, 32)' run scenarios/seed.json --set 'faults.failed_nodes=[32]' --out "$tmp/o"
@@ -213,7 +213,7 @@ echo '{"base": "scenarios/small-2node.json", "axes": [{"key": "parallelism.ep", 
 expect_error sweep-point 'parallelism.ep = 6: must divide the GPU count (nodes x gpus_per_node = 16) (sweep point 1: parallelism.ep=6;' sweep "$tmp/sweep-ep.json" --out "$tmp/sw"
 [[ ! -s $tmp/sw/results.jsonl ]] && ok || bad "a rejected sweep must run no point"
 expect_error sweep-missing "nope.json: cannot open file" sweep "$tmp/nope.json" --out "$tmp/sw"
-expect_error sweep-jobs "-j -1: must be >= 0" sweep "$tmp/sweep-ep.json" -j -1
+expect_error sweep-jobs "-j -1: must be in [0, 1024]" sweep "$tmp/sweep-ep.json" -j -1
 # skip_invalid: the rejected point is recorded with its message, the others run, exit 0.
 echo '{"base": "scenarios/small-2node.json", "skip_invalid": true, "axes": [{"key": "parallelism.ep", "values": [16, 6]}]}' >"$tmp/sweep-skip.json"
 "$EPSIM" sweep "$tmp/sweep-skip.json" --out "$tmp/skip" >"$tmp/out" 2>&1 && grep -q '"error":"parallelism.ep = 6' "$tmp/skip/results.jsonl" \

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "models/limits.h"
 #include "sim/scenario.h"
 #include "sim/serving/serving_spec.h"
 
@@ -124,13 +125,13 @@ SearchSpec SearchSpec::from_json(const nlohmann::json& j) {
   } catch (const ConfigError& e) {
     throw ConfigError("base." + e.path(), e.value(), e.rule() + " (the search's base scenario)");
   }
-  s.nodes = static_cast<int>(c.integer("nodes", 1));
+  s.nodes = c.integer_in<int>("nodes", 1, limits::kGpus);
 
   ConfigObject t(c.raw("traffic"), "traffic", traffic_schema());
   s.traffic = {{"input_tokens", t.integer("input_tokens", 1)}, {"output_tokens", t.integer("output_tokens", 1)},
                {"length_spread", t.number("length_spread")}, {"prefix_hit", t.number("prefix_hit")},
                {"requests", t.integer("requests", 1)}, {"seed", t.integer("seed", 0)}};
-  s.rate = t.non_negative("rate");
+  s.rate = t.number_in("rate", 0.0, 1e9, "requests/s");
   // The serving section's own rules (spread and hit ranges) under the search's paths.
   try {
     (void)serving::ServingSpec::from_json(s.traffic);
@@ -140,9 +141,9 @@ SearchSpec SearchSpec::from_json(const nlohmann::json& j) {
   }
 
   ConfigObject g(c.raw("targets"), "targets", targets_schema());
-  s.ttft_ms = g.non_negative("ttft_ms");
-  s.tpot_ms = g.non_negative("tpot_ms");
-  s.percentile = static_cast<int>(g.integer("percentile", 1));
+  s.ttft_ms = g.number_in("ttft_ms", 0.0, 1e9, "ms");
+  s.tpot_ms = g.number_in("tpot_ms", 0.0, 1e9, "ms");
+  s.percentile = g.integer_in<int>("percentile", 1, 99);
   if (s.percentile != 50 && s.percentile != 90 && s.percentile != 99) g.fail("percentile", "must be 50, 90 or 99");
 
   ConfigObject p(c.raw("space"), "space", space_schema());
@@ -150,7 +151,10 @@ SearchSpec SearchSpec::from_json(const nlohmann::json& j) {
   sp.modes = list_of<std::string>(p, "modes", one_of({"colocated", "disaggregated"}));
   auto ints = [&](const char* key, std::int64_t low) {
     std::vector<int> out;
-    for (std::int64_t v : list_of<std::int64_t>(p, key, integer_at_least(low))) out.push_back(static_cast<int>(v));
+    for (std::int64_t v : list_of<std::int64_t>(p, key, integer_at_least(low))) {
+      if (v > limits::kGpus) p.fail(key, fmt::format("{}: must be <= {} (scenarios/README.md, Limits)", v, limits::kGpus));
+      out.push_back(static_cast<int>(v));
+    }
     return out;
   };
   sp.instance_nodes = ints("instance_nodes", 1);
@@ -182,9 +186,9 @@ SearchSpec SearchSpec::from_json(const nlohmann::json& j) {
   if (!p.has("prefill_nodes")) std::erase_if(sp.prefill_nodes, [&](int n) { return n >= s.nodes; });
   for (int n : sp.instance_nodes)
     if (n > s.nodes) p.fail("instance_nodes", fmt::format("{} nodes: more than the budget, search.nodes = {}", n, s.nodes));
-  s.confirm = static_cast<int>(c.integer("confirm", 1));
-  s.per_mode_configs = static_cast<int>(c.integer("configs_per_phase", 1));
-  s.check_samples = static_cast<int>(c.integer("check_samples", 0));
+  s.confirm = c.integer_in<int>("confirm", 1, 1000);
+  s.per_mode_configs = c.integer_in<int>("configs_per_phase", 1, 1000);
+  s.check_samples = c.integer_in<int>("check_samples", 0, 64);
   return s;
 }
 

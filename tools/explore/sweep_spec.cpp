@@ -1,10 +1,12 @@
 #include "tools/explore/sweep_spec.h"
 
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include <fmt/format.h>
 
+#include "models/limits.h"
 #include "models/random_stream.h"
 #include "sim/scenario.h"
 
@@ -202,12 +204,12 @@ SweepSpec SweepSpec::from_json(const nlohmann::json& j) {
   for (std::size_t i = 0; i < axes.size(); ++i) s.grid.push_back(grid_axis(axes[i], fmt::format("axes[{}]", i)));
   if (c.has("random")) {
     ConfigObject r(c.raw("random"), "random", random_schema());
-    s.samples = static_cast<std::size_t>(r.integer("samples", 1));
-    s.seed = static_cast<std::uint64_t>(r.integer("seed", 0));
+    s.samples = r.integer_in<std::size_t>("samples", 1, static_cast<std::int64_t>(kMaxPoints));
+    s.seed = r.integer_in<std::uint64_t>("seed", 0, std::numeric_limits<std::int64_t>::max());
     const std::vector<nlohmann::json> raxes = list(r, "axes");
     for (std::size_t i = 0; i < raxes.size(); ++i) s.random.push_back(random_axis(raxes[i], fmt::format("random.axes[{}]", i)));
   }
-  s.steps = static_cast<int>(c.integer("steps", 1));
+  s.steps = c.integer_in<int>("steps", 1, limits::kSteps);
   s.skip_invalid = c.boolean("skip_invalid");
   std::size_t total = std::max<std::size_t>(1, s.samples);
   for (const GridAxis& a : s.grid) {

@@ -74,7 +74,7 @@ TEST_CASE("bad input comes back as the point's error; the same result travels as
   bad["schedule"]["chunks"] = 0;
   const PointResult r = run_point(bad);
   CHECK_FALSE(r.ok());
-  CHECK(r.error == "schedule.chunks = 0: must be >= 1");
+  CHECK(r.error == "schedule.chunks = 0: must be an integer in [1, 64]");
   CHECK(r.metrics.is_null());
   const PointResult back = PointResult::from_json(json::parse(r.to_json().dump()));
   CHECK(back.error == r.error);
