@@ -8,8 +8,9 @@
 # `-include cmake_pch.hxx`). Only headers that change with the Debian packages are listed, never the
 # project's own, so editing a project header recompiles what it did before and nothing more.
 #
-# EPSIM_PCH=OFF builds without them (the code must not depend on them: each file still includes what
-# it uses, which a build with EPSIM_PCH=OFF checks).
+# EPSIM_PCH=OFF builds without them, so each file must still include what it uses (a build with
+# EPSIM_PCH=OFF shows a missing include; CI builds with them). Measured on the epsim target (README.md
+# "Quick start"): 348 CPU-seconds without, 300 with.
 option(EPSIM_PCH "Precompile the heavy third-party and standard headers per target" ON)
 
 set(EPSIM_PCH_HEADERS
