@@ -33,42 +33,44 @@ const nlohmann::json* find_key(const nlohmann::json& doc, const std::string& pat
   return it == section->end() ? nullptr : &*it;
 }
 
+// The first of `keys` the scenario sets (with its value), and the others it sets as "key = value, ...";
+// the first key and "(default)" when it sets none.
+struct Blame {
+  std::string lead, lead_value = "(default)", others;
+};
+
+Blame blame(const nlohmann::json& doc, const std::vector<std::string>& keys) {
+  Blame b;
+  for (const auto& k : keys) {
+    const nlohmann::json* v = find_key(doc, k);
+    if (!v) continue;
+    if (b.lead.empty()) {
+      b.lead = k;
+      b.lead_value = json_text(*v);
+    } else {
+      b.others += (b.others.empty() ? "" : ", ") + k + " = " + json_text(*v);
+    }
+  }
+  if (b.lead.empty()) b.lead = keys.front();
+  return b;
+}
+
 }  // namespace
 
 void throw_scale_error(const UnitOverflow& e, const nlohmann::json& doc) {
-  const std::vector<std::string> keys = scale_keys(e.op());
-  std::string lead, others;
-  std::string lead_value = "(default)";
-  for (const auto& k : keys) {
-    const nlohmann::json* v = find_key(doc, k);
-    if (lead.empty() && v) {
-      lead = k;
-      lead_value = json_text(*v);
-    } else if (v) {
-      others += (others.empty() ? "" : ", ") + k + " = " + json_text(*v);
-    }
-  }
-  if (lead.empty()) lead = keys.front();
-  throw ConfigError(lead, lead_value,
+  const Blame b = blame(doc, scale_keys(e.op()));
+  throw ConfigError(b.lead, b.lead_value,
                     std::string("the step leaves the simulator's 64-bit range (") + e.what() + "); it is set by this key" +
-                        (others.empty() ? "" : " and " + others) + " (scenarios/README.md, Limits)");
+                        (b.others.empty() ? "" : " and " + b.others) + " (scenarios/README.md, Limits)");
 }
 
 void throw_memory_error(const nlohmann::json& doc) {
   const std::vector<std::string> keys = {"cluster.nodes", "cluster.gpus", "cluster.gpus_per_node", "model.layers", "schedule.chunks",
                                          "schedule.pipeline_micro_batches", "workload.tokens_per_gpu", "model.routed_experts"};
-  std::string lead, lead_value = "(default)", others;
-  for (const auto& k : keys)
-    if (const nlohmann::json* v = find_key(doc, k); v && lead.empty()) {
-      lead = k;
-      lead_value = json_text(*v);
-    } else if (v) {
-      others += (others.empty() ? "" : ", ") + k + " = " + json_text(*v);
-    }
-  if (lead.empty()) lead = keys.front();
-  throw ConfigError(lead, lead_value,
+  const Blame b = blame(doc, keys);
+  throw ConfigError(b.lead, b.lead_value,
                     "the simulation ran out of memory (std::bad_alloc): inside the Limits but larger than this machine gives; it "
-                    "is set by this key" + (others.empty() ? "" : " and " + others) + " (scenarios/README.md, Limits)");
+                    "is set by this key" + (b.others.empty() ? "" : " and " + b.others) + " (scenarios/README.md, Limits)");
 }
 
 }  // namespace epsim::cli
