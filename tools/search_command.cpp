@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <thread>
 
-#include <boost/program_options.hpp>
 #include <fmt/format.h>
 
 #include "models/config.h"
@@ -14,34 +13,12 @@
 #include "tools/commands.h"
 #include "tools/explore/deployment_search.h"
 #include "tools/explore/front_plot.h"
+#include "tools/spec_command_args.h"
 #include "tools/version.h"
-
-namespace po = boost::program_options;
 
 namespace epsim::cli {
 
 namespace {
-
-struct SearchArgs {
-  std::string spec;
-  std::string out;
-  int jobs = 0;
-};
-
-SearchArgs parse(const Args& args) {
-  SearchArgs o;
-  po::options_description desc;
-  desc.add_options()("spec", po::value(&o.spec))("out", po::value(&o.out))("jobs,j", po::value(&o.jobs));
-  po::positional_options_description pos;
-  pos.add("spec", 1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-  po::notify(vm);
-  if (o.spec.empty()) throw UsageError("search needs a specification file (epsim search SPEC.json)");
-  if (o.jobs < 0) throw UsageError("-j " + std::to_string(o.jobs) + ": must be >= 0 (0: all cores)");
-  if (o.out.empty()) o.out = "out/" + std::filesystem::path(o.spec).stem().string();
-  return o;
-}
 
 nlohmann::json point_json(const explore::SearchPoint& p, int gpn) {
   nlohmann::json j = {{"deployment", p.label(gpn)}, {"disaggregated", p.disaggregated}, {"max_batch_per_gpu", p.max_batch},
@@ -67,7 +44,8 @@ nlohmann::json point_json(const explore::SearchPoint& p, int gpn) {
 }  // namespace
 
 int search_command(const Args& args) {
-  const SearchArgs o = parse(args);
+  const SpecCommandArgs o = parse_spec_command(args, "search");
+  if (o.jobs < 0) throw UsageError("-j " + std::to_string(o.jobs) + ": must be >= 0 (0: all cores)");
   const explore::SearchSpec spec = explore::SearchSpec::from_json(read_json_file(o.spec));
   const auto t0 = std::chrono::steady_clock::now();
   fmt::print("epsim search: {} on {} nodes; traffic: prompt {}, output {} tokens{}; targets p{}: TTFT <= {} ms, TPOT <= {} ms\n",

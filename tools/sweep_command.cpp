@@ -1,11 +1,9 @@
 // epsim sweep SPEC.json [--out DIR] [-j N]: the points of a sweep on a thread pool, or over MPI ranks
 // under mpirun (tools/explore/). Resumable: a rerun skips the points results.jsonl already holds.
-#include <filesystem>
 #include <optional>
 
 #include <unistd.h>
 
-#include <boost/program_options.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -14,36 +12,14 @@
 #include "tools/explore/mpi_sweep.h"
 #include "tools/explore/sweep.h"
 #include "tools/explore/thread_pool.h"
+#include "tools/spec_command_args.h"
 #include "tools/version.h"
-
-namespace po = boost::program_options;
 
 namespace epsim::cli {
 
 namespace {
 
-struct SweepArgs {
-  std::string spec;
-  std::string out;
-  int jobs = 0;
-};
-
-SweepArgs parse(const Args& args) {
-  SweepArgs o;
-  po::options_description desc;
-  desc.add_options()("spec", po::value(&o.spec))("out", po::value(&o.out))("jobs,j", po::value(&o.jobs));
-  po::positional_options_description pos;
-  pos.add("spec", 1);
-  po::variables_map vm;
-  po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-  po::notify(vm);
-  if (o.spec.empty()) throw UsageError("sweep needs a specification file (epsim sweep SPEC.json)");
-  if (o.jobs < 0 || o.jobs > 1024) throw UsageError("-j " + std::to_string(o.jobs) + ": must be in [0, 1024] (0: all cores)");
-  if (o.out.empty()) o.out = "out/" + std::filesystem::path(o.spec).stem().string();
-  return o;
-}
-
-explore::SweepOptions options(const SweepArgs& a, int default_threads) {
+explore::SweepOptions options(const SpecCommandArgs& a, int default_threads) {
   explore::SweepOptions o;
   o.out = a.out;
   o.threads = a.jobs > 0 ? a.jobs : default_threads;
@@ -64,7 +40,7 @@ int report(const explore::SweepSummary& s, const std::string& out, int threads, 
   return 2;
 }
 
-int run_local(const SweepArgs& a) {
+int run_local(const SpecCommandArgs& a) {
   const explore::SweepSpec spec = explore::SweepSpec::from_json(read_json_file(a.spec));
   const explore::SweepOptions o = options(a, explore::hardware_threads());
   explore::SweepRun run(spec, o);
@@ -77,7 +53,7 @@ int run_local(const SweepArgs& a) {
 // Every rank reads the spec; rank 0 also opens the results and checks the points. They agree on
 // whether to start (so that one rank's bad input stops all, each printing nothing twice), then rank
 // 0 serves the queue and writes the files while the others run points.
-int run_mpi(const SweepArgs& a) {
+int run_mpi(const SpecCommandArgs& a) {
   explore::MpiSession mpi;
   // Under mpirun the cores of a node are shared by its ranks.
   const int threads = std::max(1, explore::hardware_threads() / std::max(1, explore::env_local_size()));
@@ -124,7 +100,8 @@ int run_mpi(const SweepArgs& a) {
 }  // namespace
 
 int sweep_command(const Args& args) {
-  const SweepArgs a = parse(args);
+  const SpecCommandArgs a = parse_spec_command(args, "sweep");
+  if (a.jobs < 0 || a.jobs > 1024) throw UsageError("-j " + std::to_string(a.jobs) + ": must be in [0, 1024] (0: all cores)");
   if (!explore::launched_by_mpi()) return run_local(a);
 #ifdef EPSIM_HAVE_MPI
   return run_mpi(a);

@@ -7,6 +7,7 @@
 #include "models/limits.h"
 #include "sim/scenario.h"
 #include "sim/serving/serving_spec.h"
+#include "tools/explore/base_scenario.h"
 
 namespace epsim::explore {
 
@@ -111,13 +112,7 @@ SearchSpec SearchSpec::from_json(const nlohmann::json& j) {
   ConfigObject c(j, "", top_schema());
   SearchSpec s;
   s.name = c.string("name");
-  const nlohmann::json& base = c.raw("base");
-  if (base.is_string()) s.base = read_scenario_file(base.get<std::string>());  // its paths resolve against its folder
-  else if (base.is_object()) s.base = base;
-  else c.fail("base", "must be a scenario file name or a scenario object");
-  const nlohmann::json& set = c.raw("set");
-  if (!set.is_object()) c.fail("set", "must be an object of {\"key.path\": value}");
-  for (auto it = set.begin(); it != set.end(); ++it) apply_override(s.base, it.key() + "=" + it.value().dump());
+  s.base = base_scenario(c);
   s.base.erase("serving");
   s.base.erase("workload");
   try {

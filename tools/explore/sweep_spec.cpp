@@ -9,6 +9,7 @@
 #include "models/limits.h"
 #include "models/random_stream.h"
 #include "sim/scenario.h"
+#include "tools/explore/base_scenario.h"
 
 namespace epsim::explore {
 
@@ -68,14 +69,6 @@ const Schema& random_axis_schema() {
 }
 
 constexpr std::size_t kMaxPoints = 10'000'000;
-
-// A declared scenario key ("section.key" or a top-level key).
-void check_scenario_key(const ConfigObject& c, const std::string& field, const std::string& key) {
-  for (const Schema* s : Scenario::all_schemas())
-    for (const KeyDoc& k : s->keys)
-      if ((s->section.empty() ? k.key : s->section + "." + k.key) == key) return;
-  c.fail(field, "not a scenario key (`epsim keys` lists them)");
-}
 
 std::vector<nlohmann::json> list(const ConfigObject& c, const std::string& field) {
   const nlohmann::json& v = c.raw(field);
@@ -189,16 +182,7 @@ SweepSpec SweepSpec::from_json(const nlohmann::json& j) {
   ConfigObject c(j, "", top_schema());
   SweepSpec s;
   s.name = c.string("name");
-  const nlohmann::json& base = c.raw("base");
-  if (base.is_string()) s.base = read_scenario_file(base.get<std::string>());  // its paths resolve against its folder
-  else if (base.is_object()) s.base = base;
-  else c.fail("base", "must be a scenario file name or a scenario object");
-  const nlohmann::json& set = c.raw("set");
-  if (!set.is_object()) c.fail("set", "must be an object of {\"key.path\": value}");
-  for (auto it = set.begin(); it != set.end(); ++it) {
-    check_scenario_key(c, "set", it.key());
-    apply_override(s.base, it.key() + "=" + it.value().dump());
-  }
+  s.base = base_scenario(c);
   const nlohmann::json& axes = c.raw("axes");
   if (!axes.is_array()) c.fail("axes", "must be an array of axes");
   for (std::size_t i = 0; i < axes.size(); ++i) s.grid.push_back(grid_axis(axes[i], fmt::format("axes[{}]", i)));
