@@ -2,20 +2,14 @@
 
 #include <functional>
 
+#include "tests/models/error_of.h"
 #include "models/gpu_spec.h"
 #include "models/moe_model.h"
 
 using namespace epsim;
 using nlohmann::json;
 
-static std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using epsim::testing::error_of;
 
 TEST_CASE("unknown keys, wrong types and impossible values name path, value and rule") {
   CHECK(error_of([] { MoeModelSpec::from_json(json{{"layerz", 3}}, "model"); }).rfind("model.layerz = 3: unknown key", 0) == 0);

@@ -6,6 +6,7 @@
 #include <functional>
 #include <numeric>
 
+#include "tests/models/error_of.h"
 #include "models/gate_model.h"
 
 using namespace epsim;
@@ -26,14 +27,7 @@ MoeModelSpec model(int experts, int top_k, int groups = 1, int topk_groups = 1, 
 
 RoutingSpec routing(const json& j) { return RoutingSpec::from_json(j, "routing"); }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using epsim::testing::error_of;
 
 double harmonic(int n, double s = 1.0) {
   double h = 0;

@@ -5,6 +5,7 @@
 
 #include <functional>
 
+#include "tests/models/error_of.h"
 #include "models/hf_config.h"
 #include "models/layer_ops.h"
 #include "models/memory_model.h"
@@ -13,14 +14,7 @@ using namespace epsim;
 using nlohmann::json;
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using epsim::testing::error_of;
 
 const HfKeyUse* key_use(const MoeModelSpec& m, const std::string& key) {
   for (const HfKeyUse& k : m.hf_import->keys)

@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include "tests/models/error_of.h"
 #include "models/cost_model.h"
 #include "models/layer_ops.h"
 #include "models/memory_model.h"
@@ -12,14 +13,7 @@ using namespace epsim;
 using nlohmann::json;
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using epsim::testing::error_of;
 
 Parallelism ep256() {
   Parallelism par;

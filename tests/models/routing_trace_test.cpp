@@ -5,6 +5,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "tests/models/error_of.h"
 #include "models/gate_model.h"
 
 using namespace epsim;
@@ -28,14 +29,7 @@ GateModel trace_gate(const std::string& file) {
   return GateModel(RoutingSpec::from_json(json{{"distribution", "trace"}, {"trace", traces + file}}, "routing"), small());
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using epsim::testing::error_of;
 
 const TraceShape shape{16, 4, 1, {}};
 
