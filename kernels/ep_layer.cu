@@ -17,6 +17,9 @@
 // Emission order per layer, compute: A0 [A1] E0 [E1]; comm: M0 [M1] D0 [D1] C0 [C1] (A = unpermute
 // of the previous layer + gate + permute, M = count exchange, D/E/C = dispatch/experts/combine),
 // the order the simulator's step builder uses.
+// With --attention (ep_attention.h) a whole decoder layer: compute A = [unpermute + ffn_residual of the
+// previous layer] attention block, ffn_norm, gate, permute; under dual the order interleaves:
+// compute A0 A1 E0 E1, comm M0 D0 M1 D1 C0 C1 (micro-batch 1's attention beside 0's dispatch).
 #include <cublas_v2.h>
 #include <nccl.h>
 
@@ -34,6 +37,8 @@
 #include <thread>
 
 #include "common.h"
+#include "ep_attention.h"
+#include "layer_kernels.h"
 #include "moe_kernels.h"
 
 using namespace epsim::bench;
@@ -217,6 +222,7 @@ struct Opts {
   double budget_ms = 300;
   uint64_t seed = 1;
   std::string out = "ep-layer.json", git = "unknown", smi, command;
+  AttnConfig attn;  // --attention: each micro-batch runs a whole decoder layer (ep_attention.h)
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -254,6 +260,9 @@ class Barrier {
 
 enum Phase { kGate, kPermute, kMeta, kDispatch, kExperts, kCombine, kUnpermute, kPhases };
 const char* kPhaseName[kPhases] = {"gate", "permute", "dispatch_meta", "dispatch_data", "experts", "combine", "unpermute"};
+// With --attention, phase kPhases + op is attention op `op` (AttnOp, named by attn_op_name).
+constexpr int kAllPhases = kPhases + kAttnOps;
+const char* phase_name(int p) { return p < kPhases ? kPhaseName[p] : attn_op_name(p - kPhases); }
 
 struct Instance {
   int phase, layer, mb, chunk;
@@ -301,9 +310,14 @@ struct Rank {
     cudaEvent_t evP, evMeta, evD[kMaxChunks], evE[kMaxChunks], evC[kMaxChunks];
     long long rounds[2][kMaxChunks] = {};
     Plan plan;
+    AttnBuffers attn;  // --attention only
   };
   MB mb[2];
   DevBuf<unsigned long long> counters;  // [mb][dispatch|combine][chunk]
+  // --attention: per layer the attention weights, h = x + attention (attn_residual), its ffn_norm
+  // (the MoE block's input) and the MoE output before ffn_residual (act[l+1] = hres[l] + moe[l])
+  std::vector<AttnWeights> aw;
+  std::vector<DevBuf<bf16>> hres, hnorm, moe;
   long long cap_recv = 0;
   // timing
   cudaEvent_t t0 = nullptr, t1 = nullptr;
@@ -357,12 +371,22 @@ class Runner {
     CK(cudaEventRecord(in.b, in.comm ? R.comm : R.comp));
   }
 
-  // compute stream: [unpermute previous layer] gate, permute; comm: count exchange
-  void front(int l, int m, bool record) {
+  // compute stream: [unpermute (+ ffn_residual) of the previous layer] [attention block, ffn_norm]
+  // gate, permute; comm (with_meta): count exchange
+  void front(int l, int m, bool record, bool with_meta = true) {
     auto& B = R.mb[m];
     const int T = B.T;
     if (l > 0) unpermute(l - 1, m);
     bf16* x = R.act[l].get() + (size_t)B.tok0 * S.H;
+    if (S.o.attn.on()) {
+      bf16* h = R.hres[l].get() + (size_t)B.tok0 * S.H;
+      AttnHooks hk{[&](int op) { begin(kPhases + op, l, m, 0, false); }, [&] { end(); }};
+      attn_forward(S.o.attn, R.blas, R.comp, R.aw[l], B.attn, x, h, T, S.H, record && l == S.L - 1, hk);
+      x = R.hnorm[l].get() + (size_t)B.tok0 * S.H;
+      begin(kPhases + kFfnNorm, l, m, 0, false);
+      rmsnorm_fwd(h, R.aw[l].ffn_norm.get(), x, B.attn.rstd.get(), T, S.H, kNormEps, R.comp);
+      end();
+    }
     begin(kGate, l, m, 0, false);
     const float one = 1.f, zero = 0.f;
     CB(cublasGemmEx(R.blas, CUBLAS_OP_T, CUBLAS_OP_N, S.E, T, S.H, &one, R.Wg[l].get(), CUDA_R_16BF, S.H, x,
@@ -386,6 +410,12 @@ class Runner {
                           B.P.get(), R.comp);
     end();
     CK(cudaEventRecord(B.evP, R.comp));
+    if (with_meta) meta(l, m);
+  }
+
+  // comm stream: the count exchange of (l, m) once its permute is done
+  void meta(int l, int m) {
+    auto& B = R.mb[m];
     CK(cudaStreamWaitEvent(R.comm, B.evP, 0));
     begin(kMeta, l, m, 0, true);
     CN(ncclAllGather(B.offsets.get(), B.allC.get(), (size_t)S.E + 1, ncclInt32, R.nccl, R.comm));
@@ -593,11 +623,20 @@ class Runner {
   void unpermute(int l, int m) {
     auto& B = R.mb[m];
     CK(cudaStreamWaitEvent(R.comp, B.evC[S.cs.chunks - 1], 0));
+    const size_t at = (size_t)B.tok0 * S.H;
+    bf16* out = S.o.attn.on() ? R.moe[l].get() + at : R.act[l + 1].get() + at;
     begin(kUnpermute, l, m, 0, false);
-    unpermute_combine(B.Yb.get(), B.dest.get(), B.wts.get(), B.T, S.K, S.H,
-                      R.act[l + 1].get() + (size_t)B.tok0 * S.H, R.comp);
+    unpermute_combine(B.Yb.get(), B.dest.get(), B.wts.get(), B.T, S.K, S.H, out, R.comp);
     end();
+    if (S.o.attn.on()) {
+      begin(kPhases + kFfnResidual, l, m, 0, false);
+      residual_add(R.hres[l].get() + at, out, R.act[l + 1].get() + at, (long long)B.T * S.H, R.comp);
+      end();
+    }
   }
+
+  // Dual micro-batches with --attention: the interleaved order (options "dual_order").
+  bool interleaved() const { return S.mbs == 2 && S.o.attn.on(); }
 
   // One forward pass over all layers. record: keep the routing (check pass).
   void pass(bool record) {
@@ -605,11 +644,26 @@ class Runner {
     CK(cudaEventRecord(R.t0, R.comp));
     CK(cudaStreamWaitEvent(R.comm, R.t0, 0));
     for (int l = 0; l < S.L; ++l) {
-      for (int m = 0; m < S.mbs; ++m) front(l, m, record);
-      for (int m = 0; m < S.mbs; ++m) {
-        plan(l, m, record);
-        dispatch(l, m);
-        experts(l, m);
+      if (interleaved()) {
+        // two-batch overlap as deployed: compute A0 A1 E0 E1, comm M0 D0 M1 D1 C0 C1, so micro-batch
+        // 1's attention runs beside micro-batch 0's dispatch (the host enqueues E0 before it waits
+        // for M1, so the compute stream never idles on the host)
+        front(l, 0, record);
+        front(l, 1, record, false);
+        plan(l, 0, record);
+        dispatch(l, 0);
+        experts(l, 0);
+        meta(l, 1);
+        plan(l, 1, record);
+        dispatch(l, 1);
+        experts(l, 1);
+      } else {
+        for (int m = 0; m < S.mbs; ++m) front(l, m, record);
+        for (int m = 0; m < S.mbs; ++m) {
+          plan(l, m, record);
+          dispatch(l, m);
+          experts(l, m);
+        }
       }
       for (int m = 0; m < S.mbs; ++m) combine(l, m);
     }
@@ -657,6 +711,20 @@ void setup(Shared& S, Rank& R) {
   for (int l = 0; l <= L; ++l) R.act[l].alloc((size_t)T * H);
   fill_random(R.act[0].get(), R.act[0].size(), wseed(S.o.seed, 3, 0, R.g), 0.25f, 1.f);
   const int Tm = T / S.mbs;
+  if (S.o.attn.on()) {
+    // every GPU holds the same attention weights (data-parallel attention)
+    R.aw.resize(L);
+    R.hres.resize(L);
+    R.hnorm.resize(L);
+    R.moe.resize(L);
+    for (int l = 0; l < L; ++l) {
+      attn_alloc_weights(S.o.attn, (int)H, wseed(S.o.seed, 4, l, 0), R.aw[l]);
+      R.hres[l].alloc((size_t)T * H);
+      R.hnorm[l].alloc((size_t)T * H);
+      R.moe[l].alloc((size_t)T * H);
+    }
+    for (int m = 0; m < S.mbs; ++m) attn_alloc_buffers(S.o.attn, Tm, (int)H, R.mb[m].attn);
+  }
   // a token sends at most min(K, El) rows to one GPU
   R.cap_recv = (long long)N * Tm * std::min(K, El);
   for (int m = 0; m < S.mbs; ++m) {
@@ -709,6 +777,10 @@ void teardown(Rank& R) {
   R.W1.clear();
   R.W2.clear();
   R.act.clear();
+  R.aw.clear();
+  R.hres.clear();
+  R.hnorm.clear();
+  R.moe.clear();
   R.logw.release();
   R.keep_logits.clear();
   R.keep_wts.clear();
@@ -717,6 +789,7 @@ void teardown(Rank& R) {
     B.logits.release(); B.wts.release(); B.ids.release(); B.dest.release(); B.offsets.release();
     B.cursor.release(); B.allC.release(); B.P.release(); B.Yb.release(); B.R.release(); B.Y.release();
     B.Hb.release(); B.A.release();
+    B.attn = AttnBuffers();
   }
   for (auto& in : R.inst) {
     cudaEventDestroy(in.a);
@@ -733,12 +806,16 @@ void sync_rank(Rank& R) {
 // ---------------------------------------------------------------------------------------------
 // Check (run by rank 0's thread after the check pass; touches every GPU)
 struct CheckOut {
+  std::vector<double> attn_err;  // --attention: worst rel. error per AttnOp (-1: not checked)
   double out_err = -1, logit_err = -1;
   long long nonfinite = 0, topk_mismatch_tokens = 0, tokens_checked = 0;
   double max_w_diff = 0;
   bool pass = false;
   std::string note;
 };
+
+// Threshold of every attention op's check (bf16 outputs; the core's P is rounded to bf16).
+constexpr double kAttnThreshold = 2e-2;
 
 double phi(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 
@@ -787,6 +864,7 @@ CheckOut check_case(Shared& S) {
   const int N = S.N, E = S.E, El = S.El, K = S.K, L = S.L;
   const int H = S.H, I = S.I, T = S.cs.tokens, Tm = T / S.mbs;
   CheckOut co;
+  if (S.o.attn.on()) co.attn_err.assign(kAttnOps, -1.0);
   std::vector<double> lref_all;
   std::vector<float> lgot_all;
   double worst_layer = 0;
@@ -797,6 +875,25 @@ CheckOut check_case(Shared& S) {
       Rank& R = ranks[g];
       CK(cudaSetDevice(g));
       co.nonfinite += count_nonfinite(R.act[l + 1].get(), R.act[l + 1].size());
+      // with --attention the MoE block reads ffn_norm(h) and writes moe[l]; act[l+1] = h + moe[l]
+      const bool attn = S.o.attn.on();
+      const bf16* moe_in = attn ? R.hnorm[l].get() : R.act[l].get();
+      const bf16* moe_out = attn ? R.moe[l].get() : R.act[l + 1].get();
+      if (attn) {
+        for (auto* b : {&R.hres[l], &R.hnorm[l], &R.moe[l]}) co.nonfinite += count_nonfinite(b->get(), b->size());
+        auto worst = [&](int op, double e) { co.attn_err[op] = std::max(co.attn_err[op], e); };
+        worst(kFfnNorm, check_rmsnorm(R.hres[l].get(), H, R.aw[l].ffn_norm.get(), R.hnorm[l].get(), T, H, 41 + g + 7 * l));
+        worst(kFfnResidual, check_residual(R.hres[l].get(), R.moe[l].get(), R.act[l + 1].get(), T, H, 43 + g + 7 * l));
+        if (l == L - 1)  // the attention buffers hold the last layer's intermediates
+          for (int m = 0; m < S.mbs; ++m) {
+            const size_t at = (size_t)m * Tm * H;
+            auto& A = R.mb[m].attn;
+            for (auto* b : {&A.xn, &A.q, &A.kv, &A.kvb, &A.k, &A.o, &A.a})
+              if (b->size()) co.nonfinite += count_nonfinite(b->get(), b->size());
+            const auto e = attn_check(S.o.attn, R.aw[l], A, R.act[l].get() + at, R.hres[l].get() + at, Tm, H, 1000 + 10 * g + m);
+            for (int op = 0; op < kAttnOps; ++op) worst(op, e[op]);
+          }
+      }
       // gate: top-k of every token against the host rule on the same logits; logits of sampled
       // tokens against float64
       std::vector<std::vector<int>> hid(S.mbs);
@@ -822,7 +919,7 @@ CheckOut check_case(Shared& S) {
         for (auto& r : grow) r += m * Tm;
         auto drows = ul(grow);
         DevBuf<double> ref(rows.size() * E);
-        ref_gemm_rows(R.act[l].get(), R.Wg[l].get(), drows.get(), (int)rows.size(), E, H, ref.get());
+        ref_gemm_rows(moe_in, R.Wg[l].get(), drows.get(), (int)rows.size(), E, H, ref.get());
         CK(cudaDeviceSynchronize());
         auto hr = dl(ref.get(), ref.size());
         lref_all.insert(lref_all.end(), hr.begin(), hr.end());
@@ -833,7 +930,7 @@ CheckOut check_case(Shared& S) {
       auto toks = sample_rows(T, S.o.check_tokens, 101 + g + 17 * l);
       std::vector<bf16> xs((size_t)toks.size() * H);
       for (size_t i = 0; i < toks.size(); ++i)
-        CK(cudaMemcpy(xs.data() + i * H, R.act[l].get() + (size_t)toks[i] * H, H * sizeof(bf16), cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(xs.data() + i * H, moe_in + (size_t)toks[i] * H, H * sizeof(bf16), cudaMemcpyDeviceToHost));
       std::vector<std::vector<double>> acc(toks.size(), std::vector<double>(H, 0.0));
       for (int d = 0; d < N; ++d) {
         std::vector<int> rows, rexp;
@@ -881,7 +978,7 @@ CheckOut check_case(Shared& S) {
       }
       CK(cudaSetDevice(g));
       for (size_t i = 0; i < toks.size(); ++i) {
-        auto o = to_host_f32(R.act[l + 1].get() + (size_t)toks[i] * H, H);
+        auto o = to_host_f32(moe_out + (size_t)toks[i] * H, H);
         got_l.insert(got_l.end(), o.begin(), o.end());
         ref_l.insert(ref_l.end(), acc[i].begin(), acc[i].end());
       }
@@ -894,6 +991,9 @@ CheckOut check_case(Shared& S) {
   const long long allowed = std::max<long long>(1, co.tokens_checked / 500);
   co.pass = co.nonfinite == 0 && std::isfinite(co.out_err) && co.out_err <= 2e-2 && co.logit_err <= 1e-2 &&
             co.topk_mismatch_tokens <= allowed && co.max_w_diff < 1e-4;
+  for (int op = 0; op < (int)co.attn_err.size(); ++op)
+    if (attn_op_applies(S.o.attn, op))
+      co.pass = co.pass && std::isfinite(co.attn_err[op]) && co.attn_err[op] >= 0 && co.attn_err[op] <= kAttnThreshold;
   char buf[640];
   std::snprintf(buf, sizeof buf,
                 "output: worst layer's rel err vs a float64 reference (each expert's MLP on the GPU holding its "
@@ -904,12 +1004,19 @@ CheckOut check_case(Shared& S) {
                 "near-ties), weights within 1e-4",
                 S.o.check_tokens, allowed);
   co.note = buf;
+  if (S.o.attn.on())
+    co.note += "; attention (--attention): every op of the last layer's attention block per GPU and micro-batch "
+               "against float64 host references on sampled rows and (sequence, head, query) triples, on the GPU's "
+               "own inputs to that op (attn_core: softmax(q k^T / sqrt(d)) v over the query's causal keys), "
+               "ffn_norm and ffn_residual of every layer; threshold 2e-2 each; the MoE check reads ffn_norm's output";
   return co;
 }
 
 // ---------------------------------------------------------------------------------------------
 void poison_all(Shared& S, Rank& R) {
   for (int l = 1; l <= S.L; ++l) poison(R.act[l].get(), R.act[l].size(), R.comp);
+  for (auto* v : {&R.hres, &R.hnorm, &R.moe})
+    for (auto& b : *v) poison(b.get(), b.size(), R.comp);
   for (int m = 0; m < S.mbs; ++m) {
     auto& B = R.mb[m];
     poison(B.P.get(), B.P.size(), R.comp);
@@ -921,6 +1028,7 @@ void poison_all(Shared& S, Rank& R) {
     poison(B.logits.get(), B.logits.size(), R.comp);
     poison(B.wts.get(), B.wts.size(), R.comp);
     CK(cudaMemsetAsync(B.dest.get(), 0xff, B.dest.bytes(), R.comp));
+    if (S.o.attn.on()) attn_poison(B.attn, R.comp);
   }
   CK(cudaStreamSynchronize(R.comp));
 }
@@ -1024,12 +1132,34 @@ std::string case_json(Shared& S, const CheckOut& co, std::vector<double>* table_
     << ", \"chunks\": " << c.chunks << ", \"overlap\": " << jstr(c.overlap)
     << ", \"micro_batches\": " << S.mbs << ", \"layers\": " << S.L << ", \"dispatch\": " << jstr(c.dispatch)
     << ", \"peer_blocks\": " << (c.dispatch == "peer" ? S.o.peer_blocks : 0) << ", \"seed\": " << S.o.seed
-    << ", \"dtype\": \"bf16\"},\n";
+    << ", \"dtype\": \"bf16\"";
+  if (S.o.attn.on()) {
+    const AttnConfig& a = S.o.attn;
+    j << ", \"attention\": " << jstr(a.kind) << ", \"heads\": " << a.heads << ", \"kv_heads\": " << a.kvh()
+      << ", \"head_dim\": " << a.head_dim << ", \"head_dim_qk\": " << a.qk_dim() << ", \"head_dim_v\": " << a.v_dim()
+      << ", \"seq_len\": " << a.seq_len;
+    if (a.mla())
+      j << ", \"q_lora_rank\": " << AttnConfig::kQLora << ", \"kv_lora_rank\": " << AttnConfig::kKvLora
+        << ", \"qk_nope_head_dim\": " << AttnConfig::kNope << ", \"qk_rope_head_dim\": " << AttnConfig::kRopeDim
+        << ", \"v_head_dim\": " << AttnConfig::kV;
+    j << ", \"attention_core\": \"own_mma_flash\", \"dual_order\": " << jstr(S.mbs == 2 ? "interleaved" : "none");
+  }
+  j << "},\n";
   j << "  \"check\": {\"pass\": " << (co.pass ? "true" : "false") << ", \"out_rel_err\": " << jnum(co.out_err)
     << ", \"threshold\": 0.02, \"nonfinite\": " << co.nonfinite << ", \"gate_logit_rel_err\": " << jnum(co.logit_err)
     << ", \"gate_topk_mismatch_tokens\": " << co.topk_mismatch_tokens << ", \"gate_tokens_checked\": "
-    << co.tokens_checked << ", \"gate_max_weight_diff\": " << jnum(co.max_w_diff) << ", \"note\": " << jstr(co.note)
-    << "},\n";
+    << co.tokens_checked << ", \"gate_max_weight_diff\": " << jnum(co.max_w_diff);
+  if (!co.attn_err.empty()) {
+    j << ", \"attention_rel_err\": {";
+    bool first = true;
+    for (int op = 0; op < kAttnOps; ++op)
+      if (attn_op_applies(S.o.attn, op)) {
+        j << (first ? "" : ", ") << jstr(attn_op_name(op)) << ": " << jnum(co.attn_err[op]);
+        first = false;
+      }
+    j << "}, \"attention_threshold\": " << jnum(kAttnThreshold);
+  }
+  j << ", \"note\": " << jstr(co.note) << "},\n";
   const size_t iters = ranks[0].iter_total.size();
   std::vector<double> tot(iters, 0);
   for (size_t i = 0; i < iters; ++i)
@@ -1039,21 +1169,25 @@ std::string case_json(Shared& S, const CheckOut& co, std::vector<double>* table_
   j << "  \"iters\": " << iters << ", \"warmup\": " << S.o.warmup << ", \"total_us\": " << jnum(median(tot))
     << ", \"total_us_min\": " << jnum(sorted.front()) << ", \"total_us_max\": " << jnum(sorted.back()) << ",\n";
   // per GPU: phase sums per iteration (median), timeline (median offsets)
-  std::vector<double> phase_max(kPhases, 0);
+  // with --attention the attention ops' phases follow the MoE phases (only those that apply)
+  std::vector<int> shown;
+  for (int p = 0; p < kAllPhases; ++p)
+    if (p < kPhases || attn_op_applies(S.o.attn, p - kPhases)) shown.push_back(p);
+  std::vector<double> phase_max(kAllPhases, 0);
   std::vector<double> gpu_tot(N);
   j << "  \"per_gpu\": [";
   for (int g = 0; g < N; ++g) {
     Rank& R = ranks[g];
     const size_t ni = R.inst_next;
-    std::vector<std::vector<double>> ph(kPhases, std::vector<double>(iters, 0));
+    std::vector<std::vector<double>> ph(kAllPhases, std::vector<double>(iters, 0));
     for (size_t i = 0; i < iters; ++i)
       for (size_t k = 0; k < ni; ++k) ph[R.inst[k].phase][i] += R.iter_end[i][k] - R.iter_start[i][k];
     gpu_tot[g] = median(R.iter_total);
     j << (g ? ",\n    " : "\n    ") << "{\"gpu\": " << g << ", \"total_us\": " << jnum(gpu_tot[g]) << ", \"phases_us\": {";
-    for (int p = 0; p < kPhases; ++p) {
+    for (int p : shown) {
       const double v = median(ph[p]);
       phase_max[p] = std::max(phase_max[p], v);
-      j << (p ? ", " : "") << jstr(kPhaseName[p]) << ": " << jnum(v);
+      j << (p ? ", " : "") << jstr(phase_name(p)) << ": " << jnum(v);
     }
     std::vector<double> disp(iters);
     for (size_t i = 0; i < iters; ++i) disp[i] = ph[kMeta][i] + ph[kDispatch][i];
@@ -1062,14 +1196,14 @@ std::string case_json(Shared& S, const CheckOut& co, std::vector<double>* table_
       std::vector<double> a(iters), b(iters);
       for (size_t i = 0; i < iters; ++i) { a[i] = R.iter_start[i][k]; b[i] = R.iter_end[i][k]; }
       const auto& in = R.inst[k];
-      j << (k ? ",\n       " : "\n       ") << "{\"phase\": " << jstr(kPhaseName[in.phase]) << ", \"layer\": " << in.layer
+      j << (k ? ",\n       " : "\n       ") << "{\"phase\": " << jstr(phase_name(in.phase)) << ", \"layer\": " << in.layer
         << ", \"mb\": " << in.mb << ", \"chunk\": " << in.chunk << ", \"stream\": " << (in.comm ? "\"comm\"" : "\"compute\"")
         << ", \"start_us\": " << jnum(median(a)) << ", \"end_us\": " << jnum(median(b)) << "}";
     }
     j << "]}";
   }
   j << "],\n  \"phases_us\": {";
-  for (int p = 0; p < kPhases; ++p) j << (p ? ", " : "") << jstr(kPhaseName[p]) << ": " << jnum(phase_max[p]);
+  for (int p : shown) j << (p ? ", " : "") << jstr(phase_name(p)) << ": " << jnum(phase_max[p]);
   j << ", \"dispatch\": " << jnum(phase_max[kMeta] + phase_max[kDispatch]) << "},\n";
   // routing: per layer, per micro-batch, per source GPU, per expert (what the check pass routed)
   j << "  \"routing\": {\"per_microbatch\": [";
@@ -1120,6 +1254,13 @@ void usage() {
       "  --hidden H --inter I    model dims (default 7168, 2048)\n"
       "  --gpus N                GPUs to use (default: all visible, <= %d)\n"
       "  --peer-blocks B         blocks of the peer-pointer scatter kernel (default 64)\n"
+      "  --attention KIND        none | mha | gqa | mla: each micro-batch runs a whole decoder layer (attn_norm,\n"
+      "                          projections, RoPE, attention core, o_proj, residual, ffn_norm, MoE, ffn_residual);\n"
+      "                          dual then interleaves: micro-batch 1's attention beside micro-batch 0's dispatch\n"
+      "                          (default none: the MoE block alone)\n"
+      "  --heads N --kv-heads N --head-dim D --seq-len S   attention shape (defaults: mla 128 heads (DeepSeek-V3\n"
+      "                          dims), mha/gqa 64 heads of 128, gqa kv heads = heads / 4; seq-len 1024, a multiple\n"
+      "                          of 64 dividing a micro-batch's tokens)\n"
       "  --seed S  --check-tokens N  --warmup N  --min-iters N  --max-iters N  --budget-ms MS\n"
       "  --out FILE  --git SHA  --smi TEXT\n",
       kMaxChunks, kMaxGpus);
@@ -1155,6 +1296,11 @@ int main(int argc, char** argv) {
       else if (a == "--inter") o.inter = std::stoi(next());
       else if (a == "--gpus") o.gpus = std::stoi(next());
       else if (a == "--peer-blocks") o.peer_blocks = std::stoi(next());
+      else if (a == "--attention") o.attn.kind = next();
+      else if (a == "--heads") o.attn.heads = std::stoi(next());
+      else if (a == "--kv-heads") o.attn.kv_heads = std::stoi(next());
+      else if (a == "--head-dim") o.attn.head_dim = std::stoi(next());
+      else if (a == "--seq-len") o.attn.seq_len = std::stoi(next());
       else if (a == "--seed") o.seed = std::stoull(next());
       else if (a == "--check-tokens") o.check_tokens = std::stoi(next());
       else if (a == "--warmup") o.warmup = std::stoi(next());
@@ -1182,6 +1328,7 @@ int main(int argc, char** argv) {
     for (auto& v : o.dispatches)
       if (v != "nccl" && v != "peer") throw std::runtime_error("--dispatch: nccl | peer");
     if (o.layers < 1) throw std::runtime_error("--layers >= 1");
+    o.attn.resolve(o.hidden);
 
     // peer access between every pair, streams, cuBLAS, NCCL
     for (int a = 0; a < N; ++a)
@@ -1280,6 +1427,7 @@ int main(int argc, char** argv) {
               S.K = o.topk;
               S.mbs = ov == "dual" ? 2 : 1;
               if (T % S.mbs || T / S.mbs < ch) throw std::runtime_error("tokens per GPU must split into micro-batches of >= chunks tokens");
+              o.attn.check_tokens(T / S.mbs);
               if (skew.rfind("zipf:", 0) == 0) {
                 S.cs.zipf_s = std::stod(skew.substr(5));
                 // popularity order: a seeded permutation of the experts (rank r has weight 1/r^s)

@@ -7,7 +7,11 @@
 # Env: EP_BIN (use this binary if it runs here; otherwise build), GIT_COMMIT, LABEL (file name),
 #      EXPERTS (default 32), TOKENS (default "256 1024 4096 16384"), DISPATCH (default "nccl peer"),
 #      LAYERS2_TOKENS (tokens per GPU of the extra 2-layer cases, default 4096; empty: none),
-#      EXTRA (more epsim-ep-layer arguments for every run, e.g. "--gpus 1").
+#      EXTRA (more epsim-ep-layer arguments for every run, e.g. "--gpus 1"),
+#      ATTN (the attention block of every run, e.g. "--attention gqa --seq-len 512": each micro-batch
+#      a whole decoder layer, dual micro-batches interleaved; default none),
+#      SMOKE_TOKENS (tokens per GPU of the smoke case; default 512, smoke mode 256, with ATTN 1024:
+#      two micro-batches of whole sequences).
 set -u -o pipefail
 # Never use NVLink multicast on shared hosts.
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -23,6 +27,9 @@ EXPERTS=${EXPERTS:-32}
 TOKENS=${TOKENS:-256 1024 4096 16384}
 DISPATCH=${DISPATCH:-nccl peer}
 LAYERS2_TOKENS=${LAYERS2_TOKENS-4096}
+ATTN=${ATTN:-}
+SMOKE_TOKENS=${SMOKE_TOKENS:-}
+if [ -n "$ATTN" ]; then SMOKE_TOKENS=${SMOKE_TOKENS:-1024}; fi
 : > "$LOG"
 
 {
@@ -52,7 +59,7 @@ if [ -z "$BIN" ]; then
 fi
 echo "== binary: $BIN"
 SMI=$(nvidia-smi --query-gpu=index,name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,power.limit --format=csv,noheader 2>/dev/null | tr '\n' ';')
-COMMON=(--experts "$EXPERTS" --git "${GIT_COMMIT:-unknown}" --smi "$SMI" ${EXTRA:-})
+COMMON=(--experts "$EXPERTS" --git "${GIT_COMMIT:-unknown}" --smi "$SMI" ${EXTRA:-} $ATTN)
 rc=0
 parts=()
 run() {  # name, time limit (s), args...
@@ -69,11 +76,11 @@ run() {  # name, time limit (s), args...
 }
 
 if [ "$MODE" = smoke ]; then
-  run smoke 120 --tokens-per-gpu 256 --skew uniform,zipf:1.2 --overlap serial,dual --chunks 1,2 --dispatch nccl,peer \
+  run smoke 120 --tokens-per-gpu "${SMOKE_TOKENS:-256}" --skew uniform,zipf:1.2 --overlap serial,dual --chunks 1,2 --dispatch nccl,peer \
       --layers 2 --min-iters 3 --warmup 1
 else
   # a quick smoke case first: stop early if the layer is broken
-  run smoke 90 --tokens-per-gpu 512 --skew zipf:1.2 --overlap dual --chunks 2 --dispatch nccl,peer --layers 2 \
+  run smoke 90 --tokens-per-gpu "${SMOKE_TOKENS:-512}" --skew zipf:1.2 --overlap dual --chunks 2 --dispatch nccl,peer --layers 2 \
       --min-iters 3 --warmup 1
   r=$?
   # exit code 1 = a failed check (keep going: the grid records it); anything else = crash/hang
