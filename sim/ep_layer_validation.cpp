@@ -10,6 +10,8 @@
 #include "models/errors.h"
 #include "models/limits.h"
 #include "models/measured_fields.h"
+#include "models/moe_model.h"
+#include "sim/layer_validation.h"
 #include "sim/simulation.h"
 
 namespace epsim {
@@ -35,6 +37,69 @@ constexpr PhaseMap kPhases[] = {
     {"dispatch_data", Phase::Dispatch}, {"experts", Phase::Experts}, {"combine", Phase::Combine},
     {"unpermute", Phase::Unpermute},
 };
+
+// The ops of a decoder layer's attention block and of the MoE block's norm and residual, compared
+// one by one (the measurement's per-op phases of `--attention` cases; kernels/ep_attention.h).
+// Apart from them the simulator counts ffn_norm under the gate and ffn_residual under unpermute.
+constexpr const char* kAttentionOps[] = {"attn_norm", "q_proj", "q_a_norm", "q_b_proj", "kv_proj", "kv_a_norm", "kv_b_proj",
+                                         "rope", "attn_core", "o_proj", "attn_residual", "ffn_norm", "ffn_residual"};
+bool is_attention_op(const std::string& op) {
+  return std::find(std::begin(kAttentionOps), std::end(kAttentionOps), op) != std::end(kAttentionOps);
+}
+
+// Two micro-batches as two-batch overlap deploys them (the measured program's "dual_order":
+// "interleaved"): micro-batch 1's attention on the compute stream while micro-batch 0's count
+// exchange and dispatch run, then each micro-batch's experts beside the other's dispatch or combine.
+nlohmann::json interleaved_schedule() {
+  return nlohmann::json::parse(R"({
+    "name": "dual-interleaved",
+    "description": "Two micro-batches, compute A0 A1 E0 E1, communication M0 D0 M1 D1 C0 C1: micro-batch 1's attention beside micro-batch 0's dispatch (two-batch overlap as deployed; kernels/ep_layer.cu --attention --overlap dual).",
+    "micro_batches": 2,
+    "forward": [
+      {"compute": ["moe_out@0", "attention@0", "moe_in@0", "shared@0", "dense@0"], "comm": ["counts@0", "dispatch@0"]},
+      {"compute": ["moe_out@1", "attention@1", "moe_in@1", "shared@1", "dense@1"], "comm": ["counts@1", "dispatch@1"]},
+      {"compute": ["experts@0"], "comm": ["combine@0"]},
+      {"compute": ["experts@1"], "comm": ["combine@1"]}
+    ]})");
+}
+
+// The case's attention block (options.attention, absent or "none": the MoE block alone) in the
+// scenario document: the model's attention, the sequence length, bf16 everywhere, and under dual
+// micro-batches the order the program ran.
+void add_attention(nlohmann::json& doc, const nlohmann::json& o, const std::string& ow) {
+  const std::string kind = measured_string_or(o, "attention", ow, "none");
+  if (kind == "none") return;
+  nlohmann::json& model = doc["model"];
+  model["heads"] = need_int(o, "heads", ow);
+  if (kind == "mla") {
+    // MLA's low-rank dimensions are the preset's (no model keys set them): the case must match it.
+    const MoeModelSpec ds = MoeModelSpec::preset("deepseek-v3");
+    for (const auto& [key, want] : {std::pair<const char*, int>{"q_lora_rank", ds.q_lora_rank}, {"kv_lora_rank", ds.kv_lora_rank},
+                                    {"qk_nope_head_dim", ds.qk_nope_head_dim}, {"qk_rope_head_dim", ds.qk_rope_head_dim},
+                                    {"v_head_dim", ds.v_head_dim}})
+      if (need_int(o, key, ow) != want)
+        throw InputError(ow + "." + key + " = " + std::to_string(need_int(o, key, ow)) + ": only DeepSeek-V3's MLA (" +
+                         std::to_string(want) + ") can be simulated");
+    model["preset"] = "deepseek-v3";
+    model.erase("attention");
+    // the measured gate is a plain top-k over all experts; the preset's MTP module is not run
+    model["groups"] = 1;
+    model["topk_groups"] = 1;
+    model["mtp_layers"] = 0;
+  } else if (kind == "mha" || kind == "gqa") {
+    model["attention"] = "mha";
+    model["head_dim"] = need_int(o, "head_dim", ow);
+    model["kv_heads"] = need_int(o, "kv_heads", ow);
+  } else {
+    throw InputError(ow + ".attention = \"" + kind + "\": must be none, mha, gqa or mla");
+  }
+  doc["precision"] = measured_precision("bf16", ow);
+  doc["workload"]["seq_len"] = need_int(o, "seq_len", ow);
+  const std::string order = measured_string_or(o, "dual_order", ow, "blocks");
+  if (order != "blocks" && order != "interleaved" && order != "none")
+    throw InputError(ow + ".dual_order = \"" + order + "\": must be blocks, interleaved or none");
+  if (doc["schedule"]["overlap"] == "dual-microbatch" && order == "interleaved") doc["schedule"]["overlap"] = interleaved_schedule();
+}
 
 }  // namespace
 
@@ -80,6 +145,7 @@ Scenario ep_layer_scenario(const nlohmann::json& measured_case, const std::strin
       {"schedule", {{"overlap", overlap == "dual" ? "dual-microbatch" : "serial"}, {"chunks", need_int(o, "chunks", ow)}}},
       {"cost_model", {{"calibration", "measured"}, {"expert_gemms", "per-expert"}}},
   };
+  add_attention(doc, o, ow);
   for (const auto& a : sets) apply_override(doc, a);
   Scenario s;
   try {
@@ -127,18 +193,23 @@ FileValidation validate_ep_layer(const nlohmann::json& doc, const std::string& f
     const auto& o = mc["options"];
     const std::string ow = where + ".options";
     const std::int64_t blocks = measured_int_or(o, "peer_blocks", ow, 0, limits::kSms, 0);
-    c.label = fmt::format("{} {} {} {} c{} L{}{}", o["dispatch"].get<std::string>(), o["tokens_per_gpu"].get<std::int64_t>(),
+    const std::string attention = measured_string_or(o, "attention", ow, "none");
+    c.label = fmt::format("{} {} {} {} c{} L{}{}{}", o["dispatch"].get<std::string>(), o["tokens_per_gpu"].get<std::int64_t>(),
                           measured_string_or(o, "skew", ow, "?"), o["overlap"].get<std::string>(), o["chunks"].get<std::int64_t>(),
-                          o["layers"].get<std::int64_t>(), blocks > 0 ? fmt::format(" b{}", blocks) : "");
+                          o["layers"].get<std::int64_t>(), blocks > 0 ? fmt::format(" b{}", blocks) : "",
+                          attention == "none" ? "" : fmt::format(" {}{}/{} s{}", attention, o["heads"].get<std::int64_t>(),
+                                                                 o["kv_heads"].get<std::int64_t>(), o["seq_len"].get<std::int64_t>()));
     c.options = o;
     c.measured_us = measured_number(mc, "total_us", where, 0.0, true);  // > 0: the error is relative to it
     c.predicted_us = sim.run().step_time.to_us();
-    // Per GPU, per phase: the sum of its instances; then the max over GPUs.
+    // Per GPU, per phase (attention-block ops: per op): the sum of its instances; then the max over GPUs.
     std::map<Phase, std::vector<double>> per_gpu;
+    std::map<std::string, std::vector<double>> per_gpu_op;
     const int gpus = sim.cluster().gpu_count();
     for (const auto& t : sim.graph().tasks()) {
       if (t.kind == TaskKind::Collective) continue;
-      auto& v2 = per_gpu[t.phase];
+      const std::string op = t.kind == TaskKind::Compute ? t.op.str() : std::string();
+      auto& v2 = is_attention_op(op) ? per_gpu_op[op] : per_gpu[t.phase];
       v2.resize(static_cast<std::size_t>(gpus), 0.0);
       v2[static_cast<std::size_t>(t.gpu)] += (t.end - t.start).to_us();
     }
@@ -149,6 +220,15 @@ FileValidation validate_ep_layer(const nlohmann::json& doc, const std::string& f
       p.measured_us = measured_number(measured, pm.measured, where + ".phases_us", 0.0, false);  // 0: the phase did not run
       const auto it = per_gpu.find(pm.simulated);
       if (it != per_gpu.end()) p.predicted_us = *std::max_element(it->second.begin(), it->second.end());
+      c.phases.push_back(p);
+    }
+    for (const char* op : kAttentionOps) {
+      const bool ran = measured.contains(op), priced = per_gpu_op.count(op) > 0;
+      if (!ran && !priced) continue;
+      PhaseComparison p;
+      p.phase = op;
+      if (ran) p.measured_us = measured_number(measured, op, where + ".phases_us", 0.0, false);
+      if (priced) p.predicted_us = *std::max_element(per_gpu_op[op].begin(), per_gpu_op[op].end());
       c.phases.push_back(p);
     }
     v.cases.push_back(std::move(c));

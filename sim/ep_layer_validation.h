@@ -9,6 +9,14 @@
 // the routing it measured replayed through the gate's trace mode -- simulates it, and compares the
 // step time with the measured total and each phase with the measured phase.
 //
+// A case measured with `--attention mha|gqa|mla` (each micro-batch a whole decoder layer) gets its
+// attention in the scenario (model.attention, heads, kv_heads, head_dim; MLA: the deepseek-v3
+// preset's dimensions, which the case must match), workload.seq_len, bf16 everywhere, and, for dual
+// micro-batches run in the interleaved order (options.dual_order), the schedule description of that
+// order: micro-batch 1's attention beside micro-batch 0's dispatch. Its attention-block ops
+// (attn_norm .. attn_residual) and the MoE block's ffn_norm and ffn_residual are compared op by op
+// beside the MoE phases (the gate then excludes ffn_norm, the unpermute ffn_residual).
+//
 // Phases as the measurement defines them: per GPU the sum over a step of that phase's instances
 // (compute tasks: their run time; communication: from the round's start to that GPU's part being
 // done), the max over GPUs. Under dual micro-batches and chunks instances overlap, so phases do not

@@ -29,14 +29,15 @@ std::pair<std::string, std::string> gpu_of(const MeasuredLayerFile& f) {
   return {h100 ? "h100-sxm" : "h200", have ? profile : ""};
 }
 
-nlohmann::json precision_of(const std::string& p, const std::string& where) {
+}  // namespace
+
+nlohmann::json measured_precision(const std::string& p, const std::string& where) {
   if (p != "bf16" && p != "fp8") throw InputError(where + ".precision = \"" + p + "\": must be bf16 or fp8");
   // The measured layer has no dispatch: its experts quantise their own rows (quant_act.expert_up).
   return {{"weights", p},         {"attention_proj", p}, {"attention_core", "bf16"}, {"routed_experts", p},
           {"shared_expert", p},   {"dense_mlp", p},      {"lm_head", "bf16"},        {"dispatch", "bf16"},
           {"combine", "bf16"},    {"kv_cache", "bf16"}};
 }
-}  // namespace
 
 ErrorSummary LayerFileValidation::summary() const {
   std::vector<double> e;
@@ -85,7 +86,7 @@ nlohmann::json layer_case_scenario(const MeasuredLayerCase& c, const MeasuredLay
   const auto [gpu, profile] = gpu_of(f);
   nlohmann::json doc = {{"name", c.label},
                         {"model", model},
-                        {"precision", precision_of(c.precision, where)},
+                        {"precision", measured_precision(c.precision, where)},
                         {"gpu", {{"preset", gpu}}},
                         {"cluster", {{"nodes", 1}, {"gpus_per_node", 1}}},
                         {"workload", workload},

@@ -51,6 +51,9 @@ struct LayerFileValidation {
   ErrorSummary summary() const;
 };
 
+// The scenario's `precision` section of a measured layer: every GEMM in `p` (bf16 | fp8), the
+// attention core, LM head, dispatch, combine and KV cache in bf16; `where` names it in errors.
+nlohmann::json measured_precision(const std::string& p, const std::string& where);
 // The scenario document of one measured case (a one-GPU, one-layer scenario), `sets` applied.
 // Throws InputError naming the case when its model cannot be expressed.
 nlohmann::json layer_case_scenario(const MeasuredLayerCase& c, const MeasuredLayerFile& f, const std::vector<std::string>& sets = {});

@@ -2,8 +2,10 @@
 // written by kernels/ep_layer.cu): per case the measured and predicted total and per-phase times with
 // errors, then per file the median and max total-time error against the target. Whole-layer
 // files (schema epsim-layer/1, kernels/epsim_layer.py) the same way, per op (sim/layer_validation.h).
+#include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -42,7 +44,17 @@ ValidateOptions parse(const Args& args) {
   return o;
 }
 
-const char* const kShort[] = {"gate", "perm", "count", "disp", "expert", "comb", "unperm"};
+// Column heads of the phases (a measured layer with --attention adds its attention ops, in order).
+std::string short_name(const std::string& phase) {
+  static const std::map<std::string, std::string> k = {
+      {"gate", "gate"},        {"permute", "perm"},      {"dispatch_meta", "count"}, {"dispatch_data", "disp"},
+      {"experts", "expert"},   {"combine", "comb"},      {"unpermute", "unperm"},    {"attn_norm", "anorm"},
+      {"q_proj", "q"},         {"q_a_norm", "qanorm"},   {"q_b_proj", "qb"},         {"kv_proj", "kv"},
+      {"kv_a_norm", "kvanrm"}, {"kv_b_proj", "kvb"},     {"rope", "rope"},           {"attn_core", "core"},
+      {"o_proj", "o"},         {"attn_residual", "ares"}, {"ffn_norm", "fnorm"},     {"ffn_residual", "fres"}};
+  const auto it = k.find(phase);
+  return it == k.end() ? phase.substr(0, 6) : it->second;
+}
 
 void print_summary(const ErrorSummary& s) {
   fmt::print("  summary: total-time error median {:.2f}%, max {:.2f}%; {} of {} cases within 10%; target (median <= 5%, every case <= 10%): {}\n\n",
@@ -51,18 +63,25 @@ void print_summary(const ErrorSummary& s) {
 
 void print(const FileValidation& v, bool phases) {
   fmt::print("{}: {}, {} cases\n", v.file, v.device, v.cases.size());
-  fmt::print("  {:<34} {:>10} {:>10} {:>7}  phase error % (predicted vs measured):", "case", "measured", "predicted", "error");
-  for (const char* s : kShort) fmt::print(" {:>6}", s);
+  std::size_t w = 34;
+  const CaseComparison* most = v.cases.empty() ? nullptr : &v.cases.front();
+  for (const auto& c : v.cases) {
+    w = std::max(w, c.label.size());
+    if (c.phases.size() > most->phases.size()) most = &c;
+  }
+  fmt::print("  {:<{}} {:>10} {:>10} {:>7}  phase error % (predicted vs measured):", "case", w, "measured", "predicted", "error");
+  if (most)
+    for (const auto& p : most->phases) fmt::print(" {:>6}", short_name(p.phase));
   fmt::print("\n");
   for (const auto& c : v.cases) {
-    fmt::print("  {:<34} {:>10.1f} {:>10.1f} {:>+6.1f}%  {:<39}", c.label, c.measured_us, c.predicted_us, c.error_pct(),
+    fmt::print("  {:<{}} {:>10.1f} {:>10.1f} {:>+6.1f}%  {:<39}", c.label, w, c.measured_us, c.predicted_us, c.error_pct(),
                std::abs(c.error_pct()) > 10.0 ? "MISS (> 10%)" : "");
     for (const auto& p : c.phases) fmt::print(" {:>+6.0f}", p.error_pct());
     fmt::print("\n");
     if (!phases) continue;
-    fmt::print("  {:<34} {:>68}", "", "measured us:");
+    fmt::print("  {:<{}} {:>68}", "", w, "measured us:");
     for (const auto& p : c.phases) fmt::print(" {:>6.0f}", p.measured_us);
-    fmt::print("\n  {:<34} {:>68}", "", "predicted us:");
+    fmt::print("\n  {:<{}} {:>68}", "", w, "predicted us:");
     for (const auto& p : c.phases) fmt::print(" {:>6.0f}", p.predicted_us);
     fmt::print("\n");
   }
