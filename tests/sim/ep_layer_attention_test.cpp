@@ -1,11 +1,12 @@
 // `epsim validate` on a measured EP layer whose micro-batches ran a whole decoder layer
 // (kernels/ep_layer.cu --attention, issue 16): the scenario a case builds and the ops it simulates,
-// GPU-free, on a small hand-made result file.
+// GPU-free, on a small hand-made result file (tests/sim/data/ep2-attention-handmade.json).
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <string>
 
+#include "models/config.h"
 #include "models/errors.h"
 #include "sim/ep_layer_validation.h"
 #include "sim/simulation.h"
@@ -14,27 +15,17 @@ using namespace epsim;
 
 namespace {
 
-// One measured case as kernels/ep_layer.cu writes it: 2 GPUs, 4 experts (2 per GPU), top-2,
-// hidden 1024, 1024 tokens per GPU as two micro-batches of one 512-token sequence each, GQA with
-// 8 query heads and 2 key/value heads of 128, run in the interleaved dual order. Every source
-// sends 256 rows to every expert in each micro-batch (512 tokens x top-2 = 1024 rows = 4 x 256).
+const std::string kFile = std::string(EPSIM_SOURCE_DIR) + "/tests/sim/data/ep2-attention-handmade.json";
+
+// The hand-made case (the file's note): what kernels/ep_layer.cu --attention writes for 2 GPUs, 4
+// experts (2 per GPU), top-2, hidden 1024, 1024 tokens per GPU as two micro-batches of one
+// 512-token sequence each, GQA with 8 query heads and 2 key/value heads of 128, run in the
+// interleaved dual order; every source sends 256 rows to every expert in each micro-batch
+// (512 tokens x top-2 = 1024 rows = 4 x 256).
 nlohmann::json attention_case(const std::string& order = "interleaved") {
-  const nlohmann::json per_source = {256, 256, 256, 256};
-  return {
-      {"options", {{"gpus", 2}, {"tokens_per_gpu", 1024}, {"experts", 4}, {"experts_per_gpu", 2}, {"topk", 2},
-                   {"hidden", 1024}, {"inter", 512}, {"skew", "uniform"}, {"zipf_s", 0}, {"chunks", 1},
-                   {"overlap", "dual"}, {"micro_batches", 2}, {"layers", 1}, {"dispatch", "nccl"}, {"peer_blocks", 0},
-                   {"seed", 1}, {"dtype", "bf16"}, {"attention", "gqa"}, {"heads", 8}, {"kv_heads", 2},
-                   {"head_dim", 128}, {"head_dim_qk", 128}, {"head_dim_v", 128}, {"seq_len", 512},
-                   {"attention_core", "own_mma_flash"}, {"dual_order", order}}},
-      {"check", {{"pass", true}}},
-      {"total_us", 1000.0},
-      {"phases_us", {{"gate", 10}, {"permute", 20}, {"dispatch_meta", 30}, {"dispatch_data", 40}, {"experts", 50},
-                     {"combine", 60}, {"unpermute", 70}, {"attn_norm", 1}, {"q_proj", 2}, {"kv_proj", 3}, {"rope", 4},
-                     {"attn_core", 5}, {"o_proj", 6}, {"attn_residual", 7}, {"ffn_norm", 8}, {"ffn_residual", 9}}},
-      {"routing", {{"per_microbatch", {{{per_source, per_source}, {per_source, per_source}}}}}},
-      {"trace", {{"experts", 4}, {"layers", {{{"sources", {{512, 512, 512, 512}, {512, 512, 512, 512}}}}}}}},
-  };
+  nlohmann::json c = read_json_file(kFile)["cases"][0];
+  c["options"]["dual_order"] = order;
+  return c;
 }
 
 const Task* find(const TaskGraph& g, int gpu, int mb, const char* op) {
@@ -136,9 +127,8 @@ TEST_CASE("epsim validate --attention: the shipped dual-microbatch order dispatc
 }
 
 TEST_CASE("epsim validate --attention: per-op phases, the gate without ffn_norm") {
-  const nlohmann::json doc = {{"schema", "epsim-ep-layer/1"}, {"device", {{"name", "NVIDIA H100 80GB HBM3"}, {"count", 2}}},
-                              {"cases", {attention_case()}}};
-  const FileValidation v = validate_ep_layer(doc, "f.json");
+  const FileValidation v = validate_ep_layer_file(kFile);
+  CHECK(v.device == "NVIDIA H100 80GB HBM3 x2");
   REQUIRE(v.cases.size() == 1);
   const CaseComparison& c = v.cases[0];
   CHECK(c.label == "nccl 1024 uniform dual c1 L1 gqa8/2 s512");
