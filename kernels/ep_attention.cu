@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
+#include <string>
 
 #include "layer_kernels.h"
 
@@ -59,18 +61,42 @@ __device__ __forceinline__ uint32_t pack_bf16(bf16 lo, bf16 hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
-template <int DQK>
+__device__ __forceinline__ uint32_t smem_addr(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+// Four 8x8 b16 matrices; lanes 8i..8i+7 give the 16-byte rows of matrix i. Without .trans lane t
+// gets (row t/4, cols 2(t%4), +1) of each; with .trans (rows 2(t%4), +1, col t/4).
+__device__ __forceinline__ void ldsm_x4(uint32_t* r, const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t* r, const bf16* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void cp_async16(bf16* dst, const bf16* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
+
+// kPipe: K/V tiles double-buffered through cp.async (tile j+1 loads while tile j computes) and
+// fragments read with ldmatrix; else one buffer, plain loads (the first version, kept as the
+// EPSIM_ATTN_CORE=simple fallback).
+template <int DQK, bool kPipe>
 constexpr size_t flash_smem() {
-  return ((size_t)(kBM + kBN) * (DQK + 8) + (size_t)kBN * (kDV + 8)) * sizeof(bf16);
+  return ((size_t)kBM * (DQK + 8) + (kPipe ? 2 : 1) * ((size_t)kBN * (DQK + 8) + (size_t)kBN * (kDV + 8))) * sizeof(bf16);
 }
 
-template <int DQK>
+template <int DQK, bool kPipe>
 __global__ void __launch_bounds__(128) flash_fwd_kernel(const FlashArgs a) {
   constexpr int LQ = DQK + 8, LV = kDV + 8, KK = DQK / 16, NT = kBN / 8, OT = kDV / 8;
+  constexpr int KTILE = kBN * LQ, VTILE = kBN * LV;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* Qs = reinterpret_cast<bf16*>(smem);
-  bf16* Ks = Qs + kBM * LQ;
-  bf16* Vs = Ks + kBN * LQ;
+  bf16* Ks = Qs + kBM * LQ;                       // [buffers][kBN][LQ]
+  bf16* Vs = Ks + (kPipe ? 2 : 1) * KTILE;        // [buffers][kBN][LV]
   const int nqb = a.seq / kBM;
   const int qb = nqb - 1 - (int)blockIdx.x;  // heavy (late) query blocks first
   const int h = blockIdx.y, kvh = h / a.group;
@@ -79,6 +105,20 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(const FlashArgs a) {
   const bf16* k = a.k + t0 * a.k_row + kvh * a.k_head;
   const bf16* v = a.v + t0 * a.v_row + kvh * a.v_head;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+  const int mi = lane >> 3, mr = lane & 7;  // ldmatrix: this lane's matrix and row
+
+  auto load_kv_async = [&](int buf, int j) {
+    for (int i = tid; i < kBN * DQK / 8; i += 128) {
+      const int r = i / (DQK / 8), c = (i % (DQK / 8)) * 8;
+      cp_async16(Ks + buf * KTILE + r * LQ + c, k + ((long long)j * kBN + r) * a.k_row + c);
+    }
+    for (int i = tid; i < kBN * kDV / 8; i += 128) {
+      const int r = i / (kDV / 8), c = (i % (kDV / 8)) * 8;
+      cp_async16(Vs + buf * VTILE + r * LV + c, v + ((long long)j * kBN + r) * a.v_row + c);
+    }
+    cp_async_commit();
+  };
+  if (kPipe) load_kv_async(0, 0);
 
   for (int i = tid; i < kBM * DQK / 8; i += 128) {
     const int r = i / (DQK / 8), c = (i % (DQK / 8)) * 8;
@@ -101,26 +141,50 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(const FlashArgs a) {
   const int row0 = qb * kBM + r0, row1 = row0 + 8;  // positions in the sequence
 
   for (int j = 0; j <= qb; ++j) {
-    __syncthreads();  // every warp is done with the previous tile
-    for (int i = tid; i < kBN * DQK / 8; i += 128) {
-      const int r = i / (DQK / 8), c = (i % (DQK / 8)) * 8;
-      *reinterpret_cast<uint4*>(Ks + r * LQ + c) =
-          *reinterpret_cast<const uint4*>(k + ((long long)j * kBN + r) * a.k_row + c);
+    const int buf = kPipe ? (j & 1) : 0;
+    if (kPipe) {
+      if (j < qb) {
+        load_kv_async((j + 1) & 1, j + 1);  // its buffer was last read in iteration j - 1
+        cp_async_wait<1>();                 // tile j has landed (this thread's copies)
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncthreads();  // every thread's copies of tile j
+    } else {
+      __syncthreads();  // every warp is done with the previous tile
+      for (int i = tid; i < kBN * DQK / 8; i += 128) {
+        const int r = i / (DQK / 8), c = (i % (DQK / 8)) * 8;
+        *reinterpret_cast<uint4*>(Ks + r * LQ + c) =
+            *reinterpret_cast<const uint4*>(k + ((long long)j * kBN + r) * a.k_row + c);
+      }
+      for (int i = tid; i < kBN * kDV / 8; i += 128) {
+        const int r = i / (kDV / 8), c = (i % (kDV / 8)) * 8;
+        *reinterpret_cast<uint4*>(Vs + r * LV + c) =
+            *reinterpret_cast<const uint4*>(v + ((long long)j * kBN + r) * a.v_row + c);
+      }
+      __syncthreads();
     }
-    for (int i = tid; i < kBN * kDV / 8; i += 128) {
-      const int r = i / (kDV / 8), c = (i % (kDV / 8)) * 8;
-      *reinterpret_cast<uint4*>(Vs + r * LV + c) =
-          *reinterpret_cast<const uint4*>(v + ((long long)j * kBN + r) * a.v_row + c);
-    }
-    __syncthreads();
+    const bf16* Kb = Ks + buf * KTILE;
+    const bf16* Vb = Vs + buf * VTILE;
     float s[NT][4];
 #pragma unroll
     for (int n = 0; n < NT; ++n) {
       s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+      if (kPipe) {
+        // matrices: keys n*8.., dims (kk + mi/2)*16 + (mi%2)*8: B of k-step kk (regs 0, 1), kk+1 (2, 3)
 #pragma unroll
-      for (int kk = 0; kk < KK; ++kk) {
-        const bf16* kr = Ks + (n * 8 + g) * LQ + kk * 16 + 2 * t4;
-        mma16816(s[n], qf[kk], *reinterpret_cast<const uint32_t*>(kr), *reinterpret_cast<const uint32_t*>(kr + 8));
+        for (int kk = 0; kk < KK; kk += 2) {
+          uint32_t kb[4];
+          ldsm_x4(kb, Kb + (n * 8 + mr) * LQ + (kk + (mi >> 1)) * 16 + (mi & 1) * 8);
+          mma16816(s[n], qf[kk], kb[0], kb[1]);
+          mma16816(s[n], qf[kk + 1], kb[2], kb[3]);
+        }
+      } else {
+#pragma unroll
+        for (int kk = 0; kk < KK; ++kk) {
+          const bf16* kr = Kb + (n * 8 + g) * LQ + kk * 16 + 2 * t4;
+          mma16816(s[n], qf[kk], *reinterpret_cast<const uint32_t*>(kr), *reinterpret_cast<const uint32_t*>(kr + 8));
+        }
       }
     }
     // scale (log2 domain), causal mask on the diagonal tile, online softmax per row
@@ -174,13 +238,25 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(const FlashArgs a) {
     for (int kt = 0; kt < kBN / 16; ++kt) {
       uint32_t pa[4] = {pack_bf16(s[2 * kt][0], s[2 * kt][1]), pack_bf16(s[2 * kt][2], s[2 * kt][3]),
                         pack_bf16(s[2 * kt + 1][0], s[2 * kt + 1][1]), pack_bf16(s[2 * kt + 1][2], s[2 * kt + 1][3])};
-      const bf16* v0 = Vs + (kt * 16 + 2 * t4) * LV + g;
+      if (kPipe) {
+        // transposed matrices: keys kt*16 + (mi%2)*8.., dims (n + mi/2)*8..: B of n-tile n (regs 0, 1), n+1 (2, 3)
 #pragma unroll
-      for (int n = 0; n < OT; ++n) {
-        const bf16* vp = v0 + n * 8;
-        mma16816(oacc[n], pa, pack_bf16(vp[0], vp[LV]), pack_bf16(vp[8 * LV], vp[9 * LV]));
+        for (int n = 0; n < OT; n += 2) {
+          uint32_t vb[4];
+          ldsm_x4_t(vb, Vb + (kt * 16 + (mi & 1) * 8 + mr) * LV + (n + (mi >> 1)) * 8);
+          mma16816(oacc[n], pa, vb[0], vb[1]);
+          mma16816(oacc[n + 1], pa, vb[2], vb[3]);
+        }
+      } else {
+        const bf16* v0 = Vb + (kt * 16 + 2 * t4) * LV + g;
+#pragma unroll
+        for (int n = 0; n < OT; ++n) {
+          const bf16* vp = v0 + n * 8;
+          mma16816(oacc[n], pa, pack_bf16(vp[0], vp[LV]), pack_bf16(vp[8 * LV], vp[9 * LV]));
+        }
       }
     }
+    if (kPipe) __syncthreads();  // every warp is done with this buffer before it is refilled
   }
   const float i0 = 1.f / l0, i1 = 1.f / l1;
   bf16* o0 = a.o + (t0 + row0) * a.o_row + (long long)h * kDV + 2 * t4;
@@ -192,9 +268,22 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(const FlashArgs a) {
   }
 }
 
+// EPSIM_ATTN_CORE=simple (environment, a development knob): the first, unpipelined version.
+bool flash_simple() {
+  const char* e = std::getenv("EPSIM_ATTN_CORE");
+  return e && std::string(e) == "simple";
+}
+
+template <int DQK, bool kPipe>
+void flash_launch(const FlashArgs& a, dim3 grid, cudaStream_t s) {
+  flash_fwd_kernel<DQK, kPipe><<<grid, 128, flash_smem<DQK, kPipe>(), s>>>(a);
+}
+
 void flash_prepare() {
-  CK(cudaFuncSetAttribute(flash_fwd_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem<128>()));
-  CK(cudaFuncSetAttribute(flash_fwd_kernel<192>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem<192>()));
+  CK(cudaFuncSetAttribute(flash_fwd_kernel<128, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem<128, true>()));
+  CK(cudaFuncSetAttribute(flash_fwd_kernel<192, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem<192, true>()));
+  CK(cudaFuncSetAttribute(flash_fwd_kernel<128, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem<128, false>()));
+  CK(cudaFuncSetAttribute(flash_fwd_kernel<192, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)flash_smem<192, false>()));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -254,6 +343,8 @@ void note_op(std::vector<double>& err, int op, double e) { err[op] = std::max(er
 }  // namespace
 
 // ------------------------------------------------------------------------------------------
+const char* flash_attention_impl() { return flash_simple() ? "own_mma_flash_simple" : "own_mma_flash"; }
+
 const char* attn_op_name(int op) {
   static const char* n[kAttnOps] = {"attn_norm", "q_proj", "q_a_norm", "q_b_proj", "kv_proj", "kv_a_norm", "kv_b_proj",
                                     "rope", "attn_core", "o_proj", "attn_residual", "ffn_norm", "ffn_residual"};
@@ -356,8 +447,9 @@ void flash_attention(AttnView q, AttnView k, AttnView v, bf16* o, long long o_ro
   FlashArgs a{q.p, k.p, v.p, o, q.row, q.head, k.row, k.head, v.row, v.head, o_row, seq, heads, heads / kv_heads,
               1.4426950408889634f / std::sqrt((float)dqk)};
   const dim3 grid(seq / kBM, heads, T / seq);
-  if (dqk == 128) flash_fwd_kernel<128><<<grid, 128, flash_smem<128>(), s>>>(a);
-  else flash_fwd_kernel<192><<<grid, 128, flash_smem<192>(), s>>>(a);
+  const bool simple = flash_simple();
+  if (dqk == 128) simple ? flash_launch<128, false>(a, grid, s) : flash_launch<128, true>(a, grid, s);
+  else simple ? flash_launch<192, false>(a, grid, s) : flash_launch<192, true>(a, grid, s);
   CK_LAST();
 }
 

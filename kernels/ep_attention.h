@@ -81,8 +81,12 @@ struct AttnView {
   long long row;
   long long head;
 };
+// K/V tiles double-buffered through cp.async, fragments read with ldmatrix; EPSIM_ATTN_CORE=simple
+// (environment) runs the first, unpipelined version instead. flash_attention_impl() names the one
+// that runs ("own_mma_flash" | "own_mma_flash_simple"; the JSON's options.attention_core).
 void flash_attention(AttnView q, AttnView k, AttnView v, bf16* o, long long o_row, int T, int seq, int heads,
                      int kv_heads, int dqk, int dv, cudaStream_t s);
+const char* flash_attention_impl();
 
 // Checks of one micro-batch's attention ops (the last layer's buffers) against float64 host
 // references on sampled rows; x / h: that layer's input and attn_residual output rows of this

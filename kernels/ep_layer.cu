@@ -1142,7 +1142,7 @@ std::string case_json(Shared& S, const CheckOut& co, std::vector<double>* table_
       j << ", \"q_lora_rank\": " << AttnConfig::kQLora << ", \"kv_lora_rank\": " << AttnConfig::kKvLora
         << ", \"qk_nope_head_dim\": " << AttnConfig::kNope << ", \"qk_rope_head_dim\": " << AttnConfig::kRopeDim
         << ", \"v_head_dim\": " << AttnConfig::kV;
-    j << ", \"attention_core\": \"own_mma_flash\", \"dual_order\": " << jstr(S.mbs == 2 ? "interleaved" : "none");
+    j << ", \"attention_core\": " << jstr(flash_attention_impl()) << ", \"dual_order\": " << jstr(S.mbs == 2 ? "interleaved" : "none");
   }
   j << "},\n";
   j << "  \"check\": {\"pass\": " << (co.pass ? "true" : "false") << ", \"out_rel_err\": " << jnum(co.out_err)
