@@ -10,7 +10,6 @@
 #include "models/errors.h"
 #include "models/limits.h"
 #include "models/measured_fields.h"
-#include "models/moe_model.h"
 #include "sim/layer_validation.h"
 #include "sim/simulation.h"
 
@@ -72,14 +71,7 @@ void add_attention(nlohmann::json& doc, const nlohmann::json& o, const std::stri
   nlohmann::json& model = doc["model"];
   model["heads"] = need_int(o, "heads", ow);
   if (kind == "mla") {
-    // MLA's low-rank dimensions are the preset's (no model keys set them): the case must match it.
-    const MoeModelSpec ds = MoeModelSpec::preset("deepseek-v3");
-    for (const auto& [key, want] : {std::pair<const char*, int>{"q_lora_rank", ds.q_lora_rank}, {"kv_lora_rank", ds.kv_lora_rank},
-                                    {"qk_nope_head_dim", ds.qk_nope_head_dim}, {"qk_rope_head_dim", ds.qk_rope_head_dim},
-                                    {"v_head_dim", ds.v_head_dim}})
-      if (need_int(o, key, ow) != want)
-        throw InputError(ow + "." + key + " = " + std::to_string(need_int(o, key, ow)) + ": only DeepSeek-V3's MLA (" +
-                         std::to_string(want) + ") can be simulated");
+    require_deepseek_v3_mla([&](const char* key) { return need_int(o, key, ow); }, ow);
     model["preset"] = "deepseek-v3";
     model.erase("attention");
     // the measured gate is a plain top-k over all experts; the preset's MTP module is not run

@@ -39,6 +39,19 @@ nlohmann::json measured_precision(const std::string& p, const std::string& where
           {"combine", "bf16"},    {"kv_cache", "bf16"}};
 }
 
+void require_deepseek_v3_mla(const std::function<std::int64_t(const char*)>& dim, const std::string& where) {
+  // MLA's low-rank dimensions are the preset's (no model keys set them): the case must match it.
+  const MoeModelSpec ds = MoeModelSpec::preset("deepseek-v3");
+  for (const auto& [key, want] : {std::pair<const char*, int>{"q_lora_rank", ds.q_lora_rank}, {"kv_lora_rank", ds.kv_lora_rank},
+                                  {"qk_nope_head_dim", ds.qk_nope_head_dim}, {"qk_rope_head_dim", ds.qk_rope_head_dim},
+                                  {"v_head_dim", ds.v_head_dim}}) {
+    const std::int64_t got = dim(key);
+    if (got != want)
+      throw InputError(where + "." + key + " = " + std::to_string(got) + ": only DeepSeek-V3's MLA (" + std::to_string(want) +
+                       ") can be simulated");
+  }
+}
+
 ErrorSummary LayerFileValidation::summary() const {
   std::vector<double> e;
   for (const auto& c : cases) e.push_back(c.error_pct());
@@ -59,14 +72,7 @@ nlohmann::json layer_case_scenario(const MeasuredLayerCase& c, const MeasuredLay
                           {"expert_intermediate", need_int(m, "expert_intermediate", where)},
                           {"shared_experts", need_int(m, "shared_experts", where)}};
   if (attention == "mla") {
-    // MLA's low-rank dimensions are the preset's (no model keys set them): the case must match it.
-    const MoeModelSpec ds = MoeModelSpec::preset("deepseek-v3");
-    for (const auto& [key, want] : {std::pair<const char*, int>{"q_lora_rank", ds.q_lora_rank}, {"kv_lora_rank", ds.kv_lora_rank},
-                                    {"qk_nope_head_dim", ds.qk_nope_head_dim}, {"qk_rope_head_dim", ds.qk_rope_head_dim},
-                                    {"v_head_dim", ds.v_head_dim}})
-      if (need_int(m, key, where) != want)
-        throw InputError(where + ".model." + key + " = " + std::to_string(need_int(m, key, where)) + ": only DeepSeek-V3's MLA (" +
-                         std::to_string(want) + ") can be simulated");
+    require_deepseek_v3_mla([&](const char* key) { return need_int(m, key, where); }, where + ".model");
     model["preset"] = "deepseek-v3";
   } else if (attention == "mha" || attention == "gqa") {
     model["attention"] = "mha";
