@@ -69,6 +69,49 @@ TEST_CASE("a round's fixed and moving parts slow down by their own factors besid
   CHECK(run(false) == Time::us(50));
 }
 
+// Interference that follows the GPU's own round (dispatch_impl nccl, peer): GPU 0 computes 100 us
+// of an HBM-bound op (sm_bound 0) beside a round of 20 us fixed + 30 us moving work; 66 of 132 SMs
+// held, half of them (33) during the fixed part; both parts progress at 1 / (1 + 1) beside compute.
+// every_kernel: the op loses the SMs' share though its roofline bound is HBM. Fixed part 0..40 us
+// (20 us at 0.5), the compute at 99/132 = 0.75 meanwhile: 30 us done; moving part 40..100 us (30 us
+// at 0.5), the compute at 66/132 = 0.5: 30 us more; the round ends at 100 us and the compute does
+// its last 40 us at full speed: 140 us. Without every_kernel the op is not slowed (no HBM share):
+// 100 us, and so is the round (it ends with the compute). Before the round starts and after it
+// ends nothing is slowed, though the collective (its flows, 11 us) is in flight or done.
+TEST_CASE("by round: compute slows only while its GPU's round runs, by a share of the SMs in the fixed part") {
+  ClusterSpec spec;
+  spec.nodes = 1;
+  spec.gpus_per_node = 2;
+  const Cluster cluster(spec);
+  auto run = [&](bool every_kernel) {
+    TaskGraph g;
+    const TaskId work = g.compute(0, Phase::Experts, 0, 0, Time::us(100));
+    g.tasks()[static_cast<std::size_t>(work)].sm_bound = 0.0;
+    const Cluster* cl = &cluster;
+    const TaskId c = g.collective(2, Phase::Dispatch, 0, 0, [cl] {
+      CommPlan p;
+      p.add(*cl, 0, 1, Bytes(4500000));
+      p.rounds = {RoundWork{Time::us(20), Time::us(30)}, RoundWork{}};
+      return p;
+    });
+    Simulator sim;
+    AnalyticalNetwork net(sim, cluster);
+    SmSharing sm{132, 66};
+    sm.round_stretch = 1.0;
+    sm.fixed_stretch = 1.0;
+    sm.by_round = true;
+    sm.fixed_sm_share = 0.5;
+    sm.every_kernel = every_kernel;
+    Executor exec(sim, net, g, sm);
+    exec.run();
+    CHECK(g.task(g.arrival(c, 1)).end == Time::us(11));
+    CHECK(g.task(g.arrival(c, 0)).end == Time::us(100));
+    return g.task(work).end;
+  };
+  CHECK(run(true) == Time::us(140));
+  CHECK(run(false) == Time::us(100));
+}
+
 TEST_CASE("a dependency cycle is reported, not hung") {
   TaskGraph g;
   const TaskId a = g.compute(0, Phase::Gate, 0, 0, Time::us(1));
