@@ -61,6 +61,8 @@ def main():
     ap.add_argument("--impl", choices=sorted(GRIDS), required=True)
     ap.add_argument("--set", action="append", default=[], help="key=value applied to every point (e.g. the profile)")
     ap.add_argument("--epsim", default="build/tools/epsim")
+    ap.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="replaces the implementation's grid by these keys and values (a what-if or a quick check)")
     a = ap.parse_args()
     with open(a.file) as f:
         doc = json.load(f)
@@ -68,6 +70,11 @@ def main():
     if not doc["cases"]:
         sys.exit(f"fit_interference: {a.file} has no {a.impl} case")
     grid = GRIDS[a.impl]
+    if a.grid:
+        try:
+            grid = {k: [float(v) if "." in v else int(v) for v in vals.split(",")] for k, vals in (g.split("=", 1) for g in a.grid)}
+        except ValueError:
+            sys.exit(f"fit_interference: --grid {a.grid}: want KEY=V1,V2,... with numbers")
     keys = list(grid)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +85,7 @@ def main():
         print("  " + "  ".join(k.split(".")[-1] for k in keys) + "   median %   max %")
         for point in itertools.product(*(grid[k] for k in keys)):
             sets = a.set + [f"{k}={v}" for k, v in zip(keys, point)]
-            sets += [f"{k}={dict(zip(keys, point))[src]}" for k, src in SAME.get(a.impl, {}).items()]
+            sets += [f"{k}={dict(zip(keys, point))[src]}" for k, src in SAME.get(a.impl, {}).items() if src in keys and k not in keys]
             e = [abs(x) for x in errors(a.epsim, cases, sets, os.path.join(tmp, "out.json"))]
             rows.append((max(e), statistics.median(e), point))
             print("  " + "  ".join(f"{v:>{len(k.split('.')[-1])}}" for k, v in zip(keys, point)) + f"   {rows[-1][1]:8.2f} {rows[-1][0]:7.2f}", flush=True)
