@@ -42,13 +42,10 @@ struct SmSharing {
   double hbm_share = 0;    // share of HBM bandwidth a collective takes from compute bound by HBM
   double round_stretch = 0;  // a round's moving part (CommPlan::rounds) progresses at 1 / (1 + this) while its GPU computes
   double fixed_stretch = 0;  // its fixed part at 1 / (1 + this)
-  // Collectives with rounds (network.dispatch_impl nccl, peer): compute is slowed only while its
-  // GPU's own round runs, and during the round's fixed part by fixed_sm_share x comm_sms SMs (no
-  // HBM share: no bytes move yet). every_kernel: a kernel beside the round loses the held SMs'
-  // share whatever its roofline bound (Task::sm_bound is taken as 1).
-  bool by_round = false;  // set for those collectives: compute is slowed only while its GPU's round runs
-  double fixed_sm_share = 1;
-  bool every_kernel = false;
+  // Collectives with rounds (network.dispatch_impl nccl, peer; see above):
+  bool by_round = false;      // compute is slowed only while its GPU's own round runs
+  double fixed_sm_share = 1;  // share of comm_sms held during the round's fixed part (no HBM share then)
+  bool every_kernel = false;  // every kernel loses the held SMs' share (Task::sm_bound taken as 1)
 };
 
 class Executor {
