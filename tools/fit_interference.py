@@ -96,6 +96,9 @@ def main():
     tied = [r for r in rows + [current] if r[0] <= least + 0.005]
     if len(tied) > 1:
         print(f"  {len(tied)} of {len(rows) + 1} points share the least max {least:.2f}% (within 0.005; a case no constant moves may bound it)")
+    for r in tied:
+        if r is not current:
+            print("    at " + ", ".join(f"{k} {v}" for k, v in zip(keys, r[2])) + f": median {r[1]:.2f}%, max {r[0]:.2f}%")
     if current in tied:
         print(f"choice: the current constants (median {current[1]:.2f}%, max {current[0]:.2f}%)")
     else:
