@@ -56,25 +56,20 @@ MaxMinSolver::Index MaxMinSolver::add_flow(std::span<const Index> links, double 
     id = free_ids_.back();
     free_ids_.pop_back();
   } else {
-    id = static_cast<Index>(state_.size());
-    state_.push_back(kFree);
-    f_link_.resize(f_link_.size() + kMaxLinksPerFlow);
-    f_hops_.push_back(0);
+    id = static_cast<Index>(fr_.size());
+    fr_.push_back(FlowRec{{}, kInf, kNone, 0, 0, kFree});
     f_weight_.push_back(1.0);
     f_cap_.push_back(kNoCap);
-    f_rho_.push_back(kInf);
-    f_bottleneck_.push_back(kNone);
-    f_stamp_.push_back(0);
   }
   const std::size_t i = at(id);
-  state_[i] = kFresh;
-  f_hops_[i] = static_cast<std::uint8_t>(links.size());
+  fr_[i].state = kFresh;
+  fr_[i].hops = static_cast<std::uint8_t>(links.size());
   f_weight_[i] = weight;
   f_cap_[i] = cap;
-  f_rho_[i] = kInf;  // not solved: above every level
-  f_bottleneck_[i] = kNone;
+  fr_[i].rho = kInf;  // not solved: above every level
+  fr_[i].bottleneck = kNone;
   for (std::size_t k = 0; k < links.size(); ++k) {
-    f_link_[i * kMaxLinksPerFlow + k] = links[k];
+    fr_[i].link[k] = links[k];
     LinkRec& L = links_[at(links[k])];
     L.order.push_back(id);
     ++L.live;
@@ -90,12 +85,12 @@ MaxMinSolver::Index MaxMinSolver::add_flow(std::span<const Index> links, double 
 // The flow's entries stay in its links' orders (above any lambda* this removal sets) until the
 // next re-fill drops them; its id is reused after that.
 void MaxMinSolver::remove_flow(Index flow) {
-  if (flow < 0 || at(flow) >= state_.size() || !active(flow))
+  if (flow < 0 || at(flow) >= fr_.size() || !active(flow))
     throw SimulationError("max-min solver: removing a flow that is not active");
   const std::size_t i = at(flow);
-  state_[i] = kDead;
-  for (int k = 0; k < f_hops_[i]; ++k) {
-    LinkRec& L = links_[at(f_link_[i * kMaxLinksPerFlow + at(k)])];
+  fr_[i].state = kDead;
+  for (int k = 0; k < fr_[i].hops; ++k) {
+    LinkRec& L = links_[at(fr_[i].link[at(k)])];
     --L.live;
     L.live_weight -= f_weight_[i];
   }
@@ -105,8 +100,8 @@ void MaxMinSolver::remove_flow(Index flow) {
 
 double MaxMinSolver::rate(Index flow) const {
   const std::size_t i = at(flow);
-  if (state_[i] == kFresh) return 0.0;
-  const Index b = f_bottleneck_[i];
+  if (fr_[i].state == kFresh) return 0.0;
+  const Index b = fr_[i].bottleneck;
   if (b == kNone) return f_cap_[i];  // at its cap, or +infinity without links and cap
   return f_weight_[i] * links_[at(b)].level;
 }
@@ -152,14 +147,14 @@ double MaxMinSolver::saturation_with(const LinkRec& L, double added) const {
 
 double MaxMinSolver::lowest_touched() {
   double lambda = kInf;
-  for (const Index f : removed_) lambda = std::min(lambda, f_rho_[at(f)]);  // +inf for a new one
+  for (const Index f : removed_) lambda = std::min(lambda, fr_[at(f)].rho);  // +inf for a new one
   region_.clear();  // borrowed: the links new flows cross, with their added weight in work_
   for (const Index f : fresh_) {
     const std::size_t i = at(f);
-    if (state_[i] != kFresh) continue;
+    if (fr_[i].state != kFresh) continue;
     if (f_cap_[i] < kNoCap) lambda = std::min(lambda, f_cap_[i] / f_weight_[i]);
-    for (int k = 0; k < f_hops_[i]; ++k) {
-      const Index l = f_link_[i * kMaxLinksPerFlow + at(k)];
+    for (int k = 0; k < fr_[i].hops; ++k) {
+      const Index l = fr_[i].link[at(k)];
       if (!in_region_[at(l)]) {
         in_region_[at(l)] = 1;
         work_[at(l)].wsum = 0.0;
@@ -199,10 +194,10 @@ const MaxMinSolver::Changes& MaxMinSolver::solve() {
 template <bool Weighted>
 void MaxMinSolver::refill(double lambda) {
   if (++stamp_ == 0) {
-    std::fill(f_stamp_.begin(), f_stamp_.end(), 0u);
+    for (FlowRec& r : fr_) r.stamp = 0;
     stamp_ = 1;
   }
-  for (const Index f : removed_) f_stamp_[at(f)] = stamp_;  // never frozen: skipped like frozen ones
+  for (const Index f : removed_) fr_[at(f)].stamp = stamp_;  // never frozen: skipped like frozen ones
   region_.clear();
   heap_.clear();
   caps_.clear();
@@ -238,19 +233,23 @@ void MaxMinSolver::refill(double lambda) {
   std::make_heap(heap_.begin(), heap_.end(), later);
   for (const Index f : capped_) {
     const std::size_t i = at(f);
-    if ((state_[i] == kLive || state_[i] == kFresh) && f_hops_[i] > 0 && f_rho_[i] >= lambda)
+    if ((fr_[i].state == kLive || fr_[i].state == kFresh) && fr_[i].hops > 0 && fr_[i].rho >= lambda)
       caps_.emplace_back(f_cap_[i] / f_weight_[i], f);
   }
   std::sort(caps_.begin(), caps_.end());
   std::size_t next_cap = 0;
 
+  // `on`: the link saturating (kNone at a cap). Its own Work is left alone: it is settled once its
+  // flows are frozen (nothing reads its capacity left after that; commit() recomputes it), which
+  // spares a store per flow that the next flow's would wait on.
   const auto freeze = [&](Index f, double x, Index on) {
     const std::size_t i = at(f);
-    f_stamp_[i] = stamp_;
+    fr_[i].stamp = stamp_;
     frozen_.push_back(Frozen{f, on});
     const Index* ls = links_of(f);
-    const int hops = f_hops_[i];
+    const int hops = fr_[i].hops;
     for (int k = 0; k < hops; ++k) {
+      if (ls[k] == on) continue;
       Work& w = work_[at(ls[k])];
       w.rem -= x;
       if constexpr (Weighted) w.wsum -= f_weight_[i];
@@ -277,13 +276,13 @@ void MaxMinSolver::refill(double lambda) {
       heap_.back().first = s;
       std::push_heap(heap_.begin(), heap_.end(), later);
     }
-    while (next_cap < caps_.size() && f_stamp_[at(caps_[next_cap].second)] == stamp_) ++next_cap;
+    while (next_cap < caps_.size() && fr_[at(caps_[next_cap].second)].stamp == stamp_) ++next_cap;
     const bool have_cap = next_cap < caps_.size();
     if (heap_.empty() && !have_cap) break;
     if (have_cap && (heap_.empty() || caps_[next_cap].first <= heap_.front().first)) {
       const auto [rho, f] = caps_[next_cap++];
       last = std::max(last, rho);
-      f_rho_[at(f)] = last;
+      fr_[at(f)].rho = last;
       freeze(f, f_cap_[at(f)], kNone);
       continue;
     }
@@ -300,13 +299,13 @@ void MaxMinSolver::refill(double lambda) {
     const std::size_t end = L.order.size();
     for (std::size_t k = static_cast<std::size_t>(work_[at(l)].kept); k < end; ++k) {
       if (k + 8 < end) {
-        __builtin_prefetch(&f_stamp_[at(order[k + 8])]);
-        __builtin_prefetch(&f_link_[at(order[k + 8]) * kMaxLinksPerFlow]);
+        __builtin_prefetch(&fr_[at(order[k + 8])]);
       }
       const Index f = order[k];
-      if (f_stamp_[at(f)] == stamp_) continue;
+      if (fr_[at(f)].stamp == stamp_) continue;
       freeze(f, Weighted ? f_weight_[at(f)] * level : level, l);
     }
+    work_[at(l)].unfrozen = 0;  // every flow of it is frozen now
   }
   stats_.flows_filled += frozen_.size();
   if (!frozen_.empty()) ++stats_.fills;
@@ -333,14 +332,47 @@ void MaxMinSolver::commit() {
     w.order = L.order.data();
     w.rem_out = L.rem.data();
   }
+  // Flows frozen by one link's saturation come one after the other: that link's capacity left and
+  // cursor stay in `run` until the next link's flows begin (the same subtractions in the same
+  // order, without a store each waits on).
+  struct Run {
+    Index link = kNone;
+    double rem = 0.0;
+    std::int64_t cursor = 0;
+  } run;
+  const auto end_run = [&] {
+    if (run.link == kNone) return;
+    work_[at(run.link)].rem = run.rem;
+    work_[at(run.link)].cursor = run.cursor;
+  };
   for (const Frozen& z : frozen_) {
     const std::size_t i = at(z.flow);
     const bool capped = z.on == kNone;
-    if (!capped) f_rho_[i] = pop_level_[at(z.on)];
-    const double x = capped ? f_cap_[i] : (Weighted ? f_weight_[i] * f_rho_[i] : f_rho_[i]);
+    if (!capped) {
+      const double rho = pop_level_[at(z.on)];
+      if (rho != fr_[i].rho) ++stats_.rates_changed;
+      fr_[i].rho = rho;
+    }
+    const double x = capped ? f_cap_[i] : (Weighted ? f_weight_[i] * fr_[i].rho : fr_[i].rho);
+    if (!Weighted && z.on != run.link) {
+      end_run();
+      run.link = z.on;
+      if (z.on != kNone) {
+        run.rem = work_[at(z.on)].rem;
+        run.cursor = work_[at(z.on)].cursor;
+      }
+    }
     const Index* ls = links_of(z.flow);
-    const int hops = f_hops_[i];
+    const int hops = fr_[i].hops;
     for (int k = 0; k < hops; ++k) {
+      if (!Weighted && ls[k] == run.link) {
+        const Work& w = work_[at(ls[k])];
+        w.order[run.cursor] = z.flow;
+        run.rem -= x;
+        w.rem_out[run.cursor] = run.rem;
+        ++run.cursor;
+        continue;
+      }
       Work& w = work_[at(ls[k])];
       w.order[w.cursor] = z.flow;
       w.rem -= x;
@@ -354,10 +386,11 @@ void MaxMinSolver::commit() {
     // The link it froze on is its bottleneck: its rho is that link's level exactly, which keeps
     // every kept flow's rate equal to its rho (a bottleneck kept from an earlier tie could later
     // be re-filled while the flow is not).
-    if (state_[i] == kFresh || f_bottleneck_[i] != z.on) changes_.moved.push_back(z.flow);
-    f_bottleneck_[i] = z.on;
-    state_[i] = kLive;
+    if (fr_[i].state == kFresh || fr_[i].bottleneck != z.on) changes_.moved.push_back(z.flow);
+    fr_[i].bottleneck = z.on;
+    fr_[i].state = kLive;
   }
+  end_run();
   for (const Index l : region_) {
     LinkRec& L = links_[at(l)];
     const auto n = static_cast<std::size_t>(work_[at(l)].cursor);
@@ -367,16 +400,16 @@ void MaxMinSolver::commit() {
   }
   for (const Index f : linkless_) {  // new flows with no link: their cap, or +infinity
     const std::size_t i = at(f);
-    if (state_[i] != kFresh) continue;
-    state_[i] = kLive;
-    f_rho_[i] = f_cap_[i] / f_weight_[i];
+    if (fr_[i].state != kFresh) continue;
+    fr_[i].state = kLive;
+    fr_[i].rho = f_cap_[i] / f_weight_[i];
     changes_.moved.push_back(f);
   }
   for (const Index f : removed_) {
-    state_[at(f)] = kFree;
+    fr_[at(f)].state = kFree;
     free_ids_.push_back(f);
   }
-  const auto gone = [&](Index f) { return state_[at(f)] == kFree; };
+  const auto gone = [&](Index f) { return fr_[at(f)].state == kFree; };
   if (!removed_.empty()) {
     capped_.erase(std::remove_if(capped_.begin(), capped_.end(), gone), capped_.end());
     linkless_.erase(std::remove_if(linkless_.begin(), linkless_.end(), gone), linkless_.end());
