@@ -117,6 +117,7 @@ double MaxMinSolver::weight_below(const LinkRec& L, std::size_t k) const {
 }
 
 std::size_t MaxMinSolver::kept_below(const LinkRec& L, double lambda) const {
+  if (L.rem.empty() || !(L.first_rho < lambda)) return 0;  // without reading any flow
   std::size_t lo = 0, hi = L.rem.size();  // the solved part is sorted by rho
   while (lo < hi) {
     const std::size_t mid = lo + (hi - lo) / 2;
@@ -298,9 +299,7 @@ void MaxMinSolver::refill(double lambda) {
     const Index* order = L.order.data();
     const std::size_t end = L.order.size();
     for (std::size_t k = static_cast<std::size_t>(work_[at(l)].kept); k < end; ++k) {
-      if (k + 8 < end) {
-        __builtin_prefetch(&fr_[at(order[k + 8])]);
-      }
+      if (k + 16 < end) __builtin_prefetch(&fr_[at(order[k + 16])]);
       const Index f = order[k];
       if (fr_[at(f)].stamp == stamp_) continue;
       freeze(f, Weighted ? f_weight_[at(f)] * level : level, l);
@@ -345,7 +344,9 @@ void MaxMinSolver::commit() {
     work_[at(run.link)].rem = run.rem;
     work_[at(run.link)].cursor = run.cursor;
   };
-  for (const Frozen& z : frozen_) {
+  for (std::size_t zi = 0; zi < frozen_.size(); ++zi) {
+    if (zi + 16 < frozen_.size()) __builtin_prefetch(&fr_[at(frozen_[zi + 16].flow)]);
+    const Frozen& z = frozen_[zi];
     const std::size_t i = at(z.flow);
     const bool capped = z.on == kNone;
     if (!capped) {
@@ -396,6 +397,7 @@ void MaxMinSolver::commit() {
     const auto n = static_cast<std::size_t>(work_[at(l)].cursor);
     L.order.resize(n);
     L.rem.resize(n);
+    if (n > 0) L.first_rho = fr_[at(L.order[0])].rho;
     if constexpr (Weighted) L.wprefix.resize(n);
   }
   for (const Index f : linkless_) {  // new flows with no link: their cap, or +infinity

@@ -126,6 +126,7 @@ class MaxMinSolver {
     std::vector<Index> order;
     std::vector<double> rem;
     std::vector<double> wprefix;
+    double first_rho = kNoCap;   // rho of its first solved entry (a re-fill from below it keeps none)
   };
   struct Work {                  // a link during a re-fill (one cache line)
     double rem;                  // capacity not yet taken by frozen flows

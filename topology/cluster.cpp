@@ -116,16 +116,21 @@ class FatTreeRoutes final : public RouteRule {
   }
   Route route(GpuId src, GpuId dst) const override {
     Route r;
-    if (src == dst) return r;
+    route_into(src, dst, r);
+    return r;
+  }
+  void route_into(GpuId src, GpuId dst, Route& r) const override {
+    r = Route{};
+    if (src == dst) return;
     if (domain_of_[static_cast<std::size_t>(src)] == domain_of_[static_cast<std::size_t>(dst)]) {
       r.append(4 * src, nvlink_);
       r.append(4 * dst + 1, nvlink_);
-      return r;
+      return;
     }
     if (const GpuId via = relay(src, dst); via >= 0) {
       r = route(src, via);
       for (LinkId id : route(via, dst)) r.append(id, latency_of(id));
-      return r;
+      return;
     }
     r.append(4 * src + 2, nic_);
     const int from = leaf_of_[static_cast<std::size_t>(src)], to = leaf_of_[static_cast<std::size_t>(dst)];
@@ -134,7 +139,6 @@ class FatTreeRoutes final : public RouteRule {
       r.append(4 * gpus_ + 2 * to + 1, spine_);
     }
     r.append(4 * dst + 3, nic_);
-    return r;
   }
 
  private:
