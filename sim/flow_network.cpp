@@ -591,7 +591,7 @@ void FlowNetwork::process() {
   // The drained flows leave their links (in any order: the counters only count): their routes are
   // scattered over the transfers' flow lists, so each is fetched a few flows ahead.
   for (std::size_t k = 0; k < arrivals_.size(); ++k) {
-    if (k + 4 < arrivals_.size()) __builtin_prefetch(&transfers_[at(arrivals_[k + 4].transfer)].flows[arrivals_[k + 4].index]);
+    if (k + 8 < arrivals_.size()) __builtin_prefetch(&transfers_[at(arrivals_[k + 8].transfer)].flows[arrivals_[k + 8].index]);
     link_activity(transfers_[at(arrivals_[k].transfer)].flows[arrivals_[k].index].route, -1, 0);
   }
   if (!arrivals_.empty()) ++stats_.batches;
@@ -609,7 +609,12 @@ void FlowNetwork::process() {
     c.level = solver_.level(l);
     mark(l);
   }
-  for (const Index id : changes.moved) {
+  for (std::size_t k = 0; k < changes.moved.size(); ++k) {
+    if (k + 8 < changes.moved.size()) {  // new flows come by the thousand: fetch a few ahead
+      __builtin_prefetch(&flows_[at(changes.moved[k + 8])]);
+      solver_.prefetch(changes.moved[k + 8]);
+    }
+    const Index id = changes.moved[k];
     FlowState& f = flows_[at(id)];
     const Index to = solver_.bottleneck(id);
     if (to < 0) throw SimulationError("flow network: a flow without a bottleneck link");

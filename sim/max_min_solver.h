@@ -102,6 +102,8 @@ class MaxMinSolver {
   // The link the flow is bottlenecked on after the last solve; -1 when it is at its cap (or
   // crosses no link). When several links tie, the previous bottleneck is kept.
   Index bottleneck(Index flow) const { return fr_[at(flow)].bottleneck; }
+  // Asks the memory system for the flow's record (a caller walking many flows fetches ahead).
+  void prefetch(Index flow) const { __builtin_prefetch(&fr_[at(flow)]); }
   // The normalised rate (rate / weight) of the flows bottlenecked on the link; +infinity when none.
   double level(Index link) const { return links_[at(link)].level; }
   // Sum of the rates of the link's flows (bytes/s), up to rounding.
