@@ -40,10 +40,10 @@
 // rate follows their link's level. A level within 1e-13 (relative) of its previous value keeps the
 // previous value exactly, and when two links tie (1e-10) a flow keeps its previous bottleneck.
 //
-// Storage: one 64-byte record per flow (links, rho, bottleneck), weights and caps apart; no allocation per flow
-// once the arrays have grown; per link its flows in freeze order and the remaining capacity after
-// each. A removed flow's entries sit above lambda* in every list holding them and are dropped when
-// the re-fill rewrites those lists; its id is reused after that.
+// Storage: one 64-byte record per flow (links, rho, bottleneck), weights and caps apart; no
+// allocation per flow once the arrays have grown; per link its flows in freeze order and the
+// remaining capacity after each. A removed flow's entries sit above lambda* in every list holding
+// them and are dropped when the re-fill rewrites those lists; its id is reused after that.
 //
 // Determinism: every loop runs in index or list order; equal inputs give bit-identical rates.
 #pragma once
@@ -171,6 +171,7 @@ class MaxMinSolver {
     std::uint8_t hops;
     State state;
   };
+  static_assert(sizeof(FlowRec) == 64, "a flow's record is one cache line");
   std::vector<FlowRec> fr_;
   std::vector<double> f_weight_, f_cap_;
   std::uint32_t stamp_ = 0;
