@@ -227,6 +227,24 @@ void MaxMinSolver::refill(double lambda) {
     w.wsum = Weighted ? L.live_weight - weight_below(L, k) : static_cast<double>(w.unfrozen);
     if (w.unfrozen > 0) heap_.emplace_back(std::max(0.0, w.rem) / w.wsum, static_cast<Index>(l));
   }
+  if constexpr (!Weighted) {
+    // Unweighted re-fills write each link's new part as they freeze (commit() copies it back): a
+    // scratch stretch per region link, as long as its old part (the new one is never longer).
+    std::size_t total = 0;
+    for (const Index l : region_) total += links_[at(l)].order.size() - static_cast<std::size_t>(work_[at(l)].kept);
+    if (scratch_order_.size() < total) {
+      scratch_order_.resize(total);
+      scratch_rem_.resize(total);
+    }
+    std::size_t off = 0;
+    for (const Index l : region_) {
+      Work& w = work_[at(l)];
+      w.cursor = 0;
+      w.order = scratch_order_.data() + off;
+      w.rem_out = scratch_rem_.data() + off;
+      off += links_[at(l)].order.size() - static_cast<std::size_t>(w.kept);
+    }
+  }
   if (kept_any == 0) ++stats_.full_fills;
   const auto later = [](const std::pair<double, Index>& a, const std::pair<double, Index>& b) {
     return a.first > b.first || (a.first == b.first && a.second > b.second);
@@ -243,17 +261,39 @@ void MaxMinSolver::refill(double lambda) {
   // `on`: the link saturating (kNone at a cap). Its own Work is left alone: it is settled once its
   // flows are frozen (nothing reads its capacity left after that; commit() recomputes it), which
   // spares a store per flow that the next flow's would wait on.
+  // Unweighted, the flow's record is written here too (its rate, bottleneck, what moved), and its
+  // entry and the capacity left after it in each link's new part: commit() has no pass over flows.
+  std::size_t frozen_count = 0;
   const auto freeze = [&](Index f, double x, Index on) {
     const std::size_t i = at(f);
-    fr_[i].stamp = stamp_;
-    frozen_.push_back(Frozen{f, on});
-    const Index* ls = links_of(f);
-    const int hops = fr_[i].hops;
+    FlowRec& r = fr_[i];
+    r.stamp = stamp_;
+    ++frozen_count;
+    if constexpr (Weighted) {
+      frozen_.push_back(Frozen{f, on});
+    } else {
+      if (on != kNone) {  // at a cap its rho is already set
+        if (x != r.rho) ++stats_.rates_changed;
+        r.rho = x;
+      }
+      // The link it froze on is its bottleneck (see commit()).
+      if (r.state == kFresh || r.bottleneck != on) changes_.moved.push_back(f);
+      r.bottleneck = on;
+      r.state = kLive;
+    }
+    const Index* ls = r.link;
+    const int hops = r.hops;
     for (int k = 0; k < hops; ++k) {
       if (ls[k] == on) continue;
       Work& w = work_[at(ls[k])];
       w.rem -= x;
-      if constexpr (Weighted) w.wsum -= f_weight_[i];
+      if constexpr (Weighted) {
+        w.wsum -= f_weight_[i];
+      } else {
+        w.order[w.cursor] = f;
+        w.rem_out[w.cursor] = w.rem;
+        ++w.cursor;
+      }
       --w.unfrozen;
     }
   };
@@ -298,107 +338,102 @@ void MaxMinSolver::refill(double lambda) {
     pop_level_[at(l)] = level;
     const Index* order = L.order.data();
     const std::size_t end = L.order.size();
-    for (std::size_t k = static_cast<std::size_t>(work_[at(l)].kept); k < end; ++k) {
+    Work& own = work_[at(l)];
+    double own_rem = own.rem;  // its own entries (unweighted): the same subtractions, in a register
+    std::int64_t own_cursor = own.cursor;
+    for (std::size_t k = static_cast<std::size_t>(own.kept); k < end; ++k) {
       if (k + 16 < end) __builtin_prefetch(&fr_[at(order[k + 16])]);
       const Index f = order[k];
       if (fr_[at(f)].stamp == stamp_) continue;
       freeze(f, Weighted ? f_weight_[at(f)] * level : level, l);
+      if constexpr (!Weighted) {
+        own_rem -= level;
+        own.order[own_cursor] = f;
+        own.rem_out[own_cursor] = own_rem;
+        ++own_cursor;
+      }
     }
-    work_[at(l)].unfrozen = 0;  // every flow of it is frozen now
+    own.rem = own_rem;
+    own.cursor = own_cursor;
+    own.unfrozen = 0;  // every flow of it is frozen now
   }
-  stats_.flows_filled += frozen_.size();
-  if (!frozen_.empty()) ++stats_.fills;
+  stats_.flows_filled += frozen_count;
+  if (frozen_count > 0) ++stats_.fills;
 }
 
 // Writes the re-fill back: levels, each region link's order above lambda* (in freeze order, with
 // the capacity left after each, subtracted in the order the filling did), rho and bottlenecks, and
 // what moved. A region link's new part is never longer than its old one (dropped and new entries
-// included), so it is written in place.
+// included): unweighted, the re-fill wrote it (and the flows) as it froze them, in scratch, copied
+// back here; weighted, it is written here in place, with the weight prefix.
 template <bool Weighted>
 void MaxMinSolver::commit() {
-  for (const Index l : region_) {
-    LinkRec& L = links_[at(l)];
-    if (pop_level_[at(l)] != L.level) {
-      L.level = pop_level_[at(l)];
-      changes_.levels.push_back(l);
-    }
-    L.rem.resize(L.order.size());
-    if constexpr (Weighted) L.wprefix.resize(L.order.size());
-    Work& w = work_[at(l)];
-    w.rem = w.start_rem;
-    w.wsum = weight_below(L, static_cast<std::size_t>(w.kept));  // borrowed: the weight prefix
-    w.cursor = w.kept;
-    w.order = L.order.data();
-    w.rem_out = L.rem.data();
-  }
-  // Flows frozen by one link's saturation come one after the other: that link's capacity left and
-  // cursor stay in `run` until the next link's flows begin (the same subtractions in the same
-  // order, without a store each waits on).
-  struct Run {
-    Index link = kNone;
-    double rem = 0.0;
-    std::int64_t cursor = 0;
-  } run;
-  const auto end_run = [&] {
-    if (run.link == kNone) return;
-    work_[at(run.link)].rem = run.rem;
-    work_[at(run.link)].cursor = run.cursor;
-  };
-  for (std::size_t zi = 0; zi < frozen_.size(); ++zi) {
-    if (zi + 16 < frozen_.size()) __builtin_prefetch(&fr_[at(frozen_[zi + 16].flow)]);
-    const Frozen& z = frozen_[zi];
-    const std::size_t i = at(z.flow);
-    const bool capped = z.on == kNone;
-    if (!capped) {
-      const double rho = pop_level_[at(z.on)];
-      if (rho != fr_[i].rho) ++stats_.rates_changed;
-      fr_[i].rho = rho;
-    }
-    const double x = capped ? f_cap_[i] : (Weighted ? f_weight_[i] * fr_[i].rho : fr_[i].rho);
-    if (!Weighted && z.on != run.link) {
-      end_run();
-      run.link = z.on;
-      if (z.on != kNone) {
-        run.rem = work_[at(z.on)].rem;
-        run.cursor = work_[at(z.on)].cursor;
+  if constexpr (!Weighted) {  // the re-fill wrote the flows and each link's new part
+    for (const Index l : region_) {
+      LinkRec& L = links_[at(l)];
+      if (pop_level_[at(l)] != L.level) {
+        L.level = pop_level_[at(l)];
+        changes_.levels.push_back(l);
       }
+      const Work& w = work_[at(l)];
+      const auto kept = static_cast<std::size_t>(w.kept), n = kept + static_cast<std::size_t>(w.cursor);
+      std::copy(w.order, w.order + w.cursor, L.order.begin() + static_cast<std::ptrdiff_t>(kept));
+      L.order.resize(n);
+      L.rem.resize(n);
+      std::copy(w.rem_out, w.rem_out + w.cursor, L.rem.begin() + static_cast<std::ptrdiff_t>(kept));
+      if (n > 0) L.first_rho = fr_[at(L.order[0])].rho;
     }
-    const Index* ls = links_of(z.flow);
-    const int hops = fr_[i].hops;
-    for (int k = 0; k < hops; ++k) {
-      if (!Weighted && ls[k] == run.link) {
-        const Work& w = work_[at(ls[k])];
-        w.order[run.cursor] = z.flow;
-        run.rem -= x;
-        w.rem_out[run.cursor] = run.rem;
-        ++run.cursor;
-        continue;
+  } else {
+    for (const Index l : region_) {
+      LinkRec& L = links_[at(l)];
+      if (pop_level_[at(l)] != L.level) {
+        L.level = pop_level_[at(l)];
+        changes_.levels.push_back(l);
       }
-      Work& w = work_[at(ls[k])];
-      w.order[w.cursor] = z.flow;
-      w.rem -= x;
-      w.rem_out[w.cursor] = w.rem;
-      if constexpr (Weighted) {
+      L.rem.resize(L.order.size());
+      L.wprefix.resize(L.order.size());
+      Work& w = work_[at(l)];
+      w.rem = w.start_rem;
+      w.wsum = weight_below(L, static_cast<std::size_t>(w.kept));  // borrowed: the weight prefix
+      w.cursor = w.kept;
+      w.order = L.order.data();
+      w.rem_out = L.rem.data();
+    }
+    for (const Frozen& z : frozen_) {
+      const std::size_t i = at(z.flow);
+      const bool capped = z.on == kNone;
+      if (!capped) {
+        const double rho = pop_level_[at(z.on)];
+        if (rho != fr_[i].rho) ++stats_.rates_changed;
+        fr_[i].rho = rho;
+      }
+      const double x = capped ? f_cap_[i] : f_weight_[i] * fr_[i].rho;
+      const Index* ls = links_of(z.flow);
+      const int hops = fr_[i].hops;
+      for (int k = 0; k < hops; ++k) {
+        Work& w = work_[at(ls[k])];
+        w.order[w.cursor] = z.flow;
+        w.rem -= x;
+        w.rem_out[w.cursor] = w.rem;
         w.wsum += f_weight_[i];
         links_[at(ls[k])].wprefix[at(static_cast<Index>(w.cursor))] = w.wsum;
+        ++w.cursor;
       }
-      ++w.cursor;
+      // The link it froze on is its bottleneck: its rho is that link's level exactly, which keeps
+      // every kept flow's rate equal to its rho (a bottleneck kept from an earlier tie could later
+      // be re-filled while the flow is not).
+      if (fr_[i].state == kFresh || fr_[i].bottleneck != z.on) changes_.moved.push_back(z.flow);
+      fr_[i].bottleneck = z.on;
+      fr_[i].state = kLive;
     }
-    // The link it froze on is its bottleneck: its rho is that link's level exactly, which keeps
-    // every kept flow's rate equal to its rho (a bottleneck kept from an earlier tie could later
-    // be re-filled while the flow is not).
-    if (fr_[i].state == kFresh || fr_[i].bottleneck != z.on) changes_.moved.push_back(z.flow);
-    fr_[i].bottleneck = z.on;
-    fr_[i].state = kLive;
-  }
-  end_run();
-  for (const Index l : region_) {
-    LinkRec& L = links_[at(l)];
-    const auto n = static_cast<std::size_t>(work_[at(l)].cursor);
-    L.order.resize(n);
-    L.rem.resize(n);
-    if (n > 0) L.first_rho = fr_[at(L.order[0])].rho;
-    if constexpr (Weighted) L.wprefix.resize(n);
+    for (const Index l : region_) {
+      LinkRec& L = links_[at(l)];
+      const auto n = static_cast<std::size_t>(work_[at(l)].cursor);
+      L.order.resize(n);
+      L.rem.resize(n);
+      L.wprefix.resize(n);
+      if (n > 0) L.first_rho = fr_[at(L.order[0])].rho;
+    }
   }
   for (const Index f : linkless_) {  // new flows with no link: their cap, or +infinity
     const std::size_t i = at(f);

@@ -192,7 +192,9 @@ class MaxMinSolver {
   std::vector<char> in_region_;
   std::vector<std::pair<double, Index>> heap_;
   std::vector<std::pair<double, Index>> caps_;
-  std::vector<Frozen> frozen_;             // flows in the order the re-fill froze them
+  std::vector<Frozen> frozen_;             // flows in the order the re-fill froze them (weighted)
+  std::vector<Index> scratch_order_;       // unweighted re-fills: each region link's new part
+  std::vector<double> scratch_rem_;
   std::vector<double> pop_level_;          // per link: level it saturated at in this re-fill (inf: none)
 };
 
