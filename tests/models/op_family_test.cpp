@@ -81,7 +81,7 @@ TEST_CASE("time_family: an exact series alone, between two series a blend weight
     p.curves.push_back(flat_curve(f, {}, 1.0));
   const CalibratedCostModel m(p, "test");
   // 2e9 FLOPs at 1000 TFLOPS: floor 2 us; the exact series n=k=1024 has efficiency 0.5: 4 us.
-  FamilyQuery q{"gemm_bf16", {{"n", 1024}, {"k", 1024}}, 64, 1};
+  FamilyQuery q{"gemm_bf16", {{"n", 1024}, {"k", 1024}}, 64, 1, -1, -1, {}};
   std::string why;
   CHECK(m.time_family(q, 2e9, 0, &why).to_us() == doctest::Approx(4.0));
   CHECK(why == "gemm_bf16 k=1024 n=1024");
@@ -90,9 +90,9 @@ TEST_CASE("time_family: an exact series alone, between two series a blend weight
   q.series = {{"n", 2048}, {"k", 2048}};
   CHECK(m.time_family(q, 2e9, 0).to_us() == doctest::Approx(std::sqrt(10.0)));
   // Per-expert loops: 4 calls of a quarter of the work each, at efficiency 0.8 (exact series).
-  FamilyQuery loop{"gemm_bf16", {{"n", 4096}, {"k", 4096}}, 64, 4};
+  FamilyQuery loop{"gemm_bf16", {{"n", 4096}, {"k", 4096}}, 64, 4, -1, -1, {}};
   CHECK(m.time_family(loop, 8e9, 0).to_us() == doctest::Approx(4 * 2.0 / 0.8));
-  CHECK_THROWS_AS(m.time_family(FamilyQuery{"rope", {}, 1, 1}, 1, 1), InputError);
+  CHECK_THROWS_AS(m.time_family(FamilyQuery{"rope", {}, 1, 1, -1, -1, {}}, 1, 1), InputError);
 }
 
 TEST_CASE("calibrate records the launch gap: the median of the empty-kernel rows") {
