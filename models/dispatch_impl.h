@@ -26,7 +26,9 @@
 // itself: bytes / self_bandwidth where the implementation's own local stores were measured, else
 // a device copy of those bytes (the cost model's).
 // Every constant is fitted to kernels/results/ep2-h200x2-2026-11-29.json (E = 32) and checked on
-// ep2-h200x2-e16-2026-11-29.json (E = 16); dispatch_impl.cpp says which cases.
+// the other ep*-h200x2 files; dispatch_impl.cpp says which cases. The interference constants
+// (comm_sms, fixed_sm_share, round_stretch, fixed_stretch, hbm_share) are chosen by
+// tools/fit_interference.py, which prints its grid and choice.
 #pragma once
 
 #include <cstdint>
@@ -56,6 +58,8 @@ struct DispatchImpl {
   double hbm_share = 0;        // HBM bandwidth share its traffic takes from HBM-bound compute meanwhile
   double round_stretch = 0;    // a round's moving part progresses at 1 / (1 + this) while its GPU computes
   double fixed_stretch = 0;    // its fixed part (latency, pieces) at 1 / (1 + this)
+  double fixed_sm_share = 1;   // during a round's fixed part compute loses this share of comm_sms (moving part: all)
+  bool every_kernel = false;   // compute beside a round loses the SMs' share whatever its roofline bound
   Bandwidth self_bandwidth;    // rows a GPU routes to itself (0: a device copy, the cost model's)
 
   bool ideal() const { return name == "ideal"; }

@@ -94,7 +94,7 @@ void Executor::advance(int gpu) {
   GpuState& s = gpus_[static_cast<std::size_t>(gpu)];
   const Time now = sim_.now();
   while (s.running >= 0) {
-    const double r = rate(s.comm_active, s.running);
+    const double r = rate(s, s.running);
     const TaskId n = s.running == s.run_last ? -1 : chained(s.running);
     const Time end = s.since + Time::ceil_ps(s.remaining_ps / r);
     if (n < 0 || end > now) {
@@ -137,12 +137,27 @@ void Executor::round_plan(int gpu) {
   GpuState& s = gpus_[static_cast<std::size_t>(gpu)];
   if (s.round < 0) return;
   const std::uint64_t v = ++s.round_version;
+  if (sm_.by_round && s.fixed_left_ps > 0) {
+    // The fixed part ends first: from then on compute beside loses all of comm_sms (and HBM).
+    sim_.after(Time::ceil_ps(s.fixed_left_ps / round_rate(s, sm_.fixed_stretch)), [this, gpu, v] {
+      GpuState& st = gpus_[static_cast<std::size_t>(gpu)];
+      if (st.round_version != v || st.round < 0) return;
+      advance(gpu);
+      round_advance(gpu);
+      st.fixed_left_ps = 0;
+      replan(gpu);
+      round_plan(gpu);
+    });
+    return;
+  }
   const double left = s.fixed_left_ps / round_rate(s, sm_.fixed_stretch) + s.round_left_ps / round_rate(s, sm_.round_stretch);
   sim_.after(Time::ceil_ps(left), [this, gpu, v] {
     GpuState& st = gpus_[static_cast<std::size_t>(gpu)];
     if (st.round_version != v || st.round < 0) return;
     const TaskId a = st.round;
+    if (sm_.by_round) advance(gpu);
     st.round = -1;
+    if (sm_.by_round) replan(gpu);
     if (net_done_[static_cast<std::size_t>(a)]) finish(a);
   });
 }
@@ -159,11 +174,11 @@ void Executor::replan(int gpu) {
   if (s.running < 0) return;
   const std::uint64_t v = ++s.version;
   TaskId last = s.running;
-  Time end = s.since + Time::ceil_ps(s.remaining_ps / rate(s.comm_active, last));
+  Time end = s.since + Time::ceil_ps(s.remaining_ps / rate(s, last));
   for (TaskId n = chained(last); n >= 0; n = chained(last)) {
     last = n;
     const double d = static_cast<double>(graph_.task(n).duration.picoseconds());
-    end += Time::ceil_ps(d / rate(s.comm_active, n));
+    end += Time::ceil_ps(d / rate(s, n));
   }
   s.run_last = last;
   sim_.at(end, [this, gpu, v, last] {
@@ -175,12 +190,17 @@ void Executor::replan(int gpu) {
   });
 }
 
-double Executor::rate(int comm_active, TaskId running) const {
-  if (comm_active == 0 || running < 0) return 1.0;
-  const double f = graph_.task(running).sm_bound;
-  const double hbm = sm_.hbm_share > 0 ? (1.0 - f) * sm_.hbm_share / (1.0 - sm_.hbm_share) : 0.0;
-  if (f >= 1.0) return sm_.compute_rate();
-  return 1.0 / (1.0 + f * (1.0 / sm_.compute_rate() - 1.0) + hbm);
+bool Executor::interfering(const GpuState& s) const { return sm_.by_round ? s.round >= 0 : s.comm_active > 0; }
+
+double Executor::rate(const GpuState& s, TaskId running) const {
+  if (!interfering(s) || running < 0) return 1.0;
+  const double f = sm_.every_kernel ? 1.0 : graph_.task(running).sm_bound;
+  const bool fixed = sm_.by_round && s.fixed_left_ps > 0;  // no bytes move yet
+  const double held = fixed ? sm_.fixed_sm_share * sm_.comm_sms : sm_.comm_sms;
+  const double left = (sm_.sms - held) / sm_.sms;  // the compute's share of the SMs
+  const double hbm = !fixed && sm_.hbm_share > 0 ? (1.0 - f) * sm_.hbm_share / (1.0 - sm_.hbm_share) : 0.0;
+  if (f >= 1.0) return left;
+  return 1.0 / (1.0 + f * (1.0 / left - 1.0) + hbm);
 }
 
 void Executor::set_comm(int gpu, int delta) {
@@ -269,10 +289,12 @@ void Executor::fill(int collective, std::uint64_t key, Transfer& t) {
     if (plan.rounds[g].total() <= Time::zero()) continue;
     const int gpu = first + static_cast<int>(g);
     GpuState& s = gpus_[static_cast<std::size_t>(gpu)];
+    if (sm_.by_round) advance(gpu);
     s.round = arrivals[g];
     s.fixed_left_ps = static_cast<double>(plan.rounds[g].fixed.picoseconds());
     s.round_left_ps = static_cast<double>(plan.rounds[g].moving.picoseconds());
     s.round_since = sim_.now();
+    if (sm_.by_round) replan(gpu);
     round_plan(gpu);
   }
   t.flows = std::move(plan.flows);

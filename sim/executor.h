@@ -7,11 +7,14 @@
 // progresses at (sms - comm_sms) / sms of its full speed; a task only partly bound by SMs (Task::
 // sm_bound = f) stretches by f of that, and its HBM-bound rest by the HBM share the collective's
 // traffic takes: 1 / rate = 1 + f (sms / (sms - comm_sms) - 1) + (1 - f) hbm_share / (1 - hbm_share).
-// The other way: a collective's rounds (CommPlan::rounds, the dispatch implementation's own work on
-// each GPU) are slowed while that GPU runs any compute task (HBM-bound ones included: they contend
-// too): first the round's fixed part (latency, per-piece cost: host and proxy work) at
-// 1 / (1 + fixed_stretch), then its moving part (the bytes) at 1 / (1 + round_stretch). A GPU's part of a collective ends when its flows
-// and its round are both done. Finishes are re-planned whenever a rate changes; stale finish events
+// A collective with rounds (CommPlan::rounds, the dispatch implementation's own work on each GPU)
+// slows compute only while that GPU's round runs: during its fixed part by fixed_sm_share x
+// comm_sms SMs, during its moving part by comm_sms SMs and hbm_share (with every_kernel, each
+// kernel by the SMs' share, sm_bound taken as 1). The other way, a round is slowed while that GPU
+// runs any compute task (HBM-bound ones included: they contend too): first the round's fixed part
+// (latency, per-piece cost: host and proxy work) at 1 / (1 + fixed_stretch), then its moving part
+// (the bytes) at 1 / (1 + round_stretch). A GPU's part of a collective ends when its flows and its
+// round are both done. Finishes are re-planned whenever a rate changes; stale finish events
 // are recognised by a per-GPU version and ignored.
 //
 // Runs: a compute task whose only successor is the next task on its GPU's compute stream, which
@@ -39,7 +42,10 @@ struct SmSharing {
   double hbm_share = 0;    // share of HBM bandwidth a collective takes from compute bound by HBM
   double round_stretch = 0;  // a round's moving part (CommPlan::rounds) progresses at 1 / (1 + this) while its GPU computes
   double fixed_stretch = 0;  // its fixed part at 1 / (1 + this)
-  double compute_rate() const { return static_cast<double>(sms - comm_sms) / sms; }
+  // Collectives with rounds (network.dispatch_impl nccl, peer; see above):
+  bool by_round = false;      // compute is slowed only while its GPU's own round runs
+  double fixed_sm_share = 1;  // share of comm_sms held during the round's fixed part (no HBM share then)
+  bool every_kernel = false;  // every kernel loses the held SMs' share (Task::sm_bound taken as 1)
 };
 
 class Executor {
@@ -79,7 +85,8 @@ class Executor {
   void advance(int gpu);
   // The next task of a run after `id`, or -1 (see above).
   TaskId chained(TaskId id) const;
-  double rate(int comm_active, TaskId running) const;
+  double rate(const GpuState& s, TaskId running) const;
+  bool interfering(const GpuState& s) const;
   double round_rate(const GpuState& s, double stretch) const;
   void round_advance(int gpu);  // brings the round's work left up to now at its current rate
   void round_plan(int gpu);     // plans its end at the current rate

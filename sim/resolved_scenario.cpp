@@ -1,6 +1,7 @@
 #include "sim/resolved_scenario.h"
 
 #include "models/cost_model_spec.h"
+#include "models/dispatch_impl.h"
 #include "sim/dispatch_mode.h"
 #include "sim/scenario.h"
 
@@ -76,8 +77,15 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
       {"nccl_round_us", rates.nccl.round.to_us()},
       {"comm_gbps_per_sm", rates.per_sm.bytes_per_second() / 1e9},
   };
-  for (auto it = engine_keys.begin(); it != engine_keys.end(); ++it)
-    if (!n.contains(it.key())) n[it.key()] = it.value();
+  // The interference constants the run used: the dispatch implementation's fitted values unless set.
+  const DispatchImpl impl = DispatchImpl::named(sc.network.dispatch_impl);
+  const nlohmann::json round_keys = {
+      {"round_stretch", impl.round_stretch}, {"fixed_stretch", impl.fixed_stretch},
+      {"fixed_sm_share", impl.fixed_sm_share}, {"hbm_share", impl.hbm_share},
+  };
+  for (const auto* keys : {&engine_keys, &round_keys})
+    for (auto it = keys->begin(); it != keys->end(); ++it)
+      if (!n.contains(it.key())) n[it.key()] = it.value();
   // Without the key, comm_sms follows network.dispatch_impl and the overlap: the value it took.
   out["schedule"]["comm_sms"] = sc.schedule.comm_sms;
 }

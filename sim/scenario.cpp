@@ -30,6 +30,10 @@ const Schema& NetworkSpec::schema() {
       {"nccl_efficiency", "number", nullptr, "", "dispatch_impl ideal under a calibrated cost model: NCCL's all-to-all on NVLink, payload over line rate (default 1; calibrated: the measured nccl_alltoall)"},
       {"nccl_round_us", "number", nullptr, "us", "the same: fixed cost per collective and GPU (default 0; calibrated: nccl_alltoall's latency)"},
       {"comm_gbps_per_sm", "number", nullptr, "GB/s", "what one SM of a dispatch/combine kernel moves (normal, peer): the kernels on schedule.comm_sms SMs move at most comm_sms times this (default 20: the least rate at which DeepEP's published normal-kernel runs on its default 20 SMs are not SM-bound, models/transfer_engine.cpp; calibrated: the peer dispatch's fitted per-SM rate when the profile has one)"},
+      {"round_stretch", "number", nullptr, "", "dispatch_impl nccl, peer: a round's moving part (its bytes) progresses at 1 / (1 + this) while its GPU computes (default: the implementation's fitted value, models/dispatch_impl.cpp: nccl 1.4, peer 1.5)"},
+      {"fixed_stretch", "number", nullptr, "", "dispatch_impl nccl, peer: a round's fixed part (latency, per-piece cost) progresses at 1 / (1 + this) while its GPU computes (default: nccl 0.45, peer 1.5)"},
+      {"fixed_sm_share", "number", nullptr, "", "dispatch_impl nccl, peer: during a round's fixed part compute on its GPU loses this share of schedule.comm_sms, in [0, 1] (its moving part: all of them; default: nccl 0.125, peer 1)"},
+      {"hbm_share", "number", nullptr, "", "dispatch_impl nccl, peer: HBM bandwidth share a round's moving part takes from compute bound by HBM, in [0, 0.95] (default: nccl 0, peer 0.4)"},
   }};
   return s;
 }
@@ -68,6 +72,10 @@ NetworkSpec NetworkSpec::from_json(const nlohmann::json& j, const std::string& p
   in_range("rdma_round_us", n.rdma_round_us, 0.0, kMaxLatencyUs, "us");
   in_range("nccl_round_us", n.nccl_round_us, 0.0, kMaxLatencyUs, "us");
   in_range("comm_gbps_per_sm", n.comm_gbps_per_sm, kMinRate, kMaxRate, "GB/s");
+  in_range("round_stretch", n.round_stretch, 0.0, 100.0, "");
+  in_range("fixed_stretch", n.fixed_stretch, 0.0, 100.0, "");
+  in_range("fixed_sm_share", n.fixed_sm_share, 0.0, 1.0, "");
+  in_range("hbm_share", n.hbm_share, 0.0, 0.95, "");
   if (c.has("rdma_message_rate_m")) {  // 0: no limit
     n.rdma_message_rate_m = c.number_in("rdma_message_rate_m", 0.0, kMaxRate, "M/s (0 = no limit)");
     if (*n.rdma_message_rate_m > 0 && *n.rdma_message_rate_m < kMinRate)
@@ -83,7 +91,7 @@ const Schema& ScheduleSpec::schema() {
       {"pipeline", "string", "1f1b", "", "with parallelism.pp > 1 (training), the pipeline schedule: 1f1b (warm-up forwards, then one forward one backward, then the remaining backwards; bubble (PP-1)(F+B)) | interleaved (Megatron's virtual pipeline: pipeline_chunks chunks of layers per rank; bubble (PP-1)(F+B)/chunks) | dualpipe (DeepSeek-V3's bidirectional schedule: half the micro-batches enter at each end, every rank holds two stages, a forward chunk runs overlapped with a backward chunk of another micro-batch and deferred weight gradients fill bubbles; bubble (PP/2-1)(F&B+B-3W))"},
       {"pipeline_micro_batches", "integer", 0, "", "with parallelism.pp > 1: micro-batches per step, each workload.tokens_per_gpu / M tokens per GPU (0: 2 x pp; interleaved: a multiple of pp; dualpipe: even and >= 2 x pp)"},
       {"pipeline_chunks", "integer", 2, "", "interleaved: chunks of consecutive layers per pipeline rank (virtual stages = pp x chunks)"},
-      {"comm_sms", "integer", 24, "SMs", "SMs held by communication kernels while they run; concurrent compute runs at (gpu.sms - comm_sms) / gpu.sms speed, ops bound by HBM rather than SMs less so; under network.dispatch_impl normal and peer the kernels also move at most comm_sms x network.comm_gbps_per_sm (decode-5stage: 0; when not set and network.dispatch_impl is not ideal: that implementation's value: nccl and peer 64, the peer kernel's 64 blocks; normal 20, DeepEP's default; low_latency 0; models/dispatch_impl.cpp)"},
+      {"comm_sms", "integer", 24, "SMs", "SMs held by communication kernels while they run; concurrent compute runs at (gpu.sms - comm_sms) / gpu.sms speed, ops bound by HBM rather than SMs less so (dispatch_impl nccl and peer: only while the GPU's own round runs, network.fixed_sm_share of them in its fixed part; nccl: every op alike, sim/executor.h); under network.dispatch_impl normal and peer the kernels also move at most comm_sms x network.comm_gbps_per_sm (decode-5stage: 0; when not set and network.dispatch_impl is not ideal: that implementation's value: nccl and peer 64, the peer kernel's 64 blocks; normal 20, DeepEP's default; low_latency 0; models/dispatch_impl.cpp)"},
   }};
   return s;
 }

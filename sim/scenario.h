@@ -31,6 +31,9 @@ struct NetworkSpec {
   // models/transfer_engine.h). Efficiencies in (0, 1], rounds in us, message rate in M/s, GB/s per SM.
   std::optional<double> nvlink_sm_efficiency, nvlink_sm_round_us, nvlink_ce_efficiency, nvlink_ce_round_us,
       rdma_efficiency, rdma_message_rate_m, rdma_round_us, nccl_efficiency, nccl_round_us, comm_gbps_per_sm;
+  // The interference constants of dispatch_impl nccl or peer (unset: models/dispatch_impl.cpp's
+  // fitted values; tools/fit_interference.py sets them to search its grid).
+  std::optional<double> round_stretch, fixed_stretch, fixed_sm_share, hbm_share;
   static const Schema& schema();
   static NetworkSpec from_json(const nlohmann::json& j, const std::string& path);
 };

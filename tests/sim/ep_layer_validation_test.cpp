@@ -21,9 +21,10 @@ double median_abs(const std::vector<const CaseComparison*>& cs) {
 }
 }  // namespace
 
-// The committed measurement of issue 8 (E = 32, 2 x H200) against the simulator, GPU-free. These
-// figures are the README's ("Validating against a measured EP layer"); a model change that moves
-// them must update both.
+// The committed measurement of issue 8 (E = 32, 2 x H200) against the simulator, GPU-free, under
+// the shipped h200-measured (the issue-14 refit) and the interference constants fitted on this file
+// (tools/fit_interference.py, models/dispatch_impl.cpp). These figures are the README's
+// ("Validating against a measured EP layer"); a model change that moves them must update both.
 TEST_CASE("epsim validate: the E = 32 EP layer, nccl and peer dispatch") {
   const FileValidation v = validate_ep_layer_file(kResults + "ep2-h200x2-2026-11-29.json");
   REQUIRE(v.cases.size() == 80);
@@ -36,8 +37,8 @@ TEST_CASE("epsim validate: the E = 32 EP layer, nccl and peer dispatch") {
   }
   // The issue's target: median <= 5% and every one of the 80 cases within 10%.
   CHECK(v.meets_target());
-  CHECK(v.median_abs_error_pct() == doctest::Approx(2.5408).epsilon(1e-3));
-  CHECK(v.max_abs_error_pct() == doctest::Approx(9.3603).epsilon(1e-3));
+  CHECK(v.median_abs_error_pct() == doctest::Approx(2.6530).epsilon(1e-3));
+  CHECK(v.max_abs_error_pct() == doctest::Approx(7.2723).epsilon(1e-3));
   CHECK(std::count_if(v.cases.begin(), v.cases.end(), [](const auto& c) { return std::abs(c.error_pct()) <= 10.0; }) == 80);
 
   // The issue's grid: cases within 10% cover every axis (tokens 256..16384, uniform and zipf:1.2,
@@ -74,26 +75,28 @@ TEST_CASE("epsim validate: the E = 32 EP layer, nccl and peer dispatch") {
 }
 
 // The other committed files (held out: nothing was fitted on them): every case of the peer-blocks
-// and -repeat files within 10% (the target met); the rest pinned at their figures (README's table).
+// and -repeat files within 10% (the target met); the rest pinned at their figures (README's table):
+// E = 16 misses by its 16384-token GEMMs (serial one-chunk cases +8..+11%: priced slower than the
+// layer ran them), the one-GPU files by the causes the README lists.
 TEST_CASE("epsim validate: the other EP layer files") {
   const FileValidation pb = validate_ep_layer_file(kResults + "ep2-h200x2-peerblocks-2026-11-29.json");
   CHECK(pb.meets_target());
-  CHECK(pb.median_abs_error_pct() == doctest::Approx(3.2066).epsilon(1e-3));
-  CHECK(pb.max_abs_error_pct() == doctest::Approx(8.2633).epsilon(1e-3));
+  CHECK(pb.median_abs_error_pct() == doctest::Approx(3.1200).epsilon(1e-3));
+  CHECK(pb.max_abs_error_pct() == doctest::Approx(8.6707).epsilon(1e-3));
   const FileValidation rep = validate_ep_layer_file(kResults + "ep2-h200x2-2026-11-29-repeat.json");
   CHECK(rep.meets_target());
-  CHECK(rep.median_abs_error_pct() == doctest::Approx(2.6174).epsilon(1e-3));
-  CHECK(rep.max_abs_error_pct() == doctest::Approx(9.7159).epsilon(1e-3));
+  CHECK(rep.median_abs_error_pct() == doctest::Approx(2.1225).epsilon(1e-3));
+  CHECK(rep.max_abs_error_pct() == doctest::Approx(8.5221).epsilon(1e-3));
   const FileValidation e16 = validate_ep_layer_file(kResults + "ep2-h200x2-e16-2026-11-29.json");
-  CHECK(e16.median_abs_error_pct() == doctest::Approx(3.0651).epsilon(1e-3));
-  CHECK(e16.max_abs_error_pct() == doctest::Approx(12.5771).epsilon(1e-3));
+  CHECK(e16.median_abs_error_pct() == doctest::Approx(3.2158).epsilon(1e-3));
+  CHECK(e16.max_abs_error_pct() == doctest::Approx(12.3821).epsilon(1e-3));
   const FileValidation one = validate_ep_layer_file(kResults + "ep1-h200x2-2026-11-29.json");
-  CHECK(one.median_abs_error_pct() == doctest::Approx(5.9092).epsilon(1e-3));
-  CHECK(one.max_abs_error_pct() == doctest::Approx(14.3229).epsilon(1e-3));
+  CHECK(one.median_abs_error_pct() == doctest::Approx(5.6631).epsilon(1e-3));
+  CHECK(one.max_abs_error_pct() == doctest::Approx(14.8028).epsilon(1e-3));
   // The same one-GPU grid measured on an H100 (held out), priced by h100-measured.
   const FileValidation h100 = validate_ep_layer_file(kResults + "ep1-h100-2026-12-06.json");
   CHECK(h100.cases.size() == 64);
-  CHECK(h100.median_abs_error_pct() == doctest::Approx(4.8141).epsilon(1e-3));
+  CHECK(h100.median_abs_error_pct() == doctest::Approx(4.4015).epsilon(1e-3));
   CHECK(h100.max_abs_error_pct() == doctest::Approx(17.8563).epsilon(1e-3));
 }
 

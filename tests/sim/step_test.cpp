@@ -1,5 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include "models/bench_results.h"
+#include "models/calibration_fit.h"
 #include "models/cost_model.h"
 #include "models/layer_program.h"
 #include "sim/report.h"
@@ -215,9 +220,15 @@ TEST_CASE("the ops listing of one layer adds up to that layer's compute under th
 }
 
 TEST_CASE("calibrated costs: op classes the profile lacks are priced nominal and flagged, nothing throws") {
+  // h200-measured as it was before the issue-14 refit: the two 2026-11 files, no per-op families.
+  std::vector<BenchFile> files;
+  for (const char* f : {"h200x2-2026-11-29.json", "h200-2026-11-30-expert-large.json"})
+    files.push_back(read_bench_file(std::string(EPSIM_SOURCE_DIR) + "/kernels/results/" + f));
+  const std::string profile = (std::filesystem::temp_directory_path() / "epsim-step-test-h200-2026-11.json").string();
+  std::ofstream(profile) << calibrate(files, HoldoutPolicy{}, "test").profile.to_json().dump() << "\n";
   json sc = tiny();
   sc["gpu"] = {{"preset", "h200"}};
-  sc["cost_model"] = {{"calibration", "h200-measured"}};
+  sc["cost_model"] = {{"calibration", profile}};
   sc["precision"] = {{"weights", "fp8"}, {"attention_proj", "fp8"}, {"routed_experts", "fp8"}, {"dispatch", "fp8"}};
   sc["workload"]["mode"] = "training";
   Simulation sim(Scenario::from_json(sc));

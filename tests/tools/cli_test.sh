@@ -26,6 +26,7 @@ expect_error unknown-key 'modle = {}: unknown key' run "$tmp/unknown.json" --out
 expect_error wrong-type 'workload.tokens_per_gpu = "many": must be an integer' run scenarios/seed.json --set workload.tokens_per_gpu=many --out "$tmp/o"
 expect_error zero-size 'workload.tokens_per_gpu = 0: must be an integer in [1, 1048576]' run scenarios/seed.json --set workload.tokens_per_gpu=0 --out "$tmp/o"
 expect_error negative 'cluster.nic_gbps = -5: must be in [0.001, 1e+07] Gb/s' run scenarios/seed.json --set cluster.nic_gbps=-5 --out "$tmp/o"
+expect_error sm-share 'network.fixed_sm_share = 2: must be in [0, 1]' run scenarios/seed.json --set network.fixed_sm_share=2 --out "$tmp/o"
 expect_error topk 'model.top_k = 300: must be in [1, routed_experts = 256]' run scenarios/seed.json --set model.top_k=300 --out "$tmp/o"
 expect_error max-nodes-groups 'routing.max_nodes = 2: node-limited routing replaces the group limit' run scenarios/seed.json --set model.groups=8 --set model.topk_groups=4 --set routing.max_nodes=2 --out "$tmp/o"
 expect_error max-nodes-room 'routing.max_nodes = 1: must leave room for top_k = 12 experts (8 routed experts per node' run scenarios/seed.json --set parallelism.ep=16 --set model.routed_experts=16 --set model.top_k=12 --set routing.max_nodes=1 --out "$tmp/o"
@@ -312,6 +313,13 @@ for c in run keys net calibrate explain compare validate sweep serve search; do 
 "$EPSIM" run scenarios/small-2node.json --steps 3 --no-trace --out "$tmp/st" >"$tmp/steps" 2>&1 \
   && [[ $(grep -cE '^ +[0-2] +[0-9.]+ ' "$tmp/steps") -eq 3 ]] && ok || bad "--steps 3 did not print 3 step lines"
 "$EPSIM" run scenarios/seed.json --steps 0 --out "$tmp/o" >/dev/null 2>"$tmp/err"; [[ $? -eq 2 ]] && ok || bad "--steps 0 must exit 2"
+
+# The interference fit (tools/fit_interference.py): two points of its rule on the E = 32 file's NCCL
+# cases; 1.4 is the fitted round_stretch, so the current constants tie with it and are kept.
+python3 tools/fit_interference.py kernels/results/ep2-h200x2-2026-11-29.json --impl nccl --epsim "$EPSIM" \
+  --grid network.round_stretch=1.4,1.8 >"$tmp/fit" 2>&1 \
+  && grep -qE '^ +1\.8 +2\.57 +9\.83$' "$tmp/fit" \
+  && grep -qF 'choice: the current constants (median 3.36%, max 6.91%)' "$tmp/fit" && ok || bad "fit_interference: $(cat "$tmp/fit")"
 
 echo "$passes passed, $fails failed"
 [[ $fails -eq 0 ]]
