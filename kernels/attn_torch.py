@@ -120,3 +120,32 @@ def attn_bwd(ctx, d_rows, T, outs=None):
     for src, dst in zip(g, outs):
         dst.view(T, src.shape[1], src.shape[3]).copy_(src[0].transpose(0, 1))
     return outs
+
+
+# ------------------------------------------------------------------ MLA decode, absorbed
+# DeepSeek's inference (inference/model.py, attn_impl "absorb"; SGLang's and vLLM's MLA decode the
+# same way): W_UK is absorbed into the query and W_UV applied after the core, so the core reads the
+# compressed cache, kv_lora_rank latent + qk_rope_head_dim shared rotated k_pe per token (576
+# elements), once for the scores and once (its latent part) for the values. Shared by the bench rows
+# (sdpa_torch.py: mla_decode_torch, mla_absorb_torch, kv_append_torch) and the layer program.
+
+def mla_absorb(x_hb, w_h, out_hb):
+    """kv_b_proj absorbed, one per-head product as one batched GEMM over the heads: out[h] = x[h] w[h]
+    with x [H, B, k] and out [H, B, n] strided views of token-major rows (no copies), w [H, k, n]."""
+    torch.bmm(x_hb, w_h, out=out_hb)
+
+
+def mla_decode(qcat, cache, kl, scale, scores, olat):
+    """attn_core of MLA decode, absorbed: qcat [B, H, kl + rope] (the absorbed q_nope, then the rotated
+    q_pe), cache [B, L, kl + rope] (the normed latent, then the rotated k_pe); scores [B, H, L] bf16
+    scratch, olat [B, H, kl] out. Three kernels: scale x qcat x cache^T (cuBLAS, fp32 accumulate),
+    softmax over L (fp32 inside, bf16 out), P x cache[..., :kl]."""
+    scores.baddbmm_(qcat, cache.transpose(1, 2), beta=0.0, alpha=scale)
+    p = torch.softmax(scores, dim=-1)
+    torch.bmm(p, cache[:, :, :kl], out=olat)
+    return olat
+
+
+def mla_decode_flops(B, H, L, kl, rope):
+    """2 FLOPs per multiply-add: scores over kl + rope dims, values over kl, per head and cached token."""
+    return 2.0 * B * H * L * (2 * kl + rope)

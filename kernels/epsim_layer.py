@@ -121,6 +121,9 @@ class Layer:
         self.E, self.K8, self.LE = m["routed_experts"], m["top_k"], m["local_experts"]
         self.I = m["expert_intermediate"]
         self.mla = m["attention"] == "mla"
+        # MLA decode runs absorbed (DeepSeek's inference, SGLang, vLLM): no per-head k and v, the
+        # latent cache instead (_absorbed_attention)
+        self.absorb = self.mla and phase == "decode"
         self.Hq, self.Hkv = m["heads"], m["kv_heads"]
         self.D = m["head_dim"]
         self.dqk = m["qk_nope_head_dim"] + m["qk_rope_head_dim"] if self.mla else self.D
@@ -135,9 +138,9 @@ class Layer:
             self._build_backward()
 
     # ------------------------------------------------------------------ weights
-    def _lin(self, name, n, k, experts=0):
+    def _lin(self, name, n, k, experts=0, bf16=False):
         shape = (experts, n, k) if experts else (n, k)
-        if self.prec == "fp8" and name != "router":
+        if self.prec == "fp8" and name != "router" and not bf16:
             # e4m3 values and one FP32 scale per 128x128 block in the probed layout
             w8 = rnd(shape, 0.5, 8.0, self.gen, torch.float32).to(F8)
             nsc = self._w_scales(n, k)
@@ -159,7 +162,10 @@ class Layer:
             self._lin("q_proj", self.m["q_lora_rank"], H)
             self._lin("q_b_proj", self.Hq * self.dqk, self.m["q_lora_rank"])
             self._lin("kv_proj", self.m["kv_lora_rank"] + self.m["qk_rope_head_dim"], H)
-            self._lin("kv_b_proj", self.Hq * (self.m["qk_nope_head_dim"] + self.dv), self.m["kv_lora_rank"])
+            # absorbed (decode): bf16 in both precisions, as deployments keep W_UK and W_UV
+            # (DeepSeek's inference dequantises the fp8 kv_b weight in absorb mode; SGLang's w_kc, w_vc)
+            self._lin("kv_b_proj", self.Hq * (self.m["qk_nope_head_dim"] + self.dv), self.m["kv_lora_rank"],
+                      bf16=self.absorb)
         else:
             self._lin("q_proj", self.Hq * self.D, H)
             self._lin("kv_proj", 2 * self.Hkv * self.D, H)
@@ -203,12 +209,18 @@ class Layer:
             self.q = z(T, self.Hq * self.dqk)
             self.kva = z(T, kl + rp)
             self.c, self.r_kv = z(T, kl), z(T, dt=torch.float32)
-            self.kvb = z(T, self.Hq * 256)
-            self.k = z(T, self.Hq * self.dqk)
+            if self.absorb:  # the compressed cache [B, L, kv_lora + rope], the absorbed q, scores, latent out
+                self.cache = rnd((self.B, self.L, kl + rp), 0.25, 1.0, self.gen)
+                self.qcat = z(T, self.Hq, kl + rp)
+                self.scores = z(T, self.Hq, self.L)
+                self.olat = z(T, self.Hq, kl)
+            else:
+                self.kvb = z(T, self.Hq * 256)
+                self.k = z(T, self.Hq * self.dqk)
         else:
             self.q = z(T, self.Hq * self.D)
             self.kv = z(T, 2 * self.Hkv * self.D)
-        if self.phase == "decode":
+        if self.phase == "decode" and not self.mla:
             Bn, L, D = self.B, self.L, self.D
             self.kc = rnd((Bn, self.Hkv, L, D), 0.25, 1.0, self.gen)
             self.vc = rnd((Bn, self.Hkv, L, D), 0.25, 1.0, self.gen)
@@ -300,6 +312,9 @@ class Layer:
             self.gemm("q_b_proj", self.qan, self.q, T)
             self.gemm("kv_proj", self.xn, self.kva, T)
             self.norm_op("kv_a_norm", self.kva, self.c, self.r_kv, kl, ldx=self.kva.shape[1])
+        if self.absorb:
+            self._absorbed_attention()
+        elif self.mla:
             self.gemm("kv_b_proj", self.c, self.kvb, T)
             self.fwd.append(Op("rope", lambda: o.mla_rope(p(self.q), p(self.kvb), p(self.kva), p(self.k), T, self.Hq,
                                                           self.pos0, self.pos_step, S),
@@ -318,10 +333,12 @@ class Layer:
                     self.kc[:, :, self.L - 1].copy_(kvv[:, 0])
                     self.vc[:, :, self.L - 1].copy_(kvv[:, 1])
             n_rot = T * (Hq + Hkv) * D
-            self.fwd.append(Op("rope", rope_qk, 3.0 * n_rot, 4.0 * n_rot + (4.0 * T * Hkv * D if self.phase == "decode" else 0),
+            self.fwd.append(Op("rope", rope_qk, 3.0 * n_rot, 4.0 * n_rot + (8.0 * T * Hkv * D if self.phase == "decode" else 0),
                                4 if self.phase == "decode" else 2, "bf16",
-                               {"tokens": T, "heads": Hq, "kv_heads": Hkv, "head_dim": D}))
-        self.fwd.append(self._attn_op())
+                               dict({"tokens": T, "heads": Hq, "kv_heads": Hkv, "head_dim": D},
+                                    **({"kv_len": self.L} if self.phase == "decode" else {}))))
+        if not self.absorb:
+            self.fwd.append(self._attn_op())
         self.o_rows_ref()
         self.gemm("o_proj", lambda: self.o_rows, self.ao, T)
         self.fwd.append(Op("attn_residual", lambda: o.residual_add(p(self.x), p(self.ao), p(self.h), T * H, S),
@@ -358,6 +375,46 @@ class Layer:
             o.residual_add(p(self.moe), p(self.sh), p(self.moe), T * H, S)
             o.residual_add(p(self.h), p(self.moe), p(self.out), T * H, S)
         self.fwd.append(Op("ffn_residual", ffn_res, 2.0 * T * H, 12.0 * T * H, 2, "bf16", {"tokens": T, "hidden": H}))
+
+    def _absorbed_attention(self):
+        """MLA decode as DeepSeek's inference runs it (attn_torch.py, "MLA decode, absorbed"):
+        kv_b_proj (q_nope x W_UK per head, into the latent), rope (q_pe and k_pe rotated, q_pe placed
+        beside the absorbed q, the token's normed latent and k_pe appended to the cache: the KV
+        append), attn_core (scores over the 576-wide cache, softmax, values from its latent part),
+        kv_b_proj (the latent output x W_UV per head, into o_proj's input rows)."""
+        o, S, T, Hq = self.o, self.S, self.T, self.Hq
+        kl, rp, nope, dv, L = self.m["kv_lora_rank"], self.m["qk_rope_head_dim"], self.m["qk_nope_head_dim"], self.dv, self.L
+        wkv = self.W["kv_b_proj"].view(Hq, nope + dv, kl)  # per head: W_UK rows, then W_UV rows
+        w_uk = wkv[:, :nope, :]  # [H, nope, kl] as stored: q_nope [1, nope] x W_UK -> [1, kl]
+        w_uv = wkv[:, nope:, :].transpose(1, 2)  # [H, kl, dv]
+        q3 = self.q.view(T, Hq, self.dqk)
+        q_nope = q3[:, :, :nope].transpose(0, 1)  # [H, B, nope] views, no copies
+        q_lat = self.qcat[:, :, :kl].transpose(0, 1)
+        o_rows = self.o_rows_ref()
+        o_out = o_rows.view(T, Hq, dv).transpose(0, 1)
+        o_lat = self.olat.transpose(0, 1)
+        absorb = {"heads": Hq, "kv_lora": kl}
+        self.fwd.append(Op("kv_b_proj", lambda: A.mla_absorb(q_nope, w_uk, q_lat), 2.0 * T * Hq * nope * kl,
+                           2.0 * (T * Hq * nope + Hq * nope * kl + T * Hq * kl), 1, "bf16",
+                           dict({"m": T, "n": kl, "k": nope}, **absorb)))
+
+        def rope_append():
+            o.rope(p(self.q), T, Hq, Hq * self.dqk, self.dqk, nope, rp, self.pos0, self.pos_step, 1.0, S)
+            o.rope(p(self.kva), T, 1, kl + rp, kl + rp, kl, rp, self.pos0, self.pos_step, 1.0, S)
+            self.qcat[:, :, kl:].copy_(q3[:, :, nope:])
+            self.cache[:, L - 1, :kl].copy_(self.c)
+            self.cache[:, L - 1, kl:].copy_(self.kva[:, kl:])
+        n_rot = T * (Hq + 1) * rp
+        self.fwd.append(Op("rope", rope_append, 3.0 * n_rot, 4.0 * n_rot + 4.0 * T * (Hq * rp + kl + rp), 5, "bf16",
+                           dict({"tokens": T, "head_dim_qk": self.dqk, "rope_dim": rp, "kv_len": L}, **absorb)))
+        scale = 1.0 / math.sqrt(self.dqk)
+        self.fwd.append(Op("attn_core", lambda: A.mla_decode(self.qcat, self.cache, kl, scale, self.scores, self.olat),
+                           A.mla_decode_flops(T, Hq, L, kl, rp), 2.0 * T * L * (kl + rp), 3, "bf16",
+                           dict({"batch": T, "kv_len": L, "kv_heads": 1, "head_dim_qk": kl + rp, "head_dim_v": kl,
+                                 "rope_dim": rp}, **absorb)))
+        self.fwd.append(Op("kv_b_proj", lambda: A.mla_absorb(o_lat, w_uv, o_out), 2.0 * T * Hq * kl * dv,
+                           2.0 * (T * Hq * kl + Hq * kl * dv + T * Hq * dv), 1, "bf16",
+                           dict({"m": T, "n": dv, "k": kl}, **absorb)))
 
     def o_rows_ref(self):
         """o_proj's input: the attention output rows, replaced by attn_core on each run."""
@@ -581,6 +638,26 @@ def reference(L, x, qrows=None, kernel_wts=None):
         q = torch.cat([q[..., :128], rope_ref(q[..., 128:], pos, 64)], -1)
         kva = xn @ Wd("kv_proj").T
         cc = rms(kva[:, :512], nd["kv_a_norm"])
+    if L.absorb:
+        # DeepSeek's absorbed decode in float64: scores = q_nope W_UK . c + q_pe . k_pe, values
+        # sum p c, then W_UV; the cache slot L-1 holds this token's c and rotated k_pe
+        wkv = Wd("kv_b_proj").view(Hq, 256, 512)
+        w_uk, w_uv = wkv[:, :128], wkv[:, 128:]
+        kpe = rope_ref(kva[:, 512:].reshape(T, 1, 64), pos, 64).reshape(T, 64)
+        Lk = L.L
+        cache = L.cache[rows].double()  # [r, L, 576]: only the checked sequences
+        cache[:, Lk - 1, :512] = cc[rows]
+        cache[:, Lk - 1, 512:] = kpe[rows]
+        qq = q[rows]
+        q_lat = torch.einsum("rhd,hdc->rhc", qq[..., :128], w_uk)
+        s = (torch.einsum("rhc,rlc->rhl", q_lat, cache[..., :512]) +
+             torch.einsum("rhp,rlp->rhl", qq[..., 128:], cache[..., 512:])) / math.sqrt(L.dqk)
+        o_lat = torch.einsum("rhl,rlc->rhc", torch.softmax(s, -1), cache[..., :512])
+        o = torch.einsum("rhc,hvc->rhv", o_lat, w_uv)
+        ao = o.reshape(len(rows), -1) @ Wd("o_proj").T
+        h = x[rows] + ao
+        return ao, h, ffn_reference(L, h, rows, kernel_wts)
+    if L.mla:
         kvb = (cc @ Wd("kv_b_proj").T).view(T, Hq, 256)
         kpe = rope_ref(kva[:, 512:].reshape(T, 1, 64), pos, 64).expand(T, Hq, 64)
         k = torch.cat([kvb[..., :128], kpe], -1)
@@ -651,6 +728,9 @@ def check(L):
     """Poison, run once, compare. Returns the check dict."""
     L.out.fill_(float("nan"))
     L.ao.fill_(float("nan"))
+    if L.absorb:  # every absorbed stage and the KV append must write its output
+        for t in (L.qcat, L.olat, L.o_rows, L.cache[:, L.L - 1]):
+            t.fill_(float("nan"))
     if L.phase == "train":
         L.d_x.fill_(float("nan"))
     L.run()
@@ -769,9 +849,11 @@ def cases(args):
         for prec in args.precisions:
             if "prefill" in args.phases:
                 out += [(model, "prefill", prec, T, 1, 0) for T in pre]
-            if "decode" in args.phases and MODELS[model]["attention"] != "mla":
+            if "decode" in args.phases:
                 m = MODELS[model]
-                kv_bytes = lambda B, L: 2.0 * B * L * m["kv_heads"] * m["head_dim"] * 2  # noqa: E731
+                per_token = (m["kv_lora_rank"] + m["qk_rope_head_dim"] if m["attention"] == "mla"
+                             else 2 * m["kv_heads"] * m["head_dim"])
+                kv_bytes = lambda B, L: 2.0 * B * L * per_token  # noqa: E731
                 out += [(model, "decode", prec, B, B, L) for B, L in dec if kv_bytes(B, L) <= 24e9]
             if "train" in args.phases and prec == "bf16":
                 out += [(model, "train", prec, T, 1, 0) for T in trn]

@@ -3,7 +3,9 @@
 attention kernels (the reference ceiling), each available backend separately.
 
 Writes a JSON array of result objects in epsim-bench's schema; epsim-bench --extra FILE copies
-them into its results. Usage: sdpa_torch.py OUT.json [--quick]
+them into its results. Usage: sdpa_torch.py OUT.json [--quick] [--layer-only]
+       sdpa_torch.py OUT.json --mla-only [--quick] [--git SHA] [--card TEXT]: only the MLA decode rows
+       (mla_rows), written as an epsim-bench/1 file of their own
 """
 import json
 import math
@@ -194,6 +196,110 @@ def layer_rows(add, quick, gen):
             torch.cuda.empty_cache()
 
 
+def mla_rows(add, quick, gen):
+    """MLA decode as deployments run it (attn_torch.mla_*): the absorbed core over the compressed
+    cache (mla_decode_torch), kv_b_proj's two absorbed per-head products (mla_absorb_torch), and the
+    decode RoPE's KV-cache append copies (kv_append_torch, also the MHA/GQA layouts)."""
+    import attn_torch as A
+
+    H, KL, RP, NOPE, DV = 128, 512, 64, 128, 128
+    scale = 1.0 / math.sqrt(NOPE + RP)
+    pairs = [(16, 4096)] if quick else [(b, l) for b in (1, 4, 16, 64, 256) for l in (1024, 4096, 8192, 16384)]
+    for B, L in pairs:
+        shape = {"batch": B, "kv_len": L, "heads": H, "kv_lora": KL, "rope_dim": RP}
+        try:
+            cb = 2.0 * B * L * (KL + RP)
+            nrot = max(1, min(8, math.ceil(4 * (60 << 20) / cb)))
+            sets = [(rand((B, H, KL + RP), gen), rand((B, L, KL + RP), gen)) for _ in range(nrot)]
+            scores = torch.empty((B, H, L), dtype=torch.bfloat16, device="cuda")
+            olat = torch.empty((B, H, KL), dtype=torch.bfloat16, device="cuda")
+            olat.fill_(float("nan"))
+            q, c = sets[0]
+            A.mla_decode(q, c, KL, scale, scores, olat)
+            torch.cuda.synchronize()
+            qd, cd = q[0].double(), c[0].double()
+            ref = torch.softmax(qd @ cd.T * scale, -1) @ cd[:, :KL]
+            err = rel_err(olat[0], ref)
+            t = time_fn(lambda i: A.mla_decode(*sets[i % nrot], KL, scale, scores, olat), nrot)
+            add("mla_decode_torch", "bmm_softmax_bmm", shape, t, A.mla_decode_flops(B, H, L, KL, RP), cb, err, 1e-2,
+                "absorbed MLA core (3 kernels); float64 on batch 0; bytes: the compressed cache read once")
+            del sets, scores, olat, q, c
+        except Exception as e:
+            print(f"mla decode B={B} L={L}: not run ({type(e).__name__}: {str(e)[:200]})")
+        torch.cuda.empty_cache()
+
+    ms = [16, 256] if quick else [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]
+    for n, k, what in [(KL, NOPE, "q_nope x W_UK"), (DV, KL, "latent out x W_UV")]:
+        for m in ms:
+            shape = {"m": m, "n": n, "k": k, "heads": H, "kv_lora": KL}
+            try:
+                nrot = 4  # 4 x 16.8 MB of weights: more than the L2, as in the layer (read once per layer)
+                # as the layer lays them out: x a head-major view of token-major rows, out likewise
+                sets = []
+                for _ in range(nrot):
+                    rows = rand((m, H * k * 2), gen)  # each head's k inputs inside a wider row (stride 2k)
+                    x = rows.view(m, H, 2 * k)[:, :, :k].transpose(0, 1)
+                    w = rand((H, k, n), gen) * (1.0 / math.sqrt(k))
+                    sets.append((x, w))
+                out_rows = torch.empty((m, H * (n + 64)), dtype=torch.bfloat16, device="cuda")
+                out = out_rows.view(m, H, n + 64)[:, :, :n].transpose(0, 1)
+                out.fill_(float("nan"))
+                x, w = sets[0]
+                A.mla_absorb(x, w, out)
+                torch.cuda.synchronize()
+                ref = x[:4].double() @ w[:4].double()
+                err = rel_err(out[:4], ref)
+                t = time_fn(lambda i: A.mla_absorb(*sets[i % nrot], out), nrot)
+                add("mla_absorb_torch", "bmm", shape, t, 2.0 * m * H * n * k, 2.0 * (m * H * k + H * k * n + m * H * n),
+                    err, 1e-2, what + ": one batched cuBLAS GEMM over the heads, strided views; float64 on heads 0-3")
+                del sets, out_rows, out, x, w
+            except Exception as e:
+                print(f"mla absorb n={n} k={k} m={m}: not run ({type(e).__name__}: {str(e)[:200]})")
+            torch.cuda.empty_cache()
+
+    # the decode RoPE's KV append: one copy_ of B x segments x width elements into a cache slot
+    bs = [16, 256] if quick else [1, 4, 16, 64, 256]
+    Lc = 1024
+    for segs, width in [(1, KL), (1, RP), (H, RP), (8, 128), (16, 128), (64, 128)]:
+        for B in bs:
+            shape = {"batch": B, "segments": segs, "width": width, "kv_len": Lc}
+            try:
+                src_rows = rand((B, 2 * segs * width), gen)  # the layer's kv rows: k then v
+                src = src_rows.view(B, 2, segs, width)[:, 0]
+                cache = torch.empty((B, segs, Lc, width), dtype=torch.bfloat16, device="cuda")
+                dst = cache[:, :, Lc - 1]
+                dst.fill_(float("nan"))
+                dst.copy_(src)
+                torch.cuda.synchronize()
+                err = 0.0 if torch.equal(dst, src) else float("inf")
+                t = time_fn(lambda i: dst.copy_(src), 1)
+                add("kv_append_torch", "copy", shape, t, 0.0, 2.0 * 2.0 * B * segs * width, err, 0.0,
+                    "copy_ into the cache slot of the new token; bit-exact check")
+                del src_rows, src, cache, dst
+            except Exception as e:
+                print(f"kv append {segs}x{width} B={B}: not run ({type(e).__name__}: {str(e)[:200]})")
+            torch.cuda.empty_cache()
+
+
+def bench_doc(results, argv):
+    """The rows as an epsim-bench/1 file of their own (no epsim-bench run: --mla-only)."""
+    import datetime
+    import os
+    prop = torch.cuda.get_device_properties(0)
+    opt = lambda k: argv[argv.index(k) + 1] if k in argv else ""  # noqa: E731
+    return {"schema": "epsim-bench/1",
+            "device": {"name": prop.name, "count": 1, "cc": f"{prop.major}.{prop.minor}",
+                       "sm_count": prop.multi_processor_count, "memory_bytes": prop.total_memory,
+                       "smi": os.environ.get("SMI", "")},
+            "card": opt("--card"), "cuda": torch.version.cuda,
+            "libraries": {"torch": torch.__version__, "cudnn": str(torch.backends.cudnn.version())},
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "git_commit": opt("--git"), "command": "sdpa_torch.py " + " ".join(argv[1:]),
+            "timing": "CUDA events per repetition after warm-up; a GPU spin queued first covers the host's enqueue "
+                      "time; median/min/max over the repetitions",
+            "errors": [], "results": results}
+
+
 def main():
     out_path = sys.argv[1]
     quick = "--quick" in sys.argv
@@ -217,7 +323,7 @@ def main():
     from torch.nn.attention import sdpa_kernel
 
     # prefill: B=1, causal
-    only_layer = "--layer-only" in sys.argv
+    only_layer = "--layer-only" in sys.argv or "--mla-only" in sys.argv
     for S in ([] if only_layer else [1024] if quick else [512, 1024, 2048, 4096, 8192]):
         n = H * S * D
         nrot = max(1, min(4, math.ceil(4 * l2 / (n * 2 * 4))))
@@ -266,10 +372,12 @@ def main():
             del sets, q, k, v
             torch.cuda.empty_cache()
 
-    layer_rows(add, quick, gen)
+    if "--mla-only" not in sys.argv:
+        layer_rows(add, quick, gen)
+    mla_rows(add, quick, gen)
 
     with open(out_path, "w") as f:
-        json.dump(results, f, indent=1)
+        json.dump(bench_doc(results, sys.argv) if "--mla-only" in sys.argv else results, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,8 @@ std::map<std::string, std::int64_t> op_sizes(const OpWork& w) {
   put("head_dim_v", z.head_dim_v);
   put("seq", w.seq_len);
   put("kv_len", w.kv_len);
+  put("kv_lora", z.kv_lora);
+  put("rope_dim", z.rope_dim);
   return s;
 }
 }  // namespace
@@ -342,6 +344,21 @@ double series_distance(const CalibratedCurve& c, const std::map<std::string, dou
 }  // namespace
 
 Time CalibratedCostModel::time_family(const FamilyQuery& q, double flops, double bytes, std::string* why) const {
+  Time t = time_one(q, q.flops >= 0 ? q.flops : flops, q.bytes >= 0 ? q.bytes : bytes, why);
+  // The op's further kernels; a family the profile lacks is left out (as before it was measured).
+  for (const FamilyQuery& part : q.more) {
+    std::string used;
+    if (profile_.family(part.family).empty()) {
+      used = part.family + " not in the profile: left out";
+    } else {
+      t += time_one(part, part.flops, part.bytes, why ? &used : nullptr);
+    }
+    if (why) *why += " + " + used;
+  }
+  return t;
+}
+
+Time CalibratedCostModel::time_one(const FamilyQuery& q, double flops, double bytes, std::string* why) const {
   auto curves = profile_.family(q.family);
   if (curves.empty())
     throw InputError(fmt::format("calibration profile {} has no curve for {} (re-run epsim calibrate with its measurements)", label_, q.family));

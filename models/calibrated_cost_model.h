@@ -48,12 +48,15 @@ class CalibratedCostModel final : public CostModel {
   std::string explain(const OpWork& work) const override;
   const CalibrationProfile& profile() const { return profile_; }
   // An op priced by a measured family (op_family.h): the two series nearest the query's blended,
-  // time = calls x baseline(flops/calls, bytes/calls) / efficiency(x). Throws InputError when the
-  // profile has no curve of the family. `why`, when given, receives the series used.
+  // time = calls x baseline(flops/calls, bytes/calls) / efficiency(x) (flops, bytes: the query's own
+  // where it gives them), plus each of its further parts (q.more) priced the same way; a part whose
+  // family the profile lacks is left out. Throws InputError when the profile has no curve of the
+  // query's own family. `why`, when given, receives the series used.
   Time time_family(const FamilyQuery& q, double flops, double bytes, std::string* why = nullptr) const;
   bool has_family(const std::string& family) const { return !profile_.family(family).empty(); }
 
  private:
+  Time time_one(const FamilyQuery& q, double flops, double bytes, std::string* why) const;
   struct Pick {
     const CalibratedCurve* lo = nullptr;  // curve (or the lower of two series)
     const CalibratedCurve* hi = nullptr;  // the upper series when interpolating, else == lo

@@ -47,6 +47,11 @@ const std::vector<FamilyDef>& families() {
       {"attention_fwd", {"attention_fwd"}, {}, {"heads", "kv_heads", "head_dim_qk", "head_dim_v"}, "seq", {"batch", "causal"}, {}, true, "hbm", "attn_core (prefill)"},
       {"attention_bwd", {"attention_bwd"}, {}, {"heads", "kv_heads", "head_dim_qk", "head_dim_v"}, "seq", {"batch", "causal"}, {}, true, "hbm", "attn_core.bwd"},
       {"attention_decode_gqa", {"attention_decode_torch"}, {}, {"heads", "kv_heads", "head_dim_qk", "head_dim_v"}, "@bytes", {"batch", "kv_len"}, {}, true, "hbm", "attn_core (decode)"},
+      // MLA decode as deployments run it, absorbed (sdpa_torch.py mla_rows): the core over the
+      // compressed cache, kv_b_proj's two per-head products, and the decode RoPE's KV-append copies
+      {"attention_decode_mla", {"mla_decode_torch"}, {}, {"heads"}, "@bytes", {"batch", "kv_len"}, {}, true, "hbm", "attn_core (MLA decode, absorbed)"},
+      {"mla_absorb", {"mla_absorb_torch"}, {}, {"n", "k"}, "m", {"heads"}, {}, true, "hbm", "kv_b_proj (MLA decode, absorbed)"},
+      {"kv_append", {"kv_append_torch"}, {}, {"segments", "width"}, "batch", {"kv_len"}, {}, false, "hbm", "rope's KV append (decode)"},
   };
   return defs;
 }

@@ -157,6 +157,7 @@ OpWork LayerOps::attention_core_decode(std::int64_t seqs, std::int64_t context, 
   OpWork w{OpClass::AttentionCore, Flops(flops), Bytes(checked_int64(kv, "KV bytes (double) -> Bytes")), seqs * queries};
   w.kv_len = kv_len;
   core_sizes(w);
+  if (m_.attention == AttentionKind::Mla) absorbed_sizes(w);  // absorbed: the latent cache, MQA-like
   w.precision = m_.precision.attention_core;
   return w;
 }
@@ -199,7 +200,7 @@ OpWork LayerOps::norm(std::int64_t rows, std::int64_t width) const {
   return w;
 }
 
-OpWork LayerOps::rope(std::int64_t rows) const {
+OpWork LayerOps::rope(std::int64_t rows, std::int64_t kv_len) const {
   const std::int64_t heads = m_.heads / tp_;
   const std::int64_t elements = m_.attention == AttentionKind::Mha ? rows * (heads + kv_heads_per_gpu()) * m_.head_dim
                                                                    : rows * (heads + 1) * m_.qk_rope_head_dim;
@@ -210,7 +211,15 @@ OpWork LayerOps::rope(std::int64_t rows) const {
     w.sizes.kv_heads = static_cast<int>(kv_heads_per_gpu());
     w.sizes.head_dim = m_.head_dim;
   }
+  w.kv_len = kv_len;
+  if (kv_len > 0 && m_.attention == AttentionKind::Mla) absorbed_sizes(w);
   return w;
+}
+
+void LayerOps::absorbed_sizes(OpWork& w) const {
+  w.sizes.kv_lora = m_.kv_lora_rank;
+  w.sizes.rope_dim = m_.qk_rope_head_dim;
+  w.sizes.head_dim_qk = static_cast<int>(m_.qk_head_dim());
 }
 
 OpWork LayerOps::residual(std::int64_t tokens) const {
@@ -250,6 +259,13 @@ OpWork LayerOps::kv_b_absorbed(std::int64_t rows) const {
            weights + Bytes(2 * acts), rows};
   w.rows = rows;
   w.precision = f;
+  // Named sizes of the two per-head products (op_family.h prices them apart): m rows, per head
+  // q_nope (head_dim_qk = nope) x W_UK into kv_lora, kv_lora x W_UV into head_dim_v.
+  w.sizes.m = rows;
+  w.sizes.heads = static_cast<int>(heads);
+  w.sizes.kv_lora = static_cast<int>(r);
+  w.sizes.head_dim_qk = static_cast<int>(nope);
+  w.sizes.head_dim_v = static_cast<int>(v);
   return w;
 }
 

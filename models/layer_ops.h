@@ -66,6 +66,9 @@ struct OpWork {
   struct Sizes {
     std::int64_t m = 0, n = 0, k = 0, hidden = 0, inter = 0;
     int heads = 0, kv_heads = 0, head_dim = 0, head_dim_qk = 0, head_dim_v = 0;
+    // MLA decode, absorbed: the latent width (kv_lora_rank) and the rope dims (kv_b_proj, rope,
+    // attn_core); 0 elsewhere.
+    int kv_lora = 0, rope_dim = 0;
   };
   Sizes sizes{};
 };
@@ -150,8 +153,10 @@ class LayerOps {
   OpWork norm(std::int64_t rows, std::int64_t width) const;
   // Rotary embedding of the TP group's `rows` tokens on this GPU's heads: MHA/GQA all of q's and
   // k's head dims, MLA the rope dims of q and the shared k_pe; read and written, 3 operations an
-  // element (two multiplies and an add per rotated element).
-  OpWork rope(std::int64_t rows) const;
+  // element (two multiplies and an add per rotated element). `kv_len` > 0 (decode): the op also
+  // appends the token to the KV cache; its FLOPs and bytes stay the rotation's (what the nominal
+  // roofline prices), its sizes name the append for a profile that measured it (op_family.h).
+  OpWork rope(std::int64_t rows, std::int64_t kv_len = 0) const;
   // Residual add of `tokens` x hidden: two read, one written; one add an element.
   OpWork residual(std::int64_t tokens) const;
   // bf16 -> fp8 of rows x width: bf16 read, fp8 and one FP32 scale per 128 written; 2 operations an
@@ -179,6 +184,7 @@ class LayerOps {
  private:
   Bytes elems(double n) const { return Bytes(checked_int64(n, "elements (double) -> Bytes")) * m_.bytes_per_param; }
   void core_sizes(OpWork& w) const;  // the attention core's named sizes
+  void absorbed_sizes(OpWork& w) const;  // MLA decode, absorbed: kv_lora, rope_dim, head_dim_qk
   OpWork mlp(OpClass op, NumberFormat f, std::int64_t tokens, std::int64_t intermediate, int copies, double weight_share) const;
   const MoeModelSpec& m_;
   int tp_;

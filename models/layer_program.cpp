@@ -142,7 +142,7 @@ void LayerProgram::attention(std::vector<LayerOp>& out, const LayerShape& s) con
       gemm(OpKind::KvBProj, lora, heads * (m.qk_nope_head_dim + m.v_head_dim));
     }
   }
-  add(named(OpKind::Rope), ops_.rope(G));
+  add(named(OpKind::Rope), ops_.rope(G, s.mode == Mode::Decode ? s.kv_len : 0));  // decode: with the KV append
   add(named(OpKind::AttnCore), s.mode == Mode::Decode ? ops_.attention_core_decode(s.tokens / s.queries, s.kv_len, s.queries, s.window)
                                                       : ops_.attention_core_prefill(s.seqs, s.seq_len, s.cached, s.window));
   quant(OpKind::OProj, heads * m.v_dim());

@@ -13,6 +13,10 @@ namespace epsim::limits {
 // GPUs in the cluster (nodes x gpus_per_node). The route table and the per-layer traffic matrices
 // hold GPUs^2 entries: 4096 GPUs take 2.5 GB and 20 s for 8 seed layers on this machine.
 inline constexpr std::int64_t kGpus = 4096;
+// GPUs of `epsim net`'s fabric: it holds no traffic matrix and builds routes from the topology on
+// demand, so memory grows with its flows; patterns with GPUs^2 flows (alltoall, alltoall-jitter,
+// zipf) stay within kGpus (16.7 M flows). A 16,384-GPU permutation takes 0.14 s and 46 MB.
+inline constexpr std::int64_t kNetGpus = std::int64_t{1} << 16;
 // Transformer layers: the largest published models have under 200; the step's tasks grow with it.
 inline constexpr std::int64_t kLayers = 1024;
 // The step's task graph: layers x GPUs x micro-batches x chunks (about 12 tasks each) must stay

@@ -10,7 +10,16 @@
 //                                  gemm_bf16 | gemm_fp8_block     series (n, k), x m (rows)
 //   <linear>.dgrad / .wgrad        gemm_bf16_dgrad / gemm_bf16_wgrad, series the forward's (n, k)
 //   rope (MHA/GQA; MLA)            rope series (heads, head_dim, rope_dim) | mla_rope series heads
+//   rope in decode (shape kv_len)  + its KV append: kv_append series (segments, width), x batch, one
+//                                  copy per cached tensor (MHA/GQA: k and v, kv_heads x head_dim each);
+//                                  MLA absorbed (shape kv_lora): rope of q's rope dims and of k_pe,
+//                                  then three kv_append copies (q_pe beside the absorbed q, the latent
+//                                  and k_pe into the cache)
+//   kv_b_proj, MLA decode absorbed (shape kv_lora, heads)  mla_absorb series (n, k), x m: the op of
+//                                  one product (n, k given) or both (q_nope x W_UK: n kv_lora, k
+//                                  head_dim_qk; latent out x W_UV: n head_dim_v, k kv_lora)
 //   attn_core                      attention_fwd (prefill, x = seq) | attention_decode_gqa (x = bytes)
+//                                  | MLA decode absorbed (shape kv_lora): attention_decode_mla (x = bytes)
 //   attn_core.bwd                  attention_bwd, x = seq
 //   attn_residual, ffn_residual (and .dgrad)   residual_add, x tokens
 //   router_topk / .dgrad           router_topk / router_topk_bwd, x tokens
@@ -26,6 +35,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace epsim {
 
@@ -34,6 +44,13 @@ struct FamilyQuery {
   std::map<std::string, double> series;  // the op's values of the series keys
   double x = 0;                          // size along the curve
   int calls = 1;                         // the op is this many calls of one shape (per-expert loops)
+  // This part's own FLOPs and bytes, all calls together (< 0: the op's), where an op is several
+  // kernels priced by different families or series (`more`).
+  double flops = -1, bytes = -1;
+  // The op's further kernels, each priced by its own family, series and counts: a decode RoPE's
+  // rotations and its KV-cache append copies; MLA decode's absorbed kv_b_proj (q_nope x W_UK, then
+  // the latent output x W_UV).
+  std::vector<FamilyQuery> more;
 };
 
 // `precision`: "bf16" or "fp8" (the op's GEMM precision). `shape`: the op's named sizes (m n k

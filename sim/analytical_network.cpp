@@ -32,11 +32,34 @@ void AnalyticalNetwork::finish_empty_endpoints(const std::shared_ptr<Transfer>& 
 void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
   const auto& flows = t->flows;
   std::vector<LinkId> touched;
-  for (const auto& f : flows)
-    for (LinkId l : f.route) {
-      if (count_[static_cast<std::size_t>(l)]++ == 0) touched.push_back(l);
-      load_[static_cast<std::size_t>(l)] += f.bytes.count();
+  // Consecutive flows mostly leave through the same first link (plans go source by source): its
+  // sums stay in registers until the link changes (same sums, fewer dependent stores).
+  LinkId first = -1;
+  std::int64_t first_count = 0, first_load = 0;
+  const auto flush_first = [&] {
+    if (first < 0) return;
+    const auto i = static_cast<std::size_t>(first);
+    if (count_[i] == 0) touched.push_back(first);
+    count_[i] += first_count;
+    load_[i] += first_load;
+  };
+  for (const auto& f : flows) {
+    const Route& r = f.route;
+    if (r.hops == 0) continue;
+    if (r.link[0] != first) {
+      flush_first();
+      first = r.link[0];
+      first_count = first_load = 0;
     }
+    ++first_count;
+    first_load += f.bytes.count();
+    for (std::size_t h = 1; h < r.hops; ++h) {
+      const auto l = static_cast<std::size_t>(r.link[h]);
+      if (count_[l]++ == 0) touched.push_back(r.link[h]);
+      load_[l] += f.bytes.count();
+    }
+  }
+  flush_first();
   // Only a keyed transfer with replay on is recorded (its links in id order).
   const bool recording = t->key != 0 && replay_;
   if (recording) std::sort(touched.begin(), touched.end());
@@ -62,12 +85,28 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
   std::vector<Time> key_time;                    // per key number: its arrival time
   bucket_of_.resize((none + 1) * kMaxLatencies, -1);
   std::vector<std::size_t> slots;                // the bucket_of_ entries set, to reset them
+  // Each endpoint is done at its last flow's arrival; within one event, endpoints go in the order
+  // the flows arriving then are listed (a flow's source before its destination). Tracked here by
+  // arrival time (the same order as the event index below: equal times, one event).
+  const auto E = t->on_flow_done ? std::size_t{0} : static_cast<std::size_t>(t->endpoints);
+  std::vector<Time> done_time(E, Time::zero());
+  std::vector<std::int64_t> last(E, -1);     // 2 x flow index (+1 as destination) of its last flow, -1: none
+  const auto mark = [&](GpuId e, Time at, std::int64_t order) {
+    const auto i = static_cast<std::size_t>(e);
+    if (last[i] < 0 || at >= done_time[i]) {
+      done_time[i] = at;
+      last[i] = order;
+    }
+  };
+  std::size_t lat = 0;  // the previous flow's latency index: neighbours mostly share it
   for (std::size_t f = 0; f < flows.size(); ++f) {
     const Route& r = flows[f].route;
-    const auto lat = static_cast<std::size_t>(std::find(latencies.begin(), latencies.end(), r.latency) - latencies.begin());
-    if (lat == latencies.size()) {
-      if (lat == kMaxLatencies) throw SimulationError("analytical network: more distinct route latencies than it groups");
-      latencies.push_back(r.latency);
+    if (lat >= latencies.size() || latencies[lat] != r.latency) {
+      lat = static_cast<std::size_t>(std::find(latencies.begin(), latencies.end(), r.latency) - latencies.begin());
+      if (lat == latencies.size()) {
+        if (lat == kMaxLatencies) throw SimulationError("analytical network: more distinct route latencies than it groups");
+        latencies.push_back(r.latency);
+      }
     }
     std::size_t worst = none;
     for (LinkId l : r)
@@ -79,6 +118,11 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
       slots.push_back(worst * kMaxLatencies + lat);
     }
     key[f] = k;
+    if (E > 0) {
+      const Time at = key_time[static_cast<std::size_t>(k)];
+      mark(t->src[f], at, 2 * static_cast<std::int64_t>(f));
+      mark(t->dst[f], at, 2 * static_cast<std::int64_t>(f) + 1);
+    }
   }
   for (std::size_t i : slots) bucket_of_[i] = -1;
   // Distinct arrival times, in order: one event each (a transfer's events do not depend on who
@@ -92,23 +136,10 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
 
   if (t->on_flow_done) return per_flow(t, key, time_of, times);
 
-  // Each endpoint is done at its last flow's arrival; within one event, endpoints go in the order
-  // the flows arriving then are listed (a flow's source before its destination).
-  const auto E = static_cast<std::size_t>(t->endpoints);
   std::vector<std::int32_t> done_at(E, -1);  // index into times, -1: no flow
-  std::vector<std::int64_t> last(E, -1);     // 2 x flow index (+1 as destination) of its last flow
-  for (std::size_t f = 0; f < flows.size() && E > 0; ++f) {
-    const std::int32_t at_time = time_of[static_cast<std::size_t>(key[f])];
-    const auto mark = [&](GpuId e, std::int64_t order) {
-      const auto i = static_cast<std::size_t>(e);
-      if (at_time >= done_at[i]) {
-        done_at[i] = at_time;
-        last[i] = order;
-      }
-    };
-    mark(t->src[f], 2 * static_cast<std::int64_t>(f));
-    mark(t->dst[f], 2 * static_cast<std::int64_t>(f) + 1);
-  }
+  for (std::size_t e = 0; e < E; ++e)
+    if (last[e] >= 0)
+      done_at[e] = static_cast<std::int32_t>(std::lower_bound(times.begin(), times.end(), done_time[e]) - times.begin());
   std::vector<GpuId> finishing;
   for (std::size_t e = 0; e < E; ++e)
     if (done_at[e] >= 0) finishing.push_back(static_cast<GpuId>(e));

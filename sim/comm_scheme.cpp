@@ -17,7 +17,9 @@ std::vector<std::string> comm_scheme_names() { return {"direct", "hierarchical",
 
 void CommPlan::add(const Cluster& cluster, GpuId from, GpuId to, Bytes bytes) {
   if (bytes.count() <= 0 || from == to) return;
-  flows.push_back(FlowSpec{cluster.route(from, to), bytes});
+  FlowSpec& f = flows.emplace_back();
+  cluster.route_into(from, to, f.route);  // in place: see RouteRule::route_into
+  f.bytes = bytes;
   src.push_back(from);
   dst.push_back(to);
 }

@@ -173,7 +173,10 @@ void FlowNetwork::begin_recording(TransferState& tr) {
   tr.component = flow_components(tr.flows, counters_.size(), count);
   tr.recording.assign(static_cast<std::size_t>(count), Recording{});
   tr.recorded = 0;
-  std::vector<std::vector<LinkId>> links(static_cast<std::size_t>(count));
+  // Per link: the flows with bytes crossing it, and their component (components are link-disjoint:
+  // every link a flow with bytes crosses belongs to that flow's component alone).
+  std::vector<std::int64_t> crossing(counters_.size(), 0);
+  std::vector<std::int32_t> component_of(counters_.size(), -1);
   for (std::size_t i = 0; i < tr.flows.size(); ++i) {
     Recording& r = tr.recording[at(tr.component[i])];
     if (r.left_at.empty()) r.left_at.assign(static_cast<std::size_t>(tr.endpoints), 0);
@@ -184,20 +187,18 @@ void FlowNetwork::begin_recording(TransferState& tr) {
       ++r.left_at[at(tr.dst[i])];
     }
     if (tr.flows[i].bytes.count() > 0)
-      for (LinkId l : tr.flows[i].route) links[at(tr.component[i])].push_back(l);
+      for (LinkId l : tr.flows[i].route) {
+        ++crossing[at(l)];
+        component_of[at(l)] = tr.component[i];
+      }
   }
-  for (std::size_t c = 0; c < links.size(); ++c) {
-    auto& ls = links[c];
-    std::sort(ls.begin(), ls.end());
-    MemoComponent& m = tr.recording[c].result;
-    for (std::size_t k = 0; k < ls.size();) {  // each link once, with the flows crossing it
-      std::size_t j = k;
-      while (j < ls.size() && ls[j] == ls[k]) ++j;
-      m.links.push_back(ls[k]);
-      const LinkCounters& now = counters_[at(ls[k])];
-      m.counters.push_back(LinkCounters{now.bytes, now.busy, static_cast<std::int64_t>(j - k)});
-      k = j;
-    }
+  // Each component's links in id order, each once, with the flows crossing it.
+  for (std::size_t l = 0; l < crossing.size(); ++l) {
+    if (crossing[l] == 0) continue;
+    MemoComponent& m = tr.recording[at(component_of[l])].result;
+    m.links.push_back(static_cast<LinkId>(l));
+    const LinkCounters& now = counters_[l];
+    m.counters.push_back(LinkCounters{now.bytes, now.busy, crossing[l]});
   }
 }
 
@@ -573,7 +574,6 @@ void FlowNetwork::process() {
       FlowState& done = flows_[at(id)];
       arrivals_.push_back(Arrival{done.latency, done.seq, done.transfer, done.index});
       TransferState& owner = transfers_[at(done.transfer)];
-      link_activity(owner.flows[done.index].route, -1, 0);
       if (drain_log_ != nullptr) (*drain_log_)[done.index] = tp;
       if (!owner.recording.empty()) {
         MemoComponent& m = owner.recording[at(owner.component[done.index])].result;
@@ -587,6 +587,12 @@ void FlowNetwork::process() {
     }
     retime(l);
     if (not_due && completed == 0) break;  // the earliest link has nothing due: nobody has
+  }
+  // The drained flows leave their links (in any order: the counters only count): their routes are
+  // scattered over the transfers' flow lists, so each is fetched a few flows ahead.
+  for (std::size_t k = 0; k < arrivals_.size(); ++k) {
+    if (k + 8 < arrivals_.size()) __builtin_prefetch(&transfers_[at(arrivals_[k + 8].transfer)].flows[arrivals_[k + 8].index]);
+    link_activity(transfers_[at(arrivals_[k].transfer)].flows[arrivals_[k].index].route, -1, 0);
   }
   if (!arrivals_.empty()) ++stats_.batches;
   // Removed in id order: neighbouring ids sit side by side in the solver's memory.
@@ -603,7 +609,12 @@ void FlowNetwork::process() {
     c.level = solver_.level(l);
     mark(l);
   }
-  for (const Index id : changes.moved) {
+  for (std::size_t k = 0; k < changes.moved.size(); ++k) {
+    if (k + 8 < changes.moved.size()) {  // new flows come by the thousand: fetch a few ahead
+      __builtin_prefetch(&flows_[at(changes.moved[k + 8])]);
+      solver_.prefetch(changes.moved[k + 8]);
+    }
+    const Index id = changes.moved[k];
     FlowState& f = flows_[at(id)];
     const Index to = solver_.bottleneck(id);
     if (to < 0) throw SimulationError("flow network: a flow without a bottleneck link");

@@ -56,25 +56,20 @@ MaxMinSolver::Index MaxMinSolver::add_flow(std::span<const Index> links, double 
     id = free_ids_.back();
     free_ids_.pop_back();
   } else {
-    id = static_cast<Index>(state_.size());
-    state_.push_back(kFree);
-    f_link_.resize(f_link_.size() + kMaxLinksPerFlow);
-    f_hops_.push_back(0);
+    id = static_cast<Index>(fr_.size());
+    fr_.push_back(FlowRec{{}, kInf, kNone, 0, 0, kFree});
     f_weight_.push_back(1.0);
     f_cap_.push_back(kNoCap);
-    f_rho_.push_back(kInf);
-    f_bottleneck_.push_back(kNone);
-    f_stamp_.push_back(0);
   }
   const std::size_t i = at(id);
-  state_[i] = kFresh;
-  f_hops_[i] = static_cast<std::uint8_t>(links.size());
+  fr_[i].state = kFresh;
+  fr_[i].hops = static_cast<std::uint8_t>(links.size());
   f_weight_[i] = weight;
   f_cap_[i] = cap;
-  f_rho_[i] = kInf;  // not solved: above every level
-  f_bottleneck_[i] = kNone;
+  fr_[i].rho = kInf;  // not solved: above every level
+  fr_[i].bottleneck = kNone;
   for (std::size_t k = 0; k < links.size(); ++k) {
-    f_link_[i * kMaxLinksPerFlow + k] = links[k];
+    fr_[i].link[k] = links[k];
     LinkRec& L = links_[at(links[k])];
     L.order.push_back(id);
     ++L.live;
@@ -90,12 +85,12 @@ MaxMinSolver::Index MaxMinSolver::add_flow(std::span<const Index> links, double 
 // The flow's entries stay in its links' orders (above any lambda* this removal sets) until the
 // next re-fill drops them; its id is reused after that.
 void MaxMinSolver::remove_flow(Index flow) {
-  if (flow < 0 || at(flow) >= state_.size() || !active(flow))
+  if (flow < 0 || at(flow) >= fr_.size() || !active(flow))
     throw SimulationError("max-min solver: removing a flow that is not active");
   const std::size_t i = at(flow);
-  state_[i] = kDead;
-  for (int k = 0; k < f_hops_[i]; ++k) {
-    LinkRec& L = links_[at(f_link_[i * kMaxLinksPerFlow + at(k)])];
+  fr_[i].state = kDead;
+  for (int k = 0; k < fr_[i].hops; ++k) {
+    LinkRec& L = links_[at(fr_[i].link[at(k)])];
     --L.live;
     L.live_weight -= f_weight_[i];
   }
@@ -105,8 +100,8 @@ void MaxMinSolver::remove_flow(Index flow) {
 
 double MaxMinSolver::rate(Index flow) const {
   const std::size_t i = at(flow);
-  if (state_[i] == kFresh) return 0.0;
-  const Index b = f_bottleneck_[i];
+  if (fr_[i].state == kFresh) return 0.0;
+  const Index b = fr_[i].bottleneck;
   if (b == kNone) return f_cap_[i];  // at its cap, or +infinity without links and cap
   return f_weight_[i] * links_[at(b)].level;
 }
@@ -122,6 +117,7 @@ double MaxMinSolver::weight_below(const LinkRec& L, std::size_t k) const {
 }
 
 std::size_t MaxMinSolver::kept_below(const LinkRec& L, double lambda) const {
+  if (L.rem.empty() || !(L.first_rho < lambda)) return 0;  // without reading any flow
   std::size_t lo = 0, hi = L.rem.size();  // the solved part is sorted by rho
   while (lo < hi) {
     const std::size_t mid = lo + (hi - lo) / 2;
@@ -152,14 +148,14 @@ double MaxMinSolver::saturation_with(const LinkRec& L, double added) const {
 
 double MaxMinSolver::lowest_touched() {
   double lambda = kInf;
-  for (const Index f : removed_) lambda = std::min(lambda, f_rho_[at(f)]);  // +inf for a new one
+  for (const Index f : removed_) lambda = std::min(lambda, fr_[at(f)].rho);  // +inf for a new one
   region_.clear();  // borrowed: the links new flows cross, with their added weight in work_
   for (const Index f : fresh_) {
     const std::size_t i = at(f);
-    if (state_[i] != kFresh) continue;
+    if (fr_[i].state != kFresh) continue;
     if (f_cap_[i] < kNoCap) lambda = std::min(lambda, f_cap_[i] / f_weight_[i]);
-    for (int k = 0; k < f_hops_[i]; ++k) {
-      const Index l = f_link_[i * kMaxLinksPerFlow + at(k)];
+    for (int k = 0; k < fr_[i].hops; ++k) {
+      const Index l = fr_[i].link[at(k)];
       if (!in_region_[at(l)]) {
         in_region_[at(l)] = 1;
         work_[at(l)].wsum = 0.0;
@@ -199,10 +195,10 @@ const MaxMinSolver::Changes& MaxMinSolver::solve() {
 template <bool Weighted>
 void MaxMinSolver::refill(double lambda) {
   if (++stamp_ == 0) {
-    std::fill(f_stamp_.begin(), f_stamp_.end(), 0u);
+    for (FlowRec& r : fr_) r.stamp = 0;
     stamp_ = 1;
   }
-  for (const Index f : removed_) f_stamp_[at(f)] = stamp_;  // never frozen: skipped like frozen ones
+  for (const Index f : removed_) fr_[at(f)].stamp = stamp_;  // never frozen: skipped like frozen ones
   region_.clear();
   heap_.clear();
   caps_.clear();
@@ -231,6 +227,24 @@ void MaxMinSolver::refill(double lambda) {
     w.wsum = Weighted ? L.live_weight - weight_below(L, k) : static_cast<double>(w.unfrozen);
     if (w.unfrozen > 0) heap_.emplace_back(std::max(0.0, w.rem) / w.wsum, static_cast<Index>(l));
   }
+  if constexpr (!Weighted) {
+    // Unweighted re-fills write each link's new part as they freeze (commit() copies it back): a
+    // scratch stretch per region link, as long as its old part (the new one is never longer).
+    std::size_t total = 0;
+    for (const Index l : region_) total += links_[at(l)].order.size() - static_cast<std::size_t>(work_[at(l)].kept);
+    if (scratch_order_.size() < total) {
+      scratch_order_.resize(total);
+      scratch_rem_.resize(total);
+    }
+    std::size_t off = 0;
+    for (const Index l : region_) {
+      Work& w = work_[at(l)];
+      w.cursor = 0;
+      w.order = scratch_order_.data() + off;
+      w.rem_out = scratch_rem_.data() + off;
+      off += links_[at(l)].order.size() - static_cast<std::size_t>(w.kept);
+    }
+  }
   if (kept_any == 0) ++stats_.full_fills;
   const auto later = [](const std::pair<double, Index>& a, const std::pair<double, Index>& b) {
     return a.first > b.first || (a.first == b.first && a.second > b.second);
@@ -238,22 +252,48 @@ void MaxMinSolver::refill(double lambda) {
   std::make_heap(heap_.begin(), heap_.end(), later);
   for (const Index f : capped_) {
     const std::size_t i = at(f);
-    if ((state_[i] == kLive || state_[i] == kFresh) && f_hops_[i] > 0 && f_rho_[i] >= lambda)
+    if ((fr_[i].state == kLive || fr_[i].state == kFresh) && fr_[i].hops > 0 && fr_[i].rho >= lambda)
       caps_.emplace_back(f_cap_[i] / f_weight_[i], f);
   }
   std::sort(caps_.begin(), caps_.end());
   std::size_t next_cap = 0;
 
+  // `on`: the link saturating (kNone at a cap). Its own Work is left alone: it is settled once its
+  // flows are frozen (nothing reads its capacity left after that; commit() recomputes it), which
+  // spares a store per flow that the next flow's would wait on.
+  // Unweighted, the flow's record is written here too (its rate, bottleneck, what moved), and its
+  // entry and the capacity left after it in each link's new part: commit() has no pass over flows.
+  std::size_t frozen_count = 0;
   const auto freeze = [&](Index f, double x, Index on) {
     const std::size_t i = at(f);
-    f_stamp_[i] = stamp_;
-    frozen_.push_back(Frozen{f, on});
-    const Index* ls = links_of(f);
-    const int hops = f_hops_[i];
+    FlowRec& r = fr_[i];
+    r.stamp = stamp_;
+    ++frozen_count;
+    if constexpr (Weighted) {
+      frozen_.push_back(Frozen{f, on});
+    } else {
+      if (on != kNone) {  // at a cap its rho is already set
+        if (x != r.rho) ++stats_.rates_changed;
+        r.rho = x;
+      }
+      // The link it froze on is its bottleneck (see commit()).
+      if (r.state == kFresh || r.bottleneck != on) changes_.moved.push_back(f);
+      r.bottleneck = on;
+      r.state = kLive;
+    }
+    const Index* ls = r.link;
+    const int hops = r.hops;
     for (int k = 0; k < hops; ++k) {
+      if (ls[k] == on) continue;
       Work& w = work_[at(ls[k])];
       w.rem -= x;
-      if constexpr (Weighted) w.wsum -= f_weight_[i];
+      if constexpr (Weighted) {
+        w.wsum -= f_weight_[i];
+      } else {
+        w.order[w.cursor] = f;
+        w.rem_out[w.cursor] = w.rem;
+        ++w.cursor;
+      }
       --w.unfrozen;
     }
   };
@@ -277,13 +317,13 @@ void MaxMinSolver::refill(double lambda) {
       heap_.back().first = s;
       std::push_heap(heap_.begin(), heap_.end(), later);
     }
-    while (next_cap < caps_.size() && f_stamp_[at(caps_[next_cap].second)] == stamp_) ++next_cap;
+    while (next_cap < caps_.size() && fr_[at(caps_[next_cap].second)].stamp == stamp_) ++next_cap;
     const bool have_cap = next_cap < caps_.size();
     if (heap_.empty() && !have_cap) break;
     if (have_cap && (heap_.empty() || caps_[next_cap].first <= heap_.front().first)) {
       const auto [rho, f] = caps_[next_cap++];
       last = std::max(last, rho);
-      f_rho_[at(f)] = last;
+      fr_[at(f)].rho = last;
       freeze(f, f_cap_[at(f)], kNone);
       continue;
     }
@@ -298,85 +338,115 @@ void MaxMinSolver::refill(double lambda) {
     pop_level_[at(l)] = level;
     const Index* order = L.order.data();
     const std::size_t end = L.order.size();
-    for (std::size_t k = static_cast<std::size_t>(work_[at(l)].kept); k < end; ++k) {
-      if (k + 8 < end) {
-        __builtin_prefetch(&f_stamp_[at(order[k + 8])]);
-        __builtin_prefetch(&f_link_[at(order[k + 8]) * kMaxLinksPerFlow]);
-      }
+    Work& own = work_[at(l)];
+    double own_rem = own.rem;  // its own entries (unweighted): the same subtractions, in a register
+    std::int64_t own_cursor = own.cursor;
+    for (std::size_t k = static_cast<std::size_t>(own.kept); k < end; ++k) {
+      if (k + 16 < end) __builtin_prefetch(&fr_[at(order[k + 16])]);
       const Index f = order[k];
-      if (f_stamp_[at(f)] == stamp_) continue;
+      if (fr_[at(f)].stamp == stamp_) continue;
       freeze(f, Weighted ? f_weight_[at(f)] * level : level, l);
+      if constexpr (!Weighted) {
+        own_rem -= level;
+        own.order[own_cursor] = f;
+        own.rem_out[own_cursor] = own_rem;
+        ++own_cursor;
+      }
     }
+    own.rem = own_rem;
+    own.cursor = own_cursor;
+    own.unfrozen = 0;  // every flow of it is frozen now
   }
-  stats_.flows_filled += frozen_.size();
-  if (!frozen_.empty()) ++stats_.fills;
+  stats_.flows_filled += frozen_count;
+  if (frozen_count > 0) ++stats_.fills;
 }
 
 // Writes the re-fill back: levels, each region link's order above lambda* (in freeze order, with
 // the capacity left after each, subtracted in the order the filling did), rho and bottlenecks, and
 // what moved. A region link's new part is never longer than its old one (dropped and new entries
-// included), so it is written in place.
+// included): unweighted, the re-fill wrote it (and the flows) as it froze them, in scratch, copied
+// back here; weighted, it is written here in place, with the weight prefix.
 template <bool Weighted>
 void MaxMinSolver::commit() {
-  for (const Index l : region_) {
-    LinkRec& L = links_[at(l)];
-    if (pop_level_[at(l)] != L.level) {
-      L.level = pop_level_[at(l)];
-      changes_.levels.push_back(l);
+  if constexpr (!Weighted) {  // the re-fill wrote the flows and each link's new part
+    for (const Index l : region_) {
+      LinkRec& L = links_[at(l)];
+      if (pop_level_[at(l)] != L.level) {
+        L.level = pop_level_[at(l)];
+        changes_.levels.push_back(l);
+      }
+      const Work& w = work_[at(l)];
+      const auto kept = static_cast<std::size_t>(w.kept), n = kept + static_cast<std::size_t>(w.cursor);
+      std::copy(w.order, w.order + w.cursor, L.order.begin() + static_cast<std::ptrdiff_t>(kept));
+      L.order.resize(n);
+      L.rem.resize(n);
+      std::copy(w.rem_out, w.rem_out + w.cursor, L.rem.begin() + static_cast<std::ptrdiff_t>(kept));
+      if (n > 0) L.first_rho = fr_[at(L.order[0])].rho;
     }
-    L.rem.resize(L.order.size());
-    if constexpr (Weighted) L.wprefix.resize(L.order.size());
-    Work& w = work_[at(l)];
-    w.rem = w.start_rem;
-    w.wsum = weight_below(L, static_cast<std::size_t>(w.kept));  // borrowed: the weight prefix
-    w.cursor = w.kept;
-    w.order = L.order.data();
-    w.rem_out = L.rem.data();
-  }
-  for (const Frozen& z : frozen_) {
-    const std::size_t i = at(z.flow);
-    const bool capped = z.on == kNone;
-    if (!capped) f_rho_[i] = pop_level_[at(z.on)];
-    const double x = capped ? f_cap_[i] : (Weighted ? f_weight_[i] * f_rho_[i] : f_rho_[i]);
-    const Index* ls = links_of(z.flow);
-    const int hops = f_hops_[i];
-    for (int k = 0; k < hops; ++k) {
-      Work& w = work_[at(ls[k])];
-      w.order[w.cursor] = z.flow;
-      w.rem -= x;
-      w.rem_out[w.cursor] = w.rem;
-      if constexpr (Weighted) {
+  } else {
+    for (const Index l : region_) {
+      LinkRec& L = links_[at(l)];
+      if (pop_level_[at(l)] != L.level) {
+        L.level = pop_level_[at(l)];
+        changes_.levels.push_back(l);
+      }
+      L.rem.resize(L.order.size());
+      L.wprefix.resize(L.order.size());
+      Work& w = work_[at(l)];
+      w.rem = w.start_rem;
+      w.wsum = weight_below(L, static_cast<std::size_t>(w.kept));  // borrowed: the weight prefix
+      w.cursor = w.kept;
+      w.order = L.order.data();
+      w.rem_out = L.rem.data();
+    }
+    for (const Frozen& z : frozen_) {
+      const std::size_t i = at(z.flow);
+      const bool capped = z.on == kNone;
+      if (!capped) {
+        const double rho = pop_level_[at(z.on)];
+        if (rho != fr_[i].rho) ++stats_.rates_changed;
+        fr_[i].rho = rho;
+      }
+      const double x = capped ? f_cap_[i] : f_weight_[i] * fr_[i].rho;
+      const Index* ls = links_of(z.flow);
+      const int hops = fr_[i].hops;
+      for (int k = 0; k < hops; ++k) {
+        Work& w = work_[at(ls[k])];
+        w.order[w.cursor] = z.flow;
+        w.rem -= x;
+        w.rem_out[w.cursor] = w.rem;
         w.wsum += f_weight_[i];
         links_[at(ls[k])].wprefix[at(static_cast<Index>(w.cursor))] = w.wsum;
+        ++w.cursor;
       }
-      ++w.cursor;
+      // The link it froze on is its bottleneck: its rho is that link's level exactly, which keeps
+      // every kept flow's rate equal to its rho (a bottleneck kept from an earlier tie could later
+      // be re-filled while the flow is not).
+      if (fr_[i].state == kFresh || fr_[i].bottleneck != z.on) changes_.moved.push_back(z.flow);
+      fr_[i].bottleneck = z.on;
+      fr_[i].state = kLive;
     }
-    // The link it froze on is its bottleneck: its rho is that link's level exactly, which keeps
-    // every kept flow's rate equal to its rho (a bottleneck kept from an earlier tie could later
-    // be re-filled while the flow is not).
-    if (state_[i] == kFresh || f_bottleneck_[i] != z.on) changes_.moved.push_back(z.flow);
-    f_bottleneck_[i] = z.on;
-    state_[i] = kLive;
-  }
-  for (const Index l : region_) {
-    LinkRec& L = links_[at(l)];
-    const auto n = static_cast<std::size_t>(work_[at(l)].cursor);
-    L.order.resize(n);
-    L.rem.resize(n);
-    if constexpr (Weighted) L.wprefix.resize(n);
+    for (const Index l : region_) {
+      LinkRec& L = links_[at(l)];
+      const auto n = static_cast<std::size_t>(work_[at(l)].cursor);
+      L.order.resize(n);
+      L.rem.resize(n);
+      L.wprefix.resize(n);
+      if (n > 0) L.first_rho = fr_[at(L.order[0])].rho;
+    }
   }
   for (const Index f : linkless_) {  // new flows with no link: their cap, or +infinity
     const std::size_t i = at(f);
-    if (state_[i] != kFresh) continue;
-    state_[i] = kLive;
-    f_rho_[i] = f_cap_[i] / f_weight_[i];
+    if (fr_[i].state != kFresh) continue;
+    fr_[i].state = kLive;
+    fr_[i].rho = f_cap_[i] / f_weight_[i];
     changes_.moved.push_back(f);
   }
   for (const Index f : removed_) {
-    state_[at(f)] = kFree;
+    fr_[at(f)].state = kFree;
     free_ids_.push_back(f);
   }
-  const auto gone = [&](Index f) { return state_[at(f)] == kFree; };
+  const auto gone = [&](Index f) { return fr_[at(f)].state == kFree; };
   if (!removed_.empty()) {
     capped_.erase(std::remove_if(capped_.begin(), capped_.end(), gone), capped_.end());
     linkless_.erase(std::remove_if(linkless_.begin(), linkless_.end(), gone), linkless_.end());

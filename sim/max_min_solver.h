@@ -40,10 +40,10 @@
 // rate follows their link's level. A level within 1e-13 (relative) of its previous value keeps the
 // previous value exactly, and when two links tie (1e-10) a flow keeps its previous bottleneck.
 //
-// Storage: struct-of-arrays per flow (links, weight, cap, rho, bottleneck), no allocation per flow
-// once the arrays have grown; per link its flows in freeze order and the remaining capacity after
-// each. A removed flow's entries sit above lambda* in every list holding them and are dropped when
-// the re-fill rewrites those lists; its id is reused after that.
+// Storage: one 64-byte record per flow (links, rho, bottleneck), weights and caps apart; no
+// allocation per flow once the arrays have grown; per link its flows in freeze order and the
+// remaining capacity after each. A removed flow's entries sit above lambda* in every list holding
+// them and are dropped when the re-fill rewrites those lists; its id is reused after that.
 //
 // Determinism: every loop runs in index or list order; equal inputs give bit-identical rates.
 #pragma once
@@ -69,6 +69,7 @@ class MaxMinSolver {
     std::uint64_t flows_filled = 0;   // sum over fillings of the flows re-filled
     std::uint64_t levels_changed = 0; // sum over solves of the links whose level changed
     std::uint64_t moves = 0;          // sum over solves of the flows whose bottleneck changed
+    std::uint64_t rates_changed = 0;  // sum over solves of the re-filled flows whose rate changed
   };
 
   // capacities in bytes/s, one per link; each must be > 0 and finite.
@@ -97,10 +98,12 @@ class MaxMinSolver {
 
   // Rate of an active flow after the last solve, bytes/s (0 for a flow not yet solved).
   double rate(Index flow) const;
-  bool active(Index flow) const { return state_[at(flow)] == kLive || state_[at(flow)] == kFresh; }
+  bool active(Index flow) const { return fr_[at(flow)].state == kLive || fr_[at(flow)].state == kFresh; }
   // The link the flow is bottlenecked on after the last solve; -1 when it is at its cap (or
   // crosses no link). When several links tie, the previous bottleneck is kept.
-  Index bottleneck(Index flow) const { return f_bottleneck_[at(flow)]; }
+  Index bottleneck(Index flow) const { return fr_[at(flow)].bottleneck; }
+  // Asks the memory system for the flow's record (a caller walking many flows fetches ahead).
+  void prefetch(Index flow) const { __builtin_prefetch(&fr_[at(flow)]); }
   // The normalised rate (rate / weight) of the flows bottlenecked on the link; +infinity when none.
   double level(Index link) const { return links_[at(link)].level; }
   // Sum of the rates of the link's flows (bytes/s), up to rounding.
@@ -125,6 +128,7 @@ class MaxMinSolver {
     std::vector<Index> order;
     std::vector<double> rem;
     std::vector<double> wprefix;
+    double first_rho = kNoCap;   // rho of its first solved entry (a re-fill from below it keeps none)
   };
   struct Work {                  // a link during a re-fill (one cache line)
     double rem;                  // capacity not yet taken by frozen flows
@@ -141,7 +145,7 @@ class MaxMinSolver {
     Index on;                    // the link it froze on, kNone at its cap
   };
 
-  double rho_at(const LinkRec& L, std::size_t k) const { return f_rho_[at(L.order[k])]; }
+  double rho_at(const LinkRec& L, std::size_t k) const { return fr_[at(L.order[k])].rho; }
   double rem_before(const LinkRec& L, std::size_t k) const { return k == 0 ? L.capacity : L.rem[k - 1]; }
   double weight_below(const LinkRec& L, std::size_t k) const;  // weight of the first k entries
   // Entries of the link's order frozen strictly below `lambda` (binary search over the solved part).
@@ -154,17 +158,22 @@ class MaxMinSolver {
   void refill(double lambda);
   template <bool Weighted>
   void commit();
-  const Index* links_of(Index f) const { return &f_link_[at(f) * kMaxLinksPerFlow]; }
+  const Index* links_of(Index f) const { return fr_[at(f)].link; }
 
   std::vector<LinkRec> links_;
-  // Per flow id (struct of arrays).
-  std::vector<Index> f_link_;              // kMaxLinksPerFlow per flow
-  std::vector<std::uint8_t> f_hops_;
-  std::vector<State> state_;
+  // Per flow id: what a re-fill reads and writes for every flow it freezes, in one cache line (the
+  // fields apart cost a miss each); weights and caps, read only by weighted or capped systems, apart.
+  struct alignas(64) FlowRec {
+    Index link[kMaxLinksPerFlow];
+    double rho;                            // normalised rate after the last solve (+inf: new)
+    Index bottleneck;
+    std::uint32_t stamp;                   // == stamp_ once frozen in the current re-fill
+    std::uint8_t hops;
+    State state;
+  };
+  static_assert(sizeof(FlowRec) == 64, "a flow's record is one cache line");
+  std::vector<FlowRec> fr_;
   std::vector<double> f_weight_, f_cap_;
-  std::vector<double> f_rho_;              // normalised rate after the last solve (+inf: new)
-  std::vector<Index> f_bottleneck_;
-  std::vector<std::uint32_t> f_stamp_;     // == stamp_ once frozen in the current re-fill
   std::uint32_t stamp_ = 0;
 
   std::vector<Index> free_ids_;
@@ -183,7 +192,9 @@ class MaxMinSolver {
   std::vector<char> in_region_;
   std::vector<std::pair<double, Index>> heap_;
   std::vector<std::pair<double, Index>> caps_;
-  std::vector<Frozen> frozen_;             // flows in the order the re-fill froze them
+  std::vector<Frozen> frozen_;             // flows in the order the re-fill froze them (weighted)
+  std::vector<Index> scratch_order_;       // unweighted re-fills: each region link's new part
+  std::vector<double> scratch_rem_;
   std::vector<double> pop_level_;          // per link: level it saturated at in this re-fill (inf: none)
 };
 

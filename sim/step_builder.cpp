@@ -23,12 +23,21 @@ double LayerLoad::mean() const {
 }
 
 namespace {
-DispatchMatrix chunk_of(const DispatchMatrix& m, int c, int chunks) {
-  if (chunks == 1) return m;
-  DispatchMatrix out = m;
-  for (auto& v : out.copies) v = equal_share(v, c, chunks);
-  for (auto& v : out.unique) v = equal_share(v, c, chunks);
-  for (auto& v : out.node_unique) v = equal_share(v, c, chunks);
+// Chunk c of the matrix: only the counts `scheme` reads (comm_scheme.h: direct the distinct tokens
+// per pair, per-token the copies, hierarchical the distinct tokens per pair and per node); the
+// others are left empty (a copy of all three cost more than the plan built from it).
+DispatchMatrix chunk_of(const DispatchMatrix& m, int c, int chunks, CommScheme scheme) {
+  DispatchMatrix out;
+  out.gpus = m.gpus;
+  out.gpus_per_node = m.gpus_per_node;
+  out.first_gpu = m.first_gpu;
+  const auto cut = [&](const std::vector<std::int64_t>& from, std::vector<std::int64_t>& to) {
+    to.resize(from.size());
+    for (std::size_t i = 0; i < from.size(); ++i) to[i] = chunks == 1 ? from[i] : equal_share(from[i], c, chunks);
+  };
+  if (scheme == CommScheme::PerToken) cut(m.copies, out.copies);
+  else cut(m.unique, out.unique);
+  if (scheme == CommScheme::Hierarchical) cut(m.node_unique, out.node_unique);
   return out;
 }
 
@@ -60,6 +69,7 @@ struct StepBuilder::Traffic {
     std::int64_t dropped = 0;
     std::int64_t lost = 0;  // selections of lost experts (drop_unserved)
     std::shared_ptr<const SlotTraffic> slots;  // when `want_slots`
+    std::uint64_t used = 0;                     // `tick` at its last use (least recently used goes first)
   };
   const GateModel& gate;
   const Placement& placement;
@@ -71,6 +81,7 @@ struct StepBuilder::Traffic {
 
   int model_layers = 0;
   int micro_batches = 1;
+  std::uint64_t tick = 0;  // entry() calls, for the cache's eviction order
 
   // Sources are the GPUs first .. first + gpus - 1 (a pipeline stage; the whole cluster without
   // pipeline parallelism); a (layer, micro-batch) runs on one stage.
@@ -78,8 +89,14 @@ struct StepBuilder::Traffic {
     if (gpus == 0) gpus = cluster.gpu_count();
     auto key = std::make_pair(layer, mb);
     auto it = cache.find(key);
-    if (it != cache.end()) return it->second;
-    if (cache.size() > 8) cache.erase(cache.begin());
+    if (it != cache.end()) {
+      it->second.used = ++tick;
+      return it->second;
+    }
+    // The least recently used goes (not the lowest layer: a dual micro-batch step asks for (l, 0)
+    // and (l, 1) in turn, which evicting the lowest key re-sampled at every chunk).
+    if (cache.size() > 8)
+      cache.erase(std::min_element(cache.begin(), cache.end(), [](const auto& a, const auto& b) { return a.second.used < b.second.used; }));
     // An MTP layer (beyond the model's) routes with the last layer's gate statistics and placement,
     // its own draws (micro-batch ids past the model's).
     const int mtp = layer - model_layers + 1;
@@ -95,7 +112,7 @@ struct StepBuilder::Traffic {
     if (first != 0) hasher.add(first);  // a stage's traffic crosses its own links
     const std::uint64_t h = hasher.add(m->gpus).add(m->gpus_per_node).add(m->copies).add(m->unique).add(m->node_unique).key();
     hashes[key] = h;
-    Entry e{std::move(m), r.expert_load(), r.dropped, lost, nullptr};
+    Entry e{std::move(m), r.expert_load(), r.dropped, lost, nullptr, ++tick};
     if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(routed), gpn, placement.replica_choice()));
     return cache.emplace(key, std::move(e)).first->second;
   }
@@ -357,7 +374,7 @@ std::function<CommPlan()> StepBuilder::chunk_plan(int l, int mb, int c, bool out
   CommSetup setup = comm_;
   if (pass != Pass::Forward) setup.dispatch_token = setup.combine_token;  // gradients both ways, as the combine
   return [traffic = traffic_, cl = &cluster_, setup, l, mb, T, chunks, c, outbound, first, gpus] {
-    return comm_plan(setup, *cl, chunk_of(*traffic->at(l, mb, T, first, gpus), c, chunks), outbound);
+    return comm_plan(setup, *cl, chunk_of(*traffic->at(l, mb, T, first, gpus), c, chunks, setup.scheme), outbound);
   };
 }
 

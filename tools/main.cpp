@@ -88,7 +88,7 @@ commands:
   net [--nodes N] [--gpus-per-node G] [--pattern P] [--bytes B | -b MIN [-e MAX] [-f FACTOR | -i STEP]]
       [--calibration PROFILE] [--seed S] [--pattern-file F] [--csv FILE]
       One traffic pattern through the network alone, the simulator's nccl-tests. Defaults: 32 nodes
-      x 8 GPUs (at most 4096 GPUs), alltoall, B = 1000000 bytes per flow (at most 2^40; a size sweep
+      x 8 GPUs (at most 65536; 4096 for the all-to-all patterns), alltoall, B = 1000000 bytes per flow (at most 2^40; a size sweep
       at most 4096 sizes), seed 1. P: alltoall, alltoall-jitter (sizes B +-50%, --jitter J), incast
       (--senders K to GPU 0; default every other GPU), permutation, zipf (skewed destinations,
       --zipf-s S in [0, 16]), file (--pattern-file F: lines "src dst bytes", three decimal integers,

@@ -93,10 +93,15 @@ NetOptions parse(const Args& args) {
   auto in_range = [](const char* name, std::int64_t v, std::int64_t lo, std::int64_t hi) {
     if (v < lo || v > hi) throw ConfigError(name, std::to_string(v), fmt::format("must be an integer in [{}, {}]", lo, hi));
   };
-  in_range("--nodes", o.nodes, 1, kGpus);
-  in_range("--gpus-per-node", o.gpus_per_node, 1, kGpus);
-  in_range("--nodes-per-leaf", o.nodes_per_leaf, 1, kGpus);
-  in_range("--nodes x --gpus-per-node", static_cast<std::int64_t>(o.nodes) * o.gpus_per_node, 2, kGpus);
+  in_range("--nodes", o.nodes, 1, kNetGpus);
+  in_range("--gpus-per-node", o.gpus_per_node, 1, kNetGpus);
+  in_range("--nodes-per-leaf", o.nodes_per_leaf, 1, kNetGpus);
+  const std::int64_t gpus = static_cast<std::int64_t>(o.nodes) * o.gpus_per_node;
+  in_range("--nodes x --gpus-per-node", gpus, 2, kNetGpus);
+  const std::string& p = o.traffic.pattern;
+  if ((p == "alltoall" || p == "alltoall-jitter" || p == "zipf") && gpus > kGpus)
+    throw ConfigError("--nodes x --gpus-per-node", std::to_string(gpus),
+                      fmt::format("--pattern {} has GPUs^2 flows: at most {} GPUs", p, kGpus));
   auto rate = [](const char* name, double v, double lo, double hi) {
     if (!(v >= lo && v <= hi)) throw ConfigError(name, fmt::format("{}", v), fmt::format("must be in [{:g}, {:g}]", lo, hi));
   };
@@ -199,7 +204,8 @@ NetRun run_flows(const NetOptions& o, const Cluster& cluster, const std::vector<
   if (const auto* flow = dynamic_cast<const FlowNetwork*>(net.get())) {
     const auto& s = flow->solver_stats();
     run.solver = fmt::format("{} solves, {} full fills, {} completion batches", s.solves, s.full_fills, flow->stats().batches);
-    run.solver_work = fmt::format("{} flows re-filled, {} level changes, {} bottleneck moves", s.flows_filled, s.levels_changed, s.moves);
+    run.solver_work = fmt::format("{} flows re-filled ({} of them at a new rate), {} level changes, {} bottleneck moves", s.flows_filled,
+                                  s.rates_changed, s.levels_changed, s.moves);
   }
   return run;
 }

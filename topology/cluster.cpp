@@ -100,7 +100,15 @@ class FatTreeRoutes final : public RouteRule {
   FatTreeRoutes(const ClusterSpec& spec, int leaves_per_rail, bool pxn)
       : gpus_(spec.gpu_count()), gpn_(spec.gpus_per_node), domain_(spec.domain_size()), nodes_per_leaf_(spec.nodes_per_leaf),
         leaves_per_rail_(leaves_per_rail), pxn_(pxn), nvlink_(spec.nvlink_latency), nic_(spec.nic_latency),
-        spine_(spec.spine_latency) {}
+        spine_(spec.spine_latency) {
+    // Per GPU, its NVLink domain and leaf (a route asks for both ends' on every call).
+    domain_of_.resize(static_cast<std::size_t>(gpus_));
+    leaf_of_.resize(static_cast<std::size_t>(gpus_));
+    for (GpuId g = 0; g < gpus_; ++g) {
+      domain_of_[static_cast<std::size_t>(g)] = g / domain_;
+      leaf_of_[static_cast<std::size_t>(g)] = leaf(g);
+    }
+  }
   // rail_pxn's relay for the pair (the source node's GPU on the destination's rail), or -1.
   GpuId relay(GpuId src, GpuId dst) const {
     if (!pxn_ || src / domain_ == dst / domain_ || src % gpn_ == dst % gpn_) return -1;
@@ -108,25 +116,29 @@ class FatTreeRoutes final : public RouteRule {
   }
   Route route(GpuId src, GpuId dst) const override {
     Route r;
-    if (src == dst) return r;
-    if (src / domain_ == dst / domain_) {
+    route_into(src, dst, r);
+    return r;
+  }
+  void route_into(GpuId src, GpuId dst, Route& r) const override {
+    r = Route{};
+    if (src == dst) return;
+    if (domain_of_[static_cast<std::size_t>(src)] == domain_of_[static_cast<std::size_t>(dst)]) {
       r.append(4 * src, nvlink_);
       r.append(4 * dst + 1, nvlink_);
-      return r;
+      return;
     }
     if (const GpuId via = relay(src, dst); via >= 0) {
       r = route(src, via);
       for (LinkId id : route(via, dst)) r.append(id, latency_of(id));
-      return r;
+      return;
     }
     r.append(4 * src + 2, nic_);
-    const int from = leaf(src), to = leaf(dst);
+    const int from = leaf_of_[static_cast<std::size_t>(src)], to = leaf_of_[static_cast<std::size_t>(dst)];
     if (from != to) {
       r.append(4 * gpus_ + 2 * from, spine_);
       r.append(4 * gpus_ + 2 * to + 1, spine_);
     }
     r.append(4 * dst + 3, nic_);
-    return r;
   }
 
  private:
@@ -138,6 +150,7 @@ class FatTreeRoutes final : public RouteRule {
   int gpus_, gpn_, domain_, nodes_per_leaf_, leaves_per_rail_;
   bool pxn_;
   Time nvlink_, nic_, spine_;
+  std::vector<int> domain_of_, leaf_of_;  // per GPU
 };
 
 // One breadth-first search from `src` over the edges `keep` allows; the BFS tree gives the

@@ -56,6 +56,8 @@ class Cluster {
   const Link& link(LinkId id) const { return links_[static_cast<std::size_t>(id)]; }
   // The direct route src -> dst (src != dst); empty route for src == dst.
   Route route(GpuId src, GpuId dst) const { return rule_->route(src, dst); }
+  // The same, written into `out` (see RouteRule::route_into).
+  void route_into(GpuId src, GpuId dst, Route& out) const { rule_->route_into(src, dst, out); }
   // The direct route found by a breadth-first search of the graph without GPU transit (O(graph)
   // per call: for checking the rule; topology rail rather than rail_pxn).
   Route searched_route(GpuId src, GpuId dst) const;

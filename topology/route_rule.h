@@ -12,6 +12,9 @@ class RouteRule {
   virtual ~RouteRule() = default;
   // The route src -> dst; empty for src == dst. Deterministic: the same pair gives the same route.
   virtual Route route(GpuId src, GpuId dst) const = 0;
+  // The same route written into `out` (a slot of a flow list: a caller that copied a route just
+  // returned would wait for its narrow stores to land before its wide loads could read them).
+  virtual void route_into(GpuId src, GpuId dst, Route& out) const { out = route(src, dst); }
 };
 
 }  // namespace epsim

@@ -125,6 +125,22 @@ TEST_CASE("MLA decode: kv_b_proj absorbed, the core over the latent") {
   // Per head and cached token: 2 x (512 + 64) for the scores, 2 x 512 for the values.
   CHECK(attn[10].work.flops.count() == 64.0 * 128 * 4096 * 2 * (576 + 512));
   CHECK(attn[10].work.bytes.count() == 64LL * 4096 * 1152);  // the latent cache, read once
+  // The sizes a measured profile prices them by (op_family.h): the two absorbed products, the
+  // rope with its KV append into the latent cache, the core as MQA over it.
+  const OpWork::Sizes& kvb = attn[8].work.sizes;
+  CHECK(std::vector<std::int64_t>{kvb.m, kvb.heads, kvb.kv_lora, kvb.head_dim_qk, kvb.head_dim_v} ==
+        std::vector<std::int64_t>{64, 128, 512, 128, 128});
+  CHECK(attn[9].work.kv_len == 4096);
+  CHECK(attn[9].work.sizes.kv_lora == 512);
+  CHECK(attn[9].work.sizes.rope_dim == 64);
+  CHECK(attn[9].work.sizes.head_dim_qk == 192);
+  CHECK(attn[10].work.sizes.kv_lora == 512);
+  // Prefill's rope has no append (kv_len 0) and keeps the assembling kernel's sizes.
+  const LayerShape prefill{Mode::Prefill, 64, 1, 64, 0, 1};
+  const auto pre = p.block(Block::Attention, prefill, Pass::Forward);
+  CHECK(pre[10].work.name.str() == "rope");
+  CHECK(pre[10].work.kv_len == 0);
+  CHECK(pre[10].work.sizes.kv_lora == 0);
 }
 
 TEST_CASE("GQA: kv_proj and the KV read shrink with kv_heads") {

@@ -55,6 +55,63 @@ TEST_CASE("family_for_op: each layer op name goes to its measured family at its 
   CHECK(family_for_op("lm_head_softmax", "bf16", {}, 0, 0).family.empty());
 }
 
+TEST_CASE("family_for_op: MLA decode absorbed and the decode RoPE's KV append, kernel by kernel") {
+  // The absorbed core: MQA over the 576-wide latent cache, by the KV bytes it reads.
+  const std::map<std::string, std::int64_t> core = {{"batch", 64}, {"kv_len", 4096}, {"heads", 128}, {"kv_lora", 512}, {"rope_dim", 64}};
+  const auto c = family_for_op("attn_core", "bf16", core, 7.3e10, 3.0e8);
+  CHECK(c.family == "attention_decode_mla");
+  CHECK(c.series == std::map<std::string, double>{{"heads", 128}});
+  CHECK(c.x == 3.0e8);
+  // kv_b_proj absorbed as the simulator's one op: q_nope (128) x W_UK into the latent (512), then
+  // the latent output x W_UV (512 -> 128), per head; counts by hand at m = 16, 128 heads:
+  // FLOPs 2 x 16 x 128 x 512 x 128 = 268435456 each; bytes 2 x (16x128x128 + 128x128x512 + 16x128x512)
+  // = 2 x (262144 + 8388608 + 1048576) = 19398656 each (the second reads 512 and writes 128 per head).
+  const std::map<std::string, std::int64_t> kvb = {{"m", 16}, {"heads", 128}, {"kv_lora", 512}, {"head_dim_qk", 128}, {"head_dim_v", 128}};
+  const auto a = family_for_op("kv_b_proj", "fp8", kvb, 0, 0);
+  CHECK(a.family == "mla_absorb");
+  CHECK(a.series == std::map<std::string, double>{{"n", 512}, {"k", 128}});
+  CHECK(a.x == 16);
+  CHECK(a.flops == 268435456.0);
+  CHECK(a.bytes == 19398656.0);
+  REQUIRE(a.more.size() == 1);
+  CHECK(a.more[0].series == std::map<std::string, double>{{"n", 128}, {"k", 512}});
+  CHECK(a.more[0].flops == 268435456.0);
+  CHECK(a.more[0].bytes == 19398656.0);
+  // One of the two products as the measured layer times it: the op's own counts (-1).
+  auto one = kvb;
+  one["n"] = 128;
+  one["k"] = 512;
+  const auto b = family_for_op("kv_b_proj", "bf16", one, 1, 2);
+  CHECK(b.series == std::map<std::string, double>{{"n", 128}, {"k", 512}});
+  CHECK(b.flops == -1);
+  CHECK(b.more.empty());
+  // Prefill's kv_b_proj (no kv_lora) stays a GEMM.
+  CHECK(family_for_op("kv_b_proj", "bf16", {{"m", 16}, {"n", 32768}, {"k", 512}}, 0, 0).family == "gemm_bf16");
+  // MLA decode rope: q's 64 rope dims of 128 heads (192 wide), k_pe, then three copies: q_pe
+  // beside the absorbed q (128 x 64), the latent (512) and k_pe (64) into the cache; bytes read +
+  // written at 2 bytes: q rope 4 x 8 x 128 x 64 = 262144, k_pe 4 x 8 x 64 = 2048.
+  const auto r = family_for_op("rope", "bf16", {{"tokens", 8}, {"heads", 128}, {"head_dim_qk", 192}, {"rope_dim", 64}, {"kv_lora", 512}, {"kv_len", 4096}}, 0, 0);
+  CHECK(r.family == "rope");
+  CHECK(r.series == std::map<std::string, double>{{"heads", 128}, {"head_dim", 192}, {"rope_dim", 64}});
+  CHECK(r.bytes == 262144.0);
+  REQUIRE(r.more.size() == 4);
+  CHECK(r.more[0].series == std::map<std::string, double>{{"heads", 1}, {"head_dim", 576}, {"rope_dim", 64}});
+  CHECK(r.more[0].bytes == 2048.0);
+  CHECK(r.more[1].family == "kv_append");
+  CHECK(r.more[1].series == std::map<std::string, double>{{"segments", 128}, {"width", 64}});
+  CHECK(r.more[2].series == std::map<std::string, double>{{"segments", 1}, {"width", 512}});
+  CHECK(r.more[3].series == std::map<std::string, double>{{"segments", 1}, {"width", 64}});
+  CHECK(r.more[2].bytes == 4.0 * 8 * 512);
+  // MHA/GQA decode rope: q and k rotated (2 calls), k and v appended (2 copies of kv_heads x d).
+  const auto g = family_for_op("rope", "bf16", {{"tokens", 8}, {"heads", 32}, {"kv_heads", 8}, {"head_dim", 128}, {"kv_len", 1024}}, 0, 0);
+  CHECK(g.family == "rope");
+  CHECK(g.calls == 2);
+  REQUIRE(g.more.size() == 1);
+  CHECK(g.more[0].family == "kv_append");
+  CHECK(g.more[0].calls == 2);
+  CHECK(g.more[0].bytes == 2 * 4.0 * 8 * 8 * 128);
+}
+
 namespace {
 // A curve with baseline = floor (latency 0, slope 1) and a flat efficiency `eff`.
 CalibratedCurve flat_curve(const std::string& family, std::map<std::string, std::int64_t> series, double eff) {
@@ -81,7 +138,7 @@ TEST_CASE("time_family: an exact series alone, between two series a blend weight
     p.curves.push_back(flat_curve(f, {}, 1.0));
   const CalibratedCostModel m(p, "test");
   // 2e9 FLOPs at 1000 TFLOPS: floor 2 us; the exact series n=k=1024 has efficiency 0.5: 4 us.
-  FamilyQuery q{"gemm_bf16", {{"n", 1024}, {"k", 1024}}, 64, 1};
+  FamilyQuery q{"gemm_bf16", {{"n", 1024}, {"k", 1024}}, 64, 1, -1, -1, {}};
   std::string why;
   CHECK(m.time_family(q, 2e9, 0, &why).to_us() == doctest::Approx(4.0));
   CHECK(why == "gemm_bf16 k=1024 n=1024");
@@ -90,9 +147,16 @@ TEST_CASE("time_family: an exact series alone, between two series a blend weight
   q.series = {{"n", 2048}, {"k", 2048}};
   CHECK(m.time_family(q, 2e9, 0).to_us() == doctest::Approx(std::sqrt(10.0)));
   // Per-expert loops: 4 calls of a quarter of the work each, at efficiency 0.8 (exact series).
-  FamilyQuery loop{"gemm_bf16", {{"n", 4096}, {"k", 4096}}, 64, 4};
+  FamilyQuery loop{"gemm_bf16", {{"n", 4096}, {"k", 4096}}, 64, 4, -1, -1, {}};
   CHECK(m.time_family(loop, 8e9, 0).to_us() == doctest::Approx(4 * 2.0 / 0.8));
-  CHECK_THROWS_AS(m.time_family(FamilyQuery{"rope", {}, 1, 1}, 1, 1), InputError);
+  CHECK_THROWS_AS(m.time_family(FamilyQuery{"rope", {}, 1, 1, -1, -1, {}}, 1, 1), InputError);
+  // Parts: each at its own counts and series; one the profile lacks is left out. 2e9 FLOPs at
+  // n=k=1024 (4 us) + 4e9 at n=k=4096 (4 / 0.8 = 5 us); kv_append is not in the profile.
+  FamilyQuery whole{"gemm_bf16", {{"n", 1024}, {"k", 1024}}, 64, 1, 2e9, 0, {}};
+  whole.more.push_back({"gemm_bf16", {{"n", 4096}, {"k", 4096}}, 64, 1, 4e9, 0, {}});
+  whole.more.push_back({"kv_append", {}, 64, 1, 0, 1e6, {}});
+  CHECK(m.time_family(whole, 1e15, 1e15, &why).to_us() == doctest::Approx(9.0));
+  CHECK(why == "gemm_bf16 k=1024 n=1024 + gemm_bf16 k=4096 n=4096 + kv_append not in the profile: left out");
 }
 
 TEST_CASE("calibrate records the launch gap: the median of the empty-kernel rows") {

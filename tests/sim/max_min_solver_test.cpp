@@ -183,9 +183,11 @@ TEST_CASE("a completion re-fills only the flows at least as fast as the one that
   CHECK(s.rate(d) == 9.0);
   const auto filled = s.stats().flows_filled;
   const auto full = s.stats().full_fills;
+  const auto changed = s.stats().rates_changed;
   s.remove_flow(d);
   const auto& changes = s.solve();
   CHECK(s.stats().flows_filled == filled + 1);
+  CHECK(s.stats().rates_changed == changed + 1);  // e: 9 -> 18
   CHECK(s.stats().full_fills == full);
   CHECK(changes.levels == std::vector<Ix>{1});
   CHECK(changes.moved.empty());
@@ -194,10 +196,36 @@ TEST_CASE("a completion re-fills only the flows at least as fast as the one that
   const Ix g = add(s, {1});
   s.solve();
   CHECK(s.stats().flows_filled == filled + 3);
+  CHECK(s.stats().rates_changed == changed + 3);  // e: 18 -> 9, and g new at 9
   CHECK(s.rate(e) == 9.0);
   CHECK(s.rate(g) == 9.0);
   CHECK(s.rate(b) == 2.0);
   CHECK(s.load(1) == 20.0);
+}
+
+TEST_CASE("a re-fill counts the flows it moves to a new rate, not the ones it re-freezes where they were") {
+  // Link 0 (4): a, b at 2. Link 1 (10): c, d at 5. Link 2 (3): x alone at 3. Removing x (rho 3)
+  // re-fills everything at or above 3: c and d, which saturate link 1 at 5 again (same rates).
+  // Then removing c (rho 5) re-fills d alone: 10. Ties everywhere: a and b, c and d are equal.
+  MaxMinSolver s({4.0, 10.0, 3.0});
+  const Ix a = add(s, {0}), b = add(s, {0}), c = add(s, {1}), d = add(s, {1}), x = add(s, {2});
+  s.solve();
+  CHECK(s.rate(a) == 2.0);
+  CHECK(s.rate(b) == 2.0);
+  CHECK(s.rate(c) == 5.0);
+  CHECK(s.rate(x) == 3.0);
+  CHECK(s.stats().rates_changed == 5);  // all new
+  s.remove_flow(x);
+  s.solve();
+  CHECK(s.stats().flows_filled == 5 + 2);
+  CHECK(s.stats().rates_changed == 5);  // c and d re-frozen at 5
+  CHECK(s.rate(d) == 5.0);
+  s.remove_flow(c);
+  s.solve();
+  CHECK(s.stats().flows_filled == 5 + 2 + 1);
+  CHECK(s.stats().rates_changed == 6);  // d: 5 -> 10
+  CHECK(s.rate(d) == 10.0);
+  CHECK(s.rate(a) == 2.0);
 }
 
 TEST_CASE("bad input is refused") {

@@ -162,6 +162,10 @@ cp scenarios/schedules/dual-microbatch.json "$tmp/mine.json"
 expect_error net-size '-b = "4Q": must be a byte count' net --nodes 2 --gpus-per-node 2 -b 4Q
 expect_error net-small '-b = 2: must be at least the rank count 4' net --nodes 2 --gpus-per-node 2 -b 2
 expect_error net-range '-e = 1024: must be >= -b = 2048' net --nodes 2 --gpus-per-node 2 -b 2K -e 1K
+expect_error net-a2a-size '--nodes x --gpus-per-node = 8192: --pattern alltoall has GPUs^2 flows: at most 4096 GPUs' net --nodes 1024 --gpus-per-node 8 --pattern alltoall
+# Routes come from the topology on demand: a 16,384-GPU fabric runs a permutation (one flow per GPU).
+"$EPSIM" net --nodes 2048 --gpus-per-node 8 --pattern permutation --bytes 1000000 >"$tmp/net16k.out" 2>&1 \
+  && grep -Eq "^  flows +16384$" "$tmp/net16k.out" && ok || bad "net: a 16,384-GPU permutation must run ($(tail -2 "$tmp/net16k.out"))"
 # --calibration adds the profile's NCCL all-to-all terms: its fixed cost at least.
 "$EPSIM" net --nodes 1 --gpus-per-node 8 --pattern alltoall -b 16M --calibration h200-measured >"$tmp/netc.out" 2>&1 \
   && "$EPSIM" net --nodes 1 --gpus-per-node 8 --pattern alltoall -b 16M >"$tmp/net0.out" 2>&1 \

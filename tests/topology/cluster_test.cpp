@@ -101,6 +101,11 @@ TEST_CASE("the route rule gives the graph's fewest-hop routes for every pair") {
         want.insert(want.end(), part.begin(), part.end());
       INFO("pxn " << a << " -> " << b);
       CHECK(ids(pxn.route(a, b)) == want);
+      // route_into (flow lists build routes in place) writes the same route over whatever was there.
+      Route into = pxn.route(b == 0 ? 1 : 0, b);
+      pxn.route_into(a, b, into);
+      CHECK(ids(into) == want);
+      CHECK(into.latency == pxn.route(a, b).latency);
     }
   // NVLink domains of two nodes (three domains, the last one's second node under another leaf):
   // NVLink inside a domain, NICs between domains; rail_pxn relays only between domains.
