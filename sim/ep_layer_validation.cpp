@@ -46,22 +46,6 @@ bool is_attention_op(const std::string& op) {
   return std::find(std::begin(kAttentionOps), std::end(kAttentionOps), op) != std::end(kAttentionOps);
 }
 
-// Two micro-batches as two-batch overlap deploys them (the measured program's "dual_order":
-// "interleaved"): micro-batch 1's attention on the compute stream while micro-batch 0's count
-// exchange and dispatch run, then each micro-batch's experts beside the other's dispatch or combine.
-nlohmann::json interleaved_schedule() {
-  return nlohmann::json::parse(R"({
-    "name": "dual-interleaved",
-    "description": "Two micro-batches, compute A0 A1 E0 E1, communication M0 D0 M1 D1 C0 C1: micro-batch 1's attention beside micro-batch 0's dispatch (two-batch overlap as deployed; kernels/ep_layer.cu --attention --overlap dual).",
-    "micro_batches": 2,
-    "forward": [
-      {"compute": ["moe_out@0", "attention@0", "moe_in@0", "shared@0", "dense@0"], "comm": ["counts@0", "dispatch@0"]},
-      {"compute": ["moe_out@1", "attention@1", "moe_in@1", "shared@1", "dense@1"], "comm": ["counts@1", "dispatch@1"]},
-      {"compute": ["experts@0"], "comm": ["combine@0"]},
-      {"compute": ["experts@1"], "comm": ["combine@1"]}
-    ]})");
-}
-
 // The case's attention block (options.attention, absent or "none": the MoE block alone) in the
 // scenario document: the model's attention, the sequence length, bf16 everywhere, and under dual
 // micro-batches the order the program ran.
@@ -70,27 +54,20 @@ void add_attention(nlohmann::json& doc, const nlohmann::json& o, const std::stri
   if (kind == "none") return;
   nlohmann::json& model = doc["model"];
   model["heads"] = need_int(o, "heads", ow);
+  if (!set_measured_attention(model, kind, [&](const char* key) { return need_int(o, key, ow); }, ow))
+    throw InputError(ow + ".attention = \"" + kind + "\": must be none, mha, gqa or mla");
   if (kind == "mla") {
-    require_deepseek_v3_mla([&](const char* key) { return need_int(o, key, ow); }, ow);
-    model["preset"] = "deepseek-v3";
-    model.erase("attention");
     // the measured gate is a plain top-k over all experts; the preset's MTP module is not run
     model["groups"] = 1;
     model["topk_groups"] = 1;
     model["mtp_layers"] = 0;
-  } else if (kind == "mha" || kind == "gqa") {
-    model["attention"] = "mha";
-    model["head_dim"] = need_int(o, "head_dim", ow);
-    model["kv_heads"] = need_int(o, "kv_heads", ow);
-  } else {
-    throw InputError(ow + ".attention = \"" + kind + "\": must be none, mha, gqa or mla");
   }
   doc["precision"] = measured_precision("bf16", ow);
   doc["workload"]["seq_len"] = need_int(o, "seq_len", ow);
   const std::string order = measured_string_or(o, "dual_order", ow, "blocks");
   if (order != "blocks" && order != "interleaved" && order != "none")
     throw InputError(ow + ".dual_order = \"" + order + "\": must be blocks, interleaved or none");
-  if (doc["schedule"]["overlap"] == "dual-microbatch" && order == "interleaved") doc["schedule"]["overlap"] = interleaved_schedule();
+  if (doc["schedule"]["overlap"] == "dual-microbatch" && order == "interleaved") doc["schedule"]["overlap"] = "dual-interleaved";  // scenarios/schedules/dual-interleaved.json
 }
 
 }  // namespace

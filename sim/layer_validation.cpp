@@ -39,7 +39,15 @@ nlohmann::json measured_precision(const std::string& p, const std::string& where
           {"combine", "bf16"},    {"kv_cache", "bf16"}};
 }
 
-void require_deepseek_v3_mla(const std::function<std::int64_t(const char*)>& dim, const std::string& where) {
+bool set_measured_attention(nlohmann::json& model, const std::string& kind, const std::function<std::int64_t(const char*)>& dim,
+                            const std::string& where) {
+  if (kind == "mha" || kind == "gqa") {
+    model["attention"] = "mha";
+    model["head_dim"] = dim("head_dim");
+    model["kv_heads"] = dim("kv_heads");
+    return true;
+  }
+  if (kind != "mla") return false;
   // MLA's low-rank dimensions are the preset's (no model keys set them): the case must match it.
   const MoeModelSpec ds = MoeModelSpec::preset("deepseek-v3");
   for (const auto& [key, want] : {std::pair<const char*, int>{"q_lora_rank", ds.q_lora_rank}, {"kv_lora_rank", ds.kv_lora_rank},
@@ -50,6 +58,9 @@ void require_deepseek_v3_mla(const std::function<std::int64_t(const char*)>& dim
       throw InputError(where + "." + key + " = " + std::to_string(got) + ": only DeepSeek-V3's MLA (" + std::to_string(want) +
                        ") can be simulated");
   }
+  model["preset"] = "deepseek-v3";
+  model.erase("attention");
+  return true;
 }
 
 ErrorSummary LayerFileValidation::summary() const {
@@ -71,16 +82,8 @@ nlohmann::json layer_case_scenario(const MeasuredLayerCase& c, const MeasuredLay
                           {"top_k", need_int(m, "top_k", where)},
                           {"expert_intermediate", need_int(m, "expert_intermediate", where)},
                           {"shared_experts", need_int(m, "shared_experts", where)}};
-  if (attention == "mla") {
-    require_deepseek_v3_mla([&](const char* key) { return need_int(m, key, where); }, where + ".model");
-    model["preset"] = "deepseek-v3";
-  } else if (attention == "mha" || attention == "gqa") {
-    model["attention"] = "mha";
-    model["head_dim"] = need_int(m, "head_dim", where);
-    model["kv_heads"] = need_int(m, "kv_heads", where);
-  } else {
+  if (!set_measured_attention(model, attention, [&](const char* key) { return need_int(m, key, where); }, where + ".model"))
     throw InputError(where + ".model.attention = \"" + attention + "\": must be mha, gqa or mla");
-  }
   nlohmann::json workload;
   if (c.phase == "decode") {
     workload = {{"mode", "decode"}, {"batch_per_gpu", c.batch}, {"kv_len", c.kv_len}};

@@ -56,10 +56,14 @@ struct LayerFileValidation {
 // The scenario's `precision` section of a measured layer: every GEMM in `p` (bf16 | fp8), the
 // attention core, LM head, dispatch, combine and KV cache in bf16; `where` names it in errors.
 nlohmann::json measured_precision(const std::string& p, const std::string& where);
-// Throws InputError unless the MLA dimensions dim("q_lora_rank"), dim("kv_lora_rank"),
+// Sets the scenario `model` keys of a measured attention of `kind`: mla: the deepseek-v3 preset
+// (no `attention` key), after checking that dim("q_lora_rank"), dim("kv_lora_rank"),
 // dim("qk_nope_head_dim"), dim("qk_rope_head_dim"), dim("v_head_dim") are DeepSeek-V3's (the only
-// MLA the simulator prices); `where` is the JSON path of the object holding them.
-void require_deepseek_v3_mla(const std::function<std::int64_t(const char*)>& dim, const std::string& where);
+// MLA the simulator prices; InputError naming `where`, the JSON path of the object holding them);
+// mha | gqa: attention mha with dim("head_dim") and dim("kv_heads"). Returns false for any other
+// kind, leaving `model` as it was (the caller names the kinds it accepts).
+bool set_measured_attention(nlohmann::json& model, const std::string& kind, const std::function<std::int64_t(const char*)>& dim,
+                            const std::string& where);
 // The scenario document of one measured case (a one-GPU, one-layer scenario), `sets` applied.
 // Throws InputError naming the case when its model cannot be expressed.
 nlohmann::json layer_case_scenario(const MeasuredLayerCase& c, const MeasuredLayerFile& f, const std::vector<std::string>& sets = {});

@@ -5,6 +5,7 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "models/errors.h"
 #include "models/limits.h"
@@ -186,7 +187,7 @@ OverlapSchedule OverlapSchedule::from_json(const nlohmann::json& j, const std::s
 }
 
 const std::vector<std::string>& OverlapSchedule::shipped() {
-  static const std::vector<std::string> names = {"serial", "dual-microbatch", "decode-5stage"};
+  static const std::vector<std::string> names = {"serial", "dual-microbatch", "decode-5stage", "dual-interleaved"};
   return names;
 }
 
@@ -201,7 +202,8 @@ OverlapSchedule OverlapSchedule::resolve(const nlohmann::json& value, const std:
   if (file.empty()) {
     if (v.size() < 5 || v.substr(v.size() - 5) != ".json" || !std::filesystem::exists(v))
       throw ConfigError(path, json_text(value),
-                        "must be one of serial, dual-microbatch, decode-5stage, an existing description file (.json) or a description object");
+                        "must be one of " + fmt::format("{}", fmt::join(shipped(), ", ")) +
+                            ", an existing description file (.json) or a description object");
     file = v;
   }
   OverlapSchedule s = from_json(read_json_file(file.string()), path + " (" + file.filename().string() + ")");

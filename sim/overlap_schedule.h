@@ -64,7 +64,7 @@ struct OverlapSchedule {
   // schedule.overlap's value: a shipped name (scenarios/schedules/<name>.json, found from any working
   // directory), a description file (a path ending in .json) or an inline object.
   static OverlapSchedule resolve(const nlohmann::json& value, const std::string& path);
-  static const std::vector<std::string>& shipped();  // serial, dual-microbatch, decode-5stage
+  static const std::vector<std::string>& shipped();  // serial, dual-microbatch, decode-5stage, dual-interleaved
 };
 
 }  // namespace epsim

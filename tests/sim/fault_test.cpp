@@ -10,19 +10,16 @@
 #include "sim/simulation.h"
 #include "sim/step_distribution.h"
 #include "tests/sim/op_sum.h"
+#include "tests/sim/tiny_scenario.h"
 
 using namespace epsim;
 using nlohmann::json;
 
-// The seed's structure on 2 nodes x 2 GPUs: one expert per GPU, attention TP 2 inside each node,
-// serial schedule, a dense layer then a MoE layer, 256 tokens per GPU, top-2 of 4 experts.
+// The step tests' tiny scenario with attention TP 2 inside each node.
 static json tiny() {
-  return json{{"model", {{"layers", 2}, {"dense_layers", 1}, {"hidden", 1024}, {"dense_intermediate", 2048},
-                         {"expert_intermediate", 512}, {"routed_experts", 4}, {"top_k", 2}, {"heads", 8},
-                         {"head_dim", 128}, {"vocab", 1000}}},
-              {"cluster", {{"nodes", 2}, {"gpus_per_node", 2}}},
-              {"parallelism", {{"attention_tp", 2}}},
-              {"workload", {{"tokens_per_gpu", 256}}}};
+  json j = test::tiny_scenario();
+  j["parallelism"] = {{"attention_tp", 2}};
+  return j;
 }
 
 // When GPU `gpu` starts its first op of layer `layer`.

@@ -105,7 +105,7 @@ TEST_CASE("a schedule description is checked: every item once, in an order its d
   d[0]["compute"].push_back("dense@0");
   refused(d, "schedule.overlap.forward[0].compute[5] = \"dense@0\": listed twice in one layer");
   CHECK_THROWS_WITH_AS(Scenario::from_json(small("gpipe")),
-                       "schedule.overlap = \"gpipe\": must be one of serial, dual-microbatch, decode-5stage, an existing description file (.json) or a description object",
+                       "schedule.overlap = \"gpipe\": must be one of serial, dual-microbatch, decode-5stage, dual-interleaved, an existing description file (.json) or a description object",
                        ConfigError);
   // Training needs backward stages.
   json train = small(json{{"name", "fwd-only"}, {"forward", full}});

@@ -11,18 +11,12 @@
 #include "sim/simulation.h"
 #include "sim/step_metrics.h"
 #include "tests/sim/op_sum.h"
+#include "tests/sim/tiny_scenario.h"
 
 using namespace epsim;
 using nlohmann::json;
 
-// 2 nodes x 2 GPUs, one expert per GPU, 2 layers (1 dense, 1 MoE), 256 tokens per GPU, top-2 of 4.
-static json tiny() {
-  return json{{"model", {{"layers", 2}, {"dense_layers", 1}, {"hidden", 1024}, {"dense_intermediate", 2048},
-                         {"expert_intermediate", 512}, {"routed_experts", 4}, {"top_k", 2}, {"heads", 8},
-                         {"head_dim", 128}, {"vocab", 1000}}},
-              {"cluster", {{"nodes", 2}, {"gpus_per_node", 2}}},
-              {"workload", {{"tokens_per_gpu", 256}}}};
-}
+static json tiny() { return test::tiny_scenario(); }
 
 TEST_CASE("serial schedule: the step time is the sum of its ops and all-to-alls") {
   Simulation sim(Scenario::from_json(tiny()));
