@@ -19,13 +19,6 @@ namespace {
     if (s_ != CUBLAS_STATUS_SUCCESS) fail(#call, __FILE__, __LINE__, std::to_string((int)s_));       \
   } while (0)
 
-// C[M, N] = X[M, K] W[N, K]^T, bf16 in and out, fp32 accumulation (the rank's handle and stream).
-void gemm_xwt(cublasHandle_t h, const bf16* X, const bf16* W, bf16* C, int M, int N, int K) {
-  const float one = 1.f, zero = 0.f;
-  CBA(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, W, CUDA_R_16BF, K, X, CUDA_R_16BF, K, &zero, C,
-                   CUDA_R_16BF, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-}
-
 // ------------------------------------------------------------------------------------------
 // Flash attention forward (causal), mma.sync m16n8k16 bf16 -> fp32. A block: 64 queries of one
 // (sequence, head), 4 warps of 16 query rows; K/V tiles of 64 keys in shared memory. Fragment
@@ -341,6 +334,12 @@ void host_rope(const float* in, int rd, int pos, double* out) {
 void note_op(std::vector<double>& err, int op, double e) { err[op] = std::max(err[op], e); }
 
 }  // namespace
+
+void gemm_xwt(cublasHandle_t h, const bf16* X, const bf16* W, bf16* C, int M, int N, int K) {
+  const float one = 1.f, zero = 0.f;
+  CBA(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, W, CUDA_R_16BF, K, X, CUDA_R_16BF, K, &zero, C,
+                   CUDA_R_16BF, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
 
 // ------------------------------------------------------------------------------------------
 const char* flash_attention_impl() { return flash_simple() ? "own_mma_flash_simple" : "own_mma_flash"; }

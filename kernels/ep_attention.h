@@ -18,6 +18,10 @@
 
 namespace epsim::bench {
 
+// C[M, N] = X[M, K] W[N, K]^T, bf16 in and out, fp32 accumulation, on the handle's stream (every
+// GEMM of epsim-ep-layer: the attention block's projections and the experts').
+void gemm_xwt(cublasHandle_t h, const bf16* X, const bf16* W, bf16* C, int M, int N, int K);
+
 struct AttnConfig {
   std::string kind = "none";  // none | mha | gqa | mla
   int heads = 0;              // query heads (0: the kind's default: mla 128, else 64)

@@ -345,12 +345,6 @@ struct Shared {
 };
 
 // ---------------------------------------------------------------------------------------------
-void gemm_tn(cublasHandle_t h, const bf16* X, const bf16* W, bf16* C, int M, int N, int K) {
-  const float one = 1.f, zero = 0.f;
-  CB(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, W, CUDA_R_16BF, K, X, CUDA_R_16BF, K,
-                  &zero, C, CUDA_R_16BF, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-}
-
 class Runner {
  public:
   Runner(Shared& sh, Rank& r) : S(sh), R(r) {}
@@ -555,7 +549,7 @@ class Runner {
       begin(kExperts, l, m, c, false);
       for (int el = 0; el < El; ++el) {
         const long long M = p.exp_cnt[c * El + el], b = p.exp_base[c * El + el];
-        if (M) gemm_tn(R.blas, B.R.get() + b * H, R.W1[l].get() + (size_t)el * 2 * I * H, B.Hb.get() + b * 2 * I,
+        if (M) gemm_xwt(R.blas, B.R.get() + b * H, R.W1[l].get() + (size_t)el * 2 * I * H, B.Hb.get() + b * 2 * I,
                        (int)M, (int)(2 * I), (int)H);
       }
       if (p.chunk_rows[c])
@@ -563,7 +557,7 @@ class Runner {
                       (int)I, R.comp);
       for (int el = 0; el < El; ++el) {
         const long long M = p.exp_cnt[c * El + el], b = p.exp_base[c * El + el];
-        if (M) gemm_tn(R.blas, B.A.get() + b * I, R.W2[l].get() + (size_t)el * H * I, B.Y.get() + b * H, (int)M,
+        if (M) gemm_xwt(R.blas, B.A.get() + b * I, R.W2[l].get() + (size_t)el * H * I, B.Y.get() + b * H, (int)M,
                        (int)H, (int)I);
       }
       end();
