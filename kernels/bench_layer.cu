@@ -20,18 +20,6 @@ namespace {
 
 constexpr double kTolBf16 = 1e-2, kTolFp8 = 2e-2, kTolElem = 1e-2;
 
-template <class T>
-DevBuf<T> dev(const std::vector<T>& v) {
-  DevBuf<T> d(v.size());
-  if (!v.empty()) CK(cudaMemcpy(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return d;
-}
-template <class T>
-std::vector<T> host(const T* p, size_t n) {
-  std::vector<T> h(n);
-  if (n) CK(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
-  return h;
-}
 std::vector<double> host_bf16(const bf16* p, size_t n) {
   auto f = to_host_f32(p, n);
   return std::vector<double>(f.begin(), f.end());
@@ -185,13 +173,13 @@ void bench_gemm_grid(Report& rep, const Options& opt) {
         poison(C.get(), C.size(), s);
         gemm_bf16(GemmMode::NT, M, N, K, X[0].get(), W[0].get(), C.get(), false, 0.f, s);
         CK(cudaStreamSynchronize(s));
-        auto dr = dev(rows), dc = dev(cols);
+        auto dr = to_device(rows), dc = to_device(cols);
         DevBuf<double> ref(rows.size() * cols.size());
         ref_strided_kernel<<<(unsigned)ceil_div(ref.size(), 128), 128, 0, s>>>(
             X[0].get(), K, 1, W[0].get(), 1, K, dr.get(), (int)rows.size(), dc.get(), (int)cols.size(), K, ref.get());
         CK_LAST();
         CK(cudaStreamSynchronize(s));
-        Check c = mk(compare(host(ref.get(), ref.size()), pick(C.get(), N, rows, cols)), kTolBf16,
+        Check c = mk(compare(to_host(ref.get(), ref.size()), pick(C.get(), N, rows, cols)), kTolBf16,
                      count_nonfinite(C.get(), C.size()));
         auto t = time_it(s, [&](int i) { int r = i % rot; gemm_bf16(GemmMode::NT, M, N, K, X[r].get(), W[r].get(), Y[r].get(), false, 0.f, s); }, o);
         add(rep, "gemm_bf16", "cublas", shape, t, flops, (double)foot, c);
@@ -203,13 +191,13 @@ void bench_gemm_grid(Report& rep, const Options& opt) {
         gemm_bf16(GemmMode::NN, M, K, N, Y[0].get(), W[0].get(), dX.get(), false, 0.f, s);
         CK(cudaStreamSynchronize(s));
         auto kcols = spread(K, 512);
-        auto dr = dev(rows), dc = dev(kcols);
+        auto dr = to_device(rows), dc = to_device(kcols);
         DevBuf<double> ref(rows.size() * kcols.size());
         ref_strided_kernel<<<(unsigned)ceil_div(ref.size(), 128), 128, 0, s>>>(
             Y[0].get(), N, 1, W[0].get(), K, 1, dr.get(), (int)rows.size(), dc.get(), (int)kcols.size(), N, ref.get());
         CK_LAST();
         CK(cudaStreamSynchronize(s));
-        Check c = mk(compare(host(ref.get(), ref.size()), pick(dX.get(), K, rows, kcols)), kTolBf16,
+        Check c = mk(compare(to_host(ref.get(), ref.size()), pick(dX.get(), K, rows, kcols)), kTolBf16,
                      count_nonfinite(dX.get(), dX.size()));
         std::vector<DevBuf<bf16>> dXs(rot);
         for (auto& b : dXs) b.alloc((size_t)M * K);
@@ -221,13 +209,13 @@ void bench_gemm_grid(Report& rep, const Options& opt) {
         gemm_bf16(GemmMode::TN, N, K, M, Y[0].get(), X[0].get(), dW.get(), false, 0.f, s);
         CK(cudaStreamSynchronize(s));
         auto nrows = spread(N, 8);
-        auto dr2 = dev(nrows);
+        auto dr2 = to_device(nrows);
         DevBuf<double> ref2(nrows.size() * kcols.size());
         ref_strided_kernel<<<(unsigned)ceil_div(ref2.size(), 128), 128, 0, s>>>(
             Y[0].get(), 1, N, X[0].get(), K, 1, dr2.get(), (int)nrows.size(), dc.get(), (int)kcols.size(), M, ref2.get());
         CK_LAST();
         CK(cudaStreamSynchronize(s));
-        Check c2 = mk(compare(host(ref2.get(), ref2.size()), pick(dW.get(), K, nrows, kcols)), kTolBf16,
+        Check c2 = mk(compare(to_host(ref2.get(), ref2.size()), pick(dW.get(), K, nrows, kcols)), kTolBf16,
                       count_nonfinite(dW.get(), dW.size()));
         std::vector<DevBuf<bf16>> dWs(rot);
         for (auto& b : dWs) b.alloc((size_t)N * K);
@@ -259,7 +247,7 @@ void bench_gemm_grid(Report& rep, const Options& opt) {
         gemm_fp8_block(Mf, N, K, X8[0].get(), xs[0].get(), W8[0].get(), wsc[0].get(), C8[0].get(), s);
         CK(cudaStreamSynchronize(s));
         auto rows8 = spread(Mf, 8);
-        auto dr = dev(rows8), dc = dev(cols);
+        auto dr = to_device(rows8), dc = to_device(cols);
         DevBuf<double> ref(rows8.size() * cols.size());
         ref_fp8_kernel<<<(unsigned)ceil_div(ref.size(), 128), 128, 0, s>>>(
             X8[0].get(), xs[0].get(), W8[0].get(), wsc[0].get(), Mf, N, K, f8.mode, f8.x_layout, f8.w_layout,
@@ -274,7 +262,7 @@ void bench_gemm_grid(Report& rep, const Options& opt) {
         } else {
           got8 = pick(C8[0].get(), N, rows8, cols);
         }
-        Check c = mk(compare(host(ref.get(), ref.size()), got8), kTolFp8, count_nonfinite(C8[0].get(), C8[0].size()),
+        Check c = mk(compare(to_host(ref.get(), ref.size()), got8), kTolFp8, count_nonfinite(C8[0].get(), C8[0].size()),
                      std::string("fp8 probe: ") + f8.note);
         auto t = time_it(s, [&](int i) { int r = i % rot8; gemm_fp8_block(Mf, N, K, X8[r].get(), xs[r].get(), W8[r].get(), wsc[r].get(), C8[r].get(), s); }, o);
         add(rep, "gemm_fp8_block", fp8_variant, {{"m", Mf}, {"n", N}, {"k", K}}, t, 2.0 * Mf * N * K,
@@ -346,7 +334,7 @@ void bench_norm(Report& rep, const Options& opt, cudaStream_t s) {
       Check cf = mk(compare(ry, gy), kTolElem, count_nonfinite(Y[0].get(), n));
       double dwerr = 0;
       if (full) {
-        auto gdw = host(DW[0].get(), H);
+        auto gdw = to_host(DW[0].get(), H);
         dwerr = compare(rdw, std::vector<double>(gdw.begin(), gdw.end()));
       }
       Check cb = mk(std::max(compare(rdx, gdx), dwerr), kTolElem, count_nonfinite(DX[0].get(), n),
@@ -494,11 +482,11 @@ void bench_quant(Report& rep, const Options& opt, cudaStream_t s) {
       quant_act(X[0].get(), K, R, K, Q[0].get(), S[0].get(), nullptr, 1, s);
       CK(cudaStreamSynchronize(s));
       // dequantised values against the input (e4m3: 3 mantissa bits, relative error <= 1/16 per element)
-      auto hs = host(S[0].get(), S[0].size());
+      auto hs = to_host(S[0].get(), S[0].size());
       std::vector<double> ref, got;
       for (int r : spread(R, 8)) {
         auto x = host_bf16(X[0].get() + (size_t)r * K, K);
-        auto q = host(Q[0].get() + (size_t)r * K, K);
+        auto q = to_host(Q[0].get() + (size_t)r * K, K);
         for (int k = 0; k < K; ++k) {
           ref.push_back(x[k]);
           got.push_back((double)(float)q[k] * hs[fp8_x_scale_index(R, K, r, k / 128)]);
@@ -552,8 +540,8 @@ void bench_moe_bwd(Report& rep, const Options& opt, cudaStream_t s) {
     }
     std::vector<float> w(R);
     for (int i = 0; i < R; ++i) w[i] = 0.05f + 0.1f * (float)((i * 37) % 11) / 11.f;
-    auto dest = dev(perm);
-    auto dw_w = dev(w);
+    auto dest = to_device(perm);
+    auto dw_w = to_device(w);
     DevBuf<bf16> dout((size_t)T * H), y((size_t)R * H), dy((size_t)R * H);
     DevBuf<float> dwt(R);
     fill_random(dout.get(), dout.size(), 901, 0.25f, 1.f, s);
@@ -562,7 +550,7 @@ void bench_moe_bwd(Report& rep, const Options& opt, cudaStream_t s) {
     unpermute_bwd(dout.get(), y.get(), dest.get(), dw_w.get(), T, K8, H, dy.get(), dwt.get(), s);
     CK(cudaStreamSynchronize(s));
     std::vector<double> ref, got, refw, gotw;
-    auto hdw = host(dwt.get(), R);
+    auto hdw = to_host(dwt.get(), R);
     for (int t : spread(T, 4)) {
       auto g = host_bf16(dout.get() + (size_t)t * H, H);
       for (int j = 0; j < K8; ++j) {
@@ -594,9 +582,9 @@ void bench_moe_bwd(Report& rep, const Options& opt, cudaStream_t s) {
     poison(dl.get(), dl.size(), s);
     router_topk_bwd(gw.get(), ids.get(), logits.get(), T, K8, E, dl.get(), s);
     CK(cudaStreamSynchronize(s));
-    auto hl = host(logits.get(), logits.size());
-    auto hi = host(ids.get(), ids.size());
-    auto hg = host(gw.get(), gw.size());
+    auto hl = to_host(logits.get(), logits.size());
+    auto hi = to_host(ids.get(), ids.size());
+    auto hg = to_host(gw.get(), gw.size());
     std::vector<double> r2, g2;
     for (int t : spread(T, 8)) {
       auto row = host_bf16(dl.get() + (size_t)t * E, E);
@@ -617,12 +605,12 @@ void bench_moe_bwd(Report& rep, const Options& opt, cudaStream_t s) {
     // the router's top-k alone (the layer's router_topk op: group top-k, then the local expert map)
     {
       DevBuf<int> loc((size_t)T * K8);
-      auto ids_before = host(ids.get(), ids.size());
+      auto ids_before = to_host(ids.get(), ids.size());
       group_topk(logits.get(), T, E, 8, 4, K8, ids.get(), wts.get(), s);
       map_local(loc.get(), (long long)T * K8, 8, s);
       CK(cudaStreamSynchronize(s));
-      auto ids_after = host(ids.get(), ids.size());
-      auto hloc = host(loc.get(), loc.size());
+      auto ids_after = to_host(ids.get(), ids.size());
+      auto hloc = to_host(loc.get(), loc.size());
       long long bad = 0;
       for (size_t i = 0; i < ids_after.size(); ++i) bad += (ids_after[i] != ids_before[i]) + (hloc[i] != (int)(i % 8));
       Check c3 = mk((double)bad / ids_after.size(), 0, 0, "same ids as the checked run above; local map i % 8");
@@ -701,7 +689,7 @@ void bench_gap(Report& rep, const Options& opt) {
     if (variant == 1) {
       // after the warm-up and 7 batches of N alternating +1 copies, a[0] holds (8 N) - 1 or so:
       // check it equals the count of copies that ended in a (every second kernel).
-      auto ha = host(a.get(), 1), hb = host(b.get(), 1);
+      auto ha = to_host(a.get(), 1), hb = to_host(b.get(), 1);
       const double want = 8.0 * N;  // each kernel adds 1 to the value it copies
       const double got = std::max(ha[0], hb[0]);
       c = mk(std::abs(got - want) / want, 0, 0, "value after 8N dependent +1 copies");

@@ -107,6 +107,20 @@ class DevBuf {
   size_t n_ = 0;
 };
 
+// A host vector's copy on the device, and n elements of device memory copied to the host.
+template <class T>
+DevBuf<T> to_device(const std::vector<T>& v) {
+  DevBuf<T> d(v.size());
+  if (!v.empty()) CK(cudaMemcpy(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+template <class T>
+std::vector<T> to_host(const T* p, size_t n) {
+  std::vector<T> h(n);
+  if (n) CK(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
+  return h;
+}
+
 using bf16 = __nv_bfloat16;
 using fp8 = __nv_fp8_e4m3;
 

@@ -281,12 +281,6 @@ void flash_prepare() {
 
 // ------------------------------------------------------------------------------------------
 // Host references
-template <class T>
-std::vector<T> download(const T* p, size_t n) {
-  std::vector<T> h(n);
-  CK(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
-  return h;
-}
 // rows [r0, r0 + n) of a strided bf16 matrix, `width` elements each, as float
 std::vector<float> rows_f32(const bf16* base, long long ld, long long r0, int n, int width) {
   std::vector<bf16> h((size_t)n * width);
@@ -306,7 +300,7 @@ double check_gemm(const bf16* A, const bf16* W, const bf16* C, int M, int N, int
   DevBuf<double> ref(rows.size() * (size_t)N);
   ref_gemm_rows(A, W, drows.get(), (int)rows.size(), N, K, ref.get());
   CK(cudaDeviceSynchronize());
-  const auto r = download(ref.get(), ref.size());
+  const auto r = to_host(ref.get(), ref.size());
   std::vector<float> got;
   for (int row : rows) {
     const auto g = row_f32(C, N, row, N);

@@ -840,18 +840,6 @@ void host_gate(const float* l, int E, int K, const std::vector<float>& logw, std
   }
 }
 
-template <class T>
-std::vector<T> dl(const T* p, size_t n) {
-  std::vector<T> h(n);
-  CK(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
-  return h;
-}
-template <class T>
-DevBuf<T> ul(const std::vector<T>& v) {
-  DevBuf<T> d(v.size());
-  CK(cudaMemcpy(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return d;
-}
 
 CheckOut check_case(Shared& S) {
   auto& ranks = *S.ranks;
@@ -893,9 +881,9 @@ CheckOut check_case(Shared& S) {
       std::vector<std::vector<int>> hid(S.mbs);
       std::vector<std::vector<float>> hwt(S.mbs);
       for (int m = 0; m < S.mbs; ++m) {
-        auto hl = dl(R.keep_logits[l][m].get(), (size_t)Tm * E);
-        hid[m] = dl(R.keep_ids[l][m].get(), (size_t)Tm * K);
-        hwt[m] = dl(R.keep_wts[l][m].get(), (size_t)Tm * K);
+        auto hl = to_host(R.keep_logits[l][m].get(), (size_t)Tm * E);
+        hid[m] = to_host(R.keep_ids[l][m].get(), (size_t)Tm * K);
+        hwt[m] = to_host(R.keep_wts[l][m].get(), (size_t)Tm * K);
         std::vector<int> ids;
         std::vector<float> w;
         for (int t = 0; t < Tm; ++t) {
@@ -911,11 +899,11 @@ CheckOut check_case(Shared& S) {
         auto rows = sample_rows(Tm, 16, 7 + g + m + 31 * l);
         std::vector<int> grow(rows);
         for (auto& r : grow) r += m * Tm;
-        auto drows = ul(grow);
+        auto drows = to_device(grow);
         DevBuf<double> ref(rows.size() * E);
         ref_gemm_rows(moe_in, R.Wg[l].get(), drows.get(), (int)rows.size(), E, H, ref.get());
         CK(cudaDeviceSynchronize());
-        auto hr = dl(ref.get(), ref.size());
+        auto hr = to_host(ref.get(), ref.size());
         lref_all.insert(lref_all.end(), hr.begin(), hr.end());
         for (int r : rows) lgot_all.insert(lgot_all.end(), hl.begin() + (size_t)r * E, hl.begin() + (size_t)(r + 1) * E);
       }
@@ -944,29 +932,29 @@ CheckOut check_case(Shared& S) {
         if (rows.empty()) continue;
         CK(cudaSetDevice(d));
         Rank& O = ranks[d];
-        auto dxd = ul(xs);
-        auto drow = ul(rows);
-        auto dexp = ul(rexp);
+        auto dxd = to_device(xs);
+        auto drow = to_device(rows);
+        auto dexp = to_device(rexp);
         const int n = (int)rows.size();
         DevBuf<double> h1((size_t)n * 2 * I);
         ref_gemm_rows_exp(dxd.get(), H, O.W1[l].get(), (long long)2 * I * H, drow.get(), dexp.get(), n, 2 * I, H,
                           h1.get());
         CK(cudaDeviceSynchronize());
-        auto hh = dl(h1.get(), h1.size());
+        auto hh = to_host(h1.get(), h1.size());
         std::vector<double> a((size_t)n * I);
         for (int r = 0; r < n; ++r)
           for (int q = 0; q < I; ++q) {
             const double gt = hh[(size_t)r * 2 * I + q], up = hh[(size_t)r * 2 * I + I + q];
             a[(size_t)r * I + q] = gt / (1.0 + std::exp(-gt)) * up;
           }
-        auto da = ul(a);
+        auto da = to_device(a);
         std::vector<int> ident(n);
         std::iota(ident.begin(), ident.end(), 0);
-        auto did = ul(ident);
+        auto did = to_device(ident);
         DevBuf<double> y((size_t)n * H);
         ref_gemm_rows_exp(da.get(), I, O.W2[l].get(), (long long)H * I, did.get(), dexp.get(), n, H, I, y.get());
         CK(cudaDeviceSynchronize());
-        auto hy = dl(y.get(), y.size());
+        auto hy = to_host(y.get(), y.size());
         for (int r = 0; r < n; ++r)
           for (int q = 0; q < H; ++q) acc[pair_i[r]][q] += wsel[r] * hy[(size_t)r * H + q];
       }

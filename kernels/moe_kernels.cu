@@ -532,18 +532,6 @@ namespace {
 
 constexpr int kH = 7168, kE = 256, kTopk = 8;
 
-template <class T>
-DevBuf<T> upload(const std::vector<T>& v) {
-  DevBuf<T> d(v.size());
-  CK(cudaMemcpy(d.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return d;
-}
-template <class T>
-std::vector<T> download(const T* p, size_t n) {
-  std::vector<T> h(n);
-  CK(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
-  return h;
-}
 
 // Uniform random distinct top-k experts per token.
 std::vector<int> random_topk(int tokens, uint32_t seed) {
@@ -613,7 +601,7 @@ void bench_permute_combine(Report& rep, const Options& opt) {
       P[r].alloc(rows * kH);
       fill_random(X[r].get(), X[r].size(), 1000 + r + T, 0.25f, 1.f);
       hids[r] = random_topk(T, 77 + r + T);
-      ids[r] = upload(hids[r]);
+      ids[r] = to_device(hids[r]);
       dest[r].alloc(rows);
       offs[r].alloc(kE + 1);
     }
@@ -626,8 +614,8 @@ void bench_permute_combine(Report& rep, const Options& opt) {
     std::vector<int> ho, hd;
     host_route(hids[0], ho, hd);
     long long idx_bad = 0;
-    auto gd = download(dest[0].get(), rows);
-    auto go = download(offs[0].get(), kE + 1);
+    auto gd = to_host(dest[0].get(), rows);
+    auto go = to_host(offs[0].get(), kE + 1);
     for (size_t i = 0; i < rows; ++i) idx_bad += gd[i] != hd[i];
     for (int e = 0; e <= kE; ++e) idx_bad += go[e] != ho[e];
     DevBuf<unsigned long long> bad(1);
@@ -670,8 +658,8 @@ void bench_permute_combine(Report& rep, const Options& opt) {
         permute_tokens_atomic(X[0].get(), ids[0].get(), T, kTopk, kE, kH, aoffs.get(), acur.get(), adest.get(),
                               P[0].get(), s);
         CK(cudaStreamSynchronize(s));
-        auto ad = download(adest.get(), rows);
-        auto ao = download(aoffs.get(), kE + 1);
+        auto ad = to_host(adest.get(), rows);
+        auto ao = to_host(aoffs.get(), kE + 1);
         idx_bad2 = 0;
         for (int e = 0; e <= kE; ++e) idx_bad2 += ao[e] != ho[e];
         std::vector<char> seen(rows, 0);
@@ -742,7 +730,7 @@ void bench_permute_combine(Report& rep, const Options& opt) {
     CK(cudaStreamSynchronize(s));
     long long cbad = count_nonfinite(O[0].get(), O[0].size());
     auto sample = sample_rows(T, 32, T);
-    auto hw = download(w[0].get(), rows);
+    auto hw = to_host(w[0].get(), rows);
     std::vector<double> ref;
     std::vector<float> got;
     for (int t : sample) {
@@ -847,18 +835,18 @@ void bench_gate(Report& rep, const Options& opt) {
     CK(cudaStreamSynchronize(s));
     // logits vs float64 on sampled rows
     auto rows = sample_rows(T, 128, T);
-    auto drows = upload(rows);
+    auto drows = to_device(rows);
     DevBuf<double> ref(rows.size() * kE);
     ref_gemm_rows(X[0].get(), W[0].get(), drows.get(), (int)rows.size(), kE, kH, ref.get());
     CK(cudaDeviceSynchronize());
-    auto href = download(ref.get(), ref.size());
-    auto hl = download(L[0].get(), (size_t)T * kE);
+    auto href = to_host(ref.get(), ref.size());
+    auto hl = to_host(L[0].get(), (size_t)T * kE);
     std::vector<float> got;
     for (int r : rows) got.insert(got.end(), hl.begin() + (size_t)r * kE, hl.begin() + (size_t)(r + 1) * kE);
     double lerr = rel_err(href, got);
     // top-k exactly against the host rule applied to the kernel's own logits
-    auto gi = download(ids[0].get(), (size_t)T * kTopk);
-    auto gw = download(wt[0].get(), (size_t)T * kTopk);
+    auto gi = to_host(ids[0].get(), (size_t)T * kTopk);
+    auto gw = to_host(wt[0].get(), (size_t)T * kTopk);
     long long mism = 0;
     double werr = 0;
     for (int t = 0; t < T; ++t) {
