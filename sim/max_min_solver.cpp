@@ -57,7 +57,8 @@ MaxMinSolver::Index MaxMinSolver::add_flow(std::span<const Index> links, double 
     free_ids_.pop_back();
   } else {
     id = static_cast<Index>(fr_.size());
-    fr_.push_back(FlowRec{{}, kInf, kNone, 0, 0, kFree});
+    fr_.push_back(FlowRec{{}, kInf, kNone, 0, kFree});
+    f_stamp_.push_back(0);
     f_weight_.push_back(1.0);
     f_cap_.push_back(kNoCap);
   }
@@ -118,6 +119,7 @@ double MaxMinSolver::weight_below(const LinkRec& L, std::size_t k) const {
 
 std::size_t MaxMinSolver::kept_below(const LinkRec& L, double lambda) const {
   if (L.rem.empty() || !(L.first_rho < lambda)) return 0;  // without reading any flow
+  if (L.last_rho < lambda) return L.rem.size();
   std::size_t lo = 0, hi = L.rem.size();  // the solved part is sorted by rho
   while (lo < hi) {
     const std::size_t mid = lo + (hi - lo) / 2;
@@ -190,20 +192,52 @@ const MaxMinSolver::Changes& MaxMinSolver::solve() {
   return changes_;
 }
 
+// The heap of region links: a binary min-heap on (key, link). Entries are distinct (one per link),
+// so the order links come out in does not depend on how the heap is laid out.
+void MaxMinSolver::sift_down(std::size_t p) {
+  const std::size_t n = heap_.size();
+  const HeapEntry x = heap_[p];
+  for (;;) {
+    std::size_t c = 2 * p + 1;
+    if (c >= n) break;
+    if (c + 1 < n && heap_[c + 1] < heap_[c]) ++c;
+    if (!(heap_[c] < x)) break;
+    heap_[p] = heap_[c];
+    p = c;
+  }
+  heap_[p] = x;
+}
+
+void MaxMinSolver::make_heap() {
+  for (std::size_t p = heap_.size() / 2; p-- > 0;) sift_down(p);
+}
+
+void MaxMinSolver::pop_heap() {
+  heap_.front() = heap_.back();
+  heap_.pop_back();
+  if (!heap_.empty()) sift_down(0);
+}
+
+void MaxMinSolver::rekey_top(double key) {  // a larger key: only down
+  heap_.front().key = key;
+  sift_down(0);
+}
+
 // The filling from `lambda` on: every link with entries at or above lambda joins with the capacity
 // and weight it has left at lambda; the flows above lambda (and new ones) are unfrozen.
 template <bool Weighted>
 void MaxMinSolver::refill(double lambda) {
   if (++stamp_ == 0) {
-    for (FlowRec& r : fr_) r.stamp = 0;
+    std::fill(f_stamp_.begin(), f_stamp_.end(), 0u);
     stamp_ = 1;
   }
-  for (const Index f : removed_) fr_[at(f)].stamp = stamp_;  // never frozen: skipped like frozen ones
+  for (const Index f : removed_) f_stamp_[at(f)] = stamp_;  // never frozen: skipped like frozen ones
   region_.clear();
   heap_.clear();
   caps_.clear();
   frozen_.clear();
   std::size_t kept_any = 0;
+  std::int64_t pending = 0;  // (flow, link) incidences of the flows not yet frozen
   for (std::size_t l = 0; l < links_.size(); ++l) {
     const LinkRec& L = links_[l];
     if (L.order.empty()) continue;
@@ -225,7 +259,8 @@ void MaxMinSolver::refill(double lambda) {
     w.kept = static_cast<std::int64_t>(k);
     w.rem = w.start_rem = rem_before(L, k);
     w.wsum = Weighted ? L.live_weight - weight_below(L, k) : static_cast<double>(w.unfrozen);
-    if (w.unfrozen > 0) heap_.emplace_back(std::max(0.0, w.rem) / w.wsum, static_cast<Index>(l));
+    pending += w.unfrozen;
+    if (w.unfrozen > 0) heap_.push_back(HeapEntry{std::max(0.0, w.rem) / w.wsum, static_cast<Index>(l)});
   }
   if constexpr (!Weighted) {
     // Unweighted re-fills write each link's new part as they freeze (commit() copies it back): a
@@ -246,10 +281,7 @@ void MaxMinSolver::refill(double lambda) {
     }
   }
   if (kept_any == 0) ++stats_.full_fills;
-  const auto later = [](const std::pair<double, Index>& a, const std::pair<double, Index>& b) {
-    return a.first > b.first || (a.first == b.first && a.second > b.second);
-  };
-  std::make_heap(heap_.begin(), heap_.end(), later);
+  make_heap();
   for (const Index f : capped_) {
     const std::size_t i = at(f);
     if ((fr_[i].state == kLive || fr_[i].state == kFresh) && fr_[i].hops > 0 && fr_[i].rho >= lambda)
@@ -267,7 +299,7 @@ void MaxMinSolver::refill(double lambda) {
   const auto freeze = [&](Index f, double x, Index on) {
     const std::size_t i = at(f);
     FlowRec& r = fr_[i];
-    r.stamp = stamp_;
+    f_stamp_[i] = stamp_;
     ++frozen_count;
     if constexpr (Weighted) {
       frozen_.push_back(Frozen{f, on});
@@ -295,6 +327,7 @@ void MaxMinSolver::refill(double lambda) {
         ++w.cursor;
       }
       --w.unfrozen;
+      --pending;
     }
   };
   const auto share = [](const Work& w) {
@@ -302,34 +335,31 @@ void MaxMinSolver::refill(double lambda) {
   };
 
   double last = lambda;  // levels come out non-decreasing (so each link's order stays sorted)
-  for (;;) {
+  // Once every flow is frozen the links left in the heap have nothing to freeze: done.
+  while (pending > 0) {
     while (!heap_.empty()) {  // make the top's key its share
       const auto [key, l] = heap_.front();
       const Work& w = work_[at(l)];
       if (w.unfrozen == 0) {
-        std::pop_heap(heap_.begin(), heap_.end(), later);
-        heap_.pop_back();
+        pop_heap();
         continue;
       }
       const double s = share(w);
       if (!(s > key)) break;
-      std::pop_heap(heap_.begin(), heap_.end(), later);
-      heap_.back().first = s;
-      std::push_heap(heap_.begin(), heap_.end(), later);
+      rekey_top(s);
     }
-    while (next_cap < caps_.size() && fr_[at(caps_[next_cap].second)].stamp == stamp_) ++next_cap;
+    while (next_cap < caps_.size() && f_stamp_[at(caps_[next_cap].second)] == stamp_) ++next_cap;
     const bool have_cap = next_cap < caps_.size();
     if (heap_.empty() && !have_cap) break;
-    if (have_cap && (heap_.empty() || caps_[next_cap].first <= heap_.front().first)) {
+    if (have_cap && (heap_.empty() || caps_[next_cap].first <= heap_.front().key)) {
       const auto [rho, f] = caps_[next_cap++];
       last = std::max(last, rho);
       fr_[at(f)].rho = last;
       freeze(f, f_cap_[at(f)], kNone);
       continue;
     }
-    const Index l = heap_.front().second;
-    std::pop_heap(heap_.begin(), heap_.end(), later);
-    heap_.pop_back();
+    const Index l = heap_.front().link;
+    pop_heap();
     const LinkRec& L = links_[at(l)];
     double level = share(work_[at(l)]);
     if (L.level < kInf && std::abs(level - L.level) <= kUnchanged * L.level && L.level >= last) level = L.level;
@@ -342,9 +372,14 @@ void MaxMinSolver::refill(double lambda) {
     double own_rem = own.rem;  // its own entries (unweighted): the same subtractions, in a register
     std::int64_t own_cursor = own.cursor;
     for (std::size_t k = static_cast<std::size_t>(own.kept); k < end; ++k) {
-      if (k + 16 < end) __builtin_prefetch(&fr_[at(order[k + 16])]);
+      // Entries frozen earlier (on another link) are skipped on the dense stamps alone; the records
+      // of those still to freeze here are fetched ahead.
+      if (k + 16 < end) {
+        const Index ahead = order[k + 16];
+        __builtin_prefetch(&fr_[f_stamp_[at(ahead)] == stamp_ ? 0 : at(ahead)]);  // no branch to mispredict
+      }
       const Index f = order[k];
-      if (fr_[at(f)].stamp == stamp_) continue;
+      if (f_stamp_[at(f)] == stamp_) continue;
       freeze(f, Weighted ? f_weight_[at(f)] * level : level, l);
       if constexpr (!Weighted) {
         own_rem -= level;
@@ -355,6 +390,7 @@ void MaxMinSolver::refill(double lambda) {
     }
     own.rem = own_rem;
     own.cursor = own_cursor;
+    pending -= own.unfrozen;
     own.unfrozen = 0;  // every flow of it is frozen now
   }
   stats_.flows_filled += frozen_count;
@@ -381,7 +417,10 @@ void MaxMinSolver::commit() {
       L.order.resize(n);
       L.rem.resize(n);
       std::copy(w.rem_out, w.rem_out + w.cursor, L.rem.begin() + static_cast<std::ptrdiff_t>(kept));
-      if (n > 0) L.first_rho = fr_[at(L.order[0])].rho;
+      if (n > 0) {
+        L.first_rho = fr_[at(L.order[0])].rho;
+        L.last_rho = fr_[at(L.order[n - 1])].rho;
+      }
     }
   } else {
     for (const Index l : region_) {
@@ -432,7 +471,10 @@ void MaxMinSolver::commit() {
       L.order.resize(n);
       L.rem.resize(n);
       L.wprefix.resize(n);
-      if (n > 0) L.first_rho = fr_[at(L.order[0])].rho;
+      if (n > 0) {
+        L.first_rho = fr_[at(L.order[0])].rho;
+        L.last_rho = fr_[at(L.order[n - 1])].rho;
+      }
     }
   }
   for (const Index f : linkless_) {  // new flows with no link: their cap, or +infinity

@@ -129,6 +129,7 @@ class MaxMinSolver {
     std::vector<double> rem;
     std::vector<double> wprefix;
     double first_rho = kNoCap;   // rho of its first solved entry (a re-fill from below it keeps none)
+    double last_rho = kNoCap;    // rho of its last solved entry (a re-fill from above it keeps all)
   };
   struct Work {                  // a link during a re-fill (one cache line)
     double rem;                  // capacity not yet taken by frozen flows
@@ -154,6 +155,10 @@ class MaxMinSolver {
   // flows (weight `added`) were unfrozen: the lowest level new flows can change.
   double saturation_with(const LinkRec& L, double added) const;
   double lowest_touched();  // lambda*: removed flows' rho, new flows' saturation levels and caps
+  void sift_down(std::size_t p);
+  void make_heap();
+  void pop_heap();
+  void rekey_top(double key);
   template <bool Weighted>
   void refill(double lambda);
   template <bool Weighted>
@@ -167,13 +172,15 @@ class MaxMinSolver {
     Index link[kMaxLinksPerFlow];
     double rho;                            // normalised rate after the last solve (+inf: new)
     Index bottleneck;
-    std::uint32_t stamp;                   // == stamp_ once frozen in the current re-fill
     std::uint8_t hops;
     State state;
   };
   static_assert(sizeof(FlowRec) == 64, "a flow's record is one cache line");
   std::vector<FlowRec> fr_;
   std::vector<double> f_weight_, f_cap_;
+  // Per flow id, dense (skipping a frozen flow reads 4 bytes, not its record): == stamp_ once frozen
+  // in the current re-fill.
+  std::vector<std::uint32_t> f_stamp_;
   std::uint32_t stamp_ = 0;
 
   std::vector<Index> free_ids_;
@@ -190,7 +197,12 @@ class MaxMinSolver {
   std::vector<Work> work_;                 // per link
   std::vector<Index> region_;              // links re-filled (those with entries at or above lambda*)
   std::vector<char> in_region_;
-  std::vector<std::pair<double, Index>> heap_;
+  struct HeapEntry {
+    double key;                  // a lower bound of the link's share (its share once on top)
+    Index link;
+    bool operator<(const HeapEntry& o) const { return key < o.key || (key == o.key && link < o.link); }
+  };
+  std::vector<HeapEntry> heap_;
   std::vector<std::pair<double, Index>> caps_;
   std::vector<Frozen> frozen_;             // flows in the order the re-fill froze them (weighted)
   std::vector<Index> scratch_order_;       // unweighted re-fills: each region link's new part

@@ -228,6 +228,40 @@ TEST_CASE("a re-fill counts the flows it moves to a new rate, not the ones it re
   CHECK(s.rate(a) == 2.0);
 }
 
+TEST_CASE("a re-fill ends once every flow is frozen; a link whose flows froze elsewhere keeps their order") {
+  // Link 0 (6) carries a, b, c; each also crosses link 1 (100), which nobody is bottlenecked on;
+  // d alone on link 2 (50). Filling: link 0 saturates at 6 / 3 = 2 and freezes a, b, c (link 1 then
+  // holds 100 - 6 = 94 for nobody), link 2 at 50. Link 1 is still in the heap when every flow is
+  // frozen: it never sets a level. Removing a (rho 2) re-fills b, c at 6 / 2 = 3 and rewrites link
+  // 1's order (100 - 3 - 3 = 94 left). A new flow e on link 1 alone then saturates it at 94 (b and
+  // c kept at 3: the re-fill starts from the capacity link 1 kept after them).
+  MaxMinSolver s({6.0, 100.0, 50.0});
+  const Ix a = add(s, {0, 1}), b = add(s, {0, 1}), c = add(s, {1, 0}), d = add(s, {2});
+  s.solve();
+  CHECK(s.rate(a) == 2.0);
+  CHECK(s.rate(c) == 2.0);
+  CHECK(s.rate(d) == 50.0);
+  CHECK(s.bottleneck(c) == 0);
+  CHECK(s.level(1) == MaxMinSolver::kNoCap);
+  CHECK(s.load(1) == 6.0);
+  s.remove_flow(a);
+  s.solve();
+  CHECK(s.rate(b) == 3.0);
+  CHECK(s.rate(c) == 3.0);
+  CHECK(s.level(1) == MaxMinSolver::kNoCap);
+  CHECK(s.load(1) == 6.0);
+  CHECK(s.rate(d) == 50.0);
+  const auto filled = s.stats().flows_filled;
+  const Ix e = add(s, {1});
+  const auto& changes = s.solve();
+  CHECK(s.stats().flows_filled == filled + 1);  // e alone: b, c and d are below 94
+  CHECK(changes.levels == std::vector<Ix>{1});
+  CHECK(s.rate(e) == 94.0);
+  CHECK(s.bottleneck(e) == 1);
+  CHECK(s.load(1) == 100.0);
+  CHECK(s.rate(b) == 3.0);
+}
+
 TEST_CASE("bad input is refused") {
   CHECK_THROWS_AS(MaxMinSolver({0.0}), epsim::SimulationError);
   MaxMinSolver s({1.0, 1.0});
