@@ -230,17 +230,18 @@ TEST_CASE("a re-fill counts the flows it moves to a new rate, not the ones it re
 
 TEST_CASE("a re-fill ends once every flow is frozen; a link whose flows froze elsewhere keeps their order") {
   // Link 0 (6) carries a, b, c; each also crosses link 1 (100), which nobody is bottlenecked on;
-  // d alone on link 2 (50). Filling: link 0 saturates at 6 / 3 = 2 and freezes a, b, c (link 1 then
-  // holds 100 - 6 = 94 for nobody), link 2 at 50. Link 1 is still in the heap when every flow is
-  // frozen: it never sets a level. Removing a (rho 2) re-fills b, c at 6 / 2 = 3 and rewrites link
-  // 1's order (100 - 3 - 3 = 94 left). A new flow e on link 1 alone then saturates it at 94 (b and
-  // c kept at 3: the re-fill starts from the capacity link 1 kept after them).
-  MaxMinSolver s({6.0, 100.0, 50.0});
+  // d alone on link 2 (20). Filling: link 0 saturates at 6 / 3 = 2 and freezes a, b, c (link 1 then
+  // holds 100 - 6 = 94 for nobody), link 2 at 20. Link 1 (first key 100 / 3) is still in the heap
+  // when d, the last flow, freezes: the filling stops there and link 1 sets no level. Removing a
+  // (rho 2) re-fills b, c at 6 / 2 = 3 (link 1's key 50 is again above link 2's 20) and rewrites
+  // link 1's order (100 - 3 - 3 = 94 left). A new flow e on link 1 alone then saturates it at 94
+  // (b and c kept at 3: the re-fill starts from the capacity link 1 kept after them).
+  MaxMinSolver s({6.0, 100.0, 20.0});
   const Ix a = add(s, {0, 1}), b = add(s, {0, 1}), c = add(s, {1, 0}), d = add(s, {2});
   s.solve();
   CHECK(s.rate(a) == 2.0);
   CHECK(s.rate(c) == 2.0);
-  CHECK(s.rate(d) == 50.0);
+  CHECK(s.rate(d) == 20.0);
   CHECK(s.bottleneck(c) == 0);
   CHECK(s.level(1) == MaxMinSolver::kNoCap);
   CHECK(s.load(1) == 6.0);
@@ -250,7 +251,7 @@ TEST_CASE("a re-fill ends once every flow is frozen; a link whose flows froze el
   CHECK(s.rate(c) == 3.0);
   CHECK(s.level(1) == MaxMinSolver::kNoCap);
   CHECK(s.load(1) == 6.0);
-  CHECK(s.rate(d) == 50.0);
+  CHECK(s.rate(d) == 20.0);
   const auto filled = s.stats().flows_filled;
   const Ix e = add(s, {1});
   const auto& changes = s.solve();
