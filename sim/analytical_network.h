@@ -24,6 +24,9 @@ class AnalyticalNetwork final : public Network {
 
  private:
   void solve(const std::shared_ptr<Transfer>& t);
+  void solve_pairs(const std::shared_ptr<Transfer>& t, const PairChunk& pairs);
+  template <class EachFlow>
+  void settle(const std::shared_ptr<Transfer>& t, std::vector<LinkId>& touched, std::size_t flow_count, EachFlow&& each_flow);
   void per_flow(const std::shared_ptr<Transfer>& t, const std::vector<std::int32_t>& key,
                 const std::vector<std::int32_t>& time_of, const std::vector<Time>& times);
   void replay(std::shared_ptr<const MemoRecord> record, const std::shared_ptr<Transfer>& t);

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <map>
 #include <numeric>
+#include <tuple>
 
 #include "models/apportion.h"
 #include "models/op_pricing.h"
 #include "placement/dispatch_matrix.h"
 #include "sim/layer_listing.h"
+#include "sim/pair_traffic.h"
 #include "sim/transfer_memo.h"
 #include "placement/slot_traffic.h"
 
@@ -118,6 +120,31 @@ struct StepBuilder::Traffic {
   }
   std::shared_ptr<const DispatchMatrix> at(int layer, int mb, std::int64_t tokens, int first, int gpus) {
     return entry(layer, mb, tokens, first, gpus).matrix;
+  }
+  // The (layer, micro-batch) matrix cut into chunks, one way: the chunks of a dispatch or combine ask
+  // in turn (the forward and backward alike), so a few are kept, least recently used going first.
+  struct Cut {
+    std::shared_ptr<const ChunkedPairs> pairs;
+    std::uint64_t used = 0;
+  };
+  std::map<std::tuple<int, int, bool>, Cut> cuts{};
+  std::map<std::tuple<int, int, bool>, std::shared_ptr<const PairRoutes>> routes{};  // per (first GPU, GPUs, outbound): kept
+  std::shared_ptr<const ChunkedPairs> pairs(int layer, int mb, std::int64_t tokens, int first, int gpus, bool outbound,
+                                            CommScheme scheme, int chunks) {
+    const auto key = std::make_tuple(layer, mb, outbound);
+    if (auto it = cuts.find(key); it != cuts.end()) {
+      it->second.used = ++tick;
+      return it->second.pairs;
+    }
+    if (cuts.size() > 4)
+      cuts.erase(std::min_element(cuts.begin(), cuts.end(), [](const auto& a, const auto& b) { return a.second.used < b.second.used; }));
+    const auto m = at(layer, mb, tokens, first, gpus);
+    std::shared_ptr<const PairRoutes>& r = routes[std::make_tuple(first, gpus, outbound)];
+    if (!r) r = std::make_shared<const PairRoutes>(cluster, first, gpus, !outbound);
+    auto p = std::make_shared<const ChunkedPairs>(r, scheme == CommScheme::PerToken ? m->copies : m->unique, chunks,
+                                                  cluster.links().size(), cluster.gpu_count());
+    cuts.emplace(key, Cut{p, ++tick});
+    return p;
   }
   // Of the matrix: equal hashes, equal traffic.
   std::uint64_t hash(int layer, int mb, std::int64_t tokens, int first, int gpus) {
@@ -241,8 +268,9 @@ TaskId StepBuilder::compute(int gpu, const TaskOp& op, int l, int mb, const std:
 }
 
 TaskId StepBuilder::collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after,
-                               TaskId& tail, std::function<std::uint64_t()> key) {
-  const TaskId c = g_.collective_on(span_.first, span_.count, phase, l, mb, std::move(plan), std::move(key));
+                               TaskId& tail, std::function<std::uint64_t()> key,
+                               std::function<std::shared_ptr<const PairChunk>()> pairs) {
+  const TaskId c = g_.collective_on(span_.first, span_.count, phase, l, mb, std::move(plan), std::move(key), std::move(pairs));
   if (tail >= 0) g_.depend(tail, c);
   for (int gpu = span_.first; gpu < span_.end() && !after.empty(); ++gpu)
     for (TaskId a : after[static_cast<std::size_t>(gpu)]) g_.depend(a, c);
@@ -392,6 +420,18 @@ std::function<std::uint64_t()> StepBuilder::chunk_key(int l, int mb, int c, bool
   };
 }
 
+std::function<std::shared_ptr<const PairChunk>()> StepBuilder::chunk_pairs(int l, int mb, int c, bool outbound, Pass pass) const {
+  // As comm_plan lists it: dispatch_plan / combine_plan, then apply_engines (a no-op without engines).
+  if (impl_.executor_rounds() || comm_.scheme == CommScheme::Hierarchical || comm_.nvlink || comm_.network) return {};
+  const Bytes token = token_bytes(outbound, pass);
+  if (token.count() <= 0) return {};
+  const std::int64_t T = mb_tokens(mb);
+  const int first = span_.first, gpus = span_.count;
+  return [traffic = traffic_, scheme = comm_.scheme, chunks = sc_.schedule.chunks, token, l, mb, T, c, outbound, first, gpus] {
+    return std::make_shared<const PairChunk>(PairChunk{traffic->pairs(l, mb, T, first, gpus, outbound, scheme, chunks), c, token});
+  };
+}
+
 void StepBuilder::dispatch_half(int l, int mb, Pass pass) {
   if (pass == Pass::Backward || pass == Pass::InputGrad) run_block(l, mb, Block::MoeOut, pass);
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
@@ -399,7 +439,7 @@ void StepBuilder::dispatch_half(int l, int mb, Pass pass) {
   out.clear();
   for (int c = 0; c < sc_.schedule.chunks; ++c)
     out.push_back(collective(Phase::Dispatch, l, mb, with_rounds(chunk_plan(l, mb, c, true, pass), l, mb, c, true, pass),
-                             c == 0 ? ready : Deps{}, moe_tail(), chunk_key(l, mb, c, true, pass)));
+                             c == 0 ? ready : Deps{}, moe_tail(), chunk_key(l, mb, c, true, pass), chunk_pairs(l, mb, c, true, pass)));
 }
 
 std::vector<StepBuilder::TaskOp> StepBuilder::expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c,
@@ -475,7 +515,8 @@ void StepBuilder::combine_item(int l, int mb, Pass pass) {
   for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)].clear();
   for (int c = 0; c < sc_.schedule.chunks; ++c) {
     const TaskId comb = collective(Phase::Combine, l, mb, with_rounds(chunk_plan(l, mb, c, false, pass), l, mb, c, false, pass),
-                                   per_chunk[static_cast<std::size_t>(c)], moe_tail(), chunk_key(l, mb, c, false, pass));
+                                   per_chunk[static_cast<std::size_t>(c)], moe_tail(), chunk_key(l, mb, c, false, pass),
+                                   chunk_pairs(l, mb, c, false, pass));
     for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
       const TaskId a = g_.arrival(comb, gpu);
       // The (token, expert) pairs this GPU's experts send back in this chunk (for the trace).
