@@ -121,7 +121,8 @@ void AnalyticalNetwork::settle(const std::shared_ptr<Transfer>& t, std::vector<L
   std::vector<std::int32_t> key;  // per flow (reported one by one): its key's number
   if (t->on_flow_done) key.reserve(flow_count);
   std::vector<Time> key_time;                    // per key number: its arrival time
-  bucket_of_.resize((none + 1) * kMaxLatencies, -1);
+  // Latency-major: a run of flows with one latency looks up one row of links.
+  bucket_of_.resize(kMaxLatencies * (none + 1), -1);
   std::vector<std::size_t> slots;                // the bucket_of_ entries set, to reset them
   // Each endpoint is done at its last flow's arrival; within one event, endpoints go in the order
   // the flows arriving then are listed (a flow's source before its destination). Tracked here by
@@ -157,7 +158,7 @@ void AnalyticalNetwork::settle(const std::shared_ptr<Transfer>& t, std::vector<L
   Time lat_value = latencies.empty() ? Time::zero() : latencies[0];
   const Time now = sim_.now();
   const Time* link_drain = drain.data();
-  std::int32_t* bucket = bucket_of_.data();
+  std::int32_t* bucket = bucket_of_.data();  // the row of the latency `lat`
   each_flow([&](GpuId src, GpuId dst, std::int64_t order, const LinkId* link, const LinkId* link_end, Time latency) {
     if (latencies.empty() || latency != lat_value) {
       lat = static_cast<std::size_t>(std::find(latencies.begin(), latencies.end(), latency) - latencies.begin());
@@ -166,6 +167,7 @@ void AnalyticalNetwork::settle(const std::shared_ptr<Transfer>& t, std::vector<L
         latencies.push_back(latency);
       }
       lat_value = latency;
+      bucket = bucket_of_.data() + lat * (none + 1);
     }
     // The first link with the longest drain on the route (none: crosses no link).
     // Without branches: which link drains longest is data, not a pattern a predictor learns.
@@ -182,11 +184,11 @@ void AnalyticalNetwork::settle(const std::shared_ptr<Transfer>& t, std::vector<L
         longest = longer ? d : longest;
       }
     }
-    std::int32_t& k = bucket[worst * kMaxLatencies + lat];
+    std::int32_t& k = bucket[worst];
     if (k < 0) {
       k = static_cast<std::int32_t>(key_time.size());
       key_time.push_back(now + Time::ps(longest) + lat_value);
-      slots.push_back(worst * kMaxLatencies + lat);
+      slots.push_back(lat * (none + 1) + worst);
     }
     if (per_flow_keys) key.push_back(k);
     if (E > 0) {

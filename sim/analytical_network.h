@@ -40,7 +40,7 @@ class AnalyticalNetwork final : public Network {
   std::vector<std::int64_t> load_;   // scratch: bytes per link in the current transfer
   std::vector<std::int64_t> count_;  // scratch: flows per link in the current transfer
   std::vector<Time> drain_;          // scratch: drain time per link in the current transfer
-  std::vector<std::int32_t> bucket_of_;  // scratch: arrival bucket per (link, latency), -1 none
+  std::vector<std::int32_t> bucket_of_;  // scratch: arrival bucket per (latency, link), -1 none
   static constexpr std::size_t kMaxLatencies = 16;  // distinct route latencies per transfer
 };
 

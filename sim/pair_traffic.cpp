@@ -6,16 +6,32 @@ namespace epsim {
 
 ChunkedPairs::ChunkedPairs(std::shared_ptr<const PairRoutes> routes, const std::vector<std::int64_t>& counts, int chunks,
                            std::size_t links, int cluster_gpus)
+    : ChunkedPairs(std::move(routes), chunks, links, cluster_gpus, counts.size()) {
+  cut_counts(counts);
+}
+
+ChunkedPairs::ChunkedPairs(std::shared_ptr<const PairRoutes> routes, const std::vector<std::int32_t>& counts, int chunks,
+                           std::size_t links, int cluster_gpus)
+    : ChunkedPairs(std::move(routes), chunks, links, cluster_gpus, counts.size()) {
+  cut_counts(counts);
+}
+
+ChunkedPairs::ChunkedPairs(std::shared_ptr<const PairRoutes> routes, int chunks, std::size_t links, int cluster_gpus,
+                           std::size_t counts)
     : routes_(std::move(routes)), chunks_(chunks), link_count_(links), gpu_count_(static_cast<std::size_t>(cluster_gpus)) {
   const int G = routes_->gpus(), first = routes_->first_gpu();
   const auto pairs = static_cast<std::size_t>(G) * static_cast<std::size_t>(G);
-  if (chunks_ < 1 || counts.size() != pairs || first + G > cluster_gpus)
-    throw SimulationError("chunked pairs: matrix, chunks and routes disagree");
+  if (chunks_ < 1 || counts != pairs || first + G > cluster_gpus) throw SimulationError("chunked pairs: matrix, chunks and routes disagree");
   cut_.resize(pairs);
   links_.assign(link_count_ * stride(), 0);
   sent_.assign(gpu_count_ * stride(), 0);
   received_.assign(gpu_count_ * stride(), 0);
   total_.assign(stride(), 0);
+}
+
+template <class Count>
+void ChunkedPairs::cut_counts(const std::vector<Count>& counts) {
+  const int G = routes_->gpus(), first = routes_->first_gpu();
   const bool reverse = routes_->reverse();
   const LinkId* link = routes_->links().data();
   const PairRoutes::Pair* route = routes_->pairs().data();

@@ -29,6 +29,9 @@ class ChunkedPairs {
   // copies for per-token); `routes` of the same span, reversed for the combine.
   ChunkedPairs(std::shared_ptr<const PairRoutes> routes, const std::vector<std::int64_t>& counts, int chunks,
                std::size_t links, int cluster_gpus);
+  // The same from counts kept narrow (each in [0, 2^31)).
+  ChunkedPairs(std::shared_ptr<const PairRoutes> routes, const std::vector<std::int32_t>& counts, int chunks,
+               std::size_t links, int cluster_gpus);
 
   int gpus() const { return routes_->gpus(); }
   int first_gpu() const { return routes_->first_gpu(); }
@@ -78,6 +81,9 @@ class ChunkedPairs {
     const auto k = static_cast<std::size_t>(c);
     return {s[0] + s[2 + k], s[1] + s[2 + static_cast<std::size_t>(chunks_) + k]};
   }
+  ChunkedPairs(std::shared_ptr<const PairRoutes> routes, int chunks, std::size_t links, int cluster_gpus, std::size_t counts);
+  template <class Count>
+  void cut_counts(const std::vector<Count>& counts);  // the per-pair cuts and the tallies
   void add(std::vector<std::int64_t>& sums, std::size_t item, const Cut& x) const;
   static void accumulate_remainders(std::vector<std::int64_t>& sums, std::size_t items, int chunks);
 

@@ -121,6 +121,7 @@ class StepBuilder {
   // The same chunk as a cut of the matrix (sim/pair_traffic.h) where its plan is one flow per GPU
   // pair as it stands (direct or per-token, no transfer engines, no rounds); else empty.
   std::function<std::shared_ptr<const PairChunk>()> chunk_pairs(int l, int mb, int c, bool outbound, Pass pass) const;
+  bool pairwise_chunks() const;
   void expert_half(int l, int mb, Pass pass);  // experts_item + combine_item
   // An op as a task runs it: its time (cost model + kernel gaps), its SM-bound share, its phase.
   struct TaskOp {
