@@ -8,12 +8,12 @@
 using namespace epsim;
 
 namespace {
-// 2 nodes x 2 GPUs (one leaf per rail): GPU g owns links 4g (NVLink up), 4g + 1 (down), 4g + 2 (NIC
-// up), 4g + 3 (NIC down); leaf r's spine uplink is 16 + 2r, its downlink 17 + 2r.
-Cluster two_by_two() {
+// One leaf per rail: GPU g owns links 4g (NVLink up), 4g + 1 (down), 4g + 2 (NIC up), 4g + 3 (NIC
+// down); leaf r's spine uplink is 4G + 2r, its downlink 4G + 2r + 1.
+Cluster two_nodes_of(int gpus_per_node) {
   ClusterSpec spec;
   spec.nodes = 2;
-  spec.gpus_per_node = 2;
+  spec.gpus_per_node = gpus_per_node;
   return Cluster(spec);
 }
 
@@ -31,7 +31,7 @@ bool operator==(const Tally& a, const Tally& b) { return a.tokens == b.tokens &&
 // Routes: 0 -> 1 NVLink (links 0, 5); 0 -> 2 same rail (2, 11); 0 -> 3 across rails (2, 16, 19, 15);
 // 3 -> 0 across rails (14, 18, 17, 3). Chunk 1 has no 3 -> 0 flow.
 TEST_CASE("pair chunks: per-link sums are the sums over the flows' routes") {
-  const Cluster cluster = two_by_two();
+  const Cluster cluster = two_nodes_of(2);
   const Route across = cluster.route(0, 3), back_across = cluster.route(3, 0);
   REQUIRE(std::vector<LinkId>(across.begin(), across.end()) == std::vector<LinkId>{2, 16, 19, 15});
   REQUIRE(std::vector<LinkId>(back_across.begin(), back_across.end()) == std::vector<LinkId>{14, 18, 17, 3});
@@ -71,10 +71,7 @@ TEST_CASE("pair chunks: per-link sums are the sums over the flows' routes") {
 // every link's counters, and a keyed replay of it. 2 nodes x 4 GPUs, uneven counts with zeros and
 // pairs smaller than the chunk count.
 TEST_CASE("pair chunks: the analytical network prices one as its listed plan") {
-  ClusterSpec spec;
-  spec.nodes = 2;
-  spec.gpus_per_node = 4;
-  const Cluster cluster(spec);
+  const Cluster cluster = two_nodes_of(4);
   const int G = 8, chunks = 3;
   std::vector<std::int64_t> c(static_cast<std::size_t>(G * G));
   for (std::size_t i = 0; i < c.size(); ++i) c[i] = static_cast<std::int64_t>((i * 37 + 11) % 23) - 3;  // some <= 0
