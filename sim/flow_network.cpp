@@ -583,7 +583,9 @@ bool FlowNetwork::early_ok(const LinkClock& c, const Tag& top, double end, doubl
   const FlowState& f = flows_[at(top.flow)];
   if (end - t > kOwnShare * window_ * (end - f.started)) return false;              // (a)
   const double left = std::max(0.0, top.tag - clock_at(c, t));                     // bytes
-  return charge_budget(transfers_[at(f.transfer)].flows[f.index].route, left, t);  // (c)
+  if (!charge_budget(transfers_[at(f.transfer)].flows[f.index].route, left, t)) return false;  // (c)
+  ++stats_.early;
+  return true;
 }
 
 void FlowNetwork::process() {

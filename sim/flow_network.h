@@ -89,6 +89,7 @@ class FlowNetwork final : public Network {
     std::uint64_t flows = 0;           // flows started
     std::uint64_t wakeups = 0;         // times the network re-solved
     std::uint64_t batches = 0;         // wake-ups that completed at least one flow
+    std::uint64_t early = 0;           // flows the completion window completed before their drain ended
     std::int64_t peak_active = 0;      // most flows draining at once
   };
 

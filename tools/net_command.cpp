@@ -203,7 +203,8 @@ NetRun run_flows(const NetOptions& o, const Cluster& cluster, const std::vector<
   run.model = net->name();
   if (const auto* flow = dynamic_cast<const FlowNetwork*>(net.get())) {
     const auto& s = flow->solver_stats();
-    run.solver = fmt::format("{} solves, {} full fills, {} completion batches", s.solves, s.full_fills, flow->stats().batches);
+    run.solver = fmt::format("{} solves, {} full fills, {} completion batches, {} flows completed early by the window",
+                             s.solves, s.full_fills, flow->stats().batches, flow->stats().early);
     run.solver_work = fmt::format("{} flows re-filled ({} of them at a new rate), {} level changes, {} bottleneck moves", s.flows_filled,
                                   s.rates_changed, s.levels_changed, s.moves);
   }

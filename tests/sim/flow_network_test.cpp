@@ -134,6 +134,7 @@ TEST_CASE("a flow leaving frees bandwidth for the flows it bottlenecked, two lin
 struct SeparateLinks {
   std::vector<Time> done;
   std::uint64_t batches = 0;
+  std::uint64_t early = 0;
 };
 SeparateLinks on_separate_links(const std::vector<std::int64_t>& bytes, double window) {
   const auto ls = links(static_cast<int>(bytes.size()));
@@ -147,6 +148,7 @@ SeparateLinks on_separate_links(const std::vector<std::int64_t>& bytes, double w
   net.start(std::move(t));
   sim.run();
   out.batches = net.stats().batches;
+  out.early = net.stats().early;
   return out;
 }
 
@@ -171,6 +173,7 @@ TEST_CASE("a completion window of 4e-3: a flow due within a quarter of it comple
   CHECK(r.done[1] == Time::seconds(2.0));
   CHECK(r.done[2] == Time::seconds(2.003));
   CHECK(r.batches == 2);
+  CHECK(r.early == 1);
   // At 1e-3 the quarter (0.5 ms) is too short for flow 1: three wake-ups, as exact.
   CHECK(on_separate_links(bytes, 1e-3).batches == 3);
   // Exact (window 0): three wake-ups at 2, 2.001 and 2.003 s.
