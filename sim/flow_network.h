@@ -40,8 +40,10 @@
 // ones (L1 cap 1 {f1, g}, L2 cap 1.5 {g, k}, L3 cap 1 {k, f2}: g gets 0.5 with all four, 1.0
 // without f1, 0.75 without f1 and f2), so a sound certificate must allow an error of the order of
 // g's rate over each merged span; summed over the batches g lives through, which cover its life
-// when ends are dense, that allowance is g's whole duration whatever w; (2) a flow that starts
-// after f was completed early can slow f in the exact run by up to f's whole duration. The other
+// when ends are dense, that allowance is g's whole duration whatever w; (2) starts cannot be
+// foreseen: a flow that starts after f was completed early can slow f in the exact run by up to
+// f's whole duration, and finds f's links emptier than the exact run does (it may end early by up
+// to f's residual bytes / capacity, however short it is). The other
 // half of w is the margin for networks, where a flow also feels the bytes dropped on its other
 // links (an inter-node flow crosses its source's and its destination's NIC: w/4 + 2 x w/4 by the
 // argument above, were each link alone); measured worst 0.68 w on a jittered 256-GPU all-to-all
