@@ -92,8 +92,9 @@ void AnalyticalNetwork::solve_pairs(const std::shared_ptr<Transfer>& t, const Pa
 }
 
 // Prices the touched links (load_ and count_ hold the transfer's sums on them; left zero), then
-// each flow's arrival (`each_flow(visit)` calls visit(route, src, dst, order) for every flow in plan
-// order; src and dst are endpoints, read only when endpoints are reported), and schedules the events.
+// each flow's arrival (`each_flow(visit)` calls visit(src, dst, order, links, links_end, latency)
+// for every flow in plan order: src and dst are endpoints, read only when endpoints are reported;
+// `order` grows along the list), and schedules the events.
 template <class EachFlow>
 void AnalyticalNetwork::settle(const std::shared_ptr<Transfer>& t, std::vector<LinkId>& touched, std::size_t flow_count,
                                EachFlow&& each_flow) {

@@ -2,6 +2,9 @@
 // busy L / bandwidth; a flow arrives when the most loaded link on its route has drained, plus the
 // route's latency. The transfer ends with its last flow. Concurrent transfers do not slow each
 // other (use the flow model for that), so a keyed transfer seen before is always replayed exactly.
+// A transfer that offers its flows as a chunk of a token-count matrix (Transfer::fill_pairs,
+// sim/pair_traffic.h) is priced from that matrix's per-link tallies, without listing its flows:
+// the same sums, so the same timing.
 #pragma once
 
 #include <memory>
