@@ -51,6 +51,12 @@ std::int64_t distinct(std::int64_t copies, double per_copy, std::int64_t tokens)
 
 DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement& placement, int gpus_per_node,
                               ReplicaChoice choice) {
+  DestinationReach reach(law_of(routing), placement, gpus_per_node, choice, routing.max_nodes);
+  return build_dispatch(routing, placement, gpus_per_node, choice, reach);
+}
+
+DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement& placement, int gpus_per_node,
+                              ReplicaChoice choice, DestinationReach& reach) {
   const int G = routing.sources, E = routing.experts, ep = placement.ep();
   if (placement.experts() != E) throw SimulationError("placement and routing disagree on the expert count");
   if (G % ep != 0) throw SimulationError("build_dispatch: ep does not divide the source count");
@@ -62,7 +68,6 @@ DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement
   m.copies.assign(GG, 0);
   m.unique.assign(GG, 0);
   m.node_unique.assign(static_cast<std::size_t>(G) * static_cast<std::size_t>(nodes), 0);
-  DestinationReach reach(law_of(routing), placement, gpus_per_node, choice, routing.max_nodes);
   std::vector<std::int64_t> node_copies(static_cast<std::size_t>(nodes));
   std::vector<int> rep_gpu;                                            // GPU of each replica (scratch)
   std::vector<std::int64_t> shares;
@@ -72,6 +77,11 @@ DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement
     for (int e = 0; e < E; ++e) {
       const std::int64_t c = routing.at(s, e);
       if (c == 0) continue;
+      if (const std::vector<int>& slots = placement.replicas(e); slots.size() == 1) {
+        // One replica takes them all, whatever the choice (replica_shares with one replica).
+        m.copies[m.idx(s, base + placement.gpu_of_slot(slots.front()))] += c;
+        continue;
+      }
       replica_gpus(placement, e, base, rep_gpu);
       replica_shares(choice, c, rep_gpu, s, gpus_per_node, shares);
       for (std::size_t i = 0; i < rep_gpu.size(); ++i) m.copies[m.idx(s, rep_gpu[i])] += shares[i];

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "models/gate_model.h"
+#include "placement/destination_reach.h"
 #include "placement/placement.h"
 #include "placement/replica_choice.h"
 
@@ -34,6 +35,11 @@ struct DispatchMatrix {
 // destination_reach.h; exact for one expert per GPU (every copy is a distinct token).
 DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement& placement, int gpus_per_node,
                               ReplicaChoice choice = ReplicaChoice::even);
+// The same with the distinct-token tables of `reach`, which must be made from the sample's law and
+// max_nodes with the same placement, gpus_per_node and choice (its tables are kept, so samples of
+// one layer's law, e.g. its micro-batches, share them).
+DispatchMatrix build_dispatch(const RoutingSample& routing, const LayerPlacement& placement, int gpus_per_node,
+                              ReplicaChoice choice, DestinationReach& reach);
 // The same with a whole-model placement that has one table for every layer (Placement::uniform()),
 // split by its replica_choice(); throws SimulationError for per-layer placements, which need the
 // layer: pass placement.layer(l).

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "models/errors.h"
+#include "sim/pair_traffic.h"
 
 namespace epsim {
 
@@ -17,6 +18,8 @@ void AnalyticalNetwork::start(Transfer transfer) {
   auto t = std::make_shared<Transfer>(std::move(transfer));
   if (replay_ && t->key != 0)
     if (auto record = memo_.find(t->key)) return replay(record, t);
+  if (t->fill_pairs && !t->on_flow_done)
+    if (const std::shared_ptr<const PairChunk> pairs = t->fill_pairs()) return solve_pairs(t, *pairs);
   if (t->fill) t->fill(*t);
   solve(t);
 }
@@ -60,6 +63,41 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
     }
   }
   flush_first();
+  const bool endpoints = !t->on_flow_done && t->endpoints > 0;
+  settle(t, touched, flows.size(), [&](auto&& visit) {
+    for (std::size_t f = 0; f < flows.size(); ++f) {
+      const Route& r = flows[f].route;
+      visit(endpoints ? t->src[f] : 0, endpoints ? t->dst[f] : 0, 2 * static_cast<std::int64_t>(f), r.begin(), r.end(), r.latency);
+    }
+  });
+}
+
+// The same from a chunk's tallies (no flow listed): per link its tokens times the token's bytes,
+// then the flows one by one for their arrivals, in plan order.
+void AnalyticalNetwork::solve_pairs(const std::shared_ptr<Transfer>& t, const PairChunk& p) {
+  const ChunkedPairs& pairs = *p.pairs;
+  if (pairs.gpus() != t->endpoints || pairs.link_count() != load_.size() || p.token.count() <= 0)
+    throw SimulationError("analytical network: a pair chunk that does not match its transfer");
+  std::vector<LinkId> touched;
+  for (std::size_t l = 0; l < load_.size(); ++l) {
+    const ChunkedPairs::Tally x = pairs.link(static_cast<LinkId>(l), p.chunk);
+    if (x.flows == 0) continue;
+    touched.push_back(static_cast<LinkId>(l));
+    count_[l] = x.flows;
+    load_[l] = x.tokens * p.token.count();
+  }
+  settle(t, touched, static_cast<std::size_t>(pairs.total(p.chunk).flows), [&](auto&& visit) {
+    pairs.for_each_flow(p.chunk, visit);
+  });
+}
+
+// Prices the touched links (load_ and count_ hold the transfer's sums on them; left zero), then
+// each flow's arrival (`each_flow(visit)` calls visit(src, dst, order, links, links_end, latency)
+// for every flow in plan order: src and dst are endpoints, read only when endpoints are reported;
+// `order` grows along the list), and schedules the events.
+template <class EachFlow>
+void AnalyticalNetwork::settle(const std::shared_ptr<Transfer>& t, std::vector<LinkId>& touched, std::size_t flow_count,
+                               EachFlow&& each_flow) {
   // Only a keyed transfer with replay on is recorded (its links in id order).
   const bool recording = t->key != 0 && replay_;
   if (recording) std::sort(touched.begin(), touched.end());
@@ -81,49 +119,87 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
   // distinct latencies per topology. Keys (link x latency) are numbered in order of appearance.
   const std::size_t none = cluster_.links().size();  // the link of flows that cross none
   std::vector<Time> latencies;
-  std::vector<std::int32_t> key(flows.size());  // per flow: its key's number
+  std::vector<std::int32_t> key;  // per flow (reported one by one): its key's number
+  if (t->on_flow_done) key.reserve(flow_count);
   std::vector<Time> key_time;                    // per key number: its arrival time
-  bucket_of_.resize((none + 1) * kMaxLatencies, -1);
+  // Latency-major: a run of flows with one latency looks up one row of links.
+  bucket_of_.resize(kMaxLatencies * (none + 1), -1);
   std::vector<std::size_t> slots;                // the bucket_of_ entries set, to reset them
   // Each endpoint is done at its last flow's arrival; within one event, endpoints go in the order
   // the flows arriving then are listed (a flow's source before its destination). Tracked here by
   // arrival time (the same order as the event index below: equal times, one event).
-  const auto E = t->on_flow_done ? std::size_t{0} : static_cast<std::size_t>(t->endpoints);
-  std::vector<Time> done_time(E, Time::zero());
-  std::vector<std::int64_t> last(E, -1);     // 2 x flow index (+1 as destination) of its last flow, -1: none
-  const auto mark = [&](GpuId e, Time at, std::int64_t order) {
-    const auto i = static_cast<std::size_t>(e);
-    if (last[i] < 0 || at >= done_time[i]) {
-      done_time[i] = at;
-      last[i] = order;
+  const bool per_flow_keys = static_cast<bool>(t->on_flow_done);
+  const auto E = per_flow_keys ? std::size_t{0} : static_cast<std::size_t>(t->endpoints);
+  // An endpoint's mark is the greatest (arrival, order) of its flows' (orders grow along the list,
+  // so this is the last flow to arrive at the latest time, whatever order the marks are merged in).
+  struct Done {
+    Time at = Time::zero();
+    std::int64_t last = -1;  // order of its last flow (2 x flow index, +1 as destination), -1: none
+    void merge(const Done& o) {
+      if (last < 0 || o.at > at || (o.at == at && o.last > last)) *this = o;
     }
   };
+  std::vector<Done> done(E);
+  // Plans go source by source (a combine destination by destination): the endpoint marked last as a
+  // source and as a destination keep their marks here until another comes (no store per flow that
+  // the next flow waits on).
+  struct Run {
+    GpuId e = -1;
+    Done mark;
+  } src_run, dst_run;
+  const auto note = [&](Run& run, GpuId e, Time at, std::int64_t order) {
+    if (e == run.e) {
+      if (at >= run.mark.at) run.mark = {at, order};
+      return;
+    }
+    if (run.e >= 0) done[static_cast<std::size_t>(run.e)].merge(run.mark);
+    run = {e, {at, order}};
+  };
   std::size_t lat = 0;  // the previous flow's latency index: neighbours mostly share it
-  for (std::size_t f = 0; f < flows.size(); ++f) {
-    const Route& r = flows[f].route;
-    if (lat >= latencies.size() || latencies[lat] != r.latency) {
-      lat = static_cast<std::size_t>(std::find(latencies.begin(), latencies.end(), r.latency) - latencies.begin());
+  Time lat_value = latencies.empty() ? Time::zero() : latencies[0];
+  const Time now = sim_.now();
+  const Time* link_drain = drain.data();
+  std::int32_t* bucket = bucket_of_.data();  // the row of the latency `lat`
+  each_flow([&](GpuId src, GpuId dst, std::int64_t order, const LinkId* link, const LinkId* link_end, Time latency) {
+    if (latencies.empty() || latency != lat_value) {
+      lat = static_cast<std::size_t>(std::find(latencies.begin(), latencies.end(), latency) - latencies.begin());
       if (lat == latencies.size()) {
         if (lat == kMaxLatencies) throw SimulationError("analytical network: more distinct route latencies than it groups");
-        latencies.push_back(r.latency);
+        latencies.push_back(latency);
+      }
+      lat_value = latency;
+      bucket = bucket_of_.data() + lat * (none + 1);
+    }
+    // The first link with the longest drain on the route (none: crosses no link).
+    // Without branches: which link drains longest is data, not a pattern a predictor learns.
+    std::size_t worst = none;
+    std::int64_t longest = 0;  // ps
+    if (link != link_end) {
+      worst = static_cast<std::size_t>(*link);
+      longest = link_drain[worst].picoseconds();
+      for (++link; link != link_end; ++link) {
+        const auto l = static_cast<std::size_t>(*link);
+        const std::int64_t d = link_drain[l].picoseconds();
+        const bool longer = d > longest;
+        worst = longer ? l : worst;
+        longest = longer ? d : longest;
       }
     }
-    std::size_t worst = none;
-    for (LinkId l : r)
-      if (worst == none || drain[static_cast<std::size_t>(l)] > drain[worst]) worst = static_cast<std::size_t>(l);
-    std::int32_t& k = bucket_of_[worst * kMaxLatencies + lat];
+    std::int32_t& k = bucket[worst];
     if (k < 0) {
       k = static_cast<std::int32_t>(key_time.size());
-      key_time.push_back(sim_.now() + (worst == none ? Time::zero() : drain[worst]) + latencies[lat]);
-      slots.push_back(worst * kMaxLatencies + lat);
+      key_time.push_back(now + Time::ps(longest) + lat_value);
+      slots.push_back(lat * (none + 1) + worst);
     }
-    key[f] = k;
+    if (per_flow_keys) key.push_back(k);
     if (E > 0) {
       const Time at = key_time[static_cast<std::size_t>(k)];
-      mark(t->src[f], at, 2 * static_cast<std::int64_t>(f));
-      mark(t->dst[f], at, 2 * static_cast<std::int64_t>(f) + 1);
+      note(src_run, src, at, order);
+      note(dst_run, dst, at, order + 1);
     }
-  }
+  });
+  for (const Run* run : {&src_run, &dst_run})
+    if (run->e >= 0) done[static_cast<std::size_t>(run->e)].merge(run->mark);
   for (std::size_t i : slots) bucket_of_[i] = -1;
   // Distinct arrival times, in order: one event each (a transfer's events do not depend on who
   // listens: flows, endpoints or nobody).
@@ -138,14 +214,14 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
 
   std::vector<std::int32_t> done_at(E, -1);  // index into times, -1: no flow
   for (std::size_t e = 0; e < E; ++e)
-    if (last[e] >= 0)
-      done_at[e] = static_cast<std::int32_t>(std::lower_bound(times.begin(), times.end(), done_time[e]) - times.begin());
+    if (done[e].last >= 0)
+      done_at[e] = static_cast<std::int32_t>(std::lower_bound(times.begin(), times.end(), done[e].at) - times.begin());
   std::vector<GpuId> finishing;
   for (std::size_t e = 0; e < E; ++e)
     if (done_at[e] >= 0) finishing.push_back(static_cast<GpuId>(e));
   std::sort(finishing.begin(), finishing.end(), [&](GpuId a, GpuId b) {
     const auto i = static_cast<std::size_t>(a), j = static_cast<std::size_t>(b);
-    return done_at[i] != done_at[j] ? done_at[i] < done_at[j] : last[i] < last[j];
+    return done_at[i] != done_at[j] ? done_at[i] < done_at[j] : done[i].last < done[j].last;
   });
   if (recording) {
     for (GpuId e : finishing) rec.endpoint_done.emplace_back(e, times[static_cast<std::size_t>(done_at[static_cast<std::size_t>(e)])] - sim_.now());
@@ -170,7 +246,7 @@ void AnalyticalNetwork::solve(const std::shared_ptr<Transfer>& t) {
       if (final_event && t->on_done) t->on_done();
     });
   }
-  if (flows.empty() && t->on_done) sim_.at(sim_.now(), [t] { t->on_done(); });
+  if (flow_count == 0 && t->on_done) sim_.at(sim_.now(), [t] { t->on_done(); });
 }
 
 // A transfer that reports each flow: one event per distinct arrival time, its flows in index order.

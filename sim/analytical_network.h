@@ -2,6 +2,9 @@
 // busy L / bandwidth; a flow arrives when the most loaded link on its route has drained, plus the
 // route's latency. The transfer ends with its last flow. Concurrent transfers do not slow each
 // other (use the flow model for that), so a keyed transfer seen before is always replayed exactly.
+// A transfer that offers its flows as a chunk of a token-count matrix (Transfer::fill_pairs,
+// sim/pair_traffic.h) is priced from that matrix's per-link tallies, without listing its flows:
+// the same sums, so the same timing.
 #pragma once
 
 #include <memory>
@@ -24,6 +27,9 @@ class AnalyticalNetwork final : public Network {
 
  private:
   void solve(const std::shared_ptr<Transfer>& t);
+  void solve_pairs(const std::shared_ptr<Transfer>& t, const PairChunk& pairs);
+  template <class EachFlow>
+  void settle(const std::shared_ptr<Transfer>& t, std::vector<LinkId>& touched, std::size_t flow_count, EachFlow&& each_flow);
   void per_flow(const std::shared_ptr<Transfer>& t, const std::vector<std::int32_t>& key,
                 const std::vector<std::int32_t>& time_of, const std::vector<Time>& times);
   void replay(std::shared_ptr<const MemoRecord> record, const std::shared_ptr<Transfer>& t);
@@ -37,7 +43,7 @@ class AnalyticalNetwork final : public Network {
   std::vector<std::int64_t> load_;   // scratch: bytes per link in the current transfer
   std::vector<std::int64_t> count_;  // scratch: flows per link in the current transfer
   std::vector<Time> drain_;          // scratch: drain time per link in the current transfer
-  std::vector<std::int32_t> bucket_of_;  // scratch: arrival bucket per (link, latency), -1 none
+  std::vector<std::int32_t> bucket_of_;  // scratch: arrival bucket per (latency, link), -1 none
   static constexpr std::size_t kMaxLatencies = 16;  // distinct route latencies per transfer
 };
 

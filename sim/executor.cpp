@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "models/errors.h"
+#include "sim/pair_traffic.h"
 
 namespace epsim {
 
@@ -64,6 +65,7 @@ void Executor::collective_maybe_done(TaskId id) {
   if (arrivals_left_[static_cast<std::size_t>(graph_.task(id).collective)] > 0) return;
   CollectiveInfo& info = graph_.info(graph_.task(id).collective);
   info.make_plan = nullptr;
+  info.make_pairs = nullptr;
   if (timeline_ && info.traffic.links)
     for (const auto& [link, bytes] : *info.traffic.links) timeline_->add(link, graph_.task(id).start, sim_.now(), bytes);
   info.traffic.links.reset();
@@ -212,6 +214,22 @@ void Executor::set_comm(int gpu, int delta) {
 }
 
 namespace {
+// What a collective carried, from its bytes per link (`per_link`: every link, zero where unused).
+void describe_links(const std::vector<std::int64_t>& per_link, const std::vector<Link>* bw, CollectiveTraffic& info) {
+  double worst = 0;  // drain time in seconds (or bytes, without bandwidths)
+  auto used = std::make_shared<std::vector<std::pair<LinkId, Bytes>>>();
+  for (std::size_t l = 0; l < per_link.size(); ++l) {
+    if (per_link[l] > 0) used->emplace_back(static_cast<LinkId>(l), Bytes(per_link[l]));
+    const double load = static_cast<double>(per_link[l]) / (bw ? (*bw)[l].bandwidth.bytes_per_second() : 1.0);
+    if (per_link[l] > 0 && load > worst) {
+      worst = load;
+      info.busiest_bytes = Bytes(per_link[l]);
+      info.busiest_link = static_cast<LinkId>(l);
+    }
+  }
+  info.links = std::move(used);
+}
+
 CollectiveTraffic summarise(const CommPlan& plan, std::size_t links, const std::vector<Link>* bw) {
   CollectiveTraffic info;
   std::vector<std::int64_t> per_link(links, 0);
@@ -232,18 +250,7 @@ CollectiveTraffic summarise(const CommPlan& plan, std::size_t links, const std::
     for (std::size_t h = 1; h < f.route.hops; ++h) per_link[static_cast<std::size_t>(f.route.link[h])] += f.bytes.count();
   }
   if (first >= 0) per_link[static_cast<std::size_t>(first)] += first_bytes;
-  double worst = 0;  // drain time in seconds (or bytes, without bandwidths)
-  auto used = std::make_shared<std::vector<std::pair<LinkId, Bytes>>>();
-  for (std::size_t l = 0; l < links; ++l) {
-    if (per_link[l] > 0) used->emplace_back(static_cast<LinkId>(l), Bytes(per_link[l]));
-    const double load = static_cast<double>(per_link[l]) / (bw ? (*bw)[l].bandwidth.bytes_per_second() : 1.0);
-    if (per_link[l] > 0 && load > worst) {
-      worst = load;
-      info.busiest_bytes = Bytes(per_link[l]);
-      info.busiest_link = static_cast<LinkId>(l);
-    }
-  }
-  info.links = std::move(used);
+  describe_links(per_link, bw, info);
   if (!plan.src.empty()) {
     std::size_t endpoints = 0;
     for (std::size_t f = 0; f < plan.flows.size(); ++f)
@@ -253,6 +260,32 @@ CollectiveTraffic summarise(const CommPlan& plan, std::size_t links, const std::
       if (plan.src[f] == plan.dst[f]) continue;  // a GPU's rows to its own experts cross no link
       (*sent)[static_cast<std::size_t>(plan.src[f])] += plan.flows[f].bytes;
       (*received)[static_cast<std::size_t>(plan.dst[f])] += plan.flows[f].bytes;
+    }
+    info.sent = std::move(sent);
+    info.received = std::move(received);
+  }
+  return info;
+}
+
+// The same from a chunk's tallies (the flows it would list: no pair to itself).
+CollectiveTraffic summarise(const PairChunk& p, const std::vector<Link>* bw) {
+  const ChunkedPairs& pairs = *p.pairs;
+  const int c = p.chunk;
+  CollectiveTraffic info;
+  const ChunkedPairs::Tally total = pairs.total(c);
+  info.flows = total.flows;
+  info.bytes = p.token * total.tokens;
+  std::vector<std::int64_t> per_link(pairs.link_count(), 0);
+  for (std::size_t l = 0; l < per_link.size(); ++l) per_link[l] = pairs.link(static_cast<LinkId>(l), c).tokens * p.token.count();
+  describe_links(per_link, bw, info);
+  if (total.flows > 0) {
+    std::size_t endpoints = 0;  // the highest GPU id with a flow, + 1
+    for (std::size_t g = pairs.gpu_count(); g-- > 0 && endpoints == 0;)
+      if (pairs.sent(static_cast<GpuId>(g), c).flows > 0 || pairs.received(static_cast<GpuId>(g), c).flows > 0) endpoints = g + 1;
+    auto sent = std::make_shared<std::vector<Bytes>>(endpoints), received = std::make_shared<std::vector<Bytes>>(endpoints);
+    for (std::size_t g = 0; g < endpoints; ++g) {
+      (*sent)[g] = p.token * pairs.sent(static_cast<GpuId>(g), c).tokens;
+      (*received)[g] = p.token * pairs.received(static_cast<GpuId>(g), c).tokens;
     }
     info.sent = std::move(sent);
     info.received = std::move(received);
@@ -277,12 +310,24 @@ void Executor::start_collective(TaskId id) {
   tr.endpoints = static_cast<int>(arrivals.size());
   tr.key = key;
   tr.fill = [this, c, key](Transfer& t) { fill(c, key, t); };
+  if (info.make_pairs) tr.fill_pairs = [this, c, key] { return fill_pairs(c, key); };
   tr.on_endpoint_done = [this, c](GpuId g) { endpoint_done(graph_.arrivals(c)[static_cast<std::size_t>(g)]); };
   tr.on_done = [this, id] {
     net_done_[static_cast<std::size_t>(id)] = 1;
     collective_maybe_done(id);
   };
   net_.start(std::move(tr));
+}
+
+// The chunk of a matrix the collective's flows are, for a network that prices it without its flows
+// (null: none); its summary is the plan's.
+std::shared_ptr<const PairChunk> Executor::fill_pairs(int collective, std::uint64_t key) {
+  CollectiveInfo& info = graph_.info(collective);
+  std::shared_ptr<const PairChunk> pairs = info.make_pairs();
+  if (!pairs) return nullptr;
+  info.traffic = summarise(*pairs, links_);
+  if (key != 0) summaries_.emplace(key, info.traffic);
+  return pairs;
 }
 
 // Makes the plan when the network needs its flows (always, unless it replays the key).

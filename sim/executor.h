@@ -77,6 +77,7 @@ class Executor {
   void finish(TaskId id);
   void start_collective(TaskId id);
   void fill(int collective, std::uint64_t key, Transfer& t);
+  std::shared_ptr<const PairChunk> fill_pairs(int collective, std::uint64_t key);
   void start_compute(TaskId id);
   void set_comm(int gpu, int delta);
   void replan(int gpu);

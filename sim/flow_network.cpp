@@ -17,6 +17,11 @@ namespace {
 // The smallest completion window: ends that rounding set apart by this fraction of a flow's
 // duration are one end.
 constexpr double kMinWindow = 1e-9;
+// A larger window w gives a quarter to each flow's own early end and a quarter to the bytes dropped on
+// each link (rules (a) and (c) in the header: their sum, w/2, is what the one-link theorem proves;
+// the other half is the margin for networks).
+constexpr double kOwnShare = 0.25;
+constexpr double kLinkShare = 0.25;
 
 std::vector<double> capacities_of(const std::vector<Link>& links) {
   std::vector<double> c;
@@ -34,6 +39,8 @@ FlowNetwork::FlowNetwork(Simulator& sim, const std::vector<Link>& links, bool re
       links_(links),
       replay_(replay),
       window_(std::max(kMinWindow, completion_window)),
+      dropped_(window_ > kMinWindow ? links.size() : 0, 0.0),
+      budget_base_(window_ > kMinWindow ? links.size() : 0, 0.0),
       held_by_(links.size(), -1),
       owner_(links.size(), -1),
       solver_(capacities_of(links)),
@@ -130,14 +137,21 @@ void FlowNetwork::add_live(std::int32_t slot, std::size_t index, double bytes, d
     if (held_by_[at(l)] >= 0) materialise(held_by_[at(l)]);
     if (count_bytes) counters_[at(l)].bytes += spec.bytes;
   }
-  // Dominated links never limit a flow: the solver sees only the others (all of them if a route
-  // had nothing else, which no topology builder makes).
   std::array<Index, Route::kMaxHops> binding{};
-  std::size_t n = 0;
-  for (LinkId l : spec.route)
-    if (!links_[at(l)].dominated) binding[n++] = l;
-  const Index id = n > 0 ? solver_.add_flow(std::span<const Index>(binding.data(), n))
-                         : solver_.add_flow(std::span<const Index>(spec.route.link.data(), spec.route.hops));
+  const std::size_t n = binding_links(spec.route, binding);
+  const Index id = solver_.add_flow(std::span<const Index>(binding.data(), n));
+  entered_ = true;
+  if (!dropped_.empty()) {  // rule (c): this flow's start bounds the bytes its links may drop from now on
+    for (std::size_t k = 0; k < n; ++k) {
+      const auto l = at(binding[k]);
+      if (active_on_link_[l] == 0) {
+        dropped_[l] = 0.0;
+        budget_base_[l] = std::numeric_limits<double>::lowest();
+      }
+      const double base = kLinkShare * window_ * links_[l].bandwidth.bytes_per_second() * started * 1e-12 - dropped_[l];
+      budget_base_[l] = std::max(budget_base_[l], base);
+    }
+  }
   if (at(id) >= flows_.size()) {
     flows_.resize(at(id) + 1);
     version_.resize(at(id) + 1, 0);
@@ -154,6 +168,29 @@ void FlowNetwork::add_live(std::int32_t slot, std::size_t index, double bytes, d
   ++stats_.flows;
   link_activity(spec.route, +1, owner_of(slot, index));
   ++active_;
+}
+
+// Dominated links never limit a flow: the solver sees only the others (all of them if a route had
+// nothing else, which no topology builder makes).
+std::size_t FlowNetwork::binding_links(const Route& route, std::array<Index, Route::kMaxHops>& out) const {
+  std::size_t n = 0;
+  for (LinkId l : route)
+    if (!links_[at(l)].dominated) out[n++] = l;
+  if (n > 0) return n;
+  for (LinkId l : route) out[n++] = l;
+  return n;
+}
+
+bool FlowNetwork::charge_budget(const Route& route, double bytes, double t) {
+  std::array<Index, Route::kMaxHops> binding{};
+  const std::size_t n = binding_links(route, binding);
+  for (std::size_t k = 0; k < n; ++k) {
+    const auto l = at(binding[k]);
+    const double room = kLinkShare * window_ * links_[l].bandwidth.bytes_per_second() * t * 1e-12 - budget_base_[l] - dropped_[l];
+    if (bytes > room) return false;
+  }
+  for (std::size_t k = 0; k < n; ++k) dropped_[at(binding[k])] += bytes;
+  return true;
 }
 
 std::int64_t FlowNetwork::owner_of(std::int32_t slot, std::size_t index) const {
@@ -541,6 +578,16 @@ void FlowNetwork::retime(Index link) {
   sift_up(at(c.pos));
 }
 
+bool FlowNetwork::early_ok(const LinkClock& c, const Tag& top, double end, double t) {
+  if (dropped_.empty() || entered_) return false;                                  // exact, or (b)
+  const FlowState& f = flows_[at(top.flow)];
+  if (end - t > kOwnShare * window_ * (end - f.started)) return false;              // (a)
+  const double left = std::max(0.0, top.tag - clock_at(c, t));                     // bytes
+  if (!charge_budget(transfers_[at(f.transfer)].flows[f.index].route, left, t)) return false;  // (c)
+  ++stats_.early;
+  return true;
+}
+
 void FlowNetwork::process() {
   const std::int64_t t = sim_.now().picoseconds();
   const double tp = static_cast<double>(t);
@@ -563,7 +610,7 @@ void FlowNetwork::process() {
     for (const Tag* top = top_of(c); top != nullptr; top = top_of(c)) {
       const double end = static_cast<double>(c.t) + std::max(0.0, top->tag - c.v) / c.level * 1e12;
       const FlowState& f = flows_[at(top->flow)];
-      if (!(end <= tp + 0.5 || end - tp <= window_ * (end - f.started))) {
+      if (!(end <= tp + 0.5 || end - tp <= kMinWindow * (end - f.started) || early_ok(c, *top, end, tp))) {
         not_due = true;
         break;
       }
@@ -603,6 +650,7 @@ void FlowNetwork::process() {
   // 2. Re-solve. Links whose level changed are re-timed: their clocks run at the old level until
   //    now, at the new one from now. Flows whose bottleneck moved are re-tagged on the new link.
   const auto& changes = solver_.solve();
+  entered_ = false;
   for (const Index l : changes.levels) {
     LinkClock& c = clocks_[at(l)];
     advance(c, t);

@@ -4,15 +4,51 @@
 //
 // Events. start() enters a transfer's flows into the solver and asks for one solve at the current
 // time (transfers started at the same instant share it). Between events rates are constant, so drain
-// ends are known exactly. A wake-up completes every flow due by then, plus the flows due within the
-// completion window w of their own duration later (end - now <= w x (end - start)), removes them
-// from the solver and re-solves once (the solver only re-fills what can move). w = 1e-9 (the least)
-// only joins ends that rounding set apart: exact. A larger w trades accuracy for speed: a flow
-// arrives at most w of its duration early, and in an all-to-all of many different sizes (skewed
-// routing) one solve then serves every end in the window instead of one solve per end (each a
-// filling of the whole system when rates move everywhere). Deliveries (on_flow_done, then on_done
-// once a transfer's last flow is in) run as Simulator events at drain end + latency: in time order,
-// then in the order the flows drained.
+// ends are known exactly. A wake-up completes every flow due by then (and, with a completion window,
+// some due a little later: below), removes them from the solver and re-solves once (the solver only
+// re-fills what can move). Deliveries (on_flow_done, then on_done once a transfer's last flow is in)
+// run as Simulator events at drain end + latency: in time order, then in the order the flows drained.
+//
+// The completion window w (network.completion_window). In an all-to-all of many different sizes
+// (skewed routing, jitter) every end moves rates all over the system, so each costs a filling of
+// most of it; a wake-up may therefore also complete flows whose drain would end a little later
+// ("early"), and one solve serves all of them. w <= 1e-9 is exact: only ends that rounding set
+// 1e-9 of a duration apart join. For a larger w, a flow f (started s) whose drain ends at e under
+// the current rates is completed early at t only when
+//   (a) its own share: e - t <= w/4 x (e - s);
+//   (b) no flow entered the solver since the last solve (the rates are then current: a flow that
+//       has just started would slow f, and f's exact end could be far past e);
+//   (c) every link l that f binds on has room for f's residual bytes r = rate x (e - t): for every
+//       flow that entered l since l was last idle, started at s_g, the residual bytes dropped on l
+//       since s_g, r included, stay within w/4 x C_l x (t - s_g) (one running sum and one bound per
+//       link: the bound is the least over those flows, dead ones included, so it errs on the safe
+//       side).
+// Theorem (one shared link, flows that start together: processor sharing, e.g. an incast or one
+// NIC's flows). Up to rounding (1 ps, 1e-9 of a duration), every flow arrives no later than exactly
+// and at most 0.51 w of its exact duration early (w <= 0.05, the largest a scenario takes).
+// Proof. With sizes s_j starting at 0 on a link of capacity C, g's drain ends at T_g =
+// sum_j min(s_j, s_g) / C. Completing j early with r_j bytes left is the exact run of the sizes
+// s_j - r_j, so the window's end is T~_g = sum_j min(s_j - r_j, s_g - r_g) / C. Term by term the
+// difference is >= 0 (never late), at most r_j / C when j was completed before g, r_g / C
+// otherwise. The latter terms number the flows draining when g was completed at t (C / g's rate
+// then), so they sum to at most e - t <= w/4 (e - 0) by (a); as e - t <= w/4 e and t = T~_g <= T_g,
+// e <= T_g / (1 - w/4). The former sum to the bytes dropped on the link before t, over C, which (c)
+// keeps within w/4 t <= w/4 T_g. Together T_g - T~_g <= w/4 (1 + 1 / (1 - w/4)) T_g < 0.51 w T_g.
+// Beyond one link it is a measured figure, not a theorem, and no rule that saves solves can certify
+// it from the rates it solves: (1) a merged solve skips sets of flows that the exact run passes
+// through, and a flow's max-min rate in a skipped set is not bracketed by its rates in the solved
+// ones (L1 cap 1 {f1, g}, L2 cap 1.5 {g, k}, L3 cap 1 {k, f2}: g gets 0.5 with all four, 1.0
+// without f1, 0.75 without f1 and f2), so a sound certificate must allow an error of the order of
+// g's rate over each merged span; summed over the batches g lives through, which cover its life
+// when ends are dense, that allowance is g's whole duration whatever w; (2) starts cannot be
+// foreseen: a flow that starts after f was completed early can slow f in the exact run by up to
+// f's whole duration, and finds f's links emptier than the exact run does (it may end early by up
+// to f's residual bytes / capacity, however short it is). The other
+// half of w is the margin for networks, where a flow also feels the bytes dropped on its other
+// links (an inter-node flow crosses its source's and its destination's NIC: w/4 + 2 x w/4 by the
+// argument above, were each link alone); measured worst 0.68 w on a jittered 256-GPU all-to-all
+// (README "Speed under skew"). epsim-simgrid-bench --window compares every flow of its cases with
+// the exact run and exits 4 when one is outside w (CI runs it).
 //
 // Per-link virtual clocks. A flow's rate is level(its bottleneck link) (unit weights), so after a
 // re-solve many rates change while few flows change bottleneck. Each link keeps a virtual clock v
@@ -37,6 +73,7 @@
 // state. Results equal those of solving everything, up to floating-point rounding (<= 1 ps).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -57,13 +94,13 @@ class FlowNetwork final : public Network {
     std::uint64_t flows = 0;           // flows started
     std::uint64_t wakeups = 0;         // times the network re-solved
     std::uint64_t batches = 0;         // wake-ups that completed at least one flow
+    std::uint64_t early = 0;           // flows the completion window completed before their drain ended
     std::int64_t peak_active = 0;      // most flows draining at once
   };
 
   // `links` gives every link's bandwidth (each > 0); routes index into it. Both must outlive this.
   // `replay`: reuse the timing of keyed transfers seen before (see above; off only to check).
-  // `completion_window`: a wake-up also completes the flows due within this fraction of their own
-  // duration (see above; 0: exact, up to 1e-9).
+  // `completion_window`: w above (0: exact, up to 1e-9).
   FlowNetwork(Simulator& sim, const std::vector<Link>& links, bool replay = true, double completion_window = 0.0);
 
   void start(Transfer transfer) override;
@@ -154,6 +191,15 @@ class FlowNetwork final : public Network {
   void deliver(const std::vector<Arrival>& arrivals);
   void schedule_arrivals(std::vector<Arrival>& arrivals);
   void link_activity(const Route& route, int delta, std::int64_t owner);
+  // The links of `route` that can limit it (the solver's view): the non-dominated ones, or all of them
+  // if none is. Returns how many were written to `out`.
+  std::size_t binding_links(const Route& route, std::array<Index, Route::kMaxHops>& out) const;
+  // Window rule (c): whether f's links have room for `bytes` more dropped at time `t` (ps); charges
+  // them if so.
+  bool charge_budget(const Route& route, double bytes, double t);
+  // Whether the flow atop link clock `c`, whose drain ends at `end` (ps), may complete early at `t`
+  // (rules (a) to (c); charges its links' budgets when it may).
+  bool early_ok(const LinkClock& c, const Tag& top, double end, double t);
   std::int32_t new_transfer_slot();
   void start_solved(std::int32_t slot);
   void start_hit(std::int32_t slot);
@@ -181,6 +227,11 @@ class FlowNetwork final : public Network {
   const std::vector<Link>& links_;
   bool replay_;
   double window_;  // completion window, relative to a flow's duration (>= 1e-9)
+  // The window's link budgets (rule (c) above; empty when exact): per link, the residual bytes dropped
+  // by early completions since it was last idle, and the greatest over the flows that entered it since
+  // of w/4 x C x start (s) - (dropped when it entered): the room left = w/4 x C x now - base - dropped.
+  std::vector<double> dropped_;
+  std::vector<double> budget_base_;
   TransferMemo memo_;
   std::vector<Replay> replays_;
   std::vector<std::int32_t> free_replays_;
@@ -201,6 +252,7 @@ class FlowNetwork final : public Network {
   std::vector<std::int64_t> active_on_link_;
   std::vector<Time> busy_since_;
   std::vector<Arrival> arrivals_;       // scratch
+  bool entered_ = false;                // flows entered the solver since the last solve
   std::uint64_t next_seq_ = 0;
   std::int64_t active_ = 0;
   Time wake_at_ = Time::infinity();     // the pending wake-up, if any

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,12 +35,18 @@ struct FlowSpec {
   Bytes bytes;
 };
 
+struct PairChunk;  // sim/pair_traffic.h
+
 struct Transfer {
   std::vector<FlowSpec> flows;
   std::vector<GpuId> src, dst;  // per flow, when endpoints > 0
   int endpoints = 0;
   std::uint64_t key = 0;                       // 0: none
   std::function<void(Transfer&)> fill;         // fills flows, src, dst; may be empty
+  // May be empty, or return null: the same flows as a chunk of a matrix (sim/pair_traffic.h), its
+  // local GPU ids the endpoints, for a network that prices them without listing them (instead of
+  // calling fill; a transfer whose flows are reported one by one is always filled).
+  std::function<std::shared_ptr<const PairChunk>()> fill_pairs;
   std::function<void(std::size_t flow_index)> on_flow_done;  // may be empty
   std::function<void(GpuId endpoint)> on_endpoint_done;      // may be empty
   std::function<void()> on_done;                             // may be empty

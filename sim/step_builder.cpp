@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <map>
+#include <limits>
 #include <numeric>
+#include <tuple>
 
 #include "models/apportion.h"
 #include "models/op_pricing.h"
 #include "placement/dispatch_matrix.h"
 #include "sim/layer_listing.h"
+#include "sim/pair_traffic.h"
 #include "sim/transfer_memo.h"
 #include "placement/slot_traffic.h"
 
@@ -105,19 +108,86 @@ struct StepBuilder::Traffic {
     const std::int64_t lost = cluster.spec().failed_gpus.empty() ? 0 : drop_unserved(r, faults, first, placement.layer(routed).lost());
     // A stage inside one node is one node for deduplication.
     const int gpn = std::min(cluster.gpus_per_node(), gpus);
-    DispatchMatrix built = build_dispatch(r, placement.layer(routed), gpn, placement.replica_choice());
+    DispatchMatrix built = r.law ? build_dispatch(r, placement.layer(routed), gpn, placement.replica_choice(), reach_of(routed, gpn, r))
+                                 : build_dispatch(r, placement.layer(routed), gpn, placement.replica_choice());
     built.first_gpu = first;
     auto m = std::make_shared<const DispatchMatrix>(std::move(built));
     KeyHasher hasher;
     if (first != 0) hasher.add(first);  // a stage's traffic crosses its own links
     const std::uint64_t h = hasher.add(m->gpus).add(m->gpus_per_node).add(m->copies).add(m->unique).add(m->node_unique).key();
     hashes[key] = h;
+    keep(key, *m);
     Entry e{std::move(m), r.expert_load(), r.dropped, lost, nullptr, ++tick};
     if (want_slots) e.slots = std::make_shared<const SlotTraffic>(slot_traffic(r, placement.layer(routed), gpn, placement.replica_choice()));
     return cache.emplace(key, std::move(e)).first->second;
   }
   std::shared_ptr<const DispatchMatrix> at(int layer, int mb, std::int64_t tokens, int first, int gpus) {
     return entry(layer, mb, tokens, first, gpus).matrix;
+  }
+  // Per routed layer, the distinct-token tables of its law (a micro-batch's sample has the layer's
+  // law; a new law, e.g. after bias balancing moved the marginals, makes new tables).
+  struct Reach {
+    std::shared_ptr<const SelectionLaw> law;
+    int gpus_per_node = 0;
+    std::unique_ptr<DestinationReach> tables;
+  };
+  std::map<int, Reach> reach{};
+  DestinationReach& reach_of(int routed, int gpus_per_node, const RoutingSample& r) {
+    Reach& at = reach[routed];
+    if (!at.tables || at.law != r.law || at.gpus_per_node != gpus_per_node)
+      at = Reach{r.law, gpus_per_node,
+                 std::make_unique<DestinationReach>(r.law, placement.layer(routed), gpus_per_node, placement.replica_choice(), r.max_nodes)};
+    return *at.tables;
+  }
+  // The (layer, micro-batch) matrix cut into chunks, one way: the chunks of a dispatch or combine ask
+  // in turn (the forward and backward alike), so a few are kept, least recently used going first.
+  struct Cut {
+    std::shared_ptr<const ChunkedPairs> pairs;
+    std::uint64_t used = 0;
+  };
+  std::map<std::tuple<int, int, bool>, Cut> cuts{};
+  std::map<std::tuple<int, int, bool>, std::shared_ptr<const PairRoutes>> routes{};  // per (first GPU, GPUs, outbound): kept
+  std::shared_ptr<const ChunkedPairs> pairs(int layer, int mb, std::int64_t tokens, int first, int gpus, bool outbound,
+                                            CommScheme scheme, int chunks) {
+    const auto key = std::make_tuple(layer, mb, outbound);
+    if (auto it = cuts.find(key); it != cuts.end()) {
+      it->second.used = ++tick;
+      return it->second.pairs;
+    }
+    if (cuts.size() > 4)
+      cuts.erase(std::min_element(cuts.begin(), cuts.end(), [](const auto& a, const auto& b) { return a.second.used < b.second.used; }));
+    std::shared_ptr<const PairRoutes>& r = routes[std::make_tuple(first, gpus, outbound)];
+    if (!r) r = std::make_shared<const PairRoutes>(cluster, first, gpus, !outbound);
+    std::shared_ptr<const ChunkedPairs> p;
+    if (const auto k = kept.find({layer, mb}); k != kept.end()) {
+      p = std::make_shared<const ChunkedPairs>(r, k->second, chunks, cluster.links().size(), cluster.gpu_count());
+    } else {
+      const auto m = at(layer, mb, tokens, first, gpus);
+      p = std::make_shared<const ChunkedPairs>(r, scheme == CommScheme::PerToken ? m->copies : m->unique, chunks,
+                                               cluster.links().size(), cluster.gpu_count());
+    }
+    cuts.emplace(key, Cut{p, ++tick});
+    return p;
+  }
+  // The pair counts of each (layer, micro-batch) the chunks cut (`keep_counts`: the step's plans are
+  // pairwise, comm_scheme.h), kept from when the step is built until it runs, so the routing is
+  // drawn once, not again when the matrix left the cache above: 4 bytes a GPU pair (the seed, dual
+  // micro-batch: 116 x 256 KB), at most kKeptBytes in all (beyond that, drawn again).
+  bool keep_counts = false;
+  CommScheme keep_scheme = CommScheme::Direct;
+  static constexpr std::size_t kKeptBytes = std::size_t{64} << 20;
+  std::map<std::pair<int, int>, std::vector<std::int32_t>> kept{};
+  std::size_t kept_bytes = 0;
+  void keep(const std::pair<int, int>& key, const DispatchMatrix& m) {
+    const std::vector<std::int64_t>& counts = keep_scheme == CommScheme::PerToken ? m.copies : m.unique;
+    if (!keep_counts || kept.count(key) || kept_bytes + counts.size() * sizeof(std::int32_t) > kKeptBytes) return;
+    std::vector<std::int32_t> narrow(counts.size());
+    for (std::size_t i = 0; i < counts.size(); ++i) {
+      if (counts[i] < 0 || counts[i] > std::numeric_limits<std::int32_t>::max()) return;
+      narrow[i] = static_cast<std::int32_t>(counts[i]);
+    }
+    kept_bytes += narrow.size() * sizeof(std::int32_t);
+    kept.emplace(key, std::move(narrow));
   }
   // Of the matrix: equal hashes, equal traffic.
   std::uint64_t hash(int layer, int mb, std::int64_t tokens, int first, int gpus) {
@@ -143,6 +213,15 @@ StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const
   // The peer kernel runs on comm_sms SMs: its rounds move at most comm_sms x the per-SM rate.
   if (impl_.name == "peer" && rates.per_sm.bytes_per_second() > 0 && scenario.schedule.comm_sms > 0)
     impl_.bandwidth = std::min(impl_.bandwidth, rates.per_sm * static_cast<double>(scenario.schedule.comm_sms));
+  // Only the analytical network prices chunks from their counts (the flow network lists the flows).
+  traffic_->keep_counts = pairwise_chunks() && scenario.network.model == "analytical";
+  traffic_->keep_scheme = comm_.scheme;
+}
+
+// A chunk's plan is one flow per GPU pair as the matrix gives it (comm_plan: direct or per-token,
+// then apply_engines, a no-op without engines; no executor rounds).
+bool StepBuilder::pairwise_chunks() const {
+  return !impl_.executor_rounds() && comm_.scheme != CommScheme::Hierarchical && !comm_.nvlink && !comm_.network;
 }
 
 int StepBuilder::routing_layer(int layer) const { return std::min(layer, sc_.model.layers - 1); }
@@ -241,8 +320,9 @@ TaskId StepBuilder::compute(int gpu, const TaskOp& op, int l, int mb, const std:
 }
 
 TaskId StepBuilder::collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after,
-                               TaskId& tail, std::function<std::uint64_t()> key) {
-  const TaskId c = g_.collective_on(span_.first, span_.count, phase, l, mb, std::move(plan), std::move(key));
+                               TaskId& tail, std::function<std::uint64_t()> key,
+                               std::function<std::shared_ptr<const PairChunk>()> pairs) {
+  const TaskId c = g_.collective_on(span_.first, span_.count, phase, l, mb, std::move(plan), std::move(key), std::move(pairs));
   if (tail >= 0) g_.depend(tail, c);
   for (int gpu = span_.first; gpu < span_.end() && !after.empty(); ++gpu)
     for (TaskId a : after[static_cast<std::size_t>(gpu)]) g_.depend(a, c);
@@ -392,6 +472,17 @@ std::function<std::uint64_t()> StepBuilder::chunk_key(int l, int mb, int c, bool
   };
 }
 
+std::function<std::shared_ptr<const PairChunk>()> StepBuilder::chunk_pairs(int l, int mb, int c, bool outbound, Pass pass) const {
+  if (!pairwise_chunks()) return {};
+  const Bytes token = token_bytes(outbound, pass);
+  if (token.count() <= 0) return {};
+  const std::int64_t T = mb_tokens(mb);
+  const int first = span_.first, gpus = span_.count;
+  return [traffic = traffic_, scheme = comm_.scheme, chunks = sc_.schedule.chunks, token, l, mb, T, c, outbound, first, gpus] {
+    return std::make_shared<const PairChunk>(PairChunk{traffic->pairs(l, mb, T, first, gpus, outbound, scheme, chunks), c, token});
+  };
+}
+
 void StepBuilder::dispatch_half(int l, int mb, Pass pass) {
   if (pass == Pass::Backward || pass == Pass::InputGrad) run_block(l, mb, Block::MoeOut, pass);
   Deps& ready = ready_[static_cast<std::size_t>(mb)];
@@ -399,7 +490,7 @@ void StepBuilder::dispatch_half(int l, int mb, Pass pass) {
   out.clear();
   for (int c = 0; c < sc_.schedule.chunks; ++c)
     out.push_back(collective(Phase::Dispatch, l, mb, with_rounds(chunk_plan(l, mb, c, true, pass), l, mb, c, true, pass),
-                             c == 0 ? ready : Deps{}, moe_tail(), chunk_key(l, mb, c, true, pass)));
+                             c == 0 ? ready : Deps{}, moe_tail(), chunk_key(l, mb, c, true, pass), chunk_pairs(l, mb, c, true, pass)));
 }
 
 std::vector<StepBuilder::TaskOp> StepBuilder::expert_chunk(const SlotTraffic* per_slot, std::int64_t received, int gpu, int c,
@@ -475,7 +566,8 @@ void StepBuilder::combine_item(int l, int mb, Pass pass) {
   for (int gpu = span_.first; gpu < span_.end(); ++gpu) ready[static_cast<std::size_t>(gpu)].clear();
   for (int c = 0; c < sc_.schedule.chunks; ++c) {
     const TaskId comb = collective(Phase::Combine, l, mb, with_rounds(chunk_plan(l, mb, c, false, pass), l, mb, c, false, pass),
-                                   per_chunk[static_cast<std::size_t>(c)], moe_tail(), chunk_key(l, mb, c, false, pass));
+                                   per_chunk[static_cast<std::size_t>(c)], moe_tail(), chunk_key(l, mb, c, false, pass),
+                                   chunk_pairs(l, mb, c, false, pass));
     for (int gpu = span_.first; gpu < span_.end(); ++gpu) {
       const TaskId a = g_.arrival(comb, gpu);
       // The (token, expert) pairs this GPU's experts send back in this chunk (for the trace).

@@ -118,6 +118,10 @@ class StepBuilder {
   std::function<CommPlan()> chunk_plan(int l, int mb, int c, bool outbound, Pass pass) const;
   // Its key: the hash of the (layer, micro-batch) matrix with the chunk, direction, bytes and scheme.
   std::function<std::uint64_t()> chunk_key(int l, int mb, int c, bool outbound, Pass pass) const;
+  // The same chunk as a cut of the matrix (sim/pair_traffic.h) where its plan is one flow per GPU
+  // pair as it stands (direct or per-token, no transfer engines, no rounds); else empty.
+  std::function<std::shared_ptr<const PairChunk>()> chunk_pairs(int l, int mb, int c, bool outbound, Pass pass) const;
+  bool pairwise_chunks() const;
   void expert_half(int l, int mb, Pass pass);  // experts_item + combine_item
   // An op as a task runs it: its time (cost model + kernel gaps), its SM-bound share, its phase.
   struct TaskOp {
@@ -187,7 +191,7 @@ class StepBuilder {
   // `tail` is the communication stream the collective is issued on (MoE all-to-alls and TP
   // collectives use separate communicators, as NCCL does).
   TaskId collective(Phase phase, int l, int mb, std::function<CommPlan()> plan, const Deps& after, TaskId& tail,
-                    std::function<std::uint64_t()> key = {});
+                    std::function<std::uint64_t()> key = {}, std::function<std::shared_ptr<const PairChunk>()> pairs = {});
   TaskId tp_collective(int l, int mb, const Deps& after);
   // Tokens of micro-batch mb on one GPU in the layers being emitted: its share of split_.units
   // (tokens, or decode sequences) x split_.tokens_per_unit (decode: 1 + MTP drafts in the model's

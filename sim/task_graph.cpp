@@ -42,9 +42,9 @@ TaskId TaskGraph::collective(int gpus, Phase phase, int layer, int mb, std::func
 }
 
 TaskId TaskGraph::collective_on(int first_gpu, int gpus, Phase phase, int layer, int mb, std::function<CommPlan()> make_plan,
-                                std::function<std::uint64_t()> make_key) {
+                                std::function<std::uint64_t()> make_key, std::function<std::shared_ptr<const PairChunk>()> make_pairs) {
   const int c = static_cast<int>(collectives_.size());
-  collectives_.push_back(CollectiveInfo{std::move(make_plan), std::move(make_key), CollectiveTraffic{}, first_gpu});
+  collectives_.push_back(CollectiveInfo{std::move(make_plan), std::move(make_key), std::move(make_pairs), CollectiveTraffic{}, first_gpu});
   tasks_.push_back(Task{TaskKind::Collective, phase, -1, layer, mb, Time::zero(), c, {}, 0});
   const auto id = static_cast<TaskId>(tasks_.size() - 1);
   collective_tasks_.push_back(id);

@@ -68,6 +68,8 @@ struct Task {
   OpName op{};  // Compute: the op it runs (its trace slice's name)
 };
 
+struct PairChunk;  // sim/pair_traffic.h
+
 // What a collective's plan carries (the same for every collective of one key).
 struct CollectiveTraffic {
   std::int64_t flows = 0;
@@ -85,6 +87,9 @@ struct CollectiveInfo {
   std::function<CommPlan()> make_plan;  // dropped when the collective ends
   // Equal keys promise equal plans (0 or empty: no key); lets the network replay a plan's timing.
   std::function<std::uint64_t()> make_key;
+  // May be empty, or return null: make_plan's flows as a chunk of a matrix (no rounds), for a
+  // network that prices them without listing them (sim/pair_traffic.h); dropped when it ends.
+  std::function<std::shared_ptr<const PairChunk>()> make_pairs;
   CollectiveTraffic traffic;
   // Its GPUs are first_gpu .. first_gpu + arrivals - 1 (arrival e is GPU first_gpu + e); a flow with
   // one end outside them (a pipeline send: the sender does not wait) counts at its end inside only.
@@ -100,7 +105,7 @@ class TaskGraph {
                     std::function<std::uint64_t()> make_key = {});
   // The same over GPUs first_gpu .. first_gpu + gpus - 1 (a pipeline stage).
   TaskId collective_on(int first_gpu, int gpus, Phase phase, int layer, int mb, std::function<CommPlan()> make_plan,
-                       std::function<std::uint64_t()> make_key = {});
+                       std::function<std::uint64_t()> make_key = {}, std::function<std::shared_ptr<const PairChunk>()> make_pairs = {});
   void depend(TaskId before, TaskId after);
   void reserve(std::size_t tasks) { tasks_.reserve(tasks); }
 

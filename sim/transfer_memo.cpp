@@ -70,17 +70,30 @@ void TransferMemo::store(std::uint64_t key, MemoRecord record) {
   ++stats_.stored;
 }
 
-KeyHasher& KeyHasher::add(std::uint64_t v) {
-  std::uint64_t z = (h_ ^ v) + 0x9e3779b97f4a7c15ULL;
+namespace {
+std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
+  std::uint64_t z = (h ^ v) + 0x9e3779b97f4a7c15ULL;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  h_ = z ^ (z >> 31);
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+KeyHasher& KeyHasher::add(std::uint64_t v) {
+  h_ = mix(h_, v);
   return *this;
 }
 
+// Four chains over the values in turn, folded in at the end: one chain waits for each mix before
+// the next (a GPUs x GPUs matrix is 65,536 of them at 256 GPUs), four overlap.
 KeyHasher& KeyHasher::add(const std::vector<std::int64_t>& values) {
   add(static_cast<std::uint64_t>(values.size()));
-  for (std::int64_t v : values) add(v);
+  std::uint64_t lane[4] = {h_, ~h_, h_ + 1, h_ + 2};
+  std::size_t i = 0;
+  for (; i + 4 <= values.size(); i += 4)
+    for (std::size_t k = 0; k < 4; ++k) lane[k] = mix(lane[k], static_cast<std::uint64_t>(values[i + k]));
+  for (; i < values.size(); ++i) lane[0] = mix(lane[0], static_cast<std::uint64_t>(values[i]));
+  for (std::uint64_t l : lane) add(l);
   return *this;
 }
 

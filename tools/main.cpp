@@ -96,7 +96,9 @@ commands:
       before the run. Fabric: --nic-gbps
       (400), --nvlink-gbs (450), --oversubscription (1), --nodes-per-leaf (32); --model flow
       (default) | analytical; --completion-window W (flow: 1e-3, 0 exact; as network.
-      completion_window). Prints completion time, algbw and busbw (nccl-tests definitions),
+      completion_window); --vs-exact also runs it exact and prints each flow's most early and
+      most late end against it, relative to its duration (exit 4 beyond W). Prints completion
+      time, algbw and busbw (nccl-tests definitions),
       the number of flows and the wall time; --csv writes every flow's completion time. Sizes take
       nccl-tests' suffixes (16M = 16 x 1024^2). -b/-e/-f (or -i) sweep sizes as nccl-tests does: a
       size is one rank's buffer (an all-to-all sends size / n to each of the n ranks, its own

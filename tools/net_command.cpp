@@ -49,6 +49,7 @@ struct NetOptions {
   int nodes_per_leaf = 32;
   std::string model = "flow";
   double completion_window = 1e-3;  // flow: as network.completion_window
+  bool vs_exact = false;            // also run at window 0; print each flow's error against it
   std::string csv;
   std::vector<std::int64_t> sizes;  // -b/-e/-f: per-rank buffer sizes, nccl-tests style (empty: --bytes per flow)
   std::string calibration;          // a profile name or path: NCCL's measured all-to-all terms
@@ -67,7 +68,7 @@ NetOptions parse(const Args& args) {
       "jitter", po::value(&o.traffic.jitter))("zipf-s", po::value(&o.traffic.zipf_s))("nic-gbps", po::value(&o.nic_gbps))(
       "nvlink-gbs", po::value(&o.nvlink_gbs))("oversubscription", po::value(&o.oversubscription))(
       "nodes-per-leaf", po::value(&o.nodes_per_leaf))("model", po::value(&o.model))(
-      "completion-window", po::value(&o.completion_window));
+      "completion-window", po::value(&o.completion_window))("vs-exact", po::bool_switch(&o.vs_exact));
   po::variables_map vm;
   po::store(po::command_line_parser(args).options(desc).run(), vm);
   po::notify(vm);
@@ -114,6 +115,10 @@ NetOptions parse(const Args& args) {
   if (!(o.completion_window >= 0.0 && o.completion_window <= NetworkSpec::kMaxCompletionWindow))
     throw ConfigError("--completion-window", fmt::format("{}", o.completion_window),
                       fmt::format("must be in [0, {}]", NetworkSpec::kMaxCompletionWindow));
+  if (o.vs_exact && o.model != "flow")
+    throw ConfigError("--vs-exact", "--model " + o.model, "compares the flow model's completion window with its exact run: needs --model flow");
+  if (o.vs_exact && !o.sizes.empty())
+    throw ConfigError("--vs-exact", "-b", "applies to one run, not a size sweep");
   return o;
 }
 
@@ -203,7 +208,8 @@ NetRun run_flows(const NetOptions& o, const Cluster& cluster, const std::vector<
   run.model = net->name();
   if (const auto* flow = dynamic_cast<const FlowNetwork*>(net.get())) {
     const auto& s = flow->solver_stats();
-    run.solver = fmt::format("{} solves, {} full fills, {} completion batches", s.solves, s.full_fills, flow->stats().batches);
+    run.solver = fmt::format("{} solves, {} full fills, {} completion batches, {} flows completed early by the window",
+                             s.solves, s.full_fills, flow->stats().batches, flow->stats().early);
     run.solver_work = fmt::format("{} flows re-filled ({} of them at a new rate), {} level changes, {} bottleneck moves", s.flows_filled,
                                   s.rates_changed, s.levels_changed, s.moves);
   }
@@ -238,6 +244,27 @@ void sweep(const NetOptions& o, const Cluster& cluster, const std::optional<Nccl
   }
   fmt::print("# {} sizes in {:.3f} s wall time\n", o.sizes.size(), wall);
 }
+// --vs-exact: the same flows at window 0; each flow's end against it relative to its exact duration
+// (every flow starts at 0). Prints the most early and the most late; returns whether both are within
+// the window (sim/flow_network.h says what it promises).
+bool compare_with_exact(const NetOptions& o, const Cluster& cluster, const std::vector<PairFlow>& flows,
+                        const std::optional<NcclTerms>& nccl, const NetRun& run) {
+  NetOptions exact_o = o;
+  exact_o.completion_window = 0.0;
+  const NetRun exact = run_flows(exact_o, cluster, flows, nccl);
+  double early = 0.0, late = 0.0;
+  for (std::size_t i = 0; i < flows.size(); ++i) {
+    if (exact.done[i] <= Time::zero()) continue;
+    const double rel = (run.done[i] - exact.done[i]).to_seconds() / exact.done[i].to_seconds();
+    early = std::max(early, -rel);
+    late = std::max(late, rel);
+  }
+  const bool met = early <= o.completion_window && late <= o.completion_window;
+  fmt::print("  vs exact         most early {:.2e}, most late {:.2e} of a flow's duration (window {:g}: {}); exact: completion {:.3f} us, wall {:.3f} s\n",
+             early, late, o.completion_window, met ? "met" : "EXCEEDED", exact.end.to_us(), exact.wall_s);
+  return met;
+}
+
 }  // namespace
 
 int net_command(const Args& args) {
@@ -278,6 +305,7 @@ int net_command(const Args& args) {
   fmt::print("  wall time        {:.3f} s\n", run.wall_s);
   if (!run.solver.empty()) fmt::print("  solver           {}\n", run.solver);
   if (!run.solver_work.empty()) fmt::print("  solver work      {}\n", run.solver_work);
+  const bool within = !o.vs_exact || compare_with_exact(o, cluster, flows, nccl, run);
   if (!o.csv.empty()) {
     std::ofstream out(o.csv);  // checked writable before the run; this catches a disk that filled since
     if (!out) throw InputError("cannot write '" + o.csv + "'");
@@ -286,7 +314,7 @@ int net_command(const Args& args) {
       out << fmt::format("{},{},{},{},{:.6f}\n", i, flows[i].src, flows[i].dst, flows[i].bytes.count(), run.done[i].to_us());
     if (!out) throw InputError("cannot write '" + o.csv + "'");
   }
-  return 0;
+  return within ? 0 : 4;
 }
 
 }  // namespace epsim::cli
