@@ -23,7 +23,7 @@ struct NetworkSpec {
   std::string model = "analytical";  // analytical | flow
   std::string scheme = "direct";
   bool replay = true;
-  double completion_window = 1e-3;      // flow: fraction of a flow's duration it may arrive early
+  double completion_window = 4e-3;      // flow: fraction of a flow's duration it may arrive early or late
   static constexpr double kMaxCompletionWindow = 0.05;
   std::string dispatch_impl = "ideal";  // ideal | nccl | peer | normal | low_latency (models/dispatch_impl.h)
   std::string nvlink_engine = "sm";     // normal: the NVLink stage by SM stores or by the copy engine
