@@ -37,12 +37,13 @@
 //
 // Why not keep every flow's bottleneck and re-level only the links that move (measured for issue
 // 21 on recorded solve sequences replayed into this solver): bottlenecks move in 77% of jitter-128's
-// completions and 80% of jitter-256's (13 and 20 flows on average, 22% of the links change level),
-// in 2.8% of zipf-128's and in 22.5% of a zipf seed step's (serial, flow network: 19 flows, 24
-// levels). And results bit-identical to this filling (reports are compared byte for byte) need its
-// subtractions in its order: of the (flow, capacity left) entries a re-fill rewrites, 66% (zipf
-// seed) and 93% (jitter-128) change, and the solves whose links keep their freeze order (which a
-// replay of the previous filling could serve) hold 9% of the zipf seed's re-filled flows.
+// completions and 80% of jitter-256's (13 and 20 flows on average; a fifth of the links change
+// level), at window 0, in 2.8% of zipf-128's and in 22.5% of a zipf seed step's (serial, flow
+// network, window 1e-3: 19 flows, 24 levels). And results bit-identical to this filling (reports
+// are compared byte for byte) need its subtractions in its order: of the (flow, capacity left)
+// entries a re-fill rewrites, 66% (the seed's first 100k solves) and 93% (jitter-128) change, and
+// the solves whose links keep their freeze order (which a replay of the previous filling could
+// serve) hold 9% of the seed's re-filled flows.
 //
 // Output: levels, not rates. A flow's rate is weight x level(bottleneck link) (or its cap), so
 // solve() reports the links whose level changed and the flows whose bottleneck changed; a caller
