@@ -397,6 +397,14 @@ void MaxMinSolver::refill(double lambda) {
   if (frozen_count > 0) ++stats_.fills;
 }
 
+// The rho of the link's first and last solved entries (kept so that kept_below reads no flow when
+// lambda* lies outside them); its order must be sorted and fully solved.
+void MaxMinSolver::note_ends(LinkRec& L) const {
+  if (L.order.empty()) return;
+  L.first_rho = fr_[at(L.order.front())].rho;
+  L.last_rho = fr_[at(L.order.back())].rho;
+}
+
 // Writes the re-fill back: levels, each region link's order above lambda* (in freeze order, with
 // the capacity left after each, subtracted in the order the filling did), rho and bottlenecks, and
 // what moved. A region link's new part is never longer than its old one (dropped and new entries
@@ -417,10 +425,7 @@ void MaxMinSolver::commit() {
       L.order.resize(n);
       L.rem.resize(n);
       std::copy(w.rem_out, w.rem_out + w.cursor, L.rem.begin() + static_cast<std::ptrdiff_t>(kept));
-      if (n > 0) {
-        L.first_rho = fr_[at(L.order[0])].rho;
-        L.last_rho = fr_[at(L.order[n - 1])].rho;
-      }
+      note_ends(L);
     }
   } else {
     for (const Index l : region_) {
@@ -471,10 +476,7 @@ void MaxMinSolver::commit() {
       L.order.resize(n);
       L.rem.resize(n);
       L.wprefix.resize(n);
-      if (n > 0) {
-        L.first_rho = fr_[at(L.order[0])].rho;
-        L.last_rho = fr_[at(L.order[n - 1])].rho;
-      }
+      note_ends(L);
     }
   }
   for (const Index f : linkless_) {  // new flows with no link: their cap, or +infinity

@@ -174,6 +174,7 @@ class MaxMinSolver {
   void refill(double lambda);
   template <bool Weighted>
   void commit();
+  void note_ends(LinkRec& L) const;  // first_rho and last_rho from its solved order
   const Index* links_of(Index f) const { return fr_[at(f)].link; }
 
   std::vector<LinkRec> links_;

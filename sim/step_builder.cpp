@@ -147,8 +147,7 @@ struct StepBuilder::Traffic {
   };
   std::map<std::tuple<int, int, bool>, Cut> cuts{};
   std::map<std::tuple<int, int, bool>, std::shared_ptr<const PairRoutes>> routes{};  // per (first GPU, GPUs, outbound): kept
-  std::shared_ptr<const ChunkedPairs> pairs(int layer, int mb, std::int64_t tokens, int first, int gpus, bool outbound,
-                                            CommScheme scheme, int chunks) {
+  std::shared_ptr<const ChunkedPairs> pairs(int layer, int mb, std::int64_t tokens, int first, int gpus, bool outbound, int chunks) {
     const auto key = std::make_tuple(layer, mb, outbound);
     if (auto it = cuts.find(key); it != cuts.end()) {
       it->second.used = ++tick;
@@ -163,8 +162,7 @@ struct StepBuilder::Traffic {
       p = std::make_shared<const ChunkedPairs>(r, k->second, chunks, cluster.links().size(), cluster.gpu_count());
     } else {
       const auto m = at(layer, mb, tokens, first, gpus);
-      p = std::make_shared<const ChunkedPairs>(r, scheme == CommScheme::PerToken ? m->copies : m->unique, chunks,
-                                               cluster.links().size(), cluster.gpu_count());
+      p = std::make_shared<const ChunkedPairs>(r, pair_counts(*m), chunks, cluster.links().size(), cluster.gpu_count());
     }
     cuts.emplace(key, Cut{p, ++tick});
     return p;
@@ -174,12 +172,15 @@ struct StepBuilder::Traffic {
   // drawn once, not again when the matrix left the cache above: 4 bytes a GPU pair (the seed, dual
   // micro-batch: 116 x 256 KB), at most kKeptBytes in all (beyond that, drawn again).
   bool keep_counts = false;
-  CommScheme keep_scheme = CommScheme::Direct;
+  CommScheme scheme = CommScheme::Direct;  // the step's: which counts a pair's flow carries
+  const std::vector<std::int64_t>& pair_counts(const DispatchMatrix& m) const {
+    return scheme == CommScheme::PerToken ? m.copies : m.unique;
+  }
   static constexpr std::size_t kKeptBytes = std::size_t{64} << 20;
   std::map<std::pair<int, int>, std::vector<std::int32_t>> kept{};
   std::size_t kept_bytes = 0;
   void keep(const std::pair<int, int>& key, const DispatchMatrix& m) {
-    const std::vector<std::int64_t>& counts = keep_scheme == CommScheme::PerToken ? m.copies : m.unique;
+    const std::vector<std::int64_t>& counts = pair_counts(m);
     if (!keep_counts || kept.count(key) || kept_bytes + counts.size() * sizeof(std::int32_t) > kKeptBytes) return;
     std::vector<std::int32_t> narrow(counts.size());
     for (std::size_t i = 0; i < counts.size(); ++i) {
@@ -215,7 +216,7 @@ StepBuilder::StepBuilder(const Scenario& scenario, const Cluster& cluster, const
     impl_.bandwidth = std::min(impl_.bandwidth, rates.per_sm * static_cast<double>(scenario.schedule.comm_sms));
   // Only the analytical network prices chunks from their counts (the flow network lists the flows).
   traffic_->keep_counts = pairwise_chunks() && scenario.network.model == "analytical";
-  traffic_->keep_scheme = comm_.scheme;
+  traffic_->scheme = comm_.scheme;
 }
 
 // A chunk's plan is one flow per GPU pair as the matrix gives it (comm_plan: direct or per-token,
@@ -478,8 +479,8 @@ std::function<std::shared_ptr<const PairChunk>()> StepBuilder::chunk_pairs(int l
   if (token.count() <= 0) return {};
   const std::int64_t T = mb_tokens(mb);
   const int first = span_.first, gpus = span_.count;
-  return [traffic = traffic_, scheme = comm_.scheme, chunks = sc_.schedule.chunks, token, l, mb, T, c, outbound, first, gpus] {
-    return std::make_shared<const PairChunk>(PairChunk{traffic->pairs(l, mb, T, first, gpus, outbound, scheme, chunks), c, token});
+  return [traffic = traffic_, chunks = sc_.schedule.chunks, token, l, mb, T, c, outbound, first, gpus] {
+    return std::make_shared<const PairChunk>(PairChunk{traffic->pairs(l, mb, T, first, gpus, outbound, chunks), c, token});
   };
 }
 

@@ -30,6 +30,7 @@
 #include "sim/traffic_pattern.h"
 #include "tools/byte_sizes.h"
 #include "tools/commands.h"
+#include "tools/end_error.h"
 #include "tools/output_paths.h"
 #include "topology/cluster.h"
 
@@ -252,16 +253,15 @@ bool compare_with_exact(const NetOptions& o, const Cluster& cluster, const std::
   NetOptions exact_o = o;
   exact_o.completion_window = 0.0;
   const NetRun exact = run_flows(exact_o, cluster, flows, nccl);
-  double early = 0.0, late = 0.0;
-  for (std::size_t i = 0; i < flows.size(); ++i) {
-    if (exact.done[i] <= Time::zero()) continue;
-    const double rel = (run.done[i] - exact.done[i]).to_seconds() / exact.done[i].to_seconds();
-    early = std::max(early, -rel);
-    late = std::max(late, rel);
-  }
-  const bool met = early <= o.completion_window && late <= o.completion_window;
+  const auto seconds = [](const std::vector<Time>& done) {
+    std::vector<double> s(done.size());
+    for (std::size_t i = 0; i < done.size(); ++i) s[i] = done[i].to_seconds();
+    return s;
+  };
+  const EndError err = end_error(seconds(run.done), seconds(exact.done));
+  const bool met = err.within(o.completion_window);
   fmt::print("  vs exact         most early {:.2e}, most late {:.2e} of a flow's duration (window {:g}: {}); exact: completion {:.3f} us, wall {:.3f} s\n",
-             early, late, o.completion_window, met ? "met" : "EXCEEDED", exact.end.to_us(), exact.wall_s);
+             err.early, err.late, o.completion_window, met ? "met" : "EXCEEDED", exact.end.to_us(), exact.wall_s);
   return met;
 }
 

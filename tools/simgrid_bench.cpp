@@ -28,6 +28,7 @@
 #include <simgrid/s4u.hpp>
 
 #include "models/errors.h"
+#include "tools/end_error.h"
 #include "sim/flow_network.h"
 #include "sim/simulator.h"
 #include "sim/traffic_pattern.h"
@@ -166,15 +167,10 @@ Outcome run_simgrid(const Cluster& cluster, const std::vector<PairFlow>& flows) 
 // Returns whether both are within the window (sim/flow_network.h says what it promises).
 bool print_window_error(const Cluster& cluster, const std::vector<PairFlow>& flows, const Outcome& exact, double window) {
   const Outcome w = run_epsim(cluster, flows, window);
-  double early = 0.0, late = 0.0;
-  for (std::size_t i = 0; i < flows.size(); ++i) {
-    const double rel = (w.done[i] - exact.done[i]) / exact.done[i];
-    early = std::min(early, rel);
-    late = std::max(late, rel);
-  }
-  const bool met = -early <= window && late <= window;
+  const cli::EndError err = cli::end_error(w.done, exact.done);
+  const bool met = err.within(window);
   std::printf("  window %.0e  wall %.3f s (exact %.3f s), per flow against exact, relative to its duration: most early %.2e, most late %.2e (bound %.0e: %s)\n",
-              window, w.wall, exact.wall, std::fabs(early), late, window, met ? "met" : "EXCEEDED");
+              window, w.wall, exact.wall, err.early, err.late, window, met ? "met" : "EXCEEDED");
   return met;
 }
 
