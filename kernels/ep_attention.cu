@@ -295,8 +295,7 @@ std::vector<float> row_f32(const bf16* base, long long ld, long long r, int widt
 // Sampled rows of C[M, N] = A[M, K] W[N, K]^T against the device float64 reference.
 double check_gemm(const bf16* A, const bf16* W, const bf16* C, int M, int N, int K, uint64_t seed) {
   const auto rows = sample_rows(M, 8, seed);
-  DevBuf<int> drows(rows.size());
-  CK(cudaMemcpy(drows.get(), rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice));
+  const auto drows = to_device(rows);
   DevBuf<double> ref(rows.size() * (size_t)N);
   ref_gemm_rows(A, W, drows.get(), (int)rows.size(), N, K, ref.get());
   CK(cudaDeviceSynchronize());
