@@ -1,7 +1,6 @@
 #include "sim/resolved_scenario.h"
 
 #include "models/cost_model_spec.h"
-#include "models/dispatch_impl.h"
 #include "sim/dispatch_mode.h"
 #include "sim/scenario.h"
 
@@ -78,10 +77,10 @@ void fill_derived(nlohmann::json& out, const Scenario& sc) {
       {"comm_gbps_per_sm", rates.per_sm.bytes_per_second() / 1e9},
   };
   // The interference constants the run used: the dispatch implementation's fitted values unless set.
-  const DispatchImpl impl = DispatchImpl::named(sc.network.dispatch_impl);
+  const NetworkSpec::Interference k = sc.network.interference();
   const nlohmann::json round_keys = {
-      {"round_stretch", impl.round_stretch}, {"fixed_stretch", impl.fixed_stretch},
-      {"fixed_sm_share", impl.fixed_sm_share}, {"hbm_share", impl.hbm_share},
+      {"round_stretch", k.round_stretch}, {"fixed_stretch", k.fixed_stretch},
+      {"fixed_sm_share", k.fixed_sm_share}, {"hbm_share", k.hbm_share},
   };
   for (const auto* keys : {&engine_keys, &round_keys})
     for (auto it = keys->begin(); it != keys->end(); ++it)

@@ -38,6 +38,12 @@ const Schema& NetworkSpec::schema() {
   return s;
 }
 
+NetworkSpec::Interference NetworkSpec::interference() const {
+  const DispatchImpl impl = DispatchImpl::named(dispatch_impl);
+  return {round_stretch.value_or(impl.round_stretch), fixed_stretch.value_or(impl.fixed_stretch),
+          fixed_sm_share.value_or(impl.fixed_sm_share), hbm_share.value_or(impl.hbm_share)};
+}
+
 NetworkSpec NetworkSpec::from_json(const nlohmann::json& j, const std::string& path) {
   const nlohmann::json obj = j.is_null() ? nlohmann::json::object() : j;
   ConfigObject c(obj, path, schema());

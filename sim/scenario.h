@@ -34,6 +34,11 @@ struct NetworkSpec {
   // The interference constants of dispatch_impl nccl or peer (unset: models/dispatch_impl.cpp's
   // fitted values; tools/fit_interference.py sets them to search its grid).
   std::optional<double> round_stretch, fixed_stretch, fixed_sm_share, hbm_share;
+  // Those the run uses: each key's value where set, else dispatch_impl's fitted one.
+  struct Interference {
+    double round_stretch, fixed_stretch, fixed_sm_share, hbm_share;
+  };
+  Interference interference() const;
   static const Schema& schema();
   static NetworkSpec from_json(const nlohmann::json& j, const std::string& path);
 };

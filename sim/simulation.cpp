@@ -148,10 +148,9 @@ const StepResult& Simulation::run() {
   Simulator sim;
   auto net = make_network(sc.network, sim, cluster_);
   const DispatchImpl impl = DispatchImpl::named(sc.network.dispatch_impl);
-  const NetworkSpec& n = sc.network;
-  SmSharing sharing{sc.gpu.sms, sc.schedule.comm_sms, n.hbm_share.value_or(impl.hbm_share), n.round_stretch.value_or(impl.round_stretch),
-                    n.fixed_stretch.value_or(impl.fixed_stretch), impl.executor_rounds(), n.fixed_sm_share.value_or(impl.fixed_sm_share),
-                    impl.every_kernel};
+  const NetworkSpec::Interference k = sc.network.interference();
+  SmSharing sharing{sc.gpu.sms, sc.schedule.comm_sms, k.hbm_share, k.round_stretch, k.fixed_stretch, impl.executor_rounds(),
+                    k.fixed_sm_share, impl.every_kernel};
   LinkTimeline timeline(cluster_.links().size());
   Executor exec(sim, *net, graph_, sharing, &cluster_.links(), &timeline);
   StepResult& r = result_;
