@@ -397,6 +397,13 @@ void MaxMinSolver::refill(double lambda) {
   if (frozen_count > 0) ++stats_.fills;
 }
 
+// The level the re-fill gave the link (pop_level_), listed in changes_ when it moved.
+void MaxMinSolver::take_level(Index l, LinkRec& L) {
+  if (pop_level_[at(l)] == L.level) return;
+  L.level = pop_level_[at(l)];
+  changes_.levels.push_back(l);
+}
+
 // The rho of the link's first and last solved entries (kept so that kept_below reads no flow when
 // lambda* lies outside them); its order must be sorted and fully solved.
 void MaxMinSolver::note_ends(LinkRec& L) const {
@@ -415,10 +422,7 @@ void MaxMinSolver::commit() {
   if constexpr (!Weighted) {  // the re-fill wrote the flows and each link's new part
     for (const Index l : region_) {
       LinkRec& L = links_[at(l)];
-      if (pop_level_[at(l)] != L.level) {
-        L.level = pop_level_[at(l)];
-        changes_.levels.push_back(l);
-      }
+      take_level(l, L);
       const Work& w = work_[at(l)];
       const auto kept = static_cast<std::size_t>(w.kept), n = kept + static_cast<std::size_t>(w.cursor);
       std::copy(w.order, w.order + w.cursor, L.order.begin() + static_cast<std::ptrdiff_t>(kept));
@@ -430,10 +434,7 @@ void MaxMinSolver::commit() {
   } else {
     for (const Index l : region_) {
       LinkRec& L = links_[at(l)];
-      if (pop_level_[at(l)] != L.level) {
-        L.level = pop_level_[at(l)];
-        changes_.levels.push_back(l);
-      }
+      take_level(l, L);
       L.rem.resize(L.order.size());
       L.wprefix.resize(L.order.size());
       Work& w = work_[at(l)];

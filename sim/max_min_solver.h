@@ -175,6 +175,7 @@ class MaxMinSolver {
   template <bool Weighted>
   void commit();
   void note_ends(LinkRec& L) const;  // first_rho and last_rho from its solved order
+  void take_level(Index l, LinkRec& L);  // commit: the re-fill's level, noted in changes_ if new
   const Index* links_of(Index f) const { return fr_[at(f)].link; }
 
   std::vector<LinkRec> links_;
