@@ -100,6 +100,39 @@ TEST_CASE("epsim validate: the other EP layer files") {
   CHECK(h100.max_abs_error_pct() == doctest::Approx(17.8563).epsilon(1e-3));
 }
 
+// Issue 16's whole-decoder-layer program (epsim-ep-layer --attention gqa --seq-len 512, --gpus 1)
+// on one H100, its first GPU run (2026-12-07; held out: nothing fitted on it), priced by
+// h100-measured. The figures are kernels/results/README.md's and README's ("Whole decoder layers
+// with two-batch overlap"). Its misses are peer rounds beside GEMMs on one GPU (under-predicted, as
+// in the MoE-only one-GPU files); attn_core is the program's own flash kernel while the profile
+// prices cuDNN SDPA, so it is predicted 50-77% faster than it ran; the attention GEMMs of serial
+// one-chunk cases, priced from the GEMM rows alone, within 10.1% (10.5 checked).
+TEST_CASE("epsim validate: whole decoder layers with GQA attention on one H100") {
+  const FileValidation v = validate_ep_layer_file(kResults + "ep1-h100-attn-2026-12-07.json");
+  REQUIRE(v.cases.size() == 48);
+  CHECK(v.median_abs_error_pct() == doctest::Approx(5.1671).epsilon(1e-3));
+  CHECK(v.max_abs_error_pct() == doctest::Approx(13.6399).epsilon(1e-3));
+  CHECK_FALSE(v.meets_target());
+  int within = 0;
+  for (const auto& c : v.cases) {
+    CAPTURE(c.label);
+    CHECK(c.options["attention"] == "gqa");
+    if (std::abs(c.error_pct()) <= 10.0) {
+      ++within;
+    } else {
+      CHECK(c.options["dispatch"] == "peer");
+      CHECK(c.error_pct() < 0);
+    }
+    const bool alone = c.options["overlap"] == "serial" && c.options["chunks"] == 1;
+    for (const auto& p : c.phases) {
+      CAPTURE(p.phase);
+      if (p.phase == "attn_core") CHECK((p.error_pct() < -50.0 && p.error_pct() > -77.0));
+      if (alone && (p.phase == "q_proj" || p.phase == "kv_proj" || p.phase == "o_proj")) CHECK(std::abs(p.error_pct()) <= 10.5);
+    }
+  }
+  CHECK(within == 43);
+}
+
 TEST_CASE("epsim validate: bad input names the file, the path and the rule") {
   nlohmann::json doc = {{"schema", "epsim-bench/1"}, {"cases", nlohmann::json::array()}};
   CHECK_THROWS_WITH_AS(validate_ep_layer(doc, "x.json"), doctest::Contains("x.json.schema = \"epsim-bench/1\""), InputError);
