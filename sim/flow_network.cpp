@@ -49,6 +49,11 @@ FlowNetwork::FlowNetwork(Simulator& sim, const std::vector<Link>& links, bool re
       active_on_link_(links.size(), 0),
       busy_since_(links.size(), Time::zero()) {}
 
+SolverWork FlowNetwork::solver_work() const {
+  const MaxMinSolver::Stats& s = solver_.stats();
+  return SolverWork{stats_.flows, s.solves, s.full_fills, s.flows_filled, s.rates_changed, stats_.early};
+}
+
 std::int32_t FlowNetwork::new_transfer_slot() {
   if (!free_transfers_.empty()) {
     const std::int32_t slot = free_transfers_.back();

@@ -110,6 +110,7 @@ class FlowNetwork final : public Network {
   const Stats& stats() const { return stats_; }
   const MaxMinSolver::Stats& solver_stats() const { return solver_.stats(); }
   ReplayStats replay_stats() const override { return memo_.stats(); }
+  SolverWork solver_work() const override;
 
  private:
   using Index = MaxMinSolver::Index;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "models/units.h"
+#include "sim/solver_work.h"
 #include "sim/transfer_memo_stats.h"
 #include "topology/link.h"
 
@@ -72,6 +73,8 @@ class Network {
   virtual std::string name() const = 0;
   // How often keyed transfers were replayed rather than solved (zeros for a network that never replays).
   virtual ReplayStats replay_stats() const { return {}; }
+  // What its max-min solver did (zeros for a network without one).
+  virtual SolverWork solver_work() const { return {}; }
 };
 
 }  // namespace epsim

@@ -62,6 +62,7 @@ struct StepResult {
   MemoryReport memory;
   std::uint64_t events = 0;
   ReplayStats replay;  // what the network replayed instead of solving
+  SolverWork solver;   // what the flow network's solver did (zeros on the analytical network; not in report.json)
   std::vector<std::string> pricing_lines;  // per op class: the cost model and curve that priced it
   nlohmann::json pricing;                  // the same for report.json
   // What bound the step (sim/critical_path.h).

@@ -173,6 +173,11 @@ void print_summary(const Simulation& sim, double wall_s) {
   fmt::print("\n");
   fmt::print("  simulated {} events in {:.3f} s wall time; network: {} of {} keyed all-to-alls replayed, {} replays taken back\n",
              r.events, wall_s, r.replay.hits, r.replay.hits + r.replay.misses, r.replay.materialised);
+  const SolverWork& w = r.solver;
+  if (w.solves > 0)
+    fmt::print("  flow solver: {} flows solved, {} re-solves ({} from level 0), {} flows re-filled ({} at a new rate), {} "
+               "completed early by the window\n",
+               w.flows, w.solves, w.full_fills, w.flows_refilled, w.rates_changed, w.early);
 }
 
 void print_steps(const Simulation& sim) {

@@ -107,6 +107,19 @@ for s in scenarios/*.json; do
   "$EPSIM" run "$s" --out "$tmp/s" --no-trace >/dev/null 2>"$tmp/err" && ok || bad "$s: $(cat "$tmp/err")"
 done
 
+
+# The flow solver's work line (README "Speed under skew"), worked by hand on small-2node (16 GPUs,
+# 2 nodes x 8; uniform, so every all-to-all's 240 flows start together and equal flows end
+# together): only the first MoE layer's dispatch and combine are solved (the other 12 replay).
+# Each: a start (one full filling of its 240 flows, all new rates), the 112 NVLink flows end first
+# (7 per GPU on its NVLink port, faster than 8 on its 50 GB/s NIC: lambda* is their rate, above
+# every NIC flow's, so nothing is re-filled), then the 128 NIC flows end (everything removed,
+# nothing kept: counted from level 0, no flow to fill). 2 x (3 solves, 2 from level 0, 240 re-filled).
+"$EPSIM" run scenarios/small-2node.json --set network.model=flow --no-trace --out "$tmp/fw" >"$tmp/fw.txt" 2>&1 \
+  && grep -qF "flow solver: 480 flows solved, 6 re-solves (4 from level 0), 480 flows re-filled (480 at a new rate), 0 completed early by the window" "$tmp/fw.txt" \
+  && "$EPSIM" run scenarios/small-2node.json --no-trace --out "$tmp/aw" >"$tmp/aw.txt" 2>&1 \
+  && ! grep -q "flow solver" "$tmp/aw.txt" \
+  && ok || bad "flow solver line: $(grep -h 'flow solver' "$tmp/fw.txt" "$tmp/aw.txt")"
 # Faults: noisy steps print their distribution and report it; compare runs the fault states.
 "$EPSIM" run scenarios/small-2node.json --steps 4 --no-trace --out "$tmp/noisy" --set faults.kernel_jitter=measured \
   --set faults.kernel_spread_file=kernels/results/h100-2026-12-06c-layer.json >"$tmp/noisy.txt" 2>&1 \
