@@ -49,9 +49,10 @@ FlowNetwork::FlowNetwork(Simulator& sim, const std::vector<Link>& links, bool re
       active_on_link_(links.size(), 0),
       busy_since_(links.size(), Time::zero()) {}
 
-SolverWork FlowNetwork::solver_work() const {
+std::optional<SolverWork> FlowNetwork::solver_work() const {
   const MaxMinSolver::Stats& s = solver_.stats();
-  return SolverWork{stats_.flows, s.solves, s.full_fills, s.flows_filled, s.rates_changed, stats_.early};
+  return SolverWork{stats_.flows,   s.solves, s.full_fills,     s.flows_filled, s.rates_changed, s.levels_changed,
+                    s.moves,        stats_.batches, stats_.early};
 }
 
 std::int32_t FlowNetwork::new_transfer_slot() {

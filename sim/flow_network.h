@@ -108,9 +108,8 @@ class FlowNetwork final : public Network {
   std::string name() const override { return "flow"; }
 
   const Stats& stats() const { return stats_; }
-  const MaxMinSolver::Stats& solver_stats() const { return solver_.stats(); }
   ReplayStats replay_stats() const override { return memo_.stats(); }
-  SolverWork solver_work() const override;
+  std::optional<SolverWork> solver_work() const override;
 
  private:
   using Index = MaxMinSolver::Index;

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,8 +74,8 @@ class Network {
   virtual std::string name() const = 0;
   // How often keyed transfers were replayed rather than solved (zeros for a network that never replays).
   virtual ReplayStats replay_stats() const { return {}; }
-  // What its max-min solver did (zeros for a network without one).
-  virtual SolverWork solver_work() const { return {}; }
+  // What its max-min solver did (none for a network without one).
+  virtual std::optional<SolverWork> solver_work() const { return std::nullopt; }
 };
 
 }  // namespace epsim

@@ -164,7 +164,7 @@ const StepResult& Simulation::run() {
   r.step_time = exec.run();
   r.events = sim.events_executed();
   r.replay = net->replay_stats();
-  r.solver = net->solver_work();
+  r.solver = net->solver_work().value_or(SolverWork{});
   const Workload& w = sc.workload;
   r.tokens_per_gpu = w.mode == Mode::Prefill ? w.tokens_per_gpu : w.mode == Mode::Decode ? w.batch_per_gpu : w.tokens();
   r.computed_tokens_per_gpu = w.tokens();

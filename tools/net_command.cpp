@@ -24,7 +24,6 @@
 #include "models/errors.h"
 #include "models/limits.h"
 #include "models/transfer_engine.h"
-#include "sim/flow_network.h"
 #include "sim/simulation.h"
 #include "sim/simulator.h"
 #include "sim/traffic_pattern.h"
@@ -207,12 +206,11 @@ NetRun run_flows(const NetOptions& o, const Cluster& cluster, const std::vector<
   sim.run();
   run.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   run.model = net->name();
-  if (const auto* flow = dynamic_cast<const FlowNetwork*>(net.get())) {
-    const auto& s = flow->solver_stats();
+  if (const std::optional<SolverWork> s = net->solver_work()) {
     run.solver = fmt::format("{} solves, {} full fills, {} completion batches, {} flows completed early by the window",
-                             s.solves, s.full_fills, flow->stats().batches, flow->stats().early);
-    run.solver_work = fmt::format("{} flows re-filled ({} of them at a new rate), {} level changes, {} bottleneck moves", s.flows_filled,
-                                  s.rates_changed, s.levels_changed, s.moves);
+                             s->solves, s->full_fills, s->batches, s->early);
+    run.solver_work = fmt::format("{} flows re-filled ({} of them at a new rate), {} level changes, {} bottleneck moves", s->flows_refilled,
+                                  s->rates_changed, s->levels_changed, s->moves);
   }
   return run;
 }

@@ -107,8 +107,7 @@ for s in scenarios/*.json; do
   "$EPSIM" run "$s" --out "$tmp/s" --no-trace >/dev/null 2>"$tmp/err" && ok || bad "$s: $(cat "$tmp/err")"
 done
 
-
-# The flow solver's work line (README "Speed under skew"), worked by hand on small-2node (16 GPUs,
+# The flow solver's work line (README "What the flow solver did"), worked by hand on small-2node (16 GPUs,
 # 2 nodes x 8; uniform, so every all-to-all's 240 flows start together and equal flows end
 # together): only the first MoE layer's dispatch and combine are solved (the other 12 replay).
 # Each: a start (one full filling of its 240 flows, all new rates), the 112 NVLink flows end first
@@ -120,6 +119,7 @@ done
   && "$EPSIM" run scenarios/small-2node.json --no-trace --out "$tmp/aw" >"$tmp/aw.txt" 2>&1 \
   && ! grep -q "flow solver" "$tmp/aw.txt" \
   && ok || bad "flow solver line: $(grep -h 'flow solver' "$tmp/fw.txt" "$tmp/aw.txt")"
+
 # Faults: noisy steps print their distribution and report it; compare runs the fault states.
 "$EPSIM" run scenarios/small-2node.json --steps 4 --no-trace --out "$tmp/noisy" --set faults.kernel_jitter=measured \
   --set faults.kernel_spread_file=kernels/results/h100-2026-12-06c-layer.json >"$tmp/noisy.txt" 2>&1 \
